@@ -1,0 +1,1 @@
+//! graft-benches: criterion benches (see `benches/`).

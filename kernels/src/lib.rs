@@ -1,0 +1,1 @@
+//! graft-kernels: CPU (scalar, AVX2, AVX-512, NEON) compute kernels.

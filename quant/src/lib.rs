@@ -1,0 +1,17 @@
+//! graft-quant: the formats graft reads and writes.
+//!
+//! - [`gguf`]: the GGUF container (v2/v3), read zero-copy over `memmap2` with bounded, checked
+//!   parsing, and written with correct alignment.
+//! - [`blocks`]: one `#[repr(C)]` Pod struct per ggml block format (layouts exactly as ggml's
+//!   `ggml-common.h`), with scalar reference quantize/dequantize, plus graft's native NF4.
+//! - [`QuantType`]: the table of element types (GGUF type id, block size, bytes per block).
+//! - [`metrics`]: error metrics for quantization quality.
+//!
+//! No SIMD lives here: this crate is the scalar reference the kernels are checked against.
+
+pub mod blocks;
+pub mod gguf;
+pub mod metrics;
+mod quant_type;
+
+pub use quant_type::QuantType;

@@ -1,0 +1,1 @@
+//! graft-runtime: model loading, tokenizer, forward pass, sampling and generation.
