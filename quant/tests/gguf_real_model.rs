@@ -31,11 +31,10 @@ fn header_and_hyperparameters() {
     assert_eq!(tokens.len(), 49152);
     assert_eq!(m.get_str("tokenizer.ggml.model").ok(), Some("gpt2"));
     // A wrong-type request names the key and both types.
-    let err = m
-        .get_u32("general.architecture")
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let err = match m.get_u32("general.architecture") {
+        Ok(v) => panic!("a string read as u32: {v}"),
+        Err(e) => e.to_string(),
+    };
     assert!(
         err.contains("general.architecture") && err.contains("string"),
         "{err}"
@@ -88,9 +87,11 @@ fn tensor_infos_and_views() {
         .collect();
     spans.sort();
     assert!(spans[0].0 >= f.data_offset());
-    assert!(spans.iter().all(|s| (s.0 - f.data_offset()) % 32 == 0));
+    assert!(spans
+        .iter()
+        .all(|s| (s.0 - f.data_offset()).is_multiple_of(32)));
     assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0));
-    assert!(spans.last().map_or(false, |s| s.1 <= f.as_bytes().len()));
+    assert!(spans.last().is_some_and(|s| s.1 <= f.as_bytes().len()));
 }
 
 #[test]
