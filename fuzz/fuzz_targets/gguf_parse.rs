@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let mut sum = 0usize;
     for t in file.tensors() {
         sum = sum.wrapping_add(t.bytes.len()).wrapping_add(t.n_rows());
-        assert_eq!(file.tensor(t.name).map(|v| v.bytes.as_ptr()), Some(t.bytes.as_ptr()));
+        assert_eq!(
+            file.tensor(t.name).map(|v| v.bytes.as_ptr()),
+            Some(t.bytes.as_ptr())
+        );
     }
     for (k, v) in file.metadata().iter() {
         sum = sum.wrapping_add(k.len()).wrapping_add(v.type_name().len());
@@ -24,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
 
     let writer = GgufWriter::from_file(&file).expect("a parsed file can be re-written");
     let mut once = Vec::new();
-    writer.write_to(&mut once).expect("writing to a Vec cannot fail");
+    writer
+        .write_to(&mut once)
+        .expect("writing to a Vec cannot fail");
     let reread = GgufFile::from_bytes(once.clone()).expect("a written file parses");
     assert_eq!(reread.tensor_infos().len(), file.tensor_infos().len());
     let mut twice = Vec::new();
