@@ -7,6 +7,9 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::tokenizer::Tokenizer;
+use graft_quant::gguf::Metadata;
+
 /// The metadata key that holds a GGUF model's chat template.
 pub const CHAT_TEMPLATE_KEY: &str = "tokenizer.chat_template";
 
@@ -39,6 +42,12 @@ pub enum ChatTemplateError {
     /// The template is not valid Jinja.
     #[error("the chat template does not parse: {0:#}")]
     Syntax(#[source] JinjaError),
+    /// `tokenizer.chat_template` is there but is not a string.
+    #[error("'{CHAT_TEMPLATE_KEY}' has type {found}, expected string")]
+    WrongType {
+        /// The type found.
+        found: &'static str,
+    },
     /// Rendering failed, or the template called `raise_exception`.
     #[error("rendering the chat template failed: {0:#}")]
     Render(#[source] JinjaError),
@@ -86,6 +95,17 @@ impl ChatTemplate {
             Some(s) => ChatTemplate::new(s, bos_token, eos_token),
             None => Err(ChatTemplateError::Missing),
         }
+    }
+
+    /// The template of a GGUF model, with BOS/EOS texts taken from its tokenizer (empty when
+    /// the model has no such token).
+    pub fn from_gguf(md: &Metadata, tokenizer: &Tokenizer) -> Result<ChatTemplate, ChatTemplateError> {
+        let source = match md.get(CHAT_TEMPLATE_KEY) {
+            None => None,
+            Some(v) => Some(v.as_str().ok_or(ChatTemplateError::WrongType { found: v.type_name() })?),
+        };
+        let text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or("").to_string();
+        ChatTemplate::from_model(source, text(tokenizer.bos_id()), text(tokenizer.eos_id()))
     }
 
     /// Renders `messages`; `add_generation_prompt` appends the opening of the assistant's turn.

@@ -13,7 +13,7 @@
 
 mod bpe_gpt2;
 mod decode_stream;
-// mod gguf;
+mod gguf;
 pub mod pretokenize;
 mod spm;
 mod unicode;
