@@ -9,6 +9,8 @@
 #   tokenizer_golden.json   ~65 texts (tools/llama-oracle/inputs/tokenizer_texts.json) with
 #                           llama.cpp's prompt tokenization (special tokens parsed, BOS per
 #                           model) and the detokenized text (special tokens rendered)
+#   tokenizer_gpl3.json     llama.cpp's ids for all of /usr/share/common-licenses/GPL-3
+#                           (7,639 tokens; catches whitespace-before-digit splits)
 #   greedy_golden.json      8 prompts (inputs/greedy_prompts.json; chat-templated and raw),
 #                           up to 48 greedy tokens each (ids + text; stops at end-of-generation)
 #   logits_golden.json      the head of GPL-3 + a prose paragraph (inputs/logits_prose.txt),
@@ -62,6 +64,11 @@ for step in "${steps[@]}"; do
     tokenizer)
       "$ORACLE" tokenize -m "$MODEL" --texts-json "$INPUTS/tokenizer_texts.json" \
         | emit tokenizer_golden.json
+      gpl_sha="$(sha256sum "$GPL3" | cut -d' ' -f1)"
+      "$ORACLE" tokenize -m "$MODEL" --file "$GPL3" \
+        | jq --arg f "$GPL3" --arg sha "$gpl_sha" \
+          '{file: $f, file_sha256: $sha, count: (.ids | length), add_bos, parse_special, ids}' \
+        | emit tokenizer_gpl3.json -c
       ;;
     greedy)
       "$ORACLE" generate -m "$MODEL" --prompts-json "$INPUTS/greedy_prompts.json" -n 48 \
