@@ -24,13 +24,18 @@ pub struct DecodeStream<'t> {
 
 impl<'t> DecodeStream<'t> {
     pub(crate) fn new(tokenizer: &'t Tokenizer, skip_special: bool) -> DecodeStream<'t> {
-        DecodeStream { tokenizer, skip_special, pending: Vec::new() }
+        DecodeStream {
+            tokenizer,
+            skip_special,
+            pending: Vec::new(),
+        }
     }
 
     /// Adds one token and returns the text it completes: empty while a character is still
     /// unfinished. Bytes that can never start or continue valid UTF-8 come out as U+FFFD.
     pub fn step(&mut self, id: u32) -> String {
-        self.pending.extend_from_slice(&self.tokenizer.piece_bytes(id, !self.skip_special));
+        self.pending
+            .extend_from_slice(&self.tokenizer.piece_bytes(id, !self.skip_special));
         let mut out = String::new();
         let mut consumed = 0;
         loop {
