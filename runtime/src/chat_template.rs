@@ -104,6 +104,19 @@ impl ChatTemplate {
         }
     }
 
+    /// Plain ChatML, the way llama.cpp's built-in formatter writes it
+    /// (`llama_chat_apply_template` without `--jinja`, used for every template it detects as
+    /// ChatML): each message as `<|im_start|>{role}\n{content}<|im_end|>\n`, then
+    /// `<|im_start|>assistant\n` for the generation prompt. Unlike rendering SmolLM2's own
+    /// template, it adds no default system message; use it to reproduce llama.cpp's prompts.
+    pub fn chatml() -> Result<ChatTemplate, ChatTemplateError> {
+        const CHATML: &str = "{% for m in messages %}\
+            {{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}\
+            {% endfor %}\
+            {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        ChatTemplate::new(CHATML, "", "")
+    }
+
     /// The template of a GGUF model, with BOS/EOS texts taken from its tokenizer (empty when
     /// the model has no such token).
     pub fn from_gguf(
