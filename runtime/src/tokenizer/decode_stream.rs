@@ -35,7 +35,7 @@ impl<'t> DecodeStream<'t> {
     /// unfinished. Bytes that can never start or continue valid UTF-8 come out as U+FFFD.
     pub fn step(&mut self, id: u32) -> String {
         self.pending
-            .extend_from_slice(&self.tokenizer.piece_bytes(id, !self.skip_special));
+            .extend_from_slice(self.tokenizer.piece_bytes(id, !self.skip_special));
         let mut out = String::new();
         let mut consumed = 0;
         loop {

@@ -251,8 +251,8 @@ const EOG_TEXTS: &[&str] = &[
 
 #[derive(Debug)]
 enum Model {
-    Bpe(BpeGpt2),
-    Spm(Spm),
+    Bpe(Box<BpeGpt2>),
+    Spm(Box<Spm>),
 }
 
 /// A piece of prompt text after special tokens are cut out of it.
@@ -435,14 +435,10 @@ impl Tokenizer {
                     key: "tokenizer.ggml.merges".to_string(),
                 })?;
                 let pre = PreTokenizer::new(pre_cfg.kind)?;
-                Model::Bpe(BpeGpt2::new(
-                    &token_to_id,
-                    &merges,
-                    pre,
-                    pre_cfg.ignore_merges,
-                )?)
+                let bpe = BpeGpt2::new(&token_to_id, &merges, pre, pre_cfg.ignore_merges)?;
+                Model::Bpe(Box::new(bpe))
             }
-            VocabKind::SentencePiece => Model::Spm(Spm::new(&token_to_id, unk)),
+            VocabKind::SentencePiece => Model::Spm(Box::new(Spm::new(&token_to_id, unk))),
         };
 
         let mut tok = Tokenizer {
@@ -759,9 +755,8 @@ fn clean_spaces(t: &mut Vec<u8>) {
         let x = t[i];
         if t[i - 1] == b' ' && x == b'\'' && i + 1 < n {
             let x1 = t[i + 1];
-            if matches!(x1, b's' | b'm') {
-                total -= 1;
-            } else if i + 2 < n && matches!((x1, t[i + 2]), (b'r', b'e') | (b'v', b'e')) {
+            let two = i + 2 < n && matches!((x1, t[i + 2]), (b'r', b'e') | (b'v', b'e'));
+            if matches!(x1, b's' | b'm') || two {
                 total -= 1;
             }
         }
