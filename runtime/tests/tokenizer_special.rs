@@ -114,3 +114,19 @@ fn decode_stream_flushes_invalid_and_unfinished_bytes() {
     assert_eq!(tok.decode_stream(false).step(2), "<|im_end|>");
     assert_eq!(tok.decode_stream(true).step(2), "");
 }
+
+#[test]
+fn tokenizer_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<graft_runtime::tokenizer::Tokenizer>();
+    let tok = smollm();
+    let want = tok.encode("threads share one tokenizer 123", false, false);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| tok.encode("threads share one tokenizer 123", false, false)))
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().expect("thread"), want);
+        }
+    });
+}

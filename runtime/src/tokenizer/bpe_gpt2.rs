@@ -41,19 +41,20 @@ impl BpeGpt2 {
     ) -> Result<BpeGpt2, TokenizerError> {
         let mut seen = std::collections::HashSet::with_capacity(merges.len());
         let mut pairs = Vec::with_capacity(merges.len());
+        let mut joined = String::new();
         for m in merges {
             // llama.cpp splits at the first space after the first byte.
             let Some(pos) = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1) else {
                 continue;
             };
             let (a, b) = (&m[..pos], &m[pos + 1..]);
-            if !token_to_id.contains_key(a) || !token_to_id.contains_key(b) {
+            let (Some(&ia), Some(&ib)) = (token_to_id.get(a), token_to_id.get(b)) else {
                 continue;
-            }
-            if !token_to_id.contains_key(&format!("{a}{b}")) {
-                continue;
-            }
-            if seen.insert((a, b)) {
+            };
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            if token_to_id.contains_key(joined.as_str()) && seen.insert((ia, ib)) {
                 pairs.push((a.to_string(), b.to_string()));
             }
         }
