@@ -137,6 +137,8 @@ fn vocabulary_facts() {
         "<|im_end|> and <|endoftext|> end generation"
     );
     assert!(!tok.is_eog(1), "<|im_start|> does not");
+    // llama.cpp takes <reponame> for the FIM repo token, and FIM tokens end generation.
+    assert_eq!(tok.eog_ids(), [0, 2, 4]);
     assert_eq!(tok.token_text(1), Some("<|im_start|>"));
     assert_eq!(tok.token_id("<|im_end|>"), Some(2));
 }

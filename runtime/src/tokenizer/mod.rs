@@ -235,6 +235,20 @@ const EOT_TEXTS: &[&str] = &[
     "<end_of_utterance>",
 ];
 
+/// FIM pad / repo / file-separator token texts, which llama.cpp also treats as end of
+/// generation (one of each kind at most: the first found in this order).
+const FIM_EOG_TEXTS: &[&[&str]] = &[
+    &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+    &[
+        "<|fim_repo|>",
+        "<|repo_name|>",
+        "<fim-repo>",
+        "<REPO>",
+        "<reponame>",
+    ],
+    &["<|file_sep|>"],
+];
+
 /// Token texts llama.cpp treats as end of generation.
 const EOG_TEXTS: &[&str] = &[
     "<|eot_id|>",
@@ -409,20 +423,28 @@ impl Tokenizer {
             });
         }
 
-        // End-of-turn / end-of-generation tokens found by their text, made control tokens.
+        // End-of-turn / end-of-generation tokens: tokens found by their text become control
+        // tokens (as in llama.cpp); ids given by the file keep their type.
+        let mut by_text: Vec<u32> = Vec::new();
         if eot.is_none() {
             eot = EOT_TEXTS.iter().find_map(|t| token_to_id.get(*t).copied());
+            by_text.extend(eot);
         }
-        let mut eog: Vec<u32> = EOG_TEXTS
-            .iter()
-            .filter_map(|t| token_to_id.get(*t).copied())
-            .collect();
+        by_text.extend(
+            EOG_TEXTS
+                .iter()
+                .filter_map(|t| token_to_id.get(*t).copied()),
+        );
+        for names in FIM_EOG_TEXTS {
+            by_text.extend(names.iter().find_map(|t| token_to_id.get(*t).copied()));
+        }
+        for &id in &by_text {
+            attrs[id as usize] |= ATTR_CONTROL;
+        }
+        let mut eog = by_text;
         eog.extend([eos, eot, eom].into_iter().flatten());
         eog.sort_unstable();
         eog.dedup();
-        for &id in eog.iter().chain(eot.iter()) {
-            attrs[id as usize] |= ATTR_CONTROL;
-        }
 
         let mut specials: Vec<u32> = (0..n as u32)
             .filter(|&i| attrs[i as usize] & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN) != 0)
