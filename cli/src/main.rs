@@ -1,13 +1,39 @@
 //! The `graft` command: thin; all logic lives in the library crates.
 
-use clap::Parser;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// graft: run and fine-tune small language models on the device.
 #[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+#[command(name = "graft", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    /// Show a GGUF file's architecture, hyperparameters, tokenizer and tensors.
+    Inspect(commands::inspect::Args),
+    /// Write a copy of a GGUF model with its weights quantized to another type.
+    Quantize(commands::quantize::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole context chain on one line: "cannot read X: cause".
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

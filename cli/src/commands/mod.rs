@@ -1,0 +1,4 @@
+//! One module per `graft` subcommand.
+
+pub mod inspect;
+pub mod quantize;
