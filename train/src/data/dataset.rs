@@ -159,11 +159,10 @@ fn scan(
 }
 
 fn parse_line(text: &str, opts: &LoadOptions) -> Result<Example, LineError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| LineError::BadJson {
-            column: e.column(),
-            message: strip_position(&e.to_string()),
-        })?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| LineError::BadJson {
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
     let example = Example::from_json(&value)?;
     if let Some(limit) = &opts.token_limit {
         let count = limit.counter.count_tokens(&example);

@@ -22,7 +22,9 @@ pub struct SplitRatios {
 impl SplitRatios {
     /// Checked ratios: each finite and >= 0, summing to 1 within 1e-6.
     pub fn new(train: f64, val: f64, test: f64) -> Result<Self, DataError> {
-        let ok = [train, val, test].iter().all(|r| r.is_finite() && *r >= 0.0);
+        let ok = [train, val, test]
+            .iter()
+            .all(|r| r.is_finite() && *r >= 0.0);
         if !ok || ((train + val + test) - 1.0).abs() > 1e-6 {
             return Err(DataError::InvalidOption(format!(
                 "split ratios must be >= 0 and sum to 1, got {train}/{val}/{test}"
@@ -154,12 +156,10 @@ pub fn split_file_with(
             w.write_all(r.raw.as_bytes()).map_err(io(&tmp_path))?;
             w.write_all(b"\n").map_err(io(&tmp_path))?;
         }
-        let tmp = w
-            .into_inner()
-            .map_err(|e| DataError::Io {
-                path: tmp_path.clone(),
-                source: e.into_error(),
-            })?;
+        let tmp = w.into_inner().map_err(|e| DataError::Io {
+            path: tmp_path.clone(),
+            source: e.into_error(),
+        })?;
         tmp.as_file().sync_all().map_err(io(&tmp_path))?;
         temps.push(tmp);
     }
