@@ -127,7 +127,7 @@ pub fn pack(
         row.ids.extend_from_slice(&s.ids[..n]);
         row.loss_mask.extend_from_slice(&s.mask[..n]);
         row.positions.extend(0..n as u32);
-        row.seq_ids.extend(std::iter::repeat(seq).take(n));
+        row.seq_ids.resize(row.ids.len(), seq);
         row.boundaries.push(row.ids.len());
         row.examples.push(i);
     }

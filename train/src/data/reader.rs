@@ -44,6 +44,7 @@ impl<R: BufRead> BoundedLines<R> {
         let mut len: u64 = 0;
         let mut too_long = false;
         let mut saw_any = false;
+        let mut last_byte = 0u8;
         loop {
             let chunk = match self.inner.fill_buf() {
                 Ok(c) => c,
@@ -63,6 +64,9 @@ impl<R: BufRead> BoundedLines<R> {
                 None => (chunk, false),
             };
             len += part.len() as u64;
+            if let Some(&b) = part.last() {
+                last_byte = b;
+            }
             if !too_long {
                 // The +1 allows a trailing '\r' that is stripped below.
                 if buf.len() + part.len() > self.max_bytes.saturating_add(1) {
@@ -79,7 +83,7 @@ impl<R: BufRead> BoundedLines<R> {
             }
         }
         self.line_no += 1;
-        if !too_long && buf.last() == Some(&b'\r') {
+        if last_byte == b'\r' {
             buf.pop();
             len -= 1;
         }

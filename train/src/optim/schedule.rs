@@ -69,11 +69,13 @@ impl LrSchedule {
             Warmup::Steps(n) => n <= total_steps,
             Warmup::Fraction(f) => (0.0..=1.0).contains(&f),
         };
-        if total_steps == 0
-            || !warm_ok
-            || !(peak_lr.is_finite() && peak_lr >= 0.0)
-            || !(min_lr.is_finite() && (0.0..=peak_lr).contains(&min_lr))
-        {
+        let valid = total_steps > 0
+            && warm_ok
+            && peak_lr.is_finite()
+            && peak_lr >= 0.0
+            && min_lr.is_finite()
+            && (0.0..=peak_lr).contains(&min_lr);
+        if !valid {
             return Err(OptimError::InvalidOption(format!("bad schedule {s:?}")));
         }
         Ok(s)
