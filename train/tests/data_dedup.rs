@@ -82,7 +82,13 @@ fn near_duplicates_above_threshold_are_removed() {
     let far: Vec<String> = words
         .iter()
         .enumerate()
-        .map(|(i, w)| if i % 10 == 0 { format!("x{i}") } else { w.to_string() })
+        .map(|(i, w)| {
+            if i % 10 == 0 {
+                format!("x{i}")
+            } else {
+                w.to_string()
+            }
+        })
         .collect();
     let far = far.join(" ");
 

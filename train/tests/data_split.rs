@@ -52,7 +52,10 @@ fn split_is_deterministic_disjoint_and_follows_ratios() {
     let s1 = ds.split(ratios, 42);
     let s2 = ds.split(ratios, 42);
     assert_eq!(s1, s2, "same seed, same split");
-    assert_eq!((s1.train.len(), s1.val.len(), s1.test.len()), (800, 100, 100));
+    assert_eq!(
+        (s1.train.len(), s1.val.len(), s1.test.len()),
+        (800, 100, 100)
+    );
 
     let (tr, va, te) = (lines_of(&s1.train), lines_of(&s1.val), lines_of(&s1.test));
     let all: BTreeSet<usize> = tr.iter().chain(&va).chain(&te).copied().collect();
@@ -77,8 +80,14 @@ fn ratio_counts_round_and_validate() {
     assert_eq!(r.counts(10), (8, 1, 1)); // 0.5 rounds up
     assert_eq!(r.counts(0), (0, 0, 0));
     assert_eq!(r.counts(101), (91, 5, 5));
-    assert_eq!(SplitRatios::new(1.0, 0.0, 0.0).expect("valid").counts(7), (7, 0, 0));
-    assert!(matches!(SplitRatios::new(0.5, 0.5, 0.5), Err(DataError::InvalidOption(_))));
+    assert_eq!(
+        SplitRatios::new(1.0, 0.0, 0.0).expect("valid").counts(7),
+        (7, 0, 0)
+    );
+    assert!(matches!(
+        SplitRatios::new(0.5, 0.5, 0.5),
+        Err(DataError::InvalidOption(_))
+    ));
     assert!(SplitRatios::new(1.2, -0.1, -0.1).is_err());
     assert!(SplitRatios::new(f64::NAN, 0.5, 0.5).is_err());
 }
