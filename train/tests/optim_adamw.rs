@@ -89,7 +89,11 @@ fn adamw_matches_scalar_f64_reference() {
                 worst = worst.max(rel);
             }
         }
-        assert!(worst <= 1e-6, "step {}: worst relative error {worst:e}", t + 1);
+        assert!(
+            worst <= 1e-6,
+            "step {}: worst relative error {worst:e}",
+            t + 1
+        );
     }
     assert_eq!(opt.steps_taken(), lrs.len() as u64);
     // Moments too.
@@ -99,7 +103,10 @@ fn adamw_matches_scalar_f64_reference() {
             let (em, ev) = (rp[i].m, rp[i].v);
             // m can cancel to ~0, so its tolerance is relative to the gradient scale.
             let gscale = 10f64.powi((i % 5) as i32 - 3);
-            assert!((f64::from(m[i]) - em).abs() <= 1e-6 * em.abs().max(gscale), "m {i}");
+            assert!(
+                (f64::from(m[i]) - em).abs() <= 1e-6 * em.abs().max(gscale),
+                "m {i}"
+            );
             assert!((f64::from(v[i]) - ev).abs() <= 1e-6 * ev, "v {i}");
         }
     }
@@ -145,16 +152,33 @@ fn parameter_set_changes_are_errors() {
         Err(OptimError::ParamMismatch { index: 0, .. })
     ));
     let mut longer = vec![ParamTensor::new("w", vec![1.0; 5])];
-    assert!(matches!(opt.step(&mut longer, 0.1), Err(OptimError::ParamMismatch { .. })));
-    let mut two = vec![ParamTensor::new("w", vec![1.0; 4]), ParamTensor::new("x", vec![0.0])];
-    assert!(matches!(opt.step(&mut two, 0.1), Err(OptimError::ParamCount { state: 1, got: 2 })));
+    assert!(matches!(
+        opt.step(&mut longer, 0.1),
+        Err(OptimError::ParamMismatch { .. })
+    ));
+    let mut two = vec![
+        ParamTensor::new("w", vec![1.0; 4]),
+        ParamTensor::new("x", vec![0.0]),
+    ];
+    assert!(matches!(
+        opt.step(&mut two, 0.1),
+        Err(OptimError::ParamCount { state: 1, got: 2 })
+    ));
     let mut bad_grad = vec![ParamTensor {
         name: "w".into(),
         values: vec![1.0; 4],
         grad: vec![0.0; 3],
     }];
     let err = opt.step(&mut bad_grad, 0.1).expect_err("grad shape");
-    assert!(err.to_string().contains("`w`: 4 values but 3 gradient entries"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`w`: 4 values but 3 gradient entries"),
+        "{err}"
+    );
     assert_eq!(opt.steps_taken(), 1, "failed steps do not count");
-    assert!(AdamW::new(AdamWConfig { beta1: 1.0, ..AdamWConfig::default() }).is_err());
+    assert!(AdamW::new(AdamWConfig {
+        beta1: 1.0,
+        ..AdamWConfig::default()
+    })
+    .is_err());
 }

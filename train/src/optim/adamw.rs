@@ -3,7 +3,9 @@
 
 use std::io::{Read, Write};
 
-use super::qmap::{dequantize_block, quantize_block, signed_map, unsigned_map};
+use super::qmap::{
+    dequantize_block, quantize_block, quantize_block_nonzero, signed_map, unsigned_map,
+};
 use super::state::{read_u32, read_u64, write_u32, write_u64, MomentState, TensorState};
 use super::{OptimError, ParamTensor};
 
@@ -290,7 +292,7 @@ fn step_q8(
             k.update(&mut vals[i], grads[i], &mut m[i], &mut v[i]);
         }
         m_absmax[b] = quantize_block(signed_map(), m, &mut m_codes[start..end]);
-        v_absmax[b] = quantize_block(unsigned_map(), v, &mut v_codes[start..end]);
+        v_absmax[b] = quantize_block_nonzero(unsigned_map(), v, &mut v_codes[start..end]);
     }
 }
 
@@ -329,6 +331,12 @@ pub const Q8_MIN_ELEMENTS: usize = 4096;
 /// the first moment on the signed dynamic map, the second on the unsigned one.
 /// Tensors under [`Q8_MIN_ELEMENTS`] elements keep f32 moments.
 /// State: 2 bytes per parameter + 8 bytes per block.
+///
+/// One deliberate difference from bitsandbytes: a positive second moment is never stored as
+/// code 0 (it gets the smallest positive code). With pure nearest rounding, an element whose
+/// gradient is ~1e-4 of its block's largest has v rounded to 0 while m is not, and its next
+/// step is `m / eps` (the "zero-point problem" of Li et al. 2023, "Memory Efficient
+/// Optimizers with 4-bit States"); on the test quadratic that made the loss diverge.
 #[derive(Debug, Clone)]
 pub struct AdamW8bit {
     core: AdamCore,

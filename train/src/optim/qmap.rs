@@ -84,6 +84,18 @@ pub fn quantize_block(map: &[f32; 256], x: &[f32], codes: &mut [u8]) -> f32 {
     absmax
 }
 
+/// Like [`quantize_block`] for the unsigned map, but a positive value never gets the code
+/// of 0 (it gets the smallest positive code instead).
+pub fn quantize_block_nonzero(map: &[f32; 256], x: &[f32], codes: &mut [u8]) -> f32 {
+    let absmax = quantize_block(map, x, codes);
+    for (c, &v) in codes.iter_mut().zip(x) {
+        if v > 0.0 && map[*c as usize] == 0.0 {
+            *c += 1;
+        }
+    }
+    absmax
+}
+
 /// Dequantize one block: `map[code] * absmax`.
 pub fn dequantize_block(map: &[f32; 256], codes: &[u8], absmax: f32, out: &mut [f32]) {
     for (o, &c) in out.iter_mut().zip(codes) {
