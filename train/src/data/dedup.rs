@@ -88,15 +88,21 @@ impl ExactIndex {
 /// The sorted, deduplicated hashes of the word `SHINGLE_WORDS`-shingles of a text
 /// (lower-cased words). A text with fewer words is one shingle.
 pub fn shingles(text: &str) -> Vec<u64> {
-    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
-    let mut out = Vec::new();
+    let words: Vec<u64> = text
+        .split_whitespace()
+        .map(|w| hash_bytes(w.to_lowercase().as_bytes()))
+        .collect();
     if words.is_empty() {
-        return out;
+        return Vec::new();
     }
     let n = SHINGLE_WORDS.min(words.len());
-    for w in words.windows(n) {
-        out.push(hash_bytes(w.join(" ").as_bytes()));
-    }
+    let mut out: Vec<u64> = words
+        .windows(n)
+        .map(|w| {
+            w.iter()
+                .fold(n as u64, |h, &x| mix64(h.rotate_left(23) ^ x))
+        })
+        .collect();
     out.sort_unstable();
     out.dedup();
     out
@@ -139,22 +145,34 @@ impl NearIndex {
         let mut rng = SplitMix64::new(0x6772_6166_745F_6D68); // "graft_mh"
         NearIndex {
             threshold,
-            seeds: (0..MINHASH_PERMS).map(|_| rng.next_u64()).collect(),
+            seeds: (0..2 * MINHASH_PERMS)
+                .map(|i| {
+                    let x = rng.next_u64();
+                    if i % 2 == 0 {
+                        x | 1
+                    } else {
+                        x
+                    }
+                })
+                .collect(),
             buckets: vec![BTreeMap::new(); LSH_BANDS],
             sets: Vec::new(),
         }
     }
 
+    /// MinHash signature: for each k, the minimum over the set of `a_k * h + b_k`
+    /// (wrapping, `a_k` odd: a bijection of the already well-mixed shingle hashes).
     fn signature(&self, set: &[u64]) -> Vec<u64> {
-        self.seeds
-            .iter()
-            .map(|&seed| {
-                set.iter()
-                    .map(|&h| mix64(h ^ seed))
-                    .min()
-                    .unwrap_or(u64::MAX)
-            })
-            .collect()
+        let mut sig = vec![u64::MAX; MINHASH_PERMS];
+        for &h in set {
+            for (s, ab) in sig.iter_mut().zip(self.seeds.chunks_exact(2)) {
+                let v = ab[0].wrapping_mul(h).wrapping_add(ab[1]);
+                if v < *s {
+                    *s = v;
+                }
+            }
+        }
+        sig
     }
 
     /// If an inserted text is a near duplicate of `text`, its tag and the similarity
