@@ -14,4 +14,5 @@ pub mod gguf;
 pub mod metrics;
 mod quant_type;
 
+pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, TensorInfo, TensorView, Value};
 pub use quant_type::QuantType;

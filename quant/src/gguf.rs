@@ -1,1 +1,0 @@
-//! The GGUF container (in progress).
