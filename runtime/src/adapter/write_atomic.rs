@@ -1,4 +1,5 @@
-//! Atomic writes: a file or a whole directory appears complete or not at all.
+//! Atomic directory writes: a PEFT adapter directory appears complete or not at all (GGUF
+//! files are written atomically by `GgufWriter::write_file`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,17 +26,6 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
     let mut f = std::fs::File::create(path).map_err(|e| AdapterError::io(path, e))?;
     f.write_all(bytes).map_err(|e| AdapterError::io(path, e))?;
     f.sync_all().map_err(|e| AdapterError::io(path, e))
-}
-
-/// Writes `bytes` to `path` through a temporary sibling file and a rename.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
-    let tmp = sibling(path, "tmp")?;
-    let res = write_synced(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| AdapterError::io(path, e)));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
 }
 
 /// Writes `files` (name, bytes) into a temporary sibling directory of `dir`, then renames it
