@@ -79,7 +79,10 @@ impl LoraPair {
             )));
         }
         if !self.scale_factor.is_finite() {
-            return Err(bad(format!("scale factor {} is not finite", self.scale_factor)));
+            return Err(bad(format!(
+                "scale factor {} is not finite",
+                self.scale_factor
+            )));
         }
         Ok(())
     }

@@ -314,7 +314,9 @@ pub fn to_gguf_writer(
 ) -> Result<GgufWriter<'static>, AdapterError> {
     adapter.check()?;
     if adapter.tensors.is_empty() {
-        return Err(AdapterError::Unrepresentable("the adapter has no tensors".into()));
+        return Err(AdapterError::Unrepresentable(
+            "the adapter has no tensors".into(),
+        ));
     }
     let arch = adapter.arch.as_deref().ok_or_else(|| {
         AdapterError::Unrepresentable(
@@ -343,7 +345,10 @@ pub fn to_gguf_writer(
     for (base, p) in &adapter.tensors {
         let (a_vals, a_shape) = if is_embedding(base) {
             // Stored as Aᵀ: n_in (n_vocab) rows of r.
-            (transpose(&p.a, p.rank, p.n_in), [p.rank as u64, p.n_in as u64])
+            (
+                transpose(&p.a, p.rank, p.n_in),
+                [p.rank as u64, p.n_in as u64],
+            )
         } else {
             (p.a.clone(), [p.n_in as u64, p.rank as u64])
         };

@@ -71,7 +71,11 @@ fn config_err(path: &Path, message: impl Into<String>) -> AdapterError {
     }
 }
 
-fn compile_patterns(path: &Path, cfg: &Map<String, Value>, key: &str) -> Result<Vec<Pattern>, AdapterError> {
+fn compile_patterns(
+    path: &Path,
+    cfg: &Map<String, Value>,
+    key: &str,
+) -> Result<Vec<Pattern>, AdapterError> {
     let Some(v) = cfg.get(key) else {
         return Ok(Vec::new());
     };
@@ -87,7 +91,9 @@ fn compile_patterns(path: &Path, cfg: &Map<String, Value>, key: &str) -> Result<
                 .as_f64()
                 .ok_or_else(|| config_err(path, format!("`{key}.{k}` must be a number")))?;
             let re = regex::Regex::new(&format!(r"^(?:.*\.)?(?:{k})$")).map_err(|e| {
-                AdapterError::Unsupported(format!("{key} entry `{k}` is not a supported regex: {e}"))
+                AdapterError::Unsupported(format!(
+                    "{key} entry `{k}` is not a supported regex: {e}"
+                ))
             })?;
             Ok(Pattern {
                 key: k.clone(),
@@ -100,16 +106,18 @@ fn compile_patterns(path: &Path, cfg: &Map<String, Value>, key: &str) -> Result<
 
 /// The value of the pattern matching `module`, or `None`. Several matching patterns with
 /// different values are refused: PEFT picks the first in file order, which graft does not keep.
-fn pattern_value(patterns: &[Pattern], module: &str, what: &str) -> Result<Option<f64>, AdapterError> {
+fn pattern_value(
+    patterns: &[Pattern],
+    module: &str,
+    what: &str,
+) -> Result<Option<f64>, AdapterError> {
     let mut found: Option<(&str, f64)> = None;
     for p in patterns.iter().filter(|p| p.re.is_match(module)) {
         match found {
-            Some((k, v)) if v != p.value => {
-                return Err(AdapterError::Unsupported(format!(
-                    "{what} entries `{k}` and `{}` both match module `{module}` with different values",
-                    p.key
-                )))
-            }
+            Some((k, v)) if v != p.value => return Err(AdapterError::Unsupported(format!(
+                "{what} entries `{k}` and `{}` both match module `{module}` with different values",
+                p.key
+            ))),
             _ => found = Some((&p.key, p.value)),
         }
     }
@@ -123,7 +131,8 @@ fn resolve(path: &Path) -> Result<(PathBuf, PathBuf), AdapterError> {
         let weights = path.join(WEIGHTS_FILE);
         if !weights.is_file() {
             let reason = if path.join("adapter_model.bin").is_file() {
-                "only adapter_model.bin (a pickle) is present; convert it to safetensors".to_string()
+                "only adapter_model.bin (a pickle) is present; convert it to safetensors"
+                    .to_string()
             } else {
                 format!("no {WEIGHTS_FILE}")
             };
@@ -187,14 +196,20 @@ fn split_key(key: &str) -> Result<(&str, bool, bool), AdapterError> {
             "tensor `{key}`: LoRA biases are not supported"
         )));
     }
-    Err(unexpected("is not a lora_A / lora_B / lora_embedding_A / lora_embedding_B tensor"))
+    Err(unexpected(
+        "is not a lora_A / lora_B / lora_embedding_A / lora_embedding_B tensor",
+    ))
 }
 
 fn read_string_meta(meta: &HashMap<String, String>, key: &str) -> Option<String> {
     meta.get(key).cloned()
 }
 
-fn read_usize_meta(path: &Path, meta: &HashMap<String, String>, key: &str) -> Result<Option<usize>, AdapterError> {
+fn read_usize_meta(
+    path: &Path,
+    meta: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<usize>, AdapterError> {
     match meta.get(key) {
         None => Ok(None),
         Some(s) => s.parse().map(Some).map_err(|_| AdapterError::Safetensors {
@@ -213,7 +228,8 @@ pub fn load_peft(
     let (config_path, weights_path) = resolve(path)?;
     let config_text =
         std::fs::read_to_string(&config_path).map_err(|e| AdapterError::io(&config_path, e))?;
-    let cfg: Value = serde_json::from_str(&config_text).map_err(|e| config_err(&config_path, e.to_string()))?;
+    let cfg: Value =
+        serde_json::from_str(&config_text).map_err(|e| config_err(&config_path, e.to_string()))?;
     let cfg = cfg
         .as_object()
         .ok_or_else(|| config_err(&config_path, "top level is not an object"))?;
@@ -221,7 +237,9 @@ pub fn load_peft(
     // Refuse what graft does not implement.
     if let Some(t) = cfg.get("peft_type").and_then(Value::as_str) {
         if t != "LORA" {
-            return Err(AdapterError::Unsupported(format!("peft_type `{t}` (only LORA)")));
+            return Err(AdapterError::Unsupported(format!(
+                "peft_type `{t}` (only LORA)"
+            )));
         }
     }
     if cfg.get("use_dora").and_then(Value::as_bool) == Some(true) {
@@ -229,11 +247,15 @@ pub fn load_peft(
     }
     if let Some(b) = cfg.get("bias").and_then(Value::as_str) {
         if b != "none" {
-            return Err(AdapterError::Unsupported(format!("bias = `{b}` (only \"none\")")));
+            return Err(AdapterError::Unsupported(format!(
+                "bias = `{b}` (only \"none\")"
+            )));
         }
     }
     if cfg.get("fan_in_fan_out").and_then(Value::as_bool) == Some(true) {
-        return Err(AdapterError::Unsupported("fan_in_fan_out = true (Conv1D bases)".into()));
+        return Err(AdapterError::Unsupported(
+            "fan_in_fan_out = true (Conv1D bases)".into(),
+        ));
     }
     if cfg.get("layer_replication").is_some_and(|v| !v.is_null()) {
         return Err(AdapterError::Unsupported("layer_replication".into()));
@@ -308,7 +330,9 @@ pub fn load_peft(
             });
         }
         let data = decode(ty, view.data());
-        let entry = halves.entry(module.to_string()).or_insert((None, None, emb));
+        let entry = halves
+            .entry(module.to_string())
+            .or_insert((None, None, emb));
         if entry.2 != emb {
             return Err(AdapterError::UnexpectedTensor {
                 name: key.clone(),
@@ -360,7 +384,10 @@ pub fn load_peft(
         if want_r != rank as f64 {
             return Err(config_err(
                 &config_path,
-                format!("tensor `{}` has rank {rank} but the config says r = {want_r}", a.key),
+                format!(
+                    "tensor `{}` has rank {rank} but the config says r = {want_r}",
+                    a.key
+                ),
             ));
         }
         let alpha = match pattern_value(&alpha_pattern, &module, "alpha_pattern")? {
@@ -393,7 +420,11 @@ pub fn load_peft(
                         weights_path.display()
                     ))
                 })?;
-                let n = if role == QkRole::Q { h.n_head } else { h.n_head_kv };
+                let n = if role == QkRole::Q {
+                    h.n_head
+                } else {
+                    h.n_head_kv
+                };
                 b_data = hf_to_gguf_rows(&b.key, &b_data, rank, n)?;
             }
         }
@@ -428,7 +459,9 @@ pub fn load_peft(
                 .ok()
                 .and_then(|j| meta_json::from_json(&j))
                 .ok_or_else(|| {
-                    st_err(format!("header metadata `{k}` is not a graft metadata value"))
+                    st_err(format!(
+                        "header metadata `{k}` is not a graft metadata value"
+                    ))
                 })?;
             metadata.insert(key.to_string(), MetaValue::Gguf(value));
         }
@@ -504,7 +537,9 @@ fn json_number(v: f64) -> Value {
 pub fn save_peft(adapter: &LoraAdapter, dir: &Path, ty: FloatType) -> Result<(), AdapterError> {
     adapter.check()?;
     if adapter.tensors.is_empty() {
-        return Err(AdapterError::Unrepresentable("the adapter has no tensors".into()));
+        return Err(AdapterError::Unrepresentable(
+            "the adapter has no tensors".into(),
+        ));
     }
     let use_rslora = matches!(
         adapter.metadata.get("peft.use_rslora"),
@@ -516,7 +551,11 @@ pub fn save_peft(adapter: &LoraAdapter, dir: &Path, ty: FloatType) -> Result<(),
         // Prefer the adapter's alpha when the pair's scale agrees with it, so that values
         // survive exactly.
         if let Some(a) = adapter.alpha {
-            let s = if use_rslora { a / (p.rank as f32).sqrt() } else { a / p.rank as f32 };
+            let s = if use_rslora {
+                a / (p.rank as f32).sqrt()
+            } else {
+                a / p.rank as f32
+            };
             if close(s, p.scale_factor) {
                 return a as f64;
             }
@@ -550,7 +589,11 @@ pub fn save_peft(adapter: &LoraAdapter, dir: &Path, ty: FloatType) -> Result<(),
                          counts (LoraAdapter::set_head_layout or load_with_base)"
                     ))
                 })?;
-                let n = if role == QkRole::Q { h.n_head } else { h.n_head_kv };
+                let n = if role == QkRole::Q {
+                    h.n_head
+                } else {
+                    h.n_head_kv
+                };
                 b = gguf_to_hf_rows(base, &b, p.rank, n)?;
             }
         }
@@ -636,13 +679,17 @@ pub fn save_peft(adapter: &LoraAdapter, dir: &Path, ty: FloatType) -> Result<(),
                 .map_err(|e| AdapterError::Unrepresentable(format!("tensor `{name}`: {e:?}")))
         })
         .collect::<Result<_, _>>()?;
-    let weights = safetensors::serialize(views, &Some(st_meta)).map_err(|e| AdapterError::Safetensors {
-        path: dir.join(WEIGHTS_FILE),
-        message: format!("{e:?}"),
-    })?;
+    let weights =
+        safetensors::serialize(views, &Some(st_meta)).map_err(|e| AdapterError::Safetensors {
+            path: dir.join(WEIGHTS_FILE),
+            message: format!("{e:?}"),
+        })?;
 
     write_atomic::write_dir_atomic(
         dir,
-        &[(CONFIG_FILE, config_text.as_bytes()), (WEIGHTS_FILE, &weights)],
+        &[
+            (CONFIG_FILE, config_text.as_bytes()),
+            (WEIGHTS_FILE, &weights),
+        ],
     )
 }

@@ -29,7 +29,9 @@ fn head_dim(name: &str, n_rows: usize, heads: usize) -> Result<usize, AdapterErr
         return Err(AdapterError::BadShape {
             name: name.to_string(),
             shape: vec![n_rows as u64],
-            message: format!("{n_rows} output rows cannot be split into {heads} heads of even size"),
+            message: format!(
+                "{n_rows} output rows cannot be split into {heads} heads of even size"
+            ),
         });
     }
     Ok(n_rows / heads)
@@ -63,7 +65,11 @@ fn permute_rows(
     heads: usize,
     to_gguf: bool,
 ) -> Result<Vec<f32>, AdapterError> {
-    let n_rows = if row_len == 0 { 0 } else { data.len() / row_len };
+    let n_rows = if row_len == 0 {
+        0
+    } else {
+        data.len() / row_len
+    };
     let hd = head_dim(name, n_rows, heads)?;
     let half = hd / 2;
     let mut out = vec![0.0f32; data.len()];

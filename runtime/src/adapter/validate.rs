@@ -20,7 +20,10 @@ pub fn base_arch(base: &GgufFile) -> Result<String, AdapterError> {
         .map(str::to_string)
         .ok_or_else(|| AdapterError::Metadata {
             key: "general.architecture".into(),
-            message: format!("expected a string in the base model, found {}", v.type_name()),
+            message: format!(
+                "expected a string in the base model, found {}",
+                v.type_name()
+            ),
         })
 }
 

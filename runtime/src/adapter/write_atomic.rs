@@ -8,10 +8,12 @@ use super::error::AdapterError;
 
 /// A sibling path of `target` that no other writer uses: `.<name>.<tag>-<pid>-<nanos>`.
 fn sibling(target: &Path, tag: &str) -> Result<PathBuf, AdapterError> {
-    let name = target.file_name().ok_or_else(|| AdapterError::UnknownFormat {
-        path: target.to_path_buf(),
-        reason: "path has no file name".into(),
-    })?;
+    let name = target
+        .file_name()
+        .ok_or_else(|| AdapterError::UnknownFormat {
+            path: target.to_path_buf(),
+            reason: "path has no file name".into(),
+        })?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -46,7 +48,10 @@ pub fn write_dir_atomic(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Adapt
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(AdapterError::io(
                 dir,
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"),
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "exists and is not a directory",
+                ),
             ));
         }
         let old = sibling(dir, "old")?;

@@ -79,7 +79,10 @@ pub fn write_fake_base(dir: &Path) -> PathBuf {
     meta.insert("llama.block_count", Value::U32(N_LAYER as u32));
     meta.insert("llama.embedding_length", Value::U32(D as u32));
     meta.insert("llama.attention.head_count", Value::U32(N_HEAD as u32));
-    meta.insert("llama.attention.head_count_kv", Value::U32(N_HEAD_KV as u32));
+    meta.insert(
+        "llama.attention.head_count_kv",
+        Value::U32(N_HEAD_KV as u32),
+    );
     let mut w = GgufWriter::new(meta, 32).unwrap();
     for (name, (ne0, ne1)) in fake_base_shapes() {
         let n = (ne0 * ne1) as usize;
