@@ -295,7 +295,7 @@ fn encode_tensor(
         QuantType::F32 => Ok((ty, encode(FloatType::F32, values))),
         QuantType::F16 => Ok((ty, encode(FloatType::F16, values))),
         QuantType::BF16 => Ok((ty, encode(FloatType::BF16, values))),
-        QuantType::Q8_0 if row_len % QuantType::Q8_0.block_size() != 0 => {
+        QuantType::Q8_0 if !row_len.is_multiple_of(QuantType::Q8_0.block_size()) => {
             Ok((QuantType::F16, encode(FloatType::F16, values)))
         }
         QuantType::Q8_0 => graft_quant::blocks::quantize(ty, values)

@@ -114,10 +114,12 @@ fn pattern_value(
     let mut found: Option<(&str, f64)> = None;
     for p in patterns.iter().filter(|p| p.re.is_match(module)) {
         match found {
-            Some((k, v)) if v != p.value => return Err(AdapterError::Unsupported(format!(
+            Some((k, v)) if v != p.value => {
+                return Err(AdapterError::Unsupported(format!(
                 "{what} entries `{k}` and `{}` both match module `{module}` with different values",
                 p.key
-            ))),
+            )))
+            }
             _ => found = Some((&p.key, p.value)),
         }
     }
@@ -322,7 +324,7 @@ pub fn load_peft(
         let (module, is_a, emb) = split_key(&key)?;
         let ty = float_type(&key, view.dtype())?;
         let shape = view.shape().to_vec();
-        if shape.len() != 2 || shape.iter().any(|d| *d == 0) {
+        if shape.len() != 2 || shape.contains(&0) {
             return Err(AdapterError::BadShape {
                 name: key.clone(),
                 shape: shape.iter().map(|d| *d as u64).collect(),

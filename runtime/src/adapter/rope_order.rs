@@ -25,7 +25,7 @@ pub fn arch_permutes_qk(arch: &str) -> bool {
 
 /// Checks that `n_rows` rows can be split into `heads` heads of even size.
 fn head_dim(name: &str, n_rows: usize, heads: usize) -> Result<usize, AdapterError> {
-    if heads == 0 || n_rows % heads != 0 || (n_rows / heads) % 2 != 0 {
+    if heads == 0 || !n_rows.is_multiple_of(heads) || !(n_rows / heads).is_multiple_of(2) {
         return Err(AdapterError::BadShape {
             name: name.to_string(),
             shape: vec![n_rows as u64],
@@ -65,11 +65,7 @@ fn permute_rows(
     heads: usize,
     to_gguf: bool,
 ) -> Result<Vec<f32>, AdapterError> {
-    let n_rows = if row_len == 0 {
-        0
-    } else {
-        data.len() / row_len
-    };
+    let n_rows = data.len().checked_div(row_len).unwrap_or(0);
     let hd = head_dim(name, n_rows, heads)?;
     let half = hd / 2;
     let mut out = vec![0.0f32; data.len()];
@@ -93,6 +89,7 @@ fn permute_rows(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
