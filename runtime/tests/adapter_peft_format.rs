@@ -314,3 +314,28 @@ fn alpha_missing_exports_alpha_equal_to_r() {
     assert_eq!(back.alpha, None);
     assert!(back.tensors.values().all(|p| p.scale_factor == 1.0));
 }
+
+#[test]
+fn qk_rows_need_head_counts_or_a_non_permuting_arch() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = open(&write_fake_base(dir.path()));
+    let mut a = random_adapter(&projection_shapes(), 8, Some(16.0), 7);
+    a.heads = None;
+    let out = dir.path().join("p");
+    let err = a.save_peft(&out, QuantType::F32).unwrap_err();
+    assert!(matches!(err, AdapterError::NeedsBaseModel(_)), "{err}");
+    assert!(!out.exists(), "nothing may be written on error");
+    a.arch = None;
+    let err = a.save_peft(&out, QuantType::F32).unwrap_err();
+    assert!(matches!(err, AdapterError::NeedsBaseModel(_)), "{err}");
+
+    // An architecture llama.cpp does not permute: rows are written as they are.
+    a.arch = Some("qwen2".into());
+    a.save_peft(&out, QuantType::F32).unwrap();
+    let back = LoraAdapter::load(&out).unwrap();
+    assert_eq!(back.tensors, a.tensors);
+    assert_eq!(back.arch.as_deref(), Some("qwen2"));
+    // ...and that export does not load against a llama base.
+    let err = LoraAdapter::load_with_base(&out, &base).unwrap_err();
+    assert!(matches!(err, AdapterError::ArchMismatch { .. }), "{err}");
+}

@@ -43,6 +43,14 @@ fn gguf_peft_gguf(ty: QuantType, peft_ty: QuantType, rank: usize, alpha: Option<
         "general.name".into(),
         graft_runtime::adapter::MetaValue::Gguf(Value::String("test adapter".into())),
     );
+    adapter.metadata.insert(
+        "adapter.alora.invocation_tokens".into(),
+        graft_runtime::adapter::MetaValue::Gguf(Value::Array(graft_quant::gguf::Array::U32(vec![
+            7,
+            1,
+            4_000_000_000,
+        ]))),
+    );
     let g1 = dir.path().join("one.gguf");
     adapter.save_gguf(&g1, ty).unwrap();
 
@@ -84,6 +92,13 @@ fn gguf_peft_gguf(ty: QuantType, peft_ty: QuantType, rank: usize, alpha: Option<
     assert_eq!(m1["general.type"].as_str(), Some("adapter"));
     assert_eq!(m1["adapter.type"].as_str(), Some("lora"));
     assert_eq!(m1["general.architecture"].as_str(), Some("llama"));
+    assert_eq!(m1["general.name"].as_str(), Some("test adapter"));
+    assert_eq!(
+        m1["adapter.alora.invocation_tokens"]
+            .as_array()
+            .and_then(|a| a.as_u32s()),
+        Some(&[7u32, 1, 4_000_000_000][..])
+    );
 }
 
 #[test]
@@ -172,6 +187,10 @@ fn gguf_f32_values_are_exact_and_embedding_is_transposed() {
     assert_eq!(back.arch.as_deref(), Some("llama"));
     assert_eq!(back.alpha, Some(16.0));
     assert_eq!(back.tensors["blk.0.attn_q.weight"].scale_factor, 2.0);
+    assert_eq!(
+        back.tensors["blk.0.attn_q.weight"].effective_scale(0.5),
+        1.0
+    );
 }
 
 /// Writes a PEFT adapter the way PEFT would (HF row order for q/k), without graft's writer.

@@ -48,6 +48,12 @@ pub struct LoraPair {
 }
 
 impl LoraPair {
+    /// The factor the forward pass multiplies `B (A x)` by: `user_scale * scale_factor`
+    /// (llama.cpp's `get_scale`, PEFT's `scaling` times the adapter weight).
+    pub fn effective_scale(&self, user_scale: f32) -> f32 {
+        user_scale * self.scale_factor
+    }
+
     /// Checks that the buffer lengths agree with `rank`, `n_in` and `n_out`.
     pub fn check(&self, base: &str) -> Result<(), AdapterError> {
         let bad = |message: String| AdapterError::InconsistentPair {
