@@ -126,6 +126,22 @@ fn pattern_value(
     Ok(found.map(|(_, v)| v))
 }
 
+/// A readable message for a safetensors error.
+fn describe(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall => "file is shorter than the 8-byte header length (truncated)".into(),
+        E::InvalidHeaderLength => {
+            "header length points past the end of the file (truncated)".into()
+        }
+        E::MetadataIncompleteBuffer => {
+            "tensor data does not match the header (file truncated or has trailing bytes)".into()
+        }
+        E::InvalidHeaderDeserialization | E::InvalidHeader => "header is not valid JSON".into(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// The config file and weights file for a PEFT adapter at `path` (a directory, or the
 /// `.safetensors` file itself).
 fn resolve(path: &Path) -> Result<(PathBuf, PathBuf), AdapterError> {
@@ -288,8 +304,8 @@ pub fn load_peft(
         path: weights_path.clone(),
         message,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| st_err(format!("{e:?}")))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| st_err(format!("{e:?}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| st_err(describe(&e)))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| st_err(describe(&e)))?;
     let empty = HashMap::new();
     let st_meta = header.metadata().as_ref().unwrap_or(&empty);
 
