@@ -101,3 +101,48 @@ pub enum QkRole {
     /// `attn_k`: permuted with `n_head_kv` heads.
     K,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_both_ways() {
+        for (g, h) in [
+            ("blk.0.attn_q.weight", "model.layers.0.self_attn.q_proj"),
+            ("blk.12.attn_k.weight", "model.layers.12.self_attn.k_proj"),
+            ("blk.3.attn_v.weight", "model.layers.3.self_attn.v_proj"),
+            (
+                "blk.3.attn_output.weight",
+                "model.layers.3.self_attn.o_proj",
+            ),
+            ("blk.29.ffn_gate.weight", "model.layers.29.mlp.gate_proj"),
+            ("blk.1.ffn_up.weight", "model.layers.1.mlp.up_proj"),
+            ("blk.1.ffn_down.weight", "model.layers.1.mlp.down_proj"),
+            ("token_embd.weight", "model.embed_tokens"),
+            ("output.weight", "lm_head"),
+        ] {
+            assert_eq!(gguf_to_hf(g).as_deref(), Some(h));
+            assert_eq!(hf_to_gguf(h).as_deref(), Some(g));
+        }
+        for g in [
+            "blk.x.attn_q.weight",
+            "blk.0.attn_norm.weight",
+            "blk.0.attn_q",
+            "output_norm.weight",
+        ] {
+            assert_eq!(gguf_to_hf(g), None, "{g}");
+        }
+        for h in [
+            "model.layers.0.self_attn.rotary",
+            "model.layers.a.mlp.up_proj",
+            "model.norm",
+        ] {
+            assert_eq!(hf_to_gguf(h), None, "{h}");
+        }
+        assert_eq!(hf_short_name("model.layers.0.mlp.up_proj"), "up_proj");
+        assert_eq!(qk_role("blk.4.attn_k.weight"), Some(QkRole::K));
+        assert_eq!(qk_role("blk.4.attn_v.weight"), None);
+    }
+}
