@@ -1,1 +1,2 @@
 //! graft-runtime: model loading, tokenizer, forward pass, sampling and generation.
+pub mod adapter;
