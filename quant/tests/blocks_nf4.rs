@@ -34,14 +34,14 @@ fn bytes_follow_the_documented_layout() -> Result<(), QuantError> {
         let b = k / NF4_BLOCK;
         let g = b / NF4_GROUP_BLOCKS;
         let group_at = n / 2 + n_blocks + 8 * g;
-        let absmax = f32_at(group_at) + f32_at(group_at + 4) * f32::from(bytes[n / 2 + b]);
+        let scale = f32_at(group_at) + f32_at(group_at + 4) * f32::from(bytes[n / 2 + b]);
         let byte = bytes[k / 2];
         let code = if k % 2 == 0 { byte & 0x0f } else { byte >> 4 };
-        *v = NF4_LEVELS[usize::from(code)] * absmax;
+        *v = NF4_LEVELS[usize::from(code)] * scale;
         // The code is the nearest level at this scale (ties may go either way).
         let err = (*v - x[k]).abs();
         for l in NF4_LEVELS {
-            assert!(err <= (l * absmax - x[k]).abs() + 1e-7, "element {k}");
+            assert!(err <= (l * scale - x[k]).abs() + 1e-7, "element {k}");
         }
     }
     let mut out = vec![0.0f32; n];
