@@ -22,6 +22,15 @@ kind = "quant": `floats` = input values, `bytes` = oracle's quantization of them
   gguf-py can quantize: F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). Inputs are seeded normal values
   of three magnitudes, ggml's test-quantize-fns data (0.1 + 2*cos(i)), exact zeros and ties.
 
+kind = "quant" from ggml itself: gguf-py has no k-quant quantizer, so for Q2_K, Q3_K, Q4_K, Q5_K,
+  Q6_K, Q8_K and Q8_1 the script compiles scripts/ggml-ref/kquant_ref.c against ggml's own
+  src/ggml-quants.c (`cc -O2 -std=c11`, no -march: a plain scalar x86-64/aarch64 build, no FMA
+  contraction on x86-64) and records its quantize_row_*_ref output (oracle
+  "ggml-quants.c@<commit>"). Set GGML_SRC to a ggml checkout (github.com/ggml-org/ggml; the
+  files in the repository came from the commit in the manifest) and optionally GGML_COMMIT if
+  the checkout has no .git. Inputs: seeded normal values, ggml's cos data, zeros and real
+  SmolLM2 weights.
+
 gguf-py has no Q8_1 or Q8_K dequantizer: for those two the script computes `d * q` itself with
 numpy (oracle "numpy d*q", recorded in the manifest) - a weaker check than for the others.
 (gguf-py's size table also still lists Q8_1 as 40 bytes; the script uses ggml-common.h's 36.)
@@ -32,7 +41,9 @@ byte-identical files. Total size is kept well under 2 MB.
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 from gguf import GGUFReader, GGMLQuantizationType as T
@@ -87,6 +98,9 @@ def real_cases(model):
         deq = quants.dequantize(raw, ty)
         short = name.replace(".weight", "").replace(".", "_")
         write(f"real_{short}_{ty.name.lower()}", ty, "dequant", deq.size, raw, deq)
+        if name == "blk.0.attn_q.weight":
+            real = deq.ravel()
+    return real
 
 
 def synth_cases(rng):
@@ -148,15 +162,50 @@ def quant_cases(rng):
         write(f"quant_{ty.name.lower()}", ty, "quant", x.size, q, x)
 
 
+def ggml_harness():
+    src = os.environ.get("GGML_SRC")
+    if not src or not os.path.exists(os.path.join(src, "src", "ggml-quants.c")):
+        sys.exit("set GGML_SRC to a ggml checkout (with src/ggml-quants.c): "
+                 "the k-quant golden cases come from ggml's reference quantizers")
+    commit = os.environ.get("GGML_COMMIT")
+    if not commit:
+        commit = subprocess.run(["git", "-C", src, "rev-parse", "HEAD"], capture_output=True,
+                                text=True).stdout.strip() or "unknown"
+    exe = os.path.join(tempfile.mkdtemp(), "kquant_ref")
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run(["cc", "-O2", "-std=c11", "-I", os.path.join(src, "src"),
+                    "-I", os.path.join(src, "include"),
+                    os.path.join(here, "ggml-ref", "kquant_ref.c"),
+                    os.path.join(src, "src", "ggml-quants.c"), "-lm", "-o", exe], check=True)
+    return exe, commit
+
+
+def kquant_cases(rng, real):
+    exe, commit = ggml_harness()
+    x = np.concatenate([
+        rng.normal(0, 1, 1024),
+        rng.normal(0, 0.02, 512),
+        0.1 + 2 * np.cos(np.arange(512, dtype=np.float32)),
+        np.zeros(256),
+        real[:512],
+    ]).astype("<f4")
+    for ty in [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K, T.Q8_1]:
+        out = subprocess.run([exe, ty.name.lower()], input=x.tobytes(), capture_output=True,
+                             check=True).stdout
+        write(f"quant_{ty.name.lower()}", ty, "quant", x.size, np.frombuffer(out, np.uint8), x,
+              f"ggml-quants.c@{commit}")
+
+
 def main():
     model = sys.argv[1] if len(sys.argv) > 1 else MODEL
     if not os.path.exists(model):
         sys.exit(f"model not found at {model}: run scripts/fetch-model.sh")
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
-    real_cases(model)
+    real = real_cases(model)
     synth_cases(rng)
     quant_cases(rng)
+    kquant_cases(rng, real)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")

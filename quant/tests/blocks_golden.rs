@@ -4,7 +4,9 @@
 //! - dequant cases: graft's `dequantize` must equal gguf-py's to within a relative error of 1e-6
 //!   (`|graft - oracle| <= 1e-6 * |oracle|`, plus 1e-30 absolute for exact zeros), from both an
 //!   aligned and a deliberately misaligned copy of the bytes (which must agree bit for bit).
-//! - quant cases: graft's `quantize` bytes must equal gguf-py's byte for byte.
+//! - quant cases: graft's `quantize` bytes must equal the oracle's byte for byte: gguf-py's for
+//!   F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; ggml's own `quantize_row_*_ref` (compiled from
+//!   ggml-quants.c by the script) for Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, Q8_1.
 
 use std::path::{Path, PathBuf};
 
@@ -132,7 +134,7 @@ fn dequantize_matches_gguf_py() -> Result<(), QuantError> {
 }
 
 #[test]
-fn quantize_matches_gguf_py_bytes() -> Result<(), QuantError> {
+fn quantize_matches_oracle_bytes() -> Result<(), QuantError> {
     let mut n_cases = 0;
     for c in load_cases().iter().filter(|c| c.kind == "quant") {
         let got = blocks::quantize(c.ty, &c.floats)?;
@@ -153,8 +155,9 @@ fn quantize_matches_gguf_py_bytes() -> Result<(), QuantError> {
         n_cases += 1;
     }
     assert_eq!(
-        n_cases, 7,
-        "expected quant cases for F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0"
+        n_cases, 14,
+        "expected quant cases for F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 (gguf-py) and \
+         Q2_K Q3_K Q4_K Q5_K Q6_K Q8_K Q8_1 (ggml-quants.c)"
     );
     Ok(())
 }
