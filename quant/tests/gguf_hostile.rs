@@ -322,6 +322,14 @@ fn hostile_tensor_infos() {
         }),
         &["tensor 'big2'", "overflows"],
     );
+    // A zero dimension makes the element count 0, but the row count must still fit (found by
+    // the fuzzer: TensorView::n_rows overflowed).
+    must_fail(
+        with_tensors(1, |r| {
+            r.tensor("zero", &[0, 1 << 40, 1 << 40], F32, 0);
+        }),
+        &["tensor 'zero'", "overflows"],
+    );
     // Row length not a whole number of blocks.
     must_fail(
         with_tensors(1, |r| {
