@@ -83,7 +83,7 @@ fn target_for(t: &TensorView<'_>, want: QuantType) -> QuantType {
         return t.ty;
     }
     let row = t.shape[0];
-    if row % want.block_size() as u64 == 0 {
+    if row.is_multiple_of(want.block_size() as u64) {
         return want;
     }
     let fallback = match want {
@@ -92,7 +92,7 @@ fn target_for(t: &TensorView<'_>, want: QuantType) -> QuantType {
         QuantType::Q6_K => QuantType::Q8_0,
         _ => QuantType::F16,
     };
-    if row % fallback.block_size() as u64 == 0 {
+    if row.is_multiple_of(fallback.block_size() as u64) {
         fallback
     } else {
         QuantType::F16

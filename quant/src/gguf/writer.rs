@@ -213,8 +213,13 @@ impl<'a> GgufWriter<'a> {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".gguf-write-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".gguf-write-");
+        // A model file is an ordinary file: readable by others like one `cp` would make, not the
+        // 0600 a temp file gets.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let tmp = builder
             .tempfile_in(dir)
             .map_err(ioerr("create a temporary file in", dir))?;
         {
