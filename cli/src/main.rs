@@ -20,6 +20,8 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Write a copy of a GGUF model with its weights quantized to another type.
     Quantize(commands::quantize::Args),
+    /// Check or split JSONL training data.
+    Data(commands::data::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
+        Command::Data(args) => commands::data::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
