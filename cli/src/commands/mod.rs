@@ -1,0 +1,5 @@
+//! One module per `graft` subcommand.
+
+pub mod data;
+pub mod inspect;
+pub mod quantize;
