@@ -6,6 +6,9 @@ use super::Tokenizer;
 
 /// Turns a stream of token ids into text, one complete-character chunk at a time.
 ///
+/// Pieces are written as they are: unlike [`Tokenizer::decode`] it removes no SentencePiece
+/// leading space and applies no `clean_spaces` rules (generated tokens follow a prompt).
+///
 /// ```no_run
 /// # fn demo(tok: &graft_runtime::tokenizer::Tokenizer, ids: &[u32]) {
 /// let mut stream = tok.decode_stream(false);
