@@ -1,5 +1,5 @@
 //! Shared helpers for the kernel tests: seeded random data and f64 oracles.
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use graft_quant::QuantType;
 use rand::rngs::StdRng;
@@ -19,6 +19,7 @@ pub const FORMATS: [QuantType; 10] = [
     QuantType::Q6_K,
 ];
 
+/// A seeded RNG.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
