@@ -1,11 +1,17 @@
-//! AVX-512 (F/BW/VL/VNNI) kernels.
+//! AVX-512 kernels: u8×i8 products through VNNI `vpdpbusd` (256-bit, AVX-512 VL).
 
-use crate::cpu::isa::Isa;
-use crate::cpu::table::Kernels;
-use crate::cpu::x86::avx2::AVX2;
+mod imp {
+    use super::super::common::{x86_dot_kernels, x86_quant_kernels};
 
-/// The AVX-512 table.
-pub(crate) static AVX512: Kernels = Kernels {
-    isa: Isa::Avx512,
-    ..AVX2
-};
+    x86_dot_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+    x86_quant_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+
+    /// u8 × i8 → i32 lanes of 4 products, exact (no i16 saturation).
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    fn mul_sum_us8(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+    }
+}
+
+super::common::x86_table!(AVX512, crate::cpu::isa::Isa::Avx512);
