@@ -20,7 +20,7 @@ fn col_sizes(ty: QuantType) -> &'static [usize] {
     if ty.block_size() == 256 {
         &[256, 512, 1536]
     } else {
-        &[256, 576, 1536]
+        &[256, 576, 608, 1536] // 608: an odd block count (tail paths)
     }
 }
 
