@@ -47,41 +47,62 @@ mod imp {
         _mm512_reduce_add_ps(v)
     }
 
-    /// Q4_1 · Q8_1, two blocks per step in 512-bit registers.
+    /// Blocks `b` and `b + 1` of a Q4_1 row at `wp` times Q8_1 at `ap`: returns the 16 lanes
+    /// `d_w d_a * partial dot` and adds `[., m_w s_a, ., m_w s_a]` to `accm`.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(crate) unsafe fn dot_q4_1_512(w: &[u8], a: &[u8]) -> f32 {
-        let nb = w.len() / 20;
-        assert!(a.len() >= nb * 36);
-        let mut acc = _mm512_setzero_ps();
-        let mut accm = _mm_setzero_ps();
+    #[inline]
+    unsafe fn q4_1_pair(wp: *const u8, ap: *const u8, acc: __m512, accm: &mut __m128) -> __m512 {
         let m4 = _mm512_set1_epi8(0x0F);
         // Nibble vector [lo0, lo1, hi0, hi1] (16 B each) → [lo0, hi0, lo1, hi1].
         let perm = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
         // Broadcast lane 0 to the first 8 lanes and lane 2 to the last 8.
         let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-        let mut b = 0;
-        // SAFETY: blocks b and b + 1 < nb read w[20b..20b + 40] and a[36b..36b + 72], inside
-        // the rows (checked above).
+        // SAFETY: callers point `wp` at 40 and `ap` at 72 readable bytes (two blocks each).
         unsafe {
-            while b + 2 <= nb {
-                let (wp, ap) = (w.as_ptr().add(20 * b), a.as_ptr().add(36 * b));
-                let dm = _mm_mul_ps(f16x2x2(wp, wp.add(20)), f16x2x2(ap, ap.add(36)));
-                let q0 = _mm_loadu_si128(wp.add(4) as *const __m128i);
-                let q1 = _mm_loadu_si128(wp.add(24) as *const __m128i);
-                let t = _mm256_set_m128i(q1, q0);
-                let t =
-                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(t), _mm256_srli_epi16::<4>(t));
-                let q = _mm512_permutexvar_epi64(perm, _mm512_and_si512(t, m4));
-                let y = ld2(ap.add(4), ap.add(40));
-                let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
-                let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(dm));
-                acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
-                accm = _mm_add_ps(accm, dm);
+            let dm = _mm_mul_ps(f16x2x2(wp, wp.add(20)), f16x2x2(ap, ap.add(36)));
+            let q0 = _mm_loadu_si128(wp.add(4) as *const __m128i);
+            let q1 = _mm_loadu_si128(wp.add(24) as *const __m128i);
+            let t = _mm256_set_m128i(q1, q0);
+            let t = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(t), _mm256_srli_epi16::<4>(t));
+            let q = _mm512_permutexvar_epi64(perm, _mm512_and_si512(t, m4));
+            let y = ld2(ap.add(4), ap.add(40));
+            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
+            let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(dm));
+            *accm = _mm_add_ps(*accm, dm);
+            _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc)
+        }
+    }
+
+    /// Q4_1 · Q8_1, two blocks per step in 512-bit registers, two independent accumulators.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(crate) unsafe fn dot_q4_1_512(w: &[u8], a: &[u8]) -> f32 {
+        let nb = w.len() / 20;
+        assert!(a.len() >= nb * 36);
+        let mut acc = [_mm512_setzero_ps(); 2];
+        let mut accm = [_mm_setzero_ps(); 2];
+        let mut b = 0;
+        // SAFETY: every step reads blocks below nb: w[20b..20(b + k)] and a[36b..36(b + k)]
+        // with b + k <= nb, inside the rows (checked above).
+        unsafe {
+            let (w0, a0) = (w.as_ptr(), a.as_ptr());
+            while b + 4 <= nb {
+                acc[0] = q4_1_pair(w0.add(20 * b), a0.add(36 * b), acc[0], &mut accm[0]);
+                acc[1] = q4_1_pair(
+                    w0.add(20 * b + 40),
+                    a0.add(36 * b + 72),
+                    acc[1],
+                    &mut accm[1],
+                );
+                b += 4;
+            }
+            if b + 2 <= nb {
+                acc[0] = q4_1_pair(w0.add(20 * b), a0.add(36 * b), acc[0], &mut accm[0]);
                 b += 2;
             }
+            let accm = _mm_add_ps(accm[0], accm[1]);
             // [M0, M1] sit in lanes 1 and 3.
             let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-            let mut s = hsum512(acc) + _mm_cvtss_f32(_mm_movehdup_ps(m));
+            let mut s = hsum512(_mm512_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(_mm_movehdup_ps(m));
             if b < nb {
                 s += dot_q4_1(&w[20 * b..], &a[36 * b..]);
             }
@@ -89,38 +110,53 @@ mod imp {
         }
     }
 
-    /// Q8_0 · Q8_0, two blocks per step in 512-bit registers.
+    /// Blocks `b` and `b + 1` of a Q8_0 row at `wp` times Q8_0 at `ap`, added to `acc`.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    unsafe fn q8_0_pair(wp: *const u8, ap: *const u8, acc: __m512) -> __m512 {
+        let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        // SAFETY: callers point `wp` and `ap` at 68 readable bytes (two blocks each).
+        unsafe {
+            let dw = _mm_cvtph_ps(_mm_insert_epi16::<1>(
+                _mm_cvtsi32_si128(std::ptr::read_unaligned(wp as *const u16) as i32),
+                std::ptr::read_unaligned(wp.add(34) as *const u16) as i32,
+            ));
+            let da = _mm_cvtph_ps(_mm_insert_epi16::<1>(
+                _mm_cvtsi32_si128(std::ptr::read_unaligned(ap as *const u16) as i32),
+                std::ptr::read_unaligned(ap.add(34) as *const u16) as i32,
+            ));
+            let x = ld2(wp.add(2), wp.add(36));
+            let y = ld2(ap.add(2), ap.add(36));
+            let neg = _mm512_movepi8_mask(x);
+            let ax = _mm512_abs_epi8(x);
+            let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
+            let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(_mm_mul_ps(dw, da)));
+            _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc)
+        }
+    }
+
+    /// Q8_0 · Q8_0, two blocks per step in 512-bit registers, two independent accumulators.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub(crate) unsafe fn dot_q8_0_512(w: &[u8], a: &[u8]) -> f32 {
         let nb = w.len() / 34;
         assert!(a.len() >= nb * 34);
-        let mut acc = _mm512_setzero_ps();
-        let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        let mut acc = [_mm512_setzero_ps(); 2];
         let mut b = 0;
-        // SAFETY: blocks b and b + 1 < nb read w[34b..34b + 68] and a[34b..34b + 68], inside
-        // the rows (checked above).
+        // SAFETY: every step reads blocks below nb: w[34b..34(b + k)] and a[34b..34(b + k)]
+        // with b + k <= nb, inside the rows (checked above).
         unsafe {
-            while b + 2 <= nb {
-                let (wp, ap) = (w.as_ptr().add(34 * b), a.as_ptr().add(34 * b));
-                let dw = _mm_cvtph_ps(_mm_insert_epi16::<1>(
-                    _mm_cvtsi32_si128(std::ptr::read_unaligned(wp as *const u16) as i32),
-                    std::ptr::read_unaligned(wp.add(34) as *const u16) as i32,
-                ));
-                let da = _mm_cvtph_ps(_mm_insert_epi16::<1>(
-                    _mm_cvtsi32_si128(std::ptr::read_unaligned(ap as *const u16) as i32),
-                    std::ptr::read_unaligned(ap.add(34) as *const u16) as i32,
-                ));
-                let x = ld2(wp.add(2), wp.add(36));
-                let y = ld2(ap.add(2), ap.add(36));
-                let neg = _mm512_movepi8_mask(x);
-                let ax = _mm512_abs_epi8(x);
-                let sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
-                let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
-                let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(_mm_mul_ps(dw, da)));
-                acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+            let (w0, a0) = (w.as_ptr(), a.as_ptr());
+            while b + 4 <= nb {
+                acc[0] = q8_0_pair(w0.add(34 * b), a0.add(34 * b), acc[0]);
+                acc[1] = q8_0_pair(w0.add(34 * b + 68), a0.add(34 * b + 68), acc[1]);
+                b += 4;
+            }
+            if b + 2 <= nb {
+                acc[0] = q8_0_pair(w0.add(34 * b), a0.add(34 * b), acc[0]);
                 b += 2;
             }
-            let mut s = hsum512(acc);
+            let mut s = hsum512(_mm512_add_ps(acc[0], acc[1]));
             if b < nb {
                 s += dot_q8_0(&w[34 * b..], &a[34 * b..]);
             }
