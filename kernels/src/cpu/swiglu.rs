@@ -1,5 +1,7 @@
 //! SwiGLU gating of the feed-forward block.
 
+use super::softmax::fast_exp;
+
 /// `out = silu(gate) * up`, `silu(g) = g / (1 + exp(-g))`. All slices have the same length.
 pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
     assert!(
@@ -7,6 +9,6 @@ pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
         "swiglu: length mismatch"
     );
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *o = g / (1.0 + (-g).exp()) * u;
+        *o = g / (1.0 + fast_exp(-g)) * u;
     }
 }
