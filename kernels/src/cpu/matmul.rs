@@ -4,6 +4,8 @@
 //! does), then rows are split into one contiguous range per thread. Within a range each weight
 //! row is decoded once per group of four tokens (the ISA's `vec_dot_x4` where it has one), so
 //! prefill reads every weight block once per four tokens, and the row stays in L1 for the rest.
+//! Leftover tokens (all of them in decode) take two rows at a time where the ISA has a
+//! `vec_dot_r2` kernel, so each activation block is loaded and converted once per two rows.
 
 use super::table::{ActFormat, Kernels};
 use super::threadpool::ThreadPool;
@@ -76,25 +78,52 @@ pub fn matmul(
             let r0 = (i * per).min(rows);
             let r1 = ((i + 1) * per).min(rows);
             let mut o4 = [0.0f32; 4];
-            for r in r0..r1 {
-                let wr = &w[r * row_bytes..(r + 1) * row_bytes];
-                let mut t = 0;
+            let mut o2 = [0.0f32; 2];
+            // Tokens 0..n4 go through the four-token kernel, the rest one at a time (two rows
+            // at once where the ISA has a two-row kernel).
+            let n4 = if fk.vec_dot_x4.is_some() {
+                n_tokens / 4 * 4
+            } else {
+                0
+            };
+            let mut r = r0;
+            while r < r1 {
+                let nr = if fk.vec_dot_r2.is_some() && r + 1 < r1 {
+                    2
+                } else {
+                    1
+                };
                 if let Some(x4) = fk.vec_dot_x4 {
-                    while t + 4 <= n_tokens {
-                        x4(wr, &acts[t * arow..(t + 4) * arow], arow, &mut o4);
-                        for (j, &v) in o4.iter().enumerate() {
-                            out.write((t + j) * rows + r, v);
+                    for rr in r..r + nr {
+                        let wr = &w[rr * row_bytes..(rr + 1) * row_bytes];
+                        for t in (0..n4).step_by(4) {
+                            x4(wr, &acts[t * arow..(t + 4) * arow], arow, &mut o4);
+                            for (j, &v) in o4.iter().enumerate() {
+                                out.write((t + j) * rows + rr, v);
+                            }
                         }
-                        t += 4;
                     }
                 }
-                while t < n_tokens {
-                    out.write(
-                        t * rows + r,
-                        (fk.vec_dot)(wr, &acts[t * arow..(t + 1) * arow]),
-                    );
-                    t += 1;
+                for t in n4..n_tokens {
+                    let at = &acts[t * arow..(t + 1) * arow];
+                    match fk.vec_dot_r2 {
+                        Some(r2) if nr == 2 => {
+                            r2(
+                                &w[r * row_bytes..(r + 2) * row_bytes],
+                                row_bytes,
+                                at,
+                                &mut o2,
+                            );
+                            out.write(t * rows + r, o2[0]);
+                            out.write(t * rows + r + 1, o2[1]);
+                        }
+                        _ => {
+                            let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+                            out.write(t * rows + r, (fk.vec_dot)(wr, at));
+                        }
+                    }
                 }
+                r += nr;
             }
         };
         pool.run(parts, &task);

@@ -15,4 +15,11 @@ mod imp {
     }
 }
 
-super::common::x86_table!(AVX2, crate::cpu::isa::Isa::Avx2, dot_q4_1, dot_q8_0);
+super::common::x86_table!(
+    AVX2,
+    crate::cpu::isa::Isa::Avx2,
+    dot_q4_1,
+    dot_q8_0,
+    None,
+    None
+);

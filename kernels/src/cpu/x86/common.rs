@@ -591,10 +591,11 @@ macro_rules! x86_quant_kernels {
 pub(crate) use x86_quant_kernels;
 
 /// Defines safe wrappers around the `imp` module's kernels and the static table `$name` for
-/// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels. The wrappers are only reachable through that table, which
+/// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels and the optional
+/// two-row kernels `$q4_1_r2` / `$q8_0_r2`. The wrappers are only reachable through that table, which
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
-    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr) => {
+    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r2:expr, $q8_0_r2:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -675,6 +676,7 @@ macro_rules! x86_table {
                 act,
                 vec_dot,
                 vec_dot_x4,
+                vec_dot_r2: None,
             }
         }
 
@@ -684,10 +686,16 @@ macro_rules! x86_table {
             f32: fk(ActFormat::F32, dot_f32, None),
             f16: fk(ActFormat::F32, dot_f16, None),
             q4_0: fk(ActFormat::Q8_0, dot_q4_0, None),
-            q4_1: fk(ActFormat::Q8_1, $q4_1, Some(dot_q4_1_x4)),
+            q4_1: FormatKernels {
+                vec_dot_r2: $q4_1_r2,
+                ..fk(ActFormat::Q8_1, $q4_1, Some(dot_q4_1_x4))
+            },
             q5_0: fk(ActFormat::Q8_0, dot_q5_0, None),
             q5_1: fk(ActFormat::Q8_1, dot_q5_1, None),
-            q8_0: fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4)),
+            q8_0: FormatKernels {
+                vec_dot_r2: $q8_0_r2,
+                ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
+            },
             q4_k: fk(ActFormat::Q8_K, dot_q4_k, None),
             q5_k: fk(ActFormat::Q8_K, dot_q5_k, None),
             q6_k: fk(ActFormat::Q8_K, dot_q6_k, None),
