@@ -100,6 +100,74 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    // All matmuls of one SmolLM2-135M decode step (30 layers of Q4_1 q/k/v/o/gate/up/down plus
+    // the Q8_0 output head), each on its own weights: ~98 MB streamed per token.
+    let k = kernels_for(graft_kernels::cpu::isa());
+    let shapes: [(usize, usize); 7] = [
+        (576, 576),
+        (192, 576),
+        (192, 576),
+        (576, 576),
+        (1536, 576),
+        (1536, 576),
+        (576, 1536),
+    ];
+    let mut layers = Vec::new();
+    for l in 0..30u64 {
+        for (i, &(rows, cols)) in shapes.iter().enumerate() {
+            layers.push((
+                rows,
+                cols,
+                weights(QuantType::Q4_1, rows, cols, 1000 + 10 * l + i as u64),
+            ));
+        }
+    }
+    let head = weights(QuantType::Q8_0, 49152, 576, 99);
+    let x = vec![0.1f32; 1536];
+    let mut y = vec![0.0f32; 49152];
+    let step = |y: &mut [f32]| -> Result<(), graft_kernels::KernelError> {
+        for (rows, cols, w) in &layers {
+            matmul(
+                k,
+                &pool,
+                QuantType::Q4_1,
+                w,
+                *rows,
+                *cols,
+                &x[..*cols],
+                1,
+                &mut y[..*rows],
+            )?;
+        }
+        matmul(
+            k,
+            &pool,
+            QuantType::Q8_0,
+            &head,
+            49152,
+            576,
+            &x[..576],
+            1,
+            y,
+        )
+    };
+    step(&mut y)?;
+    let (t0, c0) = (Instant::now(), cpu_time());
+    let mut steps = 0;
+    while t0.elapsed().as_secs_f64() < 2.0 {
+        step(&mut y)?;
+        steps += 1;
+    }
+    let wall = t0.elapsed().as_secs_f64() / steps as f64;
+    let cpu = (cpu_time() - c0) / steps as f64;
+    println!(
+        "decode matmuls ({}): {:.2} ms/token wall, {:.2} ms cpu (all threads) -> {:.0} tok/s matmul-only (wall)",
+        k.isa,
+        wall * 1e3,
+        cpu * 1e3,
+        1.0 / wall
+    );
+
     // Decode attention, SmolLM2 shape (9 query heads, 3 KV heads, head_dim 64), f32 cache.
     let sh = AttnShape {
         n_heads: 9,
