@@ -117,3 +117,26 @@ fn rejects_bad_shapes() {
     assert!(matmul(k, &pool, QuantType::Q2_K, &w, 1, 64, &x, 1, &mut y).is_err());
     assert!(ThreadPool::new(0).is_err());
 }
+
+/// Oversubscribed pools (more threads than cores), many back-to-back small calls as in decode:
+/// every call completes and matches the single-thread result bit for bit (rows are independent,
+/// so the split must not change any value).
+#[test]
+fn oversubscribed_pool_is_exact_and_completes() {
+    let mut r = rng(3);
+    let k = kernels_for(*available_isas().last().expect("scalar is always available"));
+    let (rows, cols) = (192, 576);
+    let (w, _) = weights(&mut r, QuantType::Q4_1, rows, cols);
+    let x = randn(&mut r, cols, 1.0);
+    let one = ThreadPool::new(1).expect("pool");
+    let mut want = vec![0.0f32; rows];
+    matmul(k, &one, QuantType::Q4_1, &w, rows, cols, &x, 1, &mut want).expect("matmul");
+    for n in [2usize, 5] {
+        let pool = ThreadPool::new(n).expect("pool");
+        for _ in 0..300 {
+            let mut y = vec![f32::NAN; rows];
+            matmul(k, &pool, QuantType::Q4_1, &w, rows, cols, &x, 1, &mut y).expect("matmul");
+            assert_eq!(y, want, "{n} threads");
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The quantized matrix product `y = W x` over a thread pool.
 //!
 //! Activations are quantized once per call into the weight format's [`ActFormat`] (as ggml
-//! does), then rows are split into one contiguous range per thread. Within a range each weight
+//! does), then rows are split into chunks that the pool's threads claim from an atomic counter
+//! (a descheduled thread just claims fewer). Within a chunk each weight
 //! row is decoded once per group of four tokens (the ISA's `vec_dot_x4` where it has one), so
 //! prefill reads every weight block once per four tokens, and the row stays in L1 for the rest.
 //! Leftover tokens (all of them in decode) take two rows at a time where the ISA has a
@@ -12,6 +13,7 @@ use super::threadpool::ThreadPool;
 use crate::KernelError;
 use graft_quant::QuantType;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Below this many multiply-adds a matmul runs on the calling thread only.
 const MIN_PARALLEL_WORK: usize = 1 << 16;
@@ -66,17 +68,17 @@ pub fn matmul(
             &scratch[..]
         };
         let work = rows * cols * n_tokens;
-        let parts = if work < MIN_PARALLEL_WORK {
+        // Chunks of rows (multiples of 4) claimed dynamically: about 4 per thread.
+        let threads = if work < MIN_PARALLEL_WORK {
             1
         } else {
-            pool.n_threads().min(rows.div_ceil(4))
+            pool.n_threads()
         };
+        let chunk = rows.div_ceil(4 * threads).div_ceil(4) * 4;
+        let n_chunks = rows.div_ceil(chunk);
+        let next = AtomicUsize::new(0);
         let out = OutPtr(y.as_mut_ptr());
-        let task = |i: usize| {
-            // Row ranges in multiples of 4, so each part gets whole tiles.
-            let per = rows.div_ceil(parts).div_ceil(4) * 4;
-            let r0 = (i * per).min(rows);
-            let r1 = ((i + 1) * per).min(rows);
+        let range = |r0: usize, r1: usize| {
             let mut o4 = [0.0f32; 4];
             let mut o2 = [0.0f32; 2];
             // Tokens 0..n4 go through the four-token kernel, the rest one at a time (two rows
@@ -126,7 +128,18 @@ pub fn matmul(
                 r += nr;
             }
         };
-        pool.run(parts, &task);
+        let task = || loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= n_chunks {
+                break;
+            }
+            range(c * chunk, ((c + 1) * chunk).min(rows));
+        };
+        if threads == 1 {
+            task();
+        } else {
+            pool.run(&task);
+        }
     });
     Ok(())
 }
@@ -147,8 +160,9 @@ fn check_len(buffer: &'static str, got: usize, expected: usize) -> Result<(), Ke
 /// The output buffer, shared by the threads of one matmul; each writes disjoint indices.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: the pointer targets `y`, which outlives the pool run (run returns only when all
-// parts are done); parts write disjoint row ranges, so no two threads touch the same element.
+// SAFETY: the pointer targets `y`, which outlives the pool run (run returns only when no
+// thread is inside the task); each chunk is claimed by exactly one thread and chunks cover
+// disjoint row ranges, so no two threads touch the same element.
 unsafe impl Sync for OutPtr {}
 // SAFETY: as for Sync.
 unsafe impl Send for OutPtr {}

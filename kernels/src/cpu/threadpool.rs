@@ -1,16 +1,48 @@
 //! The worker pool matmuls split their rows over.
 //!
-//! Built on a rayon pool of `n - 1` workers; the calling thread does the first share itself, so
-//! `n` threads compute. Rayon's idle workers spin briefly and then sleep on a condition
-//! variable, so a pool never busy-waits without bound when a core is taken by another process.
-//! With `n == 1` no thread is created and work runs inline.
+//! `n - 1` worker threads plus the calling thread. A call publishes one job (a closure that
+//! claims row chunks from an atomic counter until none are left), runs it on the caller too,
+//! then withdraws it and waits only for workers that are inside it. Work is claimed
+//! dynamically, so a worker that is descheduled (another process holds its core) simply takes
+//! fewer chunks, and one that wakes late finds the job gone: nothing waits for a thread that
+//! is not running. Idle workers spin for about [`SPIN`] and then park on a condition variable,
+//! so the pool never busy-waits without bound.
 
 use crate::KernelError;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins for the next job before parking.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// The job a call publishes: a closure borrowed for the duration of [`ThreadPool::run`].
+struct Job<'a> {
+    f: &'a (dyn Fn() + Sync),
+}
+
+struct Shared {
+    /// The current job, or null. Points at a `Job` on the caller's stack.
+    job: AtomicPtr<Job<'static>>,
+    /// Bumped once per published job.
+    generation: AtomicU64,
+    /// Workers between "saw a new generation" and "done with the job".
+    active: AtomicUsize,
+    /// Workers parked (or about to park) on `cv`.
+    sleepers: AtomicUsize,
+    shutdown: AtomicBool,
+    panicked: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
 
 /// A pool of `n` compute threads (the caller counts as one).
 pub struct ThreadPool {
     n: usize,
-    pool: Option<rayon::ThreadPool>,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl ThreadPool {
@@ -22,21 +54,33 @@ impl ThreadPool {
                 msg: "need at least one thread".into(),
             });
         }
-        let pool = if n > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n - 1)
-                    .thread_name(|i| format!("graft-worker-{i}"))
-                    .build()
-                    .map_err(|e| KernelError::ThreadPool {
-                        n,
-                        msg: e.to_string(),
-                    })?,
-            )
-        } else {
-            None
+        let shared = Arc::new(Shared {
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            generation: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        });
+        let mut pool = ThreadPool {
+            n,
+            shared: shared.clone(),
+            workers: Vec::new(),
         };
-        Ok(ThreadPool { n, pool })
+        for i in 1..n {
+            let s = shared.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("graft-worker-{i}"))
+                .spawn(move || worker(&s))
+                .map_err(|e| KernelError::ThreadPool {
+                    n,
+                    msg: e.to_string(),
+                })?;
+            pool.workers.push(h);
+        }
+        Ok(pool)
     }
 
     /// Threads that compute (including the caller).
@@ -44,17 +88,103 @@ impl ThreadPool {
         self.n
     }
 
-    /// Runs `f(i)` for `i` in `0..parts` (`parts <= n_threads()`), `f(0)` on the calling
-    /// thread, and returns when all are done.
-    pub(crate) fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
-        match &self.pool {
-            Some(pool) if parts > 1 => pool.in_place_scope(|s| {
-                for i in 1..parts {
-                    s.spawn(move |_| f(i));
-                }
-                f(0);
-            }),
-            _ => (0..parts).for_each(f),
+    /// Runs `f` on the calling thread and on every worker that joins in time; returns when the
+    /// caller's `f` has returned and no worker is still inside `f`. `f` must split its work
+    /// dynamically (e.g. claim chunks from an atomic counter): any number of threads, including
+    /// only the caller, may run it.
+    pub(crate) fn run(&self, f: &(dyn Fn() + Sync)) {
+        if self.workers.is_empty() {
+            f();
+            return;
+        }
+        let s = &*self.shared;
+        let job = Job { f };
+        // SAFETY: the pointer is withdrawn (set to null) below and we wait until no worker is
+        // inside the job before `job` goes out of scope, so the lifetime erasure never lets a
+        // worker see a dangling closure.
+        let ptr = unsafe {
+            std::mem::transmute::<*const Job<'_>, *mut Job<'static>>(&job as *const Job<'_>)
+        };
+        s.job.store(ptr, SeqCst);
+        s.generation.fetch_add(1, SeqCst);
+        if s.sleepers.load(SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.cv.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(f));
+        s.job.store(std::ptr::null_mut(), SeqCst);
+        let mut spins = 0u32;
+        while s.active.load(SeqCst) != 0 {
+            spins += 1;
+            if spins < 1 << 12 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        if let Err(p) = mine {
+            std::panic::resume_unwind(p);
+        }
+        if s.panicked.swap(false, SeqCst) {
+            panic!("graft thread pool: a worker panicked while running a kernel");
+        }
+    }
+}
+
+fn worker(s: &Shared) {
+    let mut seen = s.generation.load(SeqCst);
+    loop {
+        // Wait for a new generation: spin briefly, then park.
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if s.shutdown.load(SeqCst) {
+                return;
+            }
+            let g = s.generation.load(SeqCst);
+            if g != seen {
+                seen = g;
+                break;
+            }
+            spins = spins.wrapping_add(1);
+            if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            let guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.sleepers.fetch_add(1, SeqCst);
+            let guard = if s.generation.load(SeqCst) == seen && !s.shutdown.load(SeqCst) {
+                s.cv.wait(guard).unwrap_or_else(|e| e.into_inner())
+            } else {
+                guard
+            };
+            s.sleepers.fetch_sub(1, SeqCst);
+            drop(guard);
+        }
+        s.active.fetch_add(1, SeqCst);
+        let job = s.job.load(SeqCst);
+        if !job.is_null() {
+            // SAFETY: `active` was raised before loading the pointer, and `run` withdraws the
+            // pointer and then waits for `active == 0` before the job leaves its stack, so the
+            // job is alive for the whole call.
+            let f = unsafe { (*job).f };
+            if catch_unwind(AssertUnwindSafe(f)).is_err() {
+                s.panicked.store(true, SeqCst);
+            }
+        }
+        s.active.fetch_sub(1, SeqCst);
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, SeqCst);
+        {
+            let _g = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.cv.notify_all();
+        }
+        for h in self.workers.drain(..) {
+            let _ = h.join();
         }
     }
 }
