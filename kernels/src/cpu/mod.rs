@@ -5,6 +5,24 @@
 //! [`matmul`] is the threaded quantized matrix product, [`act_quant`] quantizes activations to
 //! Q8_0/Q8_1/Q8_K, `scalar/`, `x86/` and `neon/` hold the per-ISA dot products, and the small
 //! ops live in one file each.
+//!
+//! Coverage of the matmul dot products (weights × activations):
+//!
+//! | format | act  | scalar | AVX2            | AVX-512 (VNNI)                   | NEON   |
+//! |--------|------|--------|-----------------|----------------------------------|--------|
+//! | F32    | f32  | yes    | yes             | = AVX2                           | yes    |
+//! | F16    | f32  | yes    | yes (F16C)      | = AVX2                           | scalar |
+//! | Q4_0   | Q8_0 | yes    | yes             | ymm VNNI                         | yes    |
+//! | Q4_1   | Q8_1 | yes    | yes, 1×4 tokens | zmm 2-block, 2-row, ymm 1×4      | yes    |
+//! | Q5_0   | Q8_0 | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q5_1   | Q8_1 | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q8_0   | Q8_0 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes    |
+//! | Q4_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q5_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q6_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
+//!
+//! Activation quantizers: Q8_0 and Q8_1 have AVX2/AVX-512 versions (byte-identical to the
+//! scalar reference); Q8_K is scalar everywhere.
 
 pub mod act_quant;
 mod attention;
