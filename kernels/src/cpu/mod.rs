@@ -1,8 +1,8 @@
 //! CPU kernels: a scalar reference for every op and SIMD paths (AVX2, AVX-512, NEON) chosen once
 //! at run time into a [`Kernels`] table.
 //!
-//! Layout: [`isa`] detects the instruction set, [`table`] holds the per-ISA function pointers,
-//! [`matmul`] is the threaded quantized matrix product, [`act_quant`] quantizes activations to
+//! Layout: [`isa`](mod@isa) detects the instruction set, [`table`] holds the per-ISA function pointers,
+//! [`matmul`](mod@matmul) is the threaded quantized matrix product, [`act_quant`] quantizes activations to
 //! Q8_0/Q8_1/Q8_K, `scalar/`, `x86/` and `neon/` hold the per-ISA dot products, and the small
 //! ops live in one file each.
 //!
