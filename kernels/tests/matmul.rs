@@ -140,3 +140,23 @@ fn oversubscribed_pool_is_exact_and_completes() {
         }
     }
 }
+
+#[test]
+fn for_each_chunk_covers_every_item_once() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    for n_threads in [1usize, 3] {
+        let pool = ThreadPool::new(n_threads).expect("pool");
+        for (n, chunk) in [(0usize, 4usize), (1, 4), (103, 7), (64, 64), (10, 0)] {
+            let hits: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+            pool.for_each_chunk(n, chunk, &|r| {
+                for i in r {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            assert!(
+                hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                "n {n} chunk {chunk}"
+            );
+        }
+    }
+}

@@ -92,7 +92,7 @@ impl ThreadPool {
     /// caller's `f` has returned and no worker is still inside `f`. `f` must split its work
     /// dynamically (e.g. claim chunks from an atomic counter): any number of threads, including
     /// only the caller, may run it.
-    pub(crate) fn run(&self, f: &(dyn Fn() + Sync)) {
+    pub fn run(&self, f: &(dyn Fn() + Sync)) {
         if self.workers.is_empty() {
             f();
             return;
@@ -127,6 +127,33 @@ impl ThreadPool {
         }
         if s.panicked.swap(false, SeqCst) {
             panic!("graft thread pool: a worker panicked while running a kernel");
+        }
+    }
+}
+
+impl ThreadPool {
+    /// Calls `f(range)` for consecutive ranges of `0..n` of at most `chunk` items, spread over
+    /// the pool's threads (claimed dynamically). Returns when all ranges are done.
+    pub fn for_each_chunk(
+        &self,
+        n: usize,
+        chunk: usize,
+        f: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    ) {
+        let chunk = chunk.max(1);
+        let n_chunks = n.div_ceil(chunk);
+        let next = AtomicUsize::new(0);
+        let task = || loop {
+            let c = next.fetch_add(1, SeqCst);
+            if c >= n_chunks {
+                break;
+            }
+            f(c * chunk..((c + 1) * chunk).min(n));
+        };
+        if n_chunks <= 1 {
+            task();
+        } else {
+            self.run(&task);
         }
     }
 }
