@@ -160,3 +160,26 @@ fn for_each_chunk_covers_every_item_once() {
         }
     }
 }
+
+/// A matmul issued from inside a pool job (nested use of the same pool) must not deadlock or
+/// corrupt the outer job: it runs inline.
+#[test]
+fn nested_pool_use_runs_inline() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let pool = ThreadPool::new(3).expect("pool");
+    let mut r = rng(4);
+    let k = kernels_for(Isa::Scalar);
+    let (rows, cols) = (384, 256); // large enough to go through the pool
+    let (w, _) = weights(&mut r, QuantType::Q8_0, rows, cols);
+    let x = randn(&mut r, cols, 1.0);
+    let mut want = vec![0.0f32; rows];
+    matmul(k, &pool, QuantType::Q8_0, &w, rows, cols, &x, 1, &mut want).expect("matmul");
+    let done = AtomicU32::new(0);
+    pool.for_each_chunk(8, 1, &|_| {
+        let mut y = vec![0.0f32; rows];
+        matmul(k, &pool, QuantType::Q8_0, &w, rows, cols, &x, 1, &mut y).expect("matmul");
+        assert_eq!(y, want);
+        done.fetch_add(1, Ordering::Relaxed);
+    });
+    assert_eq!(done.load(Ordering::Relaxed), 8);
+}

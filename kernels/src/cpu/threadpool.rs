@@ -34,6 +34,8 @@ struct Shared {
     sleepers: AtomicUsize,
     shutdown: AtomicBool,
     panicked: AtomicBool,
+    /// A `run` is in progress (nested or concurrent calls run inline instead).
+    busy: AtomicBool,
     lock: Mutex<()>,
     cv: Condvar,
 }
@@ -61,6 +63,7 @@ impl ThreadPool {
             sleepers: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
             lock: Mutex::new(()),
             cv: Condvar::new(),
         });
@@ -91,13 +94,18 @@ impl ThreadPool {
     /// Runs `f` on the calling thread and on every worker that joins in time; returns when the
     /// caller's `f` has returned and no worker is still inside `f`. `f` must split its work
     /// dynamically (e.g. claim chunks from an atomic counter): any number of threads, including
-    /// only the caller, may run it.
+    /// only the caller, may run it. A call made while another is in progress (from inside a
+    /// job, or from a second thread) runs `f` on the calling thread alone.
     pub fn run(&self, f: &(dyn Fn() + Sync)) {
-        if self.workers.is_empty() {
+        let s = &*self.shared;
+        if self.workers.is_empty()
+            || s.busy
+                .compare_exchange(false, true, SeqCst, SeqCst)
+                .is_err()
+        {
             f();
             return;
         }
-        let s = &*self.shared;
         let job = Job { f };
         // SAFETY: the pointer is withdrawn (set to null) below and we wait until no worker is
         // inside the job before `job` goes out of scope, so the lifetime erasure never lets a
@@ -122,10 +130,12 @@ impl ThreadPool {
                 std::thread::yield_now();
             }
         }
+        let worker_panicked = s.panicked.swap(false, SeqCst);
+        s.busy.store(false, SeqCst);
         if let Err(p) = mine {
             std::panic::resume_unwind(p);
         }
-        if s.panicked.swap(false, SeqCst) {
+        if worker_panicked {
             panic!("graft thread pool: a worker panicked while running a kernel");
         }
     }
