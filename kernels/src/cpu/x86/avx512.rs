@@ -1,7 +1,9 @@
 //! AVX-512 kernels: u8×i8 products through VNNI `vpdpbusd`. The shared 256-bit bodies use
 //! `vpdpbusd` on ymm (AVX-512 VL); Q4_1 and Q8_0, the test model's formats, have 512-bit
 //! single-row kernels that take two blocks per step, and Q4_1 a two-row decode kernel. (A
-//! two-row Q8_0 kernel measured 3× slower than the single-row one on Zen 4 and was dropped.)
+//! two-row Q8_0 kernel, a four-row Q4_1 kernel and software prefetch all measured slower when
+//! weights stream from memory on Zen 4 — interleaved row streams seem to defeat the hardware
+//! prefetcher — and were dropped.)
 
 mod imp {
     use super::super::common::{x86_dot_kernels, x86_quant_kernels};
