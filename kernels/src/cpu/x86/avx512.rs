@@ -1,9 +1,9 @@
 //! AVX-512 kernels: u8×i8 products through VNNI `vpdpbusd`. The shared 256-bit bodies use
 //! `vpdpbusd` on ymm (AVX-512 VL); Q4_1 and Q8_0, the test model's formats, have 512-bit
-//! single-row kernels that take two blocks per step, and Q4_1 a two-row decode kernel. (A
-//! two-row Q8_0 kernel, a four-row Q4_1 kernel and software prefetch all measured slower when
-//! weights stream from memory on Zen 4 — interleaved row streams seem to defeat the hardware
-//! prefetcher — and were dropped.)
+//! single-row kernels that take two blocks per step. (Two- and four-row decode kernels sharing
+//! the activation loads, and software prefetch, were faster on cache-hot weights but measured
+//! up to 1.5–3× slower when weights stream from memory on Zen 4 — interleaved row streams
+//! seem to defeat the hardware prefetcher — so decode reads one row at a time.)
 
 mod imp {
     use super::super::common::{x86_dot_kernels, x86_quant_kernels};
@@ -99,37 +99,6 @@ mod imp {
     fn q4_1_mins(accm: __m128) -> f32 {
         let m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
         _mm_cvtss_f32(_mm_movehdup_ps(m))
-    }
-
-    /// Two consecutive Q4_1 rows (`row_bytes` each, in `w`) times one Q8_1 row: the activation
-    /// blocks are loaded and converted once for both rows.
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(crate) unsafe fn dot_q4_1_r2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 2]) {
-        let nb = row_bytes / 20;
-        assert!(w.len() >= 2 * row_bytes && row_bytes == nb * 20 && a.len() >= nb * 36);
-        let mut acc = [_mm512_setzero_ps(); 2];
-        let mut accm = [_mm_setzero_ps(); 2];
-        let mut b = 0;
-        // SAFETY: steps read blocks b, b + 1 < nb of both rows and of the activation row,
-        // inside the slices (checked above).
-        unsafe {
-            let (w0, w1, a0) = (w.as_ptr(), w.as_ptr().add(row_bytes), a.as_ptr());
-            while b + 2 <= nb {
-                let ap = a0.add(36 * b);
-                let y = ld2(ap.add(4), ap.add(40));
-                let dma = f16x2x2(ap, ap.add(36));
-                acc[0] = q4_1_pair_w(w0.add(20 * b), y, dma, acc[0], &mut accm[0]);
-                acc[1] = q4_1_pair_w(w1.add(20 * b), y, dma, acc[1], &mut accm[1]);
-                b += 2;
-            }
-            for r in 0..2 {
-                out[r] = hsum512(acc[r]) + q4_1_mins(accm[r]);
-                if b < nb {
-                    let wr = &w[r * row_bytes + 20 * b..(r + 1) * row_bytes];
-                    out[r] += dot_q4_1(wr, &a[36 * b..]);
-                }
-            }
-        }
     }
 
     /// Q4_1 · Q8_1, two blocks per step in 512-bit registers, two independent accumulators.
@@ -247,16 +216,11 @@ fn dot_q8_0_512(w: &[u8], a: &[u8]) -> f32 {
     unsafe { imp::dot_q8_0_512(w, a) }
 }
 
-fn dot_q4_1_r2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 2]) {
-    // SAFETY: as for dot_q4_1_512.
-    unsafe { imp::dot_q4_1_r2(w, row_bytes, a, out) }
-}
-
 super::common::x86_table!(
     AVX512,
     crate::cpu::isa::Isa::Avx512,
     dot_q4_1_512,
     dot_q8_0_512,
-    Some(dot_q4_1_r2),
+    None,
     None
 );
