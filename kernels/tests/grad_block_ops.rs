@@ -36,7 +36,11 @@ fn rmsnorm_backward_vs_fd() {
     let g = fd_grad(&to64(&x), H, |p| {
         dotr(&r, &rmsnorm64(p, &w6, dim, f64::from(eps)))
     });
-    let want: Vec<f64> = g.iter().zip(&base).map(|(a, &b)| a + f64::from(b)).collect();
+    let want: Vec<f64> = g
+        .iter()
+        .zip(&base)
+        .map(|(a, &b)| a + f64::from(b))
+        .collect();
     let got_delta: Vec<f32> = dx.iter().zip(&base).map(|(a, b)| a - b).collect();
     check("rmsnorm dx vs FD", &got_delta, &g, TOL);
     check("rmsnorm dx accumulates", &dx, &want, TOL);
@@ -85,10 +89,22 @@ fn swiglu_backward_vs_fd() {
     let silu = |x: f64| x / (1.0 + (-x).exp());
     let (g6, u6) = (to64(&g), to64(&u));
     let fg = fd_grad(&g6, H, |p| {
-        dotr(&r, &p.iter().zip(&u6).map(|(a, b)| silu(*a) * b).collect::<Vec<_>>())
+        dotr(
+            &r,
+            &p.iter()
+                .zip(&u6)
+                .map(|(a, b)| silu(*a) * b)
+                .collect::<Vec<_>>(),
+        )
     });
     let fu = fd_grad(&u6, H, |p| {
-        dotr(&r, &g6.iter().zip(p).map(|(a, b)| silu(*a) * b).collect::<Vec<_>>())
+        dotr(
+            &r,
+            &g6.iter()
+                .zip(p)
+                .map(|(a, b)| silu(*a) * b)
+                .collect::<Vec<_>>(),
+        )
     });
     let (mut dg, mut du) = (vec![0f32; n], vec![0f32; n]);
     swiglu_backward(&g, &u, &dh, &mut dg, &mut du);
@@ -103,6 +119,10 @@ fn residual_backward_adds() {
     let base = rng.vec(10, 1.0);
     let mut da = base.clone();
     residual_backward(&dy, &mut da);
-    let want: Vec<f64> = dy.iter().zip(&base).map(|(a, b)| f64::from(*a) + f64::from(*b)).collect();
+    let want: Vec<f64> = dy
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| f64::from(*a) + f64::from(*b))
+        .collect();
     check("residual", &da, &want, 1e-7);
 }

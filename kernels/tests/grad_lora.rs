@@ -13,7 +13,11 @@ fn fwd64(sh: LoraShape, x: &[f64], a: &[f64], b: &[f64], s: f64) -> Vec<f64> {
     let mut y = vec![0f64; sh.n_tok * sh.n_out];
     for t in 0..sh.n_tok {
         let u: Vec<f64> = (0..sh.rank)
-            .map(|k| (0..sh.n_in).map(|i| a[k * sh.n_in + i] * x[t * sh.n_in + i]).sum())
+            .map(|k| {
+                (0..sh.n_in)
+                    .map(|i| a[k * sh.n_in + i] * x[t * sh.n_in + i])
+                    .sum()
+            })
             .collect();
         for o in 0..sh.n_out {
             y[t * sh.n_out + o] = s * (0..sh.rank).map(|k| b[o * sh.rank + k] * u[k]).sum::<f64>();

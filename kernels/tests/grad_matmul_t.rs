@@ -84,7 +84,16 @@ fn shape_errors_are_reported() {
     let w = vec![0u8; 20];
     let mut dx = vec![0f32; 32];
     let e = matmul_t(QuantType::Q4_1, &w, 2, 32, &[0.0; 2], 1, &mut dx, 1);
-    assert!(matches!(e, Err(GradError::Shape { what: "w bytes", .. })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Err(GradError::Shape {
+                what: "w bytes",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
     let e = matmul_t(QuantType::Q4_1, &w, 1, 16, &[0.0; 1], 1, &mut dx[..16], 1);
     assert!(matches!(e, Err(GradError::NotWholeBlocks { .. })), "{e:?}");
     let e = matmul_t(QuantType::I32, &w, 1, 5, &[0.0; 1], 1, &mut dx[..5], 1);
