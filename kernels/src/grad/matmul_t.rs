@@ -73,7 +73,7 @@ pub fn matmul_t_with(
     let isa = if isa.supported() { isa } else { Isa::Scalar };
     let (nc, kc) = layout(ty)?;
     let block = ty.block_size();
-    if cols % block != 0 {
+    if !cols.is_multiple_of(block) {
         return Err(GradError::NotWholeBlocks { ty, cols });
     }
     let row_bytes = cols / block * ty.type_size();

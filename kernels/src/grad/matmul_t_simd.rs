@@ -1,6 +1,6 @@
 //! x86-64 SIMD pieces of [`super::matmul_t`]: register-blocked micro-GEMMs over a dequantized
-//! f32 tile (AVX-512: 6 tokens × 64 columns in 24 zmm accumulators; AVX2: 4 tokens × 16
-//! columns in 8 ymm) and AVX2 dequantizers for Q8_0 and Q4_1 blocks.
+//! f32 tile (AVX-512: 6 tokens × 64 columns in 24 zmm accumulators; AVX2: 6 tokens × 16
+//! columns in 12 ymm) and AVX2 dequantizers for Q8_0 and Q4_1 blocks.
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
@@ -25,7 +25,7 @@ pub(crate) unsafe fn tile_avx512(
     n_tok: usize,
 ) {
     let mut t = 0;
-    // SAFETY (all calls): rows t..t+MR are < n_tok, inside the windows the caller vouched for.
+    // SAFETY: every call covers rows t..t+MR < n_tok, inside the windows the caller vouched for.
     unsafe {
         while t + 6 <= n_tok {
             let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
@@ -145,18 +145,20 @@ pub(crate) unsafe fn tile_avx2(
     n_tok: usize,
 ) {
     let mut t = 0;
-    // SAFETY (all calls): rows t..t+MR are < n_tok, inside the windows the caller vouched for.
+    // SAFETY: every call covers rows t..t+MR < n_tok, inside the windows the caller vouched for.
     unsafe {
-        while t + 4 <= n_tok {
+        while t + 6 <= n_tok {
             let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
-            rows_avx2::<4>(tile, kr, pw, g, dy_stride, o, dx_stride);
-            t += 4;
+            rows_avx2::<6>(tile, kr, pw, g, dy_stride, o, dx_stride);
+            t += 6;
         }
         let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
         match n_tok - t {
             1 => rows_avx2::<1>(tile, kr, pw, g, dy_stride, o, dx_stride),
             2 => rows_avx2::<2>(tile, kr, pw, g, dy_stride, o, dx_stride),
             3 => rows_avx2::<3>(tile, kr, pw, g, dy_stride, o, dx_stride),
+            4 => rows_avx2::<4>(tile, kr, pw, g, dy_stride, o, dx_stride),
+            5 => rows_avx2::<5>(tile, kr, pw, g, dy_stride, o, dx_stride),
             _ => {}
         }
     }
