@@ -53,7 +53,7 @@ fn attn64(
     (out, lse)
 }
 
-fn run(seg: Option<&[u32]>, seed: u64) {
+fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
     let sh = AttnShape {
         n_tok: 7,
         n_head: 4,
@@ -69,9 +69,12 @@ fn run(seg: Option<&[u32]>, seed: u64) {
 
     let mut out = vec![0f32; q.len()];
     let mut lse = vec![0f32; sh.n_tok * sh.n_head];
-    attention_forward(sh, &q, &k, &v, seg, &mut out, &mut lse);
+    attention_forward(sh, &q, &k, &v, seg, &mut out, &mut lse, threads);
     let (o64, l64) = attn64(sh, &q6, &k6, &v6, seg);
-    let tag = if seg.is_some() { "segments" } else { "causal" };
+    let tag = format!(
+        "{} x{threads}",
+        if seg.is_some() { "segments" } else { "causal" }
+    );
     check(&format!("attn {tag} out"), &out, &o64, 1e-5);
     check(&format!("attn {tag} lse"), &lse, &l64, 1e-5);
 
@@ -82,7 +85,7 @@ fn run(seg: Option<&[u32]>, seed: u64) {
         vec![0f32; v.len()],
     );
     attention_backward(
-        sh, &q, &k, &v, seg, &out, &lse, &dout, &mut dq, &mut dk, &mut dv,
+        sh, &q, &k, &v, seg, &out, &lse, &dout, &mut dq, &mut dk, &mut dv, threads,
     );
     let h = 1e-5;
     let gq = fd_grad(&q6, h, |p| dotr(&r, &attn64(sh, p, &k6, &v6, seg).0));
@@ -95,14 +98,16 @@ fn run(seg: Option<&[u32]>, seed: u64) {
 
 #[test]
 fn gqa_causal() {
-    run(None, 21);
+    run(None, 21, 1);
+    run(None, 21, 3);
 }
 
 #[test]
 fn gqa_packed_segments() {
     // Three packed sequences of 3, 2 and 2 tokens.
     let seg = [0u32, 0, 0, 1, 1, 2, 2];
-    run(Some(&seg), 22);
+    run(Some(&seg), 22, 1);
+    run(Some(&seg), 22, 3);
 }
 
 #[test]
@@ -120,10 +125,10 @@ fn segments_actually_isolate() {
     let mut k = rng.vec(4 * 4, 1.0);
     let mut v = rng.vec(4 * 4, 1.0);
     let (mut o1, mut o2, mut l) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; 8]);
-    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o1, &mut l);
+    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o1, &mut l, 1);
     k[0] += 1.0;
     v[1] += 1.0;
-    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o2, &mut l);
+    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o2, &mut l, 1);
     assert_eq!(o1[16..], o2[16..], "sequence 1 saw sequence 0");
     assert_ne!(
         o1[..16],
