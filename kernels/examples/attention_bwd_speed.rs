@@ -33,7 +33,7 @@ fn main() {
     let (mut dq, mut dk, mut dv) = (vec![0f32; nq], vec![0f32; nk], vec![0f32; nk]);
     for threads in [1, 2] {
         let (mut f, mut b) = (f64::INFINITY, f64::INFINITY);
-        for _ in 0..5 {
+        for _ in 0..20 {
             let t0 = Instant::now();
             attention_forward(sh, &q, &k, &v, None, &mut out, &mut lse, threads);
             let t1 = Instant::now();

@@ -55,7 +55,7 @@ fn attn64(
 
 fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
     let sh = AttnShape {
-        n_tok: 7,
+        n_tok: seg.map_or(7, |s| s.len()),
         n_head: 4,
         n_kv: 2,
         head_dim: 8,
@@ -108,6 +108,25 @@ fn gqa_packed_segments() {
     let seg = [0u32, 0, 0, 1, 1, 2, 2];
     run(Some(&seg), 22, 1);
     run(Some(&seg), 22, 3);
+}
+
+#[test]
+fn gqa_packed_segments_longer_than_a_query_block() {
+    // 40 tokens (> the kernel's 16-row query blocks, so whole earlier sequences are skipped),
+    // runs of 10, 15, 15, the last reusing id 0 (ids need not be contiguous: tokens with the
+    // same id see each other, as in the reference).
+    let seg: Vec<u32> = (0..40u32)
+        .map(|t| match t {
+            0..=9 => 0,
+            10..=24 => 1,
+            _ => 0,
+        })
+        .collect();
+    run(Some(&seg), 24, 2);
+    let seg: Vec<u32> = (0..40u32).map(|t| t / 13).collect();
+    run(Some(&seg), 25, 1);
+    // One segment = plain causal over 40 tokens (several query blocks, diagonal tails).
+    run(Some(&[5u32; 40]), 26, 3);
 }
 
 #[test]

@@ -45,8 +45,31 @@ impl AttnShape {
     }
 }
 
+/// Query rows per block (their state and rows stay in L1 while the keys stream past).
+const BQ: usize = 16;
+
 fn visible(segments: Option<&[u32]>, i: usize, j: usize) -> bool {
     segments.is_none_or(|s| s[i] == s[j])
+}
+
+/// For each token, the first token with the same segment id (0 without segments): keys
+/// before it are invisible, so packed sequences skip every earlier sequence's keys.
+fn first_same_segment(segments: Option<&[u32]>, n_tok: usize) -> Vec<usize> {
+    match segments {
+        None => vec![0; n_tok],
+        Some(seg) => {
+            let mut first = std::collections::HashMap::new();
+            seg.iter()
+                .enumerate()
+                .map(|(i, &id)| *first.entry(id).or_insert(i))
+                .collect()
+        }
+    }
+}
+
+/// First key any query of block `i0..i1` can see.
+fn block_start(first: &[usize], i0: usize, i1: usize) -> usize {
+    first[i0..i1].iter().copied().min().unwrap_or(i0)
 }
 
 /// Everything one head's kernels read: dense `[T, hd]` rows.
@@ -168,30 +191,43 @@ fn fwd_head(
     lse: &mut [f32],
 ) {
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut acc = vec![0f32; hd];
-    for i in 0..n_tok {
-        let qi = &head.q[i * hd..][..hd];
-        let (mut m, mut l) = (f32::NEG_INFINITY, 0f32);
+    let first = first_same_segment(segments, n_tok);
+    let mut acc = vec![0f32; BQ * hd];
+    let (mut m, mut l) = ([0f32; BQ], [0f32; BQ]);
+    for i0 in (0..n_tok).step_by(BQ) {
+        let i1 = (i0 + BQ).min(n_tok);
         acc.iter_mut().for_each(|a| *a = 0.0);
-        for j in 0..=i {
-            if !visible(segments, i, j) {
-                continue;
+        m.fill(f32::NEG_INFINITY);
+        l.fill(0.0);
+        // Keys outer, the block's queries inner: k_j and v_j stay in L1 across the block.
+        for j in block_start(&first, i0, i1)..i1 {
+            let kj = &head.k[j * hd..][..hd];
+            let vj = &head.v[j * hd..][..hd];
+            for i in i0.max(j)..i1 {
+                if !visible(segments, i, j) {
+                    continue;
+                }
+                let r = i - i0;
+                let acc_i = &mut acc[r * hd..][..hd];
+                let s = scale * dot(&head.q[i * hd..][..hd], kj);
+                if s > m[r] {
+                    let c = (m[r] - s).exp();
+                    l[r] *= c;
+                    acc_i.iter_mut().for_each(|a| *a *= c);
+                    m[r] = s;
+                }
+                let p = (s - m[r]).exp();
+                l[r] += p;
+                axpy(p, vj, acc_i);
             }
-            let s = scale * dot(qi, &head.k[j * hd..][..hd]);
-            if s > m {
-                let r = (m - s).exp();
-                l *= r;
-                acc.iter_mut().for_each(|a| *a *= r);
-                m = s;
+        }
+        for i in i0..i1 {
+            let r = i - i0;
+            for (ov, &a) in out[i * hd..][..hd].iter_mut().zip(&acc[r * hd..][..hd]) {
+                *ov = a / l[r];
             }
-            let p = (s - m).exp();
-            l += p;
-            axpy(p, &head.v[j * hd..][..hd], &mut acc);
+            lse[i] = m[r] + l[r].ln();
         }
-        for (ov, &a) in out[i * hd..][..hd].iter_mut().zip(&acc) {
-            *ov = a / l;
-        }
-        lse[i] = m + l.ln();
     }
 }
 
@@ -287,20 +323,26 @@ fn bwd_head(
     g: &mut HeadGrad,
 ) {
     let scale = 1.0 / (hd as f32).sqrt();
-    for i in 0..n_tok {
-        let qi = &head.q[i * hd..][..hd];
-        let doi = &dout[i * hd..][..hd];
-        let dqi = &mut g.dq[i * hd..][..hd];
-        for j in 0..=i {
-            if !visible(segments, i, j) {
-                continue;
-            }
+    let first = first_same_segment(segments, n_tok);
+    for i0 in (0..n_tok).step_by(BQ) {
+        let i1 = (i0 + BQ).min(n_tok);
+        // Keys outer, the block's queries inner: k_j, v_j, dk_j, dv_j stay in L1 across the
+        // block, and the block's q, dout, dq rows (BQ·hd each) stay in L1 across the keys.
+        for j in block_start(&first, i0, i1)..i1 {
             let kj = &head.k[j * hd..][..hd];
-            let p = (scale * dot(qi, kj) - lse[i]).exp();
-            axpy(p, doi, &mut g.dv[j * hd..][..hd]);
-            let ds = scale * p * (dot(doi, &head.v[j * hd..][..hd]) - delta[i]);
-            axpy(ds, kj, dqi);
-            axpy(ds, qi, &mut g.dk[j * hd..][..hd]);
+            let vj = &head.v[j * hd..][..hd];
+            for i in i0.max(j)..i1 {
+                if !visible(segments, i, j) {
+                    continue;
+                }
+                let qi = &head.q[i * hd..][..hd];
+                let doi = &dout[i * hd..][..hd];
+                let p = (scale * dot(qi, kj) - lse[i]).exp();
+                axpy(p, doi, &mut g.dv[j * hd..][..hd]);
+                let ds = scale * p * (dot(doi, vj) - delta[i]);
+                axpy(ds, kj, &mut g.dq[i * hd..][..hd]);
+                axpy(ds, qi, &mut g.dk[j * hd..][..hd]);
+            }
         }
     }
 }
