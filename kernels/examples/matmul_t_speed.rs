@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for isa in Isa::available() {
         for threads in [1, 2] {
             let mut best = f64::INFINITY;
-            for _ in 0..5 {
+            for _ in 0..10 {
                 let t0 = Instant::now();
                 matmul_t_with(
                     isa,

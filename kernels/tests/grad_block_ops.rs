@@ -46,12 +46,12 @@ fn rmsnorm_backward_vs_fd() {
     check("rmsnorm dx accumulates", &dx, &want, TOL);
 }
 
-fn rope64(x: &[f64], pos: &[u32], n_head: usize, hd: usize, base: f64) -> Vec<f64> {
+fn rope64(x: &[f64], pos: &[usize], n_head: usize, hd: usize, base: f64, n_rot: usize) -> Vec<f64> {
     let mut y = x.to_vec();
     for (t, &p) in pos.iter().enumerate() {
         for h in 0..n_head {
-            for i in 0..hd / 2 {
-                let th = f64::from(p) * base.powf(-2.0 * i as f64 / hd as f64);
+            for i in 0..n_rot / 2 {
+                let th = p as f64 * base.powf(-2.0 * i as f64 / n_rot as f64);
                 let o = (t * n_head + h) * hd + 2 * i;
                 let (a, b) = (x[o], x[o + 1]);
                 y[o] = a * th.cos() - b * th.sin();
@@ -64,18 +64,24 @@ fn rope64(x: &[f64], pos: &[u32], n_head: usize, hd: usize, base: f64) -> Vec<f6
 
 #[test]
 fn rope_backward_vs_fd() {
+    rope_case(16);
+    // Partial rotation: the last 4 dims of each head pass through.
+    rope_case(12);
+}
+
+fn rope_case(n_rot: usize) {
     let (n_head, hd, base) = (3, 16, 10000.0f32);
-    let pos = [0u32, 1, 2, 7, 31, 100];
+    let pos = [0usize, 1, 2, 7, 31, 100];
     let n_tok = pos.len();
     let mut rng = Rng::new(12);
     let x = rng.vec(n_tok * n_head * hd, 1.0);
     let r = to64(&rng.vec(x.len(), 1.0));
     let mut g: Vec<f32> = r.iter().map(|&v| v as f32).collect();
-    rope_backward(&mut g, &pos, n_head, hd, base);
+    rope_backward(&mut g, &pos, n_head, hd, base, n_rot);
     let want = fd_grad(&to64(&x), H, |p| {
-        dotr(&r, &rope64(p, &pos, n_head, hd, f64::from(base)))
+        dotr(&r, &rope64(p, &pos, n_head, hd, f64::from(base), n_rot))
     });
-    check("rope dx vs FD", &g, &want, TOL);
+    check(&format!("rope n_rot {n_rot} dx vs FD"), &g, &want, TOL);
 }
 
 #[test]

@@ -80,6 +80,14 @@ fn tall_matrix_crosses_row_chunks() {
 }
 
 #[test]
+fn float_weights_with_ragged_column_tails() {
+    // 75 columns: panels of 64 and 11, so the 8-wide AVX2 strip and the scalar column tail
+    // of every micro-kernel run.
+    case(QuantType::F32, 19, 75, 9, 10);
+    case(QuantType::F16, 19, 75, 9, 11);
+}
+
+#[test]
 fn shape_errors_are_reported() {
     let w = vec![0u8; 20];
     let mut dx = vec![0f32; 32];
