@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::isa::Isa;
-use super::vec::{axpy, dot};
+use super::vec::{axpy, dot, exp_fast};
 
 /// Attention problem size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,12 +211,12 @@ fn fwd_head(
                 let acc_i = &mut acc[r * hd..][..hd];
                 let s = scale * dot(&head.q[i * hd..][..hd], kj);
                 if s > m[r] {
-                    let c = (m[r] - s).exp();
+                    let c = exp_fast(m[r] - s);
                     l[r] *= c;
                     acc_i.iter_mut().for_each(|a| *a *= c);
                     m[r] = s;
                 }
-                let p = (s - m[r]).exp();
+                let p = exp_fast(s - m[r]);
                 l[r] += p;
                 axpy(p, vj, acc_i);
             }
@@ -337,7 +337,7 @@ fn bwd_head(
                 }
                 let qi = &head.q[i * hd..][..hd];
                 let doi = &dout[i * hd..][..hd];
-                let p = (scale * dot(qi, kj) - lse[i]).exp();
+                let p = exp_fast(scale * dot(qi, kj) - lse[i]);
                 axpy(p, doi, &mut g.dv[j * hd..][..hd]);
                 let ds = scale * p * (dot(doi, vj) - delta[i]);
                 axpy(ds, kj, &mut g.dq[i * hd..][..hd]);
