@@ -395,8 +395,7 @@ fn bwd_head(
             // dq_i += Σ_j dS_ij k_j
             for i in i0..i1 {
                 let dqi = &mut g.dq[i * hd..][..hd];
-                for c in 0..bk {
-                    let d = ds[i - i0][c];
+                for (c, &d) in ds[i - i0].iter().enumerate().take(bk) {
                     if d != 0.0 {
                         axpy(d, &head.k[(j0 + c) * hd..][..hd], dqi);
                     }
