@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use graft_kernels::grad::{matmul_t_with, Isa};
+use graft_kernels::grad::available_isas;
+use graft_kernels::grad::matmul_t_with;
 use graft_quant::QuantType;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dy: Vec<f32> = (0..n_tok * rows).map(|_| next()).collect();
     let mut dx = vec![0f32; n_tok * cols];
     let flops = 2.0 * (rows * cols * n_tok) as f64;
-    for isa in Isa::available() {
+    for isa in available_isas() {
         for threads in [1, 2] {
             let mut best = f64::INFINITY;
             for _ in 0..10 {

@@ -5,7 +5,7 @@
 mod grad_common;
 use grad_common::*;
 
-use graft_kernels::grad::{matmul_t, matmul_t_with, GradError, Isa};
+use graft_kernels::grad::{available_isas, matmul_t, matmul_t_with, GradError, Isa};
 use graft_quant::blocks::{dequantize, quantize};
 use graft_quant::QuantType;
 
@@ -50,7 +50,7 @@ fn case(ty: QuantType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
     let mut scalar = dx0.clone();
     matmul_t_with(Isa::Scalar, ty, wb, rows, cols, &dy, n_tok, &mut scalar, 1).expect("scalar");
     check(&format!("{ty} scalar vs f64"), &scalar, &want, TOL_F64);
-    for isa in Isa::available() {
+    for isa in available_isas() {
         for threads in [1, 3] {
             let mut dx = dx0.clone();
             matmul_t_with(isa, ty, wb, rows, cols, &dy, n_tok, &mut dx, threads).expect("run");

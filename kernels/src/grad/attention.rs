@@ -19,7 +19,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::isa::Isa;
+use super::isa::{self, Isa};
 use super::vec::{axpy, dot, exp_fast};
 
 /// Attention problem size.
@@ -134,7 +134,7 @@ fn per_head<R: Send>(n_head: usize, n_threads: usize, f: impl Fn(usize) -> R + S
 }
 
 fn simd() -> bool {
-    Isa::detect() != Isa::Scalar
+    isa::detect() != Isa::Scalar
 }
 
 /// Forward: overwrites `out` with `softmax(scale·q kᵀ + mask) v` and `lse` with each row's

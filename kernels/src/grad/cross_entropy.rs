@@ -1,6 +1,6 @@
 //! Cross-entropy over the vocabulary with a loss mask, fused with its gradient.
 
-use super::isa::Isa;
+use super::isa::{self, Isa};
 use super::vec::{exp_fast, max};
 use super::GradError;
 
@@ -88,7 +88,7 @@ pub fn cross_entropy(
 /// `row[target]`).
 fn row_softmax(row: &mut [f32], target: usize, scale: f32) -> (f64, f32) {
     #[cfg(target_arch = "x86_64")]
-    if Isa::detect() != Isa::Scalar {
+    if isa::detect() != Isa::Scalar {
         // SAFETY: a non-scalar ISA is only ever detected with AVX2 and FMA present.
         return unsafe { row_softmax_avx2(row, target, scale) };
     }

@@ -5,7 +5,7 @@
 //! bodies are compiled a second time for AVX2+FMA, picked at run time (`GRAFT_ISA=scalar`
 //! forces the baseline build). The small `r` (8–64) keeps `[T, r]` intermediates in cache.
 
-use super::isa::Isa;
+use super::isa::{self, Isa};
 use super::vec::dot;
 
 /// Tokens per register/cache block.
@@ -43,7 +43,7 @@ pub fn lora_forward(
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if Isa::detect() != Isa::Scalar {
+    if isa::detect() != Isa::Scalar {
         // SAFETY: a non-scalar ISA is only ever detected with AVX2 and FMA present.
         unsafe { forward_avx2(sh, x, a, &bt, s, u, y) };
         return;
@@ -119,7 +119,7 @@ pub fn lora_backward(
     dx: Option<&mut [f32]>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if Isa::detect() != Isa::Scalar {
+    if isa::detect() != Isa::Scalar {
         // SAFETY: a non-scalar ISA is only ever detected with AVX2 and FMA present.
         unsafe { backward_avx2(sh, x, a, b, s, u, dy, da, db, dx) };
         return;

@@ -13,7 +13,7 @@
 
 use graft_quant::QuantType;
 
-use super::isa::Isa;
+use super::isa::{self, Isa};
 use super::matmul_t_simd;
 use super::vec::axpy;
 use super::GradError;
@@ -52,7 +52,7 @@ pub fn matmul_t(
     dx: &mut [f32],
     n_threads: usize,
 ) -> Result<(), GradError> {
-    matmul_t_with(Isa::detect(), ty, w, rows, cols, dy, n_tok, dx, n_threads)
+    matmul_t_with(isa::detect(), ty, w, rows, cols, dy, n_tok, dx, n_threads)
 }
 
 /// `dx[t, c] += Σ_r W[r, c] · dy[t, r]` on path `isa` (an unsupported `isa` falls back to
@@ -70,7 +70,11 @@ pub fn matmul_t_with(
     dx: &mut [f32],
     n_threads: usize,
 ) -> Result<(), GradError> {
-    let isa = if isa.supported() { isa } else { Isa::Scalar };
+    let isa = if isa::supported(isa) {
+        isa
+    } else {
+        Isa::Scalar
+    };
     let (nc, kc) = layout(ty)?;
     let block = ty.block_size();
     if !cols.is_multiple_of(block) {
@@ -210,6 +214,9 @@ impl Job<'_> {
                             self.n_tok,
                         )
                     },
+                    // No NEON backward path yet (`isa::supported` never selects it).
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Neon => self.gemm_scalar(tile, kr, pw, r0, c0),
                     #[cfg(not(target_arch = "x86_64"))]
                     _ => self.gemm_scalar(tile, kr, pw, r0, c0),
                 }

@@ -26,7 +26,7 @@ mod vec;
 pub use attention::{attention_backward, attention_forward, AttnShape};
 pub use cross_entropy::cross_entropy;
 pub use error::GradError;
-pub use isa::Isa;
+pub use isa::{available as available_isas, Isa};
 pub use lora::{lora_backward, lora_forward, LoraShape};
 pub use matmul_t::{matmul_t, matmul_t_with};
 pub use residual::residual_backward;
