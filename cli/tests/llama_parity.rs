@@ -37,8 +37,12 @@ fn model() -> PathBuf {
 
 /// Quantizes the test model to `ty` with `graft quantize`, then has llama.cpp load and run it.
 /// `expect_paris`: whether the type keeps enough quality for the 135M model to still complete
-/// "The capital of France is" with Paris (requantizing its Q4_1 weights to Q4_0 does not: the
-/// second rounding costs too much on a model this small, in llama.cpp's own quantizer too).
+/// "The capital of France is" with Paris. Requantizing its Q4_1 weights to Q4_0 does not: the
+/// second rounding costs too much on a model this small. Checked with llama.cpp's own quantizer
+/// (`llama-oracle quantize --type q4_0 --allow-requantize`, whose file is byte-identical to
+/// graft's, see `graft_quantize_matches_llama_quantize`): llama.cpp's `load-check` on it gave
+/// " capitalised as it is capitalised.\n\nThe capital", while its Q5_1 and Q4_K_S files give
+/// " Paris.".
 fn quantized_output_runs_in_llama_cpp(ty: &str, expect_paris: bool) {
     let oracle = oracle();
     let dir = tempfile::tempdir().expect("temp dir");
