@@ -190,7 +190,7 @@ fn quantize_matches_llama(ty: &str) {
 #[test]
 #[ignore = "needs llama.cpp: scripts/test.sh --parity"]
 fn graft_quantize_matches_llama_quantize() {
-    for ty in ["q4_0", "q5_1", "q8_0", "q4_k", "q6_k"] {
+    for ty in ["q4_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k", "f16"] {
         quantize_matches_llama(ty);
     }
 }
