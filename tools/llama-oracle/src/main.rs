@@ -1,7 +1,8 @@
 //! `llama-oracle`: llama.cpp (through llama-cpp-2) as graft's parity oracle.
 //!
 //! Every subcommand prints one JSON object on stdout, except `quantize-blocks` and
-//! `dequantize-blocks`, which write raw bytes; llama.cpp's own logging is silenced unless `--verbose` is given. See README.md for the subcommands and how tests use them.
+//! `dequantize-blocks`, which write raw bytes; llama.cpp's own logging is silenced unless
+//! `--verbose` is given. See README.md for the subcommands and how tests use them.
 
 mod bench;
 mod engine;

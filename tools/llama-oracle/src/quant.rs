@@ -72,7 +72,11 @@ pub fn quantize_blocks(ty: sys::ggml_type, x: &[f32]) -> Result<Vec<u8>> {
         "{} values is not a multiple of the block size {blck}",
         x.len()
     );
-    let n_per_row = if x.len().is_multiple_of(ROW) { ROW } else { x.len() };
+    let n_per_row = if x.len().is_multiple_of(ROW) {
+        ROW
+    } else {
+        x.len()
+    };
     let nrows = x.len() / n_per_row;
     // SAFETY: reads ggml's static flag table for a valid type.
     ensure!(
