@@ -22,14 +22,22 @@ kind = "quant": `floats` = input values, `bytes` = oracle's quantization of them
   gguf-py can quantize: F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). Inputs are seeded normal values
   of three magnitudes, ggml's test-quantize-fns data (0.1 + 2*cos(i)), exact zeros and ties.
 
-kind = "quant" from ggml itself: gguf-py has no k-quant quantizer, so for Q2_K, Q3_K, Q4_K, Q5_K,
-  Q6_K, Q8_K and Q8_1 the script compiles scripts/ggml-ref/kquant_ref.c against ggml's own
-  src/ggml-quants.c (`cc -O2 -std=c11`, no -march: a plain scalar x86-64/aarch64 build, no FMA
-  contraction on x86-64) and records its quantize_row_*_ref output (oracle
-  "ggml-quants.c@<commit>"). Set GGML_SRC to a ggml checkout (github.com/ggml-org/ggml; the
-  files in the repository came from the commit in the manifest) and optionally GGML_COMMIT if
-  the checkout has no .git. Inputs: seeded normal values, ggml's cos data, zeros and real
-  SmolLM2 weights.
+kind = "quant" from ggml itself: gguf-py has no k-quant quantizer, so for Q2_K, Q3_K, Q4_K, Q5_K
+  and Q6_K the bytes come from llama.cpp's ggml via the oracle tool (tools/llama-oracle,
+  `llama-oracle quantize-blocks --type T`: ggml_quantize_chunk without an importance matrix, which
+  runs quantize_row_*_ref). Set GRAFT_LLAMA_ORACLE to the built binary (build it with
+  `cargo build --release --manifest-path tools/llama-oracle/Cargo.toml`); oracle recorded as
+  "ggml (llama-cpp-sys-2 <version>) quantize_chunk". Inputs: seeded normal values, ggml's cos
+  data, zeros and real SmolLM2 weights.
+
+  Q8_K and Q8_1 are activation-only types that ggml_quantize_chunk does not take, so the oracle
+  cannot produce them. Their committed goldens (quant_q8_k.*, quant_q8_1.*) were produced by
+  ggml's reference quantizer (quantize_row_q8_K_ref / quantize_row_q8_1_ref compiled from
+  ggml-quants.c, the commit recorded as their "oracle" in manifest.json) by an earlier version
+  of this script; they cannot be regenerated without ggml's source, which the project does not
+  build. The script keeps those two files as they are (it checks that their inputs still equal
+  what it would generate) and carries their manifest entries over. Q8_1's s = d*sum(q) and
+  Q8_K's bsums are additionally checked by a property test in quant/tests/blocks_quality.rs.
 
 gguf-py has no Q8_1 or Q8_K dequantizer: for those two the script computes `d * q` itself with
 numpy (oracle "numpy d*q", recorded in the manifest) - a weaker check than for the others.
@@ -43,7 +51,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from gguf import GGUFReader, GGMLQuantizationType as T
@@ -162,26 +169,34 @@ def quant_cases(rng):
         write(f"quant_{ty.name.lower()}", ty, "quant", x.size, q, x)
 
 
-def ggml_harness():
-    src = os.environ.get("GGML_SRC")
-    if not src or not os.path.exists(os.path.join(src, "src", "ggml-quants.c")):
-        sys.exit("set GGML_SRC to a ggml checkout (with src/ggml-quants.c): "
-                 "the k-quant golden cases come from ggml's reference quantizers")
-    commit = os.environ.get("GGML_COMMIT")
-    if not commit:
-        commit = subprocess.run(["git", "-C", src, "rev-parse", "HEAD"], capture_output=True,
-                                text=True).stdout.strip() or "unknown"
-    exe = os.path.join(tempfile.mkdtemp(), "kquant_ref")
+def llama_oracle():
+    exe = os.environ.get("GRAFT_LLAMA_ORACLE")
+    if not exe:
+        sys.exit("set GRAFT_LLAMA_ORACLE to the llama-oracle binary (cargo build --release "
+                 "--manifest-path tools/llama-oracle/Cargo.toml; then "
+                 "GRAFT_LLAMA_ORACLE=tools/llama-oracle/target/release/llama-oracle): "
+                 "the k-quant golden cases come from ggml's quantizers through it")
+    if not os.path.isfile(exe):
+        sys.exit(f"GRAFT_LLAMA_ORACLE={exe} is not a file")
+    return exe
+
+
+def sys_crate_version():
     here = os.path.dirname(os.path.abspath(__file__))
-    subprocess.run(["cc", "-O2", "-std=c11", "-I", os.path.join(src, "src"),
-                    "-I", os.path.join(src, "include"),
-                    os.path.join(here, "ggml-ref", "kquant_ref.c"),
-                    os.path.join(src, "src", "ggml-quants.c"), "-lm", "-o", exe], check=True)
-    return exe, commit
+    with open(os.path.join(here, "..", "tools", "llama-oracle", "Cargo.toml")) as f:
+        for line in f:
+            if line.startswith("llama-cpp-sys-2"):
+                return line.split("=", 1)[1].strip().strip('"').lstrip("=")
+    return "unknown"
+
+
+# Activation-only types ggml_quantize_chunk does not take: their goldens are kept as committed.
+KEPT = [T.Q8_K, T.Q8_1]
 
 
 def kquant_cases(rng, real):
-    exe, commit = ggml_harness()
+    exe = llama_oracle()
+    oracle = f"ggml (llama-cpp-sys-2 {sys_crate_version()}) quantize_chunk"
     x = np.concatenate([
         rng.normal(0, 1, 1024),
         rng.normal(0, 0.02, 512),
@@ -189,11 +204,24 @@ def kquant_cases(rng, real):
         np.zeros(256),
         real[:512],
     ]).astype("<f4")
-    for ty in [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K, T.Q8_1]:
-        out = subprocess.run([exe, ty.name.lower()], input=x.tobytes(), capture_output=True,
-                             check=True).stdout
+    for ty in [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]:
+        out = subprocess.run([exe, "quantize-blocks", "--type", ty.name.lower()],
+                             input=x.tobytes(), capture_output=True, check=True).stdout
         write(f"quant_{ty.name.lower()}", ty, "quant", x.size, np.frombuffer(out, np.uint8), x,
-              f"ggml-quants.c@{commit}")
+              oracle)
+    with open(os.path.join(OUT, "manifest.json")) as f:
+        old = {e["name"]: e for e in json.load(f)}
+    for ty in KEPT:
+        name = f"quant_{ty.name.lower()}"
+        e = old.get(name)
+        if e is None:
+            sys.exit(f"{name} is missing from the committed manifest: it cannot be regenerated "
+                     "without ggml's source (see this script's header)")
+        kept_x = np.fromfile(os.path.join(OUT, e["floats"]), dtype="<f4")
+        if not np.array_equal(kept_x, x):
+            sys.exit(f"{name}: the committed input differs from the generated one, so its "
+                     "committed bytes no longer match; they cannot be regenerated here")
+        manifest.append(e)
 
 
 def main():

@@ -148,3 +148,53 @@ fn quantize_follows_llama_quantize_rules() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported target type"));
 }
+
+#[test]
+fn q4_k_s_bumps_early_attn_v_and_ffn_down_like_llama_cpp() {
+    // The type counts llama.cpp's llama_model_quantize gives this model at Q4_K_S (recorded
+    // from tools/llama-oracle `quantize --type q4_k`; llama_parity.rs checks it live): the first
+    // 4 attn_v go to Q5_K (→ Q5_1, rows of 576) and ffn_down of layers 0..2 (< 30/8) to Q5_K.
+    let path = model();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_path = dir.path().join("q4k.gguf");
+    let (inp, outp) = (
+        path.to_str().expect("utf-8"),
+        out_path.to_str().expect("utf-8"),
+    );
+    let out = graft(&[
+        "quantize",
+        inp,
+        outp,
+        "--type",
+        "q4_k",
+        "--allow-requantize",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dst = GgufFile::open(&out_path).expect("output opens");
+    for t in dst.tensors() {
+        let layer: Option<usize> = t
+            .name
+            .strip_prefix("blk.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|n| n.parse().ok());
+        let want = match (t.name.rsplit('.').nth(1), layer) {
+            (Some("attn_v"), Some(i)) if i < 4 => QuantType::Q5_1,
+            (Some("ffn_down"), Some(i)) if i < 3 => QuantType::Q5_K,
+            (Some("ffn_down"), Some(_)) => QuantType::Q4_K,
+            _ if t.shape.len() < 2 => QuantType::F32,
+            _ if t.name == "token_embd.weight" => QuantType::Q8_0,
+            _ => QuantType::Q5_0,
+        };
+        assert_eq!(t.ty, want, "tensor {}", t.name);
+    }
+    assert_eq!(
+        dst.metadata()
+            .get_u32("general.file_type")
+            .expect("file_type"),
+        14
+    );
+}

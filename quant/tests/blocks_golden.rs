@@ -5,8 +5,12 @@
 //!   (`|graft - oracle| <= 1e-6 * |oracle|`, plus 1e-30 absolute for exact zeros), from both an
 //!   aligned and a deliberately misaligned copy of the bytes (which must agree bit for bit).
 //! - quant cases: graft's `quantize` bytes must equal the oracle's byte for byte: gguf-py's for
-//!   F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; ggml's own `quantize_row_*_ref` (compiled from
-//!   ggml-quants.c by the script) for Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, Q8_1.
+//!   F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; ggml's own quantizers for Q2_K, Q3_K, Q4_K, Q5_K,
+//!   Q6_K (`ggml_quantize_chunk` through tools/llama-oracle `quantize-blocks`), and for Q8_K and
+//!   Q8_1 ggml's `quantize_row_q8_K_ref` / `quantize_row_q8_1_ref` compiled from ggml-quants.c
+//!   at the commit recorded in manifest.json by an earlier version of the script. Those two are
+//!   not `ggml_quantize_chunk` types, so their committed bytes cannot be regenerated without
+//!   ggml's source; the script keeps them (blocks_quality.rs also checks their sums).
 
 use std::path::{Path, PathBuf};
 
@@ -157,7 +161,7 @@ fn quantize_matches_oracle_bytes() -> Result<(), QuantError> {
     assert_eq!(
         n_cases, 14,
         "expected quant cases for F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 (gguf-py) and \
-         Q2_K Q3_K Q4_K Q5_K Q6_K Q8_K Q8_1 (ggml-quants.c)"
+         Q2_K Q3_K Q4_K Q5_K Q6_K Q8_K Q8_1 (ggml)"
     );
     Ok(())
 }

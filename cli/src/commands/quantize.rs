@@ -1,15 +1,33 @@
 //! `graft quantize IN.gguf OUT.gguf --type TYPE`: llama-quantize's job, in graft.
 //!
-//! The rules follow llama.cpp's `llama-quantize`: only tensors of two or more dimensions whose
-//! names end in `weight` are converted; 1-D tensors (norms, biases) are copied unchanged; a
-//! tensor already of the target type is copied as is; k-quant targets fall back to a 32-wide
-//! format for tensors whose rows are not a multiple of 256 (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K →
-//! Q8_0, as llama.cpp's `convert_incompatible_tensor` does); the output head (`output.weight`,
-//! or `token_embd.weight` when the model ties them) goes to Q6_K for quantized targets other than
-//! Q8_0 (then through the same fallback), as llama.cpp does; every other weight matrix gets the
-//! target type (llama.cpp's `_M` mixes are not reproduced); converting an already quantized
-//! tensor needs `--allow-requantize`. Metadata is carried over with `general.file_type` and
-//! `general.quantization_version` updated. The output is written atomically.
+//! The per-tensor type choice reproduces llama.cpp's `llama_tensor_get_type` (src/llama-quant.cpp)
+//! for the file types graft writes — `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q8_0`, `q4_k` (llama.cpp's
+//! `Q4_K_S`), `q5_k` (`Q5_K_S`), `q6_k`, `f16` — on dense (non-MoE) models without an importance
+//! matrix, so that `graft quantize` and `llama-quantize` write the same types and, since graft's
+//! quantizers match ggml's byte for byte, the same bytes (checked tensor by tensor against
+//! llama.cpp by cli/tests/llama_parity.rs):
+//!
+//! - only tensors of two or more dimensions whose names end in `weight` are converted; 1-D
+//!   tensors (norms, biases) are copied unchanged; a tensor already of its chosen type is copied
+//!   as is; converting an already quantized tensor needs `--allow-requantize`;
+//! - for quantized targets the output head (`output.weight`, or `token_embd.weight` when the
+//!   model ties them) goes to Q8_0 when its rows are not a multiple of the target's block, else
+//!   to Q6_K (unless the target is Q8_0, which it keeps);
+//! - `q4_k` (Q4_K_S): the first 4 `attn_v` tensors and the `ffn_down` tensors of layers
+//!   `< n_layer / 8` go to Q5_K;
+//! - k-quant choices fall back to a 32-wide format for tensors whose rows are not a multiple of
+//!   256 (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0), and to F16 when even that does not divide
+//!   the row (llama.cpp's `tensor_type_fallback`); every other weight matrix gets the target type.
+//!
+//! Not reproduced: llama.cpp's `_M`/`_L`, Q2_K/Q3_K and IQ mixes; the rules for 8-expert MoE
+//! models (attn_v/attn_k to Q8_0, attn_output to Q5_K), 70B models (attn_v bumped) and Falcon;
+//! imatrix-dependent rules; `--pure`, `--output-tensor-type`, `--token-embedding-type` and
+//! `--tensor-type` overrides; llama.cpp's per-architecture list of tensors never quantized
+//! (e.g. RWKV `time_mix_*`, T5 `attn_rel_b`, vision position embeddings). llama.cpp counts the
+//! `attn_v` and `ffn_down` tensors in file order and takes `n_layer` from the model; graft uses
+//! the layer number in the tensor name (`blk.N.`) and the number of `blk.N.` layers, which is
+//! the same for the dense models graft runs. Metadata is carried over with `general.file_type`
+//! and `general.quantization_version` updated. The output is written atomically.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -72,38 +90,64 @@ fn file_type(ty: QuantType) -> u32 {
         QuantType::Q8_0 => 7,
         QuantType::Q5_0 => 8,
         QuantType::Q5_1 => 9,
-        QuantType::Q4_K => 14, // Q4_K_S: every tensor Q4_K (llama.cpp's _M mixes in Q6_K)
+        QuantType::Q4_K => 14, // Q4_K_S (llama.cpp's _M mixes are not reproduced)
         QuantType::Q5_K => 16, // Q5_K_S
         QuantType::Q6_K => 18,
         _ => 0,
     }
 }
 
-/// The type a tensor is written as, following llama-quantize's rules. `has_output` says whether
-/// the model has a separate `output.weight` (else `token_embd.weight` is also the output head).
-fn target_for(t: &TensorView<'_>, want: QuantType, has_output: bool) -> QuantType {
+/// The layer number `N` of a tensor named `blk.N.…`.
+fn layer_of(name: &str) -> Option<usize> {
+    name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
+}
+
+/// What `target_for` needs to know about the whole model.
+struct ModelInfo {
+    /// The model has a separate `output.weight` (else `token_embd.weight` is the output head).
+    has_output: bool,
+    /// Number of transformer layers (`blk.N.` prefixes).
+    n_layer: usize,
+}
+
+/// The type a tensor is written as, following llama.cpp's `llama_tensor_get_type` for the
+/// file type `want` (see the module doc for what is reproduced).
+fn target_for(t: &TensorView<'_>, want: QuantType, model: &ModelInfo) -> QuantType {
     let is_weight_matrix = t.shape.len() >= 2 && t.name.ends_with("weight");
     if !is_weight_matrix {
         return t.ty;
     }
+    if !want.is_quantized() {
+        return want;
+    }
+    let row = t.shape[0];
     let is_output_head =
-        t.name == "output.weight" || (!has_output && t.name == "token_embd.weight");
-    // llama.cpp keeps the output head at higher precision for quantized targets: Q6_K, or Q8_0
-    // when the row is not a multiple of the target's block (or after the k-quant fallback).
-    let want = if is_output_head && want.is_quantized() && want != QuantType::Q8_0 {
-        if t.shape[0].is_multiple_of(want.block_size() as u64) {
+        t.name == "output.weight" || (!model.has_output && t.name == "token_embd.weight");
+    let layer = layer_of(t.name);
+    let early = |limit: usize| layer.is_some_and(|i| i < limit);
+    let chosen = if is_output_head {
+        if !row.is_multiple_of(want.block_size() as u64) {
+            QuantType::Q8_0
+        } else if want != QuantType::Q8_0 {
             QuantType::Q6_K
         } else {
-            QuantType::Q8_0
+            want
         }
+    } else if want == QuantType::Q4_K && t.name.ends_with("attn_v.weight") && early(4) {
+        // Q4_K_S: llama.cpp counts attn_v tensors; the first four get Q5_K.
+        QuantType::Q5_K
+    } else if want == QuantType::Q4_K
+        && t.name.ends_with("ffn_down.weight")
+        && early(model.n_layer / 8)
+    {
+        QuantType::Q5_K
     } else {
         want
     };
-    let row = t.shape[0];
-    if row.is_multiple_of(want.block_size() as u64) {
-        return want;
+    if row.is_multiple_of(chosen.block_size() as u64) {
+        return chosen;
     }
-    let fallback = match want {
+    let fallback = match chosen {
         QuantType::Q4_K => QuantType::Q5_0,
         QuantType::Q5_K => QuantType::Q5_1,
         QuantType::Q6_K => QuantType::Q8_0,
@@ -123,10 +167,17 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot read GGUF file {}", args.input.display()))?;
     let views: Vec<TensorView<'_>> = input.tensors().collect();
 
-    let has_output = input.tensor("output.weight").is_some();
+    let model = ModelInfo {
+        has_output: input.tensor("output.weight").is_some(),
+        n_layer: views
+            .iter()
+            .filter_map(|t| layer_of(t.name))
+            .max()
+            .map_or(0, |i| i + 1),
+    };
     let plan: Vec<QuantType> = views
         .iter()
-        .map(|t| target_for(t, args.ty, has_output))
+        .map(|t| target_for(t, args.ty, &model))
         .collect();
     for (t, &to) in views.iter().zip(&plan) {
         if to != t.ty && t.ty.is_quantized() && !args.allow_requantize {

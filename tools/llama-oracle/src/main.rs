@@ -1,13 +1,15 @@
 //! `llama-oracle`: llama.cpp (through llama-cpp-2) as graft's parity oracle.
 //!
-//! Every subcommand prints one JSON object on stdout; llama.cpp's own logging is silenced
-//! unless `--verbose` is given. See README.md for the subcommands and how tests use them.
+//! Every subcommand prints one JSON object on stdout, except `quantize-blocks` and
+//! `dequantize-blocks`, which write raw bytes; llama.cpp's own logging is silenced unless
+//! `--verbose` is given. See README.md for the subcommands and how tests use them.
 
 mod bench;
 mod engine;
 mod generate;
 mod logits;
 mod perplexity;
+mod quant;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -135,6 +137,37 @@ enum Cmd {
         /// Tokens to generate.
         #[arg(short = 'n', long, default_value_t = 8)]
         n: usize,
+        /// Threads.
+        #[arg(short = 't', long, default_value_t = default_threads())]
+        threads: i32,
+    },
+    /// ggml_quantize_chunk (no imatrix): little-endian f32 on stdin → quantized blocks on stdout.
+    /// Rows of 256 values when the length is a multiple of 256, else one row.
+    QuantizeBlocks {
+        /// q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k f16 bf16.
+        #[arg(long = "type")]
+        ty: String,
+    },
+    /// The type traits' to_float: quantized blocks on stdin → little-endian f32 on stdout.
+    DequantizeBlocks {
+        /// q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k f16 bf16.
+        #[arg(long = "type")]
+        ty: String,
+    },
+    /// llama_model_quantize (what llama-quantize runs), with its default parameters.
+    Quantize {
+        /// Input GGUF model.
+        #[arg(short = 'm', long)]
+        model: PathBuf,
+        /// Output GGUF file.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        /// q4_0 q4_1 q5_0 q5_1 q8_0 q4_k (Q4_K_S) q5_k (Q5_K_S) q6_k f16.
+        #[arg(long = "type")]
+        ty: String,
+        /// Allow requantizing already quantized tensors.
+        #[arg(long)]
+        allow_requantize: bool,
         /// Threads.
         #[arg(short = 't', long, default_value_t = default_threads())]
         threads: i32,
@@ -319,6 +352,22 @@ fn run(cli: Cli) -> Result<()> {
                 text: g.text,
             })
         }
+        Cmd::QuantizeBlocks { ty } => quant::quantize_blocks_cmd(&ty),
+        Cmd::DequantizeBlocks { ty } => quant::dequantize_blocks_cmd(&ty),
+        Cmd::Quantize {
+            model,
+            output,
+            ty,
+            allow_requantize,
+            threads,
+        } => print_json(&quant::quantize_model(
+            &model,
+            &output,
+            &ty,
+            allow_requantize,
+            threads,
+            verbose,
+        )?),
     }
 }
 
