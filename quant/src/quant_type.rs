@@ -181,7 +181,7 @@ impl QuantType {
     /// not a whole number of blocks or the size overflows `usize`.
     pub fn tensor_bytes(self, n_elements: u64) -> Option<usize> {
         let bs = self.block_size() as u64;
-        if n_elements % bs != 0 {
+        if !n_elements.is_multiple_of(bs) {
             return None;
         }
         let n = usize::try_from(n_elements).ok()?;
