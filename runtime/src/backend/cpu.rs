@@ -1,0 +1,251 @@
+//! The CPU backend: quantized matmuls from graft-kernels (SIMD picked at run time, threaded),
+//! the small element-wise ops written here.
+
+use super::kernels_shim as k;
+use super::{AttnShape, Backend, RopeParams};
+use crate::config::MAX_HEAD_DIM;
+use crate::model_error::ModelError;
+use crate::weights::Matrix;
+use graft_quant::QuantType;
+
+/// CPU backend with its own thread pool.
+pub struct CpuBackend {
+    kernels: &'static k::Kernels,
+    pool: k::ThreadPool,
+    threads: usize,
+}
+
+impl std::fmt::Debug for CpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CpuBackend({}, {} threads)", self.name(), self.threads)
+    }
+}
+
+impl CpuBackend {
+    /// A backend running on `threads` threads (at least 1) with the best ISA of this CPU
+    /// (or `GRAFT_ISA`).
+    pub fn new(threads: usize) -> Result<Self, ModelError> {
+        let threads = threads.max(1);
+        Ok(CpuBackend {
+            kernels: k::kernels_for(k::isa()),
+            pool: k::ThreadPool::new(threads).map_err(|e| ModelError::Kernel(e.to_string()))?,
+            threads,
+        })
+    }
+
+    /// Threads used.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buffer = Vec<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu-{:?}", self.kernels.isa).to_lowercase()
+    }
+
+    fn supports(&self, ty: QuantType) -> bool {
+        self.kernels.format(ty).is_some()
+    }
+
+    fn alloc(&self, len: usize) -> Vec<f32> {
+        // Zeroed allocations come from calloc: pages are only touched (and counted in RSS) when
+        // written.
+        vec![0.0; len]
+    }
+
+    fn write(&self, dst: &mut Vec<f32>, offset: usize, src: &[f32]) {
+        dst[offset..offset + src.len()].copy_from_slice(src);
+    }
+
+    fn read(&self, src: &Vec<f32>, offset: usize, dst: &mut [f32]) {
+        let n = dst.len();
+        dst.copy_from_slice(&src[offset..offset + n]);
+    }
+
+    fn copy(&self, src: &Vec<f32>, src_off: usize, dst: &mut Vec<f32>, dst_off: usize, len: usize) {
+        dst[dst_off..dst_off + len].copy_from_slice(&src[src_off..src_off + len]);
+    }
+
+    fn get_rows(&self, table: &Matrix<'_>, ids: &[u32], out: &mut Vec<f32>) {
+        let rb = table.row_bytes();
+        for (t, &id) in ids.iter().enumerate() {
+            let row = &table.bytes[id as usize * rb..(id as usize + 1) * rb];
+            let dst = &mut out[t * table.cols..(t + 1) * table.cols];
+            // The format and sizes were validated at load; a failure here is a bug.
+            if graft_quant::blocks::dequantize(table.ty, row, dst).is_err() {
+                dst.fill(f32::NAN);
+            }
+        }
+    }
+
+    fn matmul(&self, w: &Matrix<'_>, x: &Vec<f32>, n_tokens: usize, y: &mut Vec<f32>) {
+        let r = k::matmul(
+            self.kernels,
+            &self.pool,
+            w.ty,
+            w.bytes,
+            w.rows,
+            w.cols,
+            &x[..n_tokens * w.cols],
+            n_tokens,
+            &mut y[..n_tokens * w.rows],
+        );
+        // Formats and sizes were validated at load (Weights::from_gguf); an error here is a
+        // bug, made visible as NaN logits rather than a panic.
+        if r.is_err() {
+            y[..n_tokens * w.rows].fill(f32::NAN);
+        }
+    }
+
+    fn rmsnorm(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        eps: f32,
+        n_tokens: usize,
+        dim: usize,
+        out: &mut Vec<f32>,
+    ) {
+        for t in 0..n_tokens {
+            let xr = &x[t * dim..(t + 1) * dim];
+            let or = &mut out[t * dim..(t + 1) * dim];
+            let ss: f32 = xr.iter().map(|v| v * v).sum();
+            let scale = 1.0 / (ss / dim as f32 + eps).sqrt();
+            for ((o, &xv), &wv) in or.iter_mut().zip(xr).zip(&w[..dim]) {
+                *o = xv * scale * wv;
+            }
+        }
+    }
+
+    fn rope(
+        &self,
+        x: &mut Vec<f32>,
+        n_tokens: usize,
+        n_heads: usize,
+        head_dim: usize,
+        pos0: usize,
+        rope: RopeParams,
+    ) {
+        let half = rope.n_rot / 2;
+        let mut cs = [(0.0f32, 0.0f32); MAX_HEAD_DIM / 2];
+        // theta_i = pos * base^(-2i/n_rot), as ggml's theta_scale powers (computed directly).
+        let scale = rope.freq_base.powf(-2.0 / rope.n_rot as f32);
+        for t in 0..n_tokens {
+            let pos = (pos0 + t) as f32;
+            let mut theta = pos;
+            for c in cs.iter_mut().take(half) {
+                let (s, co) = theta.sin_cos();
+                *c = (co, s);
+                theta *= scale;
+            }
+            let row = &mut x[t * n_heads * head_dim..(t + 1) * n_heads * head_dim];
+            for h in row.chunks_exact_mut(head_dim) {
+                for (i, &(c, s)) in cs.iter().take(half).enumerate() {
+                    let a = h[2 * i];
+                    let b = h[2 * i + 1];
+                    h[2 * i] = a * c - b * s;
+                    h[2 * i + 1] = a * s + b * c;
+                }
+            }
+        }
+    }
+
+    fn attention(
+        &self,
+        q: &Vec<f32>,
+        kc: &Vec<f32>,
+        vc: &Vec<f32>,
+        s: AttnShape,
+        out: &mut Vec<f32>,
+    ) {
+        let hd = s.head_dim;
+        let qd = s.n_head * hd;
+        let kvd = s.n_head_kv * hd;
+        let group = s.n_head / s.n_head_kv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for t in 0..s.n_tokens {
+            let n_kv = s.pos0 + t + 1;
+            for h in 0..s.n_head {
+                let kvh = h / group;
+                let qh = &q[t * qd + h * hd..t * qd + (h + 1) * hd];
+                let oh = &mut out[t * qd + h * hd..t * qd + (h + 1) * hd];
+                attend_one(qh, kc, vc, kvd, kvh * hd, n_kv, scale, oh);
+            }
+        }
+    }
+
+    fn swiglu(&self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
+        for (g, &u) in gate[..len].iter_mut().zip(&up[..len]) {
+            let silu = *g / (1.0 + (-*g).exp());
+            *g = silu * u;
+        }
+    }
+
+    fn add(&self, x: &mut Vec<f32>, y: &Vec<f32>, len: usize) {
+        for (a, &b) in x[..len].iter_mut().zip(&y[..len]) {
+            *a += b;
+        }
+    }
+}
+
+/// One query head against `n_kv` cache rows with an online (single-pass) softmax.
+#[allow(clippy::too_many_arguments)]
+fn attend_one(
+    qh: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    kv_stride: usize,
+    off: usize,
+    n_kv: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let hd = qh.len();
+    let mut acc = [0.0f32; MAX_HEAD_DIM];
+    let acc = &mut acc[..hd];
+    let mut m = f32::NEG_INFINITY;
+    let mut l = 0.0f32;
+    for j in 0..n_kv {
+        let kr = &kc[j * kv_stride + off..j * kv_stride + off + hd];
+        let sc = dot(qh, kr) * scale;
+        let vr = &vc[j * kv_stride + off..j * kv_stride + off + hd];
+        if sc > m {
+            let c = (m - sc).exp();
+            l *= c;
+            for a in acc.iter_mut() {
+                *a *= c;
+            }
+            m = sc;
+        }
+        let p = (sc - m).exp();
+        l += p;
+        for (a, &v) in acc.iter_mut().zip(vr) {
+            *a += p * v;
+        }
+    }
+    let inv = 1.0 / l;
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = a * inv;
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums let the compiler vectorise without reassociation flags.
+    let mut s = [0.0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            s[i] += x[i] * y[i];
+        }
+    }
+    let mut r: f32 = s.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        r += x * y;
+    }
+    r
+}
