@@ -1,7 +1,7 @@
 //! The CPU backend: quantized matmuls from graft-kernels (SIMD picked at run time, threaded),
 //! the small element-wise ops written here.
 
-use super::kernels_shim as k;
+use graft_kernels::cpu as k;
 use super::{AttnShape, Backend, RopeParams};
 use crate::config::MAX_HEAD_DIM;
 use crate::model_error::ModelError;

@@ -6,7 +6,6 @@
 //! them.
 
 pub mod cpu;
-mod kernels_shim;
 
 use crate::weights::Matrix;
 
