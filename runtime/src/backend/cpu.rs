@@ -1,11 +1,11 @@
 //! The CPU backend: quantized matmuls from graft-kernels (SIMD picked at run time, threaded),
 //! the small element-wise ops written here.
 
-use graft_kernels::cpu as k;
 use super::{AttnShape, Backend, RopeParams};
 use crate::config::MAX_HEAD_DIM;
 use crate::model_error::ModelError;
 use crate::weights::Matrix;
+use graft_kernels::cpu as k;
 use graft_quant::QuantType;
 
 /// CPU backend with its own thread pool.
@@ -13,6 +13,8 @@ pub struct CpuBackend {
     kernels: &'static k::Kernels,
     pool: k::ThreadPool,
     threads: usize,
+    /// Attention score scratch (grows to threads × context once).
+    scores: std::sync::Mutex<Vec<f32>>,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -30,6 +32,7 @@ impl CpuBackend {
             kernels: k::kernels_for(k::isa()),
             pool: k::ThreadPool::new(threads).map_err(|e| ModelError::Kernel(e.to_string()))?,
             threads,
+            scores: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -161,20 +164,8 @@ impl Backend for CpuBackend {
         s: AttnShape,
         out: &mut Vec<f32>,
     ) {
-        let hd = s.head_dim;
-        let qd = s.n_head * hd;
-        let kvd = s.n_head_kv * hd;
-        let group = s.n_head / s.n_head_kv;
-        let scale = 1.0 / (hd as f32).sqrt();
-        for t in 0..s.n_tokens {
-            let n_kv = s.pos0 + t + 1;
-            for h in 0..s.n_head {
-                let kvh = h / group;
-                let qh = &q[t * qd + h * hd..t * qd + (h + 1) * hd];
-                let oh = &mut out[t * qd + h * hd..t * qd + (h + 1) * hd];
-                attend_one(qh, kc, vc, kvd, kvh * hd, n_kv, scale, oh);
-            }
-        }
+        let mut scores = self.scores.lock().unwrap_or_else(|e| e.into_inner());
+        super::cpu_attention::attention(q, kc, vc, s, out, self.threads, &mut scores);
     }
 
     fn swiglu(&self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
@@ -189,63 +180,4 @@ impl Backend for CpuBackend {
             *a += b;
         }
     }
-}
-
-/// One query head against `n_kv` cache rows with an online (single-pass) softmax.
-#[allow(clippy::too_many_arguments)]
-fn attend_one(
-    qh: &[f32],
-    kc: &[f32],
-    vc: &[f32],
-    kv_stride: usize,
-    off: usize,
-    n_kv: usize,
-    scale: f32,
-    out: &mut [f32],
-) {
-    let hd = qh.len();
-    let mut acc = [0.0f32; MAX_HEAD_DIM];
-    let acc = &mut acc[..hd];
-    let mut m = f32::NEG_INFINITY;
-    let mut l = 0.0f32;
-    for j in 0..n_kv {
-        let kr = &kc[j * kv_stride + off..j * kv_stride + off + hd];
-        let sc = dot(qh, kr) * scale;
-        let vr = &vc[j * kv_stride + off..j * kv_stride + off + hd];
-        if sc > m {
-            let c = (m - sc).exp();
-            l *= c;
-            for a in acc.iter_mut() {
-                *a *= c;
-            }
-            m = sc;
-        }
-        let p = (sc - m).exp();
-        l += p;
-        for (a, &v) in acc.iter_mut().zip(vr) {
-            *a += p * v;
-        }
-    }
-    let inv = 1.0 / l;
-    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = a * inv;
-    }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums let the compiler vectorise without reassociation flags.
-    let mut s = [0.0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            s[i] += x[i] * y[i];
-        }
-    }
-    let mut r: f32 = s.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        r += x * y;
-    }
-    r
 }

@@ -6,6 +6,7 @@
 //! them.
 
 pub mod cpu;
+mod cpu_attention;
 
 use crate::weights::Matrix;
 
