@@ -31,11 +31,10 @@ fn header_and_hyperparameters() {
     assert_eq!(tokens.len(), 49152);
     assert_eq!(m.get_str("tokenizer.ggml.model").ok(), Some("gpt2"));
     // A wrong-type request names the key and both types.
-    let err = m
-        .get_u32("general.architecture")
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let err = match m.get_u32("general.architecture") {
+        Ok(v) => panic!("a string read as u32: {v}"),
+        Err(e) => e.to_string(),
+    };
     assert!(
         err.contains("general.architecture") && err.contains("string"),
         "{err}"
@@ -88,9 +87,55 @@ fn tensor_infos_and_views() {
         .collect();
     spans.sort();
     assert!(spans[0].0 >= f.data_offset());
-    assert!(spans.iter().all(|s| (s.0 - f.data_offset()) % 32 == 0));
+    assert!(spans
+        .iter()
+        .all(|s| (s.0 - f.data_offset()).is_multiple_of(32)));
     assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0));
-    assert!(spans.last().map_or(false, |s| s.1 <= f.as_bytes().len()));
+    assert!(spans.last().is_some_and(|s| s.1 <= f.as_bytes().len()));
+}
+
+/// Values read with the PyPI `gguf` package 0.19.0 (`GGUFReader`) on the same file.
+#[test]
+fn agrees_with_gguf_py() {
+    use sha2::{Digest, Sha256};
+    let f = open();
+    // gguf-py lists 36 fields: the 33 metadata entries plus GGUF.version/tensor_count/kv_count.
+    assert_eq!(f.metadata().len(), 33);
+    assert_eq!(f.data_offset(), 1_785_664);
+    let first = &f.tensor_infos()[0];
+    assert_eq!(
+        (first.name.as_str(), first.offset),
+        ("token_embd.weight", 0)
+    );
+    assert_eq!(first.n_bytes, 30_081_024);
+    let t = f
+        .tensor("blk.29.ffn_down.weight")
+        .expect("blk.29.ffn_down.weight present");
+    assert_eq!((t.ty, t.shape), (QuantType::Q4_1, &[1536u64, 576][..]));
+    let start = t.bytes.as_ptr() as usize - f.as_bytes().as_ptr() as usize;
+    assert_eq!((start, t.bytes.len()), (80_630_848, 552_960));
+    let sha: String = Sha256::digest(t.bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        sha,
+        "390f8753cf01dc755e66063a8d1cce91b31d41f34f59c11f03d6eb5145dbbf40"
+    );
+    let m = f.metadata();
+    let tokens = m
+        .get_array("tokenizer.ggml.tokens")
+        .ok()
+        .and_then(|a| a.as_strings());
+    let tokens = tokens.unwrap_or_default();
+    assert_eq!(
+        (tokens[1000].as_str(), tokens[49151].as_str()),
+        ("()", "ectable")
+    );
+    assert_eq!(
+        m.get("tokenizer.ggml.eos_token_id"),
+        Some(&graft_quant::Value::U32(2))
+    );
 }
 
 #[test]

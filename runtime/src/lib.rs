@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod chat_template;
 pub mod config;
 pub mod forward;
 pub mod generate;
@@ -10,6 +11,7 @@ pub mod model;
 pub mod model_error;
 pub mod perplexity;
 pub mod sampling;
+pub mod tokenizer;
 pub mod weights;
 
 pub use model::{Model, ModelParams, Session, SessionParams};

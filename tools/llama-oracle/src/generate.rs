@@ -1,7 +1,7 @@
 //! `generate`: greedy (argmax) decoding, optionally through the model's chat template.
 
 use anyhow::{Context, Result};
-use llama_cpp_2::model::LlamaChatMessage;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaLoraAdapter};
 use llama_cpp_2::token::LlamaToken;
 use serde::Serialize;
 
@@ -10,6 +10,10 @@ use crate::engine::{apply_lora, argmax, decode, to_ids, Engine};
 /// Result of a greedy generation.
 #[derive(Serialize)]
 pub struct Generation {
+    /// The prompt as given (the user message when `chat` is set).
+    pub prompt: String,
+    /// Whether the chat template was applied.
+    pub chat: bool,
     /// The exact prompt string fed to the tokenizer (after the chat template, if any).
     pub prompt_text: String,
     /// Prompt token ids.
@@ -43,9 +47,8 @@ pub fn generate(
     chat: bool,
     n: usize,
     threads: i32,
-    lora: &crate::engine::LoraArgs,
+    adapter: &mut Option<(LlamaLoraAdapter, f32)>,
 ) -> Result<Generation> {
-    let mut adapter = engine.load_loras(lora)?;
     let prompt_text = if chat {
         chat_prompt(engine, prompt)?
     } else {
@@ -55,7 +58,7 @@ pub fn generate(
     anyhow::ensure!(!prompt_tokens.is_empty(), "prompt tokenizes to nothing");
     let n_ctx = prompt_tokens.len() + n + 1;
     let mut ctx = engine.context(n_ctx, prompt_tokens.len().max(512), threads)?;
-    apply_lora(&mut ctx, &mut adapter)?;
+    apply_lora(&mut ctx, adapter)?;
 
     decode(&mut ctx, &prompt_tokens, 0, false)?;
     let mut out: Vec<LlamaToken> = Vec::with_capacity(n);
@@ -73,10 +76,43 @@ pub fn generate(
     }
     drop(ctx);
     Ok(Generation {
+        prompt: prompt.to_string(),
+        chat,
         text: engine.detokenize(&out, false),
         prompt_text,
         prompt_ids: to_ids(&prompt_tokens),
         ids: to_ids(&out),
         stopped_on_eog,
+    })
+}
+
+/// One entry of a `--prompts-json` file.
+#[derive(serde::Deserialize)]
+pub struct PromptSpec {
+    /// Prompt text (user message when `chat`).
+    pub prompt: String,
+    /// Apply the chat template.
+    #[serde(default)]
+    pub chat: bool,
+}
+
+/// Output of `generate --prompts-json`.
+#[derive(Serialize)]
+pub struct GenerationSet {
+    /// Maximum tokens generated per prompt.
+    pub n: usize,
+    /// One generation per prompt, in input order.
+    pub cases: Vec<Generation>,
+}
+
+/// Read a JSON array of `{"prompt": .., "chat": bool}`.
+pub fn read_prompts(path: &std::path::Path) -> Result<Vec<PromptSpec>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading prompts file {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} must be a JSON array of {{\"prompt\": string, \"chat\": bool}}",
+            path.display()
+        )
     })
 }

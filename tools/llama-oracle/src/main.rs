@@ -39,11 +39,14 @@ enum Cmd {
         #[arg(short = 'm', long)]
         model: PathBuf,
         /// Text to tokenize.
-        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        #[arg(long, group = "input")]
         text: Option<String>,
         /// File whose whole contents are tokenized.
-        #[arg(long)]
+        #[arg(long, group = "input")]
         file: Option<PathBuf>,
+        /// JSON array of strings, each tokenized separately (one model load).
+        #[arg(long, group = "input")]
+        texts_json: Option<PathBuf>,
         /// Treat special-token text such as <|im_start|> as plain text.
         #[arg(long)]
         no_special: bool,
@@ -54,8 +57,11 @@ enum Cmd {
         #[arg(short = 'm', long)]
         model: PathBuf,
         /// Prompt (the user message with --chat).
-        #[arg(short = 'p', long)]
-        prompt: String,
+        #[arg(short = 'p', long, group = "input")]
+        prompt: Option<String>,
+        /// JSON array of {"prompt": .., "chat": bool}, each generated separately (one model load).
+        #[arg(long, group = "input")]
+        prompts_json: Option<PathBuf>,
         /// Apply the model's chat template (one user message + generation prompt).
         #[arg(long)]
         chat: bool,
@@ -144,6 +150,20 @@ struct TokenizeOut {
 }
 
 #[derive(Serialize)]
+struct TokenizeCase {
+    text: String,
+    ids: Vec<i32>,
+    detok: String,
+}
+
+#[derive(Serialize)]
+struct TokenizeSet {
+    add_bos: bool,
+    parse_special: bool,
+    cases: Vec<TokenizeCase>,
+}
+
+#[derive(Serialize)]
 struct LoadCheckOut {
     ok: bool,
     load_ms: f64,
@@ -170,14 +190,38 @@ fn run(cli: Cli) -> Result<()> {
             model,
             text,
             file,
+            texts_json,
             no_special,
         } => {
             let engine = Engine::load(&model, verbose)?;
+            if let Some(path) = texts_json {
+                let raw = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let texts: Vec<String> = serde_json::from_str(&raw).with_context(|| {
+                    format!("{} must be a JSON array of strings", path.display())
+                })?;
+                let cases = texts
+                    .into_iter()
+                    .map(|text| {
+                        let tokens = engine.tokenize(&text, !no_special);
+                        TokenizeCase {
+                            ids: to_ids(&tokens),
+                            detok: engine.detokenize(&tokens, true),
+                            text,
+                        }
+                    })
+                    .collect();
+                return print_json(&TokenizeSet {
+                    add_bos: engine.model.vocab().should_add_bos(),
+                    parse_special: !no_special,
+                    cases,
+                });
+            }
             let text = match (text, file) {
                 (Some(t), _) => t,
                 (None, Some(f)) => std::fs::read_to_string(&f)
                     .with_context(|| format!("reading {}", f.display()))?,
-                (None, None) => anyhow::bail!("give --text or --file"),
+                (None, None) => anyhow::bail!("give --text, --file or --texts-json"),
             };
             let tokens = engine.tokenize(&text, !no_special);
             print_json(&TokenizeOut {
@@ -190,19 +234,37 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Generate {
             model,
             prompt,
+            prompts_json,
             chat,
             n,
             threads,
             lora,
         } => {
             let mut engine = Engine::load(&model, verbose)?;
+            let mut adapter = engine.load_loras(&lora)?;
+            if let Some(path) = prompts_json {
+                let specs = generate::read_prompts(&path)?;
+                let mut cases = Vec::with_capacity(specs.len());
+                for s in &specs {
+                    cases.push(generate::generate(
+                        &mut engine,
+                        &s.prompt,
+                        s.chat,
+                        n,
+                        threads,
+                        &mut adapter,
+                    )?);
+                }
+                return print_json(&generate::GenerationSet { n, cases });
+            }
+            let prompt = prompt.context("give -p PROMPT or --prompts-json FILE")?;
             print_json(&generate::generate(
                 &mut engine,
                 &prompt,
                 chat,
                 n,
                 threads,
-                &lora,
+                &mut adapter,
             )?)
         }
         Cmd::Logits {
@@ -243,14 +305,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
         } => {
             let mut engine = Engine::load(&model, verbose)?;
-            let g = generate::generate(
-                &mut engine,
-                &prompt,
-                false,
-                n,
-                threads,
-                &LoraArgs::default(),
-            )?;
+            let g = generate::generate(&mut engine, &prompt, false, n, threads, &mut None)?;
             anyhow::ensure!(!g.ids.is_empty(), "generated no tokens");
             print_json(&LoadCheckOut {
                 ok: true,
