@@ -1,13 +1,70 @@
 //! The `graft` command: thin; all logic lives in the library crates.
 
-use clap::Parser;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// graft: run and fine-tune small language models on the device.
 #[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+#[command(name = "graft", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    /// Show a GGUF file's architecture, hyperparameters, tokenizer and tensors.
+    Inspect(commands::inspect::Args),
+    /// Write a copy of a GGUF model with its weights quantized to another type.
+    Quantize(commands::quantize::Args),
+    /// Check or split JSONL training data.
+    Data(commands::data::Args),
+    /// Generate text from a prompt (streams to stdout).
+    Run(commands::run::RunArgs),
+    /// Chat interactively in the terminal.
+    Chat(commands::chat::ChatArgs),
+    /// Perplexity of a text file (llama.cpp's method).
+    Perplexity(commands::perplexity::PerplexityArgs),
+    /// Prompt-processing and generation speed (llama-bench's tests).
+    Bench(commands::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
+        Command::Data(args) => commands::data::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Chat(args) => commands::chat::run(args),
+        Command::Perplexity(args) => commands::perplexity::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line ("cannot read X: cause: root cause"), skipping a cause
+/// whose text the message before it already includes (library errors often print their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

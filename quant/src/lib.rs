@@ -12,6 +12,7 @@
 pub mod blocks;
 pub mod gguf;
 pub mod metrics;
+pub mod model_cache;
 mod quant_type;
 
 pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, TensorInfo, TensorView, Value};

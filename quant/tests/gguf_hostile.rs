@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use common::Raw;
-use graft_quant::gguf::{GgufError, GgufFile};
+use graft_quant::gguf::{GgufError, GgufFile, GgufWriter};
 
 struct Counting;
 
@@ -322,6 +322,14 @@ fn hostile_tensor_infos() {
         }),
         &["tensor 'big2'", "overflows"],
     );
+    // A zero dimension makes the element count 0, but the row count must still fit (found by
+    // the fuzzer: TensorView::n_rows overflowed).
+    must_fail(
+        with_tensors(1, |r| {
+            r.tensor("zero", &[0, 1 << 40, 1 << 40], F32, 0);
+        }),
+        &["tensor 'zero'", "overflows"],
+    );
     // Row length not a whole number of blocks.
     must_fail(
         with_tensors(1, |r| {
@@ -342,5 +350,25 @@ fn hostile_tensor_infos() {
             r.tensor("a", &[8], F32, 0);
         }),
         &["tensor"],
+    );
+}
+
+/// A valid file whose general.alignment is 2^26 (found by the fuzzer): it parses, and writing
+/// it back streams the 64 MiB of padding instead of allocating it.
+#[test]
+fn huge_alignment_is_written_without_allocating_the_padding() {
+    let bytes = include_bytes!("../../fuzz/seeds/regress_huge_alignment.gguf").to_vec();
+    let f = GgufFile::from_bytes(bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.alignment(), 1 << 26);
+    let w = GgufWriter::from_file(&f).unwrap_or_else(|e| panic!("{e}"));
+    LARGEST.with(|l| l.set(0));
+    TRACKING.with(|t| t.set(true));
+    let written = w.write_to(&mut std::io::sink());
+    TRACKING.with(|t| t.set(false));
+    assert_eq!(written.ok(), Some(1 << 26));
+    let largest = LARGEST.with(|l| l.get());
+    assert!(
+        largest < 4096,
+        "largest allocation while writing: {largest}"
     );
 }

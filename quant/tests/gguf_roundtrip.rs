@@ -242,3 +242,32 @@ fn files_written_by_gguf_py_round_trip() {
         }
     }
 }
+
+#[test]
+fn open_errors_name_the_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing.gguf");
+    let msg = match GgufFile::open(&missing) {
+        Ok(_) => panic!("opened a missing file"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        msg.contains("cannot open") && msg.contains("missing.gguf"),
+        "{msg}"
+    );
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").expect("write");
+    assert!(matches!(
+        GgufFile::open(&empty),
+        Err(GgufError::Truncated { offset: 0, .. })
+    ));
+    // write_file then open: mmapped, same tensors.
+    let mut w = GgufWriter::new(Metadata::new(), 32).expect("writer");
+    w.add_tensor("t", QuantType::F16, &[4], vec![7u8; 8])
+        .expect("t");
+    let path = dir.path().join("t.gguf");
+    w.write_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let f = GgufFile::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(f.is_mmapped());
+    assert_eq!(f.tensor("t").map(|t| t.bytes), Some(&[7u8; 8][..]));
+}

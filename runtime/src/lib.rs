@@ -1,5 +1,6 @@
 //! graft-runtime: model loading, tokenizer, forward pass, sampling and generation.
 
+pub mod adapter;
 pub mod backend;
 pub mod bench;
 pub mod chat_template;

@@ -4,6 +4,7 @@
 //! BF16 conversion is ggml's `ggml_compute_fp32_to_bf16`: round to nearest even on the upper 16
 //! bits, NaNs made quiet, subnormals kept.
 
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use super::{check_lengths, BlockFormat, Quantize};
@@ -28,18 +29,16 @@ impl BlockFormat for f16 {
     const TYPE: QuantType = QuantType::F16;
     fn dequantize(src: &[Self], dst: &mut [f32]) {
         check_lengths::<Self>(src.len(), dst.len());
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = s.to_f32();
-        }
+        // `half`'s slice conversion uses F16C/NEON when the CPU has it (exact either way).
+        src.convert_to_f32_slice(dst);
     }
 }
 
 impl Quantize for f16 {
     fn quantize(src: &[f32], dst: &mut [Self]) {
         check_lengths::<Self>(dst.len(), src.len());
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = f16::from_f32(*s);
-        }
+        // Round to nearest even, with F16C/NEON when available.
+        dst.convert_from_f32_slice(src);
     }
 }
 

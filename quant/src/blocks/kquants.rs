@@ -155,22 +155,17 @@ impl BlockFormat for BlockQ2K {
         check_lengths::<Self>(src.len(), dst.len());
         for (b, y) in src.iter().zip(dst.chunks_exact_mut(QK_K)) {
             let (d, min) = (b.d.to_f32(), b.dmin.to_f32());
-            let mut out = 0;
-            let mut is = 0;
-            for half in 0..2 {
-                let q = &b.qs[32 * half..32 * half + 32];
-                for shift in [0, 2, 4, 6] {
-                    for part in 0..2 {
-                        let sc = b.scales[is];
-                        is += 1;
-                        let dl = d * f32::from(sc & 0x0f);
-                        let ml = min * f32::from(sc >> 4);
-                        for l in 0..16 {
-                            let code = (q[l + 16 * part] >> shift) & 3;
-                            y[out] = dl * f32::from(code) - ml;
-                            out += 1;
-                        }
-                    }
+            // Sub-block `is` (16 weights) = half `is / 8`, shift `2 * ((is / 2) % 4)`, and the
+            // first or second 16 code bytes of that half (`is % 2`).
+            for (is, y) in y.chunks_exact_mut(16).enumerate() {
+                let start = 32 * (is / 8) + 16 * (is % 2);
+                let q = &b.qs[start..start + 16];
+                let shift = 2 * ((is / 2) % 4);
+                let sc = b.scales[is];
+                let dl = d * f32::from(sc & 0x0f);
+                let ml = min * f32::from(sc >> 4);
+                for (v, &qb) in y.iter_mut().zip(q) {
+                    *v = dl * f32::from((qb >> shift) & 3) - ml;
                 }
             }
         }
@@ -253,23 +248,19 @@ impl BlockFormat for BlockQ3K {
         check_lengths::<Self>(src.len(), dst.len());
         for (b, y) in src.iter().zip(dst.chunks_exact_mut(QK_K)) {
             let d_all = b.d.to_f32();
-            let mut out = 0;
-            let mut is = 0;
-            for half in 0..2 {
-                let q = &b.qs[32 * half..32 * half + 32];
-                for shift in 0..4 {
-                    let m = 1u8 << (4 * half + shift);
-                    for part in 0..2 {
-                        let dl = d_all * f32::from(q3k_scale(&b.scales, is));
-                        is += 1;
-                        for l in 0..16 {
-                            let k = l + 16 * part;
-                            let low = i32::from((q[k] >> (2 * shift)) & 3);
-                            let sub = if b.hmask[k] & m != 0 { 0 } else { 4 };
-                            y[out] = dl * (low - sub) as f32;
-                            out += 1;
-                        }
-                    }
+            // Sub-block `is` as in Q2_K; its high bits are bit `is / 2` of the 16 hmask bytes
+            // at offset `16 * (is % 2)` (hmask is not advanced per half, unlike qs).
+            for (is, y) in y.chunks_exact_mut(16).enumerate() {
+                let start = 32 * (is / 8) + 16 * (is % 2);
+                let q = &b.qs[start..start + 16];
+                let hm = &b.hmask[16 * (is % 2)..16 * (is % 2) + 16];
+                let shift = 2 * ((is / 2) % 4);
+                let bit = is / 2;
+                let dl = d_all * f32::from(q3k_scale(&b.scales, is));
+                for ((v, &qb), &h) in y.iter_mut().zip(q).zip(hm) {
+                    let low = i32::from((qb >> shift) & 3);
+                    let sub = 4 - 4 * i32::from((h >> bit) & 1);
+                    *v = dl * (low - sub) as f32;
                 }
             }
         }

@@ -186,15 +186,13 @@ impl Quantize for BlockQ4_1 {
     }
 }
 
-/// The 5-bit code of weight `j` of a Q5 block from its low nibbles and high-bit word.
+/// The 5-bit codes of weights `j` and `j + 16` of a Q5 block (`j < 16`) from its low nibbles
+/// and high-bit word.
 #[inline]
-fn q5_code(qs: &[u8; 16], qh: u32, j: usize) -> u8 {
-    let nib = if j < 16 {
-        qs[j] & 0x0f
-    } else {
-        qs[j - 16] >> 4
-    };
-    nib | ((((qh >> j) & 1) as u8) << 4)
+fn q5_codes(qs: &[u8; 16], qh: u32, j: usize) -> (u8, u8) {
+    let h0 = ((qh >> j) << 4) as u8 & 0x10;
+    let h1 = ((qh >> (j + 12)) as u8) & 0x10;
+    ((qs[j] & 0x0f) | h0, (qs[j] >> 4) | h1)
 }
 
 /// Packs 32 five-bit codes into low nibbles and a high-bit word (ggml's Q5 layout).
@@ -216,8 +214,11 @@ impl BlockFormat for BlockQ5_0 {
         for (b, y) in src.iter().zip(dst.chunks_exact_mut(QK4_0)) {
             let d = b.d.to_f32();
             let qh = u32::from_le_bytes(b.qh);
-            for (j, v) in y.iter_mut().enumerate() {
-                *v = (i32::from(q5_code(&b.qs, qh, j)) - 16) as f32 * d;
+            let (lo, hi) = y.split_at_mut(QK4_0 / 2);
+            for j in 0..QK4_0 / 2 {
+                let (c0, c1) = q5_codes(&b.qs, qh, j);
+                lo[j] = (i32::from(c0) - 16) as f32 * d;
+                hi[j] = (i32::from(c1) - 16) as f32 * d;
             }
         }
     }
@@ -246,8 +247,11 @@ impl BlockFormat for BlockQ5_1 {
         for (b, y) in src.iter().zip(dst.chunks_exact_mut(QK4_0)) {
             let (d, m) = (b.d.to_f32(), b.m.to_f32());
             let qh = u32::from_le_bytes(b.qh);
-            for (j, v) in y.iter_mut().enumerate() {
-                *v = f32::from(q5_code(&b.qs, qh, j)) * d + m;
+            let (lo, hi) = y.split_at_mut(QK4_0 / 2);
+            for j in 0..QK4_0 / 2 {
+                let (c0, c1) = q5_codes(&b.qs, qh, j);
+                lo[j] = f32::from(c0) * d + m;
+                hi[j] = f32::from(c1) * d + m;
             }
         }
     }

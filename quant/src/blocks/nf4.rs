@@ -1,37 +1,44 @@
 //! graft-native NF4 (QLoRA's 4-bit NormalFloat) with double-quantized block scales.
 //!
 //! Each block of [`NF4_BLOCK`] = 64 weights stores 4-bit indices into the 16 NormalFloat levels
-//! of QLoRA ([`NF4_LEVELS`], the exact table of bitsandbytes) and is scaled by the block's
-//! absolute maximum: `x = NF4_LEVELS[code] * absmax`. The absmax values are themselves quantized
+//! of QLoRA ([`NF4_LEVELS`], the exact table of bitsandbytes, ascending in `[-1, 1]`) and one
+//! block scale: `x = NF4_LEVELS[code] * scale`. The block scales are themselves quantized
 //! ("double quantization") to 8 bits in groups of [`NF4_GROUP_BLOCKS`] = 256 blocks.
 //!
-//! Double quantization here uses a *linear* 8-bit code per group, not bitsandbytes' dynamic
-//! map: a group stores `offset = min(absmax)` and `scale = (max(absmax) - min(absmax)) / 255`
-//! as f32, and block `b` stores `c_b = round((absmax_b - offset) / scale)` (0 when
-//! `scale == 0`), so `absmax_b ≈ offset + scale * c_b`. The 4-bit codes are then chosen against
-//! that *decoded* absmax (the value the reader will use), each weight taking the nearest level.
+//! Differences from bitsandbytes, both invisible to a reader of the format:
+//! - Block scale: bitsandbytes uses the block's absmax. graft's quantizer starts from the absmax
+//!   and keeps whichever of `absmax * {1.00, 0.99, ..., 0.60}` gives the least squared error,
+//!   then refines it by alternating least-squares scale / nearest codes (a few % lower error on
+//!   bell-shaped data; the largest weights may clip to ±scale).
+//! - Double quantization uses a *linear* 8-bit code per group instead of bitsandbytes'
+//!   mean-subtracted dynamic map: a group stores `offset = min(scales)` and
+//!   `step = (max(scales) - min(scales)) / 255` as f32, and block `b` stores
+//!   `c_b = round((scale_b - offset) / step)` (0 when `step == 0`), so the decoded scale is
+//!   `offset + step * c_b`. The 4-bit codes are chosen against that *decoded* scale (the value
+//!   the reader will use): each weight takes the nearest level.
 //!
 //! # Byte layout of an NF4 tensor of `n` elements (`n % 64 == 0`)
 //!
-//! With `B = n / 64` blocks and `G = ceil(B / 256)` groups, all little-endian, no padding:
+//! With `B = n / 64` blocks and `G = ceil(B / 256)` groups, all little-endian, no padding, no
+//! alignment requirement:
 //!
 //! | offset            | size      | contents                                                  |
 //! |-------------------|-----------|-----------------------------------------------------------|
 //! | `0`               | `n / 2`   | 4-bit codes: byte `i` holds element `2i` in its low nibble and element `2i + 1` in its high nibble |
-//! | `n / 2`           | `B`       | one u8 absmax code per block, block order                 |
-//! | `n / 2 + B`       | `8 * G`   | per group, in group order: f32 `offset`, then f32 `scale` |
+//! | `n / 2`           | `B`       | one u8 scale code `c_b` per block, block order            |
+//! | `n / 2 + B`       | `8 * G`   | per group, in group order: f32 `offset`, then f32 `step`  |
 //!
 //! Total: [`nf4_tensor_bytes`]`(n) = n/2 + B + 8G`, i.e. 4 + 8/64 + 64/16384 ≈ 4.13 bits per
 //! weight. The last group may hold fewer than 256 blocks. Dequantizing element `k`:
-//! `b = k / 64`, `g = b / 256`, `absmax = offset[g] + scale[g] * code_b as f32`,
-//! `x = NF4_LEVELS[nibble(k)] * absmax`.
+//! `b = k / 64`, `g = b / 256`, `scale = offset[g] + step[g] * (c_b as f32)`,
+//! `x = NF4_LEVELS[nibble(k)] * scale` (f32 arithmetic, in that order).
 
 use super::QuantError;
 use crate::QuantType;
 
-/// Weights per NF4 block (one absmax scale each).
+/// Weights per NF4 block (one scale each).
 pub const NF4_BLOCK: usize = 64;
-/// NF4 blocks per double-quantization group (their absmax scales share one f32 offset/scale).
+/// NF4 blocks per double-quantization group (their scales share one f32 offset and step).
 pub const NF4_GROUP_BLOCKS: usize = 256;
 
 /// The 16 NormalFloat-4 levels (QLoRA / bitsandbytes `NF4` code), ascending, in `[-1, 1]`.
@@ -66,7 +73,7 @@ pub const fn nf4_tensor_bytes(n: usize) -> Option<usize> {
     Some(n / 2 + blocks + groups * 8)
 }
 
-/// The index of the NF4 level nearest to `v` (a value already divided by the block's absmax).
+/// The index of the NF4 level nearest to `v` (a value already divided by the block scale).
 #[inline]
 pub fn nearest_level(v: f32) -> u8 {
     // Midpoints between consecutive levels; the answer is how many midpoints lie below v.
@@ -78,6 +85,58 @@ pub fn nearest_level(v: f32) -> u8 {
     }
     code
 }
+
+/// Error of coding `xs` with NF4 levels at block scale `scale` (nearest level per weight).
+fn block_sse(xs: &[f32], scale: f32) -> f32 {
+    let inv = 1.0 / scale;
+    xs.iter()
+        .map(|&x| {
+            let e = NF4_LEVELS[usize::from(nearest_level(x * inv))] * scale - x;
+            e * e
+        })
+        .sum()
+}
+
+/// The block scale minimizing the squared error: the best of the absmax shrunk by
+/// `1.00, 0.99, ..., 0.60` (clipping the largest weight often pays off on bell-shaped blocks),
+/// then refined by alternating least-squares scale / nearest codes while the error drops.
+fn best_scale(xs: &[f32]) -> f32 {
+    let absmax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    if absmax == 0.0 {
+        return 0.0;
+    }
+    let mut best = (absmax, block_sse(xs, absmax));
+    for k in 1..=SCALE_STEPS {
+        let s = absmax * (1.0 - 0.01 * k as f32);
+        let e = block_sse(xs, s);
+        if e < best.1 {
+            best = (s, e);
+        }
+    }
+    for _ in 0..4 {
+        let inv = 1.0 / best.0;
+        let (mut sxl, mut sll) = (0.0f32, 0.0f32);
+        for &x in xs {
+            let l = NF4_LEVELS[usize::from(nearest_level(x * inv))];
+            sxl += x * l;
+            sll += l * l;
+        }
+        if sll <= 0.0 || sxl <= 0.0 {
+            break;
+        }
+        let s = sxl / sll;
+        let e = block_sse(xs, s);
+        if e < best.1 {
+            best = (s, e);
+        } else {
+            break;
+        }
+    }
+    best.0
+}
+
+/// Number of shrunken scales [`quantize`] tries per block besides the absmax.
+const SCALE_STEPS: u32 = 40;
 
 /// Quantizes `src` (length a multiple of [`NF4_BLOCK`]) into the NF4 byte layout above.
 ///
@@ -91,25 +150,22 @@ pub fn quantize(src: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; n / 2 + n_blocks + n_blocks.div_ceil(NF4_GROUP_BLOCKS) * 8];
     let (codes, rest) = out.split_at_mut(n / 2);
     let (scale_codes, group_params) = rest.split_at_mut(n_blocks);
-    let absmax: Vec<f32> = src
-        .chunks_exact(NF4_BLOCK)
-        .map(|b| b.iter().fold(0.0f32, |a, v| a.max(v.abs())))
-        .collect();
-    for (g, blocks) in absmax.chunks(NF4_GROUP_BLOCKS).enumerate() {
+    let scales: Vec<f32> = src.chunks_exact(NF4_BLOCK).map(best_scale).collect();
+    for (g, blocks) in scales.chunks(NF4_GROUP_BLOCKS).enumerate() {
         let lo = blocks.iter().copied().fold(f32::INFINITY, f32::min);
         let hi = blocks.iter().copied().fold(0.0f32, f32::max);
-        let scale = (hi - lo) / 255.0;
+        let step = (hi - lo) / 255.0;
         group_params[8 * g..8 * g + 4].copy_from_slice(&lo.to_le_bytes());
-        group_params[8 * g + 4..8 * g + 8].copy_from_slice(&scale.to_le_bytes());
+        group_params[8 * g + 4..8 * g + 8].copy_from_slice(&step.to_le_bytes());
         for (i, &a) in blocks.iter().enumerate() {
             let b = g * NF4_GROUP_BLOCKS + i;
-            let c = if scale > 0.0 {
-                ((a - lo) / scale).round().clamp(0.0, 255.0) as u8
+            let c = if step > 0.0 {
+                ((a - lo) / step).round().clamp(0.0, 255.0) as u8
             } else {
                 0
             };
             scale_codes[b] = c;
-            let decoded = lo + scale * f32::from(c);
+            let decoded = lo + step * f32::from(c);
             let inv = if decoded > 0.0 { 1.0 / decoded } else { 0.0 };
             let xs = &src[b * NF4_BLOCK..(b + 1) * NF4_BLOCK];
             let cs = &mut codes[b * NF4_BLOCK / 2..(b + 1) * NF4_BLOCK / 2];
@@ -143,16 +199,16 @@ pub fn dequantize(bytes: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
     let (scale_codes, group_params) = rest.split_at(n_blocks);
     for (g, params) in group_params.chunks_exact(8).enumerate() {
         let offset = f32::from_le_bytes([params[0], params[1], params[2], params[3]]);
-        let scale = f32::from_le_bytes([params[4], params[5], params[6], params[7]]);
+        let step = f32::from_le_bytes([params[4], params[5], params[6], params[7]]);
         let first = g * NF4_GROUP_BLOCKS;
         let last = (first + NF4_GROUP_BLOCKS).min(n_blocks);
         for b in first..last {
-            let absmax = offset + scale * f32::from(scale_codes[b]);
+            let block_scale = offset + step * f32::from(scale_codes[b]);
             let cs = &codes[b * NF4_BLOCK / 2..(b + 1) * NF4_BLOCK / 2];
             let ys = &mut dst[b * NF4_BLOCK..(b + 1) * NF4_BLOCK];
             for (pair, &byte) in ys.chunks_exact_mut(2).zip(cs) {
-                pair[0] = NF4_LEVELS[usize::from(byte & 0x0f)] * absmax;
-                pair[1] = NF4_LEVELS[usize::from(byte >> 4)] * absmax;
+                pair[0] = NF4_LEVELS[usize::from(byte & 0x0f)] * block_scale;
+                pair[1] = NF4_LEVELS[usize::from(byte >> 4)] * block_scale;
             }
         }
     }

@@ -1,8 +1,8 @@
 //! The GGUF container, versions 2 and 3, little-endian.
 //!
 //! [`GgufFile::open`] memory-maps a file and parses its header, metadata and tensor infos with
-//! bounded, checked reads (see [`reader`](self) docs on [`GgufFile::from_bytes`]); tensors are
-//! handed out as [`TensorView`]s borrowing the map, so nothing is copied at load.
+//! bounded, checked reads (see [`GgufFile::from_bytes`]); tensors are handed out as
+//! [`TensorView`]s borrowing the map, so nothing is copied at load.
 //! [`GgufWriter`] writes the layout llama.cpp and gguf-py write: reading a llama.cpp file and
 //! writing it back gives the same bytes.
 //!

@@ -402,7 +402,8 @@ fn read_tensor_info(cur: &mut Cursor<'_>, i: usize, alignment: usize) -> Result<
 }
 
 /// Validates a shape for `ty` and returns the tensor's size in bytes: at most [`MAX_DIMS`]
-/// dimensions, element count within `i64` (as ggml requires), row length a whole number of
+/// dimensions, element count (and the product of the nonzero dimensions) within `i64` (as
+/// ggml requires), row length a whole number of
 /// blocks, byte size within `usize`.
 pub(crate) fn tensor_n_bytes(name: &str, ty: QuantType, shape: &[u64]) -> Result<usize> {
     if shape.len() > MAX_DIMS {
@@ -417,11 +418,14 @@ pub(crate) fn tensor_n_bytes(name: &str, ty: QuantType, shape: &[u64]) -> Result
         tensor: name.to_owned(),
         shape: shape.to_vec(),
     };
-    let n_elements = shape
+    // The product of the nonzero dimensions must fit too: with a zero dimension the element
+    // count is 0, but the row count (product of shape[1..]) must still be representable.
+    shape
         .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d.max(1)))
         .filter(|&n| n <= i64::MAX as u64)
         .ok_or_else(overflow)?;
+    let n_elements: u64 = shape.iter().product();
     let row_len = shape.first().copied().unwrap_or(1);
     let block_size = ty.block_size();
     if !row_len.is_multiple_of(block_size as u64) {

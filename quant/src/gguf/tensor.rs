@@ -45,16 +45,23 @@ impl TensorView<'_> {
 
     /// Elements per row: `shape[0]` (1 for a scalar).
     pub fn row_len(&self) -> usize {
-        self.shape.first().map_or(1, |&n| n as usize)
+        self.shape
+            .first()
+            .map_or(1, |&n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Number of rows: the product of `shape[1..]`.
     pub fn n_rows(&self) -> usize {
-        self.shape.iter().skip(1).product::<u64>() as usize
+        let rows = self
+            .shape
+            .iter()
+            .skip(1)
+            .fold(1u64, |a, &d| a.saturating_mul(d));
+        usize::try_from(rows).unwrap_or(usize::MAX)
     }
 }
 
-/// Product of a shape validated by the reader or writer (so it does not overflow).
+/// Product of a shape (saturating; shapes from the reader or writer never overflow).
 fn n_elements(shape: &[u64]) -> u64 {
     shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d))
 }

@@ -145,6 +145,14 @@ impl<'a> GgufWriter<'a> {
 
     /// Everything before the tensor data: header, metadata, tensor infos, padding.
     pub fn header_bytes(&self) -> Vec<u8> {
+        let mut b = self.header_unpadded();
+        let padded = b.len().next_multiple_of(self.alignment);
+        b.resize(padded, 0);
+        b
+    }
+
+    /// Header, metadata and tensor infos, without the padding that follows them.
+    fn header_unpadded(&self) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(&GGUF_MAGIC);
         put_u32(&mut b, self.version);
@@ -164,8 +172,6 @@ impl<'a> GgufWriter<'a> {
             put_u32(&mut b, t.ty.id());
             put_u64(&mut b, t.offset);
         }
-        let padded = b.len().next_multiple_of(self.alignment);
-        b.resize(padded, 0);
         b
     }
 
@@ -175,9 +181,13 @@ impl<'a> GgufWriter<'a> {
             let what = what.to_owned();
             move |source| GgufError::Write { what, source }
         };
-        let header = self.header_bytes();
+        // Padding is streamed, so memory use does not grow with the alignment.
+        let header = self.header_unpadded();
         w.write_all(&header).map_err(io("header"))?;
-        let mut written = header.len() as u64;
+        let pad =
+            (header.len() as u64).next_multiple_of(self.alignment as u64) - header.len() as u64;
+        write_zeros(w, pad).map_err(io("padding after the tensor infos"))?;
+        let mut written = header.len() as u64 + pad;
         for (t, data) in &self.tensors {
             w.write_all(data)
                 .map_err(io(&format!("data of tensor '{}'", t.name)))?;
@@ -203,8 +213,13 @@ impl<'a> GgufWriter<'a> {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".gguf-write-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".gguf-write-");
+        // A model file is an ordinary file: readable by others like one `cp` would make, not the
+        // 0600 a temp file gets.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let tmp = builder
             .tempfile_in(dir)
             .map_err(ioerr("create a temporary file in", dir))?;
         {
@@ -228,7 +243,7 @@ impl<'a> GgufWriter<'a> {
 }
 
 fn write_zeros<W: Write>(w: &mut W, mut n: u64) -> std::io::Result<()> {
-    const ZEROS: [u8; 256] = [0; 256];
+    const ZEROS: [u8; 4096] = [0; 4096];
     while n > 0 {
         let k = n.min(ZEROS.len() as u64) as usize;
         w.write_all(&ZEROS[..k])?;

@@ -1,0 +1,262 @@
+//! `graft inspect MODEL.gguf [--json] [--tensors]`: what a GGUF file holds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use graft_quant::gguf::{Array, GgufFile, Metadata, Value};
+use graft_quant::QuantType;
+use serde_json::{json, Map, Value as Json};
+
+/// Arrays longer than this are summarised (type and length) instead of printed in full.
+const MAX_ARRAY_PRINT: usize = 16;
+
+/// Arguments of `graft inspect`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GGUF file.
+    model: PathBuf,
+    /// Print one JSON object (keys: architecture, n_params, n_tensors, metadata, tensors, ...).
+    #[arg(long)]
+    json: bool,
+    /// List every tensor (name, type, shape, offset) in the text report.
+    #[arg(long)]
+    tensors: bool,
+    /// Print long metadata arrays (vocabularies, merges) in full in JSON.
+    #[arg(long)]
+    full_arrays: bool,
+}
+
+/// The hyperparameters `inspect` reports, as `<arch>.<suffix>` keys.
+const HPARAMS: [(&str, &str); 10] = [
+    ("n_layers", "block_count"),
+    ("context_length", "context_length"),
+    ("d_model", "embedding_length"),
+    ("d_ffn", "feed_forward_length"),
+    ("n_heads", "attention.head_count"),
+    ("n_kv_heads", "attention.head_count_kv"),
+    ("rope_freq_base", "rope.freq_base"),
+    ("rope_dim", "rope.dimension_count"),
+    ("rms_eps", "attention.layer_norm_rms_epsilon"),
+    ("vocab_size", "vocab_size"),
+];
+
+/// Per-type totals.
+#[derive(Default)]
+struct TypeStats {
+    tensors: usize,
+    params: u64,
+    bytes: u64,
+}
+
+/// Runs `graft inspect`.
+pub fn run(args: Args) -> Result<()> {
+    let file = GgufFile::open(&args.model)
+        .with_context(|| format!("cannot read GGUF file {}", args.model.display()))?;
+    let md = file.metadata();
+    let arch = md
+        .get_str("general.architecture")
+        .unwrap_or("unknown")
+        .to_string();
+
+    let mut by_type: BTreeMap<QuantType, TypeStats> = BTreeMap::new();
+    let mut n_params: u64 = 0;
+    for t in file.tensor_infos() {
+        let n: u64 = t.shape.iter().product();
+        n_params += n;
+        let s = by_type.entry(t.ty).or_default();
+        s.tensors += 1;
+        s.params += n;
+        s.bytes += t.n_bytes as u64;
+    }
+
+    let hparams: Vec<(&str, Json)> = HPARAMS
+        .iter()
+        .filter_map(|(label, suffix)| {
+            md.get(&format!("{arch}.{suffix}"))
+                .map(|v| (*label, value_to_json(v, true)))
+        })
+        .collect();
+    let vocab_len = md
+        .get("tokenizer.ggml.tokens")
+        .and_then(Value::as_array)
+        .map(Array::len);
+    let tokenizer_model = md.get_str("tokenizer.ggml.model").ok().map(str::to_string);
+    let tokenizer_pre = md.get_str("tokenizer.ggml.pre").ok().map(str::to_string);
+    let has_template = md.get("tokenizer.chat_template").is_some();
+    let name = md.get_str("general.name").ok().map(str::to_string);
+    let file_size = file.as_bytes().len() as u64;
+
+    if args.json {
+        let tensors: Vec<Json> = file
+            .tensor_infos()
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "type": t.ty.to_string(),
+                    "shape": t.shape,
+                    "offset": file.data_offset() as u64 + t.offset,
+                    "n_bytes": t.n_bytes,
+                })
+            })
+            .collect();
+        let types: Map<String, Json> = by_type
+            .iter()
+            .map(|(ty, s)| {
+                (
+                    ty.to_string(),
+                    json!({"tensors": s.tensors, "params": s.params, "bytes": s.bytes}),
+                )
+            })
+            .collect();
+        let out = json!({
+            "path": args.model.display().to_string(),
+            "gguf_version": file.version(),
+            "file_size": file_size,
+            "architecture": arch,
+            "name": name,
+            "n_params": n_params,
+            "n_tensors": file.tensor_infos().len(),
+            "hparams": hparams.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>(),
+            "tokenizer": {"model": tokenizer_model, "pre": tokenizer_pre, "vocab_size": vocab_len},
+            "chat_template": has_template,
+            "types": types,
+            "metadata": metadata_to_json(md, !args.full_arrays),
+            "tensors": tensors,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+
+    println!(
+        "file:            {} ({} bytes, GGUF v{})",
+        args.model.display(),
+        file_size,
+        file.version()
+    );
+    println!("architecture:    {arch}");
+    if let Some(name) = &name {
+        println!("name:            {name}");
+    }
+    for (label, v) in &hparams {
+        println!("{:<16} {v}", format!("{label}:"));
+    }
+    println!(
+        "tokenizer:       {} (pre: {}), {} tokens",
+        tokenizer_model.as_deref().unwrap_or("none"),
+        tokenizer_pre.as_deref().unwrap_or("none"),
+        vocab_len.map_or("?".to_string(), |n| n.to_string())
+    );
+    println!(
+        "chat template:   {}",
+        if has_template { "yes" } else { "no" }
+    );
+    println!("tensors:         {}", file.tensor_infos().len());
+    println!(
+        "parameters:      {n_params} ({:.1} M)",
+        n_params as f64 / 1e6
+    );
+    println!("by type:");
+    for (ty, s) in &by_type {
+        println!(
+            "  {:<6} {:>4} tensors {:>12} params {:>12} bytes ({:.2} bits/weight)",
+            ty.to_string(),
+            s.tensors,
+            s.params,
+            s.bytes,
+            s.bytes as f64 * 8.0 / s.params.max(1) as f64
+        );
+    }
+    if args.tensors {
+        println!(
+            "{:<40} {:<6} {:<20} {:>12}",
+            "name", "type", "shape", "offset"
+        );
+        for t in file.tensor_infos() {
+            println!(
+                "{:<40} {:<6} {:<20} {:>12}",
+                t.name,
+                t.ty.to_string(),
+                format!("{:?}", t.shape),
+                file.data_offset() as u64 + t.offset
+            );
+        }
+    }
+    Ok(())
+}
+
+/// All metadata as a JSON object, in file order; long arrays summarised when `summarise`.
+fn metadata_to_json(md: &Metadata, summarise: bool) -> Json {
+    let mut map = Map::new();
+    for (key, value) in md.iter() {
+        map.insert(key.to_string(), value_to_json(value, summarise));
+    }
+    Json::Object(map)
+}
+
+fn value_to_json(v: &Value, summarise: bool) -> Json {
+    match v {
+        Value::U8(x) => json!(x),
+        Value::I8(x) => json!(x),
+        Value::U16(x) => json!(x),
+        Value::I16(x) => json!(x),
+        Value::U32(x) => json!(x),
+        Value::I32(x) => json!(x),
+        Value::U64(x) => json!(x),
+        Value::I64(x) => json!(x),
+        Value::F32(x) => f32_to_json(*x),
+        Value::F64(x) => json!(x),
+        Value::Bool(x) => json!(x),
+        Value::String(s) => json!(s),
+        Value::Array(a) => array_to_json(a, summarise),
+    }
+}
+
+/// An f32 as the JSON number with its shortest decimal form (1e-5, not 9.99999974737875e-6).
+fn f32_to_json(x: f32) -> Json {
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Json::Null, Json::Number)
+}
+
+fn array_to_json(a: &Array, summarise: bool) -> Json {
+    if summarise && a.len() > MAX_ARRAY_PRINT {
+        return json!({"array_of": array_elem_name(a), "len": a.len()});
+    }
+    match a {
+        Array::U8(v) => json!(v),
+        Array::I8(v) => json!(v),
+        Array::U16(v) => json!(v),
+        Array::I16(v) => json!(v),
+        Array::U32(v) => json!(v),
+        Array::I32(v) => json!(v),
+        Array::U64(v) => json!(v),
+        Array::I64(v) => json!(v),
+        Array::F32(v) => Json::Array(v.iter().map(|x| f32_to_json(*x)).collect()),
+        Array::F64(v) => json!(v),
+        Array::Bool(v) => json!(v),
+        Array::String(v) => json!(v),
+        Array::Array(v) => Json::Array(v.iter().map(|x| array_to_json(x, summarise)).collect()),
+    }
+}
+
+fn array_elem_name(a: &Array) -> &'static str {
+    match a {
+        Array::U8(_) => "u8",
+        Array::I8(_) => "i8",
+        Array::U16(_) => "u16",
+        Array::I16(_) => "i16",
+        Array::U32(_) => "u32",
+        Array::I32(_) => "i32",
+        Array::U64(_) => "u64",
+        Array::I64(_) => "i64",
+        Array::F32(_) => "f32",
+        Array::F64(_) => "f64",
+        Array::Bool(_) => "bool",
+        Array::String(_) => "string",
+        Array::Array(_) => "array",
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what graft's build and tests need on a fresh Debian machine (run as root, or with sudo),
+# then fetches the test model. Idempotent: skips what is already there.
+#
+#   scripts/setup.sh            # base: model + cargo components
+#   scripts/setup.sh --parity   # also cmake/clang for the llama.cpp oracle (tools/llama-oracle)
+#   scripts/setup.sh --cross    # also the aarch64 cross linker and qemu-user
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_parity=0
+want_cross=0
+for a in "$@"; do
+  case "$a" in
+    --parity) want_parity=1 ;;
+    --cross) want_cross=1 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+pkgs=()
+need() { dpkg -s "$1" >/dev/null 2>&1 || pkgs+=("$1"); }
+if [ "$want_parity" = 1 ]; then need cmake; need clang; need libclang-dev; fi
+if [ "$want_cross" = 1 ]; then need gcc-aarch64-linux-gnu; need libc6-dev-arm64-cross; need qemu-user; fi
+if [ ${#pkgs[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "installing: ${pkgs[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if [ "$want_cross" = 1 ]; then rustup target add aarch64-unknown-linux-gnu >/dev/null; fi
+
+scripts/fetch-model.sh >/dev/null

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# graft's test command (what CI runs):
+#   scripts/test.sh             # setup, fmt, clippy, the whole test suite
+#   scripts/test.sh --parity    # also build llama.cpp (tools/llama-oracle) and run the parity tests
+#   scripts/test.sh --cross     # also cross-compile the kernels for aarch64 and test them under qemu
+# CI (CI=true) runs all of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+parity=0
+cross=0
+if [ "${CI:-}" = "true" ]; then parity=1; cross=1; fi
+for a in "$@"; do
+  case "$a" in
+    --parity) parity=1 ;;
+    --cross) cross=1 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+setup_args=()
+[ "$parity" = 1 ] && setup_args+=(--parity)
+[ "$cross" = 1 ] && setup_args+=(--cross)
+scripts/setup.sh "${setup_args[@]}"
+
+step() { echo; echo "==> $*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+if [ "$parity" = 1 ]; then
+  step "llama.cpp parity (tools/llama-oracle)"
+  cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
+  export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
+  cargo test --workspace -- --ignored
+fi
+
+if [ "$cross" = 1 ] && [ -x targets/aarch64-linux/test.sh ]; then
+  step "aarch64 kernels under qemu"
+  targets/aarch64-linux/test.sh
+fi

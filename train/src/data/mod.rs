@@ -1,0 +1,25 @@
+//! Datasets: JSONL examples in several shapes, validated with precise errors, deduplicated,
+//! split deterministically, rendered to loss-masked segments, and packed into rows.
+
+mod dataset;
+mod dedup;
+mod error;
+mod example;
+mod options;
+mod pack;
+mod reader;
+mod report;
+pub mod rng;
+mod segment;
+mod split;
+
+pub use dataset::{check, Dataset, Record};
+pub use dedup::{jaccard, normalized, shingles};
+pub use error::{DataError, LineError};
+pub use example::{Example, Message, Role};
+pub use options::{LoadOptions, Policy, TokenCounter, TokenLimit, DEFAULT_MAX_LINE_BYTES};
+pub use pack::{pack, Overlong, PackedRow, Packing, TokenizedExample};
+pub use reader::{BoundedLines, RawLine};
+pub use report::{DroppedLine, Duplicate, LoadReport};
+pub use segment::{LossMask, Segment};
+pub use split::{split_file, split_file_with, Split, SplitRatios, SplitReport};

@@ -1,0 +1,364 @@
+//! Each example shape parses; each validation error names the right line and problem.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use graft_train::data::{
+    DataError, Dataset, Example, LineError, LoadOptions, LossMask, Message, Role, Segment,
+};
+
+fn write_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.path().join(name);
+    let mut f = std::fs::File::create(&p).expect("create test file");
+    f.write_all(bytes).expect("write test file");
+    p
+}
+
+fn parse_one(line: &str) -> Result<Example, LineError> {
+    let v: serde_json::Value = serde_json::from_str(line).expect("test JSON is valid");
+    Example::from_json(&v)
+}
+
+#[test]
+fn every_shape_parses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = concat!(
+        r#"{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi?"},{"role":"assistant","content":"Hello."}]}"#,
+        "\n",
+        r#"{"instruction":"Translate to French","input":"cat","output":"chat"}"#,
+        "\n",
+        r#"{"instruction":"Name a colour","output":"blue"}"#,
+        "\n",
+        r#"{"prompt":"2+2=","completion":"4"}"#,
+        "\n",
+        r#"{"text":"Once upon a time there was a fox."}"#,
+        "\n",
+        r#"{"prompt":"Best pet?","chosen":"A cat.","rejected":"A rock."}"#,
+        "\n"
+    );
+    let p = write_file(&dir, "shapes.jsonl", text.as_bytes());
+    let (ds, report) = Dataset::load(&p, &LoadOptions::default()).expect("all shapes valid");
+    assert_eq!(ds.len(), 6);
+    assert_eq!(report.kept, 6);
+    assert!(report.dropped.is_empty());
+    let ex: Vec<&Example> = ds.examples().collect();
+    assert_eq!(
+        ex[0],
+        &Example::Messages(vec![
+            Message {
+                role: Role::System,
+                content: "Be brief.".into()
+            },
+            Message {
+                role: Role::User,
+                content: "Hi?".into()
+            },
+            Message {
+                role: Role::Assistant,
+                content: "Hello.".into()
+            },
+        ])
+    );
+    assert_eq!(
+        ex[1],
+        &Example::Instruction {
+            instruction: "Translate to French".into(),
+            input: Some("cat".into()),
+            output: "chat".into()
+        }
+    );
+    assert_eq!(
+        ex[2],
+        &Example::Instruction {
+            instruction: "Name a colour".into(),
+            input: None,
+            output: "blue".into()
+        }
+    );
+    assert_eq!(
+        ex[3],
+        &Example::PromptCompletion {
+            prompt: "2+2=".into(),
+            completion: "4".into()
+        }
+    );
+    assert_eq!(
+        ex[4],
+        &Example::Text("Once upon a time there was a fox.".into())
+    );
+    assert_eq!(
+        ex[5],
+        &Example::Preference {
+            prompt: "Best pet?".into(),
+            chosen: "A cat.".into(),
+            rejected: "A rock.".into()
+        }
+    );
+    assert_eq!(report.shapes.get("messages"), Some(&1));
+    assert_eq!(report.shapes.get("instruction"), Some(&2));
+    assert_eq!(report.shapes.get("preference"), Some(&1));
+    // Line numbers are kept.
+    let lines: Vec<usize> = ds.records().iter().map(|r| r.line).collect();
+    assert_eq!(lines, vec![1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn segments_follow_the_loss_mask_policy() {
+    let ex = parse_one(
+        r#"{"messages":[{"role":"system","content":"S"},{"role":"user","content":"U"},{"role":"assistant","content":"A1"},{"role":"user","content":"U2"},{"role":"assistant","content":"A2"}]}"#,
+    )
+    .expect("valid");
+    let segs = ex.segments(LossMask::CompletionOnly);
+    let flags: Vec<(&str, bool)> = segs
+        .iter()
+        .map(|s| (s.text.as_str(), s.trainable))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            ("S", false),
+            ("U", false),
+            ("A1", true),
+            ("U2", false),
+            ("A2", true)
+        ]
+    );
+    assert!(ex.segments(LossMask::AllTokens).iter().all(|s| s.trainable));
+
+    let ins =
+        parse_one(r#"{"instruction":"Do X","input":"with Y","output":"done"}"#).expect("valid");
+    assert_eq!(
+        ins.segments(LossMask::default()),
+        vec![
+            Segment {
+                text: "Do X\n\nwith Y".into(),
+                trainable: false,
+                role: Some(Role::User)
+            },
+            Segment {
+                text: "done".into(),
+                trainable: true,
+                role: Some(Role::Assistant)
+            },
+        ]
+    );
+    let pc = parse_one(r#"{"prompt":"","completion":"only this"}"#).expect("empty prompt ok");
+    let segs = pc.segments(LossMask::default());
+    assert_eq!(segs.len(), 1);
+    assert!(segs[0].trainable);
+    let t = parse_one(r#"{"text":"all of it"}"#).expect("valid");
+    assert_eq!(
+        t.segments(LossMask::CompletionOnly),
+        vec![Segment {
+            text: "all of it".into(),
+            trainable: true,
+            role: None
+        }]
+    );
+    let pref = parse_one(r#"{"prompt":"p","chosen":"c","rejected":"r"}"#).expect("valid");
+    let (c, r) = pref
+        .preference_segments(LossMask::default())
+        .expect("preference pair");
+    assert_eq!((c[1].text.as_str(), r[1].text.as_str()), ("c", "r"));
+    assert!(!c[0].trainable && c[1].trainable);
+    assert!(t.preference_segments(LossMask::default()).is_none());
+}
+
+/// Load a file whose line 3 is `bad` (lines 1, 2 and 4 valid) under the strict policy and
+/// return the error.
+fn strict_error(bad: &[u8]) -> (usize, LineError, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"{\"text\":\"first line\"}\n{\"text\":\"second line\"}\n");
+    bytes.extend_from_slice(bad);
+    bytes.extend_from_slice(b"\n{\"text\":\"fourth line\"}\n");
+    let p = write_file(&dir, "bad.jsonl", &bytes);
+    match Dataset::load(&p, &LoadOptions::default()) {
+        Err(e @ DataError::Line { .. }) => {
+            let msg = e.to_string();
+            match e {
+                DataError::Line { line, error, path } => {
+                    assert_eq!(path, p);
+                    (line, error, msg)
+                }
+                _ => unreachable!(),
+            }
+        }
+        other => panic!("expected a line error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_json_reports_line_and_column() {
+    let (line, err, msg) = strict_error(br#"{"text": "unterminated}"#);
+    assert_eq!(line, 3);
+    match err {
+        LineError::BadJson { column, message } => {
+            assert_eq!(column, 23, "serde_json column");
+            assert!(message.contains("EOF"), "{message}");
+        }
+        e => panic!("wrong error {e:?}"),
+    }
+    assert!(
+        msg.contains("bad.jsonl:3: invalid JSON at column 23"),
+        "{msg}"
+    );
+
+    let (line, err, _) = strict_error(br#"{"text": "a",, }"#);
+    assert_eq!(line, 3);
+    assert!(
+        matches!(err, LineError::BadJson { column: 14, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn structural_errors_are_precise() {
+    let cases: Vec<(&[u8], LineError)> = vec![
+        (b"[1,2]", LineError::NotObject { found: "an array" }),
+        (b"\"just a string\"", LineError::NotObject { found: "a string" }),
+        (
+            br#"{"foo":"bar","baz":1}"#,
+            LineError::UnknownShape {
+                keys: "baz, foo".into(),
+            },
+        ),
+        (
+            br#"{"instruction":"do it"}"#,
+            LineError::MissingField {
+                field: "output".into(),
+            },
+        ),
+        (
+            br#"{"prompt":"p"}"#,
+            LineError::MissingField {
+                field: "completion".into(),
+            },
+        ),
+        (
+            br#"{"prompt":"p","chosen":"c"}"#,
+            LineError::MissingField {
+                field: "rejected".into(),
+            },
+        ),
+        (
+            br#"{"text":42}"#,
+            LineError::WrongType {
+                field: "text".into(),
+                expected: "a string",
+                found: "a number",
+            },
+        ),
+        (
+            br#"{"messages":"hi"}"#,
+            LineError::WrongType {
+                field: "messages".into(),
+                expected: "an array",
+                found: "a string",
+            },
+        ),
+        (
+            br#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":null}]}"#,
+            LineError::WrongType {
+                field: "messages[1].content".into(),
+                expected: "a string",
+                found: "null",
+            },
+        ),
+        (
+            br#"{"messages":[{"role":"user","content":"q"},{"content":"a"}]}"#,
+            LineError::MissingField {
+                field: "messages[1].role".into(),
+            },
+        ),
+        (
+            br#"{"messages":[{"role":"user","content":"q"},{"role":"bot","content":"a"}]}"#,
+            LineError::UnknownRole {
+                field: "messages[1].role".into(),
+                role: "bot".into(),
+            },
+        ),
+        (
+            br#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":"q"}]}"#,
+            LineError::NoAssistantTurn,
+        ),
+        (
+            br#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"},{"role":"user","content":"q2"}]}"#,
+            LineError::NotEndingWithAssistant {
+                last_role: "user".into(),
+            },
+        ),
+        (
+            br#"{"messages":[]}"#,
+            LineError::EmptyField {
+                field: "messages".into(),
+            },
+        ),
+        (
+            br#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"  "}]}"#,
+            LineError::EmptyField {
+                field: "messages[1].content".into(),
+            },
+        ),
+        (
+            br#"{"prompt":"p","completion":""}"#,
+            LineError::EmptyField {
+                field: "completion".into(),
+            },
+        ),
+        (
+            br#"{"instruction":"i","output":"o","input":7}"#,
+            LineError::WrongType {
+                field: "input".into(),
+                expected: "a string",
+                found: "a number",
+            },
+        ),
+        (
+            br#"{"text":""}"#,
+            LineError::EmptyField {
+                field: "text".into(),
+            },
+        ),
+    ];
+    for (bad, expected) in cases {
+        let (line, err, msg) = strict_error(bad);
+        assert_eq!(line, 3, "line for {}", String::from_utf8_lossy(bad));
+        assert_eq!(err, expected, "for {}", String::from_utf8_lossy(bad));
+        assert!(msg.contains(":3: "), "{msg}");
+        assert!(msg.contains(&expected.to_string()), "{msg}");
+    }
+}
+
+#[test]
+fn non_utf8_bytes_report_line_and_offset() {
+    let (line, err, msg) = strict_error(b"{\"text\":\"caf\xe9 au lait\"}");
+    assert_eq!(line, 3);
+    assert_eq!(err, LineError::InvalidUtf8 { byte_offset: 12 });
+    assert!(msg.contains("invalid UTF-8 at byte 12"), "{msg}");
+}
+
+#[test]
+fn crlf_and_blank_lines_are_tolerated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write_file(
+        &dir,
+        "crlf.jsonl",
+        b"{\"text\":\"one two\"}\r\n\r\n   \n{\"text\":\"three four\"}",
+    );
+    let (ds, report) = Dataset::load(&p, &LoadOptions::default()).expect("valid");
+    assert_eq!(ds.len(), 2);
+    assert_eq!(report.blank, 2);
+    assert_eq!(report.lines, 4);
+    assert_eq!(ds.records()[1].line, 4);
+    assert_eq!(ds.records()[0].raw, "{\"text\":\"one two\"}");
+}
+
+#[test]
+fn missing_file_is_an_io_error_naming_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("nope.jsonl");
+    let err = Dataset::load(&p, &LoadOptions::default()).expect_err("missing file");
+    assert!(matches!(err, DataError::Io { .. }));
+    assert!(err.to_string().contains("nope.jsonl"), "{err}");
+}
