@@ -55,6 +55,7 @@ emit() { # emit NAME [jq flags] < json
   jq "$@" --arg model "$MODEL_NAME" --arg sha "$MODEL_SHA" \
     '{source: "llama.cpp via llama-cpp-2 =0.1.160 (tools/llama-oracle)", model: $model,
       model_sha256: $sha, generator: "scripts/gen-llama-goldens.sh"} + .' >"$tmp"
+  chmod 644 "$tmp"
   mv "$tmp" "$OUT/$name"
   echo "wrote $OUT/$name ($(wc -c <"$OUT/$name") bytes)" >&2
 }

@@ -24,6 +24,9 @@ pub struct Generation {
     pub text: String,
     /// True if generation stopped on an end-of-generation token.
     pub stopped_on_eog: bool,
+    /// Per generated token: its logit minus the runner-up's. Small margins mark near-ties
+    /// where another engine may legitimately pick a different token.
+    pub margins: Vec<f32>,
 }
 
 /// Apply the model's built-in chat template to one user message, with the generation prompt.
@@ -64,9 +67,18 @@ pub fn generate(
     let mut out: Vec<LlamaToken> = Vec::with_capacity(n);
     let mut stopped_on_eog = false;
     let vocab = engine.model.vocab();
+    let mut margins = Vec::with_capacity(n);
     for pos in prompt_tokens.len()..prompt_tokens.len() + n {
         let logits = ctx.get_logits_ith(-1);
-        let next = LlamaToken::new(i32::try_from(argmax(logits))?);
+        let best = argmax(logits);
+        let runner_up = logits
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != best)
+            .map(|(_, &v)| v)
+            .fold(f32::NEG_INFINITY, f32::max);
+        margins.push(logits[best] - runner_up);
+        let next = LlamaToken::new(i32::try_from(best)?);
         out.push(next);
         if vocab.is_eog(next) {
             stopped_on_eog = true;
@@ -83,6 +95,7 @@ pub fn generate(
         prompt_ids: to_ids(&prompt_tokens),
         ids: to_ids(&out),
         stopped_on_eog,
+        margins,
     })
 }
 
