@@ -25,7 +25,10 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with `role` and `content`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -81,7 +84,11 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
             .map_err(ChatTemplateError::Syntax)?;
-        Ok(ChatTemplate { env, bos_token: bos_token.into(), eos_token: eos_token.into() })
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.into(),
+            eos_token: eos_token.into(),
+        })
     }
 
     /// The template of a model: `source` is its `tokenizer.chat_template` value, `None` when
@@ -97,14 +104,36 @@ impl ChatTemplate {
         }
     }
 
+    /// Plain ChatML, the way llama.cpp's built-in formatter writes it
+    /// (`llama_chat_apply_template` without `--jinja`, used for every template it detects as
+    /// ChatML): each message as `<|im_start|>{role}\n{content}<|im_end|>\n`, then
+    /// `<|im_start|>assistant\n` for the generation prompt. Unlike rendering SmolLM2's own
+    /// template, it adds no default system message; use it to reproduce llama.cpp's prompts.
+    pub fn chatml() -> Result<ChatTemplate, ChatTemplateError> {
+        const CHATML: &str = "{% for m in messages %}\
+            {{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}\
+            {% endfor %}\
+            {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        ChatTemplate::new(CHATML, "", "")
+    }
+
     /// The template of a GGUF model, with BOS/EOS texts taken from its tokenizer (empty when
     /// the model has no such token).
-    pub fn from_gguf(md: &Metadata, tokenizer: &Tokenizer) -> Result<ChatTemplate, ChatTemplateError> {
+    pub fn from_gguf(
+        md: &Metadata,
+        tokenizer: &Tokenizer,
+    ) -> Result<ChatTemplate, ChatTemplateError> {
         let source = match md.get(CHAT_TEMPLATE_KEY) {
             None => None,
-            Some(v) => Some(v.as_str().ok_or(ChatTemplateError::WrongType { found: v.type_name() })?),
+            Some(v) => Some(v.as_str().ok_or(ChatTemplateError::WrongType {
+                found: v.type_name(),
+            })?),
         };
-        let text = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or("").to_string();
+        let text = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.token_text(i))
+                .unwrap_or("")
+                .to_string()
+        };
         ChatTemplate::from_model(source, text(tokenizer.bos_id()), text(tokenizer.eos_id()))
     }
 
@@ -114,9 +143,12 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, ChatTemplateError> {
-        let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(ChatTemplateError::Render)?;
+        let tmpl = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(ChatTemplateError::Render)?;
         tmpl.render(minijinja::context! {
-            messages => Value::from_serialize(messages),
+            messages => Value::from(minijinja::value::Serde(messages)),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),

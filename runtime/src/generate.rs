@@ -14,6 +14,17 @@ pub trait TokenText {
     fn is_end_of_generation(&self, id: u32) -> bool;
 }
 
+impl TokenText for crate::tokenizer::Tokenizer {
+    fn text_of(&self, ids: &[u32]) -> String {
+        // Control tokens (e.g. `<|im_end|>`) are not part of the text, as in llama.cpp's CLI.
+        self.decode_skip_special(ids)
+    }
+
+    fn is_end_of_generation(&self, id: u32) -> bool {
+        self.is_eog(id)
+    }
+}
+
 /// Generation options.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenerateParams {

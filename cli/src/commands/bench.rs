@@ -12,10 +12,20 @@ pub struct BenchArgs {
     #[arg(short = 'm', long = "model")]
     model: std::path::PathBuf,
     /// Prompt lengths to test (comma-separated; 0 = none).
-    #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_delimiter = ',',
+        default_value = "512"
+    )]
     n_prompt: Vec<usize>,
     /// Generation lengths to test (comma-separated; 0 = none).
-    #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
     n_gen: Vec<usize>,
     /// Thread counts to test (comma-separated; default: physical cores).
     #[arg(short = 't', long = "threads", value_delimiter = ',')]
@@ -53,14 +63,19 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .filter(|&&n| n > 0)
         .map(|&n| BenchTest::Prompt(n))
         .collect();
-    tests.extend(a.n_gen.iter().filter(|&&n| n > 0).map(|&n| BenchTest::Generate(n)));
+    tests.extend(
+        a.n_gen
+            .iter()
+            .filter(|&&n| n > 0)
+            .map(|&n| BenchTest::Generate(n)),
+    );
     if tests.is_empty() {
         bail!("nothing to run: give -p and/or -n greater than 0");
     }
-    let name = a
-        .model
-        .file_name()
-        .map_or_else(|| a.model.display().to_string(), |s| s.to_string_lossy().into_owned());
+    let name = a.model.file_name().map_or_else(
+        || a.model.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
     let mut rows = Vec::new();
     let mut load_times = Vec::new();
     let mut size_params = (0u64, 0u64);
@@ -72,18 +87,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
         };
         let (model, load_s) = margs.load()?;
         load_times.push(load_s);
-        size_params = model
-            .gguf()
-            .tensors()
-            .fold((0, 0), |(s, p), v| (s + v.bytes.len() as u64, p + v.n_elements()));
+        size_params = model.gguf().tensors().fold((0, 0), |(s, p), v| {
+            (s + v.bytes.len() as u64, p + v.n_elements())
+        });
         backend = graft_runtime::backend::Backend::name(model.backend());
         let bos = Tokenizer::from_gguf(model.gguf().metadata())
             .ok()
-            .and_then(|tok| if tok.add_bos() { tok.bos() } else { None });
+            .and_then(|tok| if tok.add_bos() { tok.bos_id() } else { None });
         for &test in &tests {
             let r = run_test(&model, test, a.reps, a.n_batch, bos)?;
             if !a.json {
-                eprintln!("{} t={t}: {:.2} ± {:.2} tok/s", test.name(), r.mean(), r.stddev());
+                eprintln!(
+                    "{} t={t}: {:.2} ± {:.2} tok/s",
+                    test.name(),
+                    r.mean(),
+                    r.stddev()
+                );
             }
             rows.push((t, r));
         }

@@ -1,8 +1,8 @@
 //! `graft chat`: interactive multi-turn chat on stdin, reusing the KV cache between turns.
 
-use super::model_args::{check_ctx, ModelArgs, SamplingArgs};
+use super::model_args::{chat_template, check_ctx, ModelArgs, SamplingArgs};
 use anyhow::Result;
-use graft_runtime::chat_template::{ChatMessage, ChatTemplate};
+use graft_runtime::chat_template::ChatMessage;
 use graft_runtime::generate::{generate, GenerateParams, StopReason};
 use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::{Session, SessionParams};
@@ -21,6 +21,10 @@ pub struct ChatArgs {
     /// Context size in tokens.
     #[arg(short = 'c', long = "ctx-size", default_value_t = 4096)]
     ctx: usize,
+    /// Render the model's own Jinja chat template (as llama.cpp's --jinja); by default a
+    /// ChatML template is formatted the way llama.cpp does without --jinja.
+    #[arg(long)]
+    jinja: bool,
     /// A system message to start the conversation with.
     #[arg(long = "system")]
     system: Option<String>,
@@ -32,7 +36,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let sampler = a.sampling.params()?;
     let (model, _) = a.model.load()?;
     let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
-    let tmpl = ChatTemplate::from_gguf(model.gguf().metadata())?;
+    let tmpl = chat_template(&model, &tok, a.jinja)?;
     let mut session = Session::new(
         &model,
         SessionParams {
@@ -79,7 +83,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
         }
         messages.push(ChatMessage::new("user", msg));
         let prompt = tmpl.render(&messages, true)?;
-        let ids = tok.encode(&prompt, true, true)?;
+        let ids = tok.encode(&prompt, true, true);
         if ids.len() >= n_ctx {
             eprintln!(
                 "the conversation is {} tokens, the context {n_ctx}: starting over (raise -c)",
@@ -96,7 +100,11 @@ pub fn run(a: ChatArgs) -> Result<()> {
         keep = keep.min(ids.len() - 1);
         session.truncate(keep);
         cached.truncate(keep);
-        let mut on_piece = |p: &str| out.write_all(p.as_bytes()).and_then(|_| out.flush()).is_ok();
+        let mut on_piece = |p: &str| {
+            out.write_all(p.as_bytes())
+                .and_then(|_| out.flush())
+                .is_ok()
+        };
         let g = generate(&mut session, &tok, &ids[keep..], &params, &mut on_piece)?;
         println!();
         cached.extend_from_slice(&ids[keep..]);

@@ -128,7 +128,10 @@ pub fn physical_cores() -> usize {
     let mut phys = String::new();
     for line in info.lines() {
         let mut kv = line.splitn(2, ':');
-        let (k, v) = (kv.next().unwrap_or("").trim(), kv.next().unwrap_or("").trim());
+        let (k, v) = (
+            kv.next().unwrap_or("").trim(),
+            kv.next().unwrap_or("").trim(),
+        );
         if k == "physical id" {
             phys = v.to_string();
         } else if k == "core id" {
@@ -140,4 +143,25 @@ pub fn physical_cores() -> usize {
     } else {
         cores.len().min(logical)
     }
+}
+
+/// The chat template as llama.cpp picks it: without `jinja`, a model whose template is ChatML
+/// (SmolLM2's) gets llama.cpp's built-in ChatML formatting (no default system message); with
+/// `jinja`, or for other templates, the model's own Jinja template is rendered.
+pub fn chat_template(
+    model: &graft_runtime::Model,
+    tok: &graft_runtime::tokenizer::Tokenizer,
+    jinja: bool,
+) -> Result<graft_runtime::chat_template::ChatTemplate> {
+    use graft_runtime::chat_template::ChatTemplate;
+    let md = model.gguf().metadata();
+    let is_chatml = md
+        .get_str("tokenizer.chat_template")
+        .map(|t| t.contains("<|im_start|>"))
+        .unwrap_or(false);
+    Ok(if is_chatml && !jinja {
+        ChatTemplate::chatml()?
+    } else {
+        ChatTemplate::from_gguf(md, tok)?
+    })
 }

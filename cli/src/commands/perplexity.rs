@@ -30,7 +30,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     let text = read_utf8(&a.file)?;
     let (model, _) = a.model.load()?;
     let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
-    let tokens = tok.encode(&text, true, false)?;
+    let tokens = tok.encode(&text, true, false);
     if tokens.len() < 2 * n_ctx {
         bail!(
             "{} has {} tokens; perplexity at -c {n_ctx} needs at least {}",
@@ -39,7 +39,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
             2 * n_ctx
         );
     }
-    let bos = if tok.add_bos() { tok.bos() } else { None };
+    let bos = if tok.add_bos() { tok.bos_id() } else { None };
     let mut session = Session::new(
         &model,
         SessionParams {

@@ -1,8 +1,8 @@
 //! `graft run`: generate text from a prompt, streaming it to stdout.
 
-use super::model_args::{check_ctx, read_utf8, ModelArgs, SamplingArgs};
+use super::model_args::{chat_template, check_ctx, read_utf8, ModelArgs, SamplingArgs};
 use anyhow::{bail, Result};
-use graft_runtime::chat_template::{ChatMessage, ChatTemplate};
+use graft_runtime::chat_template::ChatMessage;
 use graft_runtime::generate::{generate, GenerateParams};
 use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::{Session, SessionParams};
@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Wrap the prompt in the model's chat template as a user message.
     #[arg(long)]
     chat: bool,
+    /// Render the model's own Jinja chat template (as llama.cpp's --jinja); by default a
+    /// ChatML template is formatted the way llama.cpp does without --jinja.
+    #[arg(long)]
+    jinja: bool,
     /// Stop when this string appears (repeatable).
     #[arg(long = "stop")]
     stop: Vec<String>,
@@ -52,12 +56,12 @@ pub fn run(a: RunArgs) -> Result<()> {
     let (model, _load_s) = a.model.load()?;
     let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
     let text = if a.chat {
-        let tmpl = ChatTemplate::from_gguf(model.gguf().metadata())?;
+        let tmpl = chat_template(&model, &tok, a.jinja)?;
         tmpl.render(&[ChatMessage::new("user", &prompt)], true)?
     } else {
         prompt
     };
-    let ids = tok.encode(&text, true, true)?;
+    let ids = tok.encode(&text, true, true);
     if ids.is_empty() {
         bail!("the prompt is empty");
     }
@@ -89,7 +93,10 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut on_piece = |p: &str| {
         if !json {
             // A closed stdout (e.g. `| head`) stops generation.
-            return out.write_all(p.as_bytes()).and_then(|_| out.flush()).is_ok();
+            return out
+                .write_all(p.as_bytes())
+                .and_then(|_| out.flush())
+                .is_ok();
         }
         true
     };

@@ -23,7 +23,9 @@ pub(crate) struct BpeGpt2 {
 
 impl std::fmt::Debug for BpeGpt2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BpeGpt2").field("pre", &self.pre.kind()).finish_non_exhaustive()
+        f.debug_struct("BpeGpt2")
+            .field("pre", &self.pre.kind())
+            .finish_non_exhaustive()
     }
 }
 
@@ -39,19 +41,20 @@ impl BpeGpt2 {
     ) -> Result<BpeGpt2, TokenizerError> {
         let mut seen = std::collections::HashSet::with_capacity(merges.len());
         let mut pairs = Vec::with_capacity(merges.len());
+        let mut joined = String::new();
         for m in merges {
             // llama.cpp splits at the first space after the first byte.
-            let Some(pos) = m.get(1..).and_then(|rest| rest.find(' ')).map(|p| p + 1) else {
+            let Some(pos) = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1) else {
                 continue;
             };
             let (a, b) = (&m[..pos], &m[pos + 1..]);
-            if !token_to_id.contains_key(a) || !token_to_id.contains_key(b) {
+            let (Some(&ia), Some(&ib)) = (token_to_id.get(a), token_to_id.get(b)) else {
                 continue;
-            }
-            if !token_to_id.contains_key(&format!("{a}{b}")) {
-                continue;
-            }
-            if seen.insert((a, b)) {
+            };
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            if token_to_id.contains_key(joined.as_str()) && seen.insert((ia, ib)) {
                 pairs.push((a.to_string(), b.to_string()));
             }
         }
@@ -61,10 +64,21 @@ impl BpeGpt2 {
             .vocab_and_merges(vocab, pairs)
             .ignore_merges(ignore_merges)
             .build()
-            .map_err(|e| TokenizerError::Bpe { message: e.to_string() })?;
+            .map_err(|e| TokenizerError::Bpe {
+                message: e.to_string(),
+            })?;
         let byte_char = byte_to_char_table();
-        let char_byte = byte_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
-        Ok(BpeGpt2 { pre, bpe, byte_char, char_byte })
+        let char_byte = byte_char
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
+        Ok(BpeGpt2 {
+            pre,
+            bpe,
+            byte_char,
+            char_byte,
+        })
     }
 
     /// Appends the tokens of `text` (no special tokens inside) to `out`.
@@ -72,7 +86,11 @@ impl BpeGpt2 {
         let mut word = String::new();
         for range in self.pre.split(text) {
             word.clear();
-            word.extend(text.as_bytes()[range].iter().map(|&b| self.byte_char[b as usize]));
+            word.extend(
+                text.as_bytes()[range]
+                    .iter()
+                    .map(|&b| self.byte_char[b as usize]),
+            );
             // The BPE model only fails on a vocabulary without the byte characters; llama.cpp
             // then drops what it cannot find, and so does this.
             if let Ok(tokens) = self.bpe.tokenize(&word) {

@@ -6,6 +6,9 @@ use super::Tokenizer;
 
 /// Turns a stream of token ids into text, one complete-character chunk at a time.
 ///
+/// Pieces are written as they are: unlike [`Tokenizer::decode`] it removes no SentencePiece
+/// leading space and applies no `clean_spaces` rules (generated tokens follow a prompt).
+///
 /// ```no_run
 /// # fn demo(tok: &graft_runtime::tokenizer::Tokenizer, ids: &[u32]) {
 /// let mut stream = tok.decode_stream(false);
@@ -24,13 +27,18 @@ pub struct DecodeStream<'t> {
 
 impl<'t> DecodeStream<'t> {
     pub(crate) fn new(tokenizer: &'t Tokenizer, skip_special: bool) -> DecodeStream<'t> {
-        DecodeStream { tokenizer, skip_special, pending: Vec::new() }
+        DecodeStream {
+            tokenizer,
+            skip_special,
+            pending: Vec::new(),
+        }
     }
 
     /// Adds one token and returns the text it completes: empty while a character is still
     /// unfinished. Bytes that can never start or continue valid UTF-8 come out as U+FFFD.
     pub fn step(&mut self, id: u32) -> String {
-        self.pending.extend_from_slice(&self.tokenizer.piece_bytes(id, !self.skip_special));
+        self.pending
+            .extend_from_slice(self.tokenizer.piece_bytes(id, !self.skip_special));
         let mut out = String::new();
         let mut consumed = 0;
         loop {

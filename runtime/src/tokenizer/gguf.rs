@@ -16,17 +16,26 @@ fn wrong(key: &str, expected: &'static str, found: &Value) -> TokenizerError {
         Value::Array(a) => format!("array of {}", a.elem_type_name()),
         v => v.type_name().to_string(),
     };
-    TokenizerError::WrongType { key: key.to_string(), expected, found }
+    TokenizerError::WrongType {
+        key: key.to_string(),
+        expected,
+        found,
+    }
 }
 
 fn req<'m>(md: &'m Metadata, key: &str) -> Result<&'m Value, TokenizerError> {
-    md.get(key).ok_or_else(|| TokenizerError::MissingKey { key: key.to_string() })
+    md.get(key).ok_or_else(|| TokenizerError::MissingKey {
+        key: key.to_string(),
+    })
 }
 
 fn string(md: &Metadata, key: &str) -> Result<Option<String>, TokenizerError> {
     match md.get(key) {
         None => Ok(None),
-        Some(v) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| wrong(key, "string", v)),
+        Some(v) => v
+            .as_str()
+            .map(|s| Some(s.to_string()))
+            .ok_or_else(|| wrong(key, "string", v)),
     }
 }
 
@@ -61,7 +70,10 @@ impl TokenizerSpec {
     /// [`Tokenizer::from_spec`].
     pub fn from_gguf(md: &Metadata) -> Result<TokenizerSpec, TokenizerError> {
         let model_v = req(md, MODEL)?;
-        let model = model_v.as_str().ok_or_else(|| wrong(MODEL, "string", model_v))?.to_string();
+        let model = model_v
+            .as_str()
+            .ok_or_else(|| wrong(MODEL, "string", model_v))?
+            .to_string();
         let tokens_v = req(md, TOKENS)?;
         let tokens = tokens_v
             .as_array()
@@ -83,7 +95,8 @@ impl TokenizerSpec {
             Some(v) => {
                 let a = v.as_array();
                 let s = a.and_then(Array::as_f32s).map(<[f32]>::to_vec).or_else(|| {
-                    a.and_then(Array::as_i32s).map(|s| s.iter().map(|&x| x as f32).collect())
+                    a.and_then(Array::as_i32s)
+                        .map(|s| s.iter().map(|&x| x as f32).collect())
                 });
                 Some(s.ok_or_else(|| wrong(SCORES, "array of f32", v))?)
             }

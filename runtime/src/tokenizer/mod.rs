@@ -235,6 +235,20 @@ const EOT_TEXTS: &[&str] = &[
     "<end_of_utterance>",
 ];
 
+/// FIM pad / repo / file-separator token texts, which llama.cpp also treats as end of
+/// generation (one of each kind at most: the first found in this order).
+const FIM_EOG_TEXTS: &[&[&str]] = &[
+    &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+    &[
+        "<|fim_repo|>",
+        "<|repo_name|>",
+        "<fim-repo>",
+        "<REPO>",
+        "<reponame>",
+    ],
+    &["<|file_sep|>"],
+];
+
 /// Token texts llama.cpp treats as end of generation.
 const EOG_TEXTS: &[&str] = &[
     "<|eot_id|>",
@@ -251,8 +265,8 @@ const EOG_TEXTS: &[&str] = &[
 
 #[derive(Debug)]
 enum Model {
-    Bpe(BpeGpt2),
-    Spm(Spm),
+    Bpe(Box<BpeGpt2>),
+    Spm(Box<Spm>),
 }
 
 /// A piece of prompt text after special tokens are cut out of it.
@@ -296,11 +310,19 @@ impl Tokenizer {
         let kind = match spec.model.as_str() {
             "gpt2" => VocabKind::BytePairGpt2,
             "llama" => VocabKind::SentencePiece,
-            other => return Err(TokenizerError::UnsupportedModel { model: other.to_string() }),
+            other => {
+                return Err(TokenizerError::UnsupportedModel {
+                    model: other.to_string(),
+                })
+            }
         };
         let check_len = |key: &str, len: usize| {
             if len < n {
-                Err(TokenizerError::LengthMismatch { key: key.to_string(), len, n_tokens: n })
+                Err(TokenizerError::LengthMismatch {
+                    key: key.to_string(),
+                    len,
+                    n_tokens: n,
+                })
             } else {
                 Ok(())
             }
@@ -327,7 +349,10 @@ impl Tokenizer {
             }
         }
         let mut attrs: Vec<u8> = match &spec.token_types {
-            Some(t) => t[..n].iter().map(|&v| attr_of(TokenType::from_i32(v))).collect(),
+            Some(t) => t[..n]
+                .iter()
+                .map(|&v| attr_of(TokenType::from_i32(v)))
+                .collect(),
             None => vec![ATTR_NORMAL; n],
         };
         let scores = spec.scores.map(|mut s| {
@@ -338,9 +363,12 @@ impl Tokenizer {
         // Defaults as in llama.cpp's llama_vocab::load, then the file's keys.
         let in_vocab = |id: i64| (0..n as i64).contains(&id).then_some(id as u32);
         let (mut bos, mut eos, mut unk, pre_cfg) = match kind {
-            VocabKind::BytePairGpt2 => {
-                (in_vocab(11), in_vocab(11), None, PreConfig::for_name(spec.pre.as_deref())?)
-            }
+            VocabKind::BytePairGpt2 => (
+                in_vocab(11),
+                in_vocab(11),
+                None,
+                PreConfig::for_name(spec.pre.as_deref())?,
+            ),
             VocabKind::SentencePiece => (
                 in_vocab(1),
                 in_vocab(2),
@@ -356,11 +384,13 @@ impl Tokenizer {
         let read_id = |key: &str, v: Option<i64>| -> Result<Option<u32>, TokenizerError> {
             match v {
                 None => Ok(None),
-                Some(id) => in_vocab(id).map(Some).ok_or(TokenizerError::TokenIdOutOfRange {
-                    key: key.to_string(),
-                    id,
-                    n_vocab: n,
-                }),
+                Some(id) => in_vocab(id)
+                    .map(Some)
+                    .ok_or(TokenizerError::TokenIdOutOfRange {
+                        key: key.to_string(),
+                        id,
+                        n_vocab: n,
+                    }),
             }
         };
         if let Some(id) = read_id("tokenizer.ggml.bos_token_id", spec.bos_id)? {
@@ -377,8 +407,9 @@ impl Tokenizer {
         let pad = read_id("tokenizer.ggml.padding_token_id", spec.pad_id)?;
         let add_bos = spec.add_bos.unwrap_or(pre_cfg.add_bos);
         let add_eos = spec.add_eos.unwrap_or(false);
-        let add_space_prefix =
-            spec.add_space_prefix.unwrap_or(kind == VocabKind::SentencePiece);
+        let add_space_prefix = spec
+            .add_space_prefix
+            .unwrap_or(kind == VocabKind::SentencePiece);
         if add_bos && bos.is_none() {
             return Err(TokenizerError::MissingSpecialToken {
                 flag: "tokenizer.ggml.add_bos_token",
@@ -392,17 +423,28 @@ impl Tokenizer {
             });
         }
 
-        // End-of-turn / end-of-generation tokens found by their text, made control tokens.
+        // End-of-turn / end-of-generation tokens: tokens found by their text become control
+        // tokens (as in llama.cpp); ids given by the file keep their type.
+        let mut by_text: Vec<u32> = Vec::new();
         if eot.is_none() {
             eot = EOT_TEXTS.iter().find_map(|t| token_to_id.get(*t).copied());
+            by_text.extend(eot);
         }
-        let mut eog: Vec<u32> = EOG_TEXTS.iter().filter_map(|t| token_to_id.get(*t).copied()).collect();
+        by_text.extend(
+            EOG_TEXTS
+                .iter()
+                .filter_map(|t| token_to_id.get(*t).copied()),
+        );
+        for names in FIM_EOG_TEXTS {
+            by_text.extend(names.iter().find_map(|t| token_to_id.get(*t).copied()));
+        }
+        for &id in &by_text {
+            attrs[id as usize] |= ATTR_CONTROL;
+        }
+        let mut eog = by_text;
         eog.extend([eos, eot, eom].into_iter().flatten());
         eog.sort_unstable();
         eog.dedup();
-        for &id in eog.iter().chain(eot.iter()) {
-            attrs[id as usize] |= ATTR_CONTROL;
-        }
 
         let mut specials: Vec<u32> = (0..n as u32)
             .filter(|&i| attrs[i as usize] & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN) != 0)
@@ -415,9 +457,10 @@ impl Tokenizer {
                     key: "tokenizer.ggml.merges".to_string(),
                 })?;
                 let pre = PreTokenizer::new(pre_cfg.kind)?;
-                Model::Bpe(BpeGpt2::new(&token_to_id, &merges, pre, pre_cfg.ignore_merges)?)
+                let bpe = BpeGpt2::new(&token_to_id, &merges, pre, pre_cfg.ignore_merges)?;
+                Model::Bpe(Box::new(bpe))
             }
-            VocabKind::SentencePiece => Model::Spm(Spm::new(&token_to_id, unk)),
+            VocabKind::SentencePiece => Model::Spm(Box::new(Spm::new(&token_to_id, unk))),
         };
 
         let mut tok = Tokenizer {
@@ -533,7 +576,9 @@ impl Tokenizer {
     /// Whether `id` is a control token (rendered by [`Tokenizer::decode`], left out by
     /// [`Tokenizer::decode_skip_special`]).
     pub fn is_control(&self, id: u32) -> bool {
-        self.attrs.get(id as usize).is_some_and(|a| a & ATTR_CONTROL != 0)
+        self.attrs
+            .get(id as usize)
+            .is_some_and(|a| a & ATTR_CONTROL != 0)
     }
 
     /// The stored text of token `id` (`Ġthe`, `▁the`, `<|im_start|>`), if it exists.
@@ -573,7 +618,13 @@ impl Tokenizer {
                             if self.add_space_prefix && prev_special {
                                 s.push(spm::SPACE);
                             }
-                            s.extend(text[r.clone()].chars().map(|c| if c == ' ' { spm::SPACE } else { c }));
+                            s.extend(text[r.clone()].chars().map(|c| {
+                                if c == ' ' {
+                                    spm::SPACE
+                                } else {
+                                    c
+                                }
+                            }));
                             spm.tokenize(&s, &self.token_to_id, &self.scores, &mut out);
                             prev_special = false;
                         }
@@ -640,7 +691,9 @@ impl Tokenizer {
 
     /// The bytes of `id`; control and unknown tokens are empty unless `special`.
     fn piece_bytes(&self, id: u32, special: bool) -> &[u8] {
-        let Some(piece) = self.pieces.get(id as usize) else { return &[] };
+        let Some(piece) = self.pieces.get(id as usize) else {
+            return &[];
+        };
         if !special && self.attrs[id as usize] & (ATTR_CONTROL | ATTR_UNKNOWN) != 0 {
             return &[];
         }
@@ -724,9 +777,8 @@ fn clean_spaces(t: &mut Vec<u8>) {
         let x = t[i];
         if t[i - 1] == b' ' && x == b'\'' && i + 1 < n {
             let x1 = t[i + 1];
-            if matches!(x1, b's' | b'm') {
-                total -= 1;
-            } else if i + 2 < n && matches!((x1, t[i + 2]), (b'r', b'e') | (b'v', b'e')) {
+            let two = i + 2 < n && matches!((x1, t[i + 2]), (b'r', b'e') | (b'v', b'e'));
+            if matches!(x1, b's' | b'm') || two {
                 total -= 1;
             }
         }

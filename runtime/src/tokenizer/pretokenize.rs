@@ -19,8 +19,6 @@ use fancy_regex::Regex;
 use super::unicode::{self, Flags};
 use super::TokenizerError;
 
-/// The GPT-2 regex (llama.cpp matches it by hand).
-const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
 /// Qwen2's regex: Llama 3's with single digits; llama.cpp runs it through `std::regex`.
 const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -80,7 +78,9 @@ impl PreConfig {
             "qwen2" | "deepseek-r1-qwen" => cfg(Qwen2, false, false, false),
             "stablelm2" | "megrez" => cfg(Qwen2, false, false, true),
             other => {
-                return Err(TokenizerError::UnsupportedPreTokenizer { name: other.to_string() })
+                return Err(TokenizerError::UnsupportedPreTokenizer {
+                    name: other.to_string(),
+                })
             }
         })
     }
@@ -108,9 +108,12 @@ impl PreTokenizer {
     /// The pre-tokenizer of `kind`.
     pub fn new(kind: PreTokenizerKind) -> Result<PreTokenizer, TokenizerError> {
         let re = |pattern: &str| -> Result<Stage, TokenizerError> {
-            Regex::new(pattern).map(|r| Stage::Collapsed(Box::new(r))).map_err(|e| {
-                TokenizerError::Regex { pattern: pattern.to_string(), message: e.to_string() }
-            })
+            Regex::new(pattern)
+                .map(|r| Stage::Collapsed(Box::new(r)))
+                .map_err(|e| TokenizerError::Regex {
+                    pattern: pattern.to_string(),
+                    message: e.to_string(),
+                })
         };
         let stages = match kind {
             PreTokenizerKind::Default => vec![
@@ -138,7 +141,11 @@ impl PreTokenizer {
         let flags: Vec<Flags> = cpts.iter().map(|&c| unicode::flags(c)).collect();
         let mut collapsed: Option<Collapsed> = None;
         // Piece lengths in code points, like llama.cpp's `bpe_offsets`.
-        let mut offsets = if cpts.is_empty() { Vec::new() } else { vec![cpts.len()] };
+        let mut offsets = if cpts.is_empty() {
+            Vec::new()
+        } else {
+            vec![cpts.len()]
+        };
         for stage in &self.stages {
             offsets = match stage {
                 Stage::Gpt2 => split_pieces(&offsets, |a, b, out| gpt2(&cpts, &flags, a, b, out)),
@@ -168,10 +175,7 @@ impl PreTokenizer {
 
 /// Runs `f(start, end, out)` on every piece (given as code point lengths) and collects the new
 /// piece lengths.
-fn split_pieces(
-    offsets: &[usize],
-    mut f: impl FnMut(usize, usize, &mut Vec<usize>),
-) -> Vec<usize> {
+fn split_pieces(offsets: &[usize], mut f: impl FnMut(usize, usize, &mut Vec<usize>)) -> Vec<usize> {
     let mut out = Vec::with_capacity(offsets.len() * 2);
     let mut start = 0;
     for &len in offsets {
@@ -419,13 +423,19 @@ mod tests {
 
     fn words(kind: PreTokenizerKind, text: &str) -> Vec<String> {
         let p = PreTokenizer::new(kind).expect("built-in regexes compile");
-        p.split(text).into_iter().map(|r| text[r].to_string()).collect()
+        p.split(text)
+            .into_iter()
+            .map(|r| text[r].to_string())
+            .collect()
     }
 
     #[test]
     fn smollm_keeps_spaces_before_digits_together() {
         assert_eq!(words(PreTokenizerKind::Smollm, "a   1"), ["a", "   ", "1"]);
-        assert_eq!(words(PreTokenizerKind::Smollm, "x 12"), ["x", " ", "1", "2"]);
+        assert_eq!(
+            words(PreTokenizerKind::Smollm, "x 12"),
+            ["x", " ", "1", "2"]
+        );
         // GPT-2 alone sees the digit and leaves the last space for " 1".
         assert_eq!(words(PreTokenizerKind::Gpt2, "a   1"), ["a", "  ", " 1"]);
     }
@@ -448,13 +458,22 @@ mod tests {
 
     #[test]
     fn qwen2_single_digits() {
-        assert_eq!(words(PreTokenizerKind::Qwen2, "ab 123"), ["ab", " ", "1", "2", "3"]);
-        assert_eq!(words(PreTokenizerKind::Qwen2, "héllo wörld"), ["héllo", " wörld"]);
+        assert_eq!(
+            words(PreTokenizerKind::Qwen2, "ab 123"),
+            ["ab", " ", "1", "2", "3"]
+        );
+        assert_eq!(
+            words(PreTokenizerKind::Qwen2, "héllo wörld"),
+            ["héllo", " wörld"]
+        );
     }
 
     #[test]
     fn default_splits_punctuation_first() {
-        assert_eq!(words(PreTokenizerKind::Default, "a+b=1234"), ["a", "+", "b", "=", "123", "4"]);
+        assert_eq!(
+            words(PreTokenizerKind::Default, "a+b=1234"),
+            ["a", "+", "b", "=", "123", "4"]
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ impl PartialOrd for Bigram {
 impl Ord for Bigram {
     /// Highest score first, then leftmost.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then_with(|| other.left.cmp(&self.left))
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.left.cmp(&self.left))
     }
 }
 
@@ -88,12 +90,19 @@ impl Spm {
         }
         let mut queue = BinaryHeap::new();
         let try_add = |queue: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left, right| {
-            let (Some(l), Some(r)) = (left, right) else { return };
+            let (Some(l), Some(r)) = (left, right) else {
+                return;
+            };
             let (a, b): (&Symbol, &Symbol) = (&symbols[l], &symbols[r]);
             let piece = &text[a.start..a.start + a.len + b.len];
             if let Some(&id) = token_to_id.get(piece) {
                 let score = scores.get(id as usize).copied().unwrap_or(0.0);
-                queue.push(Bigram { left: l, right: r, score, size: piece.len() });
+                queue.push(Bigram {
+                    left: l,
+                    right: r,
+                    score,
+                    size: piece.len(),
+                });
             }
         };
         for i in 1..symbols.len() {

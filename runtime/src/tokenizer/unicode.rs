@@ -38,7 +38,10 @@ pub(crate) struct Flags {
 
 impl Flags {
     /// The flags of a position outside the text being split: nothing set.
-    pub(crate) const NONE: Flags = Flags { cat: Category::Undefined, whitespace: false };
+    pub(crate) const NONE: Flags = Flags {
+        cat: Category::Undefined,
+        whitespace: false,
+    };
 
     pub(crate) fn is_letter(self) -> bool {
         self.cat == Category::Letter
@@ -61,7 +64,10 @@ impl Flags {
 
 /// The flags of `c`.
 pub(crate) fn flags(c: char) -> Flags {
-    Flags { cat: category(c), whitespace: c.is_whitespace() }
+    Flags {
+        cat: category(c),
+        whitespace: c.is_whitespace(),
+    }
 }
 
 fn category(c: char) -> Category {
@@ -97,6 +103,8 @@ fn category(c: char) -> Category {
         Gc::SpaceSeparator | Gc::LineSeparator | Gc::ParagraphSeparator => Category::Separator,
         Gc::Unassigned => Category::Undefined,
         Gc::Control | Gc::Format | Gc::Surrogate | Gc::PrivateUse => Category::Control,
+        // The enum is non-exhaustive; a future category counts as other.
+        _ => Category::Control,
     }
 }
 
