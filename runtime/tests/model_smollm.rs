@@ -123,6 +123,10 @@ fn stop_string_cuts_the_text() {
     assert_eq!(g.stop_reason, StopReason::StopString);
 }
 
+/// llama.cpp's top-2 logit margin below which a greedy step is a near-tie: engines that round
+/// differently (f16 KV, 8-bit activations, flash attention) may pick either token.
+const NEAR_TIE: f64 = 0.25;
+
 #[test]
 fn greedy_continuations_match_llama_cpp_goldens() {
     let m = load();
@@ -130,29 +134,48 @@ fn greedy_continuations_match_llama_cpp_goldens() {
     let cases = gold["cases"].as_array().expect("cases");
     let mut full = 0;
     let mut report = Vec::new();
+    let mut bad = Vec::new();
     for c in cases {
         let prompt: Vec<u32> = ids_of(&c["prompt_ids"]);
         let want: Vec<u32> = ids_of(&c["ids"]);
+        let margins: Vec<f64> = c["margins"]
+            .as_array()
+            .expect("margins")
+            .iter()
+            .map(|x| x.as_f64().expect("margin"))
+            .collect();
         let n = want.len().min(32);
         let mut s = Session::new(&m, SessionParams::default()).expect("session");
         let got = greedy(&mut s, &prompt, n, None);
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        let name = c["prompt"].as_str().unwrap_or("?").to_string();
         if same >= n {
             full += 1;
+            report.push(format!("{name:?}: {n}/{n}"));
+        } else {
+            report.push(format!(
+                "{name:?}: {same}/{n}, diverges where llama.cpp's margin is {:.2}",
+                margins[same]
+            ));
+            if margins[same] >= NEAR_TIE {
+                bad.push(name);
+            }
         }
-        report.push(format!(
-            "{:?}: {same}/{n}",
-            c["prompt"].as_str().unwrap_or("?")
-        ));
     }
     eprintln!(
         "greedy goldens: {full}/{} match llama.cpp for the first 32 tokens\n  {}",
         cases.len(),
         report.join("\n  ")
     );
+    // Every divergence must start at a near-tie of llama.cpp's own logits, and most prompts
+    // must match in full.
     assert!(
-        full * 4 >= cases.len() * 3,
-        "only {full}/{} continuations match: {report:?}",
+        bad.is_empty(),
+        "diverged at a clear choice: {bad:?}\n{report:?}"
+    );
+    assert!(
+        full * 2 > cases.len(),
+        "only {full}/{} match: {report:?}",
         cases.len()
     );
 }
