@@ -22,6 +22,14 @@ enum Command {
     Quantize(commands::quantize::Args),
     /// Check or split JSONL training data.
     Data(commands::data::Args),
+    /// Generate text from a prompt (streams to stdout).
+    Run(commands::run::RunArgs),
+    /// Chat interactively in the terminal.
+    Chat(commands::chat::ChatArgs),
+    /// Perplexity of a text file (llama.cpp's method).
+    Perplexity(commands::perplexity::PerplexityArgs),
+    /// Prompt-processing and generation speed (llama-bench's tests).
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +38,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
         Command::Data(args) => commands::data::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Chat(args) => commands::chat::run(args),
+        Command::Perplexity(args) => commands::perplexity::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,19 @@
 //! graft-runtime: model loading, tokenizer, forward pass, sampling and generation.
+
 pub mod adapter;
+pub mod backend;
+pub mod bench;
 pub mod chat_template;
+pub mod config;
+pub mod forward;
+pub mod generate;
+pub mod kv_cache;
+pub mod model;
+pub mod model_error;
+pub mod perplexity;
+pub mod sampling;
 pub mod tokenizer;
+pub mod weights;
+
+pub use model::{Model, ModelParams, Session, SessionParams};
+pub use model_error::ModelError;

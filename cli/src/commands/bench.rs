@@ -1,0 +1,159 @@
+//! `graft bench`: llama-bench's pp/tg table (mean ± stddev tok/s), plus peak RSS and load time.
+
+use super::model_args::ModelArgs;
+use anyhow::{bail, Result};
+use graft_runtime::bench::{peak_rss_bytes, run_test, BenchTest};
+use graft_runtime::tokenizer::Tokenizer;
+
+/// Arguments of `graft bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Path of the GGUF model.
+    #[arg(short = 'm', long = "model")]
+    model: std::path::PathBuf,
+    /// Prompt lengths to test (comma-separated; 0 = none).
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_delimiter = ',',
+        default_value = "512"
+    )]
+    n_prompt: Vec<usize>,
+    /// Generation lengths to test (comma-separated; 0 = none).
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
+    n_gen: Vec<usize>,
+    /// Thread counts to test (comma-separated; default: physical cores).
+    #[arg(short = 't', long = "threads", value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Repetitions per test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    reps: usize,
+    /// Batch size for prompt processing.
+    #[arg(short = 'b', long = "batch-size", default_value_t = 2048)]
+    n_batch: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `graft bench`.
+pub fn run(a: BenchArgs) -> Result<()> {
+    if a.reps == 0 {
+        bail!("-r/--repetitions must be at least 1");
+    }
+    if a.n_batch == 0 {
+        bail!("-b/--batch-size must be at least 1");
+    }
+    let threads = if a.threads.is_empty() {
+        vec![super::model_args::physical_cores()]
+    } else {
+        a.threads.clone()
+    };
+    if threads.contains(&0) {
+        bail!("-t/--threads must be at least 1");
+    }
+    let mut tests: Vec<BenchTest> = a
+        .n_prompt
+        .iter()
+        .filter(|&&n| n > 0)
+        .map(|&n| BenchTest::Prompt(n))
+        .collect();
+    tests.extend(
+        a.n_gen
+            .iter()
+            .filter(|&&n| n > 0)
+            .map(|&n| BenchTest::Generate(n)),
+    );
+    if tests.is_empty() {
+        bail!("nothing to run: give -p and/or -n greater than 0");
+    }
+    let name = a.model.file_name().map_or_else(
+        || a.model.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let mut rows = Vec::new();
+    let mut load_times = Vec::new();
+    let mut size_params = (0u64, 0u64);
+    let mut backend = String::new();
+    for &t in &threads {
+        let margs = ModelArgs {
+            model: a.model.clone(),
+            threads: Some(t),
+        };
+        let (model, load_s) = margs.load()?;
+        load_times.push(load_s);
+        size_params = model.gguf().tensors().fold((0, 0), |(s, p), v| {
+            (s + v.bytes.len() as u64, p + v.n_elements())
+        });
+        backend = graft_runtime::backend::Backend::name(model.backend());
+        let bos = Tokenizer::from_gguf(model.gguf().metadata())
+            .ok()
+            .and_then(|tok| if tok.add_bos() { tok.bos_id() } else { None });
+        for &test in &tests {
+            let r = run_test(&model, test, a.reps, a.n_batch, bos)?;
+            if !a.json {
+                eprintln!(
+                    "{} t={t}: {:.2} ± {:.2} tok/s",
+                    test.name(),
+                    r.mean(),
+                    r.stddev()
+                );
+            }
+            rows.push((t, r));
+        }
+    }
+    let rss = peak_rss_bytes();
+    let load_ms = load_times.iter().sum::<f64>() / load_times.len().max(1) as f64 * 1e3;
+    if a.json {
+        let results: Vec<_> = rows
+            .iter()
+            .map(|(t, r)| {
+                serde_json::json!({
+                    "test": r.test.name(),
+                    "threads": t,
+                    "n_tokens": r.test.n_tokens(),
+                    "avg_ts": r.mean(),
+                    "stddev_ts": r.stddev(),
+                    "samples_ts": r.samples,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "model": name,
+            "model_size": size_params.0,
+            "model_n_params": size_params.1,
+            "backend": backend,
+            "load_ms": load_ms,
+            "peak_rss_bytes": rss,
+            "results": results,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("| model | size | params | backend | threads | test | t/s |");
+    println!("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
+    for (t, r) in &rows {
+        println!(
+            "| {name} | {:.2} MiB | {:.2} M | {backend} | {t} | {} | {:.2} ± {:.2} |",
+            size_params.0 as f64 / (1 << 20) as f64,
+            size_params.1 as f64 / 1e6,
+            r.test.name(),
+            r.mean(),
+            r.stddev()
+        );
+    }
+    println!();
+    match rss {
+        Some(b) => println!(
+            "load time: {load_ms:.1} ms | peak RSS (VmHWM): {:.1} MB",
+            b as f64 / 1e6
+        ),
+        None => println!("load time: {load_ms:.1} ms | peak RSS: not available on this OS"),
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Flags shared by the model commands (llama.cpp's names) and the helpers behind them.
+
+use anyhow::{bail, Context, Result};
+use graft_runtime::sampling::SamplerParams;
+use graft_runtime::{Model, ModelParams};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Model file and threads.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Path of the GGUF model.
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Compute threads (default: number of physical cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// The thread count, checked.
+    pub fn threads(&self) -> Result<usize> {
+        match self.threads {
+            Some(0) => bail!("-t/--threads must be at least 1"),
+            Some(n) => Ok(n),
+            None => Ok(physical_cores()),
+        }
+    }
+
+    /// Loads the model; returns it with the load time in seconds.
+    pub fn load(&self) -> Result<(Model, f64)> {
+        let threads = self.threads()?;
+        if !self.model.is_file() {
+            bail!("model file not found: {}", self.model.display());
+        }
+        let t0 = Instant::now();
+        let model = Model::load(&self.model, ModelParams { threads })?;
+        Ok((model, t0.elapsed().as_secs_f64()))
+    }
+}
+
+/// Sampling flags (llama.cpp's names and defaults).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Temperature (0 = greedy).
+    #[arg(long = "temp", default_value_t = 0.8)]
+    pub temp: f32,
+    /// Top-k (0 = off).
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: i32,
+    /// Top-p (1 = off).
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p (0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Tokens the repetition penalty looks back at.
+    #[arg(long = "repeat-last-n", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// RNG seed (default: random).
+    #[arg(long = "seed")]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// The sampler parameters, checked.
+    pub fn params(&self) -> Result<SamplerParams> {
+        if !self.temp.is_finite() {
+            bail!("--temp must be a number");
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            bail!("--top-p must be in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            bail!("--min-p must be in [0, 1]");
+        }
+        if !(self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite()) {
+            bail!("--repeat-penalty must be positive");
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        Ok(SamplerParams {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed,
+        })
+    }
+}
+
+/// Checks a context size flag.
+pub fn check_ctx(c: usize) -> Result<usize> {
+    if c == 0 {
+        bail!("-c/--ctx-size must be at least 1");
+    }
+    Ok(c)
+}
+
+/// Reads a text file that must be UTF-8.
+pub fn read_utf8(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not valid UTF-8 (first invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Physical cores of this machine (distinct core ids per package in /proc/cpuinfo), or the
+/// logical CPU count where that is not available.
+pub fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::HashSet::new();
+    let mut phys = String::new();
+    for line in info.lines() {
+        let mut kv = line.splitn(2, ':');
+        let (k, v) = (
+            kv.next().unwrap_or("").trim(),
+            kv.next().unwrap_or("").trim(),
+        );
+        if k == "physical id" {
+            phys = v.to_string();
+        } else if k == "core id" {
+            cores.insert((phys.clone(), v.to_string()));
+        }
+    }
+    if cores.is_empty() {
+        logical
+    } else {
+        cores.len().min(logical)
+    }
+}
+
+/// The chat template as llama.cpp picks it: without `jinja`, a model whose template is ChatML
+/// (SmolLM2's) gets llama.cpp's built-in ChatML formatting (no default system message); with
+/// `jinja`, or for other templates, the model's own Jinja template is rendered.
+pub fn chat_template(
+    model: &graft_runtime::Model,
+    tok: &graft_runtime::tokenizer::Tokenizer,
+    jinja: bool,
+) -> Result<graft_runtime::chat_template::ChatTemplate> {
+    use graft_runtime::chat_template::ChatTemplate;
+    let md = model.gguf().metadata();
+    let is_chatml = md
+        .get_str("tokenizer.chat_template")
+        .map(|t| t.contains("<|im_start|>"))
+        .unwrap_or(false);
+    Ok(if is_chatml && !jinja {
+        ChatTemplate::chatml()?
+    } else {
+        ChatTemplate::from_gguf(md, tok)?
+    })
+}

@@ -1,0 +1,219 @@
+//! The CPU backend: quantized matmuls from graft-kernels (SIMD picked at run time, threaded),
+//! the small element-wise ops written here.
+
+use super::{AttnShape, Backend, RopeParams};
+use crate::config::MAX_HEAD_DIM;
+use crate::model_error::ModelError;
+use crate::weights::Matrix;
+use graft_kernels::cpu as k;
+use graft_quant::QuantType;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+/// Whether queries are rounded to f16 before attention (llama.cpp's flash attention does).
+const ROUND_Q_TO_F16: bool = false;
+
+/// Scratch of the attention op: scores per thread, the cache prefix in f32.
+#[derive(Default)]
+struct AttnScratch {
+    scores: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// CPU backend with its own thread pool.
+pub struct CpuBackend {
+    kernels: &'static k::Kernels,
+    pool: k::ThreadPool,
+    threads: usize,
+    /// Attention scratch (grows to the context once).
+    attn_scratch: std::sync::Mutex<AttnScratch>,
+}
+
+impl std::fmt::Debug for CpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CpuBackend({}, {} threads)", self.name(), self.threads)
+    }
+}
+
+impl CpuBackend {
+    /// A backend running on `threads` threads (at least 1) with the best ISA of this CPU
+    /// (or `GRAFT_ISA`).
+    pub fn new(threads: usize) -> Result<Self, ModelError> {
+        let threads = threads.max(1);
+        Ok(CpuBackend {
+            kernels: k::kernels_for(k::isa()),
+            pool: k::ThreadPool::new(threads).map_err(|e| ModelError::Kernel(e.to_string()))?,
+            threads,
+            attn_scratch: std::sync::Mutex::new(AttnScratch::default()),
+        })
+    }
+
+    /// Threads used.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buffer = Vec<f32>;
+    type KvBuffer = Vec<f16>;
+
+    fn name(&self) -> String {
+        format!("cpu-{:?}", self.kernels.isa).to_lowercase()
+    }
+
+    fn supports(&self, ty: QuantType) -> bool {
+        self.kernels.format(ty).is_some()
+    }
+
+    fn alloc(&self, len: usize) -> Vec<f32> {
+        // Zeroed allocations come from calloc: pages are only touched (and counted in RSS) when
+        // written.
+        vec![0.0; len]
+    }
+
+    fn alloc_kv(&self, len: usize) -> Vec<f16> {
+        vec![f16::ZERO; len]
+    }
+
+    fn store_kv(&self, src: &Vec<f32>, dst: &mut Vec<f16>, dst_off: usize, len: usize) {
+        dst[dst_off..dst_off + len].convert_from_f32_slice(&src[..len]);
+    }
+
+    fn write(&self, dst: &mut Vec<f32>, offset: usize, src: &[f32]) {
+        dst[offset..offset + src.len()].copy_from_slice(src);
+    }
+
+    fn read(&self, src: &Vec<f32>, offset: usize, dst: &mut [f32]) {
+        let n = dst.len();
+        dst.copy_from_slice(&src[offset..offset + n]);
+    }
+
+    fn copy(&self, src: &Vec<f32>, src_off: usize, dst: &mut Vec<f32>, dst_off: usize, len: usize) {
+        dst[dst_off..dst_off + len].copy_from_slice(&src[src_off..src_off + len]);
+    }
+
+    fn get_rows(&self, table: &Matrix<'_>, ids: &[u32], out: &mut Vec<f32>) {
+        let rb = table.row_bytes();
+        for (t, &id) in ids.iter().enumerate() {
+            let row = &table.bytes[id as usize * rb..(id as usize + 1) * rb];
+            let dst = &mut out[t * table.cols..(t + 1) * table.cols];
+            // The format and sizes were validated at load; a failure here is a bug.
+            if graft_quant::blocks::dequantize(table.ty, row, dst).is_err() {
+                dst.fill(f32::NAN);
+            }
+        }
+    }
+
+    fn matmul(&self, w: &Matrix<'_>, x: &Vec<f32>, n_tokens: usize, y: &mut Vec<f32>) {
+        let r = k::matmul(
+            self.kernels,
+            &self.pool,
+            w.ty,
+            w.bytes,
+            w.rows,
+            w.cols,
+            &x[..n_tokens * w.cols],
+            n_tokens,
+            &mut y[..n_tokens * w.rows],
+        );
+        // Formats and sizes were validated at load (Weights::from_gguf); an error here is a
+        // bug, made visible as NaN logits rather than a panic.
+        if r.is_err() {
+            y[..n_tokens * w.rows].fill(f32::NAN);
+        }
+    }
+
+    fn rmsnorm(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        eps: f32,
+        n_tokens: usize,
+        dim: usize,
+        out: &mut Vec<f32>,
+    ) {
+        for t in 0..n_tokens {
+            let xr = &x[t * dim..(t + 1) * dim];
+            let or = &mut out[t * dim..(t + 1) * dim];
+            let ss: f32 = xr.iter().map(|v| v * v).sum();
+            let scale = 1.0 / (ss / dim as f32 + eps).sqrt();
+            for ((o, &xv), &wv) in or.iter_mut().zip(xr).zip(&w[..dim]) {
+                *o = xv * scale * wv;
+            }
+        }
+    }
+
+    fn rope(
+        &self,
+        x: &mut Vec<f32>,
+        n_tokens: usize,
+        n_heads: usize,
+        head_dim: usize,
+        pos0: usize,
+        rope: RopeParams,
+    ) {
+        let half = rope.n_rot / 2;
+        let mut cs = [(0.0f32, 0.0f32); MAX_HEAD_DIM / 2];
+        // theta_i = pos * base^(-2i/n_rot), as ggml's theta_scale powers (computed directly).
+        let scale = rope.freq_base.powf(-2.0 / rope.n_rot as f32);
+        for t in 0..n_tokens {
+            let pos = (pos0 + t) as f32;
+            let mut theta = pos;
+            for c in cs.iter_mut().take(half) {
+                let (s, co) = theta.sin_cos();
+                *c = (co, s);
+                theta *= scale;
+            }
+            let row = &mut x[t * n_heads * head_dim..(t + 1) * n_heads * head_dim];
+            for h in row.chunks_exact_mut(head_dim) {
+                for (i, &(c, s)) in cs.iter().take(half).enumerate() {
+                    let a = h[2 * i];
+                    let b = h[2 * i + 1];
+                    h[2 * i] = a * c - b * s;
+                    h[2 * i + 1] = a * s + b * c;
+                }
+            }
+        }
+    }
+
+    fn attention(
+        &self,
+        q: &mut Vec<f32>,
+        kc: &Vec<f16>,
+        vc: &Vec<f16>,
+        s: AttnShape,
+        out: &mut Vec<f32>,
+    ) {
+        let mut scratch = self.attn_scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let AttnScratch { scores, k, v } = &mut *scratch;
+        // The f16 cache prefix in f32 once per call (F16C where available), and q rounded to
+        // f16 as llama.cpp's flash attention does before its f16 dot products.
+        let n = (s.pos0 + s.n_tokens) * s.n_head_kv * s.head_dim;
+        k.resize(n.max(k.len()), 0.0);
+        v.resize(n.max(v.len()), 0.0);
+        kc[..n].convert_to_f32_slice(&mut k[..n]);
+        vc[..n].convert_to_f32_slice(&mut v[..n]);
+        let nq = s.n_tokens * s.n_head * s.head_dim;
+        if ROUND_Q_TO_F16 {
+            for x in q[..nq].iter_mut() {
+                *x = f16::from_f32(*x).to_f32();
+            }
+        }
+        super::cpu_attention::attention(q, &k[..n], &v[..n], s, out, self.threads, scores);
+    }
+
+    fn swiglu(&self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
+        for (g, &u) in gate[..len].iter_mut().zip(&up[..len]) {
+            let silu = *g / (1.0 + (-*g).exp());
+            *g = silu * u;
+        }
+    }
+
+    fn add(&self, x: &mut Vec<f32>, y: &Vec<f32>, len: usize) {
+        for (a, &b) in x[..len].iter_mut().zip(&y[..len]) {
+            *a += b;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! llama-bench-style speed tests: `ppN` evaluates an N-token prompt in one batch from an empty
+//! cache, `tgN` generates N tokens one at a time from an empty cache. Each test runs one warm-up
+//! and then `reps` timed repetitions; results are mean ± sample standard deviation of tok/s.
+
+use crate::model::{Model, Session, SessionParams};
+use crate::model_error::ModelError;
+use crate::sampling::Rng;
+use std::time::Instant;
+
+/// One llama-bench test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchTest {
+    /// Prompt processing of N tokens in one batch.
+    Prompt(usize),
+    /// Token generation of N tokens, one per evaluation.
+    Generate(usize),
+}
+
+impl BenchTest {
+    /// llama-bench's name: `pp512`, `tg128`.
+    pub fn name(&self) -> String {
+        match self {
+            BenchTest::Prompt(n) => format!("pp{n}"),
+            BenchTest::Generate(n) => format!("tg{n}"),
+        }
+    }
+
+    /// Tokens processed per repetition.
+    pub fn n_tokens(&self) -> usize {
+        match self {
+            BenchTest::Prompt(n) | BenchTest::Generate(n) => *n,
+        }
+    }
+}
+
+/// Measured speed of one test.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    /// The test.
+    pub test: BenchTest,
+    /// tok/s of each timed repetition.
+    pub samples: Vec<f64>,
+}
+
+impl BenchResult {
+    /// Mean tok/s.
+    pub fn mean(&self) -> f64 {
+        self.samples.iter().sum::<f64>() / self.samples.len().max(1) as f64
+    }
+
+    /// Sample standard deviation of tok/s (0 for fewer than two samples).
+    pub fn stddev(&self) -> f64 {
+        let n = self.samples.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let m = self.mean();
+        let ss: f64 = self.samples.iter().map(|x| (x - m) * (x - m)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    }
+}
+
+/// Runs one test `reps` times (after a warm-up) on a fresh session sized for it, with random
+/// tokens (seeded, like llama-bench's), starting with `bos` if given.
+pub fn run_test(
+    model: &Model,
+    test: BenchTest,
+    reps: usize,
+    n_batch: usize,
+    bos: Option<u32>,
+) -> Result<BenchResult, ModelError> {
+    let n = test.n_tokens();
+    if n == 0 || reps == 0 {
+        return Err(ModelError::InvalidParam(
+            "benchmark tokens and repetitions must be at least 1".into(),
+        ));
+    }
+    let nv = model.config().n_vocab as u64;
+    let mut rng = Rng::new(42);
+    let mut tokens: Vec<u32> = (0..n).map(|_| (rng.next_u64() % nv) as u32).collect();
+    if let Some(b) = bos {
+        tokens[0] = b;
+    }
+    let mut s = Session::new(
+        model,
+        SessionParams {
+            n_ctx: n,
+            n_batch: n_batch.max(1),
+        },
+    )?;
+    let once = |s: &mut Session<'_>, count: usize| -> Result<(), ModelError> {
+        s.reset();
+        match test {
+            BenchTest::Prompt(_) => {
+                s.eval(&tokens[..count])?;
+            }
+            BenchTest::Generate(_) => {
+                for &t in &tokens[..count] {
+                    s.eval(&[t])?;
+                }
+            }
+        }
+        Ok(())
+    };
+    // Warm-up, as llama-bench: a short prompt or one generated token.
+    let warm = match test {
+        BenchTest::Prompt(_) => n.min(32),
+        BenchTest::Generate(_) => 1,
+    };
+    once(&mut s, warm)?;
+    let mut samples = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        once(&mut s, n)?;
+        let secs = t0.elapsed().as_secs_f64();
+        samples.push(n as f64 / secs.max(1e-9));
+    }
+    Ok(BenchResult { test, samples })
+}
+
+/// Peak resident set size of this process in bytes (`VmHWM`), where the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats() {
+        let r = BenchResult {
+            test: BenchTest::Prompt(4),
+            samples: vec![1.0, 2.0, 3.0],
+        };
+        assert_eq!(r.mean(), 2.0);
+        assert!((r.stddev() - 1.0).abs() < 1e-12);
+        assert_eq!(r.test.name(), "pp4");
+    }
+}

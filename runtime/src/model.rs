@@ -1,0 +1,241 @@
+//! A loaded model (the mapped file, its config and weight views) and an inference session
+//! (KV cache + activation arena) over it.
+
+use crate::backend::{Backend, CpuBackend};
+use crate::config::ModelConfig;
+use crate::forward::{forward, Scratch};
+use crate::kv_cache::KvCache;
+use crate::model_error::ModelError;
+use crate::weights::Weights;
+use graft_quant::gguf::GgufFile;
+use std::path::{Path, PathBuf};
+
+self_cell::self_cell!(
+    /// The mapped file and the weight views that borrow it.
+    struct ModelCell {
+        owner: GgufFile,
+        #[covariant]
+        dependent: Weights,
+    }
+);
+
+/// Options for loading a model.
+#[derive(Clone, Debug)]
+pub struct ModelParams {
+    /// Compute threads (at least 1).
+    pub threads: usize,
+}
+
+impl Default for ModelParams {
+    fn default() -> Self {
+        ModelParams {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// A llama-family model: memory-mapped GGUF, config, weight views and the CPU backend.
+pub struct Model {
+    cell: ModelCell,
+    config: ModelConfig,
+    backend: CpuBackend,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Maps the file, reads the config and validates every tensor. Nothing is copied except the
+    /// norm vectors.
+    pub fn load(path: impl AsRef<Path>, params: ModelParams) -> Result<Model, ModelError> {
+        let path = path.as_ref().to_path_buf();
+        if params.threads == 0 {
+            return Err(ModelError::InvalidParam(
+                "threads must be at least 1".into(),
+            ));
+        }
+        let file = GgufFile::open(&path).map_err(|e| ModelError::Open {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        let config = ModelConfig::from_gguf(&file)?;
+        let backend = CpuBackend::new(params.threads)?;
+        let cell = ModelCell::try_new(file, |f| {
+            Weights::from_gguf(f, &config, &|ty| backend.supports(ty))
+        })?;
+        Ok(Model {
+            cell,
+            config,
+            backend,
+            path,
+        })
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The weight views.
+    pub fn weights(&self) -> &Weights<'_> {
+        self.cell.borrow_dependent()
+    }
+
+    /// The mapped GGUF file (metadata for the tokenizer and chat template).
+    pub fn gguf(&self) -> &GgufFile {
+        self.cell.borrow_owner()
+    }
+
+    /// The compute backend.
+    pub fn backend(&self) -> &CpuBackend {
+        &self.backend
+    }
+
+    /// The file this model was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Options for a session.
+#[derive(Clone, Debug)]
+pub struct SessionParams {
+    /// Context size in tokens (KV cache positions); 0 means the model's training context.
+    pub n_ctx: usize,
+    /// Tokens per forward call (prompts longer than this run in several batches).
+    pub n_batch: usize,
+}
+
+impl Default for SessionParams {
+    fn default() -> Self {
+        SessionParams {
+            n_ctx: 4096,
+            n_batch: 512,
+        }
+    }
+}
+
+/// An inference session: a KV cache and activation arena over a borrowed model.
+pub struct Session<'m> {
+    model: &'m Model,
+    kv: KvCache<CpuBackend>,
+    scratch: Scratch<CpuBackend>,
+    logits: Vec<f32>,
+}
+
+impl<'m> Session<'m> {
+    /// Allocates the cache and arena (zeroed; pages become resident as positions are used).
+    pub fn new(model: &'m Model, params: SessionParams) -> Result<Session<'m>, ModelError> {
+        let cfg = model.config();
+        let n_ctx = if params.n_ctx == 0 {
+            cfg.n_ctx_train
+        } else {
+            params.n_ctx
+        };
+        if params.n_batch == 0 {
+            return Err(ModelError::InvalidParam(
+                "n_batch must be at least 1".into(),
+            ));
+        }
+        let n_batch = params.n_batch.min(n_ctx);
+        let b = model.backend();
+        Ok(Session {
+            model,
+            kv: KvCache::new(b, cfg.n_layer, n_ctx, cfg.kv_dim()),
+            scratch: Scratch::new(b, cfg, model.weights(), n_batch),
+            logits: Vec::new(),
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Tokens in the KV cache.
+    pub fn n_past(&self) -> usize {
+        self.kv.n_past()
+    }
+
+    /// Context size.
+    pub fn n_ctx(&self) -> usize {
+        self.kv.n_ctx()
+    }
+
+    /// Empties the KV cache.
+    pub fn reset(&mut self) {
+        self.kv.set_n_past(0);
+    }
+
+    /// Drops cached positions from `n_past` on (keeps a shared prefix).
+    pub fn truncate(&mut self, n_past: usize) {
+        if n_past < self.kv.n_past() {
+            self.kv.set_n_past(n_past);
+        }
+    }
+
+    /// Evaluates `tokens` after the cached ones; returns the last token's logits.
+    pub fn eval(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
+        let n = tokens.len();
+        self.eval_from(tokens, n.saturating_sub(1))
+    }
+
+    /// Evaluates `tokens`; returns the logits of every token (`[n × n_vocab]`).
+    pub fn eval_all(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
+        self.eval_from(tokens, 0)
+    }
+
+    /// Evaluates `tokens`; returns the logits of tokens `first..` (`[(n - first) × n_vocab]`).
+    pub fn eval_from(&mut self, tokens: &[u32], first: usize) -> Result<&[f32], ModelError> {
+        let cfg = self.model.config();
+        let nv = cfg.n_vocab;
+        if tokens.is_empty() {
+            return Err(ModelError::InvalidParam("no tokens to evaluate".into()));
+        }
+        if first >= tokens.len() {
+            return Err(ModelError::InvalidParam(format!(
+                "first logits row {first} >= {} tokens",
+                tokens.len()
+            )));
+        }
+        if self.kv.n_past() + tokens.len() > self.kv.n_ctx() {
+            return Err(ModelError::ContextFull {
+                n_past: self.kv.n_past(),
+                n_new: tokens.len(),
+                n_ctx: self.kv.n_ctx(),
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= nv) {
+            return Err(ModelError::TokenOutOfRange { id, n_vocab: nv });
+        }
+        let rows = tokens.len() - first;
+        if self.logits.len() < rows * nv {
+            self.logits.resize(rows * nv, 0.0);
+        }
+        let b = self.model.backend();
+        let w = self.model.weights();
+        let mut done = 0;
+        for chunk in tokens.chunks(self.scratch.n_batch) {
+            let out_from = first.saturating_sub(done).min(chunk.len());
+            forward(b, cfg, w, &mut self.kv, &mut self.scratch, chunk, out_from);
+            let m = chunk.len() - out_from;
+            if m > 0 {
+                let row0 = done + out_from - first;
+                b.read(
+                    &self.scratch.logits,
+                    0,
+                    &mut self.logits[row0 * nv..(row0 + m) * nv],
+                );
+            }
+            done += chunk.len();
+        }
+        Ok(&self.logits[..rows * nv])
+    }
+}

@@ -1,0 +1,70 @@
+//! The error type of model loading and evaluation.
+
+use std::path::PathBuf;
+
+/// What can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The GGUF file could not be opened or parsed.
+    #[error("cannot load model {path}: {msg}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        msg: String,
+    },
+    /// The file's `general.architecture` is not one graft runs.
+    #[error("unsupported model architecture '{0}' (graft runs: llama)")]
+    UnsupportedArchitecture(String),
+    /// A metadata key is missing or has the wrong type.
+    #[error("model metadata key '{key}': {msg}")]
+    Metadata {
+        /// The key.
+        key: String,
+        /// Why.
+        msg: String,
+    },
+    /// The hyperparameters are inconsistent.
+    #[error("invalid model config: {0}")]
+    Config(String),
+    /// A required tensor is not in the file.
+    #[error("missing tensor '{0}'")]
+    MissingTensor(String),
+    /// A tensor has the wrong shape, type or size.
+    #[error("tensor '{name}': {msg}")]
+    Tensor {
+        /// The tensor.
+        name: String,
+        /// Why.
+        msg: String,
+    },
+    /// The tokens do not fit in the session's context.
+    #[error(
+        "context full: {n_past} tokens in the cache + {n_new} new exceed the context size {n_ctx}"
+    )]
+    ContextFull {
+        /// Tokens already in the KV cache.
+        n_past: usize,
+        /// Tokens being evaluated.
+        n_new: usize,
+        /// The context size.
+        n_ctx: usize,
+    },
+    /// A token id is not in the vocabulary.
+    #[error("token id {id} out of range (vocabulary size {n_vocab})")]
+    TokenOutOfRange {
+        /// The id.
+        id: u32,
+        /// The vocabulary size.
+        n_vocab: usize,
+    },
+    /// A parameter is out of its valid range.
+    #[error("invalid parameter: {0}")]
+    InvalidParam(String),
+    /// A compute kernel failed.
+    #[error("kernel error: {0}")]
+    Kernel(String),
+    /// The tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}

@@ -1,0 +1,187 @@
+//! Model weights as views into the memory-mapped GGUF file.
+//!
+//! Matrices stay in their on-disk block format and borrow the map; only the 1-D norm vectors
+//! are converted to f32 (once, at load). Every tensor's shape, type and byte size is checked
+//! here, so the kernels can trust their callers.
+
+use crate::config::ModelConfig;
+use crate::model_error::ModelError;
+use graft_quant::gguf::GgufFile;
+use graft_quant::QuantType;
+
+/// A weight matrix `[rows × cols]` (ggml: `ne0 = cols`, `ne1 = rows`) in its block format.
+#[derive(Clone, Debug)]
+pub struct Matrix<'a> {
+    /// Tensor name in the file.
+    pub name: String,
+    /// Block format.
+    pub ty: QuantType,
+    /// Output features (ggml `ne1`).
+    pub rows: usize,
+    /// Input features (ggml `ne0`), a multiple of the block size.
+    pub cols: usize,
+    /// `rows * cols` elements in `ty`'s layout, borrowed from the map.
+    pub bytes: &'a [u8],
+}
+
+impl Matrix<'_> {
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.bytes.len() / self.rows.max(1)
+    }
+}
+
+/// The weights of one transformer block.
+#[derive(Clone, Debug)]
+pub struct LayerWeights<'a> {
+    /// Pre-attention RMSNorm weight, f32.
+    pub attn_norm: Vec<f32>,
+    /// Query projection `[q_dim × n_embd]`.
+    pub wq: Matrix<'a>,
+    /// Key projection `[kv_dim × n_embd]`.
+    pub wk: Matrix<'a>,
+    /// Value projection `[kv_dim × n_embd]`.
+    pub wv: Matrix<'a>,
+    /// Attention output projection `[n_embd × q_dim]`.
+    pub wo: Matrix<'a>,
+    /// Pre-FFN RMSNorm weight, f32.
+    pub ffn_norm: Vec<f32>,
+    /// FFN gate `[n_ff × n_embd]`.
+    pub w_gate: Matrix<'a>,
+    /// FFN up `[n_ff × n_embd]`.
+    pub w_up: Matrix<'a>,
+    /// FFN down `[n_embd × n_ff]`.
+    pub w_down: Matrix<'a>,
+}
+
+/// All weights of a llama-family model.
+#[derive(Clone, Debug)]
+pub struct Weights<'a> {
+    /// Token embedding `[n_vocab × n_embd]`.
+    pub token_embd: Matrix<'a>,
+    /// The transformer blocks.
+    pub layers: Vec<LayerWeights<'a>>,
+    /// Final RMSNorm weight, f32.
+    pub output_norm: Vec<f32>,
+    /// Output head `[n_vocab × n_embd]` (the token embedding when tied).
+    pub output: Matrix<'a>,
+    /// Whether `output` is the token embedding (no `output.weight` in the file).
+    pub tied_output: bool,
+}
+
+impl<'a> Weights<'a> {
+    /// Collects and validates every tensor the config calls for; `supported` says which block
+    /// formats the backend can multiply.
+    pub fn from_gguf(
+        file: &'a GgufFile,
+        cfg: &ModelConfig,
+        supported: &dyn Fn(QuantType) -> bool,
+    ) -> Result<Weights<'a>, ModelError> {
+        let d = cfg.n_embd;
+        let mat = |name: &str, rows: usize, cols: usize| -> Result<Matrix<'a>, ModelError> {
+            matrix(file, name, rows, cols, supported)
+        };
+        let token_embd = mat("token_embd.weight", cfg.n_vocab, d)?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(LayerWeights {
+                attn_norm: vector(file, &n("attn_norm"), d)?,
+                wq: mat(&n("attn_q"), cfg.q_dim(), d)?,
+                wk: mat(&n("attn_k"), cfg.kv_dim(), d)?,
+                wv: mat(&n("attn_v"), cfg.kv_dim(), d)?,
+                wo: mat(&n("attn_output"), d, cfg.q_dim())?,
+                ffn_norm: vector(file, &n("ffn_norm"), d)?,
+                w_gate: mat(&n("ffn_gate"), cfg.n_ff, d)?,
+                w_up: mat(&n("ffn_up"), cfg.n_ff, d)?,
+                w_down: mat(&n("ffn_down"), d, cfg.n_ff)?,
+            });
+        }
+        let output_norm = vector(file, "output_norm.weight", d)?;
+        let (output, tied_output) = if file.tensor("output.weight").is_some() {
+            (mat("output.weight", cfg.n_vocab, d)?, false)
+        } else {
+            (token_embd.clone(), true)
+        };
+        Ok(Weights {
+            token_embd,
+            layers,
+            output_norm,
+            output,
+            tied_output,
+        })
+    }
+}
+
+fn shape_str(shape: &[u64]) -> String {
+    let v: Vec<String> = shape.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+fn matrix<'a>(
+    file: &'a GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    supported: &dyn Fn(QuantType) -> bool,
+) -> Result<Matrix<'a>, ModelError> {
+    let t = file
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+    let err = |msg: String| ModelError::Tensor {
+        name: name.to_string(),
+        msg,
+    };
+    let shape: &[u64] = t.shape;
+    if shape.len() != 2 || shape[0] != cols as u64 || shape[1] != rows as u64 {
+        return Err(err(format!(
+            "shape {} (ne0 first), expected [{cols}, {rows}]",
+            shape_str(shape)
+        )));
+    }
+    if !supported(t.ty) {
+        return Err(err(format!("block format {} is not supported", t.ty)));
+    }
+    if !cols.is_multiple_of(t.ty.block_size()) {
+        return Err(err(format!(
+            "row length {cols} is not a multiple of the {} block size {}",
+            t.ty,
+            t.ty.block_size()
+        )));
+    }
+    let want = t.ty.tensor_bytes((rows * cols) as u64);
+    if want != Some(t.bytes.len()) {
+        return Err(err(format!(
+            "{} bytes, expected {want:?} for {} {rows}x{cols}",
+            t.bytes.len(),
+            t.ty
+        )));
+    }
+    Ok(Matrix {
+        name: name.to_string(),
+        ty: t.ty,
+        rows,
+        cols,
+        bytes: t.bytes,
+    })
+}
+
+fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+    let t = file
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+    let err = |msg: String| ModelError::Tensor {
+        name: name.to_string(),
+        msg,
+    };
+    let shape: &[u64] = t.shape;
+    if shape.len() != 1 || shape[0] != len as u64 {
+        return Err(err(format!("shape {}, expected [{len}]", shape_str(shape))));
+    }
+    if t.ty.tensor_bytes(len as u64) != Some(t.bytes.len()) {
+        return Err(err(format!("{} bytes for {} [{len}]", t.bytes.len(), t.ty)));
+    }
+    let mut out = vec![0.0f32; len];
+    graft_quant::blocks::dequantize(t.ty, t.bytes, &mut out).map_err(|e| err(e.to_string()))?;
+    Ok(out)
+}
