@@ -22,6 +22,10 @@ enum Command {
     Quantize(commands::quantize::Args),
     /// Check or split JSONL training data.
     Data(commands::data::Args),
+    /// Inspect or convert LoRA adapters (GGUF LoRA, PEFT).
+    Adapter(commands::adapter::Args),
+    /// Write a standalone model with LoRA adapters folded into its weights.
+    Merge(commands::merge::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
         Command::Data(args) => commands::data::run(args),
+        Command::Adapter(args) => commands::adapter::run(args),
+        Command::Merge(args) => commands::merge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

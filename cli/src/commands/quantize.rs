@@ -14,22 +14,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use graft_quant::blocks;
 use graft_quant::gguf::{GgufFile, GgufWriter, TensorView, Value};
-use graft_quant::QuantType;
+use graft_quant::{target, QuantType};
 use rayon::prelude::*;
-
-/// Target types `graft quantize` writes (all load in llama.cpp).
-const TARGETS: [QuantType; 10] = [
-    QuantType::Q4_0,
-    QuantType::Q4_1,
-    QuantType::Q5_0,
-    QuantType::Q5_1,
-    QuantType::Q8_0,
-    QuantType::Q4_K,
-    QuantType::Q5_K,
-    QuantType::Q6_K,
-    QuantType::F16,
-    QuantType::F32,
-];
 
 /// Arguments of `graft quantize`.
 #[derive(clap::Args)]
@@ -39,7 +25,7 @@ pub struct Args {
     /// Output GGUF file (written atomically: temp file + rename).
     output: PathBuf,
     /// Target type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, f16, f32.
-    #[arg(long = "type", short = 't', value_parser = parse_target)]
+    #[arg(long = "type", short = 't', value_parser = target::parse_model_target)]
     ty: QuantType,
     /// Allow converting tensors that are already quantized (quality loss compounds).
     #[arg(long)]
@@ -49,54 +35,9 @@ pub struct Args {
     threads: Option<usize>,
 }
 
-fn parse_target(s: &str) -> Result<QuantType, String> {
-    match QuantType::from_name(s) {
-        Some(t) if TARGETS.contains(&t) => Ok(t),
-        _ => Err(format!(
-            "unsupported target type '{s}'; expected one of: {}",
-            TARGETS.map(|t| t.name()).join(", ")
-        )),
-    }
-}
-
-/// llama.cpp's `llama_ftype` value for a file whose weights are mostly `ty`.
-fn file_type(ty: QuantType) -> u32 {
-    match ty {
-        QuantType::F32 => 0,
-        QuantType::F16 => 1,
-        QuantType::Q4_0 => 2,
-        QuantType::Q4_1 => 3,
-        QuantType::Q8_0 => 7,
-        QuantType::Q5_0 => 8,
-        QuantType::Q5_1 => 9,
-        QuantType::Q4_K => 14, // Q4_K_S: every tensor Q4_K (llama.cpp's _M mixes in Q6_K)
-        QuantType::Q5_K => 16, // Q5_K_S
-        QuantType::Q6_K => 18,
-        _ => 0,
-    }
-}
-
 /// The type a tensor is written as, following llama-quantize's rules.
 fn target_for(t: &TensorView<'_>, want: QuantType) -> QuantType {
-    let is_weight_matrix = t.shape.len() >= 2 && t.name.ends_with("weight");
-    if !is_weight_matrix {
-        return t.ty;
-    }
-    let row = t.shape[0];
-    if row.is_multiple_of(want.block_size() as u64) {
-        return want;
-    }
-    let fallback = match want {
-        QuantType::Q4_K => QuantType::Q5_0,
-        QuantType::Q5_K => QuantType::Q5_1,
-        QuantType::Q6_K => QuantType::Q8_0,
-        _ => QuantType::F16,
-    };
-    if row.is_multiple_of(fallback.block_size() as u64) {
-        fallback
-    } else {
-        QuantType::F16
-    }
+    target::tensor_target(t.name, t.shape, t.ty, want)
 }
 
 /// Runs `graft quantize`.
@@ -135,7 +76,10 @@ pub fn run(args: Args) -> Result<()> {
     })?;
 
     let mut md = input.metadata().clone();
-    md.insert("general.file_type", Value::U32(file_type(args.ty)));
+    md.insert(
+        "general.file_type",
+        Value::U32(target::llama_file_type(args.ty)),
+    );
     md.insert("general.quantization_version", Value::U32(2));
     let mut writer =
         GgufWriter::new(md, input.alignment()).context("cannot start the output file")?;
