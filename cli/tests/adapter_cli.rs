@@ -189,7 +189,7 @@ fn strip_safetensors_metadata(path: &Path) {
     let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     header.as_object_mut().unwrap().remove("__metadata__");
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
