@@ -1,13 +1,14 @@
 //! `graft adapter inspect|convert`: LoRA adapter files (llama.cpp GGUF LoRA, Hugging Face PEFT).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use graft_quant::gguf::GgufFile;
 use graft_quant::QuantType;
 use graft_runtime::adapter::info::{stored_info, StoredInfo};
-use graft_runtime::adapter::{AdapterFormat, LoraAdapter, MetaValue};
+use graft_runtime::adapter::{AdapterError, AdapterFormat, LoraAdapter, MetaValue};
 use serde_json::{json, Value as Json};
 
 use super::inspect::value_to_json;
@@ -91,6 +92,16 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
+/// Adds "pass --base" to errors that only the base model's head counts would fix.
+fn with_base_hint(e: AdapterError) -> anyhow::Error {
+    match e {
+        AdapterError::NeedsBaseModel(m) => {
+            anyhow!("{m} — pass --base MODEL.gguf (the base model the adapter was trained on)")
+        }
+        other => other.into(),
+    }
+}
+
 fn open_base(path: &Path) -> Result<GgufFile> {
     GgufFile::open(path).with_context(|| format!("cannot read base model {}", path.display()))
 }
@@ -101,7 +112,9 @@ pub(crate) fn load(path: &Path, base: Option<&GgufFile>) -> Result<LoraAdapter> 
         Some(b) => LoraAdapter::load_with_base(path, b),
         None => LoraAdapter::load(path),
     };
-    loaded.with_context(|| format!("cannot load adapter {}", path.display()))
+    loaded
+        .map_err(with_base_hint)
+        .with_context(|| format!("cannot load adapter {}", path.display()))
 }
 
 fn format_name(f: AdapterFormat) -> &'static str {
@@ -137,6 +150,15 @@ fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
         .join(", ")
 }
 
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
+}
+
 fn inspect(args: InspectArgs) -> Result<()> {
     let stored: StoredInfo = stored_info(&args.adapter)
         .with_context(|| format!("cannot read adapter {}", args.adapter.display()))?;
@@ -165,6 +187,7 @@ fn inspect(args: InspectArgs) -> Result<()> {
         .map(|p| p.effective_scale(1.0).to_string())
         .collect();
 
+    let mut out = String::new();
     if args.json {
         let tensors: Vec<Json> = adapter
             .tensors
@@ -201,59 +224,67 @@ fn inspect(args: InspectArgs) -> Result<()> {
                 "error": check.as_ref().err(),
             });
         }
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
     } else {
-        println!("adapter:       {}", args.adapter.display());
-        println!("format:        {}", format_name(stored.format));
-        println!(
+        writeln!(out, "adapter:       {}", args.adapter.display())?;
+        writeln!(out, "format:        {}", format_name(stored.format))?;
+        writeln!(
+            out,
             "architecture:  {}",
             adapter.arch.as_deref().unwrap_or("(not recorded)")
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "alpha:         {}",
             adapter
                 .alpha
                 .map_or("(none)".to_string(), |a| a.to_string())
-        );
-        println!("rank:          {}", join(&ranks));
-        println!("targets:       {}", join(&modules));
-        println!(
+        )?;
+        writeln!(out, "rank:          {}", join(&ranks))?;
+        writeln!(out, "targets:       {}", join(&modules))?;
+        writeln!(
+            out,
             "tensors:       {} pairs ({} tensors in the file)",
             adapter.tensors.len(),
             stored.n_file_tensors
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "dtype:         {}",
             join(stored.dtypes.iter().map(|(t, n)| format!("{t} ×{n}")))
-        );
-        println!("parameters:    {n_params}");
-        println!(
+        )?;
+        writeln!(out, "parameters:    {n_params}")?;
+        writeln!(
+            out,
             "size:          {} bytes ({:.2} MB)",
             stored.bytes,
             stored.bytes as f64 / 1e6
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "scale:         {} (alpha / r; × the user's scale)",
             join(&scales)
-        );
+        )?;
         for (k, v) in &adapter.metadata {
-            println!("meta:          {k} = {}", meta_json(v));
+            writeln!(out, "meta:          {k} = {}", meta_json(v))?;
         }
         if args.tensors {
             for (name, p) in &adapter.tensors {
-                println!(
+                writeln!(
+                    out,
                     "  {name:<32} rank {:>3}  {:>6} -> {:<6} scale {}",
                     p.rank,
                     p.n_in,
                     p.n_out,
                     p.effective_scale(1.0)
-                );
+                )?;
             }
         }
         if let (Some(Ok(())), Some(path)) = (&check, &args.base) {
-            println!("base:          OK, fits {}", path.display());
+            writeln!(out, "base:          OK, fits {}", path.display())?;
         }
     }
+    print_stdout(&out)?;
     match (check, &args.base) {
         (Some(Err(e)), Some(path)) => Err(anyhow!(
             "adapter {} does not fit base model {}: {e}",
@@ -308,6 +339,7 @@ fn convert(args: ConvertArgs) -> Result<()> {
     }
     let base = args.base.as_deref().map(open_base).transpose()?;
     let adapter = graft_runtime::adapter::convert(&args.input, &args.output, to, ty, base.as_ref())
+        .map_err(with_base_hint)
         .with_context(|| {
             format!(
                 "cannot convert {} to {}",
