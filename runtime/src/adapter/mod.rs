@@ -9,7 +9,7 @@
 //! - [`format_peft`]: PEFT's rules (names, shapes, `lora_alpha`, rsLoRA, rank/alpha patterns).
 //! - [`names`]: GGUF ↔ Hugging Face module names; [`rope_order`]: the q/k row reordering
 //!   llama.cpp's converter applies to llama-family models.
-//! - [`validate`]: `LoraAdapter::validate_against(&base)`; [`convert`]: saving and conversion.
+//! - [`validate`]: `LoraAdapter::validate_against(&base)`; [`convert`](mod@convert): saving and conversion.
 //! - [`merge`]: folding adapters into a standalone model; [`info`]: how a file stores them.
 //!
 //! # Commands
