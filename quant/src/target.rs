@@ -4,7 +4,10 @@
 //! Only tensors of two or more dimensions whose names end in `weight` are converted; 1-D
 //! tensors (norms, biases) keep their type; k-quant targets fall back to a 32-wide format for
 //! tensors whose rows are not a multiple of 256 (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, as
-//! llama.cpp's `convert_incompatible_tensor` does), and anything else falls back to F16.
+//! llama.cpp's `convert_incompatible_tensor` does), and anything else falls back to F16. The
+//! output head (`output.weight`, or `token_embd.weight` when the model ties them) goes to Q6_K
+//! for quantized targets other than Q8_0 (then through the same fallback), as llama.cpp does;
+//! llama.cpp's `_M` mixes are not reproduced.
 
 use crate::QuantType;
 
@@ -53,11 +56,30 @@ pub fn llama_file_type(ty: QuantType) -> u32 {
 
 /// The type tensor `name` (ggml `shape`, currently of type `current`) is written as when the
 /// model is converted to `want`, following llama-quantize's rules (see the module docs).
-pub fn tensor_target(name: &str, shape: &[u64], current: QuantType, want: QuantType) -> QuantType {
+/// `has_output` says whether the model has a separate `output.weight`.
+pub fn tensor_target(
+    name: &str,
+    shape: &[u64],
+    current: QuantType,
+    want: QuantType,
+    has_output: bool,
+) -> QuantType {
     let is_weight_matrix = shape.len() >= 2 && name.ends_with("weight");
     if !is_weight_matrix {
         return current;
     }
+    let is_output_head = name == "output.weight" || (!has_output && name == "token_embd.weight");
+    // llama.cpp keeps the output head at higher precision for quantized targets: Q6_K, or Q8_0
+    // when the row is not a multiple of the target's block (or after the k-quant fallback).
+    let want = if is_output_head && want.is_quantized() && want != QuantType::Q8_0 {
+        if shape[0].is_multiple_of(want.block_size() as u64) {
+            QuantType::Q6_K
+        } else {
+            QuantType::Q8_0
+        }
+    } else {
+        want
+    };
     let row = shape[0];
     if row.is_multiple_of(want.block_size() as u64) {
         return want;
@@ -82,22 +104,31 @@ mod tests {
     #[test]
     fn rules_follow_llama_quantize() {
         let q = QuantType::Q4_K;
-        assert_eq!(tensor_target("a.weight", &[256, 4], QuantType::F32, q), q);
         assert_eq!(
-            tensor_target("a.weight", &[576, 4], QuantType::F32, q),
+            tensor_target("a.weight", &[256, 4], QuantType::F32, q, true),
+            q
+        );
+        assert_eq!(
+            tensor_target("a.weight", &[576, 4], QuantType::F32, q, true),
             QuantType::Q5_0
         );
         assert_eq!(
-            tensor_target("a.weight", &[48, 4], QuantType::F32, q),
+            tensor_target("a.weight", &[48, 4], QuantType::F32, q, true),
             QuantType::F16
         );
         assert_eq!(
-            tensor_target("norm.weight", &[576], QuantType::F32, q),
+            tensor_target("norm.weight", &[576], QuantType::F32, q, true),
             QuantType::F32
         );
         assert_eq!(
-            tensor_target("a.bias", &[576, 4], QuantType::F32, q),
+            tensor_target("a.bias", &[576, 4], QuantType::F32, q, true),
             QuantType::F32
+        );
+        let tied = |name| tensor_target(name, &[576, 4], QuantType::F32, QuantType::Q4_0, false);
+        assert_eq!(tied("token_embd.weight"), QuantType::Q8_0);
+        assert_eq!(
+            tensor_target("output.weight", &[512, 4], QuantType::F32, q, true),
+            QuantType::Q6_K
         );
         assert!(parse_model_target("q4_1").is_ok());
         assert!(parse_model_target("q2_k").is_err());

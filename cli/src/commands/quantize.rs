@@ -4,7 +4,10 @@
 //! names end in `weight` are converted; 1-D tensors (norms, biases) are copied unchanged; a
 //! tensor already of the target type is copied as is; k-quant targets fall back to a 32-wide
 //! format for tensors whose rows are not a multiple of 256 (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K →
-//! Q8_0, as llama.cpp's `convert_incompatible_tensor` does); converting an already quantized
+//! Q8_0, as llama.cpp's `convert_incompatible_tensor` does); the output head (`output.weight`,
+//! or `token_embd.weight` when the model ties them) goes to Q6_K for quantized targets other than
+//! Q8_0 (then through the same fallback), as llama.cpp does; every other weight matrix gets the
+//! target type (llama.cpp's `_M` mixes are not reproduced); converting an already quantized
 //! tensor needs `--allow-requantize`. Metadata is carried over with `general.file_type` and
 //! `general.quantization_version` updated. The output is written atomically.
 
@@ -35,9 +38,10 @@ pub struct Args {
     threads: Option<usize>,
 }
 
-/// The type a tensor is written as, following llama-quantize's rules.
-fn target_for(t: &TensorView<'_>, want: QuantType) -> QuantType {
-    target::tensor_target(t.name, t.shape, t.ty, want)
+/// The type a tensor is written as, following llama-quantize's rules. `has_output` says whether
+/// the model has a separate `output.weight` (else `token_embd.weight` is also the output head).
+fn target_for(t: &TensorView<'_>, want: QuantType, has_output: bool) -> QuantType {
+    target::tensor_target(t.name, t.shape, t.ty, want, has_output)
 }
 
 /// Runs `graft quantize`.
@@ -47,7 +51,11 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot read GGUF file {}", args.input.display()))?;
     let views: Vec<TensorView<'_>> = input.tensors().collect();
 
-    let plan: Vec<QuantType> = views.iter().map(|t| target_for(t, args.ty)).collect();
+    let has_output = input.tensor("output.weight").is_some();
+    let plan: Vec<QuantType> = views
+        .iter()
+        .map(|t| target_for(t, args.ty, has_output))
+        .collect();
     for (t, &to) in views.iter().zip(&plan) {
         if to != t.ty && t.ty.is_quantized() && !args.allow_requantize {
             bail!(

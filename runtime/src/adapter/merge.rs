@@ -72,9 +72,9 @@ fn terms_for<'a>(items: &[MergeItem<'a>], name: &str) -> (bool, Vec<(&'a LoraPai
 }
 
 /// The type adapted tensor `t` is written as: its own, or `ty` under llama-quantize's rules.
-fn target_type(t: &TensorView<'_>, ty: Option<QuantType>) -> QuantType {
+fn target_type(t: &TensorView<'_>, ty: Option<QuantType>, has_output: bool) -> QuantType {
     match ty {
-        Some(want) => target::tensor_target(t.name, t.shape, t.ty, want),
+        Some(want) => target::tensor_target(t.name, t.shape, t.ty, want, has_output),
         None => t.ty,
     }
 }
@@ -214,7 +214,7 @@ fn preflight(
         if !adapted {
             continue;
         }
-        let to = target_type(&t, ty);
+        let to = target_type(&t, ty, base.tensor("output.weight").is_some());
         if !blocks::can_quantize(to) {
             return Err(tensor_err(
                 t.name,
@@ -270,13 +270,18 @@ pub fn merge_writer<'b>(
     let gguf_err = |e: graft_quant::gguf::GgufError| AdapterError::Unrepresentable(e.to_string());
     let mut w = GgufWriter::new(md, base.alignment()).map_err(gguf_err)?;
     w.set_version(base.version()).map_err(gguf_err)?;
+    let has_output = base.tensor("output.weight").is_some();
     let mut summary = MergeSummary {
         n_tensors: base.tensor_infos().len(),
         ..MergeSummary::default()
     };
     for t in base.tensors() {
         let (adapted, terms) = terms_for(items, t.name);
-        let to = if adapted { target_type(&t, ty) } else { t.ty };
+        let to = if adapted {
+            target_type(&t, ty, has_output)
+        } else {
+            t.ty
+        };
         summary.n_adapted += usize::from(adapted);
         summary.bytes_in += t.bytes.len() as u64;
         let data: Cow<'b, [u8]> = if !adapted || (terms.is_empty() && to == t.ty) {

@@ -1,0 +1,176 @@
+//! The quantized matrix product `y = W x` over a thread pool.
+//!
+//! Activations are quantized once per call into the weight format's [`ActFormat`] (as ggml
+//! does), then rows are split into chunks that the pool's threads claim from an atomic counter
+//! (a descheduled thread just claims fewer). Within a chunk each weight
+//! row is decoded once per group of four tokens (the ISA's `vec_dot_x4` where it has one), so
+//! prefill reads every weight block once per four tokens, and the row stays in L1 for the rest.
+//! Leftover tokens (all of them in decode) take two rows at a time where the ISA has a
+//! `vec_dot_r2` kernel, so each activation block is loaded and converted once per two rows.
+
+use super::table::{ActFormat, Kernels};
+use super::threadpool::ThreadPool;
+use crate::KernelError;
+use graft_quant::QuantType;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Below this many multiply-adds a matmul runs on the calling thread only.
+const MIN_PARALLEL_WORK: usize = 1 << 16;
+
+thread_local! {
+    static ACT_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `y[t * rows + r] = sum_c W[r, c] * x[t * cols + c]` for `t` in `0..n_tokens`.
+///
+/// `w` holds `rows` rows of `cols` elements of type `ty` (GGUF layout, ne0 = cols), straight
+/// from the mmap (any alignment). `x.len() = n_tokens * cols`, `y.len() = n_tokens * rows`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    k: &Kernels,
+    pool: &ThreadPool,
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+) -> Result<(), KernelError> {
+    let fk = *k.format(ty).ok_or(KernelError::UnsupportedType(ty))?;
+    let bs = ty.block_size();
+    if !cols.is_multiple_of(bs) || !cols.is_multiple_of(fk.act.block()) {
+        return Err(KernelError::BadCols {
+            what: "matmul",
+            ty,
+            cols,
+            block: bs.max(fk.act.block()),
+        });
+    }
+    let row_bytes = cols / bs * ty.type_size();
+    check_len("w", w.len(), rows * row_bytes)?;
+    check_len("x", x.len(), n_tokens * cols)?;
+    check_len("y", y.len(), n_tokens * rows)?;
+    if rows == 0 || n_tokens == 0 {
+        return Ok(());
+    }
+    let arow = fk.act.row_bytes(cols);
+    ACT_SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let acts: &[u8] = if fk.act == ActFormat::F32 {
+            bytemuck::cast_slice(x)
+        } else {
+            scratch.resize(n_tokens * arow, 0);
+            for (xr, ar) in x.chunks_exact(cols).zip(scratch.chunks_exact_mut(arow)) {
+                k.quantize_act(fk.act, xr, ar);
+            }
+            &scratch[..]
+        };
+        let work = rows * cols * n_tokens;
+        // Chunks of rows (multiples of 4) claimed dynamically: about 4 per thread.
+        let threads = if work < MIN_PARALLEL_WORK {
+            1
+        } else {
+            pool.n_threads()
+        };
+        let chunk = rows.div_ceil(4 * threads).div_ceil(4) * 4;
+        let n_chunks = rows.div_ceil(chunk);
+        let next = AtomicUsize::new(0);
+        let out = OutPtr(y.as_mut_ptr());
+        let range = |r0: usize, r1: usize| {
+            let mut o4 = [0.0f32; 4];
+            let mut o2 = [0.0f32; 2];
+            // Tokens 0..n4 go through the four-token kernel, the rest one at a time (two rows
+            // at once where the ISA has a two-row kernel).
+            let n4 = if fk.vec_dot_x4.is_some() {
+                n_tokens / 4 * 4
+            } else {
+                0
+            };
+            let mut r = r0;
+            while r < r1 {
+                let nr = if fk.vec_dot_r2.is_some() && r + 1 < r1 {
+                    2
+                } else {
+                    1
+                };
+                if let Some(x4) = fk.vec_dot_x4 {
+                    for rr in r..r + nr {
+                        let wr = &w[rr * row_bytes..(rr + 1) * row_bytes];
+                        for t in (0..n4).step_by(4) {
+                            x4(wr, &acts[t * arow..(t + 4) * arow], arow, &mut o4);
+                            for (j, &v) in o4.iter().enumerate() {
+                                out.write((t + j) * rows + rr, v);
+                            }
+                        }
+                    }
+                }
+                for t in n4..n_tokens {
+                    let at = &acts[t * arow..(t + 1) * arow];
+                    match fk.vec_dot_r2 {
+                        Some(r2) if nr == 2 => {
+                            r2(
+                                &w[r * row_bytes..(r + 2) * row_bytes],
+                                row_bytes,
+                                at,
+                                &mut o2,
+                            );
+                            out.write(t * rows + r, o2[0]);
+                            out.write(t * rows + r + 1, o2[1]);
+                        }
+                        _ => {
+                            let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+                            out.write(t * rows + r, (fk.vec_dot)(wr, at));
+                        }
+                    }
+                }
+                r += nr;
+            }
+        };
+        let task = || loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= n_chunks {
+                break;
+            }
+            range(c * chunk, ((c + 1) * chunk).min(rows));
+        };
+        if threads == 1 {
+            task();
+        } else {
+            pool.run(&task);
+        }
+    });
+    Ok(())
+}
+
+fn check_len(buffer: &'static str, got: usize, expected: usize) -> Result<(), KernelError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(KernelError::BadLength {
+            what: "matmul",
+            buffer,
+            got,
+            expected,
+        })
+    }
+}
+
+/// The output buffer, shared by the threads of one matmul; each writes disjoint indices.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the pointer targets `y`, which outlives the pool run (run returns only when no
+// thread is inside the task); each chunk is claimed by exactly one thread and chunks cover
+// disjoint row ranges, so no two threads touch the same element.
+unsafe impl Sync for OutPtr {}
+// SAFETY: as for Sync.
+unsafe impl Send for OutPtr {}
+impl OutPtr {
+    #[inline(always)]
+    fn write(&self, i: usize, v: f32) {
+        // SAFETY: callers pass `i = t * rows + r` with t < n_tokens, r < rows, and
+        // y.len() == n_tokens * rows was checked; see the Sync impl for exclusivity.
+        unsafe { *self.0.add(i) = v }
+    }
+}

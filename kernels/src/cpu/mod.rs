@@ -1,0 +1,56 @@
+//! CPU kernels: a scalar reference for every op and SIMD paths (AVX2, AVX-512, NEON) chosen once
+//! at run time into a [`Kernels`] table.
+//!
+//! Layout: [`isa`](mod@isa) detects the instruction set, [`table`] holds the per-ISA function pointers,
+//! [`matmul`](mod@matmul) is the threaded quantized matrix product, [`act_quant`] quantizes activations to
+//! Q8_0/Q8_1/Q8_K, `scalar/`, `x86/` and `neon/` hold the per-ISA dot products, and the small
+//! ops live in one file each.
+//!
+//! Coverage of the matmul dot products (weights × activations):
+//!
+//! | format | act  | scalar | AVX2            | AVX-512 (VNNI)                   | NEON   |
+//! |--------|------|--------|-----------------|----------------------------------|--------|
+//! | F32    | f32  | yes    | yes             | = AVX2                           | yes    |
+//! | F16    | f32  | yes    | yes (F16C)      | = AVX2                           | scalar |
+//! | Q4_0   | Q8_0 | yes    | yes             | ymm VNNI                         | yes    |
+//! | Q4_1   | Q8_1 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes    |
+//! | Q5_0   | Q8_0 | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q5_1   | Q8_1 | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q8_0   | Q8_0 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes    |
+//! | Q4_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q5_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q6_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
+//!
+//! Activation quantizers: Q8_0 and Q8_1 have AVX2/AVX-512 versions (byte-identical to the
+//! scalar reference); Q8_K is scalar everywhere.
+
+pub mod act_quant;
+mod attention;
+mod dequant;
+mod get_rows;
+pub mod isa;
+pub mod matmul;
+mod norm;
+mod rope;
+pub(crate) mod scalar;
+mod softmax;
+mod swiglu;
+pub mod table;
+mod threadpool;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
+
+pub use attention::{attention, attention_f16, AttnShape};
+pub use dequant::dequantize_row;
+pub use get_rows::get_rows;
+pub use isa::{available_isas, isa, Isa};
+pub use matmul::matmul;
+pub use norm::rmsnorm;
+pub use rope::rope_normal;
+pub use softmax::softmax;
+pub use swiglu::swiglu;
+pub use table::{kernels, kernels_for, ActFormat, FormatKernels, Kernels};
+pub use threadpool::ThreadPool;

@@ -1,0 +1,34 @@
+//! Rotary position embedding, llama.cpp's `LLAMA_ROPE_TYPE_NORM` (adjacent pairs).
+
+/// Rotates, in every head of `x` (`n_heads` × `head_dim`, one token), the pairs
+/// `(x[2i], x[2i+1])` for `2i < n_rot` by `theta_i = pos * freq_base^(-2i / n_rot)`; dims at
+/// or past `n_rot` are left as they are. `theta_i` is computed as ggml does, by repeated f32
+/// multiplication with `freq_base^(-2/n_rot)`.
+pub fn rope_normal(
+    x: &mut [f32],
+    n_heads: usize,
+    head_dim: usize,
+    pos: usize,
+    freq_base: f32,
+    n_rot: usize,
+) {
+    assert!(x.len() >= n_heads * head_dim, "rope_normal: x too short");
+    assert!(
+        n_rot <= head_dim && n_rot.is_multiple_of(2),
+        "rope_normal: bad n_rot"
+    );
+    let theta_scale = freq_base.powf(-2.0 / n_rot as f32);
+    let mut cs = Vec::with_capacity(n_rot / 2);
+    let mut theta = pos as f32;
+    for _ in 0..n_rot / 2 {
+        cs.push((theta.cos(), theta.sin()));
+        theta *= theta_scale;
+    }
+    for h in x[..n_heads * head_dim].chunks_exact_mut(head_dim) {
+        for (i, &(c, s)) in cs.iter().enumerate() {
+            let (a, b) = (h[2 * i], h[2 * i + 1]);
+            h[2 * i] = a * c - b * s;
+            h[2 * i + 1] = a * s + b * c;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The kernel table: one set of function pointers per weight format, filled for one ISA
+//! (like ggml's `type_traits_cpu`). Built statically per ISA and handed out only after the ISA
+//! was detected, so the SIMD entries are never reachable on a CPU that lacks them.
+
+use super::isa::Isa;
+use graft_quant::QuantType;
+
+/// The format activations are converted to before a dot product with a weight row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum ActFormat {
+    /// Plain f32 (native byte order), for F32 and F16 weights.
+    F32,
+    /// Q8_0 blocks of 32 (34 bytes): for Q4_0, Q5_0, Q8_0 weights.
+    Q8_0,
+    /// Q8_1 blocks of 32 (36 bytes): for Q4_1, Q5_1 weights.
+    Q8_1,
+    /// Q8_K blocks of 256 (292 bytes): for k-quant weights.
+    Q8_K,
+}
+
+impl ActFormat {
+    /// Elements per block.
+    pub const fn block(self) -> usize {
+        match self {
+            ActFormat::F32 => 1,
+            ActFormat::Q8_0 | ActFormat::Q8_1 => 32,
+            ActFormat::Q8_K => 256,
+        }
+    }
+    /// Bytes per block.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            ActFormat::F32 => 4,
+            ActFormat::Q8_0 => 34,
+            ActFormat::Q8_1 => 36,
+            ActFormat::Q8_K => 292,
+        }
+    }
+    /// Bytes of one activation row of `cols` elements (`cols` a multiple of [`Self::block`]).
+    pub const fn row_bytes(self, cols: usize) -> usize {
+        cols / self.block() * self.block_bytes()
+    }
+}
+
+/// `dot(w, a)`: one weight row (`w.len()` a whole number of blocks) times one activation row
+/// in the matching [`ActFormat`] covering the same number of elements.
+pub type VecDotFn = fn(w: &[u8], act: &[u8]) -> f32;
+/// `out[t] = dot(w, act[t * stride ..])` for `t` in 0..4: one weight row decoded once for four
+/// activation rows.
+pub type VecDotX4Fn = fn(w: &[u8], act: &[u8], stride: usize, out: &mut [f32; 4]);
+/// `out[i] = dot(w[i * row_bytes ..][..row_bytes], act)` for `i` in 0..2: two consecutive
+/// weight rows against one activation row, loading and converting the activation once.
+pub type VecDotR2Fn = fn(w: &[u8], row_bytes: usize, act: &[u8], out: &mut [f32; 2]);
+/// Quantizes `x` (a whole number of blocks) into `out` (exactly the row's bytes).
+pub type QuantizeRowFn = fn(x: &[f32], out: &mut [u8]);
+
+/// The kernels for one weight format.
+#[derive(Clone, Copy)]
+pub struct FormatKernels {
+    /// Activation format the dot product expects.
+    pub act: ActFormat,
+    /// One row times one activation row.
+    pub vec_dot: VecDotFn,
+    /// One row times four activation rows, where the ISA has a tiled kernel.
+    pub vec_dot_x4: Option<VecDotX4Fn>,
+    /// Two rows times one activation row, where the ISA has a kernel (decode).
+    pub vec_dot_r2: Option<VecDotR2Fn>,
+}
+
+/// Function pointers for every supported weight format and activation quantizer, for one ISA.
+pub struct Kernels {
+    /// The path these kernels run.
+    pub isa: Isa,
+    /// F32 weights × f32.
+    pub f32: FormatKernels,
+    /// F16 weights × f32.
+    pub f16: FormatKernels,
+    /// Q4_0 × Q8_0.
+    pub q4_0: FormatKernels,
+    /// Q4_1 × Q8_1.
+    pub q4_1: FormatKernels,
+    /// Q5_0 × Q8_0.
+    pub q5_0: FormatKernels,
+    /// Q5_1 × Q8_1.
+    pub q5_1: FormatKernels,
+    /// Q8_0 × Q8_0.
+    pub q8_0: FormatKernels,
+    /// Q4_K × Q8_K.
+    pub q4_k: FormatKernels,
+    /// Q5_K × Q8_K.
+    pub q5_k: FormatKernels,
+    /// Q6_K × Q8_K.
+    pub q6_k: FormatKernels,
+    /// f32 row → Q8_0 blocks.
+    pub quantize_q8_0: QuantizeRowFn,
+    /// f32 row → Q8_1 blocks.
+    pub quantize_q8_1: QuantizeRowFn,
+    /// f32 row → Q8_K blocks.
+    pub quantize_q8_k: QuantizeRowFn,
+}
+
+impl Kernels {
+    /// The kernels for weight type `ty`, or `None` if graft has no CPU matmul for it.
+    pub fn format(&self, ty: QuantType) -> Option<&FormatKernels> {
+        Some(match ty {
+            QuantType::F32 => &self.f32,
+            QuantType::F16 => &self.f16,
+            QuantType::Q4_0 => &self.q4_0,
+            QuantType::Q4_1 => &self.q4_1,
+            QuantType::Q5_0 => &self.q5_0,
+            QuantType::Q5_1 => &self.q5_1,
+            QuantType::Q8_0 => &self.q8_0,
+            QuantType::Q4_K => &self.q4_k,
+            QuantType::Q5_K => &self.q5_k,
+            QuantType::Q6_K => &self.q6_k,
+            _ => return None,
+        })
+    }
+
+    /// Converts one f32 row into `act` format. `out.len()` must be `act.row_bytes(x.len())`.
+    pub fn quantize_act(&self, act: ActFormat, x: &[f32], out: &mut [u8]) {
+        match act {
+            ActFormat::F32 => out.copy_from_slice(bytemuck::cast_slice(x)),
+            ActFormat::Q8_0 => (self.quantize_q8_0)(x, out),
+            ActFormat::Q8_1 => (self.quantize_q8_1)(x, out),
+            ActFormat::Q8_K => (self.quantize_q8_k)(x, out),
+        }
+    }
+}
+
+/// The kernels for `isa`. If this machine cannot run `isa`, the scalar table is returned
+/// instead (check [`Kernels::isa`]); SIMD tables are only ever handed out after detection.
+pub fn kernels_for(isa: Isa) -> &'static Kernels {
+    if !isa.is_available() {
+        return &super::scalar::SCALAR;
+    }
+    match isa {
+        Isa::Scalar => &super::scalar::SCALAR,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &super::x86::avx2::AVX2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &super::x86::avx512::AVX512,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => &super::neon::NEON,
+        #[allow(unreachable_patterns)]
+        _ => &super::scalar::SCALAR,
+    }
+}
+
+/// The kernels for the detected (or `GRAFT_ISA`-forced) path, see [`super::isa()`].
+pub fn kernels() -> &'static Kernels {
+    kernels_for(super::isa::isa())
+}

@@ -1,0 +1,709 @@
+//! x86_64 kernel bodies shared by the AVX2 and AVX-512 tables.
+//!
+//! [`x86_dot_kernels!`] expands, inside an ISA module, every 256-bit dot product with that
+//! module's `#[target_feature]` string and its `mul_sum_us8` primitive (u8 × i8 → i32 lanes of
+//! 4 products: `maddubs`+`madd` on AVX2, `vpdpbusd` with AVX-512 VNNI/VL). Every function it
+//! defines is `unsafe`: callers must have detected the features, and pass a weight row of whole
+//! blocks plus an activation row covering at least as many blocks (asserted on entry).
+
+/// Defines the kernels; see the module docs. `$feat` is the target-feature string.
+macro_rules! x86_dot_kernels {
+    ($feat:literal) => {
+        use std::arch::x86_64::*;
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn hsum_ps(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+
+        /// Two f16 at `p` (unaligned) as the low two lanes of an f32 vector.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn f16x2(p: *const u8) -> __m128 {
+            // SAFETY: callers point `p` at 4 readable bytes.
+            let v = unsafe { std::ptr::read_unaligned(p as *const i32) };
+            _mm_cvtph_ps(_mm_cvtsi32_si128(v))
+        }
+
+        /// One f16 at `p` as f32.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn f16_1(p: *const u8) -> f32 {
+            // SAFETY: callers point `p` at 2 readable bytes.
+            let v = unsafe { std::ptr::read_unaligned(p as *const u16) };
+            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v as i32)))
+        }
+
+        /// 16 bytes of nibbles → 32 bytes: low nibbles in lanes 0..16, high in 16..32.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn nibbles32(p: *const u8) -> __m256i {
+            // SAFETY: callers point `p` at 16 readable bytes.
+            let t = unsafe { _mm_loadu_si128(p as *const __m128i) };
+            let b = _mm256_set_m128i(_mm_srli_epi16::<4>(t), t);
+            _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
+        }
+
+        /// The 32 bits at `p` → 32 bytes, 0xFF where the bit is set.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn bits32(p: *const u8) -> __m256i {
+            // SAFETY: callers point `p` at 4 readable bytes.
+            let x = unsafe { std::ptr::read_unaligned(p as *const i32) };
+            let shuf = _mm256_set_epi64x(
+                0x0303030303030303,
+                0x0202020202020202,
+                0x0101010101010101,
+                0,
+            );
+            let b = _mm256_shuffle_epi8(_mm256_set1_epi32(x), shuf);
+            let b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+            _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1))
+        }
+
+        /// Signed × signed bytes → i32 lanes (sign moved onto `y`).
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256i {
+            mul_sum_us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+        }
+
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn ld(p: *const u8) -> __m256i {
+            // SAFETY: callers point `p` at 32 readable bytes.
+            unsafe { _mm256_loadu_si256(p as *const __m256i) }
+        }
+
+        /// F32 · f32.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
+            let n = w.len() / 4;
+            assert!(a.len() >= 4 * n);
+            let (wp, ap) = (w.as_ptr() as *const f32, a.as_ptr() as *const f32);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            // SAFETY: every load reads elements < n of both rows (checked above).
+            unsafe {
+                while i + 32 <= n {
+                    for (k, s) in acc.iter_mut().enumerate() {
+                        let o = i + 8 * k;
+                        *s = _mm256_fmadd_ps(
+                            _mm256_loadu_ps(wp.add(o)),
+                            _mm256_loadu_ps(ap.add(o)),
+                            *s,
+                        );
+                    }
+                    i += 32;
+                }
+                while i + 8 <= n {
+                    acc[0] = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(wp.add(i)),
+                        _mm256_loadu_ps(ap.add(i)),
+                        acc[0],
+                    );
+                    i += 8;
+                }
+                let mut s = hsum_ps(_mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                ));
+                while i < n {
+                    s += std::ptr::read_unaligned(wp.add(i)) * std::ptr::read_unaligned(ap.add(i));
+                    i += 1;
+                }
+                s
+            }
+        }
+
+        /// F16 · f32.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_f16(w: &[u8], a: &[u8]) -> f32 {
+            let n = w.len() / 2;
+            assert!(a.len() >= 4 * n);
+            let (wp, ap) = (w.as_ptr(), a.as_ptr() as *const f32);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            // SAFETY: every load reads elements < n of both rows (checked above).
+            unsafe {
+                while i + 32 <= n {
+                    for (k, s) in acc.iter_mut().enumerate() {
+                        let o = i + 8 * k;
+                        let wv = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(2 * o) as *const __m128i));
+                        *s = _mm256_fmadd_ps(wv, _mm256_loadu_ps(ap.add(o)), *s);
+                    }
+                    i += 32;
+                }
+                while i + 8 <= n {
+                    let wv = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(2 * i) as *const __m128i));
+                    acc[0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(ap.add(i)), acc[0]);
+                    i += 8;
+                }
+                let mut s = hsum_ps(_mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                ));
+                while i < n {
+                    s += f16_1(wp.add(2 * i)) * std::ptr::read_unaligned(ap.add(i));
+                    i += 1;
+                }
+                s
+            }
+        }
+
+        /// Q4_0 · Q8_0.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_0(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 18;
+            assert!(a.len() >= nb * 34);
+            let mut acc = _mm256_setzero_ps();
+            // SAFETY: block b reads w[18b..18b+18] and a[34b..34b+34], inside the rows.
+            unsafe {
+                for b in 0..nb {
+                    let (wp, ap) = (w.as_ptr().add(18 * b), a.as_ptr().add(34 * b));
+                    let d = f16_1(wp) * f16_1(ap);
+                    let q = _mm256_sub_epi8(nibbles32(wp.add(2)), _mm256_set1_epi8(8));
+                    let p = mul_sum_i8(q, ld(ap.add(2)));
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+                }
+                hsum_ps(acc)
+            }
+        }
+
+        /// Q4_1 · Q8_1.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 20;
+            assert!(a.len() >= nb * 36);
+            let mut acc = _mm256_setzero_ps();
+            let mut accm = _mm_setzero_ps();
+            // SAFETY: block b reads w[20b..20b+20] and a[36b..36b+36], inside the rows.
+            unsafe {
+                for b in 0..nb {
+                    let (wp, ap) = (w.as_ptr().add(20 * b), a.as_ptr().add(36 * b));
+                    // [d_w, m_w] * [d_a, s_a]
+                    let dm = _mm_mul_ps(f16x2(wp), f16x2(ap));
+                    let p = mul_sum_us8(nibbles32(wp.add(4)), ld(ap.add(4)));
+                    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(p), acc);
+                    accm = _mm_add_ps(accm, dm);
+                }
+                hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(accm))
+            }
+        }
+
+        /// Q4_1 · four Q8_1 rows `stride` bytes apart: each weight block decoded once.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_1_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            let nb = w.len() / 20;
+            assert!(stride >= nb * 36 && a.len() >= 3 * stride + nb * 36);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut accm = [_mm_setzero_ps(); 4];
+            // SAFETY: block b reads w[20b..][..20] and a[t*stride + 36b..][..36] for t < 4,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wp = w.as_ptr().add(20 * b);
+                    let dmw = f16x2(wp);
+                    let q = nibbles32(wp.add(4));
+                    for t in 0..4 {
+                        let ap = a.as_ptr().add(t * stride + 36 * b);
+                        let dm = _mm_mul_ps(dmw, f16x2(ap));
+                        let p = mul_sum_us8(q, ld(ap.add(4)));
+                        acc[t] = _mm256_fmadd_ps(
+                            _mm256_broadcastss_ps(dm),
+                            _mm256_cvtepi32_ps(p),
+                            acc[t],
+                        );
+                        accm[t] = _mm_add_ps(accm[t], dm);
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[t]));
+                }
+            }
+        }
+
+        /// Q5_0 · Q8_0.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 22;
+            assert!(a.len() >= nb * 34);
+            let mut acc = _mm256_setzero_ps();
+            // SAFETY: block b reads w[22b..][..22] and a[34b..][..34], inside the rows.
+            unsafe {
+                for b in 0..nb {
+                    let (wp, ap) = (w.as_ptr().add(22 * b), a.as_ptr().add(34 * b));
+                    let d = f16_1(wp) * f16_1(ap);
+                    let hi = _mm256_andnot_si256(bits32(wp.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
+                    let q = _mm256_or_si256(nibbles32(wp.add(6)), hi);
+                    let p = mul_sum_i8(q, ld(ap.add(2)));
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+                }
+                hsum_ps(acc)
+            }
+        }
+
+        /// Q5_1 · Q8_1.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 24;
+            assert!(a.len() >= nb * 36);
+            let mut acc = _mm256_setzero_ps();
+            let mut accm = _mm_setzero_ps();
+            // SAFETY: block b reads w[24b..][..24] and a[36b..][..36], inside the rows.
+            unsafe {
+                for b in 0..nb {
+                    let (wp, ap) = (w.as_ptr().add(24 * b), a.as_ptr().add(36 * b));
+                    let dm = _mm_mul_ps(f16x2(wp), f16x2(ap));
+                    let hi = _mm256_and_si256(bits32(wp.add(4)), _mm256_set1_epi8(0x10));
+                    let q = _mm256_or_si256(nibbles32(wp.add(8)), hi);
+                    let p = mul_sum_us8(q, ld(ap.add(4)));
+                    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(p), acc);
+                    accm = _mm_add_ps(accm, dm);
+                }
+                hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(accm))
+            }
+        }
+
+        /// Q8_0 · Q8_0.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q8_0(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 34;
+            assert!(a.len() >= nb * 34);
+            let mut acc = _mm256_setzero_ps();
+            // SAFETY: block b reads w[34b..][..34] and a[34b..][..34], inside the rows.
+            unsafe {
+                for b in 0..nb {
+                    let (wp, ap) = (w.as_ptr().add(34 * b), a.as_ptr().add(34 * b));
+                    let d = f16_1(wp) * f16_1(ap);
+                    let p = mul_sum_i8(ld(wp.add(2)), ld(ap.add(2)));
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+                }
+                hsum_ps(acc)
+            }
+        }
+
+        /// Q8_0 · four Q8_0 rows `stride` bytes apart.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q8_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            let nb = w.len() / 34;
+            assert!(stride >= nb * 34 && a.len() >= 3 * stride + nb * 34);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            // SAFETY: block b reads w[34b..][..34] and a[t*stride + 34b..][..34] for t < 4,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wp = w.as_ptr().add(34 * b);
+                    let dw = f16_1(wp);
+                    let x = ld(wp.add(2));
+                    let ax = _mm256_sign_epi8(x, x);
+                    for t in 0..4 {
+                        let ap = a.as_ptr().add(t * stride + 34 * b);
+                        let d = dw * f16_1(ap);
+                        let p = mul_sum_us8(ax, _mm256_sign_epi8(ld(ap.add(2)), x));
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]);
+                }
+            }
+        }
+
+        /// Sub-block scales (6-bit) and mins of a Q4_K/Q5_K block.
+        #[inline(always)]
+        fn k4_scales(sc: &[u8]) -> ([i32; 8], [i32; 8]) {
+            let mut s = [0i32; 8];
+            let mut m = [0i32; 8];
+            for j in 0..8 {
+                let (a, b) = crate::cpu::scalar::kquants_scale_min(j, sc);
+                s[j] = a as i32;
+                m[j] = b as i32;
+            }
+            (s, m)
+        }
+
+        /// `sum_j m[j] * (bsums[2j] + bsums[2j+1])` of a Q8_K block.
+        #[inline(always)]
+        fn k4_mins(ab: &[u8], m: &[i32; 8]) -> i32 {
+            let mut s = 0;
+            for j in 0..8 {
+                s += m[j]
+                    * (crate::cpu::scalar::kquants_bsum(ab, 2 * j)
+                        + crate::cpu::scalar::kquants_bsum(ab, 2 * j + 1));
+            }
+            s
+        }
+
+        /// Q4_K · Q8_K.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 144;
+            assert!(a.len() >= nb * 292);
+            let mut acc = _mm256_setzero_ps();
+            let mut accm = 0.0f32;
+            let m4 = _mm256_set1_epi8(0x0F);
+            for b in 0..nb {
+                let (wb, ab) = (&w[144 * b..144 * b + 144], &a[292 * b..292 * b + 292]);
+                let (sc, mn) = k4_scales(&wb[4..16]);
+                let yd = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
+                // SAFETY: reads stay inside the 144-byte block `wb` and 292-byte block `ab`.
+                unsafe {
+                    let d = f16_1(wb.as_ptr()) * yd;
+                    let dmin = f16_1(wb.as_ptr().add(2)) * yd;
+                    let mut sumi = _mm256_setzero_si256();
+                    for j in 0..4 {
+                        let q = ld(wb.as_ptr().add(16 + 32 * j));
+                        let lo = _mm256_and_si256(q, m4);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                        let pa = mul_sum_us8(lo, ld(ab.as_ptr().add(4 + 64 * j)));
+                        let pb = mul_sum_us8(hi, ld(ab.as_ptr().add(36 + 64 * j)));
+                        sumi = _mm256_add_epi32(
+                            sumi,
+                            _mm256_mullo_epi32(pa, _mm256_set1_epi32(sc[2 * j])),
+                        );
+                        sumi = _mm256_add_epi32(
+                            sumi,
+                            _mm256_mullo_epi32(pb, _mm256_set1_epi32(sc[2 * j + 1])),
+                        );
+                    }
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+                    accm += dmin * k4_mins(ab, &mn) as f32;
+                }
+            }
+            hsum_ps(acc) - accm
+        }
+
+        /// Q5_K · Q8_K.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 176;
+            assert!(a.len() >= nb * 292);
+            let mut acc = _mm256_setzero_ps();
+            let mut accm = 0.0f32;
+            let m4 = _mm256_set1_epi8(0x0F);
+            let one = _mm256_set1_epi8(1);
+            for b in 0..nb {
+                let (wb, ab) = (&w[176 * b..176 * b + 176], &a[292 * b..292 * b + 292]);
+                let (sc, mn) = k4_scales(&wb[4..16]);
+                let yd = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
+                // SAFETY: reads stay inside the 176-byte block `wb` and 292-byte block `ab`.
+                unsafe {
+                    let d = f16_1(wb.as_ptr()) * yd;
+                    let dmin = f16_1(wb.as_ptr().add(2)) * yd;
+                    let hb = ld(wb.as_ptr().add(16));
+                    let mut sumi = _mm256_setzero_si256();
+                    for j in 0..4 {
+                        let q = ld(wb.as_ptr().add(48 + 32 * j));
+                        let ha = _mm256_and_si256(
+                            _mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * j as i32)),
+                            one,
+                        );
+                        let hh = _mm256_and_si256(
+                            _mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * j as i32 + 1)),
+                            one,
+                        );
+                        let lo =
+                            _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_slli_epi16::<4>(ha));
+                        let hi = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+                            _mm256_slli_epi16::<4>(hh),
+                        );
+                        let pa = mul_sum_us8(lo, ld(ab.as_ptr().add(4 + 64 * j)));
+                        let pb = mul_sum_us8(hi, ld(ab.as_ptr().add(36 + 64 * j)));
+                        sumi = _mm256_add_epi32(
+                            sumi,
+                            _mm256_mullo_epi32(pa, _mm256_set1_epi32(sc[2 * j])),
+                        );
+                        sumi = _mm256_add_epi32(
+                            sumi,
+                            _mm256_mullo_epi32(pb, _mm256_set1_epi32(sc[2 * j + 1])),
+                        );
+                    }
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+                    accm += dmin * k4_mins(ab, &mn) as f32;
+                }
+            }
+            hsum_ps(acc) - accm
+        }
+
+        /// Q6_K · Q8_K (codes offset by 32 through the Q8_K block sums).
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+            let nb = w.len() / 210;
+            assert!(a.len() >= nb * 292);
+            let mut acc = _mm256_setzero_ps();
+            let m4 = _mm256_set1_epi8(0x0F);
+            let m2 = _mm256_set1_epi8(3);
+            for b in 0..nb {
+                let (wb, ab) = (&w[210 * b..210 * b + 210], &a[292 * b..292 * b + 292]);
+                let yd = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
+                let sc: [i32; 16] = std::array::from_fn(|i| wb[192 + i] as i8 as i32);
+                let mut off = 0i32;
+                for (i, s) in sc.iter().enumerate() {
+                    off += s * crate::cpu::scalar::kquants_bsum(ab, i);
+                }
+                // SAFETY: reads stay inside the 210-byte block `wb` and 292-byte block `ab`.
+                unsafe {
+                    let d = f16_1(wb.as_ptr().add(208)) * yd;
+                    let mut sumi = _mm256_setzero_si256();
+                    for n in 0..2 {
+                        let ql0 = ld(wb.as_ptr().add(64 * n));
+                        let ql1 = ld(wb.as_ptr().add(64 * n + 32));
+                        let qh = ld(wb.as_ptr().add(128 + 32 * n));
+                        let q = [
+                            _mm256_or_si256(
+                                _mm256_and_si256(ql0, m4),
+                                _mm256_slli_epi16::<4>(_mm256_and_si256(qh, m2)),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(ql1, m4),
+                                _mm256_slli_epi16::<4>(_mm256_and_si256(
+                                    _mm256_srli_epi16::<2>(qh),
+                                    m2,
+                                )),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                                _mm256_slli_epi16::<4>(_mm256_and_si256(
+                                    _mm256_srli_epi16::<4>(qh),
+                                    m2,
+                                )),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                                _mm256_slli_epi16::<4>(_mm256_and_si256(
+                                    _mm256_srli_epi16::<6>(qh),
+                                    m2,
+                                )),
+                            ),
+                        ];
+                        for (k, qk) in q.iter().enumerate() {
+                            let p = mul_sum_us8(*qk, ld(ab.as_ptr().add(4 + 128 * n + 32 * k)));
+                            let s = _mm256_set_m128i(
+                                _mm_set1_epi32(sc[8 * n + 2 * k + 1]),
+                                _mm_set1_epi32(sc[8 * n + 2 * k]),
+                            );
+                            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, s));
+                        }
+                    }
+                    let v = _mm256_cvtepi32_ps(sumi);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc);
+                    acc = _mm256_sub_ps(
+                        acc,
+                        _mm256_set_ps(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d * 32.0 * off as f32),
+                    );
+                }
+            }
+            hsum_ps(acc)
+        }
+    };
+}
+
+pub(crate) use x86_dot_kernels;
+
+/// Defines the AVX activation quantizers (Q8_0, Q8_1) with target features `$feat`. Codes are
+/// rounded half away from zero exactly like the scalar reference, so the bytes match it.
+macro_rules! x86_quant_kernels {
+    ($feat:literal) => {
+        /// Rounds half away from zero (C `roundf`), lane-wise.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn round_away(v: __m256) -> __m256 {
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+            let sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0));
+            let frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(v, t));
+            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
+            let one = _mm256_or_ps(_mm256_set1_ps(1.0), sign);
+            _mm256_add_ps(t, _mm256_and_ps(up, one))
+        }
+
+        /// One block of 32 floats at `x` → 32 codes at `q`; returns (d, sum of codes).
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn q8_block(x: *const f32, q: *mut u8) -> (f32, i32) {
+            // SAFETY: callers point `x` at 32 floats and `q` at 32 writable bytes.
+            unsafe {
+                let v = [
+                    _mm256_loadu_ps(x),
+                    _mm256_loadu_ps(x.add(8)),
+                    _mm256_loadu_ps(x.add(16)),
+                    _mm256_loadu_ps(x.add(24)),
+                ];
+                let sm = _mm256_set1_ps(-0.0);
+                let m = _mm256_max_ps(
+                    _mm256_max_ps(_mm256_andnot_ps(sm, v[0]), _mm256_andnot_ps(sm, v[1])),
+                    _mm256_max_ps(_mm256_andnot_ps(sm, v[2]), _mm256_andnot_ps(sm, v[3])),
+                );
+                let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+                let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                let m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+                let amax = _mm_cvtss_f32(m4);
+                let d = amax / 127.0;
+                let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+                let i: [__m256i; 4] = std::array::from_fn(|k| {
+                    _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[k], id)))
+                });
+                let s =
+                    _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+                let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+                let s4 = _mm_hadd_epi32(s4, s4);
+                let s4 = _mm_hadd_epi32(s4, s4);
+                let p = _mm256_packs_epi16(
+                    _mm256_packs_epi32(i[0], i[1]),
+                    _mm256_packs_epi32(i[2], i[3]),
+                );
+                let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256(q as *mut __m256i, p);
+                (d, _mm_cvtsi128_si32(s4))
+            }
+        }
+
+        /// f32 row → Q8_0.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+            assert!(x.len() % 32 == 0 && out.len() == x.len() / 32 * 34);
+            for (b, ob) in out.chunks_exact_mut(34).enumerate() {
+                // SAFETY: block b covers x[32b..32b+32] and ob[2..34].
+                let (d, _) = unsafe { q8_block(x.as_ptr().add(32 * b), ob.as_mut_ptr().add(2)) };
+                ob[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+            }
+        }
+
+        /// f32 row → Q8_1.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
+            assert!(x.len() % 32 == 0 && out.len() == x.len() / 32 * 36);
+            for (b, ob) in out.chunks_exact_mut(36).enumerate() {
+                // SAFETY: block b covers x[32b..32b+32] and ob[4..36].
+                let (d, s) = unsafe { q8_block(x.as_ptr().add(32 * b), ob.as_mut_ptr().add(4)) };
+                ob[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                ob[2..4].copy_from_slice(&half::f16::from_f32(s as f32 * d).to_le_bytes());
+            }
+        }
+    };
+}
+
+pub(crate) use x86_quant_kernels;
+
+/// Defines safe wrappers around the `imp` module's kernels and the static table `$name` for
+/// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels and the optional
+/// two-row kernels `$q4_1_r2` / `$q8_0_r2`. The wrappers are only reachable through that table, which
+/// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
+macro_rules! x86_table {
+    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r2:expr, $q8_0_r2:expr) => {
+        use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
+
+        fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_f32(w, a) }
+        }
+        fn dot_f16(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_f16(w, a) }
+        }
+        fn dot_q4_0(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q4_0(w, a) }
+        }
+        #[allow(dead_code)] // replaced by a wider kernel in some tables
+        fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q4_1(w, a) }
+        }
+        fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q5_0(w, a) }
+        }
+        fn dot_q5_1(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q5_1(w, a) }
+        }
+        #[allow(dead_code)] // replaced by a wider kernel in some tables
+        fn dot_q8_0(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q8_0(w, a) }
+        }
+        fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q4_k(w, a) }
+        }
+        fn dot_q5_k(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q5_k(w, a) }
+        }
+        fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q6_k(w, a) }
+        }
+        fn dot_q4_1_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q4_1_x4(w, a, stride, out) }
+        }
+        fn dot_q8_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q8_0_x4(w, a, stride, out) }
+        }
+        fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+            // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
+            unsafe { imp::quantize_q8_0(x, out) }
+        }
+        fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
+            // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
+            unsafe { imp::quantize_q8_1(x, out) }
+        }
+
+        const fn fk(
+            act: ActFormat,
+            vec_dot: crate::cpu::table::VecDotFn,
+            vec_dot_x4: Option<crate::cpu::table::VecDotX4Fn>,
+        ) -> FormatKernels {
+            FormatKernels {
+                act,
+                vec_dot,
+                vec_dot_x4,
+                vec_dot_r2: None,
+            }
+        }
+
+        /// The kernel table of this ISA.
+        pub(crate) static $name: Kernels = Kernels {
+            isa: $isa,
+            f32: fk(ActFormat::F32, dot_f32, None),
+            f16: fk(ActFormat::F32, dot_f16, None),
+            q4_0: fk(ActFormat::Q8_0, dot_q4_0, None),
+            q4_1: FormatKernels {
+                vec_dot_r2: $q4_1_r2,
+                ..fk(ActFormat::Q8_1, $q4_1, Some(dot_q4_1_x4))
+            },
+            q5_0: fk(ActFormat::Q8_0, dot_q5_0, None),
+            q5_1: fk(ActFormat::Q8_1, dot_q5_1, None),
+            q8_0: FormatKernels {
+                vec_dot_r2: $q8_0_r2,
+                ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
+            },
+            q4_k: fk(ActFormat::Q8_K, dot_q4_k, None),
+            q5_k: fk(ActFormat::Q8_K, dot_q5_k, None),
+            q6_k: fk(ActFormat::Q8_K, dot_q6_k, None),
+            quantize_q8_0,
+            quantize_q8_1,
+            quantize_q8_k: crate::cpu::act_quant::quantize_row_q8_k,
+        };
+    };
+}
+
+pub(crate) use x86_table;

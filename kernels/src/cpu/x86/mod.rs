@@ -1,0 +1,7 @@
+//! x86_64 SIMD kernels: AVX2 (+FMA, F16C) and AVX-512 (F/BW/VL/VNNI). The kernel bodies are
+//! shared ([`common`]); each ISA module supplies its u8×i8 multiply-sum primitive.
+
+pub(crate) mod avx2;
+pub(crate) mod avx512;
+#[macro_use]
+mod common;

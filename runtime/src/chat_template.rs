@@ -1,0 +1,163 @@
+//! Chat templates: the model's own `tokenizer.chat_template` (Jinja), rendered with minijinja
+//! the way Hugging Face's `apply_chat_template` renders it (`trim_blocks` and `lstrip_blocks`
+//! on, Python string methods such as `.strip()` available, `raise_exception` for the
+//! template's own errors).
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::tokenizer::Tokenizer;
+use graft_quant::gguf::Metadata;
+
+/// The metadata key that holds a GGUF model's chat template.
+pub const CHAT_TEMPLATE_KEY: &str = "tokenizer.chat_template";
+
+/// One turn of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant`, ...
+    pub role: String,
+    /// The text of the turn.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with `role` and `content`.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// What can go wrong with a chat template.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChatTemplateError {
+    /// The model carries no template.
+    #[error(
+        "the model has no chat template ('{CHAT_TEMPLATE_KEY}' is missing): pass a template \
+         explicitly or format the prompt yourself"
+    )]
+    Missing,
+    /// The template is not valid Jinja.
+    #[error("the chat template does not parse: {0:#}")]
+    Syntax(#[source] JinjaError),
+    /// `tokenizer.chat_template` is there but is not a string.
+    #[error("'{CHAT_TEMPLATE_KEY}' has type {found}, expected string")]
+    WrongType {
+        /// The type found.
+        found: &'static str,
+    },
+    /// Rendering failed, or the template called `raise_exception`.
+    #[error("rendering the chat template failed: {0:#}")]
+    Render(#[source] JinjaError),
+}
+
+/// A parsed chat template, ready to render conversations.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+const TEMPLATE_NAME: &str = "chat";
+
+impl ChatTemplate {
+    /// Parses `source`; `bos_token`/`eos_token` are the texts the template may refer to.
+    pub fn new(
+        source: &str,
+        bos_token: impl Into<String>,
+        eos_token: impl Into<String>,
+    ) -> Result<ChatTemplate, ChatTemplateError> {
+        let mut env = Environment::new();
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(ChatTemplateError::Syntax)?;
+        env.set_syntax(syntax);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", raise_exception);
+        env.add_template_owned(TEMPLATE_NAME, source.to_string())
+            .map_err(ChatTemplateError::Syntax)?;
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.into(),
+            eos_token: eos_token.into(),
+        })
+    }
+
+    /// The template of a model: `source` is its `tokenizer.chat_template` value, `None` when
+    /// the key is absent (a clear [`ChatTemplateError::Missing`]).
+    pub fn from_model(
+        source: Option<&str>,
+        bos_token: impl Into<String>,
+        eos_token: impl Into<String>,
+    ) -> Result<ChatTemplate, ChatTemplateError> {
+        match source {
+            Some(s) => ChatTemplate::new(s, bos_token, eos_token),
+            None => Err(ChatTemplateError::Missing),
+        }
+    }
+
+    /// Plain ChatML, the way llama.cpp's built-in formatter writes it
+    /// (`llama_chat_apply_template` without `--jinja`, used for every template it detects as
+    /// ChatML): each message as `<|im_start|>{role}\n{content}<|im_end|>\n`, then
+    /// `<|im_start|>assistant\n` for the generation prompt. Unlike rendering SmolLM2's own
+    /// template, it adds no default system message; use it to reproduce llama.cpp's prompts.
+    pub fn chatml() -> Result<ChatTemplate, ChatTemplateError> {
+        const CHATML: &str = "{% for m in messages %}\
+            {{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}\
+            {% endfor %}\
+            {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+        ChatTemplate::new(CHATML, "", "")
+    }
+
+    /// The template of a GGUF model, with BOS/EOS texts taken from its tokenizer (empty when
+    /// the model has no such token).
+    pub fn from_gguf(
+        md: &Metadata,
+        tokenizer: &Tokenizer,
+    ) -> Result<ChatTemplate, ChatTemplateError> {
+        let source = match md.get(CHAT_TEMPLATE_KEY) {
+            None => None,
+            Some(v) => Some(v.as_str().ok_or(ChatTemplateError::WrongType {
+                found: v.type_name(),
+            })?),
+        };
+        let text = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.token_text(i))
+                .unwrap_or("")
+                .to_string()
+        };
+        ChatTemplate::from_model(source, text(tokenizer.bos_id()), text(tokenizer.eos_id()))
+    }
+
+    /// Renders `messages`; `add_generation_prompt` appends the opening of the assistant's turn.
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, ChatTemplateError> {
+        let tmpl = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(ChatTemplateError::Render)?;
+        tmpl.render(minijinja::context! {
+            messages => Value::from(minijinja::value::Serde(messages)),
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token.as_str(),
+            eos_token => self.eos_token.as_str(),
+        })
+        .map_err(ChatTemplateError::Render)
+    }
+}
+
+/// `raise_exception(msg)`, which HF templates call to reject a conversation.
+fn raise_exception(msg: String) -> Result<Value, JinjaError> {
+    Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+}
