@@ -30,6 +30,10 @@ enum Command {
     Perplexity(commands::perplexity::PerplexityArgs),
     /// Prompt-processing and generation speed (llama-bench's tests).
     Bench(commands::bench::BenchArgs),
+    /// Inspect or convert LoRA adapters (GGUF LoRA, PEFT).
+    Adapter(commands::adapter::Args),
+    /// Write a standalone model with LoRA adapters folded into its weights.
+    Merge(commands::merge::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         Command::Chat(args) => commands::chat::run(args),
         Command::Perplexity(args) => commands::perplexity::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Adapter(args) => commands::adapter::run(args),
+        Command::Merge(args) => commands::merge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

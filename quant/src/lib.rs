@@ -6,6 +6,7 @@
 //!   `ggml-common.h`), with scalar reference quantize/dequantize, plus graft's native NF4.
 //! - [`QuantType`]: the table of element types (GGUF type id, block size, bytes per block).
 //! - [`metrics`]: error metrics for quantization quality.
+//! - [`target`]: llama-quantize's rules for the type each tensor is written as.
 //!
 //! No SIMD lives here: this crate is the scalar reference the kernels are checked against.
 
@@ -14,6 +15,7 @@ pub mod gguf;
 pub mod metrics;
 pub mod model_cache;
 mod quant_type;
+pub mod target;
 
 pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, TensorInfo, TensorView, Value};
 pub use quant_type::QuantType;

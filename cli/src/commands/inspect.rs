@@ -195,7 +195,7 @@ fn metadata_to_json(md: &Metadata, summarise: bool) -> Json {
     Json::Object(map)
 }
 
-fn value_to_json(v: &Value, summarise: bool) -> Json {
+pub(crate) fn value_to_json(v: &Value, summarise: bool) -> Json {
     match v {
         Value::U8(x) => json!(x),
         Value::I8(x) => json!(x),

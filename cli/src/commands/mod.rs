@@ -1,9 +1,11 @@
 //! One module per `graft` subcommand.
 
+pub mod adapter;
 pub mod bench;
 pub mod chat;
 pub mod data;
 pub mod inspect;
+pub mod merge;
 pub mod model_args;
 pub mod perplexity;
 pub mod quantize;

@@ -1,6 +1,6 @@
 //! `graft quantize IN.gguf OUT.gguf --type TYPE`: llama-quantize's job, in graft.
 //!
-//! The per-tensor type choice reproduces llama.cpp's `llama_tensor_get_type` (src/llama-quant.cpp)
+//! The per-tensor type choice (graft_quant::target) reproduces llama.cpp's `llama_tensor_get_type` (src/llama-quant.cpp)
 //! for the file types graft writes — `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q8_0`, `q4_k` (llama.cpp's
 //! `Q4_K_S`), `q5_k` (`Q5_K_S`), `q6_k`, `f16` — on dense (non-MoE) models without an importance
 //! matrix, so that `graft quantize` and `llama-quantize` write the same types and, since graft's
@@ -35,22 +35,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use graft_quant::blocks;
 use graft_quant::gguf::{GgufFile, GgufWriter, TensorView, Value};
-use graft_quant::QuantType;
+use graft_quant::{target, QuantType};
 use rayon::prelude::*;
-
-/// Target types `graft quantize` writes (all load in llama.cpp).
-const TARGETS: [QuantType; 10] = [
-    QuantType::Q4_0,
-    QuantType::Q4_1,
-    QuantType::Q5_0,
-    QuantType::Q5_1,
-    QuantType::Q8_0,
-    QuantType::Q4_K,
-    QuantType::Q5_K,
-    QuantType::Q6_K,
-    QuantType::F16,
-    QuantType::F32,
-];
 
 /// Arguments of `graft quantize`.
 #[derive(clap::Args)]
@@ -60,7 +46,7 @@ pub struct Args {
     /// Output GGUF file (written atomically: temp file + rename).
     output: PathBuf,
     /// Target type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, f16, f32.
-    #[arg(long = "type", short = 't', value_parser = parse_target)]
+    #[arg(long = "type", short = 't', value_parser = target::parse_model_target)]
     ty: QuantType,
     /// Allow converting tensors that are already quantized (quality loss compounds).
     #[arg(long)]
@@ -70,94 +56,10 @@ pub struct Args {
     threads: Option<usize>,
 }
 
-fn parse_target(s: &str) -> Result<QuantType, String> {
-    match QuantType::from_name(s) {
-        Some(t) if TARGETS.contains(&t) => Ok(t),
-        _ => Err(format!(
-            "unsupported target type '{s}'; expected one of: {}",
-            TARGETS.map(|t| t.name()).join(", ")
-        )),
-    }
-}
-
-/// llama.cpp's `llama_ftype` value for a file whose weights are mostly `ty`.
-fn file_type(ty: QuantType) -> u32 {
-    match ty {
-        QuantType::F32 => 0,
-        QuantType::F16 => 1,
-        QuantType::Q4_0 => 2,
-        QuantType::Q4_1 => 3,
-        QuantType::Q8_0 => 7,
-        QuantType::Q5_0 => 8,
-        QuantType::Q5_1 => 9,
-        QuantType::Q4_K => 14, // Q4_K_S (llama.cpp's _M mixes are not reproduced)
-        QuantType::Q5_K => 16, // Q5_K_S
-        QuantType::Q6_K => 18,
-        _ => 0,
-    }
-}
-
-/// The layer number `N` of a tensor named `blk.N.…`.
-fn layer_of(name: &str) -> Option<usize> {
-    name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
-}
-
-/// What `target_for` needs to know about the whole model.
-struct ModelInfo {
-    /// The model has a separate `output.weight` (else `token_embd.weight` is the output head).
-    has_output: bool,
-    /// Number of transformer layers (`blk.N.` prefixes).
-    n_layer: usize,
-}
-
-/// The type a tensor is written as, following llama.cpp's `llama_tensor_get_type` for the
-/// file type `want` (see the module doc for what is reproduced).
-fn target_for(t: &TensorView<'_>, want: QuantType, model: &ModelInfo) -> QuantType {
-    let is_weight_matrix = t.shape.len() >= 2 && t.name.ends_with("weight");
-    if !is_weight_matrix {
-        return t.ty;
-    }
-    if !want.is_quantized() {
-        return want;
-    }
-    let row = t.shape[0];
-    let is_output_head =
-        t.name == "output.weight" || (!model.has_output && t.name == "token_embd.weight");
-    let layer = layer_of(t.name);
-    let early = |limit: usize| layer.is_some_and(|i| i < limit);
-    let chosen = if is_output_head {
-        if !row.is_multiple_of(want.block_size() as u64) {
-            QuantType::Q8_0
-        } else if want != QuantType::Q8_0 {
-            QuantType::Q6_K
-        } else {
-            want
-        }
-    } else if want == QuantType::Q4_K && t.name.ends_with("attn_v.weight") && early(4) {
-        // Q4_K_S: llama.cpp counts attn_v tensors; the first four get Q5_K.
-        QuantType::Q5_K
-    } else if want == QuantType::Q4_K
-        && t.name.ends_with("ffn_down.weight")
-        && early(model.n_layer / 8)
-    {
-        QuantType::Q5_K
-    } else {
-        want
-    };
-    if row.is_multiple_of(chosen.block_size() as u64) {
-        return chosen;
-    }
-    let fallback = match chosen {
-        QuantType::Q4_K => QuantType::Q5_0,
-        QuantType::Q5_K => QuantType::Q5_1,
-        QuantType::Q6_K => QuantType::Q8_0,
-        _ => QuantType::F16,
-    };
-    if row.is_multiple_of(fallback.block_size() as u64) {
-        fallback
-    } else {
-        QuantType::F16
-    }
+/// The type a tensor is written as, following llama-quantize's rules.
+/// the model has a separate `output.weight` (else `token_embd.weight` is also the output head).
+fn target_for(t: &TensorView<'_>, want: QuantType, model: &target::ModelLayout) -> QuantType {
+    target::tensor_target(t.name, t.shape, t.ty, want, model)
 }
 
 /// Runs `graft quantize`.
@@ -167,17 +69,10 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot read GGUF file {}", args.input.display()))?;
     let views: Vec<TensorView<'_>> = input.tensors().collect();
 
-    let model = ModelInfo {
-        has_output: input.tensor("output.weight").is_some(),
-        n_layer: views
-            .iter()
-            .filter_map(|t| layer_of(t.name))
-            .max()
-            .map_or(0, |i| i + 1),
-    };
+    let layout = target::ModelLayout::of(&input);
     let plan: Vec<QuantType> = views
         .iter()
-        .map(|t| target_for(t, args.ty, &model))
+        .map(|t| target_for(t, args.ty, &layout))
         .collect();
     for (t, &to) in views.iter().zip(&plan) {
         if to != t.ty && t.ty.is_quantized() && !args.allow_requantize {
@@ -207,7 +102,10 @@ pub fn run(args: Args) -> Result<()> {
     })?;
 
     let mut md = input.metadata().clone();
-    md.insert("general.file_type", Value::U32(file_type(args.ty)));
+    md.insert(
+        "general.file_type",
+        Value::U32(target::llama_file_type(args.ty)),
+    );
     md.insert("general.quantization_version", Value::U32(2));
     let mut writer =
         GgufWriter::new(md, input.alignment()).context("cannot start the output file")?;

@@ -147,6 +147,22 @@ pub enum AdapterError {
     /// Converting between PEFT and GGUF row orders needs information the adapter lacks.
     #[error("{0}")]
     NeedsBaseModel(String),
+    /// An error about one adapter of several (merging); `adapter` is its label (path).
+    #[error("adapter {adapter}: {source}")]
+    InAdapter {
+        /// The adapter's label.
+        adapter: String,
+        /// What is wrong with it.
+        source: Box<AdapterError>,
+    },
+    /// A base tensor could not be merged (unwritable target type, unreadable data, ...).
+    #[error("merging tensor `{name}`: {message}")]
+    MergeTensor {
+        /// The base tensor name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The adapter cannot be written in the requested form.
     #[error("cannot write adapter: {0}")]
     Unrepresentable(String),

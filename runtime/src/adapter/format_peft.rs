@@ -144,7 +144,7 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
 
 /// The config file and weights file for a PEFT adapter at `path` (a directory, or the
 /// `.safetensors` file itself).
-fn resolve(path: &Path) -> Result<(PathBuf, PathBuf), AdapterError> {
+pub(crate) fn resolve(path: &Path) -> Result<(PathBuf, PathBuf), AdapterError> {
     if path.is_dir() {
         let weights = path.join(WEIGHTS_FILE);
         if !weights.is_file() {

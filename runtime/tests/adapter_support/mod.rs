@@ -192,3 +192,41 @@ pub fn oracle_hf_to_gguf(rows: &[f32], row_len: usize, heads: usize) -> Vec<f32>
     }
     out
 }
+
+/// A seeded random adapter of rank `rank` for every matrix of `base` whose name is
+/// `blk.<n>.<module>.weight` with `module` in `modules` (e.g. the real model's shapes), values
+/// uniform in `[-magnitude, magnitude)`, architecture and head counts taken from `base`.
+pub fn random_adapter_for_base(
+    base: &GgufFile,
+    modules: &[&str],
+    rank: usize,
+    alpha: Option<f32>,
+    seed: u64,
+    magnitude: f32,
+) -> LoraAdapter {
+    let shapes: BTreeMap<String, (u64, u64)> = base
+        .tensors()
+        .filter(|t| {
+            t.shape.len() == 2
+                && t.name.strip_prefix("blk.").is_some_and(|rest| {
+                    let m = rest.split('.').nth(1).unwrap_or("");
+                    modules.contains(&m)
+                })
+        })
+        .map(|t| (t.name.to_string(), (t.shape[0], t.shape[1])))
+        .collect();
+    let mut a = random_adapter(&shapes, rank, alpha, seed);
+    for p in a.tensors.values_mut() {
+        p.a.iter_mut().for_each(|v| *v *= magnitude);
+        p.b.iter_mut().for_each(|v| *v *= magnitude);
+    }
+    let md = base.metadata();
+    a.arch = Some(md.get_str("general.architecture").unwrap().to_string());
+    let arch = a.arch.clone().unwrap();
+    let n_head = md.get_u32(&format!("{arch}.attention.head_count")).unwrap() as usize;
+    let n_head_kv = md
+        .get_u32(&format!("{arch}.attention.head_count_kv"))
+        .map_or(n_head, |v| v as usize);
+    a.heads = Some(HeadLayout { n_head, n_head_kv });
+    a
+}
