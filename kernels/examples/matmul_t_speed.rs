@@ -1,0 +1,51 @@
+//! Times `matmul_t` (dx += Wᵀ dy) for a Q4_1 576×1536 weight and T = 512 tokens on every ISA
+//! path and 1/2 threads; prints GFLOP/s (2·rows·cols·T flops per call).
+//!
+//! `cargo run --release -p graft-kernels --example matmul_t_speed`
+
+use std::time::Instant;
+
+use graft_kernels::grad::{matmul_t_with, Isa};
+use graft_quant::QuantType;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (rows, cols, n_tok) = (576usize, 1536usize, 512usize);
+    let mut seed = 0x1234_5678u32;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed as f32 / u32::MAX as f32) - 0.5
+    };
+    let w: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+    let wq = graft_quant::blocks::quantize(QuantType::Q4_1, &w)?;
+    let dy: Vec<f32> = (0..n_tok * rows).map(|_| next()).collect();
+    let mut dx = vec![0f32; n_tok * cols];
+    let flops = 2.0 * (rows * cols * n_tok) as f64;
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            let mut best = f64::INFINITY;
+            for _ in 0..10 {
+                let t0 = Instant::now();
+                matmul_t_with(
+                    isa,
+                    QuantType::Q4_1,
+                    &wq,
+                    rows,
+                    cols,
+                    &dy,
+                    n_tok,
+                    &mut dx,
+                    threads,
+                )?;
+                best = best.min(t0.elapsed().as_secs_f64());
+            }
+            println!(
+                "Q4_1 {rows}x{cols} T={n_tok} {isa:?} threads={threads}: {:.2} ms, {:.1} GFLOP/s",
+                best * 1e3,
+                flops / best / 1e9
+            );
+        }
+    }
+    Ok(())
+}

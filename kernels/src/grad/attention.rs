@@ -1,0 +1,348 @@
+//! Causal grouped-query attention for training: forward that keeps only the per-row
+//! log-sum-exp, and a flash-attention-style backward that recomputes the probabilities from
+//! it. Extra memory is O(T · n_head) (plus one `head_dim` vector); nothing T² is stored.
+//! Time is O(T² · n_head · head_dim).
+//!
+//! Threading: `std::thread::scope` workers take query heads from a shared counter; each head
+//! is gathered into dense `[T, hd]` buffers (its q, and its kv group's k and v), computed
+//! with an AVX2+FMA-compiled body when the CPU has it (same code, multiversioned), and its
+//! results (out/lse, or dq and partial dk/dv) are scattered back after the workers join, so
+//! no two threads write the same memory. This costs one gathered copy of q/k/v per head
+//! (O(T · hd) each), still nothing quadratic in T.
+//!
+//! Layouts: `q`, `out`, `dout`, `dq` are `[T, n_head, hd]`; `k`, `v`, `dk`, `dv` are
+//! `[T, n_kv, hd]`; `lse` is `[T, n_head]`. Query head `h` reads kv head
+//! `h / (n_head / n_kv)` (ggml's broadcast). Scale `1/sqrt(hd)`. Token `i` sees token `j` iff
+//! `j ≤ i` and, when `segments` is given, `segments[j] == segments[i]` (packed sequences).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::isa::Isa;
+use super::vec::{axpy, dot};
+
+/// Attention problem size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttnShape {
+    /// Tokens (queries = keys).
+    pub n_tok: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads (divides `n_head`).
+    pub n_kv: usize,
+    /// Head dimension.
+    pub head_dim: usize,
+}
+
+impl AttnShape {
+    fn kv_head(&self, h: usize) -> usize {
+        h / (self.n_head / self.n_kv)
+    }
+    fn q_at(&self, t: usize, h: usize) -> usize {
+        (t * self.n_head + h) * self.head_dim
+    }
+    fn kv_at(&self, t: usize, g: usize) -> usize {
+        (t * self.n_kv + g) * self.head_dim
+    }
+}
+
+/// Query rows per block (their state and rows stay in L1 while the keys stream past).
+const BQ: usize = 16;
+
+fn visible(segments: Option<&[u32]>, i: usize, j: usize) -> bool {
+    segments.is_none_or(|s| s[i] == s[j])
+}
+
+/// For each token, the first token with the same segment id (0 without segments): keys
+/// before it are invisible, so packed sequences skip every earlier sequence's keys.
+fn first_same_segment(segments: Option<&[u32]>, n_tok: usize) -> Vec<usize> {
+    match segments {
+        None => vec![0; n_tok],
+        Some(seg) => {
+            let mut first = std::collections::HashMap::new();
+            seg.iter()
+                .enumerate()
+                .map(|(i, &id)| *first.entry(id).or_insert(i))
+                .collect()
+        }
+    }
+}
+
+/// First key any query of block `i0..i1` can see.
+fn block_start(first: &[usize], i0: usize, i1: usize) -> usize {
+    first[i0..i1].iter().copied().min().unwrap_or(i0)
+}
+
+/// Everything one head's kernels read: dense `[T, hd]` rows.
+struct Head {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl AttnShape {
+    fn gather(&self, q: &[f32], k: &[f32], v: &[f32], h: usize) -> Head {
+        let (hd, g) = (self.head_dim, self.kv_head(h));
+        let mut head = Head {
+            q: Vec::with_capacity(self.n_tok * hd),
+            k: Vec::with_capacity(self.n_tok * hd),
+            v: Vec::with_capacity(self.n_tok * hd),
+        };
+        for t in 0..self.n_tok {
+            head.q.extend_from_slice(&q[self.q_at(t, h)..][..hd]);
+            head.k.extend_from_slice(&k[self.kv_at(t, g)..][..hd]);
+            head.v.extend_from_slice(&v[self.kv_at(t, g)..][..hd]);
+        }
+        head
+    }
+}
+
+/// Runs `f(h)` for every query head on up to `n_threads` threads; results in head order.
+fn per_head<R: Send>(n_head: usize, n_threads: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let n_threads = n_threads.clamp(1, n_head.max(1));
+    if n_threads == 1 {
+        return (0..n_head).map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n_threads)
+            .map(|_| {
+                let (next, f) = (&next, &f);
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let h = next.fetch_add(1, Ordering::Relaxed);
+                        if h >= n_head {
+                            break mine;
+                        }
+                        mine.push((h, f(h)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(h, _)| *h);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+fn simd() -> bool {
+    Isa::detect() != Isa::Scalar
+}
+
+/// Forward: overwrites `out` with `softmax(scale·q kᵀ + mask) v` and `lse` with each row's
+/// log-sum-exp of the scaled, masked scores (online softmax, one pass over the keys), on up
+/// to `n_threads` threads.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_forward(
+    sh: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    segments: Option<&[u32]>,
+    out: &mut [f32],
+    lse: &mut [f32],
+    n_threads: usize,
+) {
+    let hd = sh.head_dim;
+    let results = per_head(sh.n_head, n_threads, |h| {
+        let head = sh.gather(q, k, v, h);
+        let mut o = vec![0f32; sh.n_tok * hd];
+        let mut l = vec![0f32; sh.n_tok];
+        #[cfg(target_arch = "x86_64")]
+        if simd() {
+            // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
+            unsafe { fwd_head_avx2(sh.n_tok, hd, &head, segments, &mut o, &mut l) };
+            return (o, l);
+        }
+        fwd_head(sh.n_tok, hd, &head, segments, &mut o, &mut l);
+        (o, l)
+    });
+    for (h, (o, l)) in results.into_iter().enumerate() {
+        for t in 0..sh.n_tok {
+            out[sh.q_at(t, h)..][..hd].copy_from_slice(&o[t * hd..][..hd]);
+            lse[t * sh.n_head + h] = l[t];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fwd_head_avx2(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    out: &mut [f32],
+    lse: &mut [f32],
+) {
+    fwd_head(n_tok, hd, head, segments, out, lse);
+}
+
+#[inline(always)]
+fn fwd_head(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    out: &mut [f32],
+    lse: &mut [f32],
+) {
+    let scale = 1.0 / (hd as f32).sqrt();
+    let first = first_same_segment(segments, n_tok);
+    let mut acc = vec![0f32; BQ * hd];
+    let (mut m, mut l) = ([0f32; BQ], [0f32; BQ]);
+    for i0 in (0..n_tok).step_by(BQ) {
+        let i1 = (i0 + BQ).min(n_tok);
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        m.fill(f32::NEG_INFINITY);
+        l.fill(0.0);
+        // Keys outer, the block's queries inner: k_j and v_j stay in L1 across the block.
+        for j in block_start(&first, i0, i1)..i1 {
+            let kj = &head.k[j * hd..][..hd];
+            let vj = &head.v[j * hd..][..hd];
+            for i in i0.max(j)..i1 {
+                if !visible(segments, i, j) {
+                    continue;
+                }
+                let r = i - i0;
+                let acc_i = &mut acc[r * hd..][..hd];
+                let s = scale * dot(&head.q[i * hd..][..hd], kj);
+                if s > m[r] {
+                    let c = (m[r] - s).exp();
+                    l[r] *= c;
+                    acc_i.iter_mut().for_each(|a| *a *= c);
+                    m[r] = s;
+                }
+                let p = (s - m[r]).exp();
+                l[r] += p;
+                axpy(p, vj, acc_i);
+            }
+        }
+        for i in i0..i1 {
+            let r = i - i0;
+            for (ov, &a) in out[i * hd..][..hd].iter_mut().zip(&acc[r * hd..][..hd]) {
+                *ov = a / l[r];
+            }
+            lse[i] = m[r] + l[r].ln();
+        }
+    }
+}
+
+/// One head's backward results: dq `[T, hd]`, and its contributions to its group's dk, dv.
+struct HeadGrad {
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+}
+
+/// Backward: given `dout`, the forward's `out` and `lse`, accumulates `dq`, `dk`, `dv`, on up
+/// to `n_threads` threads. With `p_ij = exp(scale·q_i·k_j − lse_i)` and
+/// `D_i = dout_i · out_i`: `dv_j += p_ij dout_i`, `ds_ij = p_ij (dout_i · v_j − D_i)`,
+/// `dq_i += scale ds_ij k_j`, `dk_j += scale ds_ij q_i`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    sh: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    segments: Option<&[u32]>,
+    out: &[f32],
+    lse: &[f32],
+    dout: &[f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    n_threads: usize,
+) {
+    let hd = sh.head_dim;
+    let results = per_head(sh.n_head, n_threads, |h| {
+        let head = sh.gather(q, k, v, h);
+        let mut delta = vec![0f32; sh.n_tok];
+        let mut d_o = Vec::with_capacity(sh.n_tok * hd);
+        let mut l = Vec::with_capacity(sh.n_tok);
+        for t in 0..sh.n_tok {
+            let at = sh.q_at(t, h);
+            d_o.extend_from_slice(&dout[at..][..hd]);
+            delta[t] = dot(&dout[at..][..hd], &out[at..][..hd]);
+            l.push(lse[t * sh.n_head + h]);
+        }
+        let mut g = HeadGrad {
+            dq: vec![0f32; sh.n_tok * hd],
+            dk: vec![0f32; sh.n_tok * hd],
+            dv: vec![0f32; sh.n_tok * hd],
+        };
+        #[cfg(target_arch = "x86_64")]
+        if simd() {
+            // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
+            unsafe { bwd_head_avx2(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
+            return g;
+        }
+        bwd_head(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g);
+        g
+    });
+    for (h, g) in results.into_iter().enumerate() {
+        let kv = sh.kv_head(h);
+        for t in 0..sh.n_tok {
+            let (qa, ka) = (sh.q_at(t, h), sh.kv_at(t, kv));
+            axpy(1.0, &g.dq[t * hd..][..hd], &mut dq[qa..][..hd]);
+            axpy(1.0, &g.dk[t * hd..][..hd], &mut dk[ka..][..hd]);
+            axpy(1.0, &g.dv[t * hd..][..hd], &mut dv[ka..][..hd]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bwd_head_avx2(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    lse: &[f32],
+    delta: &[f32],
+    dout: &[f32],
+    g: &mut HeadGrad,
+) {
+    bwd_head(n_tok, hd, head, segments, lse, delta, dout, g);
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bwd_head(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    lse: &[f32],
+    delta: &[f32],
+    dout: &[f32],
+    g: &mut HeadGrad,
+) {
+    let scale = 1.0 / (hd as f32).sqrt();
+    let first = first_same_segment(segments, n_tok);
+    for i0 in (0..n_tok).step_by(BQ) {
+        let i1 = (i0 + BQ).min(n_tok);
+        // Keys outer, the block's queries inner: k_j, v_j, dk_j, dv_j stay in L1 across the
+        // block, and the block's q, dout, dq rows (BQ·hd each) stay in L1 across the keys.
+        for j in block_start(&first, i0, i1)..i1 {
+            let kj = &head.k[j * hd..][..hd];
+            let vj = &head.v[j * hd..][..hd];
+            for i in i0.max(j)..i1 {
+                if !visible(segments, i, j) {
+                    continue;
+                }
+                let qi = &head.q[i * hd..][..hd];
+                let doi = &dout[i * hd..][..hd];
+                let p = (scale * dot(qi, kj) - lse[i]).exp();
+                axpy(p, doi, &mut g.dv[j * hd..][..hd]);
+                let ds = scale * p * (dot(doi, vj) - delta[i]);
+                axpy(ds, kj, &mut g.dq[i * hd..][..hd]);
+                axpy(ds, qi, &mut g.dk[j * hd..][..hd]);
+            }
+        }
+    }
+}

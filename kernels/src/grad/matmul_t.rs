@@ -1,0 +1,260 @@
+//! `dx += Wᵀ·dy` for a frozen weight `W` (`rows × cols`, GGUF layout: each row is `cols`
+//! elements in whole blocks) and a batch `dy` (`[T, rows]`), giving `dx` (`[T, cols]`):
+//! `dx[t, c] += Σ_r W[r, c] · dy[t, r]`.
+//!
+//! The weight is never dequantized whole. The columns are cut into panels (64 columns, or one
+//! 256-column block for the k-quants); a thread takes a contiguous range of panels and, for
+//! each panel, dequantizes `kc` rows at a time into its own ~64 KiB f32 tile, then runs a
+//! register-blocked micro-GEMM of all `T` tokens against that tile (each tile dequantized once
+//! and reused by every token). Threading: `std::thread::scope` over column-panel ranges — each
+//! thread owns disjoint columns of `dx`, so there is no reduction and no extra `[T, cols]`
+//! buffer (the forward kernels own the long-lived pool; a backward matmul is long enough that
+//! spawning per call costs < 0.1%).
+
+use graft_quant::QuantType;
+
+use super::isa::Isa;
+use super::matmul_t_simd;
+use super::vec::axpy;
+use super::GradError;
+
+/// Floats per dequantized tile (64 KiB): fits L2 comfortably, near L1 for the hot strip.
+const TILE_FLOATS: usize = 16 * 1024;
+
+/// Panel width and row-chunk height for a type.
+fn layout(ty: QuantType) -> Result<(usize, usize), GradError> {
+    let nc = match ty {
+        QuantType::F32
+        | QuantType::F16
+        | QuantType::BF16
+        | QuantType::Q4_0
+        | QuantType::Q4_1
+        | QuantType::Q5_0
+        | QuantType::Q5_1
+        | QuantType::Q8_0 => 64,
+        QuantType::Q2_K | QuantType::Q3_K | QuantType::Q4_K | QuantType::Q5_K | QuantType::Q6_K => {
+            256
+        }
+        other => return Err(GradError::UnsupportedType(other)),
+    };
+    Ok((nc, TILE_FLOATS / nc))
+}
+
+/// [`matmul_t_with`] on the detected (or `GRAFT_ISA`-forced) path.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_t(
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    dy: &[f32],
+    n_tok: usize,
+    dx: &mut [f32],
+    n_threads: usize,
+) -> Result<(), GradError> {
+    matmul_t_with(Isa::detect(), ty, w, rows, cols, dy, n_tok, dx, n_threads)
+}
+
+/// `dx[t, c] += Σ_r W[r, c] · dy[t, r]` on path `isa` (an unsupported `isa` falls back to
+/// scalar). `w` is the raw tensor bytes (any alignment), `dy` is `[n_tok, rows]`, `dx` is
+/// `[n_tok, cols]`; `n_threads` ≥ 1 threads split the column panels.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_t_with(
+    isa: Isa,
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    dy: &[f32],
+    n_tok: usize,
+    dx: &mut [f32],
+    n_threads: usize,
+) -> Result<(), GradError> {
+    let isa = if isa.supported() { isa } else { Isa::Scalar };
+    let (nc, kc) = layout(ty)?;
+    let block = ty.block_size();
+    if !cols.is_multiple_of(block) {
+        return Err(GradError::NotWholeBlocks { ty, cols });
+    }
+    let row_bytes = cols / block * ty.type_size();
+    let check = |what, got, expected| {
+        if got == expected {
+            Ok(())
+        } else {
+            Err(GradError::Shape {
+                op: "matmul_t",
+                what,
+                got,
+                expected,
+            })
+        }
+    };
+    check("w bytes", w.len(), rows * row_bytes)?;
+    check("dy", dy.len(), n_tok * rows)?;
+    check("dx", dx.len(), n_tok * cols)?;
+    if rows == 0 || cols == 0 || n_tok == 0 {
+        return Ok(());
+    }
+    let n_panels = cols.div_ceil(nc);
+    let n_threads = n_threads.clamp(1, n_panels);
+    let job = Job {
+        isa,
+        ty,
+        w,
+        rows,
+        cols,
+        row_bytes,
+        nc,
+        kc,
+        dy,
+        n_tok,
+        dx: DxPtr(dx.as_mut_ptr()),
+    };
+    if n_threads == 1 {
+        return job.run(0..n_panels);
+    }
+    let per = n_panels.div_ceil(n_threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n_threads)
+            .map(|i| {
+                let range = (i * per).min(n_panels)..((i + 1) * per).min(n_panels);
+                let job = &job;
+                s.spawn(move || job.run(range))
+            })
+            .collect();
+        let mut result = Ok(());
+        for h in handles {
+            match h.join() {
+                Ok(r) => result = result.and(r),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        result
+    })
+}
+
+/// `dx`'s base pointer, shared by threads that write disjoint column ranges.
+#[derive(Clone, Copy)]
+struct DxPtr(*mut f32);
+// SAFETY: each thread writes only the columns of its own panels (disjoint), and the scope
+// joins every thread before the `&mut dx` borrow that produced the pointer ends.
+unsafe impl Send for DxPtr {}
+// SAFETY: as above; the pointer itself is only copied, never used to alias a column range.
+unsafe impl Sync for DxPtr {}
+
+struct Job<'a> {
+    isa: Isa,
+    ty: QuantType,
+    w: &'a [u8],
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    nc: usize,
+    kc: usize,
+    dy: &'a [f32],
+    n_tok: usize,
+    dx: DxPtr,
+}
+
+impl Job<'_> {
+    fn run(&self, panels: std::ops::Range<usize>) -> Result<(), GradError> {
+        let block = self.ty.block_size();
+        let bpb = self.ty.type_size();
+        let mut tile = vec![0f32; self.kc * self.nc];
+        for p in panels {
+            let c0 = p * self.nc;
+            let pw = self.nc.min(self.cols - c0);
+            let (b0, b1) = (c0 / block * bpb, (c0 + pw) / block * bpb);
+            for r0 in (0..self.rows).step_by(self.kc) {
+                let kr = self.kc.min(self.rows - r0);
+                for r in 0..kr {
+                    let row = &self.w[(r0 + r) * self.row_bytes..][..self.row_bytes];
+                    dequant(
+                        self.isa,
+                        self.ty,
+                        &row[b0..b1],
+                        &mut tile[r * pw..(r + 1) * pw],
+                    )?;
+                }
+                let tile = &tile[..kr * pw];
+                match self.isa {
+                    Isa::Scalar => self.gemm_scalar(tile, kr, pw, r0, c0),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `isa` was checked supported; pointers address `dy[0, r0]` and
+                    // `dx[0, c0]` whose [n_tok × kr] / [n_tok × pw] windows (strides rows /
+                    // cols) are in bounds (lengths checked), and this thread alone writes
+                    // columns c0..c0+pw of dx.
+                    Isa::Avx512 => unsafe {
+                        matmul_t_simd::tile_avx512(
+                            tile.as_ptr(),
+                            kr,
+                            pw,
+                            self.dy.as_ptr().add(r0),
+                            self.rows,
+                            self.dx.0.add(c0),
+                            self.cols,
+                            self.n_tok,
+                        )
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as for the AVX-512 arm.
+                    Isa::Avx2 => unsafe {
+                        matmul_t_simd::tile_avx2(
+                            tile.as_ptr(),
+                            kr,
+                            pw,
+                            self.dy.as_ptr().add(r0),
+                            self.rows,
+                            self.dx.0.add(c0),
+                            self.cols,
+                            self.n_tok,
+                        )
+                    },
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => self.gemm_scalar(tile, kr, pw, r0, c0),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reference micro-GEMM: `dx[t, c0..c0+pw] += Σ_k dy[t, r0+k] · tile[k, ..]`.
+    fn gemm_scalar(&self, tile: &[f32], kr: usize, pw: usize, r0: usize, c0: usize) {
+        for t in 0..self.n_tok {
+            // SAFETY: t < n_tok and c0 + pw ≤ cols, so the window is inside dx (length
+            // n_tok·cols checked); only this thread touches columns c0..c0+pw.
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(self.dx.0.add(t * self.cols + c0), pw) };
+            let g = &self.dy[t * self.rows + r0..][..kr];
+            for (k, &a) in g.iter().enumerate() {
+                if a != 0.0 {
+                    axpy(a, &tile[k * pw..(k + 1) * pw], out);
+                }
+            }
+        }
+    }
+}
+
+/// Dequantizes one row segment (whole blocks) into `dst`, with SIMD for Q4_1 / Q8_0.
+fn dequant(isa: Isa, ty: QuantType, src: &[u8], dst: &mut [f32]) -> Result<(), GradError> {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        match ty {
+            // SAFETY: isa ≠ Scalar was checked supported, so AVX2+FMA+F16C are present;
+            // `src` holds exactly dst.len()/32 blocks (the caller cut whole blocks).
+            QuantType::Q8_0 if src.len() == dst.len() / 32 * 34 => unsafe {
+                matmul_t_simd::dequant_q8_0_avx2(src, dst);
+                return Ok(());
+            },
+            // SAFETY: as above, for 20-byte Q4_1 blocks.
+            QuantType::Q4_1 if src.len() == dst.len() / 32 * 20 => unsafe {
+                matmul_t_simd::dequant_q4_1_avx2(src, dst);
+                return Ok(());
+            },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    graft_quant::blocks::dequantize(ty, src, dst)?;
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Backward primitives for LoRA training on a frozen quantized base (all f32, row-major
+//! `[T, dim]` activations for a batch of `T` tokens).
+//!
+//! Convention: every function that produces the gradient of an *input* **accumulates** into
+//! the caller's buffer (`dx += ...`), so contributions from several consumers sum without
+//! temporaries; callers zero the buffer first when they want a plain result. The exceptions
+//! are [`rope::rope_backward`] (in place on the gradient) and
+//! [`cross_entropy::cross_entropy`] (writes `dlogits` over the logits).
+//!
+//! Kernels trust their callers for shapes except where a value comes from data (targets,
+//! quantized byte lengths), which return [`GradError`].
+
+pub mod attention;
+pub mod cross_entropy;
+mod error;
+pub mod isa;
+pub mod lora;
+pub mod matmul_t;
+mod matmul_t_simd;
+pub mod residual;
+pub mod rmsnorm;
+pub mod rope;
+pub mod swiglu;
+mod vec;
+
+pub use attention::{attention_backward, attention_forward, AttnShape};
+pub use cross_entropy::cross_entropy;
+pub use error::GradError;
+pub use isa::Isa;
+pub use lora::{lora_backward, lora_forward, LoraShape};
+pub use matmul_t::{matmul_t, matmul_t_with};
+pub use residual::residual_backward;
+pub use rmsnorm::rmsnorm_backward;
+pub use rope::rope_backward;
+pub use swiglu::swiglu_backward;

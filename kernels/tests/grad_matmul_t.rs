@@ -1,0 +1,109 @@
+//! matmul_t (dx += Wᵀ dy over quantized W): every format × every ISA path on this CPU ×
+//! {1, 3} threads, against (a) the whole matrix dequantized by graft-quant's reference then a
+//! transposed multiply in f64 and (b) the scalar path; weights at an odd byte offset.
+
+mod grad_common;
+use grad_common::*;
+
+use graft_kernels::grad::{matmul_t, matmul_t_with, GradError, Isa};
+use graft_quant::blocks::{dequantize, quantize};
+use graft_quant::QuantType;
+
+const FORMATS: [QuantType; 10] = [
+    QuantType::F32,
+    QuantType::F16,
+    QuantType::Q4_0,
+    QuantType::Q4_1,
+    QuantType::Q5_0,
+    QuantType::Q5_1,
+    QuantType::Q8_0,
+    QuantType::Q4_K,
+    QuantType::Q5_K,
+    QuantType::Q6_K,
+];
+
+/// Tolerance vs the f64 product of the same dequantized weights (f32 accumulation only).
+const TOL_F64: f64 = 1e-5;
+
+fn case(ty: QuantType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let w = rng.vec(rows * cols, 1.0);
+    let bytes = quantize(ty, &w).expect("quantize");
+    // Odd offset: the kernel must not assume any alignment.
+    let mut store = vec![0u8; bytes.len() + 1];
+    store[1..].copy_from_slice(&bytes);
+    let wb = &store[1..];
+    let mut wd = vec![0f32; rows * cols];
+    dequantize(ty, &bytes, &mut wd).expect("dequantize");
+    let dy = rng.vec(n_tok * rows, 1.0);
+    let dx0 = rng.vec(n_tok * cols, 1.0);
+    let mut want = vec![0f64; n_tok * cols];
+    for t in 0..n_tok {
+        for c in 0..cols {
+            let mut s = f64::from(dx0[t * cols + c]);
+            for r in 0..rows {
+                s += f64::from(wd[r * cols + c]) * f64::from(dy[t * rows + r]);
+            }
+            want[t * cols + c] = s;
+        }
+    }
+    let mut scalar = dx0.clone();
+    matmul_t_with(Isa::Scalar, ty, wb, rows, cols, &dy, n_tok, &mut scalar, 1).expect("scalar");
+    check(&format!("{ty} scalar vs f64"), &scalar, &want, TOL_F64);
+    for isa in Isa::available() {
+        for threads in [1, 3] {
+            let mut dx = dx0.clone();
+            matmul_t_with(isa, ty, wb, rows, cols, &dy, n_tok, &mut dx, threads).expect("run");
+            let name = format!("{ty} {isa:?} x{threads}");
+            check(&format!("{name} vs f64"), &dx, &want, TOL_F64);
+            check(&format!("{name} vs scalar"), &dx, &to64(&scalar), TOL_F64);
+        }
+    }
+}
+
+#[test]
+fn every_format_every_isa() {
+    for (i, ty) in FORMATS.into_iter().enumerate() {
+        // Legacy: 3 panels (64, 64, 32 columns); k-quants: 2 panels. rows 37 and 13 tokens
+        // leave tails in the row chunk and in the 6- and 4-token register blocks.
+        let cols = if ty.block_size() == 256 { 512 } else { 160 };
+        case(ty, 37, cols, 13, 100 + i as u64);
+    }
+}
+
+#[test]
+fn tall_matrix_crosses_row_chunks() {
+    // 300 rows > one 256-row tile of a 64-column panel; 600 > 64-row k-quant tiles.
+    case(QuantType::Q4_1, 300, 192, 7, 7);
+    case(QuantType::Q8_0, 300, 64, 1, 8);
+    case(QuantType::Q6_K, 70, 256, 5, 9);
+}
+
+#[test]
+fn float_weights_with_ragged_column_tails() {
+    // 75 columns: panels of 64 and 11, so the 8-wide AVX2 strip and the scalar column tail
+    // of every micro-kernel run.
+    case(QuantType::F32, 19, 75, 9, 10);
+    case(QuantType::F16, 19, 75, 9, 11);
+}
+
+#[test]
+fn shape_errors_are_reported() {
+    let w = vec![0u8; 20];
+    let mut dx = vec![0f32; 32];
+    let e = matmul_t(QuantType::Q4_1, &w, 2, 32, &[0.0; 2], 1, &mut dx, 1);
+    assert!(
+        matches!(
+            e,
+            Err(GradError::Shape {
+                what: "w bytes",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    let e = matmul_t(QuantType::Q4_1, &w, 1, 16, &[0.0; 1], 1, &mut dx[..16], 1);
+    assert!(matches!(e, Err(GradError::NotWholeBlocks { .. })), "{e:?}");
+    let e = matmul_t(QuantType::I32, &w, 1, 5, &[0.0; 1], 1, &mut dx[..5], 1);
+    assert!(matches!(e, Err(GradError::UnsupportedType(_))), "{e:?}");
+}
