@@ -46,7 +46,8 @@ pub(crate) enum HeadMode<'a> {
 }
 
 /// Runs the head over `x` (`[n_tok, d]` final residual stream); returns the mean masked
-/// cross-entropy (0 when nothing is scored).
+/// cross-entropy (0 when nothing is scored). Without gradients the loss is computed in f64
+/// from the f32 logits (for finite differences); with them, by the fused kernel.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn head(
     cfg: &ModelConfig,
@@ -57,7 +58,7 @@ pub(crate) fn head(
     mask: &[bool],
     s: &mut HeadScratch,
     mode: HeadMode<'_>,
-) -> Result<f32, TrainModelError> {
+) -> Result<f64, TrainModelError> {
     let (d, nv) = (cfg.n_embd, cfg.n_vocab);
     let n_tok = targets.len();
     let n_scored = mask.iter().filter(|&&m| m).count();
@@ -70,7 +71,6 @@ pub(crate) fn head(
         tensor: w.output.name.clone(),
         source,
     };
-    let keep_logits = logits_out.is_some();
     let mut total = 0f64;
     for c0 in (0..n_tok).step_by(s.chunk) {
         let m = s.chunk.min(n_tok - c0);
@@ -93,11 +93,9 @@ pub(crate) fn head(
             }
             continue;
         }
-        if keep_logits {
-            // Loss on a copy, keeping the logits.
-            let mut tmp = logits.to_vec();
-            let l = grad::cross_entropy(&mut tmp, nv, tc, mc, base.threads()).map_err(ce_err)?;
-            total += f64::from(l) * chunk_scored as f64;
+        if dx_out.is_none() {
+            // Loss only: summed in f64 here, keeping the logits.
+            total += masked_nll_sum(logits, nv, tc, mc);
             continue;
         }
         let l = grad::cross_entropy(logits, nv, tc, mc, base.threads()).map_err(ce_err)?;
@@ -117,6 +115,23 @@ pub(crate) fn head(
     Ok(if n_scored == 0 {
         0.0
     } else {
-        (total / n_scored as f64) as f32
+        total / n_scored as f64
     })
+}
+
+/// `Σ −log softmax(row)[target]` over the masked rows, in f64.
+fn masked_nll_sum(logits: &[f32], nv: usize, targets: &[u32], mask: &[bool]) -> f64 {
+    logits
+        .chunks_exact(nv)
+        .zip(targets.iter().zip(mask))
+        .filter(|(_, (_, &m))| m)
+        .map(|(row, (&t, _))| {
+            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = row
+                .iter()
+                .map(|&v| (f64::from(v) - f64::from(mx)).exp())
+                .sum();
+            f64::from(mx) + sum.ln() - f64::from(row[t as usize])
+        })
+        .sum()
 }

@@ -221,7 +221,7 @@ impl<'m> Trainable<'m> {
             HeadMode::LossAndGrad(&mut b.scratch.dres),
         )?;
         self.pending = Some(batch.clone());
-        Ok(loss)
+        Ok(loss as f32)
     }
 
     /// Accumulates `dloss/dA`, `dloss/dB` of every LoRA tensor into its `grad` (zero them
@@ -261,10 +261,16 @@ impl<'m> Trainable<'m> {
         Ok(())
     }
 
-    /// Mean loss without gradients (no dropout).
-    pub fn evaluate(&mut self, batch: &Batch) -> Result<f32, TrainModelError> {
+    /// Mean loss without gradients and without dropout.
+    pub fn evaluate(&mut self, batch: &Batch) -> Result<f64, TrainModelError> {
+        self.loss(batch, false)
+    }
+
+    /// Mean loss without gradients, summed in f64 from the logits; `train` applies the LoRA
+    /// dropout masks of the current dropout step (the function [`Self::forward`] differentiates).
+    pub fn loss(&mut self, batch: &Batch, train: bool) -> Result<f64, TrainModelError> {
         self.pending = None;
-        self.run_layers(batch, false)?;
+        self.run_layers(batch, train)?;
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
         };

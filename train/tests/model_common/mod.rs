@@ -194,7 +194,7 @@ pub fn gradients(tr: &mut Trainable<'_>, batch: &Batch) -> (f32, Vec<Vec<f32>>) 
     )
 }
 
-/// Central difference of the training loss in tensor `ti`, element `j`.
+/// Central difference of the training loss (f64 sum over f32 logits, dropout as in training) in tensor `ti`, element `j`.
 pub fn finite_difference(
     tr: &mut Trainable<'_>,
     batch: &Batch,
@@ -204,10 +204,38 @@ pub fn finite_difference(
 ) -> f64 {
     let orig = tr.lora().tensors()[ti].values[j];
     tr.lora_mut().tensors_mut()[ti].values[j] = orig + eps;
-    let lp = tr.forward(batch).expect("forward +");
+    let lp = tr.loss(batch, true).expect("loss +");
     tr.lora_mut().tensors_mut()[ti].values[j] = orig - eps;
-    let lm = tr.forward(batch).expect("forward -");
+    let lm = tr.loss(batch, true).expect("loss -");
     tr.lora_mut().tensors_mut()[ti].values[j] = orig;
     let h = f64::from(orig + eps) - f64::from(orig - eps);
-    (f64::from(lp) - f64::from(lm)) / h
+    (lp - lm) / h
+}
+
+/// Directional derivative of the training loss along `dir` (added to tensor `ti`), by central
+/// differences with step `h`: `(L(θ + h·dir) − L(θ − h·dir)) / 2h`.
+pub fn directional_difference(
+    tr: &mut Trainable<'_>,
+    batch: &Batch,
+    ti: usize,
+    dir: &[f32],
+    h: f32,
+) -> f64 {
+    let orig = tr.lora().tensors()[ti].values.clone();
+    let set = |tr: &mut Trainable<'_>, k: f32| {
+        for ((v, &o), &d) in tr.lora_mut().tensors_mut()[ti]
+            .values
+            .iter_mut()
+            .zip(&orig)
+            .zip(dir)
+        {
+            *v = o + k * d;
+        }
+    };
+    set(tr, h);
+    let lp = tr.loss(batch, true).expect("loss +");
+    set(tr, -h);
+    let lm = tr.loss(batch, true).expect("loss -");
+    tr.lora_mut().tensors_mut()[ti].values = orig;
+    (lp - lm) / (2.0 * f64::from(h))
 }
