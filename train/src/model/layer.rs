@@ -468,7 +468,7 @@ impl Ctx<'_> {
             a.xn1,
             uv,
             dv,
-            dxn_opt.as_deref_mut(),
+            dxn_opt,
             xd,
             tmp,
         )?;
