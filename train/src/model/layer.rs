@@ -460,18 +460,7 @@ impl Ctx<'_> {
             xd,
             tmp,
         )?;
-        self.linear_bwd(
-            lw,
-            lora,
-            layer,
-            Target::V,
-            a.xn1,
-            uv,
-            dv,
-            dxn_opt,
-            xd,
-            tmp,
-        )?;
+        self.linear_bwd(lw, lora, layer, Target::V, a.xn1, uv, dv, dxn_opt, xd, tmp)?;
         if need_dx {
             grad::rmsnorm_backward(
                 a.x_in,
