@@ -106,9 +106,9 @@ pub fn forward<B: Backend>(
         b.matmul(&lw.wv, &s.xb, n, &mut s.v);
         b.rope(&mut s.q, n, cfg.n_head, cfg.head_dim, pos0, rope);
         b.rope(&mut s.k, n, cfg.n_head_kv, cfg.head_dim, pos0, rope);
-        b.copy(&s.k, 0, &mut kv.k[l], pos0 * kvd, n * kvd);
-        b.copy(&s.v, 0, &mut kv.v[l], pos0 * kvd, n * kvd);
-        b.attention(&s.q, &kv.k[l], &kv.v[l], shape, &mut s.att);
+        b.store_kv(&s.k, &mut kv.k[l], pos0 * kvd, n * kvd);
+        b.store_kv(&s.v, &mut kv.v[l], pos0 * kvd, n * kvd);
+        b.attention(&mut s.q, &kv.k[l], &kv.v[l], shape, &mut s.att);
         b.matmul(&lw.wo, &s.att, n, &mut s.xb2);
         b.add(&mut s.x, &s.xb2, n * d);
         // Feed-forward.
