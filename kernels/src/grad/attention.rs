@@ -1,7 +1,9 @@
 //! Causal grouped-query attention for training: forward that keeps only the per-row
 //! log-sum-exp, and a flash-attention-style backward that recomputes the probabilities from
 //! it. Extra memory is O(T · n_head) (plus one `head_dim` vector); nothing T² is stored.
-//! Time is O(T² · n_head · head_dim).
+//! Time is O(T² · n_head · head_dim). Queries go in blocks of 16 rows, keys in tiles of 16
+//! (transposed into `[hd, 16]` so the score rows q·Kᵀ and dout·Vᵀ are small vectorized GEMM
+//! rows); the dq/dk/dv updates are axpys over L1-resident rows.
 //!
 //! Threading: `std::thread::scope` workers take query heads from a shared counter; each head
 //! is gathered into dense `[T, hd]` buffers (its q, and its kv group's k and v), computed
@@ -18,7 +20,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::isa::Isa;
-use super::vec::{axpy, dot};
+use super::vec::{axpy, dot, exp_fast};
 
 /// Attention problem size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,9 @@ impl AttnShape {
 
 /// Query rows per block (their state and rows stay in L1 while the keys stream past).
 const BQ: usize = 16;
+
+/// Keys per tile (the width of the small score GEMM: two AVX2 vectors).
+const BK: usize = 16;
 
 fn visible(segments: Option<&[u32]>, i: usize, j: usize) -> bool {
     segments.is_none_or(|s| s[i] == s[j])
@@ -192,6 +197,7 @@ fn fwd_head(
 ) {
     let scale = 1.0 / (hd as f32).sqrt();
     let first = first_same_segment(segments, n_tok);
+    let mut kt = vec![0f32; hd * BK];
     let mut acc = vec![0f32; BQ * hd];
     let (mut m, mut l) = ([0f32; BQ], [0f32; BQ]);
     for i0 in (0..n_tok).step_by(BQ) {
@@ -199,26 +205,39 @@ fn fwd_head(
         acc.iter_mut().for_each(|a| *a = 0.0);
         m.fill(f32::NEG_INFINITY);
         l.fill(0.0);
-        // Keys outer, the block's queries inner: k_j and v_j stay in L1 across the block.
-        for j in block_start(&first, i0, i1)..i1 {
-            let kj = &head.k[j * hd..][..hd];
-            let vj = &head.v[j * hd..][..hd];
-            for i in i0.max(j)..i1 {
-                if !visible(segments, i, j) {
+        for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
+            let bk = BK.min(i1 - j0);
+            transpose_tile(&head.k, j0, bk, hd, &mut kt);
+            for i in i0..i1 {
+                let r = i - i0;
+                let mut s = scores(&head.q[i * hd..][..hd], &kt);
+                let mut row_max = f32::NEG_INFINITY;
+                for (c, sc) in s.iter_mut().enumerate() {
+                    let j = j0 + c;
+                    *sc = if c < bk && j <= i && visible(segments, i, j) {
+                        scale * *sc
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    row_max = row_max.max(*sc);
+                }
+                if row_max == f32::NEG_INFINITY {
                     continue;
                 }
-                let r = i - i0;
                 let acc_i = &mut acc[r * hd..][..hd];
-                let s = scale * dot(&head.q[i * hd..][..hd], kj);
-                if s > m[r] {
-                    let c = (m[r] - s).exp();
+                if row_max > m[r] {
+                    let c = exp_fast(m[r] - row_max);
                     l[r] *= c;
                     acc_i.iter_mut().for_each(|a| *a *= c);
-                    m[r] = s;
+                    m[r] = row_max;
                 }
-                let p = (s - m[r]).exp();
-                l[r] += p;
-                axpy(p, vj, acc_i);
+                for (c, &sc) in s.iter().enumerate().take(bk) {
+                    if sc != f32::NEG_INFINITY {
+                        let p = exp_fast(sc - m[r]);
+                        l[r] += p;
+                        axpy(p, &head.v[(j0 + c) * hd..][..hd], acc_i);
+                    }
+                }
             }
         }
         for i in i0..i1 {
@@ -229,6 +248,30 @@ fn fwd_head(
             lse[i] = m[r] + l[r].ln();
         }
     }
+}
+
+/// Copies rows `j0..j0+bk` of `src` (`[T, hd]`) into `dst` as `[hd, BK]`, zero-padded.
+#[inline(always)]
+fn transpose_tile(src: &[f32], j0: usize, bk: usize, hd: usize, dst: &mut [f32]) {
+    dst.iter_mut().for_each(|v| *v = 0.0);
+    for c in 0..bk {
+        for (d, &v) in src[(j0 + c) * hd..][..hd].iter().enumerate() {
+            dst[d * BK + c] = v;
+        }
+    }
+}
+
+/// `x · tile[:, c]` for the `BK` columns of a transposed tile (`[hd, BK]`): a row of a small
+/// GEMM, vectorized across the columns.
+#[inline(always)]
+fn scores(x: &[f32], tile: &[f32]) -> [f32; BK] {
+    let mut s = [0f32; BK];
+    for (&xv, t) in x.iter().zip(tile.chunks_exact(BK)) {
+        for (sc, &tv) in s.iter_mut().zip(t) {
+            *sc += xv * tv;
+        }
+    }
+    s
 }
 
 /// One head's backward results: dq `[T, hd]`, and its contributions to its group's dk, dv.
@@ -324,24 +367,57 @@ fn bwd_head(
 ) {
     let scale = 1.0 / (hd as f32).sqrt();
     let first = first_same_segment(segments, n_tok);
+    let (mut kt, mut vt) = (vec![0f32; hd * BK], vec![0f32; hd * BK]);
+    let mut p = [[0f32; BK]; BQ];
+    let mut ds = [[0f32; BK]; BQ];
     for i0 in (0..n_tok).step_by(BQ) {
         let i1 = (i0 + BQ).min(n_tok);
-        // Keys outer, the block's queries inner: k_j, v_j, dk_j, dv_j stay in L1 across the
-        // block, and the block's q, dout, dq rows (BQ·hd each) stay in L1 across the keys.
-        for j in block_start(&first, i0, i1)..i1 {
-            let kj = &head.k[j * hd..][..hd];
-            let vj = &head.v[j * hd..][..hd];
-            for i in i0.max(j)..i1 {
-                if !visible(segments, i, j) {
-                    continue;
+        for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
+            let bk = BK.min(i1 - j0);
+            transpose_tile(&head.k, j0, bk, hd, &mut kt);
+            transpose_tile(&head.v, j0, bk, hd, &mut vt);
+            // P and dS for the BQ × BK tile (GEMM rows vectorized across the keys).
+            for i in i0..i1 {
+                let r = i - i0;
+                let s = scores(&head.q[i * hd..][..hd], &kt);
+                let dp = scores(&dout[i * hd..][..hd], &vt);
+                for c in 0..BK {
+                    let j = j0 + c;
+                    let pv = if c < bk && j <= i && visible(segments, i, j) {
+                        exp_fast(scale * s[c] - lse[i])
+                    } else {
+                        0.0
+                    };
+                    p[r][c] = pv;
+                    ds[r][c] = scale * pv * (dp[c] - delta[i]);
                 }
-                let qi = &head.q[i * hd..][..hd];
-                let doi = &dout[i * hd..][..hd];
-                let p = (scale * dot(qi, kj) - lse[i]).exp();
-                axpy(p, doi, &mut g.dv[j * hd..][..hd]);
-                let ds = scale * p * (dot(doi, vj) - delta[i]);
-                axpy(ds, kj, &mut g.dq[i * hd..][..hd]);
-                axpy(ds, qi, &mut g.dk[j * hd..][..hd]);
+            }
+            // dq_i += Σ_j dS_ij k_j
+            for i in i0..i1 {
+                let dqi = &mut g.dq[i * hd..][..hd];
+                for (c, &d) in ds[i - i0].iter().enumerate().take(bk) {
+                    if d != 0.0 {
+                        axpy(d, &head.k[(j0 + c) * hd..][..hd], dqi);
+                    }
+                }
+            }
+            // dk_j += Σ_i dS_ij q_i,  dv_j += Σ_i P_ij dout_i
+            for c in 0..bk {
+                let j = j0 + c;
+                let dkj = &mut g.dk[j * hd..][..hd];
+                for i in i0.max(j)..i1 {
+                    let d = ds[i - i0][c];
+                    if d != 0.0 {
+                        axpy(d, &head.q[i * hd..][..hd], dkj);
+                    }
+                }
+                let dvj = &mut g.dv[j * hd..][..hd];
+                for i in i0.max(j)..i1 {
+                    let pv = p[i - i0][c];
+                    if pv != 0.0 {
+                        axpy(pv, &dout[i * hd..][..hd], dvj);
+                    }
+                }
             }
         }
     }

@@ -1,12 +1,15 @@
 //! Cross-entropy over the vocabulary with a loss mask, fused with its gradient.
 
+use super::isa::Isa;
+use super::vec::{exp_fast, max};
 use super::GradError;
 
 /// Mean over masked tokens of `−log softmax(logits[t])[targets[t]]`, computed with a
 /// numerically stable log-sum-exp (sums in f64). Overwrites `logits` (`[T, vocab]`) with
 /// `dloss/dlogits`: `(softmax − onehot) / n_masked` on masked rows, 0 on the others. With no
 /// masked token the loss is 0 and every gradient 0. Rows are split over `n_threads` threads.
-/// Targets of unmasked tokens are not read.
+/// Targets of unmasked tokens are not read. `exp` is a vectorized polynomial (relative error
+/// ≤ 2e-7), the body compiled for AVX2+FMA when available.
 pub fn cross_entropy(
     logits: &mut [f32],
     vocab: usize,
@@ -55,14 +58,9 @@ pub fn cross_entropy(
                 row.iter_mut().for_each(|v| *v = 0.0);
                 continue;
             }
-            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|&v| f64::from((v - mx).exp())).sum();
-            let lse = f64::from(mx) + sum.ln();
             let target = targets[t] as usize;
-            loss += lse - f64::from(row[target]);
-            for v in row.iter_mut() {
-                *v = ((f64::from(*v) - lse).exp() * inv_n) as f32;
-            }
+            let (lse, tgt) = row_softmax(row, target, inv_n as f32);
+            loss += lse - f64::from(tgt);
             row[target] -= inv_n as f32;
         }
         loss
@@ -84,4 +82,49 @@ pub fn cross_entropy(
         })
     };
     Ok((total * inv_n) as f32)
+}
+
+/// Overwrites `row` with `softmax(row) · scale`; returns (log-sum-exp in f64, the original
+/// `row[target]`).
+fn row_softmax(row: &mut [f32], target: usize, scale: f32) -> (f64, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect() != Isa::Scalar {
+        // SAFETY: a non-scalar ISA is only ever detected with AVX2 and FMA present.
+        return unsafe { row_softmax_avx2(row, target, scale) };
+    }
+    row_softmax_body(row, target, scale)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_softmax_avx2(row: &mut [f32], target: usize, scale: f32) -> (f64, f32) {
+    row_softmax_body(row, target, scale)
+}
+
+#[inline(always)]
+fn row_softmax_body(row: &mut [f32], target: usize, scale: f32) -> (f64, f32) {
+    let tgt = row[target];
+    let mx = max(row);
+    // One exp per element: store e^(v − max) and sum it (8 f32 lanes per 256-element chunk,
+    // chunks summed in f64).
+    let mut sum = 0f64;
+    for chunk in row.chunks_mut(256) {
+        for v in chunk.iter_mut() {
+            *v = exp_fast(*v - mx);
+        }
+        let mut acc = [0f32; 8];
+        let mut it = chunk.chunks_exact(8);
+        for c in &mut it {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += v;
+            }
+        }
+        acc[0] += it.remainder().iter().sum::<f32>();
+        sum += acc.iter().map(|&a| f64::from(a)).sum::<f64>();
+    }
+    let k = (f64::from(scale) / sum) as f32;
+    for v in row.iter_mut() {
+        *v *= k;
+    }
+    (f64::from(mx) + sum.ln(), tgt)
 }
