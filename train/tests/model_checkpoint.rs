@@ -38,6 +38,7 @@ fn checkpointing_gives_identical_gradients() {
             checkpointing: ck,
             base_matmul: BaseMatmul::Fast,
             head_chunk: 7,
+            kv_f16: false,
         };
         let mut tr = Trainable::new(&model, lora, opts).expect("trainable");
         tr.set_dropout_step(3);

@@ -114,6 +114,7 @@ fn opts(ck: Checkpointing, mode: BaseMatmul) -> TrainOptions {
         checkpointing: ck,
         base_matmul: mode,
         head_chunk: 16,
+        kv_f16: false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The training forward's logits against the inference runtime (`Session::eval_all`): the base
 //! alone (B = 0) on tiny f32 / quantized models and on the real SmolLM2 model, and a non-zero
-//! adapter against the runtime on a model whose f32 weights were merged (`W + s·B·A`).
+//! adapter against the runtime on a model whose f32 weights were merged (`W + s·B·A`). The
+//! training forward runs with `kv_f16` (k, v rounded to f16 like the runtime's KV cache).
 
 mod model_common;
 
@@ -39,6 +40,8 @@ fn train_logits(model: &Model, lora: LoraParams, tokens: &[u32]) -> Vec<f32> {
         lora,
         TrainOptions {
             threads: 2,
+            // The runtime keeps K/V in f16.
+            kv_f16: true,
             ..TrainOptions::default()
         },
     )
@@ -160,7 +163,8 @@ fn kl(p_logits: &[f32], q_logits: &[f32]) -> f64 {
 /// 30 layers (llama.cpp moves its own logits by up to ~2.4 between attention kernels). So:
 /// position 0 (attention over one key: no kernel difference) must be bit-identical — the whole
 /// non-attention path equals the runtime's — and later positions, where the training attention
-/// kernel (online softmax) rounds differently, must agree on the top-1 token with a small KL.
+/// kernel (online softmax) rounds differently, must agree on the top-1 token with a KL no larger
+/// than twice the runtime's own disagreement between prompt batch sizes 256 and 3.
 #[test]
 fn base_only_matches_runtime_on_smollm2() {
     let path = graft_quant::model_cache::test_model_path().unwrap_or_else(|e| panic!("{e}"));
@@ -189,9 +193,30 @@ fn base_only_matches_runtime_on_smollm2() {
         assert_eq!(argmax(&a), argmax(&b), "position {i}: top-1 differs");
         max_kl = max_kl.max(kl(&b, &a));
     }
+    // The runtime against itself, prompt in batches of 3 tokens (other attention call shapes).
+    let mut s3 = Session::new(
+        &model,
+        SessionParams {
+            n_ctx: 256,
+            n_batch: 3,
+        },
+    )
+    .expect("session");
+    let chunked = s3.eval_all(&t).expect("eval").to_vec();
+    let self_kl = (0..t.len())
+        .map(|i| kl(&row(&theirs, i), &row(&chunked, i)))
+        .fold(0.0, f64::max);
+    eprintln!(
+        "runtime batch 256 vs batch 3: max KL {self_kl:.3e}, rel {:.3e}",
+        rel_diff(&chunked, &theirs)
+    );
     let rel = rel_diff(&ours, &theirs);
     eprintln!("SmolLM2: max rel diff {rel:.3e}, max KL {max_kl:.3e}, top-1 16/16");
-    assert!(max_kl < 2e-2, "KL(runtime ‖ training) up to {max_kl:.3e}");
+    // Within twice the runtime's own batch-size disagreement.
+    assert!(
+        max_kl <= 2.0 * self_kl.max(5e-3),
+        "KL(runtime ‖ training) up to {max_kl:.3e} (runtime vs itself {self_kl:.3e})"
+    );
     assert!(
         rel < 0.1,
         "training logits differ from the runtime's by {rel:.3e}"

@@ -25,6 +25,8 @@ pub(crate) struct Ctx<'a> {
     pub dropout: f32,
     pub seed: u64,
     pub step: u64,
+    /// Round k, v to f16 before attention (as the inference runtime's KV cache does).
+    pub kv_f16: bool,
 }
 
 /// Work buffers shared by every layer (`[n_tok, max(d, ff)]` each, plus gradients).
@@ -288,6 +290,11 @@ impl Ctx<'_> {
                 base,
                 rot,
             );
+        }
+        if self.kv_f16 {
+            for x in a.k.iter_mut().chain(a.v.iter_mut()) {
+                *x = half::f16::from_f32(*x).to_f32();
+            }
         }
         let sh = self.attn_shape();
         let tl = self.batch.seq_len;

@@ -24,6 +24,10 @@ pub struct TrainOptions {
     pub base_matmul: BaseMatmul,
     /// Tokens per output-head chunk (bounds the logits buffer to `chunk × n_vocab`).
     pub head_chunk: usize,
+    /// Round keys and values to f16 before attention, as the inference runtime's f16 KV cache
+    /// (llama.cpp's default) does: the forward then equals inference's; the backward treats
+    /// the rounding as identity. Off by default (exact gradients).
+    pub kv_f16: bool,
 }
 
 impl Default for TrainOptions {
@@ -33,6 +37,7 @@ impl Default for TrainOptions {
             checkpointing: Checkpointing::EveryLayer,
             base_matmul: BaseMatmul::Fast,
             head_chunk: 64,
+            kv_f16: false,
         }
     }
 }
@@ -60,6 +65,7 @@ pub struct Trainable<'m> {
     /// The batch of the last training forward, while backward is pending.
     pending: Option<Batch>,
     dropout_step: u64,
+    kv_f16: bool,
 }
 
 impl<'m> Trainable<'m> {
@@ -101,6 +107,7 @@ impl<'m> Trainable<'m> {
             bufs: None,
             pending: None,
             dropout_step: 0,
+            kv_f16: opts.kv_f16,
         })
     }
 
@@ -182,6 +189,7 @@ impl<'m> Trainable<'m> {
             },
             seed: self.lora.config().seed,
             step: self.dropout_step,
+            kv_f16: self.kv_f16,
         };
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
@@ -240,6 +248,7 @@ impl<'m> Trainable<'m> {
             dropout: self.lora.config().dropout,
             seed: self.lora.config().seed,
             step: self.dropout_step,
+            kv_f16: self.kv_f16,
         };
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate().rev() {
