@@ -41,13 +41,16 @@ fn bad_rows_are_errors() {
         boundaries: vec![0, 3],
         examples: vec![0],
     };
-    assert!(Batch::from_rows(&[row.clone()], 8).is_err(), "mask length");
+    assert!(
+        Batch::from_rows(std::slice::from_ref(&row), 8).is_err(),
+        "mask length"
+    );
     let ok = PackedRow {
         loss_mask: vec![true; 3],
         ..row
     };
     assert!(
-        Batch::from_rows(&[ok.clone()], 2).is_err(),
+        Batch::from_rows(std::slice::from_ref(&ok), 2).is_err(),
         "row longer than seq_len"
     );
     assert!(Batch::from_rows(&[], 8).is_err());
