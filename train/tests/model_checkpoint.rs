@@ -96,3 +96,20 @@ fn backward_without_forward_is_an_error() {
         "a second backward needs a new forward"
     );
 }
+
+#[test]
+fn segment_plans() {
+    use graft_train::model::SegmentPlan;
+    let p = SegmentPlan::new(Checkpointing::Off, 30).expect("plan");
+    assert_eq!((p.seg_len, p.segments.clone()), (30, vec![(0, 30)]));
+    let p = SegmentPlan::new(Checkpointing::EveryLayer, 3).expect("plan");
+    assert_eq!(p.segments, vec![(0, 1), (1, 1), (2, 1)]);
+    let p = SegmentPlan::new(Checkpointing::EveryN(4), 10).expect("plan");
+    assert_eq!(
+        (p.seg_len, p.segments.clone()),
+        (4, vec![(0, 4), (4, 4), (8, 2)])
+    );
+    let p = SegmentPlan::new(Checkpointing::EveryN(50), 3).expect("plan");
+    assert_eq!(p.segments, vec![(0, 3)]);
+    assert!(SegmentPlan::new(Checkpointing::EveryN(0), 3).is_err());
+}
