@@ -1,10 +1,13 @@
 //! graft-train: the training side of graft.
 //!
-//! This crate currently holds the parts that stand alone from the model:
+//! This crate holds:
 //! - [`data`]: JSONL datasets (parse, validate, dedup, split), loss-mask segments and
 //!   sequence packing;
+//! - [`model`]: the training forward/backward of the llama stack with LoRA adapters on the
+//!   frozen quantized base (activation checkpointing, export to adapter files);
 //! - [`optim`]: AdamW (f32 states) and AdamW 8-bit (blockwise dynamic quantization of the
 //!   moments), gradient clipping and accumulation, learning-rate schedules.
 
 pub mod data;
+pub mod model;
 pub mod optim;

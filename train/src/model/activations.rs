@@ -1,0 +1,161 @@
+//! The activation arena (llm.c style): one allocation holding, for each layer slot, every
+//! tensor the backward of that layer reads, handed out as named views.
+
+use super::lora_params::Target;
+use graft_runtime::config::ModelConfig;
+
+/// Sizes of one layer's activations for a batch of `n_tok` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerDims {
+    /// Tokens `B·T`.
+    pub n_tok: usize,
+    /// Model width.
+    pub d: usize,
+    /// Query width `n_head · head_dim`.
+    pub qd: usize,
+    /// Key/value width `n_head_kv · head_dim`.
+    pub kvd: usize,
+    /// FFN width.
+    pub ff: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// LoRA rank of each target (0 when not adapted).
+    pub ranks: [usize; 7],
+}
+
+impl LayerDims {
+    /// Dims for `cfg`, `n_tok` tokens, and the adapted targets' ranks.
+    pub fn new(cfg: &ModelConfig, n_tok: usize, ranks: [usize; 7]) -> LayerDims {
+        LayerDims {
+            n_tok,
+            d: cfg.n_embd,
+            qd: cfg.q_dim(),
+            kvd: cfg.kv_dim(),
+            ff: cfg.n_ff,
+            n_head: cfg.n_head,
+            ranks,
+        }
+    }
+
+    /// Floats per token of one slot.
+    fn per_token(&self) -> usize {
+        4 * self.d
+            + 2 * self.qd
+            + 2 * self.kvd
+            + 3 * self.ff
+            + self.n_head
+            + self.ranks.iter().sum::<usize>()
+    }
+
+    /// Floats of one slot.
+    pub fn slot_len(&self) -> usize {
+        self.n_tok * self.per_token()
+    }
+}
+
+/// One layer's saved activations (`[n_tok, width]` each, row-major).
+pub struct LayerActs<'a> {
+    /// Layer input (residual stream).
+    pub x_in: &'a mut [f32],
+    /// `rmsnorm(x_in) · attn_norm`.
+    pub xn1: &'a mut [f32],
+    /// Queries after RoPE.
+    pub q: &'a mut [f32],
+    /// Keys after RoPE.
+    pub k: &'a mut [f32],
+    /// Values.
+    pub v: &'a mut [f32],
+    /// Attention output (input of the o projection).
+    pub att: &'a mut [f32],
+    /// Attention log-sum-exp per token and head `[n_tok, n_head]`.
+    pub lse: &'a mut [f32],
+    /// Residual after attention.
+    pub h: &'a mut [f32],
+    /// `rmsnorm(h) · ffn_norm`.
+    pub xn2: &'a mut [f32],
+    /// Gate projection.
+    pub gate: &'a mut [f32],
+    /// Up projection.
+    pub up: &'a mut [f32],
+    /// `silu(gate) ⊙ up` (input of the down projection).
+    pub act: &'a mut [f32],
+    /// LoRA intermediates `u = x Aᵀ` `[n_tok, r]` per target ([`Target::ALL`] order; empty
+    /// when the target is not adapted).
+    pub u: [&'a mut [f32]; 7],
+}
+
+fn take<'a>(rest: &mut &'a mut [f32], n: usize) -> &'a mut [f32] {
+    let all = std::mem::take(rest);
+    let (head, tail) = all.split_at_mut(n);
+    *rest = tail;
+    head
+}
+
+/// `n_slots` layer slots in one buffer.
+pub struct Activations {
+    buf: Vec<f32>,
+    dims: LayerDims,
+    n_slots: usize,
+}
+
+impl Activations {
+    /// An arena of `n_slots` slots (zeroed; pages become resident when written).
+    pub fn new(dims: LayerDims, n_slots: usize) -> Activations {
+        Activations {
+            buf: vec![0.0; dims.slot_len() * n_slots],
+            dims,
+            n_slots,
+        }
+    }
+
+    /// The dims the arena was laid out for.
+    pub fn dims(&self) -> &LayerDims {
+        &self.dims
+    }
+
+    /// Number of slots.
+    pub fn n_slots(&self) -> usize {
+        self.n_slots
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.buf.len() * 4
+    }
+
+    /// The named views of slot `j` (< `n_slots`).
+    pub fn slot(&mut self, j: usize) -> LayerActs<'_> {
+        let dm = self.dims;
+        let n = dm.n_tok;
+        let len = dm.slot_len();
+        let mut rest = &mut self.buf[j * len..(j + 1) * len];
+        let x_in = take(&mut rest, n * dm.d);
+        let xn1 = take(&mut rest, n * dm.d);
+        let q = take(&mut rest, n * dm.qd);
+        let k = take(&mut rest, n * dm.kvd);
+        let v = take(&mut rest, n * dm.kvd);
+        let att = take(&mut rest, n * dm.qd);
+        let lse = take(&mut rest, n * dm.n_head);
+        let h = take(&mut rest, n * dm.d);
+        let xn2 = take(&mut rest, n * dm.d);
+        let gate = take(&mut rest, n * dm.ff);
+        let up = take(&mut rest, n * dm.ff);
+        let act = take(&mut rest, n * dm.ff);
+        let u = Target::ALL.map(|t| take(&mut rest, n * dm.ranks[t.index()]));
+        LayerActs {
+            x_in,
+            xn1,
+            q,
+            k,
+            v,
+            att,
+            lse,
+            h,
+            xn2,
+            gate,
+            up,
+            act,
+            u,
+        }
+    }
+}

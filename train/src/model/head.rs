@@ -1,0 +1,135 @@
+//! The output head: final RMS norm, the output matrix (`output.weight`, or `token_embd` when
+//! tied) and masked mean cross-entropy, run over chunks of tokens so the `[T, n_vocab]`
+//! logits never exist whole. With gradients, each chunk's `dlogits` is pushed straight back
+//! through the head into the gradient of the final residual stream.
+
+use super::base::Base;
+use super::error::TrainModelError;
+use super::layer::rmsnorm_rows;
+use graft_kernels::grad;
+use graft_runtime::config::ModelConfig;
+use graft_runtime::weights::Weights;
+
+/// Per-chunk buffers of the head.
+pub(crate) struct HeadScratch {
+    /// Tokens per chunk.
+    pub chunk: usize,
+    /// Normed final states `[chunk, d]`.
+    xn: Vec<f32>,
+    /// Logits / dlogits `[chunk, n_vocab]`.
+    logits: Vec<f32>,
+    /// Gradient of the normed states `[chunk, d]`.
+    dxn: Vec<f32>,
+}
+
+impl HeadScratch {
+    pub(crate) fn new(cfg: &ModelConfig, chunk: usize) -> HeadScratch {
+        let chunk = chunk.max(1);
+        HeadScratch {
+            chunk,
+            xn: vec![0.0; chunk * cfg.n_embd],
+            logits: vec![0.0; chunk * cfg.n_vocab],
+            dxn: vec![0.0; chunk * cfg.n_embd],
+        }
+    }
+}
+
+/// What the head computes per chunk.
+pub(crate) enum HeadMode<'a> {
+    /// Mean loss only.
+    Loss,
+    /// Mean loss, and the gradient w.r.t. the final residual written to the slice
+    /// (`[n_tok, d]`, overwritten).
+    LossAndGrad(&'a mut [f32]),
+    /// Every logit, written to the slice (`[n_tok, n_vocab]`).
+    Logits(&'a mut [f32]),
+}
+
+/// Runs the head over `x` (`[n_tok, d]` final residual stream); returns the mean masked
+/// cross-entropy (0 when nothing is scored). Without gradients the loss is computed in f64
+/// from the f32 logits (for finite differences); with them, by the fused kernel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn head(
+    cfg: &ModelConfig,
+    w: &Weights<'_>,
+    base: &Base,
+    x: &[f32],
+    targets: &[u32],
+    mask: &[bool],
+    s: &mut HeadScratch,
+    mode: HeadMode<'_>,
+) -> Result<f64, TrainModelError> {
+    let (d, nv) = (cfg.n_embd, cfg.n_vocab);
+    let n_tok = targets.len();
+    let n_scored = mask.iter().filter(|&&m| m).count();
+    let (mut logits_out, mut dx_out) = match mode {
+        HeadMode::Loss => (None, None),
+        HeadMode::LossAndGrad(dx) => (None, Some(dx)),
+        HeadMode::Logits(out) => (Some(out), None),
+    };
+    let ce_err = |source| TrainModelError::Grad {
+        tensor: w.output.name.clone(),
+        source,
+    };
+    let mut total = 0f64;
+    for c0 in (0..n_tok).step_by(s.chunk) {
+        let m = s.chunk.min(n_tok - c0);
+        let xc = &x[c0 * d..(c0 + m) * d];
+        let xn = &mut s.xn[..m * d];
+        rmsnorm_rows(xc, &w.output_norm, cfg.rms_eps, xn, d);
+        let logits: &mut [f32] = match logits_out.as_deref_mut() {
+            Some(out) => &mut out[c0 * nv..(c0 + m) * nv],
+            None => &mut s.logits[..m * nv],
+        };
+        base.forward(&w.output, xn, m, logits)?;
+        let tc = &targets[c0..c0 + m];
+        let mc = &mask[c0..c0 + m];
+        let chunk_scored = mc.iter().filter(|&&b| b).count();
+        if chunk_scored == 0 {
+            if let Some(dx) = dx_out.as_deref_mut() {
+                dx[c0 * d..(c0 + m) * d].fill(0.0);
+            }
+            continue;
+        }
+        if dx_out.is_none() {
+            // Loss only: summed in f64 here, keeping the logits.
+            total += masked_nll_sum(logits, nv, tc, mc);
+            continue;
+        }
+        let l = grad::cross_entropy(logits, nv, tc, mc, base.threads()).map_err(ce_err)?;
+        total += f64::from(l) * chunk_scored as f64;
+        if let Some(dx) = dx_out.as_deref_mut() {
+            // The chunk's gradient is of its own mean: rescale to the batch mean.
+            let k = chunk_scored as f32 / n_scored as f32;
+            logits.iter_mut().for_each(|g| *g *= k);
+            let dxn = &mut s.dxn[..m * d];
+            dxn.fill(0.0);
+            base.backward(&w.output, logits, m, dxn)?;
+            let dxc = &mut dx[c0 * d..(c0 + m) * d];
+            dxc.fill(0.0);
+            grad::rmsnorm_backward(xc, &w.output_norm, dxn, dxc, d, cfg.rms_eps);
+        }
+    }
+    Ok(if n_scored == 0 {
+        0.0
+    } else {
+        total / n_scored as f64
+    })
+}
+
+/// `Σ −log softmax(row)[target]` over the masked rows, in f64.
+fn masked_nll_sum(logits: &[f32], nv: usize, targets: &[u32], mask: &[bool]) -> f64 {
+    logits
+        .chunks_exact(nv)
+        .zip(targets.iter().zip(mask))
+        .filter(|(_, (_, &m))| m)
+        .map(|(row, (&t, _))| {
+            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = row
+                .iter()
+                .map(|&v| (f64::from(v) - f64::from(mx)).exp())
+                .sum();
+            f64::from(mx) + sum.ln() - f64::from(row[t as usize])
+        })
+        .sum()
+}

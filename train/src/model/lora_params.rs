@@ -1,0 +1,316 @@
+//! LoRA parameters for every targeted projection of every layer: configuration (targets, rank,
+//! alpha, dropout, rsLoRA), PEFT's initialisation, and export to a [`LoraAdapter`].
+
+use super::error::TrainModelError;
+use crate::optim::ParamTensor;
+use graft_runtime::adapter::{HeadLayout, LoraAdapter, LoraPair, MetaValue};
+use graft_runtime::config::ModelConfig;
+use std::collections::BTreeMap;
+
+/// A projection LoRA can adapt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// Query projection (`attn_q`).
+    Q,
+    /// Key projection (`attn_k`).
+    K,
+    /// Value projection (`attn_v`).
+    V,
+    /// Attention output projection (`attn_output`).
+    O,
+    /// FFN gate (`ffn_gate`).
+    Gate,
+    /// FFN up (`ffn_up`).
+    Up,
+    /// FFN down (`ffn_down`).
+    Down,
+}
+
+impl Target {
+    /// All seven, in forward order.
+    pub const ALL: [Target; 7] = [
+        Target::Q,
+        Target::K,
+        Target::V,
+        Target::O,
+        Target::Gate,
+        Target::Up,
+        Target::Down,
+    ];
+
+    /// Index in [`Target::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// GGUF tensor stem (`blk.N.<stem>.weight`).
+    pub fn gguf_stem(self) -> &'static str {
+        match self {
+            Target::Q => "attn_q",
+            Target::K => "attn_k",
+            Target::V => "attn_v",
+            Target::O => "attn_output",
+            Target::Gate => "ffn_gate",
+            Target::Up => "ffn_up",
+            Target::Down => "ffn_down",
+        }
+    }
+
+    /// `(n_out, n_in)` of the base matrix for a model.
+    pub fn dims(self, cfg: &ModelConfig) -> (usize, usize) {
+        let d = cfg.n_embd;
+        match self {
+            Target::Q => (cfg.q_dim(), d),
+            Target::K | Target::V => (cfg.kv_dim(), d),
+            Target::O => (d, cfg.q_dim()),
+            Target::Gate | Target::Up => (cfg.n_ff, d),
+            Target::Down => (d, cfg.n_ff),
+        }
+    }
+}
+
+/// LoRA hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraConfig {
+    /// Adapted projections (default: all seven).
+    pub targets: Vec<Target>,
+    /// Rank `r` (≥ 1).
+    pub rank: usize,
+    /// `alpha`: the update is scaled by `alpha / r` (or `alpha / sqrt(r)` with rsLoRA).
+    pub alpha: f32,
+    /// Dropout probability on each LoRA input (PEFT's `lora_dropout`), in `[0, 1)`.
+    pub dropout: f32,
+    /// rsLoRA scaling.
+    pub rslora: bool,
+    /// Seed of the initialisation and of the dropout masks.
+    pub seed: u64,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        LoraConfig {
+            targets: Target::ALL.to_vec(),
+            rank: 16,
+            alpha: 32.0,
+            dropout: 0.0,
+            rslora: false,
+            seed: 0,
+        }
+    }
+}
+
+impl LoraConfig {
+    /// The factor `s` in `y = W x + s · B A x`.
+    pub fn scale(&self) -> f32 {
+        if self.rslora {
+            self.alpha / (self.rank as f32).sqrt()
+        } else {
+            self.alpha / self.rank as f32
+        }
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), TrainModelError> {
+        let bad = |m: String| Err(TrainModelError::InvalidOption(m));
+        if self.rank == 0 {
+            return bad("LoRA rank must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("LoRA dropout {} is not in [0, 1)", self.dropout));
+        }
+        if !self.alpha.is_finite() {
+            return bad(format!("LoRA alpha {} is not finite", self.alpha));
+        }
+        if self.targets.is_empty() {
+            return bad("no LoRA target module".into());
+        }
+        Ok(())
+    }
+}
+
+/// The trainable tensors: for each layer and target, `A` (`r × n_in`) and `B` (`n_out × r`),
+/// row-major, as [`ParamTensor`]s (values + gradient) the optimizers update directly.
+#[derive(Debug, Clone)]
+pub struct LoraParams {
+    config: LoraConfig,
+    /// `A` then `B` for each (layer, target) in layer-major, [`Target::ALL`] order.
+    tensors: Vec<ParamTensor>,
+    /// Per layer, per target: the index of `A` in `tensors` (`B` follows it).
+    index: Vec<[Option<usize>; 7]>,
+    /// Per target: `(n_out, n_in)`.
+    dims: [(usize, usize); 7],
+    n_head: usize,
+    n_head_kv: usize,
+    arch: String,
+}
+
+/// splitmix64: a small, well-mixed deterministic generator for init and dropout.
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Uniform in `[0, 1)` from a 64-bit hash (24 random bits, exact in f32).
+pub(crate) fn unit_f32(h: u64) -> f32 {
+    (h >> 40) as f32 / (1u64 << 24) as f32
+}
+
+impl LoraParams {
+    /// Initialises as PEFT does: `A ~ U(-1/sqrt(n_in), 1/sqrt(n_in))` (kaiming-uniform with
+    /// `a = sqrt(5)`), `B = 0`, seeded by `config.seed`.
+    pub fn new(model: &ModelConfig, config: LoraConfig) -> Result<LoraParams, TrainModelError> {
+        config.validate()?;
+        let mut dims = [(0, 0); 7];
+        for t in Target::ALL {
+            dims[t.index()] = t.dims(model);
+        }
+        let r = config.rank;
+        let mut tensors = Vec::new();
+        let mut index = Vec::with_capacity(model.n_layer);
+        for l in 0..model.n_layer {
+            let mut row = [None; 7];
+            for t in Target::ALL {
+                if !config.targets.contains(&t) {
+                    continue;
+                }
+                let (n_out, n_in) = dims[t.index()];
+                let bound = 1.0 / (n_in as f32).sqrt();
+                let stream = splitmix64(config.seed ^ ((l as u64) << 8 | t.index() as u64));
+                let a: Vec<f32> = (0..r * n_in)
+                    .map(|i| {
+                        let u = unit_f32(splitmix64(stream.wrapping_add(i as u64)));
+                        (2.0 * u - 1.0) * bound
+                    })
+                    .collect();
+                row[t.index()] = Some(tensors.len());
+                let base = format!("blk.{l}.{}.weight", t.gguf_stem());
+                tensors.push(ParamTensor::new(format!("{base}.lora_a"), a));
+                tensors.push(ParamTensor::new(
+                    format!("{base}.lora_b"),
+                    vec![0.0; n_out * r],
+                ));
+            }
+            index.push(row);
+        }
+        Ok(LoraParams {
+            config,
+            tensors,
+            index,
+            dims,
+            n_head: model.n_head,
+            n_head_kv: model.n_head_kv,
+            arch: model.arch.clone(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LoraConfig {
+        &self.config
+    }
+
+    /// The scale `s`.
+    pub fn scale(&self) -> f32 {
+        self.config.scale()
+    }
+
+    /// Number of layers.
+    pub fn n_layer(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Every tensor (`A`, `B` per adapted projection), for the optimizer.
+    pub fn tensors(&self) -> &[ParamTensor] {
+        &self.tensors
+    }
+
+    /// Every tensor, mutable (values for the optimizer step, gradients to zero).
+    pub fn tensors_mut(&mut self) -> &mut [ParamTensor] {
+        &mut self.tensors
+    }
+
+    /// Number of trainable scalars.
+    pub fn n_params(&self) -> usize {
+        self.tensors.iter().map(|t| t.len()).sum()
+    }
+
+    /// Zeroes every gradient.
+    pub fn zero_grad(&mut self) {
+        self.tensors.iter_mut().for_each(ParamTensor::zero_grad);
+    }
+
+    /// Index of `A` of (`layer`, `target`) in [`Self::tensors`] (`B` is the next one), or
+    /// `None` when that projection is not adapted.
+    pub fn slot(&self, layer: usize, target: Target) -> Option<usize> {
+        self.index.get(layer).and_then(|r| r[target.index()])
+    }
+
+    /// `(A, B)` of (`layer`, `target`).
+    pub fn pair(&self, layer: usize, target: Target) -> Option<(&ParamTensor, &ParamTensor)> {
+        self.slot(layer, target)
+            .map(|i| (&self.tensors[i], &self.tensors[i + 1]))
+    }
+
+    /// `(A, B)` of (`layer`, `target`), mutable.
+    pub fn pair_mut(
+        &mut self,
+        layer: usize,
+        target: Target,
+    ) -> Option<(&mut ParamTensor, &mut ParamTensor)> {
+        let i = self.slot(layer, target)?;
+        let (a, b) = self.tensors[i..i + 2].split_at_mut(1);
+        Some((&mut a[0], &mut b[0]))
+    }
+
+    /// `(n_out, n_in)` of a target.
+    pub fn dims(&self, target: Target) -> (usize, usize) {
+        self.dims[target.index()]
+    }
+
+    /// The adapter in the runtime's in-memory form (save it with `save_gguf` / `save_peft`).
+    pub fn to_adapter(&self) -> LoraAdapter {
+        let r = self.config.rank;
+        let mut tensors = BTreeMap::new();
+        for l in 0..self.n_layer() {
+            for t in Target::ALL {
+                let Some((a, b)) = self.pair(l, t) else {
+                    continue;
+                };
+                let (n_out, n_in) = self.dims(t);
+                tensors.insert(
+                    format!("blk.{l}.{}.weight", t.gguf_stem()),
+                    LoraPair {
+                        a: a.values.clone(),
+                        b: b.values.clone(),
+                        rank: r,
+                        n_in,
+                        n_out,
+                        scale_factor: self.scale(),
+                    },
+                );
+            }
+        }
+        let mut metadata = BTreeMap::new();
+        metadata.insert(
+            "peft.lora_dropout".to_string(),
+            MetaValue::Json(serde_json::json!(self.config.dropout)),
+        );
+        if self.config.rslora {
+            metadata.insert(
+                "peft.use_rslora".to_string(),
+                MetaValue::Json(serde_json::Value::Bool(true)),
+            );
+        }
+        LoraAdapter {
+            arch: Some(self.arch.clone()),
+            alpha: Some(self.config.alpha),
+            tensors,
+            metadata,
+            heads: Some(HeadLayout {
+                n_head: self.n_head,
+                n_head_kv: self.n_head_kv,
+            }),
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The trainable model: a frozen (quantized, memory-mapped) llama base plus LoRA parameters;
+//! `forward(batch) -> loss`, then `backward()` accumulates the LoRA gradients.
+
+use super::activations::{Activations, LayerDims};
+use super::base::{Base, BaseMatmul};
+use super::batch::Batch;
+use super::checkpoint::{Checkpointing, SegmentPlan};
+use super::error::TrainModelError;
+use super::head::{head, HeadMode, HeadScratch};
+use super::layer::{Ctx, Scratch};
+use super::lora_params::{LoraParams, Target};
+use graft_runtime::config::ModelConfig;
+use graft_runtime::weights::Weights;
+use graft_runtime::Model;
+
+/// Options of the training forward/backward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainOptions {
+    /// Compute threads (≥ 1).
+    pub threads: usize,
+    /// Activation checkpointing policy.
+    pub checkpointing: Checkpointing,
+    /// How the forward multiplies by quantized base weights.
+    pub base_matmul: BaseMatmul,
+    /// Tokens per output-head chunk (bounds the logits buffer to `chunk × n_vocab`).
+    pub head_chunk: usize,
+    /// Round keys and values to f16 before attention, as the inference runtime's f16 KV cache
+    /// (llama.cpp's default) does: the forward then equals inference's; the backward treats
+    /// the rounding as identity. Off by default (exact gradients).
+    pub kv_f16: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            threads: 1,
+            checkpointing: Checkpointing::EveryLayer,
+            base_matmul: BaseMatmul::Fast,
+            head_chunk: 64,
+            kv_f16: false,
+        }
+    }
+}
+
+/// Buffers sized for one batch shape.
+struct Buffers {
+    n_tok: usize,
+    arena: Activations,
+    /// Input of each segment `[n_seg, n_tok, d]`.
+    ckpt: Vec<f32>,
+    /// Output of the layer just run / final residual stream `[n_tok, d]`.
+    xout: Vec<f32>,
+    scratch: Scratch,
+}
+
+/// A llama model with LoRA adapters on its projections, for training.
+pub struct Trainable<'m> {
+    cfg: ModelConfig,
+    w: &'m Weights<'m>,
+    lora: LoraParams,
+    base: Base,
+    plan: SegmentPlan,
+    head: HeadScratch,
+    bufs: Option<Buffers>,
+    /// The batch of the last training forward, while backward is pending.
+    pending: Option<Batch>,
+    dropout_step: u64,
+    kv_f16: bool,
+}
+
+impl<'m> Trainable<'m> {
+    /// Wraps a loaded model (its weights stay mapped and quantized) and LoRA parameters.
+    pub fn new(
+        model: &'m Model,
+        lora: LoraParams,
+        opts: TrainOptions,
+    ) -> Result<Trainable<'m>, TrainModelError> {
+        let cfg = model.config().clone();
+        if lora.n_layer() != cfg.n_layer {
+            return Err(TrainModelError::InvalidOption(format!(
+                "LoRA parameters for {} layers, model has {}",
+                lora.n_layer(),
+                cfg.n_layer
+            )));
+        }
+        for t in Target::ALL {
+            if lora.config().targets.contains(&t) && lora.dims(t) != t.dims(&cfg) {
+                return Err(TrainModelError::InvalidOption(format!(
+                    "LoRA {t:?} dims {:?} do not fit the model ({:?})",
+                    lora.dims(t),
+                    t.dims(&cfg)
+                )));
+            }
+        }
+        if opts.threads == 0 || opts.head_chunk == 0 {
+            return Err(TrainModelError::InvalidOption(
+                "threads and head_chunk must be at least 1".into(),
+            ));
+        }
+        Ok(Trainable {
+            plan: SegmentPlan::new(opts.checkpointing, cfg.n_layer)?,
+            base: Base::new(opts.threads, opts.base_matmul)?,
+            head: HeadScratch::new(&cfg, opts.head_chunk),
+            w: model.weights(),
+            cfg,
+            lora,
+            bufs: None,
+            pending: None,
+            dropout_step: 0,
+            kv_f16: opts.kv_f16,
+        })
+    }
+
+    /// The model's hyperparameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// The LoRA parameters (values and accumulated gradients).
+    pub fn lora(&self) -> &LoraParams {
+        &self.lora
+    }
+
+    /// The LoRA parameters, mutable (optimizer steps, zeroing gradients). Changing values
+    /// between `forward` and `backward` makes the gradient inconsistent.
+    pub fn lora_mut(&mut self) -> &mut LoraParams {
+        &mut self.lora
+    }
+
+    /// Gives the LoRA parameters back.
+    pub fn into_lora(self) -> LoraParams {
+        self.lora
+    }
+
+    /// Sets the step the dropout masks are drawn for (masks are a pure function of the LoRA
+    /// seed, this step, the layer, the target and the element).
+    pub fn set_dropout_step(&mut self, step: u64) {
+        self.dropout_step = step;
+    }
+
+    /// Bytes of activation memory held (arena, checkpoints, work buffers).
+    pub fn activation_bytes(&self) -> usize {
+        self.bufs
+            .as_ref()
+            .map_or(0, |b| b.arena.bytes() + 4 * (b.ckpt.len() + b.xout.len()))
+    }
+
+    fn ranks(&self) -> [usize; 7] {
+        Target::ALL.map(|t| {
+            if self.lora.slot(0, t).is_some() {
+                self.lora.config().rank
+            } else {
+                0
+            }
+        })
+    }
+
+    fn ensure_buffers(&mut self, n_tok: usize) {
+        if self.bufs.as_ref().is_some_and(|b| b.n_tok == n_tok) {
+            return;
+        }
+        self.bufs = None;
+        let dims = LayerDims::new(&self.cfg, n_tok, self.ranks());
+        let d = self.cfg.n_embd;
+        self.bufs = Some(Buffers {
+            n_tok,
+            arena: Activations::new(dims, self.plan.seg_len),
+            ckpt: vec![0.0; self.plan.segments.len() * n_tok * d],
+            xout: vec![0.0; n_tok * d],
+            scratch: Scratch::new(&self.cfg, n_tok),
+        });
+    }
+
+    /// Embedding and every layer; leaves the final residual stream in `xout` and the last
+    /// segment's activations in the arena.
+    fn run_layers(&mut self, batch: &Batch, train: bool) -> Result<(), TrainModelError> {
+        batch.validate(self.cfg.n_vocab)?;
+        let n = batch.n_tokens();
+        self.ensure_buffers(n);
+        let d = self.cfg.n_embd;
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            base: &self.base,
+            batch,
+            dropout: if train {
+                self.lora.config().dropout
+            } else {
+                0.0
+            },
+            seed: self.lora.config().seed,
+            step: self.dropout_step,
+            kv_f16: self.kv_f16,
+        };
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let emb = &self.w.token_embd;
+        graft_kernels::cpu::get_rows(emb.ty, emb.bytes, d, &batch.ids, &mut b.ckpt[..n * d])
+            .map_err(|source| TrainModelError::Kernel {
+                tensor: emb.name.clone(),
+                source,
+            })?;
+        let n_seg = self.plan.segments.len();
+        for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate() {
+            run_segment(&ctx, self.w, &self.lora, b, s, l0, cnt)?;
+            if s + 1 < n_seg {
+                b.ckpt[(s + 1) * n * d..(s + 2) * n * d].copy_from_slice(&b.xout);
+            }
+        }
+        Ok(())
+    }
+
+    /// Training forward: the mean cross-entropy over the batch's scored tokens. Keeps what
+    /// [`Self::backward`] needs (the head's gradient is computed here, chunk by chunk).
+    pub fn forward(&mut self, batch: &Batch) -> Result<f32, TrainModelError> {
+        self.pending = None;
+        self.run_layers(batch, true)?;
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let loss = head(
+            &self.cfg,
+            self.w,
+            &self.base,
+            &b.xout,
+            &batch.targets,
+            &batch.mask,
+            &mut self.head,
+            HeadMode::LossAndGrad(&mut b.scratch.dres),
+        )?;
+        self.pending = Some(batch.clone());
+        Ok(loss as f32)
+    }
+
+    /// Accumulates `dloss/dA`, `dloss/dB` of every LoRA tensor into its `grad` (zero them
+    /// first for a plain gradient) for the batch of the last [`Self::forward`].
+    pub fn backward(&mut self) -> Result<(), TrainModelError> {
+        let Some(batch) = self.pending.take() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            base: &self.base,
+            batch: &batch,
+            dropout: self.lora.config().dropout,
+            seed: self.lora.config().seed,
+            step: self.dropout_step,
+            kv_f16: self.kv_f16,
+        };
+        let n_seg = self.plan.segments.len();
+        for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate().rev() {
+            if s + 1 < n_seg {
+                run_segment(&ctx, self.w, &self.lora, b, s, l0, cnt)?;
+            }
+            for j in (0..cnt).rev() {
+                let l = l0 + j;
+                ctx.layer_backward(
+                    &self.w.layers[l],
+                    &mut self.lora,
+                    l,
+                    b.arena.slot(j),
+                    &mut b.scratch,
+                    l > 0,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Mean loss without gradients and without dropout.
+    pub fn evaluate(&mut self, batch: &Batch) -> Result<f64, TrainModelError> {
+        self.loss(batch, false)
+    }
+
+    /// Mean loss without gradients, summed in f64 from the logits; `train` applies the LoRA
+    /// dropout masks of the current dropout step (the function [`Self::forward`] differentiates).
+    pub fn loss(&mut self, batch: &Batch, train: bool) -> Result<f64, TrainModelError> {
+        self.pending = None;
+        self.run_layers(batch, train)?;
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        head(
+            &self.cfg,
+            self.w,
+            &self.base,
+            &b.xout,
+            &batch.targets,
+            &batch.mask,
+            &mut self.head,
+            HeadMode::Loss,
+        )
+    }
+
+    /// Every logit `[B·T, n_vocab]` (no dropout).
+    pub fn logits(&mut self, batch: &Batch) -> Result<Vec<f32>, TrainModelError> {
+        self.pending = None;
+        self.run_layers(batch, false)?;
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let mut out = vec![0.0; batch.n_tokens() * self.cfg.n_vocab];
+        head(
+            &self.cfg,
+            self.w,
+            &self.base,
+            &b.xout,
+            &batch.targets,
+            &batch.mask,
+            &mut self.head,
+            HeadMode::Logits(&mut out),
+        )?;
+        Ok(out)
+    }
+}
+
+/// Forward of segment `s` (layers `l0..l0 + cnt`) from its checkpointed input into arena
+/// slots `0..cnt`; the output lands in `b.xout`.
+fn run_segment(
+    ctx: &Ctx<'_>,
+    w: &Weights<'_>,
+    lora: &LoraParams,
+    b: &mut Buffers,
+    s: usize,
+    l0: usize,
+    cnt: usize,
+) -> Result<(), TrainModelError> {
+    let nd = b.n_tok * ctx.cfg.n_embd;
+    for j in 0..cnt {
+        let a = b.arena.slot(j);
+        if j == 0 {
+            a.x_in.copy_from_slice(&b.ckpt[s * nd..(s + 1) * nd]);
+        } else {
+            a.x_in.copy_from_slice(&b.xout);
+        }
+        ctx.layer_forward(
+            &w.layers[l0 + j],
+            lora,
+            l0 + j,
+            a,
+            &mut b.xout,
+            &mut b.scratch.xd,
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Shared helpers of the model tests: a tiny random llama written with the GGUF writer (f32 or
+//! quantized projections), LoRA parameters with non-zero `B`, finite differences.
+
+#![allow(dead_code)]
+
+use graft_quant::gguf::{GgufWriter, Metadata};
+use graft_quant::QuantType;
+use graft_runtime::{Model, ModelParams};
+use graft_train::data::PackedRow;
+use graft_train::model::{Batch, LoraConfig, LoraParams, Trainable};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::path::Path;
+
+pub const VOCAB: usize = 96;
+pub const D: usize = 64;
+pub const N_HEAD: usize = 4;
+pub const N_KV: usize = 2;
+pub const HD: usize = D / N_HEAD;
+pub const FF: usize = 128;
+pub const N_ROT: usize = 16;
+pub const EPS: f32 = 1e-5;
+pub const BASE: f32 = 10000.0;
+
+/// One tensor: name, GGUF shape (ne0 first), row-major values as written (after the
+/// quantize → dequantize round trip for quantized tensors).
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub ty: QuantType,
+    pub values: Vec<f32>,
+}
+
+/// Random tiny llama tensors: projections in `proj`, token embedding in `embd`.
+pub fn tiny_tensors(
+    seed: u64,
+    n_layer: usize,
+    proj: QuantType,
+    embd: QuantType,
+    tied: bool,
+) -> Vec<Tensor> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    let mut mat = |name: String,
+                   rows: usize,
+                   cols: usize,
+                   scale: f32,
+                   ty: QuantType,
+                   out: &mut Vec<Tensor>| {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|_| rng.gen_range(-1.0f32..1.0) * scale)
+            .collect();
+        let shape = if rows == 1 {
+            vec![cols as u64]
+        } else {
+            vec![cols as u64, rows as u64]
+        };
+        out.push(Tensor {
+            name,
+            shape,
+            ty,
+            values: v,
+        });
+    };
+    mat("token_embd.weight".into(), VOCAB, D, 1.0, embd, &mut out);
+    for l in 0..n_layer {
+        let n = |s: &str| format!("blk.{l}.{s}.weight");
+        mat(n("attn_norm"), 1, D, 1.0, QuantType::F32, &mut out);
+        mat(n("attn_q"), N_HEAD * HD, D, 0.3, proj, &mut out);
+        mat(n("attn_k"), N_KV * HD, D, 0.3, proj, &mut out);
+        mat(n("attn_v"), N_KV * HD, D, 0.3, proj, &mut out);
+        mat(n("attn_output"), D, N_HEAD * HD, 0.2, proj, &mut out);
+        mat(n("ffn_norm"), 1, D, 1.0, QuantType::F32, &mut out);
+        mat(n("ffn_gate"), FF, D, 0.3, proj, &mut out);
+        mat(n("ffn_up"), FF, D, 0.3, proj, &mut out);
+        mat(n("ffn_down"), D, FF, 0.2, proj, &mut out);
+    }
+    mat(
+        "output_norm.weight".into(),
+        1,
+        D,
+        1.0,
+        QuantType::F32,
+        &mut out,
+    );
+    if !tied {
+        mat("output.weight".into(), VOCAB, D, 0.5, proj, &mut out);
+    }
+    // Norm weights around 1.
+    for t in out.iter_mut().filter(|t| t.name.contains("norm")) {
+        t.values.iter_mut().for_each(|v| *v = 1.0 + 0.2 * *v);
+    }
+    // What the file will hold.
+    for t in out.iter_mut().filter(|t| t.ty != QuantType::F32) {
+        let bytes = graft_quant::blocks::quantize(t.ty, &t.values).expect("quantize");
+        graft_quant::blocks::dequantize(t.ty, &bytes, &mut t.values).expect("dequantize");
+    }
+    out
+}
+
+/// Writes the tensors as a llama GGUF.
+pub fn write_model(path: &Path, n_layer: usize, tensors: &[Tensor]) {
+    let arch = "llama";
+    let mut md = Metadata::new();
+    md.insert("general.architecture", arch);
+    md.insert(format!("{arch}.embedding_length"), D as u32);
+    md.insert(format!("{arch}.block_count"), n_layer as u32);
+    md.insert(format!("{arch}.feed_forward_length"), FF as u32);
+    md.insert(format!("{arch}.context_length"), 128u32);
+    md.insert(format!("{arch}.attention.head_count"), N_HEAD as u32);
+    md.insert(format!("{arch}.attention.head_count_kv"), N_KV as u32);
+    md.insert(format!("{arch}.attention.layer_norm_rms_epsilon"), EPS);
+    md.insert(format!("{arch}.rope.freq_base"), BASE);
+    md.insert(format!("{arch}.rope.dimension_count"), N_ROT as u32);
+    let mut w = GgufWriter::new(md, 32).expect("writer");
+    for t in tensors {
+        let bytes = graft_quant::blocks::quantize(t.ty, &t.values).expect("quantize");
+        w.add_tensor(t.name.clone(), t.ty, &t.shape, bytes)
+            .expect("add tensor");
+    }
+    w.write_file(path).expect("write gguf");
+}
+
+/// A tiny model file in `dir`, loaded on one thread.
+pub fn tiny_model(
+    dir: &Path,
+    name: &str,
+    n_layer: usize,
+    proj: QuantType,
+    embd: QuantType,
+    tied: bool,
+) -> (Model, Vec<Tensor>) {
+    let tensors = tiny_tensors(7, n_layer, proj, embd, tied);
+    let path = dir.join(name);
+    write_model(&path, n_layer, &tensors);
+    let model = Model::load(&path, ModelParams { threads: 1 }).expect("load tiny model");
+    (model, tensors)
+}
+
+/// LoRA parameters (rank 4, alpha 8) with `B` filled with random values so every gradient is
+/// non-trivial.
+pub fn lora_nonzero(model: &Model, cfg: LoraConfig, seed: u64) -> LoraParams {
+    let mut p = LoraParams::new(model.config(), cfg).expect("lora params");
+    let mut rng = StdRng::seed_from_u64(seed);
+    for t in p
+        .tensors_mut()
+        .iter_mut()
+        .filter(|t| t.name.ends_with("lora_b"))
+    {
+        t.values
+            .iter_mut()
+            .for_each(|v| *v = rng.gen_range(-0.2f32..0.2));
+    }
+    p
+}
+
+/// Two rows of 24 tokens: row 0 packs two examples (15 + 9 tokens, positions restart), row 1
+/// is one example of 20 tokens plus 4 padding tokens; some tokens unscored.
+pub fn packed_batch() -> Batch {
+    let mut rng = StdRng::seed_from_u64(99);
+    let mut ids = |n: usize| {
+        (0..n)
+            .map(|_| rng.gen_range(0..VOCAB as u32))
+            .collect::<Vec<u32>>()
+    };
+    let (a, b, c) = (ids(15), ids(9), ids(20));
+    let row0 = PackedRow {
+        ids: [a.clone(), b.clone()].concat(),
+        loss_mask: (0..24).map(|i| i % 5 != 2 && i != 3).collect(),
+        positions: (0..15u32).chain(0..9).collect(),
+        seq_ids: [vec![0; 15], vec![1; 9]].concat(),
+        boundaries: vec![0, 15, 24],
+        examples: vec![0, 1],
+    };
+    let row1 = PackedRow {
+        ids: c,
+        loss_mask: (0..20).map(|i| i >= 6).collect(),
+        positions: (0..20u32).collect(),
+        seq_ids: vec![0; 20],
+        boundaries: vec![0, 20],
+        examples: vec![2],
+    };
+    Batch::from_rows(&[row0, row1], 24).expect("batch")
+}
+
+/// Analytic gradient (fresh: zeroed, one forward + backward) of every LoRA tensor.
+pub fn gradients(tr: &mut Trainable<'_>, batch: &Batch) -> (f32, Vec<Vec<f32>>) {
+    tr.lora_mut().zero_grad();
+    let loss = tr.forward(batch).expect("forward");
+    tr.backward().expect("backward");
+    (
+        loss,
+        tr.lora().tensors().iter().map(|t| t.grad.clone()).collect(),
+    )
+}
+
+/// Central difference of the training loss (f64 sum over f32 logits, dropout as in training) in tensor `ti`, element `j`.
+pub fn finite_difference(
+    tr: &mut Trainable<'_>,
+    batch: &Batch,
+    ti: usize,
+    j: usize,
+    eps: f32,
+) -> f64 {
+    let orig = tr.lora().tensors()[ti].values[j];
+    tr.lora_mut().tensors_mut()[ti].values[j] = orig + eps;
+    let lp = tr.loss(batch, true).expect("loss +");
+    tr.lora_mut().tensors_mut()[ti].values[j] = orig - eps;
+    let lm = tr.loss(batch, true).expect("loss -");
+    tr.lora_mut().tensors_mut()[ti].values[j] = orig;
+    let h = f64::from(orig + eps) - f64::from(orig - eps);
+    (lp - lm) / h
+}
+
+/// Directional derivative of the training loss along `dir` (added to tensor `ti`), by central
+/// differences with step `h`: `(L(θ + h·dir) − L(θ − h·dir)) / 2h`.
+pub fn directional_difference(
+    tr: &mut Trainable<'_>,
+    batch: &Batch,
+    ti: usize,
+    dir: &[f32],
+    h: f32,
+) -> f64 {
+    let orig = tr.lora().tensors()[ti].values.clone();
+    let set = |tr: &mut Trainable<'_>, k: f32| {
+        for ((v, &o), &d) in tr.lora_mut().tensors_mut()[ti]
+            .values
+            .iter_mut()
+            .zip(&orig)
+            .zip(dir)
+        {
+            *v = o + k * d;
+        }
+    };
+    set(tr, h);
+    let lp = tr.loss(batch, true).expect("loss +");
+    set(tr, -h);
+    let lm = tr.loss(batch, true).expect("loss -");
+    tr.lora_mut().tensors_mut()[ti].values = orig;
+    (lp - lm) / (2.0 * f64::from(h))
+}
