@@ -103,80 +103,25 @@ pub fn forward<B: Backend>(
     b.get_rows(&w.token_embd, tokens, &mut s.x);
     lora.apply(b, Target::TokenEmbd, LoraInput::Ids(tokens), n, &mut s.x);
     for (l, lw) in w.layers.iter().enumerate() {
+        let t = |p: Proj| Target::Layer(l, p);
         // Attention.
         b.rmsnorm(&s.x, &s.norms[2 * l], cfg.rms_eps, n, d, &mut s.xb);
-        mm(
-            b,
-            lora,
-            Target::Layer(l, Proj::Q),
-            &lw.wq,
-            &s.xb,
-            n,
-            &mut s.q,
-        );
-        mm(
-            b,
-            lora,
-            Target::Layer(l, Proj::K),
-            &lw.wk,
-            &s.xb,
-            n,
-            &mut s.k,
-        );
-        mm(
-            b,
-            lora,
-            Target::Layer(l, Proj::V),
-            &lw.wv,
-            &s.xb,
-            n,
-            &mut s.v,
-        );
+        mm(b, lora, t(Proj::Q), &lw.wq, &s.xb, n, &mut s.q);
+        mm(b, lora, t(Proj::K), &lw.wk, &s.xb, n, &mut s.k);
+        mm(b, lora, t(Proj::V), &lw.wv, &s.xb, n, &mut s.v);
         b.rope(&mut s.q, n, cfg.n_head, cfg.head_dim, pos0, rope);
         b.rope(&mut s.k, n, cfg.n_head_kv, cfg.head_dim, pos0, rope);
-        b.copy(&s.k, 0, &mut kv.k[l], pos0 * kvd, n * kvd);
-        b.copy(&s.v, 0, &mut kv.v[l], pos0 * kvd, n * kvd);
-        b.attention(&s.q, &kv.k[l], &kv.v[l], shape, &mut s.att);
-        mm(
-            b,
-            lora,
-            Target::Layer(l, Proj::O),
-            &lw.wo,
-            &s.att,
-            n,
-            &mut s.xb2,
-        );
+        b.store_kv(&s.k, &mut kv.k[l], pos0 * kvd, n * kvd);
+        b.store_kv(&s.v, &mut kv.v[l], pos0 * kvd, n * kvd);
+        b.attention(&mut s.q, &kv.k[l], &kv.v[l], shape, &mut s.att);
+        mm(b, lora, t(Proj::O), &lw.wo, &s.att, n, &mut s.xb2);
         b.add(&mut s.x, &s.xb2, n * d);
         // Feed-forward.
         b.rmsnorm(&s.x, &s.norms[2 * l + 1], cfg.rms_eps, n, d, &mut s.xb);
-        mm(
-            b,
-            lora,
-            Target::Layer(l, Proj::Gate),
-            &lw.w_gate,
-            &s.xb,
-            n,
-            &mut s.hb,
-        );
-        mm(
-            b,
-            lora,
-            Target::Layer(l, Proj::Up),
-            &lw.w_up,
-            &s.xb,
-            n,
-            &mut s.hb2,
-        );
+        mm(b, lora, t(Proj::Gate), &lw.w_gate, &s.xb, n, &mut s.hb);
+        mm(b, lora, t(Proj::Up), &lw.w_up, &s.xb, n, &mut s.hb2);
         b.swiglu(&mut s.hb, &s.hb2, n * cfg.n_ff);
-        mm(
-            b,
-            lora,
-            Target::Layer(l, Proj::Down),
-            &lw.w_down,
-            &s.hb,
-            n,
-            &mut s.xb2,
-        );
+        mm(b, lora, t(Proj::Down), &lw.w_down, &s.hb, n, &mut s.xb2);
         b.add(&mut s.x, &s.xb2, n * d);
     }
     kv.set_n_past(pos0 + n);

@@ -1,16 +1,15 @@
-//! The key/value cache: per layer, one `[n_ctx × kv_dim]` f32 buffer for keys and one for values.
-//!
-//! f32 rather than f16: the buffers come zeroed from calloc, so only the positions actually used
-//! cost resident memory, and decode reads them without conversion.
+//! The key/value cache: per layer, one `[n_ctx × kv_dim]` buffer for keys and one for values,
+//! in the backend's KV format (f16 on the CPU, llama.cpp's default). The buffers come zeroed
+//! from calloc, so only the positions actually used cost resident memory.
 
 use crate::backend::Backend;
 
 /// Keys and values of every layer for up to `n_ctx` positions.
 pub struct KvCache<B: Backend> {
     /// Per-layer keys, `[n_ctx × kv_dim]`.
-    pub k: Vec<B::Buffer>,
+    pub k: Vec<B::KvBuffer>,
     /// Per-layer values, `[n_ctx × kv_dim]`.
-    pub v: Vec<B::Buffer>,
+    pub v: Vec<B::KvBuffer>,
     n_ctx: usize,
     kv_dim: usize,
     n_past: usize,
@@ -21,10 +20,10 @@ impl<B: Backend> KvCache<B> {
     pub fn new(backend: &B, n_layer: usize, n_ctx: usize, kv_dim: usize) -> Self {
         KvCache {
             k: (0..n_layer)
-                .map(|_| backend.alloc(n_ctx * kv_dim))
+                .map(|_| backend.alloc_kv(n_ctx * kv_dim))
                 .collect(),
             v: (0..n_layer)
-                .map(|_| backend.alloc(n_ctx * kv_dim))
+                .map(|_| backend.alloc_kv(n_ctx * kv_dim))
                 .collect(),
             n_ctx,
             kv_dim,
@@ -52,8 +51,8 @@ impl<B: Backend> KvCache<B> {
         self.n_past = n_past.min(self.n_ctx);
     }
 
-    /// Bytes the cache would occupy if every position were filled.
+    /// Bytes the cache would occupy if every position were filled (2 bytes per element).
     pub fn capacity_bytes(&self) -> usize {
-        2 * self.k.len() * self.n_ctx * self.kv_dim * std::mem::size_of::<f32>()
+        2 * self.k.len() * self.n_ctx * self.kv_dim * 2
     }
 }

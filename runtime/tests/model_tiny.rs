@@ -1,6 +1,7 @@
 //! A tiny random llama (2 layers, f32 weights, GQA, partial RoPE) written with the GGUF writer:
 //! the CPU forward pass (batched prefill, chunked prefill, single-token decode over the KV
-//! cache) must equal a naive f64 reference implemented here from the llama equations.
+//! cache) must equal a naive f64 reference implemented here from the llama equations (with
+//! keys and values rounded to f16, the cache's storage type).
 
 use graft_quant::gguf::{GgufWriter, Metadata};
 use graft_quant::QuantType;
@@ -130,9 +131,15 @@ fn reference(tensors: &Tensors, tokens: &[u32]) -> Vec<Vec<f64>> {
             let mut k = matvec(get(&nm("attn_k")), &h, N_KV * HD);
             rope(&mut q, N_HEAD, p);
             rope(&mut k, N_KV, p);
+            // The KV cache stores f16 (llama.cpp's default cache type).
+            let f16r = |v: Vec<f64>| -> Vec<f64> {
+                v.into_iter()
+                    .map(|x| half::f16::from_f64(x).to_f64())
+                    .collect()
+            };
             qs.push(q);
-            ks.push(k);
-            vs.push(matvec(get(&nm("attn_v")), &h, N_KV * HD));
+            ks.push(f16r(k));
+            vs.push(f16r(matvec(get(&nm("attn_v")), &h, N_KV * HD)));
         }
         for p in 0..n {
             let mut att = vec![0.0; N_HEAD * HD];

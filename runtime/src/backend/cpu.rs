@@ -7,14 +7,27 @@ use crate::model_error::ModelError;
 use crate::weights::Matrix;
 use graft_kernels::cpu as k;
 use graft_quant::QuantType;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+/// Whether queries are rounded to f16 before attention (llama.cpp's flash attention does).
+const ROUND_Q_TO_F16: bool = false;
+
+/// Scratch of the attention op: scores per thread, the cache prefix in f32.
+#[derive(Default)]
+struct AttnScratch {
+    scores: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
 
 /// CPU backend with its own thread pool.
 pub struct CpuBackend {
     kernels: &'static k::Kernels,
     pool: k::ThreadPool,
     threads: usize,
-    /// Attention score scratch (grows to threads × context once).
-    scores: std::sync::Mutex<Vec<f32>>,
+    /// Attention scratch (grows to the context once).
+    attn_scratch: std::sync::Mutex<AttnScratch>,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -32,7 +45,7 @@ impl CpuBackend {
             kernels: k::kernels_for(k::isa()),
             pool: k::ThreadPool::new(threads).map_err(|e| ModelError::Kernel(e.to_string()))?,
             threads,
-            scores: std::sync::Mutex::new(Vec::new()),
+            attn_scratch: std::sync::Mutex::new(AttnScratch::default()),
         })
     }
 
@@ -44,6 +57,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     type Buffer = Vec<f32>;
+    type KvBuffer = Vec<f16>;
 
     fn name(&self) -> String {
         format!("cpu-{:?}", self.kernels.isa).to_lowercase()
@@ -57,6 +71,14 @@ impl Backend for CpuBackend {
         // Zeroed allocations come from calloc: pages are only touched (and counted in RSS) when
         // written.
         vec![0.0; len]
+    }
+
+    fn alloc_kv(&self, len: usize) -> Vec<f16> {
+        vec![f16::ZERO; len]
+    }
+
+    fn store_kv(&self, src: &Vec<f32>, dst: &mut Vec<f16>, dst_off: usize, len: usize) {
+        dst[dst_off..dst_off + len].convert_from_f32_slice(&src[..len]);
     }
 
     fn write(&self, dst: &mut Vec<f32>, offset: usize, src: &[f32]) {
@@ -158,14 +180,28 @@ impl Backend for CpuBackend {
 
     fn attention(
         &self,
-        q: &Vec<f32>,
-        kc: &Vec<f32>,
-        vc: &Vec<f32>,
+        q: &mut Vec<f32>,
+        kc: &Vec<f16>,
+        vc: &Vec<f16>,
         s: AttnShape,
         out: &mut Vec<f32>,
     ) {
-        let mut scores = self.scores.lock().unwrap_or_else(|e| e.into_inner());
-        super::cpu_attention::attention(q, kc, vc, s, out, self.threads, &mut scores);
+        let mut scratch = self.attn_scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let AttnScratch { scores, k, v } = &mut *scratch;
+        // The f16 cache prefix in f32 once per call (F16C where available), and q rounded to
+        // f16 as llama.cpp's flash attention does before its f16 dot products.
+        let n = (s.pos0 + s.n_tokens) * s.n_head_kv * s.head_dim;
+        k.resize(n.max(k.len()), 0.0);
+        v.resize(n.max(v.len()), 0.0);
+        kc[..n].convert_to_f32_slice(&mut k[..n]);
+        vc[..n].convert_to_f32_slice(&mut v[..n]);
+        let nq = s.n_tokens * s.n_head * s.head_dim;
+        if ROUND_Q_TO_F16 {
+            for x in q[..nq].iter_mut() {
+                *x = f16::from_f32(*x).to_f32();
+            }
+        }
+        super::cpu_attention::attention(q, &k[..n], &v[..n], s, out, self.threads, scores);
     }
 
     fn swiglu(&self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {

@@ -160,7 +160,7 @@ mod tests {
         let q = rnd(150 * 128);
         let k = rnd(180 * 64);
         let v = rnd(180 * 64);
-        assert!(150 * 180 * 128 >= PAR_MIN_WORK);
+        const { assert!(150 * 180 * 128 >= PAR_MIN_WORK) };
         let mut one = vec![0.0; 150 * 128];
         let mut two = vec![0.0; 150 * 128];
         let mut scratch = Vec::new();

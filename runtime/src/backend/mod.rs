@@ -43,6 +43,8 @@ pub struct RopeParams {
 pub trait Backend {
     /// A device buffer of `f32`.
     type Buffer;
+    /// A KV-cache buffer (the CPU backend stores f16, as llama.cpp's default cache type).
+    type KvBuffer;
 
     /// A short name for reports ("cpu-avx512", ...).
     fn name(&self) -> String;
@@ -50,6 +52,10 @@ pub trait Backend {
     fn supports(&self, ty: graft_quant::QuantType) -> bool;
     /// A zeroed buffer of `len` floats.
     fn alloc(&self, len: usize) -> Self::Buffer;
+    /// A zeroed KV-cache buffer of `len` elements.
+    fn alloc_kv(&self, len: usize) -> Self::KvBuffer;
+    /// Stores `src[..len]` into the cache at `dst[dst_off..dst_off + len]`.
+    fn store_kv(&self, src: &Self::Buffer, dst: &mut Self::KvBuffer, dst_off: usize, len: usize);
     /// Copies host data into `dst[offset..]`.
     fn write(&self, dst: &mut Self::Buffer, offset: usize, src: &[f32]);
     /// Copies `src[offset..offset + dst.len()]` to the host.
@@ -89,12 +95,13 @@ pub trait Backend {
     );
     /// Causal softmax attention of `q` (`[n_tokens × n_head × head_dim]`) over cache rows
     /// `0..pos0 + t + 1` of `k`/`v` (`[n_ctx × n_head_kv × head_dim]`), scaled by
-    /// `1/sqrt(head_dim)`; writes `[n_tokens × n_head × head_dim]` to `out`.
+    /// `1/sqrt(head_dim)`; writes `[n_tokens × n_head × head_dim]` to `out`. `q` may be used as
+    /// scratch (the CPU backend rounds it to f16 like llama.cpp's flash attention).
     fn attention(
         &self,
-        q: &Self::Buffer,
-        k: &Self::Buffer,
-        v: &Self::Buffer,
+        q: &mut Self::Buffer,
+        k: &Self::KvBuffer,
+        v: &Self::KvBuffer,
         shape: AttnShape,
         out: &mut Self::Buffer,
     );

@@ -6,21 +6,7 @@ use std::path::PathBuf;
 
 /// The SmolLM2-135M-Instruct Q4_1 test model; panics with the fetch instruction if missing.
 pub fn model_path() -> PathBuf {
-    let dir = std::env::var_os("GRAFT_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            home.join(".cache/graft/models")
-        });
-    let p = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.is_file(),
-        "test model not found at {}: run scripts/fetch-model.sh (or set GRAFT_MODELS)",
-        p.display()
-    );
-    p
+    graft_quant::model_cache::test_model_path().unwrap_or_else(|msg| panic!("{msg}"))
 }
 
 /// A golden file from llama.cpp (tests/data/llama/NAME).
