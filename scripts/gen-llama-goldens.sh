@@ -22,7 +22,7 @@
 #                           `cargo run -p graft-runtime --example make-test-adapters` (rank 8
 #                           and 16, all seven projections; their sha256 is recorded, the files
 #                           are not committed: the tests rebuild them) at scales 1.0 and 0.5:
-#                           top-10 logits over the first 96 ids of logits_golden.json, and 24
+#                           top-10 logits over the first 256 ids of logits_golden.json, and 24
 #                           greedy tokens for the France chat prompt
 #
 # Usage:
@@ -106,7 +106,7 @@ for step in "${steps[@]}"; do
       dir="$ROOT/target/lora-test-adapters"
       shas="$(cargo run -q -p graft-runtime --example make-test-adapters -- "$MODEL" "$dir")"
       work="$(mktemp -d)"
-      jq -c '{ids: .ids[:96]}' "$OUT/logits_golden.json" >"$work/ids.json"
+      jq -c '{ids: .ids[:256]}' "$OUT/logits_golden.json" >"$work/ids.json"
       for name in lora-r8.gguf lora-r16.gguf; do
         for scale in 1.0 0.5; do
           "$ORACLE" logits -m "$MODEL" --ids-file "$work/ids.json" --top 10 -t "$THREADS" \
