@@ -18,18 +18,25 @@
 #                           (id, logit, logprob)
 #   perplexity_golden.json  llama.cpp's perplexity method on /usr/share/common-licenses/GPL-3
 #                           with -c 256, and GPL-3's token count under llama.cpp's tokenizer
+#   lora_golden.json        the two deterministic random LoRA adapters written by
+#                           `cargo run -p graft-runtime --example make-test-adapters` (rank 8
+#                           and 16, all seven projections; their sha256 is recorded, the files
+#                           are not committed: the tests rebuild them) at scales 1.0 and 0.5:
+#                           top-10 logits over the first 256 ids of logits_golden.json, and 24
+#                           greedy tokens for the France chat prompt
 #
 # Usage:
 #   scripts/gen-llama-goldens.sh                 # everything
 #   scripts/gen-llama-goldens.sh tokenizer greedy  # only some steps
-#                                                  # (tokenizer greedy logits perplexity)
-# Env: GRAFT_MODELS (model dir, default ~/.cache/graft/models), THREADS (default: all cores).
+#                                                  # (tokenizer greedy logits perplexity lora)
+# Env: GRAFT_MODELS (model dir, default ~/.cache/graft/models), THREADS (default: all cores),
+#      ORACLE_BIN (a built llama-oracle to use instead of building tools/llama-oracle).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 ORACLE_DIR="$ROOT/tools/llama-oracle"
-ORACLE="$ORACLE_DIR/target/release/llama-oracle"
+ORACLE="${ORACLE_BIN:-$ORACLE_DIR/target/release/llama-oracle}"
 INPUTS="$ORACLE_DIR/inputs"
 OUT="$ROOT/runtime/tests/data/llama"
 GPL3=/usr/share/common-licenses/GPL-3
@@ -40,8 +47,10 @@ MODEL="$("$ROOT/scripts/fetch-model.sh")"
 MODEL_NAME="$(basename "$MODEL")"
 MODEL_SHA="$(sha256sum "$MODEL" | cut -d' ' -f1)"
 
-echo "building llama-oracle ..." >&2
-(cd "$ORACLE_DIR" && cargo build --release --quiet)
+if [ -z "${ORACLE_BIN:-}" ]; then
+  echo "building llama-oracle ..." >&2
+  (cd "$ORACLE_DIR" && cargo build --release --quiet)
+fi
 mkdir -p "$OUT"
 
 steps=("$@")
@@ -93,6 +102,28 @@ for step in "${steps[@]}"; do
           '{file: $f, file_sha256: $sha, gpl3_token_count: .tokens_total} + .' \
         | emit perplexity_golden.json
       ;;
-    *) echo "unknown step '$step' (tokenizer greedy logits perplexity)" >&2; exit 2 ;;
+    lora)
+      dir="$ROOT/target/lora-test-adapters"
+      shas="$(cargo run -q -p graft-runtime --example make-test-adapters -- "$MODEL" "$dir")"
+      work="$(mktemp -d)"
+      jq -c '{ids: .ids[:256]}' "$OUT/logits_golden.json" >"$work/ids.json"
+      for name in lora-r8.gguf lora-r16.gguf; do
+        for scale in 1.0 0.5; do
+          "$ORACLE" logits -m "$MODEL" --ids-file "$work/ids.json" --top 10 -t "$THREADS" \
+            --lora "$dir/$name" --lora-scale "$scale" >"$work/l.json"
+          "$ORACLE" generate -m "$MODEL" -p "What is the capital of France?" --chat -n 24 \
+            -t "$THREADS" --lora "$dir/$name" --lora-scale "$scale" >"$work/g.json"
+          jq -n -c --arg a "$name" --argjson s "$scale" --slurpfile l "$work/l.json" \
+            --slurpfile g "$work/g.json" '{adapter: $a, scale: $s, logits: $l[0], greedy: $g[0]}' \
+            >>"$work/runs.jsonl"
+        done
+      done
+      jq -s --arg shas "$shas" \
+        '{adapters: ($shas | split("\n") | map(select(length > 0) | split(" ") | {(.[0]): .[1]})
+                     | add), top_k: 10, runs: .}' "$work/runs.jsonl" \
+        | emit lora_golden.json -c
+      rm -rf "$work"
+      ;;
+    *) echo "unknown step '$step' (tokenizer greedy logits perplexity lora)" >&2; exit 2 ;;
   esac
 done

@@ -69,6 +69,18 @@ pub fn run_test(
     n_batch: usize,
     bos: Option<u32>,
 ) -> Result<BenchResult, ModelError> {
+    run_test_with_adapters(model, test, reps, n_batch, bos, &[])
+}
+
+/// [`run_test`] with LoRA adapters active (see [`Session::set_adapters`]).
+pub fn run_test_with_adapters(
+    model: &Model,
+    test: BenchTest,
+    reps: usize,
+    n_batch: usize,
+    bos: Option<u32>,
+    adapters: &[(std::sync::Arc<crate::lora::LoadedAdapter>, f32)],
+) -> Result<BenchResult, ModelError> {
     let n = test.n_tokens();
     if n == 0 || reps == 0 {
         return Err(ModelError::InvalidParam(
@@ -88,6 +100,7 @@ pub fn run_test(
             n_batch: n_batch.max(1),
         },
     )?;
+    s.set_adapters(adapters)?;
     let once = |s: &mut Session<'_>, count: usize| -> Result<(), ModelError> {
         s.reset();
         match test {

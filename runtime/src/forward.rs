@@ -4,10 +4,11 @@
 //! `x' = h + Wdown·(silu(Wgate·m) ⊙ Wup·m)` with `m = rmsnorm(h)`; logits =
 //! `Wout·rmsnorm(x)`. Matches llama.cpp's `llm_build_llama` (no biases, normal RoPE).
 
-use crate::backend::{AttnShape, Backend, RopeParams};
+use crate::backend::{AttnShape, Backend, LoraInput, RopeParams};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
-use crate::weights::Weights;
+use crate::lora::{ActiveAdapters, Proj, Target};
+use crate::weights::{Matrix, Weights};
 
 /// The per-session activation arena: every buffer the forward pass writes, allocated once for
 /// up to `n_batch` tokens (llm.c style named views), so the hot loop never allocates.
@@ -73,12 +74,14 @@ impl<B: Backend> Scratch<B> {
 /// Runs `tokens` (at most `s.n_batch`, all ids < n_vocab, fitting in the cache: checked by the
 /// caller) at positions `kv.n_past()..`, appends their keys/values to the cache and writes the
 /// logits of rows `out_from..tokens.len()` to `s.logits` rows `0..`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward<B: Backend>(
     b: &B,
     cfg: &ModelConfig,
     w: &Weights<'_>,
     kv: &mut KvCache<B>,
     s: &mut Scratch<B>,
+    lora: &mut ActiveAdapters,
     tokens: &[u32],
     out_from: usize,
 ) {
@@ -98,25 +101,27 @@ pub fn forward<B: Backend>(
         head_dim: cfg.head_dim,
     };
     b.get_rows(&w.token_embd, tokens, &mut s.x);
+    lora.apply(b, Target::TokenEmbd, LoraInput::Ids(tokens), n, &mut s.x);
     for (l, lw) in w.layers.iter().enumerate() {
+        let t = |p: Proj| Target::Layer(l, p);
         // Attention.
         b.rmsnorm(&s.x, &s.norms[2 * l], cfg.rms_eps, n, d, &mut s.xb);
-        b.matmul(&lw.wq, &s.xb, n, &mut s.q);
-        b.matmul(&lw.wk, &s.xb, n, &mut s.k);
-        b.matmul(&lw.wv, &s.xb, n, &mut s.v);
+        mm(b, lora, t(Proj::Q), &lw.wq, &s.xb, n, &mut s.q);
+        mm(b, lora, t(Proj::K), &lw.wk, &s.xb, n, &mut s.k);
+        mm(b, lora, t(Proj::V), &lw.wv, &s.xb, n, &mut s.v);
         b.rope(&mut s.q, n, cfg.n_head, cfg.head_dim, pos0, rope);
         b.rope(&mut s.k, n, cfg.n_head_kv, cfg.head_dim, pos0, rope);
         b.store_kv(&s.k, &mut kv.k[l], pos0 * kvd, n * kvd);
         b.store_kv(&s.v, &mut kv.v[l], pos0 * kvd, n * kvd);
         b.attention(&mut s.q, &kv.k[l], &kv.v[l], shape, &mut s.att);
-        b.matmul(&lw.wo, &s.att, n, &mut s.xb2);
+        mm(b, lora, t(Proj::O), &lw.wo, &s.att, n, &mut s.xb2);
         b.add(&mut s.x, &s.xb2, n * d);
         // Feed-forward.
         b.rmsnorm(&s.x, &s.norms[2 * l + 1], cfg.rms_eps, n, d, &mut s.xb);
-        b.matmul(&lw.w_gate, &s.xb, n, &mut s.hb);
-        b.matmul(&lw.w_up, &s.xb, n, &mut s.hb2);
+        mm(b, lora, t(Proj::Gate), &lw.w_gate, &s.xb, n, &mut s.hb);
+        mm(b, lora, t(Proj::Up), &lw.w_up, &s.xb, n, &mut s.hb2);
         b.swiglu(&mut s.hb, &s.hb2, n * cfg.n_ff);
-        b.matmul(&lw.w_down, &s.hb, n, &mut s.xb2);
+        mm(b, lora, t(Proj::Down), &lw.w_down, &s.hb, n, &mut s.xb2);
         b.add(&mut s.x, &s.xb2, n * d);
     }
     kv.set_n_past(pos0 + n);
@@ -127,5 +132,19 @@ pub fn forward<B: Backend>(
     b.copy(&s.x, out_from * d, &mut s.xb2, 0, m * d);
     let out_norm = &s.norms[2 * cfg.n_layer];
     b.rmsnorm(&s.xb2, out_norm, cfg.rms_eps, m, d, &mut s.xb);
-    b.matmul(&w.output, &s.xb, m, &mut s.logits);
+    mm(b, lora, Target::Output, &w.output, &s.xb, m, &mut s.logits);
+}
+
+/// `y = W x` plus every active LoRA update of `target`.
+fn mm<B: Backend>(
+    b: &B,
+    lora: &mut ActiveAdapters,
+    target: Target,
+    w: &Matrix<'_>,
+    x: &B::Buffer,
+    n: usize,
+    y: &mut B::Buffer,
+) {
+    b.matmul(w, x, n, y);
+    lora.apply(b, target, LoraInput::Dense(x), n, y);
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod forward;
 pub mod generate;
 pub mod kv_cache;
+pub mod lora;
 pub mod model;
 pub mod model_error;
 pub mod perplexity;

@@ -5,10 +5,12 @@ use crate::backend::{Backend, CpuBackend};
 use crate::config::ModelConfig;
 use crate::forward::{forward, Scratch};
 use crate::kv_cache::KvCache;
+use crate::lora::{ActiveAdapters, AdapterId, AdapterSet, LoadedAdapter};
 use crate::model_error::ModelError;
 use crate::weights::Weights;
 use graft_quant::gguf::GgufFile;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 self_cell::self_cell!(
     /// The mapped file and the weight views that borrow it.
@@ -40,6 +42,7 @@ pub struct Model {
     config: ModelConfig,
     backend: CpuBackend,
     path: PathBuf,
+    adapters: AdapterSet,
 }
 
 impl std::fmt::Debug for Model {
@@ -75,6 +78,7 @@ impl Model {
             config,
             backend,
             path,
+            adapters: AdapterSet::new(),
         })
     }
 
@@ -102,6 +106,16 @@ impl Model {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The LoRA adapters loaded for this model (see [`crate::lora`]).
+    pub fn adapters(&self) -> &AdapterSet {
+        &self.adapters
+    }
+
+    /// Loads, validates and registers a LoRA adapter file (GGUF or PEFT).
+    pub fn load_adapter(&self, path: impl AsRef<Path>) -> Result<AdapterId, ModelError> {
+        self.adapters.load(self, path)
+    }
 }
 
 /// Options for a session.
@@ -128,6 +142,7 @@ pub struct Session<'m> {
     kv: KvCache<CpuBackend>,
     scratch: Scratch<CpuBackend>,
     logits: Vec<f32>,
+    lora: ActiveAdapters,
 }
 
 impl<'m> Session<'m> {
@@ -151,6 +166,7 @@ impl<'m> Session<'m> {
             kv: KvCache::new(b, cfg.n_layer, n_ctx, cfg.kv_dim()),
             scratch: Scratch::new(b, cfg, model.weights(), n_batch),
             logits: Vec::new(),
+            lora: ActiveAdapters::default(),
         })
     }
 
@@ -167,6 +183,52 @@ impl<'m> Session<'m> {
     /// Context size.
     pub fn n_ctx(&self) -> usize {
         self.kv.n_ctx()
+    }
+
+    /// Sets the LoRA adapters applied from now on, each with its user scale (the pair's
+    /// `alpha / r` is applied on top). An empty list runs the base model.
+    ///
+    /// If the set differs from the active one (other adapters, another order, or any scale
+    /// not bit-identical), the KV cache is emptied (`n_past` becomes 0): cached keys/values
+    /// were computed under the old adapters, and a session never mixes the two. Setting the
+    /// same set again keeps the cache. Adapters must have been loaded for this model.
+    pub fn set_adapters(&mut self, list: &[(Arc<LoadedAdapter>, f32)]) -> Result<(), ModelError> {
+        if self.lora.same_as(list) {
+            return Ok(());
+        }
+        let model = self.model;
+        for (a, s) in list {
+            if !s.is_finite() {
+                return Err(ModelError::InvalidParam(format!(
+                    "LoRA scale {s} for {} is not finite",
+                    a.name()
+                )));
+            }
+            if a.n_layer() != model.config().n_layer {
+                return Err(ModelError::Adapter {
+                    adapter: a.name().to_string(),
+                    msg: format!(
+                        "laid out for {} layers, this model has {}",
+                        a.n_layer(),
+                        model.config().n_layer
+                    ),
+                });
+            }
+        }
+        self.lora.replace(list, self.scratch.n_batch);
+        self.kv.set_n_past(0);
+        Ok(())
+    }
+
+    /// [`Session::set_adapters`] by id from the model's [`AdapterSet`].
+    pub fn set_adapter_ids(&mut self, ids: &[(AdapterId, f32)]) -> Result<(), ModelError> {
+        let list = self.model.adapters().resolve(ids)?;
+        self.set_adapters(&list)
+    }
+
+    /// The active adapters and their user scales.
+    pub fn adapters(&self) -> &[(Arc<LoadedAdapter>, f32)] {
+        self.lora.list()
     }
 
     /// Empties the KV cache.
@@ -224,7 +286,16 @@ impl<'m> Session<'m> {
         let mut done = 0;
         for chunk in tokens.chunks(self.scratch.n_batch) {
             let out_from = first.saturating_sub(done).min(chunk.len());
-            forward(b, cfg, w, &mut self.kv, &mut self.scratch, chunk, out_from);
+            forward(
+                b,
+                cfg,
+                w,
+                &mut self.kv,
+                &mut self.scratch,
+                &mut self.lora,
+                chunk,
+                out_from,
+            );
             let m = chunk.len() - out_from;
             if m > 0 {
                 let row0 = done + out_from - first;

@@ -67,4 +67,12 @@ pub enum ModelError {
     /// The tokenizer failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A LoRA adapter cannot be loaded or applied to this model.
+    #[error("LoRA adapter {adapter}: {msg}")]
+    Adapter {
+        /// The adapter (its path or name).
+        adapter: String,
+        /// Why (names the tensor where there is one).
+        msg: String,
+    },
 }

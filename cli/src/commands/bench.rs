@@ -2,7 +2,7 @@
 
 use super::model_args::ModelArgs;
 use anyhow::{bail, Result};
-use graft_runtime::bench::{peak_rss_bytes, run_test, BenchTest};
+use graft_runtime::bench::{peak_rss_bytes, run_test_with_adapters, BenchTest};
 use graft_runtime::tokenizer::Tokenizer;
 
 /// Arguments of `graft bench`.
@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// LoRA adapters applied during every test.
+    #[command(flatten)]
+    lora: super::model_args::LoraArgs,
 }
 
 /// Runs `graft bench`.
@@ -80,12 +83,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut load_times = Vec::new();
     let mut size_params = (0u64, 0u64);
     let mut backend = String::new();
+    let mut lora_info = (0usize, 0usize);
     for &t in &threads {
         let margs = ModelArgs {
             model: a.model.clone(),
             threads: Some(t),
+            lora: a.lora.clone(),
         };
         let (model, load_s) = margs.load()?;
+        let adapters = a.lora.load(&model)?;
+        let lora_bytes: usize = adapters.iter().map(|(x, _)| x.bytes()).sum();
+        if !adapters.is_empty() && !a.json {
+            eprintln!(
+                "{} LoRA adapter(s): {} bytes of A/B (f32) in all",
+                adapters.len(),
+                lora_bytes
+            );
+        }
+        lora_info = (adapters.len(), lora_bytes);
         load_times.push(load_s);
         size_params = model.gguf().tensors().fold((0, 0), |(s, p), v| {
             (s + v.bytes.len() as u64, p + v.n_elements())
@@ -95,7 +110,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             .ok()
             .and_then(|tok| if tok.add_bos() { tok.bos_id() } else { None });
         for &test in &tests {
-            let r = run_test(&model, test, a.reps, a.n_batch, bos)?;
+            let r = run_test_with_adapters(&model, test, a.reps, a.n_batch, bos, &adapters)?;
             if !a.json {
                 eprintln!(
                     "{} t={t}: {:.2} ± {:.2} tok/s",
@@ -130,6 +145,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "backend": backend,
             "load_ms": load_ms,
             "peak_rss_bytes": rss,
+            "lora_adapters": lora_info.0,
+            "lora_bytes": lora_info.1,
             "results": results,
         });
         println!("{v}");

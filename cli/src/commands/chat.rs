@@ -44,6 +44,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
             ..SessionParams::default()
         },
     )?;
+    session.set_adapters(&a.model.lora.load(&model)?)?;
     let params = GenerateParams {
         max_tokens: if a.n_predict < 0 {
             usize::MAX

@@ -1,9 +1,11 @@
 //! Flags shared by the model commands (llama.cpp's names) and the helpers behind them.
 
 use anyhow::{bail, Context, Result};
+use graft_runtime::lora::LoadedAdapter;
 use graft_runtime::sampling::SamplerParams;
 use graft_runtime::{Model, ModelParams};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Model file and threads.
@@ -15,6 +17,55 @@ pub struct ModelArgs {
     /// Compute threads (default: number of physical cores).
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,
+    /// LoRA adapters.
+    #[command(flatten)]
+    pub lora: LoraArgs,
+}
+
+/// LoRA adapter flags (llama.cpp's names), shared by run, chat, perplexity and bench.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LoraArgs {
+    /// LoRA adapter (GGUF or PEFT directory) applied at scale 1; repeatable.
+    #[arg(long = "lora", value_name = "FILE")]
+    pub lora: Vec<PathBuf>,
+    /// LoRA adapter with its own scale; repeatable.
+    #[arg(long = "lora-scaled", num_args = 2, value_names = ["FILE", "SCALE"])]
+    pub lora_scaled: Vec<String>,
+}
+
+impl LoraArgs {
+    /// The adapters and scales, in the order given (`--lora` first, then `--lora-scaled`).
+    pub fn specs(&self) -> Result<Vec<(PathBuf, f32)>> {
+        let mut out: Vec<(PathBuf, f32)> = self.lora.iter().map(|p| (p.clone(), 1.0)).collect();
+        for pair in self.lora_scaled.chunks(2) {
+            let [file, scale] = pair else {
+                bail!("--lora-scaled needs FILE SCALE");
+            };
+            let s: f32 = scale
+                .parse()
+                .ok()
+                .filter(|s: &f32| s.is_finite())
+                .with_context(|| {
+                    format!("--lora-scaled {file}: scale '{scale}' is not a number")
+                })?;
+            out.push((PathBuf::from(file), s));
+        }
+        Ok(out)
+    }
+
+    /// Loads (and validates) every adapter into the model's registry; returns the list for
+    /// `Session::set_adapters`.
+    pub fn load(&self, model: &Model) -> Result<Vec<(Arc<LoadedAdapter>, f32)>> {
+        let mut out = Vec::new();
+        for (path, scale) in self.specs()? {
+            let id = model.load_adapter(&path)?;
+            let a = model.adapters().get(id).with_context(|| {
+                format!("adapter {} vanished from the registry", path.display())
+            })?;
+            out.push((a, scale));
+        }
+        Ok(out)
+    }
 }
 
 impl ModelArgs {

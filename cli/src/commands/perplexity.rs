@@ -47,6 +47,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
             n_batch: n_ctx,
         },
     )?;
+    session.set_adapters(&a.model.lora.load(&model)?)?;
     let json = a.json;
     let t0 = std::time::Instant::now();
     let mut progress = |i: usize, n: usize, ppl: f64| {

@@ -83,6 +83,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             ..SessionParams::default()
         },
     )?;
+    session.set_adapters(&a.model.lora.load(&model)?)?;
     let params = GenerateParams {
         max_tokens,
         stop: a.stop.clone(),

@@ -216,4 +216,15 @@ impl Backend for CpuBackend {
             *a += b;
         }
     }
+
+    fn lora_add(
+        &self,
+        m: &super::LoraMats<'_>,
+        x: super::LoraInput<'_, Vec<f32>>,
+        n_tokens: usize,
+        tmp: &mut [f32],
+        y: &mut Vec<f32>,
+    ) {
+        super::cpu_lora::lora_add(m, x, n_tokens, tmp, y);
+    }
 }

@@ -7,10 +7,13 @@
 
 pub mod cpu;
 mod cpu_attention;
+mod cpu_lora;
+pub mod lora;
 
 use crate::weights::Matrix;
 
 pub use cpu::CpuBackend;
+pub use lora::{LoraInput, LoraMats};
 
 /// Shape of one causal attention call.
 #[derive(Clone, Copy, Debug)]
@@ -106,4 +109,16 @@ pub trait Backend {
     fn swiglu(&self, gate: &mut Self::Buffer, up: &Self::Buffer, len: usize);
     /// `x[i] += y[i]` for `i < len`.
     fn add(&self, x: &mut Self::Buffer, y: &Self::Buffer, len: usize);
+    /// A LoRA update on top of a projection: `y[t] += m.scale · B · (A · x[t])` for
+    /// `t < n_tokens` (`x` activations or token ids, see [`LoraInput`]); `tmp` is host scratch of
+    /// at least `n_tokens × m.rank` floats. Backends keeping weights on a device upload and
+    /// cache `A`/`B` themselves.
+    fn lora_add(
+        &self,
+        m: &LoraMats<'_>,
+        x: LoraInput<'_, Self::Buffer>,
+        n_tokens: usize,
+        tmp: &mut [f32],
+        y: &mut Self::Buffer,
+    );
 }

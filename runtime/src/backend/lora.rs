@@ -1,0 +1,36 @@
+//! Argument types of [`super::Backend::lora_add`]: one low-rank update `y += s · B (A x)`.
+
+/// The two factors of one LoRA pair and its effective scale, as host f32 (row-major).
+#[derive(Clone, Copy, Debug)]
+pub struct LoraMats<'a> {
+    /// `A`, `rank × n_in`.
+    pub a: &'a [f32],
+    /// `B`, `n_out × rank`.
+    pub b: &'a [f32],
+    /// The rank `r`.
+    pub rank: usize,
+    /// Input width (`n_vocab` for the embedding table).
+    pub n_in: usize,
+    /// Output width.
+    pub n_out: usize,
+    /// `user_scale × alpha / r`, applied after `B`.
+    pub scale: f32,
+}
+
+/// What the update multiplies `A` with.
+#[derive(Debug)]
+pub enum LoraInput<'a, Buf> {
+    /// Activations `[n_tokens × n_in]` (a linear layer's input).
+    Dense(&'a Buf),
+    /// Token ids: `A x` is column `id` of `A` (the one-hot input of the embedding table, as
+    /// llama.cpp's `llm_build_inp_embd` gathers it).
+    Ids(&'a [u32]),
+}
+
+impl<Buf> Clone for LoraInput<'_, Buf> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Buf> Copy for LoraInput<'_, Buf> {}

@@ -1,0 +1,150 @@
+//! The adapters a session applies, and the hook the forward pass calls after each matmul.
+
+use super::loaded::LoadedAdapter;
+use crate::backend::{Backend, LoraInput, LoraMats};
+use crate::model::Model;
+use std::sync::Arc;
+
+/// A projection of a transformer block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proj {
+    /// `attn_q`.
+    Q = 0,
+    /// `attn_k`.
+    K = 1,
+    /// `attn_v`.
+    V = 2,
+    /// `attn_output`.
+    O = 3,
+    /// `ffn_gate`.
+    Gate = 4,
+    /// `ffn_up`.
+    Up = 5,
+    /// `ffn_down`.
+    Down = 6,
+}
+
+/// A tensor a LoRA can adapt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `token_embd.weight` (the embedding lookup).
+    TokenEmbd,
+    /// `output.weight` (untied output head).
+    Output,
+    /// A projection of block `l`.
+    Layer(usize, Proj),
+}
+
+impl Target {
+    /// The target for a GGUF tensor name, if graft applies LoRAs to it.
+    pub fn from_tensor_name(name: &str, n_layer: usize) -> Option<Target> {
+        match name {
+            "token_embd.weight" => return Some(Target::TokenEmbd),
+            "output.weight" => return Some(Target::Output),
+            _ => {}
+        }
+        let rest = name.strip_prefix("blk.")?;
+        let (l, rest) = rest.split_once('.')?;
+        let l: usize = l.parse().ok()?;
+        if l >= n_layer {
+            return None;
+        }
+        let p = match rest {
+            "attn_q.weight" => Proj::Q,
+            "attn_k.weight" => Proj::K,
+            "attn_v.weight" => Proj::V,
+            "attn_output.weight" => Proj::O,
+            "ffn_gate.weight" => Proj::Gate,
+            "ffn_up.weight" => Proj::Up,
+            "ffn_down.weight" => Proj::Down,
+            _ => return None,
+        };
+        Some(Target::Layer(l, p))
+    }
+
+    /// `(rows, cols)` of the base matrix in `model` (`n_out × n_in`; `n_vocab × n_embd` for the
+    /// embedding table).
+    pub fn base_shape(self, model: &Model) -> (usize, usize) {
+        let w = model.weights();
+        let m = match self {
+            Target::TokenEmbd => &w.token_embd,
+            Target::Output => &w.output,
+            Target::Layer(l, p) => {
+                let lw = &w.layers[l];
+                match p {
+                    Proj::Q => &lw.wq,
+                    Proj::K => &lw.wk,
+                    Proj::V => &lw.wv,
+                    Proj::O => &lw.wo,
+                    Proj::Gate => &lw.w_gate,
+                    Proj::Up => &lw.w_up,
+                    Proj::Down => &lw.w_down,
+                }
+            }
+        };
+        (m.rows, m.cols)
+    }
+}
+
+/// The adapters a session applies, each with its user scale, and the `A x` scratch (sized once
+/// for `n_batch × max rank` when the set changes, so evaluation never allocates).
+#[derive(Default)]
+pub struct ActiveAdapters {
+    list: Vec<(Arc<LoadedAdapter>, f32)>,
+    tmp: Vec<f32>,
+}
+
+impl ActiveAdapters {
+    /// The active adapters and their user scales.
+    pub fn list(&self) -> &[(Arc<LoadedAdapter>, f32)] {
+        &self.list
+    }
+
+    /// Whether `list` is the active set already (same adapters by identity, same scales bit
+    /// for bit, same order).
+    pub fn same_as(&self, list: &[(Arc<LoadedAdapter>, f32)]) -> bool {
+        self.list.len() == list.len()
+            && self
+                .list
+                .iter()
+                .zip(list)
+                .all(|((a, s), (b, t))| Arc::ptr_eq(a, b) && s.to_bits() == t.to_bits())
+    }
+
+    /// Replaces the set and sizes the scratch for `n_batch` tokens.
+    pub(crate) fn replace(&mut self, list: &[(Arc<LoadedAdapter>, f32)], n_batch: usize) {
+        self.list = list.to_vec();
+        let r = list.iter().map(|(a, _)| a.max_rank()).max().unwrap_or(0);
+        self.tmp = vec![0.0; n_batch * r];
+    }
+
+    /// Adds every active adapter's update for `target` to `y` (`[n_tokens × n_out]`), in the
+    /// order the adapters were given.
+    pub fn apply<B: Backend>(
+        &mut self,
+        b: &B,
+        target: Target,
+        x: LoraInput<'_, B::Buffer>,
+        n_tokens: usize,
+        y: &mut B::Buffer,
+    ) {
+        for (adapter, user_scale) in &self.list {
+            if let Some(p) = adapter.pair(target) {
+                let m = LoraMats {
+                    a: &p.a,
+                    b: &p.b,
+                    rank: p.rank,
+                    n_in: p.n_in,
+                    n_out: p.n_out,
+                    scale: p.effective_scale(*user_scale),
+                };
+                b.lora_add(&m, x, n_tokens, &mut self.tmp, y);
+            }
+        }
+    }
+
+    /// Whether no adapter is active.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}

@@ -1,0 +1,3 @@
+//! Shared helpers of the LoRA tests.
+
+pub mod gen;
