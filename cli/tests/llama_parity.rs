@@ -6,6 +6,10 @@
 //! Run by hand with:
 //! `GRAFT_LLAMA_ORACLE=tools/llama-oracle/target/release/llama-oracle cargo test -p graft-cli --test llama_parity -- --ignored`
 
+#[path = "../../runtime/tests/adapter_support/mod.rs"]
+#[allow(dead_code)]
+mod adapter_support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -192,5 +196,72 @@ fn quantize_matches_llama(ty: &str) {
 fn graft_quantize_matches_llama_quantize() {
     for ty in ["q4_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k", "f16"] {
         quantize_matches_llama(ty);
+    }
+}
+
+/// `graft merge` output (a rank-16 adapter on all seven projections folded into the Q4_1 base,
+/// and into f16) loads and generates in llama.cpp.
+#[test]
+#[ignore = "needs llama.cpp: scripts/test.sh --parity"]
+fn merged_model_runs_in_llama_cpp() {
+    let oracle = oracle();
+    let base_path = model();
+    let base = GgufFile::open(&base_path).expect("base opens");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let adapter = adapter_support::random_adapter_for_base(
+        &base,
+        &[
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_output",
+            "ffn_gate",
+            "ffn_up",
+            "ffn_down",
+        ],
+        16,
+        Some(32.0),
+        7,
+        0.01,
+    );
+    let adapter_path = dir.path().join("adapter.gguf");
+    adapter
+        .save_gguf(&adapter_path, graft_quant::QuantType::F32)
+        .expect("adapter saved");
+    for ty in [None, Some("f16")] {
+        let out = dir
+            .path()
+            .join(format!("merged-{}.gguf", ty.unwrap_or("base")));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_graft"));
+        cmd.arg("merge")
+            .arg("-m")
+            .arg(&base_path)
+            .arg("--lora")
+            .arg(&adapter_path);
+        cmd.arg("-o").arg(&out);
+        if let Some(t) = ty {
+            cmd.args(["--type", t]);
+        }
+        let status = cmd.status().expect("graft runs");
+        assert!(status.success(), "graft merge ({ty:?}) failed");
+        let run = Command::new(&oracle)
+            .args(["load-check", "-n", "8", "-p", "The capital of France is"])
+            .arg("-m")
+            .arg(&out)
+            .output()
+            .expect("llama-oracle runs");
+        assert!(
+            run.status.success(),
+            "llama.cpp could not load/run graft's merged model ({ty:?}): {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let j: Value = serde_json::from_slice(&run.stdout).expect("load-check prints JSON");
+        assert_eq!(j["ok"], true);
+        let n = j["ids"].as_array().map_or(0, Vec::len);
+        assert!(
+            n > 0,
+            "llama.cpp generated nothing from the merged model ({ty:?})"
+        );
+        eprintln!("llama.cpp on the merged model ({ty:?}): {:?}", j["text"]);
     }
 }
