@@ -7,7 +7,6 @@
 //! `GRAFT_LLAMA_ORACLE=tools/llama-oracle/target/release/llama-oracle cargo test -p graft-cli --test llama_parity -- --ignored`
 
 #[path = "../../runtime/tests/adapter_support/mod.rs"]
-#[allow(dead_code)]
 mod adapter_support;
 
 use std::path::PathBuf;
