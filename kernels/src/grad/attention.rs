@@ -19,6 +19,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[cfg(target_arch = "x86_64")]
 use super::isa::{self, Isa};
 use super::vec::{axpy, dot, exp_fast};
 
@@ -133,6 +134,8 @@ fn per_head<R: Send>(n_head: usize, n_threads: usize, f: impl Fn(usize) -> R + S
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Whether the x86 SIMD bodies may run (the backward kernels have no NEON path yet).
+#[cfg(target_arch = "x86_64")]
 fn simd() -> bool {
     isa::detect() != Isa::Scalar
 }

@@ -1,5 +1,6 @@
 //! Cross-entropy over the vocabulary with a loss mask, fused with its gradient.
 
+#[cfg(target_arch = "x86_64")]
 use super::isa::{self, Isa};
 use super::vec::{exp_fast, max};
 use super::GradError;

@@ -5,6 +5,7 @@
 //! bodies are compiled a second time for AVX2+FMA, picked at run time (`GRAFT_ISA=scalar`
 //! forces the baseline build). The small `r` (8–64) keeps `[T, r]` intermediates in cache.
 
+#[cfg(target_arch = "x86_64")]
 use super::isa::{self, Isa};
 use super::vec::dot;
 

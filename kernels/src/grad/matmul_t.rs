@@ -14,6 +14,7 @@
 use graft_quant::QuantType;
 
 use super::isa::{self, Isa};
+#[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
 use super::vec::axpy;
 use super::GradError;
