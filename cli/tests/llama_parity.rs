@@ -38,6 +38,38 @@ fn model() -> PathBuf {
     test_model_path().unwrap_or_else(|msg| panic!("{msg}"))
 }
 
+/// Has llama.cpp load `model` and greedily continue "The capital of France is" for `n` tokens;
+/// asserts it loaded, ran and generated something, and returns the oracle's JSON.
+fn llama_load_check(
+    oracle: &std::path::Path,
+    model: &std::path::Path,
+    n: usize,
+    what: &str,
+) -> Value {
+    let run = Command::new(oracle)
+        .args([
+            "load-check",
+            "-n",
+            &n.to_string(),
+            "-p",
+            "The capital of France is",
+        ])
+        .arg("-m")
+        .arg(model)
+        .output()
+        .expect("llama-oracle runs");
+    assert!(
+        run.status.success(),
+        "llama.cpp could not load/run {what}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let j: Value = serde_json::from_slice(&run.stdout).expect("load-check prints JSON");
+    assert_eq!(j["ok"], true);
+    let ids = j["ids"].as_array().map_or(0, Vec::len);
+    assert!(ids > 0, "llama.cpp generated nothing from {what}");
+    j
+}
+
 /// Quantizes the test model to `ty` with `graft quantize`, then has llama.cpp load and run it.
 /// `expect_paris`: whether the type keeps enough quality for the 135M model to still complete
 /// "The capital of France is" with Paris. Requantizing its Q4_1 weights to Q4_0 does not: the
@@ -58,26 +90,9 @@ fn quantized_output_runs_in_llama_cpp(ty: &str, expect_paris: bool) {
         .expect("graft runs");
     assert!(status.success(), "graft quantize --type {ty} failed");
 
-    let run = Command::new(oracle)
-        .args(["load-check", "-n", "12", "-p", "The capital of France is"])
-        .arg("-m")
-        .arg(&out)
-        .output()
-        .expect("llama-oracle runs");
-    assert!(
-        run.status.success(),
-        "llama.cpp could not load/run graft's {ty} output: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let j: Value = serde_json::from_slice(&run.stdout).expect("load-check prints JSON");
-    assert_eq!(j["ok"], true);
+    let j = llama_load_check(&oracle, &out, 12, &format!("graft's {ty} output"));
     assert_eq!(j["n_layer"], 30);
     let text = j["text"].as_str().unwrap_or_default();
-    let ids = j["ids"].as_array().map_or(0, Vec::len);
-    assert!(
-        ids > 0,
-        "llama.cpp generated nothing from graft's {ty} file"
-    );
     eprintln!("llama.cpp on graft's {ty} file: {text:?}");
     // A working model continues this prompt with Paris; a corrupt file produces noise.
     if expect_paris {
@@ -243,24 +258,7 @@ fn merged_model_runs_in_llama_cpp() {
         }
         let status = cmd.status().expect("graft runs");
         assert!(status.success(), "graft merge ({ty:?}) failed");
-        let run = Command::new(&oracle)
-            .args(["load-check", "-n", "8", "-p", "The capital of France is"])
-            .arg("-m")
-            .arg(&out)
-            .output()
-            .expect("llama-oracle runs");
-        assert!(
-            run.status.success(),
-            "llama.cpp could not load/run graft's merged model ({ty:?}): {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let j: Value = serde_json::from_slice(&run.stdout).expect("load-check prints JSON");
-        assert_eq!(j["ok"], true);
-        let n = j["ids"].as_array().map_or(0, Vec::len);
-        assert!(
-            n > 0,
-            "llama.cpp generated nothing from the merged model ({ty:?})"
-        );
+        let j = llama_load_check(&oracle, &out, 8, &format!("the merged model ({ty:?})"));
         eprintln!("llama.cpp on the merged model ({ty:?}): {:?}", j["text"]);
     }
 }
