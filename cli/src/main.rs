@@ -22,6 +22,8 @@ enum Command {
     Quantize(commands::quantize::Args),
     /// Check or split JSONL training data.
     Data(commands::data::Args),
+    /// Print the token ids of a text (the model's own tokenizer).
+    Tokenize(commands::tokenize::Args),
     /// Generate text from a prompt (streams to stdout).
     Run(commands::run::RunArgs),
     /// Chat interactively in the terminal.
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
         Command::Data(args) => commands::data::run(args),
+        Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Chat(args) => commands::chat::run(args),
         Command::Perplexity(args) => commands::perplexity::run(args),
