@@ -32,3 +32,38 @@ pub fn rope_normal(
         }
     }
 }
+
+/// Rotates the pairs `(h[2i], h[2i+1])`, `i < cs.len()`, of every `head_dim`-sized head in
+/// `x` by the precomputed `cs[i] = (cos θᵢ, sin θᵢ)`, rounding as llama.cpp's x86 build does
+/// (its vectorized `rotate_pairs`, compiled with FMA contraction):
+/// `x0' = fma(x0, c, -(x1·s))`, `x1' = fma(x1, c, x0·s)`.
+pub fn rotate_pairs_ggml(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
+    assert!(
+        2 * cs.len() <= head_dim,
+        "rotate_pairs_ggml: n_rot > head_dim"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::Isa::Avx2.is_available() {
+        // SAFETY: AVX2 and FMA were detected just above.
+        unsafe { rotate_fma(x, head_dim, cs) };
+        return;
+    }
+    rotate_body(x, head_dim, cs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rotate_fma(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
+    rotate_body(x, head_dim, cs)
+}
+
+#[inline(always)]
+fn rotate_body(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
+    for h in x.chunks_exact_mut(head_dim) {
+        for (p, &(c, s)) in h.chunks_exact_mut(2).zip(cs) {
+            let (a, b) = (p[0], p[1]);
+            p[0] = a.mul_add(c, -(b * s));
+            p[1] = b.mul_add(c, a * s);
+        }
+    }
+}

@@ -3,6 +3,12 @@
 //! over scoped threads in ranges of equal causal work.
 
 use super::AttnShape;
+use graft_kernels::cpu::{attn_row_ggml, ATTN_GGML_MAX_HEAD_DIM};
+
+/// Batches shorter than this run llama.cpp's per-row flash-attention numerics (f16 query and
+/// f16 value accumulator, [`attn_row_ggml`]); longer ones its tiled f32 path, which this
+/// module's f32 loop follows (ggml's `GGML_FA_TILE_Q`).
+const GGML_FA_TILE_Q: usize = 64;
 
 /// Below this many multiply-adds the call runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 20;
@@ -83,11 +89,17 @@ fn rows(
     let kvd = s.n_head_kv * hd;
     let group = s.n_head / s.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
+    let ggml_rounding = s.n_tokens < GGML_FA_TILE_Q && hd <= ATTN_GGML_MAX_HEAD_DIM && hd % 8 == 0;
     for t in t0..t1 {
         let n_kv = s.pos0 + t + 1;
         for h in 0..s.n_head {
             let off = (h / group) * hd;
             let qh = &q[t * qd + h * hd..][..hd];
+            if ggml_rounding {
+                let oh = &mut out[(t - t0) * qd + h * hd..][..hd];
+                attn_row_ggml(qh, &kc[off..], &vc[off..], kvd, n_kv, scale, oh);
+                continue;
+            }
             let sc = &mut scores[..n_kv];
             let mut mx = f32::NEG_INFINITY;
             for (j, x) in sc.iter_mut().enumerate() {
