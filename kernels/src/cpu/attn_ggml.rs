@@ -5,6 +5,7 @@
 //! values is kept in an f16 accumulator that is rounded after every key (`ggml_vec_mad_f16`,
 //! `ggml_vec_scale_f16`), then divided by the softmax sum in f32.
 
+use super::silu_ggml::ggml_v_expf;
 use half::f16;
 
 /// Largest head size this kernel takes.
@@ -161,6 +162,159 @@ mod x86 {
     }
 }
 
+/// Keys per tile of llama.cpp's tiled CPU flash attention (`GGML_FA_TILE_KV`).
+pub const FA_TILE_KV: usize = 64;
+
+/// Lays out the keys of one KV head for [`attn_row_ggml_tiled`]: tile `c` (keys
+/// `64c..64c+64`) as `head_dim` runs of 64 (key-minor, zero-padded past `n_kv`), as ggml packs
+/// its `K_f32` tile. `k` row `j` starts at `j * stride`.
+pub fn transpose_k_tiles(
+    k: &[f32],
+    stride: usize,
+    head_dim: usize,
+    n_kv: usize,
+    out: &mut Vec<f32>,
+) {
+    let n_tiles = n_kv.div_ceil(FA_TILE_KV);
+    out.clear();
+    out.resize(n_tiles * head_dim * FA_TILE_KV, 0.0);
+    for j in 0..n_kv {
+        let (c, l) = (j / FA_TILE_KV, j % FA_TILE_KV);
+        let tile = &mut out[c * head_dim * FA_TILE_KV..][..head_dim * FA_TILE_KV];
+        for (d, &x) in k[j * stride..][..head_dim].iter().enumerate() {
+            tile[d * FA_TILE_KV + l] = x;
+        }
+    }
+}
+
+/// One query row with the numerics of llama.cpp's tiled CPU flash attention (batches of 64
+/// or more tokens, `ggml_compute_forward_flash_attn_ext_tiled`): f32 query, each score a
+/// sequential FMA chain over the head dimension, tiles of 64 keys with an online max
+/// (libm `expf` rescaling), in-tile exponentials by ggml's AVX-512 `ggml_v_expf` summed per 16
+/// in f64, values accumulated by sequential FMA chains over the tile's keys.
+///
+/// `kt` is this KV head's keys from [`transpose_k_tiles`]; `v` row `j` at `j * stride`;
+/// keys `0..n_kv` are visible.
+pub fn attn_row_ggml_tiled(
+    q: &[f32],
+    kt: &[f32],
+    v: &[f32],
+    stride: usize,
+    n_kv: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    assert!(
+        hd <= MAX_HEAD_DIM && out.len() == hd,
+        "attn_row_ggml_tiled: head size"
+    );
+    assert!(
+        kt.len() >= n_kv.div_ceil(FA_TILE_KV) * hd * FA_TILE_KV,
+        "attn_row_ggml_tiled: key tiles too short"
+    );
+    assert!(
+        n_kv == 0 || v.len() >= (n_kv - 1) * stride + hd,
+        "attn_row_ggml_tiled: values too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::Isa::Avx2.is_available() {
+        // SAFETY: AVX2 and FMA were detected just above.
+        unsafe { tiled_fma(q, kt, v, stride, n_kv, scale, out) };
+        return;
+    }
+    tiled_body(q, kt, v, stride, n_kv, scale, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tiled_fma(
+    q: &[f32],
+    kt: &[f32],
+    v: &[f32],
+    stride: usize,
+    n_kv: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    tiled_body(q, kt, v, stride, n_kv, scale, out)
+}
+
+#[inline(always)]
+fn tiled_body(
+    q: &[f32],
+    kt: &[f32],
+    v: &[f32],
+    stride: usize,
+    n_kv: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    const T: usize = FA_TILE_KV;
+    let hd = q.len();
+    let mut acc = [0.0f32; MAX_HEAD_DIM];
+    let acc = &mut acc[..hd];
+    let (mut s_sum, mut m) = (0.0f32, f32::NEG_INFINITY);
+    for c in 0..n_kv.div_ceil(T) {
+        let tile = &kt[c * hd * T..][..hd * T];
+        let mut kq = [0.0f32; T];
+        for d in 0..hd {
+            let qd = q[d];
+            let row = &tile[d * T..][..T];
+            for l in 0..T {
+                kq[l] = qd.mul_add(row[l], kq[l]);
+            }
+        }
+        let live = (n_kv - c * T).min(T);
+        for (l, x) in kq.iter_mut().enumerate() {
+            *x = if l < live {
+                *x * scale
+            } else {
+                f32::NEG_INFINITY
+            };
+        }
+        let tile_max = kq.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let m_new = m.max(tile_max);
+        if m_new > m {
+            let ms = (m - m_new).exp();
+            for a in acc.iter_mut() {
+                *a *= ms;
+            }
+            s_sum *= ms;
+        }
+        m = m_new;
+        let mut sum = 0.0f64;
+        for ch in kq.chunks_exact_mut(16) {
+            for x in ch.iter_mut() {
+                *x = ggml_v_expf(*x - m);
+            }
+            sum += reduce16(ch) as f64;
+        }
+        s_sum = (s_sum as f64 + sum) as f32;
+        for (l, &p) in kq.iter().enumerate().take(live) {
+            let vr = &v[(c * T + l) * stride..][..hd];
+            for (a, &x) in acc.iter_mut().zip(vr) {
+                *a = p.mul_add(x, *a);
+            }
+        }
+    }
+    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = a * inv;
+    }
+}
+
+/// `_mm512_reduce_add_ps`'s order: halves, then quarters, then `(0+2)+(1+3)`.
+#[inline(always)]
+fn reduce16(x: &[f32]) -> f32 {
+    let mut t = [0.0f32; 8];
+    for i in 0..8 {
+        t[i] = x[i + 8] + x[i];
+    }
+    let u = [t[4] + t[0], t[5] + t[1], t[6] + t[2], t[7] + t[3]];
+    (u[0] + u[2]) + (u[1] + u[3])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +380,39 @@ mod tests {
         let d = dot_f16_exact(&q, &k[..hd]) as f64;
         let e: f64 = (0..hd).map(|i| q[i] as f64 * k[i] as f64).sum();
         assert!((d - e).abs() < 1e-5 * (1.0 + e.abs()));
+    }
+
+    /// The tiled variant against an f64 softmax-weighted sum (f32 accuracy), across tiles.
+    #[test]
+    fn tiled_row_matches_f64_attention() {
+        let (hd, stride, n_kv) = (64, 192, 150);
+        let mut seed = 5;
+        let q = rnd(&mut seed, hd);
+        let k = rnd(&mut seed, n_kv * stride);
+        let v = rnd(&mut seed, n_kv * stride);
+        let mut kt = Vec::new();
+        transpose_k_tiles(&k, stride, hd, n_kv, &mut kt);
+        let mut out = vec![0.0; hd];
+        attn_row_ggml_tiled(&q, &kt, &v, stride, n_kv, 0.125, &mut out);
+        let s: Vec<f64> = (0..n_kv)
+            .map(|j| {
+                (0..hd)
+                    .map(|i| q[i] as f64 * k[j * stride + i] as f64)
+                    .sum::<f64>()
+                    * 0.125
+            })
+            .collect();
+        let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = s.iter().map(|x| (x - mx).exp()).sum();
+        for i in 0..hd {
+            let want: f64 = (0..n_kv)
+                .map(|j| (s[j] - mx).exp() / z * v[j * stride + i] as f64)
+                .sum();
+            assert!(
+                (out[i] as f64 - want).abs() < 1e-5,
+                "{i}: {} vs {want}",
+                out[i]
+            );
+        }
     }
 }

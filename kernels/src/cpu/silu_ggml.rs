@@ -5,7 +5,7 @@
 /// `ggml_v_expf` (AVX-512 variant) for one lane: a range reduction by `ln 2` in two FMAs, a
 /// degree-5 polynomial, `scalef`; `|n| > 192` saturates to 0 or +inf.
 #[inline(always)]
-fn ggml_v_expf(x: f32) -> f32 {
+pub(crate) fn ggml_v_expf(x: f32) -> f32 {
     let c = f32::from_bits;
     let r = c(0x4b40_0000); // 0x1.8p23
     let z = x.mul_add(c(0x3fb8_aa3b), r);
