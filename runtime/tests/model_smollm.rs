@@ -198,15 +198,16 @@ fn greedy_continuations_match_llama_cpp_goldens() {
         cases.len(),
         report.join("\n  ")
     );
-    // Every divergence must start at a near-tie of llama.cpp's own logits, and at least half
-    // of the prompts must match in full. The issue asks for "most"; with the current kernels 4
-    // of 8 match (the 5th, "Once upon a time", diverges at a 0.09 margin), recorded as open work.
+    // Every divergence must start at a near-tie of llama.cpp's own logits, and at least 6 of
+    // the 8 prompts ("most", issue 3) must match in full. With llama.cpp's x86 rounding
+    // reproduced (Q8 activations, block order, f16 attention accumulator, ggml expf) 6 match;
+    // the two others diverge at margins of 0.03 and 0.14.
     assert!(
         bad.is_empty(),
         "diverged at a clear choice: {bad:?}\n{report:?}"
     );
     assert!(
-        full * 2 >= cases.len(),
+        full * 4 >= cases.len() * 3,
         "only {full}/{} match: {report:?}",
         cases.len()
     );
