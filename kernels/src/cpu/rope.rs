@@ -35,8 +35,8 @@ pub fn rope_normal(
 
 /// Rotates the pairs `(h[2i], h[2i+1])`, `i < cs.len()`, of every `head_dim`-sized head in
 /// `x` by the precomputed `cs[i] = (cos θᵢ, sin θᵢ)`, rounding as llama.cpp's x86 build does
-/// (its vectorized `rotate_pairs`, compiled with FMA contraction):
-/// `x0' = fma(x0, c, -(x1·s))`, `x1' = fma(x1, c, x0·s)`.
+/// (its `rotate_pairs`, compiled with FMA contraction; checked against its tensors):
+/// `x0' = fma(x0, c, -(x1·s))`, `x1' = fma(x0, s, x1·c)`.
 pub fn rotate_pairs_ggml(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
     assert!(
         2 * cs.len() <= head_dim,
@@ -63,7 +63,7 @@ fn rotate_body(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
         for (p, &(c, s)) in h.chunks_exact_mut(2).zip(cs) {
             let (a, b) = (p[0], p[1]);
             p[0] = a.mul_add(c, -(b * s));
-            p[1] = b.mul_add(c, a * s);
+            p[1] = a.mul_add(s, b * c);
         }
     }
 }
