@@ -280,7 +280,10 @@ fn top1_agreement_with_llama_cpp_logits() {
     // Bit-identical logits on graft's x86 kernels (see the greedy test); 95% elsewhere.
     if x86_kernels() {
         assert_eq!(agree, positions.len(), "top-1 agreement {rate}");
-        assert!(max_lp_err < 1e-6, "log-probabilities differ by {max_lp_err}");
+        assert!(
+            max_lp_err < 1e-6,
+            "log-probabilities differ by {max_lp_err}"
+        );
     } else {
         assert!(rate >= 0.95, "top-1 agreement {rate}");
     }
