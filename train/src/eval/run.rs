@@ -123,6 +123,11 @@ pub fn evaluate(
         },
     )?;
     session.set_adapters(adapters)?;
+    // Read the general text first: a missing file fails before any work is done.
+    let general_text = match &opts.general {
+        None => None,
+        Some(file) => Some((file, read_utf8(file)?)),
+    };
     let tok = renderer.tokenizer();
     let n = opts.limit.map_or(data.len(), |l| l.min(data.len()));
     let records = &data.records()[..n];
@@ -229,11 +234,18 @@ pub fn evaluate(
     let exact = mean(&|r| f64::from(u8::from(r.em == Some(true))));
     let f1 = mean(&|r| r.f1.unwrap_or(0.0));
 
-    let general = match &opts.general {
+    let general = match general_text {
         None => None,
-        Some(file) => {
+        Some((file, text)) => {
             let t2 = Instant::now();
-            let g = general_ppl(&mut session, renderer, file, opts.general_ctx, progress)?;
+            let g = general_ppl(
+                &mut session,
+                renderer,
+                file,
+                &text,
+                opts.general_ctx,
+                progress,
+            )?;
             timing.general_secs = t2.elapsed().as_secs_f64();
             Some(g)
         }
@@ -261,11 +273,27 @@ pub fn evaluate(
     })
 }
 
-/// llama.cpp's perplexity of a UTF-8 text file (windows of `n_ctx`, second halves scored).
+/// A text file that must be UTF-8.
+fn read_utf8(file: &Path) -> Result<String, EvalError> {
+    let err = |msg: String| EvalError::GeneralText {
+        path: file.to_path_buf(),
+        msg,
+    };
+    let bytes = std::fs::read(file).map_err(|e| err(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        err(format!(
+            "not valid UTF-8 (first invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// llama.cpp's perplexity of `text` (windows of `n_ctx`, second halves scored).
 fn general_ppl(
     session: &mut Session<'_>,
     renderer: &Renderer,
     file: &Path,
+    text: &str,
     n_ctx: usize,
     progress: &mut dyn FnMut(&EvalProgress) -> bool,
 ) -> Result<GeneralPpl, EvalError> {
@@ -273,15 +301,8 @@ fn general_ppl(
         path: file.to_path_buf(),
         msg,
     };
-    let bytes = std::fs::read(file).map_err(|e| err(e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        err(format!(
-            "not valid UTF-8 (first invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
     let tok = renderer.tokenizer();
-    let tokens = tok.encode(&text, true, false);
+    let tokens = tok.encode(text, true, false);
     let bos = if tok.add_bos() { tok.bos_id() } else { None };
     let mut cancelled = false;
     let mut cb = |done: usize, total: usize, _ppl: f64| {
