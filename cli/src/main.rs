@@ -36,6 +36,9 @@ enum Command {
     Adapter(commands::adapter::Args),
     /// Write a standalone model with LoRA adapters folded into its weights.
     Merge(commands::merge::Args),
+    /// Evaluate a model (and its adapters) on a JSONL test set: loss, perplexity, exact
+    /// match, token F1; --compare shows the base and the adapted model side by side.
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Merge(args) => commands::merge::run(args),
+        Command::Eval(args) => commands::eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
