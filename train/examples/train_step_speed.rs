@@ -7,7 +7,9 @@
 //! both checkpointing settings).
 
 use graft_runtime::{Model, ModelParams};
-use graft_train::model::{BaseMatmul, Batch, Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable};
+use graft_train::model::{
+    BaseMatmul, Batch, Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable,
+};
 use std::time::Instant;
 
 const BATCH: usize = 4;

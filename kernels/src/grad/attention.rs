@@ -140,6 +140,12 @@ fn simd() -> bool {
     isa::detect() != Isa::Scalar
 }
 
+/// Whether the AVX-512 build of the bodies may run.
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    isa::detect() == Isa::Avx512
+}
+
 /// Forward: overwrites `out` with `softmax(scale·q kᵀ + mask) v` and `lse` with each row's
 /// log-sum-exp of the scaled, masked scores (online softmax, one pass over the keys), on up
 /// to `n_threads` threads.
@@ -159,6 +165,12 @@ pub fn attention_forward(
         let head = sh.gather(q, k, v, h);
         let mut o = vec![0f32; sh.n_tok * hd];
         let mut l = vec![0f32; sh.n_tok];
+        #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
+            unsafe { fwd_head_avx512(sh.n_tok, hd, &head, segments, &mut o, &mut l) };
+            return (o, l);
+        }
         #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
@@ -189,6 +201,19 @@ unsafe fn fwd_head_avx2(
     fwd_head(n_tok, hd, head, segments, out, lse);
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fwd_head_avx512(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    out: &mut [f32],
+    lse: &mut [f32],
+) {
+    fwd_head(n_tok, hd, head, segments, out, lse);
+}
+
 #[inline(always)]
 fn fwd_head(
     n_tok: usize,
@@ -202,6 +227,7 @@ fn fwd_head(
     let first = first_same_segment(segments, n_tok);
     let mut kt = vec![0f32; hd * BK];
     let mut acc = vec![0f32; BQ * hd];
+    let mut sblk = [[0f32; BK]; BQ];
     let (mut m, mut l) = ([0f32; BQ], [0f32; BQ]);
     for i0 in (0..n_tok).step_by(BQ) {
         let i1 = (i0 + BQ).min(n_tok);
@@ -211,9 +237,10 @@ fn fwd_head(
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
             let bk = BK.min(i1 - j0);
             transpose_tile(&head.k, j0, bk, hd, &mut kt);
+            scores_block(&head.q[i0 * hd..i1 * hd], hd, &kt, &mut sblk);
             for i in i0..i1 {
                 let r = i - i0;
-                let mut s = scores(&head.q[i * hd..][..hd], &kt);
+                let s = &mut sblk[r];
                 let mut row_max = f32::NEG_INFINITY;
                 for (c, sc) in s.iter_mut().enumerate() {
                     let j = j0 + c;
@@ -264,17 +291,34 @@ fn transpose_tile(src: &[f32], j0: usize, bk: usize, hd: usize, dst: &mut [f32])
     }
 }
 
-/// `x · tile[:, c]` for the `BK` columns of a transposed tile (`[hd, BK]`): a row of a small
-/// GEMM, vectorized across the columns.
+/// `out[r][c] = x_r · tile[:, c]` for the rows of `x` (`[nr, hd]`, nr ≤ BQ) and the `BK`
+/// columns of a transposed tile (`[hd, BK]`): a small GEMM, vectorized across the columns.
+/// Each sum runs over `d` in order; the rows are interleaved inside the `d` loop so their
+/// sums are independent dependency chains (a full block keeps all of them in registers).
 #[inline(always)]
-fn scores(x: &[f32], tile: &[f32]) -> [f32; BK] {
-    let mut s = [0f32; BK];
-    for (&xv, t) in x.iter().zip(tile.chunks_exact(BK)) {
-        for (sc, &tv) in s.iter_mut().zip(t) {
-            *sc += xv * tv;
+fn scores_block(x: &[f32], hd: usize, tile: &[f32], out: &mut [[f32; BK]; BQ]) {
+    let nr = x.len() / hd;
+    if nr == BQ {
+        scores_rows::<BQ>(x, hd, tile, out);
+    } else {
+        for (r, o) in out.iter_mut().enumerate().take(nr) {
+            scores_rows::<1>(&x[r * hd..(r + 1) * hd], hd, tile, std::slice::from_mut(o));
         }
     }
-    s
+}
+
+#[inline(always)]
+fn scores_rows<const R: usize>(x: &[f32], hd: usize, tile: &[f32], out: &mut [[f32; BK]]) {
+    let mut acc = [[0f32; BK]; R];
+    for (d, t) in tile.chunks_exact(BK).enumerate().take(hd) {
+        for (r, a) in acc.iter_mut().enumerate() {
+            let xv = x[r * hd + d];
+            for (sc, &tv) in a.iter_mut().zip(t) {
+                *sc += xv * tv;
+            }
+        }
+    }
+    out[..R].copy_from_slice(&acc);
 }
 
 /// One head's backward results: dq `[T, hd]`, and its contributions to its group's dk, dv.
@@ -321,6 +365,12 @@ pub fn attention_backward(
             dv: vec![0f32; sh.n_tok * hd],
         };
         #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
+            unsafe { bwd_head_avx512(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
+            return g;
+        }
+        #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
             unsafe { bwd_head_avx2(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
@@ -356,6 +406,22 @@ unsafe fn bwd_head_avx2(
     bwd_head(n_tok, hd, head, segments, lse, delta, dout, g);
 }
 
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn bwd_head_avx512(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    lse: &[f32],
+    delta: &[f32],
+    dout: &[f32],
+    g: &mut HeadGrad,
+) {
+    bwd_head(n_tok, hd, head, segments, lse, delta, dout, g);
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn bwd_head(
@@ -373,6 +439,7 @@ fn bwd_head(
     let (mut kt, mut vt) = (vec![0f32; hd * BK], vec![0f32; hd * BK]);
     let mut p = [[0f32; BK]; BQ];
     let mut ds = [[0f32; BK]; BQ];
+    let (mut sblk, mut dpblk) = ([[0f32; BK]; BQ], [[0f32; BK]; BQ]);
     for i0 in (0..n_tok).step_by(BQ) {
         let i1 = (i0 + BQ).min(n_tok);
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
@@ -380,10 +447,11 @@ fn bwd_head(
             transpose_tile(&head.k, j0, bk, hd, &mut kt);
             transpose_tile(&head.v, j0, bk, hd, &mut vt);
             // P and dS for the BQ × BK tile (GEMM rows vectorized across the keys).
+            scores_block(&head.q[i0 * hd..i1 * hd], hd, &kt, &mut sblk);
+            scores_block(&dout[i0 * hd..i1 * hd], hd, &vt, &mut dpblk);
             for i in i0..i1 {
                 let r = i - i0;
-                let s = scores(&head.q[i * hd..][..hd], &kt);
-                let dp = scores(&dout[i * hd..][..hd], &vt);
+                let (s, dp) = (&sblk[r], &dpblk[r]);
                 for c in 0..BK {
                     let j = j0 + c;
                     let pv = if c < bk && j <= i && visible(segments, i, j) {

@@ -81,20 +81,14 @@ impl Base {
                 source,
             }),
             BaseMatmul::Exact => exact_forward(m, x, n, y),
-            BaseMatmul::Tiled => grad::matmul_fwd(
-                m.ty,
-                m.bytes,
-                m.rows,
-                m.cols,
-                x,
-                n,
-                y,
-                self.threads,
-            )
-            .map_err(|source| TrainModelError::Grad {
-                tensor: m.name.clone(),
-                source,
-            }),
+            BaseMatmul::Tiled => {
+                grad::matmul_fwd(m.ty, m.bytes, m.rows, m.cols, x, n, y, self.threads).map_err(
+                    |source| TrainModelError::Grad {
+                        tensor: m.name.clone(),
+                        source,
+                    },
+                )
+            }
         }
     }
 
