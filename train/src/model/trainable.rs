@@ -41,7 +41,7 @@ impl Default for TrainOptions {
             threads: 1,
             checkpointing: Checkpointing::EveryLayer,
             base_matmul: BaseMatmul::Tiled,
-            head_chunk: 64,
+            head_chunk: 256,
             kv_f16: false,
         }
     }
