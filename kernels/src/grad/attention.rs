@@ -20,7 +20,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[cfg(target_arch = "x86_64")]
-use super::isa::{self, Isa};
+use super::isa;
+use super::isa::Isa;
+use super::small_gemm::gemm;
 use super::vec::{axpy, dot, exp_fast};
 
 /// Attention problem size.
@@ -177,7 +179,7 @@ pub fn attention_forward(
             unsafe { fwd_head_avx2(sh.n_tok, hd, &head, segments, &mut o, &mut l) };
             return (o, l);
         }
-        fwd_head(sh.n_tok, hd, &head, segments, &mut o, &mut l);
+        fwd_head(Isa::Scalar, sh.n_tok, hd, &head, segments, &mut o, &mut l);
         (o, l)
     });
     for (h, (o, l)) in results.into_iter().enumerate() {
@@ -198,7 +200,7 @@ unsafe fn fwd_head_avx2(
     out: &mut [f32],
     lse: &mut [f32],
 ) {
-    fwd_head(n_tok, hd, head, segments, out, lse);
+    fwd_head(Isa::Avx2, n_tok, hd, head, segments, out, lse);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -211,11 +213,12 @@ unsafe fn fwd_head_avx512(
     out: &mut [f32],
     lse: &mut [f32],
 ) {
-    fwd_head(n_tok, hd, head, segments, out, lse);
+    fwd_head(Isa::Avx512, n_tok, hd, head, segments, out, lse);
 }
 
 #[inline(always)]
 fn fwd_head(
+    isa: Isa,
     n_tok: usize,
     hd: usize,
     head: &Head,
@@ -228,6 +231,7 @@ fn fwd_head(
     let mut kt = vec![0f32; hd * BK];
     let mut acc = vec![0f32; BQ * hd];
     let mut sblk = [[0f32; BK]; BQ];
+    let mut p = [0f32; BQ * BK];
     let (mut m, mut l) = ([0f32; BQ], [0f32; BQ]);
     for i0 in (0..n_tok).step_by(BQ) {
         let i1 = (i0 + BQ).min(n_tok);
@@ -241,6 +245,7 @@ fn fwd_head(
             for i in i0..i1 {
                 let r = i - i0;
                 let s = &mut sblk[r];
+                let prow = &mut p[r * BK..(r + 1) * BK];
                 let mut row_max = f32::NEG_INFINITY;
                 for (c, sc) in s.iter_mut().enumerate() {
                     let j = j0 + c;
@@ -252,23 +257,36 @@ fn fwd_head(
                     row_max = row_max.max(*sc);
                 }
                 if row_max == f32::NEG_INFINITY {
+                    prow.fill(0.0);
                     continue;
                 }
-                let acc_i = &mut acc[r * hd..][..hd];
                 if row_max > m[r] {
                     let c = exp_fast(m[r] - row_max);
                     l[r] *= c;
-                    acc_i.iter_mut().for_each(|a| *a *= c);
+                    acc[r * hd..][..hd].iter_mut().for_each(|a| *a *= c);
                     m[r] = row_max;
                 }
-                for (c, &sc) in s.iter().enumerate().take(bk) {
-                    if sc != f32::NEG_INFINITY {
-                        let p = exp_fast(sc - m[r]);
-                        l[r] += p;
-                        axpy(p, &head.v[(j0 + c) * hd..][..hd], acc_i);
-                    }
+                for (pv, &sc) in prow.iter_mut().zip(s.iter()) {
+                    *pv = if sc != f32::NEG_INFINITY {
+                        exp_fast(sc - m[r])
+                    } else {
+                        0.0
+                    };
+                    l[r] += *pv;
                 }
             }
+            // acc += P · V (the tile's value rows are contiguous in the gathered head).
+            gemm(
+                isa,
+                &head.v[j0 * hd..(j0 + bk) * hd],
+                bk,
+                hd,
+                &p,
+                BK,
+                &mut acc,
+                hd,
+                i1 - i0,
+            );
         }
         for i in i0..i1 {
             let r = i - i0;
@@ -376,7 +394,17 @@ pub fn attention_backward(
             unsafe { bwd_head_avx2(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
             return g;
         }
-        bwd_head(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g);
+        bwd_head(
+            Isa::Scalar,
+            sh.n_tok,
+            hd,
+            &head,
+            segments,
+            &l,
+            &delta,
+            &d_o,
+            &mut g,
+        );
         g
     });
     for (h, g) in results.into_iter().enumerate() {
@@ -403,7 +431,7 @@ unsafe fn bwd_head_avx2(
     dout: &[f32],
     g: &mut HeadGrad,
 ) {
-    bwd_head(n_tok, hd, head, segments, lse, delta, dout, g);
+    bwd_head(Isa::Avx2, n_tok, hd, head, segments, lse, delta, dout, g);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -419,12 +447,13 @@ unsafe fn bwd_head_avx512(
     dout: &[f32],
     g: &mut HeadGrad,
 ) {
-    bwd_head(n_tok, hd, head, segments, lse, delta, dout, g);
+    bwd_head(Isa::Avx512, n_tok, hd, head, segments, lse, delta, dout, g);
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn bwd_head(
+    isa: Isa,
     n_tok: usize,
     hd: usize,
     head: &Head,
@@ -437,11 +466,12 @@ fn bwd_head(
     let scale = 1.0 / (hd as f32).sqrt();
     let first = first_same_segment(segments, n_tok);
     let (mut kt, mut vt) = (vec![0f32; hd * BK], vec![0f32; hd * BK]);
-    let mut p = [[0f32; BK]; BQ];
-    let mut ds = [[0f32; BK]; BQ];
+    let mut ds = [0f32; BQ * BK];
+    let (mut pt, mut dst) = ([0f32; BK * BQ], [0f32; BK * BQ]);
     let (mut sblk, mut dpblk) = ([[0f32; BK]; BQ], [[0f32; BK]; BQ]);
     for i0 in (0..n_tok).step_by(BQ) {
         let i1 = (i0 + BQ).min(n_tok);
+        let nr = i1 - i0;
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
             let bk = BK.min(i1 - j0);
             transpose_tile(&head.k, j0, bk, hd, &mut kt);
@@ -459,37 +489,47 @@ fn bwd_head(
                     } else {
                         0.0
                     };
-                    p[r][c] = pv;
-                    ds[r][c] = scale * pv * (dp[c] - delta[i]);
+                    let d = scale * pv * (dp[c] - delta[i]);
+                    ds[r * BK + c] = d;
+                    pt[c * BQ + r] = pv;
+                    dst[c * BQ + r] = d;
                 }
             }
-            // dq_i += Σ_j dS_ij k_j
-            for i in i0..i1 {
-                let dqi = &mut g.dq[i * hd..][..hd];
-                for (c, &d) in ds[i - i0].iter().enumerate().take(bk) {
-                    if d != 0.0 {
-                        axpy(d, &head.k[(j0 + c) * hd..][..hd], dqi);
-                    }
-                }
-            }
-            // dk_j += Σ_i dS_ij q_i,  dv_j += Σ_i P_ij dout_i
-            for c in 0..bk {
-                let j = j0 + c;
-                let dkj = &mut g.dk[j * hd..][..hd];
-                for i in i0.max(j)..i1 {
-                    let d = ds[i - i0][c];
-                    if d != 0.0 {
-                        axpy(d, &head.q[i * hd..][..hd], dkj);
-                    }
-                }
-                let dvj = &mut g.dv[j * hd..][..hd];
-                for i in i0.max(j)..i1 {
-                    let pv = p[i - i0][c];
-                    if pv != 0.0 {
-                        axpy(pv, &dout[i * hd..][..hd], dvj);
-                    }
-                }
-            }
+            // dq_i += Σ_j dS_ij k_j  (key rows j0.. are contiguous).
+            gemm(
+                isa,
+                &head.k[j0 * hd..(j0 + bk) * hd],
+                bk,
+                hd,
+                &ds,
+                BK,
+                &mut g.dq[i0 * hd..i1 * hd],
+                hd,
+                nr,
+            );
+            // dk_j += Σ_i dS_ij q_i,  dv_j += Σ_i P_ij dout_i  (masked entries are 0).
+            gemm(
+                isa,
+                &head.q[i0 * hd..i1 * hd],
+                nr,
+                hd,
+                &dst,
+                BQ,
+                &mut g.dk[j0 * hd..(j0 + bk) * hd],
+                hd,
+                bk,
+            );
+            gemm(
+                isa,
+                &dout[i0 * hd..i1 * hd],
+                nr,
+                hd,
+                &pt,
+                BQ,
+                &mut g.dv[j0 * hd..(j0 + bk) * hd],
+                hd,
+                bk,
+            );
         }
     }
 }

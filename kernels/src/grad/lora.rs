@@ -8,7 +8,7 @@
 
 use super::isa::{self, Isa};
 #[cfg(target_arch = "x86_64")]
-use super::matmul_t_simd::{tile_avx2, tile_avx512};
+use super::small_gemm::gemm;
 use super::vec::dot;
 
 /// Tokens per register/cache block.
@@ -87,58 +87,6 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     t
-}
-
-/// `c[i, j] += Σ_k a[i, k] · tile[k, j]` for `i < m`, `k < kr`, `j < pw` (row strides `a_s`,
-/// `c_s`) on the SIMD micro-kernel of `isa` (AVX-512 or AVX2).
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    isa: Isa,
-    tile: &[f32],
-    kr: usize,
-    pw: usize,
-    a: &[f32],
-    a_s: usize,
-    c: &mut [f32],
-    c_s: usize,
-    m: usize,
-) {
-    if m == 0 || kr == 0 || pw == 0 {
-        return;
-    }
-    assert!(tile.len() >= kr * pw && a_s >= kr && c_s >= pw);
-    assert!(a.len() >= (m - 1) * a_s + kr && c.len() >= (m - 1) * c_s + pw);
-    match isa {
-        // SAFETY: the caller checked `isa` supported (AVX-512F, AVX2, FMA present); the
-        // asserts above put every window the kernel touches inside `tile`, `a` and `c`, and
-        // `c` is exclusively borrowed.
-        Isa::Avx512 => unsafe {
-            tile_avx512(
-                tile.as_ptr(),
-                kr,
-                pw,
-                a.as_ptr(),
-                a_s,
-                c.as_mut_ptr(),
-                c_s,
-                m,
-            )
-        },
-        // SAFETY: as above, with AVX2 and FMA present.
-        _ => unsafe {
-            tile_avx2(
-                tile.as_ptr(),
-                kr,
-                pw,
-                a.as_ptr(),
-                a_s,
-                c.as_mut_ptr(),
-                c_s,
-                m,
-            )
-        },
-    }
 }
 
 fn forward_body(

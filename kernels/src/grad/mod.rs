@@ -21,6 +21,7 @@ mod matmul_t_simd;
 pub mod residual;
 pub mod rmsnorm;
 pub mod rope;
+mod small_gemm;
 pub mod swiglu;
 mod vec;
 
