@@ -86,7 +86,7 @@ fn float_weights_with_ragged_tails() {
 #[test]
 fn shape_errors_are_reported() {
     let w = vec![0u8; 20];
-    let mut y = vec![0f32; 32];
+    let mut y = [0f32; 32];
     let e = matmul_fwd(QuantType::Q4_1, &w, 2, 32, &[0.0; 32], 1, &mut y[..2], 1);
     assert!(
         matches!(
