@@ -134,17 +134,14 @@ impl Backend for CpuBackend {
         dim: usize,
         out: &mut Vec<f32>,
     ) {
-        for t in 0..n_tokens {
-            let xr = &x[t * dim..(t + 1) * dim];
-            let or = &mut out[t * dim..(t + 1) * dim];
-            // As ggml's rms_norm: squares summed in f64 in order, the mean rounded to f32.
-            let ss: f64 = xr.iter().map(|v| (v * v) as f64).sum();
-            let mean = (ss / dim as f64) as f32;
-            let scale = 1.0 / (mean + eps).sqrt();
-            for ((o, &xv), &wv) in or.iter_mut().zip(xr).zip(&w[..dim]) {
-                *o = xv * scale * wv;
-            }
-        }
+        // As ggml's rms_norm (f64 sum, f32 mean); shared with the training forward.
+        k::rmsnorm_rows_ggml(
+            &x[..n_tokens * dim],
+            &w[..dim],
+            eps,
+            &mut out[..n_tokens * dim],
+            dim,
+        );
     }
 
     fn rope(

@@ -83,17 +83,11 @@ impl Scratch {
 }
 
 /// RMS norm of each `dim`-row of `x` times `w` into `out`, computed exactly as the inference
-/// runtime's CPU backend does (one f32 running sum), so the training forward reproduces the
-/// runtime's activations bit for bit (the 8-bit activation rounding in the quantized matmuls
-/// amplifies any last-bit difference over the layers).
+/// runtime's CPU backend does (the shared ggml-rounded kernel), so the training forward
+/// reproduces the runtime's activations bit for bit (the 8-bit activation rounding in the
+/// quantized matmuls amplifies any last-bit difference over the layers).
 pub(crate) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], dim: usize) {
-    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        let ss: f32 = xr.iter().map(|v| v * v).sum();
-        let scale = 1.0 / (ss / dim as f32 + eps).sqrt();
-        for ((o, &xv), &wv) in or.iter_mut().zip(xr).zip(w) {
-            *o = xv * scale * wv;
-        }
-    }
+    graft_kernels::cpu::rmsnorm_rows_ggml(x, w, eps, out, dim);
 }
 
 fn matrix<'a, 'w>(lw: &'a LayerWeights<'w>, t: Target) -> &'a Matrix<'w> {
