@@ -33,7 +33,7 @@ pub fn rmsnorm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 /// and the training forward both use it, so their activations agree bit for bit.
 pub fn rmsnorm_rows_ggml(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], dim: usize) {
     assert!(
-        dim > 0 && x.len() % dim == 0 && out.len() >= x.len() && weight.len() >= dim,
+        dim > 0 && x.len().is_multiple_of(dim) && out.len() >= x.len() && weight.len() >= dim,
         "rmsnorm_rows_ggml: shape mismatch"
     );
     for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
