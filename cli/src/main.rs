@@ -34,6 +34,8 @@ enum Command {
     Adapter(commands::adapter::Args),
     /// Write a standalone model with LoRA adapters folded into its weights.
     Merge(commands::merge::Args),
+    /// Train a LoRA adapter on the frozen (quantized) base model.
+    Train(commands::train::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Merge(args) => commands::merge::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

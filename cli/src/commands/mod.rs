@@ -10,3 +10,4 @@ pub mod model_args;
 pub mod perplexity;
 pub mod quantize;
 pub mod run;
+pub mod train;

@@ -30,6 +30,9 @@ const OPTIM: &str = "optimizer.bin";
 const BEST: &str = "best.bin";
 const TENSOR_MAGIC: &[u8; 8] = b"GRAFTLRA";
 
+/// Tensor values by name, in order.
+pub type NamedTensors = Vec<(String, Vec<f32>)>;
+
 /// Everything about a run at an optimizer-step boundary except the tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -84,11 +87,11 @@ pub struct Checkpoint {
     /// The run state.
     pub run: RunState,
     /// LoRA tensor values, by name, in order.
-    pub lora: Vec<(String, Vec<f32>)>,
+    pub lora: NamedTensors,
     /// The optimizer state bytes.
     pub optimizer: Vec<u8>,
     /// The best adapter's tensor values, when kept.
-    pub best: Option<Vec<(String, Vec<f32>)>>,
+    pub best: Option<NamedTensors>,
 }
 
 /// The directory name of the checkpoint after `step` steps.
@@ -112,7 +115,7 @@ fn encode_tensors<'a>(tensors: impl Iterator<Item = (&'a str, &'a [f32])>) -> Ve
     out
 }
 
-fn decode_tensors(bytes: &[u8]) -> Result<Vec<(String, Vec<f32>)>, String> {
+fn decode_tensors(bytes: &[u8]) -> Result<NamedTensors, String> {
     let mut pos = 0usize;
     let mut take = |n: usize| -> Result<&[u8], String> {
         let end = pos
@@ -256,7 +259,9 @@ pub fn resolve(path: &Path) -> Result<PathBuf, TrainError> {
         .map(|(_, d)| d)
         .ok_or_else(|| TrainError::Checkpoint {
             path: path.to_path_buf(),
-            message: format!("neither a checkpoint (no {STATE}) nor a directory holding step-* checkpoints"),
+            message: format!(
+                "neither a checkpoint (no {STATE}) nor a directory holding step-* checkpoints"
+            ),
         })
 }
 
@@ -272,8 +277,8 @@ pub fn load(path: &Path, id: &RunIdentity) -> Result<Checkpoint, TrainError> {
         let p = dir.join(name);
         std::fs::read(&p).map_err(|e| TrainError::io(p, e))
     };
-    let state: StateFile = serde_json::from_slice(&read(STATE)?)
-        .map_err(|e| err(format!("{STATE}: {e}")))?;
+    let state: StateFile =
+        serde_json::from_slice(&read(STATE)?).map_err(|e| err(format!("{STATE}: {e}")))?;
     if state.format != FORMAT {
         return Err(err(format!("format {}, expected {FORMAT}", state.format)));
     }
@@ -290,7 +295,7 @@ pub fn load(path: &Path, id: &RunIdentity) -> Result<Checkpoint, TrainError> {
     }
     if state.model_sha256 != id.model_sha256 {
         return Err(err(
-            "written for another base model (its SHA-256 differs)".into(),
+            "written for another base model (its SHA-256 differs)".into()
         ));
     }
     let mut blobs = std::collections::BTreeMap::new();
@@ -301,7 +306,7 @@ pub fn load(path: &Path, id: &RunIdentity) -> Result<Checkpoint, TrainError> {
         }
         blobs.insert(name.clone(), bytes);
     }
-    let tensors = |name: &str| -> Result<Option<Vec<(String, Vec<f32>)>>, TrainError> {
+    let tensors = |name: &str| -> Result<Option<NamedTensors>, TrainError> {
         blobs
             .get(name)
             .map(|b| decode_tensors(b).map_err(|m| err(format!("{name}: {m}"))))

@@ -226,7 +226,10 @@ impl TrainConfig {
             return bad("rank must be at least 1".into());
         }
         if !self.alpha.is_finite() || self.alpha <= 0.0 {
-            return bad(format!("alpha must be a positive number, got {}", self.alpha));
+            return bad(format!(
+                "alpha must be a positive number, got {}",
+                self.alpha
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout must be in [0, 1), got {}", self.dropout));

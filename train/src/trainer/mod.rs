@@ -29,8 +29,7 @@ mod svg;
 
 pub use atomic::{write_dir_atomic, write_file_atomic};
 pub use config::{
-    parse_target, target_name, CheckpointPolicy, MaskPolicy, OptimizerKind, Schedule,
-    TrainConfig,
+    parse_target, target_name, CheckpointPolicy, MaskPolicy, OptimizerKind, Schedule, TrainConfig,
 };
 pub use error::TrainError;
 pub use metrics::{peak_rss_mb, rss_mb, to_jsonl, StepMetrics};

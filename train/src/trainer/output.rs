@@ -66,11 +66,7 @@ pub fn annotate(
     cfg: &TrainConfig,
     rec: &RunRecord,
 ) -> Result<(), TrainError> {
-    let targets: Vec<&str> = cfg
-        .lora_targets()?
-        .into_iter()
-        .map(target_name)
-        .collect();
+    let targets: Vec<&str> = cfg.lora_targets()?.into_iter().map(target_name).collect();
     let s = |v: &str| Value::String(v.to_string());
     let mut kv: Vec<(&str, Value)> = vec![
         ("rank", Value::U32(cfg.rank as u32)),

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::config::hex;
 use super::TrainError;
 use crate::data::{
-    check, pack, Dataset, DataError, Example, LoadOptions, LoadReport, LossMask, Overlong,
+    check, pack, DataError, Dataset, Example, LoadOptions, LoadReport, LossMask, Overlong,
     PackedRow, TokenizedExample,
 };
 
@@ -98,15 +98,19 @@ pub fn prepare(
         let t = tok
             .tokenize_example(&rec.example, mask)
             .map_err(|e| match e {
-                DataError::InvalidOption(m) => DataError::InvalidOption(format!(
-                    "{}:{}: {m}",
-                    path.display(),
-                    rec.line
-                )),
+                DataError::InvalidOption(m) => {
+                    DataError::InvalidOption(format!("{}:{}: {m}", path.display(), rec.line))
+                }
                 other => other,
             })?;
         // The first token is never a target, so an example needs a scored token after it.
-        if !t.mask.iter().skip(1).take(seq.saturating_sub(1)).any(|&m| m) {
+        if !t
+            .mask
+            .iter()
+            .skip(1)
+            .take(seq.saturating_sub(1))
+            .any(|&m| m)
+        {
             unscored += 1;
             continue;
         }

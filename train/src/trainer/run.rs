@@ -434,12 +434,7 @@ impl<'t, 'm> Run<'t, 'm> {
         } else {
             StopReason::MaxSteps
         };
-        let mut last_val = self
-            .state
-            .metrics
-            .iter()
-            .rev()
-            .find_map(|m| m.val_loss);
+        let mut last_val = self.state.metrics.iter().rev().find_map(|m| m.val_loss);
         while self.state.step < plan.run_steps {
             let Some(mut m) = self.step(obs)? else {
                 stop = StopReason::Cancelled;

@@ -49,7 +49,11 @@ pub fn loss_svg(steps: &[StepMetrics], title: &str) -> String {
         .collect();
     let val: Vec<(f64, f64)> = steps
         .iter()
-        .filter_map(|s| s.val_loss.filter(|v| v.is_finite()).map(|v| (s.step as f64, v)))
+        .filter_map(|s| {
+            s.val_loss
+                .filter(|v| v.is_finite())
+                .map(|v| (s.step as f64, v))
+        })
         .collect();
     let all = train.iter().chain(&val);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
