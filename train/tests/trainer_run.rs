@@ -15,6 +15,7 @@ fn tiny_run_writes_adapter_metadata_peft_metrics_and_curve() {
     let data = small_file(dir.path(), "train.jsonl", "train.jsonl", 0, 12);
     let val = small_file(dir.path(), "val.jsonl", "val.jsonl", 0, 4);
     let cfg = TrainConfig {
+        epochs: 2,
         max_steps: Some(4),
         eval_every: Some(2),
         targets: vec!["q".into(), "k".into(), "gate".into(), "down".into()],
@@ -30,6 +31,7 @@ fn tiny_run_writes_adapter_metadata_peft_metrics_and_curve() {
         "every example fits seq 64"
     );
     let plan = *trainer.plan();
+    assert_eq!((plan.steps_per_epoch, plan.total_steps), (3, 6));
     let out = trainer
         .run(&mut graft_train::trainer::Silent)
         .expect("run finishes");
@@ -81,7 +83,7 @@ fn tiny_run_writes_adapter_metadata_peft_metrics_and_curve() {
         Some("q,k,gate,down")
     );
     assert_eq!(md.get_f32("graft.train.lr").ok(), Some(1e-3));
-    assert_eq!(md.get_u32("graft.train.epochs").ok(), Some(1));
+    assert_eq!(md.get_u32("graft.train.epochs").ok(), Some(2));
     assert_eq!(md.get_u32("graft.train.batch").ok(), Some(2));
     assert_eq!(md.get_u32("graft.train.grad_accum").ok(), Some(2));
     assert_eq!(md.get_u32("graft.train.seq").ok(), Some(64));
