@@ -23,8 +23,8 @@ fn s(p: &Path) -> &str {
 
 /// `n` support-triage training examples from line `skip`, without the system turn.
 fn small_file(dir: &Path, skip: usize, n: usize) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/support-triage/data/train.jsonl");
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/support-triage/data/train.jsonl");
     let text = std::fs::read_to_string(src).expect("example data is readable");
     let mut out = String::new();
     for line in text.lines().skip(skip).take(n) {
@@ -91,7 +91,10 @@ fn assert_complete(root: &Path) {
     for e in std::fs::read_dir(root).expect("checkpoint dir") {
         let e = e.expect("entry");
         let name = e.file_name().to_string_lossy().into_owned();
-        assert!(name.starts_with("step-"), "partial entry {name} left behind");
+        assert!(
+            name.starts_with("step-"),
+            "partial entry {name} left behind"
+        );
         let state: serde_json::Value = serde_json::from_slice(
             &std::fs::read(e.path().join("state.json")).expect("state.json"),
         )
@@ -114,7 +117,13 @@ fn sigkill_and_resume_gives_the_same_adapter() {
     let o = graft(&train_args(&model, &data, &out_a, &ckpt_a));
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
     let stdout = text(&o.stdout);
-    for want in ["after 6 of", "tokens/s", "peak RSS", "final train loss", "adapter "] {
+    for want in [
+        "after 6 of",
+        "tokens/s",
+        "peak RSS",
+        "final train loss",
+        "adapter ",
+    ] {
         assert!(stdout.contains(want), "no `{want}` in summary:\n{stdout}");
     }
     assert!(dir.path().join("a.metrics.jsonl").is_file());
@@ -149,9 +158,16 @@ fn sigkill_and_resume_gives_the_same_adapter() {
     args.extend(["--resume".to_string(), s(&ckpt_b).to_string()]);
     let o = graft(&args);
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("resumed at step"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("resumed at step"),
+        "{}",
+        text(&o.stdout)
+    );
     let bytes_b = std::fs::read(&out_b).expect("adapter B");
-    assert!(bytes_a == bytes_b, "resumed adapter differs from the uninterrupted one");
+    assert!(
+        bytes_a == bytes_b,
+        "resumed adapter differs from the uninterrupted one"
+    );
     assert_complete(&ckpt_b);
 }
 

@@ -1,4 +1,4 @@
-//! The loop learns: on four examples seen over and over, the training loss falls well below
+//! The loop learns: on two examples seen over and over, the training loss falls well below
 //! where it started within 20 optimizer steps.
 
 mod trainer_common;
@@ -10,10 +10,10 @@ use trainer_common::*;
 fn loss_falls_when_overfitting_a_small_set() {
     let model = model();
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = small_file(dir.path(), "train.jsonl", "train.jsonl", 100, 4);
+    let data = small_file(dir.path(), "train.jsonl", "train.jsonl", 100, 2);
     let cfg = TrainConfig {
         epochs: 20,
-        batch: 4,
+        batch: 1,
         grad_accum: 1,
         seq: 256,
         lr: 2e-3,
@@ -26,7 +26,7 @@ fn loss_falls_when_overfitting_a_small_set() {
     assert_eq!(
         trainer.train_data().rows.len(),
         1,
-        "four examples pack into one row"
+        "both examples pack into one row"
     );
     assert_eq!(trainer.plan().total_steps, 20);
     let out = trainer.run(&mut Silent).expect("run");

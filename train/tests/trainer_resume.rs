@@ -13,6 +13,8 @@ use trainer_common::*;
 
 fn config() -> TrainConfig {
     TrainConfig {
+        batch: 1,
+        epochs: 2,
         max_steps: Some(5),
         save_every: Some(2),
         eval_every: Some(2),
@@ -57,8 +59,8 @@ fn assert_complete_checkpoints(root: &Path) {
 fn stopped_and_resumed_run_is_byte_identical() {
     let model = model();
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = small_file(dir.path(), "train.jsonl", "train.jsonl", 20, 16);
-    let val = small_file(dir.path(), "val.jsonl", "val.jsonl", 10, 3);
+    let data = small_file(dir.path(), "train.jsonl", "train.jsonl", 20, 8);
+    let val = small_file(dir.path(), "val.jsonl", "val.jsonl", 10, 2);
 
     // Uninterrupted.
     let a = dir.path().join("a");
@@ -70,7 +72,7 @@ fn stopped_and_resumed_run_is_byte_identical() {
         .expect("start")
         .run(&mut Silent)
         .expect("run A");
-    assert_eq!(out_a.steps, 5);
+    assert_eq!((out_a.steps, out_a.total_steps), (5, 8));
     let bytes_a = std::fs::read(a.join("adapter.gguf")).expect("adapter A");
     // Checkpoints at steps 2 and 4 (the last two are kept).
     assert_eq!(entries(&a.join("ckpt")), ["step-00000002", "step-00000004"]);
@@ -123,6 +125,7 @@ fn stopped_and_resumed_run_is_byte_identical() {
     std::fs::create_dir(&c).expect("mkdir");
     let mut io_c = io(&c, &data);
     io_c.val = Some(val.clone());
+    io_c.checkpoint_dir = Some(c.join("ckpt"));
     io_c.resume = Some(a.join("ckpt").join("step-00000002"));
     let out_c = Trainer::new(&model, config(), io_c)
         .expect("start")
@@ -135,6 +138,7 @@ fn stopped_and_resumed_run_is_byte_identical() {
     // A checkpoint refuses to resume a run with other hyperparameters or data.
     let mut io_d = io(&c, &data);
     io_d.val = Some(val);
+    io_d.checkpoint_dir = Some(c.join("ckpt-d"));
     io_d.resume = Some(a.join("ckpt"));
     let other = TrainConfig {
         lr: 5e-4,

@@ -9,7 +9,9 @@
 //! A checkpoint is written into a temporary directory and renamed into place, so a
 //! `step-*` directory is always complete. The data order is a pure function of (seed,
 //! epoch) and dropout of (seed, micro-batch index), so this state is all a resumed run needs
-//! to continue bit for bit. The last [`KEEP`] checkpoints are kept.
+//! to continue bit for bit. The last [`KEEP`] checkpoints are kept. Floats in `state.json`
+//! round-trip exactly (serde_json's `float_roundtrip`): the best validation loss decides
+//! early stopping and is recorded in the adapter.
 
 use std::path::{Path, PathBuf};
 
