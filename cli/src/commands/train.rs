@@ -176,10 +176,10 @@ impl Observer for Bar {
         match &self.bar {
             Some(b) => {
                 b.set_position(p.step);
-                b.set_message(msg);
                 if p.val_loss.is_some() {
                     b.println(format!("step {}/{}: {msg}", p.step, p.total_steps));
                 }
+                b.set_message(msg);
             }
             None => eprintln!(
                 "step {}/{}: {msg} | ETA {:.0} s",
