@@ -274,6 +274,9 @@ impl<'t, 'm> Run<'t, 'm> {
             last_checkpoint: None,
             order: None,
         };
+        if let Some(root) = &t.io.checkpoint_dir {
+            checkpoint::clean_stale(root)?;
+        }
         if let Some(path) = &t.io.resume {
             let ck = checkpoint::load(path, &t.id)?;
             checkpoint::restore_tensors(&ck.dir, run.tr.lora_mut().tensors_mut(), &ck.lora)?;
