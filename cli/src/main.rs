@@ -39,6 +39,8 @@ enum Command {
     /// Evaluate a model (and its adapters) on a JSONL test set: loss, perplexity, exact
     /// match, token F1; --compare shows the base and the adapted model side by side.
     Eval(commands::eval::EvalArgs),
+    /// Train a LoRA adapter on the frozen (quantized) base model.
+    Train(commands::train::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Merge(args) => commands::merge::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
