@@ -183,3 +183,33 @@ fn nested_pool_use_runs_inline() {
     });
     assert_eq!(done.load(Ordering::Relaxed), 8);
 }
+
+/// Q4_1 and Q8_0 (the test model's formats) round exactly as llama.cpp's x86 kernels on both
+/// x86 tables: AVX2 and AVX-512 (its two-row and four-token kernels included) agree bit for
+/// bit, whatever the thread count.
+#[test]
+fn x86_tables_agree_bit_for_bit_on_q4_1_and_q8_0() {
+    let avail = available_isas();
+    if !(avail.contains(&Isa::Avx2) && avail.contains(&Isa::Avx512)) {
+        eprintln!("needs AVX2 and AVX-512: nothing to compare on this CPU");
+        return;
+    }
+    let pools: Vec<ThreadPool> = [1, 2]
+        .iter()
+        .map(|&n| ThreadPool::new(n).expect("pool"))
+        .collect();
+    let mut r = rng(9);
+    for ty in [QuantType::Q4_1, QuantType::Q8_0] {
+        for &cols in col_sizes(ty) {
+            for (rows, n) in [(67usize, 1usize), (66, 1), (67, 5), (8, 4)] {
+                let (w, _) = weights(&mut r, ty, rows, cols);
+                let x = randn(&mut r, n * cols, 1.0);
+                let want = run(Isa::Avx2, &pools[0], ty, &w, rows, cols, &x, n);
+                for pool in &pools {
+                    let got = run(Isa::Avx512, pool, ty, &w, rows, cols, &x, n);
+                    assert_eq!(got, want, "{ty} rows {rows} cols {cols} n {n}");
+                }
+            }
+        }
+    }
+}

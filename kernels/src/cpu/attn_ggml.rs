@@ -33,6 +33,30 @@ pub fn attn_row_ggml(
         n_kv == 0 || (k.len() >= (n_kv - 1) * stride + hd && v.len() >= (n_kv - 1) * stride + hd),
         "attn_row_ggml: cache too short"
     );
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::Isa::Avx2.is_available() {
+        // SAFETY: AVX2, FMA and F16C were detected just above.
+        unsafe { x86::row(q, k, v, stride, n_kv, scale, out) };
+        return;
+    }
+    row_body(q, k, v, stride, n_kv, scale, out, scale_f16, mad_f16)
+}
+
+/// The row loop; `scale_f16` and `mad_f16` are the accumulator steps (scalar or SIMD).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_body(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    stride: usize,
+    n_kv: usize,
+    scale: f32,
+    out: &mut [f32],
+    scale_f16: impl Fn(&mut [f32], f32),
+    mad_f16: impl Fn(&mut [f32], &[f32], f32),
+) {
+    let hd = q.len();
     let mut q16 = [0.0f32; MAX_HEAD_DIM];
     for (a, &b) in q16.iter_mut().zip(q) {
         *a = f16::from_f32(b).to_f32();
@@ -66,7 +90,7 @@ pub fn attn_row_ggml(
 /// ggml's AVX-512 `ggml_vec_dot_f16`: four 16-lane accumulators over steps of 64, folded
 /// `(0+2)+(1+3)`, then `_mm512_reduce_add_ps`'s halving tree; a tail past the last 64 is
 /// added in f64.
-#[inline]
+#[inline(always)]
 fn dot_f16_exact(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len();
     let np = n / 64 * 64;
@@ -95,29 +119,17 @@ fn dot_f16_exact(a: &[f32], b: &[f32]) -> f32 {
     sum as f32
 }
 
-/// `y = f16(y * s)` lane-wise (`ggml_vec_scale_f16`).
+/// `y = f16(y * s)` lane-wise (`ggml_vec_scale_f16`), scalar definition.
 #[inline]
 fn scale_f16(y: &mut [f32], s: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if super::isa::Isa::Avx2.is_available() {
-        // SAFETY: AVX2, FMA and F16C were detected just above; lengths are multiples of 8.
-        unsafe { x86::scale_f16(y, s) };
-        return;
-    }
     for a in y.iter_mut() {
         *a = f16::from_f32(*a * s).to_f32();
     }
 }
 
-/// `y = f16(fma(x, s, y))` lane-wise (`ggml_vec_mad_f16`).
+/// `y = f16(fma(x, s, y))` lane-wise (`ggml_vec_mad_f16`), scalar definition.
 #[inline]
 fn mad_f16(y: &mut [f32], x: &[f32], s: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if super::isa::Isa::Avx2.is_available() {
-        // SAFETY: AVX2, FMA and F16C were detected just above; lengths are multiples of 8.
-        unsafe { x86::mad_f16(y, x, s) };
-        return;
-    }
     for (a, &b) in y.iter_mut().zip(x) {
         *a = f16::from_f32(b.mul_add(s, *a)).to_f32();
     }
@@ -134,8 +146,36 @@ mod x86 {
         _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v))
     }
 
+    /// [`super::attn_row_ggml`] compiled for AVX2/FMA/F16C with SIMD accumulator steps.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn row(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        stride: usize,
+        n_kv: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        super::row_body(
+            q,
+            k,
+            v,
+            stride,
+            n_kv,
+            scale,
+            out,
+            // SAFETY: this function runs only where the features were detected; rows are
+            // head_dim long, a multiple of 8 (asserted by the caller).
+            |y, s| unsafe { scale_f16(y, s) },
+            // SAFETY: as above.
+            |y, x, s| unsafe { mad_f16(y, x, s) },
+        )
+    }
+
     /// See [`super::scale_f16`]; `y.len()` is a multiple of 8.
     #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
     pub(super) unsafe fn scale_f16(y: &mut [f32], s: f32) {
         let sv = _mm256_set1_ps(s);
         for c in y.chunks_exact_mut(8) {
@@ -149,6 +189,7 @@ mod x86 {
 
     /// See [`super::mad_f16`]; `y.len() == x.len()`, a multiple of 8.
     #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
     pub(super) unsafe fn mad_f16(y: &mut [f32], x: &[f32], s: f32) {
         let sv = _mm256_set1_ps(s);
         for (c, xc) in y.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
@@ -338,6 +379,7 @@ mod tests {
         for (a, &b) in want.iter_mut().zip(&x) {
             *a = f16::from_f32(b.mul_add(0.37, *a)).to_f32();
         }
+        let mut y2 = y.clone();
         mad_f16(&mut y, &x, 0.37);
         assert_eq!(y, want);
         for a in want.iter_mut() {
@@ -345,6 +387,15 @@ mod tests {
         }
         scale_f16(&mut y, 0.61);
         assert_eq!(y, want);
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::isa::Isa::Avx2.is_available() {
+            // SAFETY: features detected just above; lengths are multiples of 8.
+            unsafe {
+                x86::mad_f16(&mut y2, &x, 0.37);
+                x86::scale_f16(&mut y2, 0.61);
+            }
+            assert_eq!(y2, want);
+        }
     }
 
     /// Against an f64 softmax-weighted sum: equal up to the f16 accumulator's rounding.

@@ -19,8 +19,10 @@ pub(crate) fn ggml_v_expf(x: f32) -> f32 {
     if n.abs() > 192.0 {
         return if n <= 0.0 { 0.0 } else { f32::INFINITY };
     }
-    // scalef: j * 2^n with one rounding (exact in f64, then rounded once to f32).
-    (j as f64 * (n as f64).exp2()) as f32
+    // scalef: j * 2^n with one rounding (exact in f64, then rounded once to f32); n is an
+    // integer in [-192, 192], so 2^n is built from its exponent bits.
+    let p2 = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    (j as f64 * p2) as f32
 }
 
 /// `gate[i] = silu(gate[i]) * up[i]` with llama.cpp's rounding (see the module docs).
