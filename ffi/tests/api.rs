@@ -105,6 +105,10 @@ fn generate(
     (st, g)
 }
 
+/// A chat-formatted prompt the model answers at length.
+const STORY: &str =
+    "<|im_start|>user\nWrite a long story about a dragon.<|im_end|>\n<|im_start|>assistant\n";
+
 #[test]
 fn cancel_from_another_thread_stops_generation_and_busy_is_reported() {
     let h = open(512);
@@ -113,9 +117,13 @@ fn cancel_from_another_thread_stops_generation_and_busy_is_reported() {
         text: Default::default(),
     };
     let (st, g) = std::thread::scope(|sc| {
-        let gen = sc.spawn(|| generate(&h, "Write a long story about a dragon.", 200, &c));
-        while c.pieces.load(Ordering::SeqCst) < 3 {
+        let gen = sc.spawn(|| generate(&h, STORY, 200, &c));
+        while c.pieces.load(Ordering::SeqCst) < 3 && !gen.is_finished() {
             std::thread::sleep(Duration::from_millis(2));
+        }
+        if gen.is_finished() {
+            let (st, g) = gen.join().expect("join");
+            panic!("generation ended before 3 pieces: {st:?} {g:?} {} {:?}", last_error(), c.text);
         }
         // The session is busy: a second call from this thread is refused, not raced.
         assert_eq!(graft_session_reset(h.session), graft_status::GRAFT_ERR_BUSY);
