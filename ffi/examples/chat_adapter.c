@@ -1,10 +1,10 @@
 /*
  * chat_adapter: one session, hot-swapping LoRA adapters between generations:
- * none -> A -> B -> A at scale 0.5 -> none. Each turn is greedy and equals
+ * none -> A at SCALE -> B at SCALE -> A at SCALE/2 -> none. Each turn is greedy and equals
  *   graft run -m MODEL --chat -p PROMPT --temp 0 -n N_PREDICT -t 1 [--lora-scaled FILE SCALE]
  *
- * usage: chat_adapter MODEL ADAPTER_A ADAPTER_B PROMPT [N_PREDICT=16]
- * Prints one line per turn: "<label>\t<text>" (labels none, A, B, A@0.5, none).
+ * usage: chat_adapter MODEL ADAPTER_A ADAPTER_B PROMPT [N_PREDICT=16] [SCALE=1]
+ * Prints one line per turn: "<label>\t<text>" (labels none, A, B, A/2, none).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +33,11 @@ static bool collect(const char *piece, size_t len, void *user_data) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s MODEL ADAPTER_A ADAPTER_B PROMPT [N_PREDICT]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL ADAPTER_A ADAPTER_B PROMPT [N_PREDICT] [SCALE]\n", argv[0]);
         return 2;
     }
     int n_predict = argc > 5 ? atoi(argv[5]) : 16;
+    float scale = argc > 6 ? (float)atof(argv[6]) : 1.0f;
     int rc = 1;
     graft_model *model = NULL;
     graft_session *session = NULL;
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
         const char *label;
         const graft_adapter *adapter;
         float scale;
-    } turns[] = {{"none", NULL, 0}, {"A", a, 1.0f}, {"B", b, 1.0f}, {"A@0.5", a, 0.5f}, {"none", NULL, 0}};
+    } turns[] = {{"none", NULL, 0}, {"A", a, scale}, {"B", b, scale}, {"A/2", a, scale / 2}, {"none", NULL, 0}};
     graft_generate_params gp = graft_generate_params_default();
     gp.max_tokens = n_predict;
     for (size_t i = 0; i < sizeof turns / sizeof turns[0]; i++) {

@@ -123,7 +123,11 @@ fn cancel_from_another_thread_stops_generation_and_busy_is_reported() {
         }
         if gen.is_finished() {
             let (st, g) = gen.join().expect("join");
-            panic!("generation ended before 3 pieces: {st:?} {g:?} {} {:?}", last_error(), c.text);
+            panic!(
+                "generation ended before 3 pieces: {st:?} {g:?} {} {:?}",
+                last_error(),
+                c.text
+            );
         }
         // The session is busy: a second call from this thread is refused, not raced.
         assert_eq!(graft_session_reset(h.session), graft_status::GRAFT_ERR_BUSY);
