@@ -2,7 +2,7 @@
 # Installs what graft's build and tests need on a fresh Debian machine (run as root, or with sudo),
 # then fetches the test model. Idempotent: skips what is already there.
 #
-#   scripts/setup.sh            # base: model + cargo components
+#   scripts/setup.sh            # base: model, cargo components, a C compiler + valgrind (C ABI tests)
 #   scripts/setup.sh --parity   # also cmake/clang for the llama.cpp oracle (tools/llama-oracle)
 #   scripts/setup.sh --cross    # also the aarch64 cross linker and qemu-user
 set -euo pipefail
@@ -20,6 +20,8 @@ done
 
 pkgs=()
 need() { dpkg -s "$1" >/dev/null 2>&1 || pkgs+=("$1"); }
+# The C ABI tests (ffi/) build the C examples with the system compiler and run them under valgrind.
+need gcc; need libc6-dev; need pkg-config; need valgrind
 if [ "$want_parity" = 1 ]; then need cmake; need clang; need libclang-dev; fi
 if [ "$want_cross" = 1 ]; then need gcc-aarch64-linux-gnu; need libc6-dev-arm64-cross; need qemu-user; fi
 if [ ${#pkgs[@]} -gt 0 ]; then

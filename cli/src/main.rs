@@ -22,6 +22,8 @@ enum Command {
     Quantize(commands::quantize::Args),
     /// Check or split JSONL training data.
     Data(commands::data::Args),
+    /// Print the token ids of a text (the model's own tokenizer).
+    Tokenize(commands::tokenize::Args),
     /// Generate text from a prompt (streams to stdout).
     Run(commands::run::RunArgs),
     /// Chat interactively in the terminal.
@@ -34,6 +36,11 @@ enum Command {
     Adapter(commands::adapter::Args),
     /// Write a standalone model with LoRA adapters folded into its weights.
     Merge(commands::merge::Args),
+    /// Evaluate a model (and its adapters) on a JSONL test set: loss, perplexity, exact
+    /// match, token F1; --compare shows the base and the adapted model side by side.
+    Eval(commands::eval::EvalArgs),
+    /// Train a LoRA adapter on the frozen (quantized) base model.
+    Train(commands::train::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,12 +49,15 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
         Command::Data(args) => commands::data::run(args),
+        Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Chat(args) => commands::chat::run(args),
         Command::Perplexity(args) => commands::perplexity::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Merge(args) => commands::merge::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Train(args) => commands::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,18 +13,22 @@
 mod adapter;
 mod cbuf;
 mod error;
+mod eval;
 mod generate;
 mod guard;
 mod handle;
 mod model;
 mod session;
 mod text;
+mod train;
 mod version;
 
 pub use adapter::*;
+pub use eval::*;
 pub use error::{graft_last_error, graft_status, graft_status_name};
 pub use generate::*;
 pub use model::*;
 pub use session::*;
 pub use text::*;
+pub use train::*;
 pub use version::*;

@@ -126,21 +126,10 @@ pub struct graft_chat_message {
     pub content: *const c_char,
 }
 
-/// The chat template `graft run --chat` uses: a ChatML model (SmolLM2) gets llama.cpp's
-/// built-in ChatML formatting unless `jinja`; other models, or `jinja`, render the model's own
-/// Jinja template.
+/// The chat template `graft run --chat` uses ([`ChatTemplate::for_model`]).
 pub(crate) fn template_of(m: &graft_model, jinja: bool) -> Result<ChatTemplate, FfiError> {
-    let md = m.model.gguf().metadata();
-    let is_chatml = md
-        .get_str("tokenizer.chat_template")
-        .map(|t| t.contains("<|im_start|>"))
-        .unwrap_or(false);
-    let t = if is_chatml && !jinja {
-        ChatTemplate::chatml()
-    } else {
-        ChatTemplate::from_gguf(md, &m.tokenizer)
-    };
-    t.map_err(|e| FfiError::new(graft_status::GRAFT_ERR_TEMPLATE, e.to_string()))
+    ChatTemplate::for_model(m.model.gguf().metadata(), &m.tokenizer, jinja)
+        .map_err(|e| FfiError::new(graft_status::GRAFT_ERR_TEMPLATE, e.to_string()))
 }
 
 /// Formats `n_messages` messages with the model's chat template, exactly as

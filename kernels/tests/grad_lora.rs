@@ -4,7 +4,7 @@
 mod grad_common;
 use grad_common::*;
 
-use graft_kernels::grad::{lora_backward, lora_forward, LoraShape};
+use graft_kernels::grad::{available_isas, lora_backward_with, lora_forward_with, Isa, LoraShape};
 
 /// f32 kernel vs f64 finite differences (FD error ~1e-9, so this is the kernel's f32 error).
 const TOL: f64 = 1e-4;
@@ -28,12 +28,23 @@ fn fwd64(sh: LoraShape, x: &[f64], a: &[f64], b: &[f64], s: f64) -> Vec<f64> {
 
 #[test]
 fn lora_forward_and_backward_match_f64() {
-    let sh = LoraShape {
-        n_tok: 5,
-        n_in: 24,
-        n_out: 20,
-        rank: 8,
-    };
+    for isa in available_isas() {
+        // rank 8: the AVX2 8-wide strip and the AVX-512 scalar tail; rank 16: full strips;
+        // 13 tokens: the 6-token register block and its tail.
+        for (n_tok, n_in, n_out, rank) in [(5, 24, 20, 8), (13, 70, 40, 16)] {
+            let sh = LoraShape {
+                n_tok,
+                n_in,
+                n_out,
+                rank,
+            };
+            eprintln!("{isa:?} {sh:?}");
+            case(isa, sh);
+        }
+    }
+}
+
+fn case(isa: Isa, sh: LoraShape) {
     let s = 2.0f32;
     let mut rng = Rng::new(3);
     let x = rng.vec(sh.n_tok * sh.n_in, 1.0);
@@ -44,7 +55,7 @@ fn lora_forward_and_backward_match_f64() {
 
     let mut u = vec![0f32; sh.n_tok * sh.rank];
     let mut y = y0.clone();
-    lora_forward(sh, &x, &a, &b, s, &mut u, &mut y);
+    lora_forward_with(isa, sh, &x, &a, &b, s, &mut u, &mut y);
     let want: Vec<f64> = fwd64(sh, &to64(&x), &to64(&a), &to64(&b), 2.0)
         .iter()
         .zip(&y0)
@@ -56,7 +67,19 @@ fn lora_forward_and_backward_match_f64() {
     let mut da = vec![0f32; a.len()];
     let mut db = vec![0f32; b.len()];
     let mut dx = vec![0f32; x.len()];
-    lora_backward(sh, &x, &a, &b, s, &u, &dy, &mut da, &mut db, Some(&mut dx));
+    lora_backward_with(
+        isa,
+        sh,
+        &x,
+        &a,
+        &b,
+        s,
+        &u,
+        &dy,
+        &mut da,
+        &mut db,
+        Some(&mut dx),
+    );
 
     let (x6, a6, b6) = (to64(&x), to64(&a), to64(&b));
     let h = 1e-5;
@@ -70,7 +93,7 @@ fn lora_forward_and_backward_match_f64() {
     // Accumulation: a second call adds the same amount again; dx = None leaves dx alone.
     let mut da2 = da.clone();
     let mut db2 = db.clone();
-    lora_backward(sh, &x, &a, &b, s, &u, &dy, &mut da2, &mut db2, None);
+    lora_backward_with(isa, sh, &x, &a, &b, s, &u, &dy, &mut da2, &mut db2, None);
     let twice: Vec<f64> = ga.iter().map(|g| 2.0 * g).collect();
     check("lora dA accumulates", &da2, &twice, TOL);
 }

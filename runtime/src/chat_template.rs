@@ -137,6 +137,25 @@ impl ChatTemplate {
         ChatTemplate::from_model(source, text(tokenizer.bos_id()), text(tokenizer.eos_id()))
     }
 
+    /// The template `graft run --chat` uses for a GGUF model: llama.cpp's built-in ChatML
+    /// ([`ChatTemplate::chatml`]) when the model's template is ChatML and `jinja` is false (as
+    /// llama.cpp does without `--jinja`), otherwise the model's own template.
+    pub fn for_model(
+        md: &Metadata,
+        tokenizer: &Tokenizer,
+        jinja: bool,
+    ) -> Result<ChatTemplate, ChatTemplateError> {
+        let is_chatml = md
+            .get(CHAT_TEMPLATE_KEY)
+            .and_then(|v| v.as_str())
+            .is_some_and(|t| t.contains("<|im_start|>"));
+        if is_chatml && !jinja {
+            ChatTemplate::chatml()
+        } else {
+            ChatTemplate::from_gguf(md, tokenizer)
+        }
+    }
+
     /// Renders `messages`; `add_generation_prompt` appends the opening of the assistant's turn.
     pub fn render(
         &self,

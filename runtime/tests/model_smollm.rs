@@ -23,18 +23,36 @@ fn load() -> Model {
 }
 
 fn greedy(s: &mut Session<'_>, prompt: &[u32], n: usize, stop: Option<u32>) -> Vec<u32> {
+    greedy_with_margins(s, prompt, n, stop).0
+}
+
+/// Greedy ids and, per step, the top-1 logit minus the runner-up's (as the oracle reports).
+fn greedy_with_margins(
+    s: &mut Session<'_>,
+    prompt: &[u32],
+    n: usize,
+    stop: Option<u32>,
+) -> (Vec<u32>, Vec<f32>) {
     let mut sampler = Sampler::new(SamplerParams::greedy());
     let mut out = Vec::new();
+    let mut margins = Vec::new();
     let mut logits = s.eval(prompt).expect("prefill").to_vec();
     for _ in 0..n {
         let id = sampler.sample(&logits);
+        let runner_up = logits
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != id as usize)
+            .map(|(_, &v)| v)
+            .fold(f32::NEG_INFINITY, f32::max);
+        margins.push(logits[id as usize] - runner_up);
         out.push(id);
         if Some(id) == stop {
             break;
         }
         logits = s.eval(&[id]).expect("decode").to_vec();
     }
-    out
+    (out, margins)
 }
 
 #[test]
@@ -133,6 +151,7 @@ fn greedy_continuations_match_llama_cpp_goldens() {
     let gold = golden("greedy_golden.json");
     let cases = gold["cases"].as_array().expect("cases");
     let mut full = 0;
+    let mut max_margin_err = 0.0f64;
     let mut report = Vec::new();
     let mut bad = Vec::new();
     for c in cases {
@@ -146,15 +165,26 @@ fn greedy_continuations_match_llama_cpp_goldens() {
             .collect();
         let n = want.len().min(32);
         let mut s = Session::new(&m, SessionParams::default()).expect("session");
-        let got = greedy(&mut s, &prompt, n, None);
+        let (got, our_margins) = greedy_with_margins(&mut s, &prompt, n, None);
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
         let name = c["prompt"].as_str().unwrap_or("?").to_string();
+        // How far our top-2 margins are from llama.cpp's over the steps that agree: 0 means
+        // bit-identical logits at those steps' top two.
+        let margin_err = our_margins[..same.min(n)]
+            .iter()
+            .zip(&margins)
+            .map(|(&a, &b)| (a - b as f32).abs() as f64)
+            .fold(0.0f64, f64::max);
+        max_margin_err = max_margin_err.max(margin_err);
         if same >= n {
             full += 1;
-            report.push(format!("{name:?}: {n}/{n}"));
+            report.push(format!(
+                "{name:?}: {n}/{n} (margins within {margin_err:.2e})"
+            ));
         } else {
             report.push(format!(
-                "{name:?}: {same}/{n}, diverges where llama.cpp's margin is {:.2}",
+                "{name:?}: {same}/{n}, diverges where llama.cpp's margin is {:.2} \
+                 (margins before within {margin_err:.2e})",
                 margins[same]
             ));
             if margins[same] >= NEAR_TIE {
@@ -163,22 +193,36 @@ fn greedy_continuations_match_llama_cpp_goldens() {
         }
     }
     eprintln!(
-        "greedy goldens: {full}/{} match llama.cpp for the first 32 tokens\n  {}",
+        "greedy goldens: {full}/{} match llama.cpp for the first 32 tokens; top-2 margins \
+         within {max_margin_err:.2e} of llama.cpp's where the ids agree\n  {}",
         cases.len(),
         report.join("\n  ")
     );
-    // Every divergence must start at a near-tie of llama.cpp's own logits, and at least half
-    // of the prompts must match in full. The issue asks for "most"; with the current kernels 4
-    // of 8 match (the 5th, "Once upon a time", diverges at a 0.09 margin), recorded as open work.
+    // Every divergence must start at a near-tie of llama.cpp's own logits. Where graft runs
+    // its x86 kernels (AVX2 or AVX-512), it rounds exactly as llama.cpp's x86 CPU backend
+    // (Q8 activations, block order, flash-attention accumulators, ggml expf, RoPE FMAs), so
+    // all 8 prompts match with identical top-2 margins; elsewhere (scalar, NEON: other
+    // summation orders) at least 6 of 8 ("most", issue 3) must match.
     assert!(
         bad.is_empty(),
         "diverged at a clear choice: {bad:?}\n{report:?}"
     );
-    assert!(
-        full * 2 >= cases.len(),
-        "only {full}/{} match: {report:?}",
-        cases.len()
-    );
+    if x86_kernels() {
+        assert_eq!(full, cases.len(), "{report:?}");
+        assert_eq!(max_margin_err, 0.0, "logits not bit-identical: {report:?}");
+    } else {
+        assert!(
+            full * 4 >= cases.len() * 3,
+            "only {full}/{} match: {report:?}",
+            cases.len()
+        );
+    }
+}
+
+/// Whether the kernels in use are graft's x86 ones, which reproduce llama.cpp's x86 rounding.
+fn x86_kernels() -> bool {
+    use graft_kernels::cpu::{isa, Isa};
+    matches!(isa(), Isa::Avx2 | Isa::Avx512)
 }
 
 #[test]
@@ -233,7 +277,16 @@ fn top1_agreement_with_llama_cpp_logits() {
         positions.len(),
         top10_overlap as f64 / (10 * positions.len()) as f64
     );
-    assert!(rate >= 0.95, "top-1 agreement {rate}");
+    // Bit-identical logits on graft's x86 kernels (see the greedy test); 95% elsewhere.
+    if x86_kernels() {
+        assert_eq!(agree, positions.len(), "top-1 agreement {rate}");
+        assert!(
+            max_lp_err < 1e-6,
+            "log-probabilities differ by {max_lp_err}"
+        );
+    } else {
+        assert!(rate >= 0.95, "top-1 agreement {rate}");
+    }
 }
 
 #[test]

@@ -237,3 +237,24 @@ fn fd_q4_1_exact_base_untied() {
         .expect("trainable");
     check_fd(&mut tr, FD_EPS, 1e-2, FD_ATOL);
 }
+
+#[test]
+fn fd_q4_1_tiled_base_every_layer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, _) = tiny_model(
+        dir.path(),
+        "q41t.gguf",
+        2,
+        QuantType::Q4_1,
+        QuantType::Q8_0,
+        true,
+    );
+    let lora = lora_nonzero(&model, lora_cfg(), 6);
+    let mut tr = Trainable::new(
+        &model,
+        lora,
+        opts(Checkpointing::EveryLayer, BaseMatmul::Tiled),
+    )
+    .expect("trainable");
+    check_fd(&mut tr, FD_EPS, 1e-2, FD_ATOL);
+}

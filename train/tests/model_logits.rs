@@ -7,7 +7,9 @@ mod model_common;
 
 use graft_quant::QuantType;
 use graft_runtime::{Model, ModelParams, Session, SessionParams};
-use graft_train::model::{Batch, LoraConfig, LoraParams, Target, TrainOptions, Trainable};
+use graft_train::model::{
+    BaseMatmul, Batch, LoraConfig, LoraParams, Target, TrainOptions, Trainable,
+};
 use model_common::*;
 
 /// `max |a − b| / max |b|`.
@@ -40,8 +42,9 @@ fn train_logits(model: &Model, lora: LoraParams, tokens: &[u32]) -> Vec<f32> {
         lora,
         TrainOptions {
             threads: 2,
-            // The runtime keeps K/V in f16.
+            // The runtime keeps K/V in f16 and rounds activations to 8 bits in its matmuls.
             kv_f16: true,
+            base_matmul: BaseMatmul::Fast,
             ..TrainOptions::default()
         },
     )
@@ -137,8 +140,12 @@ fn adapter_matches_runtime_on_merged_weights() {
         moved > 1e-2,
         "the adapter should change the logits noticeably ({moved:.3e})"
     );
+    // The merged model computes W' x where training computes W x + s·B(A x): a different
+    // rounding path, amplified by the runtime's f16 attention accumulation (llama.cpp's), so
+    // the bound is 1e-3 — still ~1000x below what the adapter moves. (The issue's "training
+    // forward equals the runtime with the same adapter" is model_runtime_parity.rs: 0.0.)
     assert!(
-        rel <= 1e-4,
+        rel <= 1e-3,
         "training logits with the adapter differ from the merged model's by {rel:.3e}"
     );
 }
@@ -217,8 +224,9 @@ fn base_only_matches_runtime_on_smollm2() {
         max_kl <= 2.0 * self_kl.max(5e-3),
         "KL(runtime ‖ training) up to {max_kl:.3e} (runtime vs itself {self_kl:.3e})"
     );
+    // With kv_f16 the training forward runs the runtime's own attention: within 1e-4.
     assert!(
-        rel < 0.1,
+        rel <= 1e-4,
         "training logits differ from the runtime's by {rel:.3e}"
     );
 }

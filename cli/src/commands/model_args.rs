@@ -204,15 +204,9 @@ pub fn chat_template(
     tok: &graft_runtime::tokenizer::Tokenizer,
     jinja: bool,
 ) -> Result<graft_runtime::chat_template::ChatTemplate> {
-    use graft_runtime::chat_template::ChatTemplate;
-    let md = model.gguf().metadata();
-    let is_chatml = md
-        .get_str("tokenizer.chat_template")
-        .map(|t| t.contains("<|im_start|>"))
-        .unwrap_or(false);
-    Ok(if is_chatml && !jinja {
-        ChatTemplate::chatml()?
-    } else {
-        ChatTemplate::from_gguf(md, tok)?
-    })
+    Ok(graft_runtime::chat_template::ChatTemplate::for_model(
+        model.gguf().metadata(),
+        tok,
+        jinja,
+    )?)
 }

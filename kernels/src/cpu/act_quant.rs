@@ -1,11 +1,15 @@
-//! Activation quantizers: an f32 row to Q8_0, Q8_1 or Q8_K blocks, as ggml's
-//! `quantize_row_q8_*_ref` (scalar reference here; SIMD versions live with their ISA and are
-//! checked against these).
+//! Activation quantizers: an f32 row to Q8_0, Q8_1 or Q8_K blocks (scalar definitions here;
+//! SIMD versions live with their ISA and are checked against these byte for byte).
+//!
+//! Q8_0 and Q8_1 follow llama.cpp's x86 `quantize_row_q8_0`/`quantize_row_q8_1` (what its
+//! CPU backend quantizes activations with on the machines graft is compared on), which differ
+//! from ggml's `_ref` rules in two roundings: codes are `x * (127 / amax)` (not `x / d`) and
+//! ties round to even (not away from zero). Q8_K follows `quantize_row_q8_K_ref`.
 
 use half::f16;
 
-/// Scalar f32 → Q8_0 (34-byte blocks: f16 `d`, 32 × i8). `d = amax / 127`, codes rounded half
-/// away from zero. `x.len()` must be a multiple of 32, `out.len()` = `x.len() / 32 * 34`.
+/// Scalar f32 → Q8_0 (34-byte blocks: f16 `d`, 32 × i8). `d = amax / 127`, codes
+/// `x * (127 / amax)` rounded half to even. `x.len()` must be a multiple of 32, `out.len()` = `x.len() / 32 * 34`.
 pub fn quantize_row_q8_0(x: &[f32], out: &mut [u8]) {
     assert_eq!(
         x.len() % 32,
@@ -20,15 +24,16 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [u8]) {
     for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(34)) {
         let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         ob[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
         for (o, v) in ob[2..].iter_mut().zip(xb) {
-            *o = (v * id).round() as i8 as u8;
+            *o = (v * id).round_ties_even() as i8 as u8;
         }
     }
 }
 
-/// Scalar f32 → Q8_1 (36-byte blocks: f16 `d`, f16 `s = d * sum(q)`, 32 × i8).
+/// Scalar f32 → Q8_1 (36-byte blocks: f16 `d`, f16 `s = d * sum(q)`, 32 × i8), codes as
+/// [`quantize_row_q8_0`].
 pub fn quantize_row_q8_1(x: &[f32], out: &mut [u8]) {
     assert_eq!(
         x.len() % 32,
@@ -43,10 +48,10 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [u8]) {
     for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(36)) {
         let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (o, v) in ob[4..].iter_mut().zip(xb) {
-            let q = (v * id).round() as i8;
+            let q = (v * id).round_ties_even() as i8;
             sum += q as i32;
             *o = q as u8;
         }

@@ -26,6 +26,7 @@
 
 pub mod act_quant;
 mod attention;
+mod attn_ggml;
 mod dequant;
 mod get_rows;
 pub mod isa;
@@ -33,6 +34,7 @@ pub mod matmul;
 mod norm;
 mod rope;
 pub(crate) mod scalar;
+pub(crate) mod silu_ggml;
 mod softmax;
 mod swiglu;
 pub mod table;
@@ -44,12 +46,17 @@ pub(crate) mod neon;
 pub(crate) mod x86;
 
 pub use attention::{attention, attention_f16, AttnShape};
+pub use attn_ggml::{
+    attn_row_ggml, attn_row_ggml_tiled, transpose_k_tiles, FA_TILE_KV,
+    MAX_HEAD_DIM as ATTN_GGML_MAX_HEAD_DIM,
+};
 pub use dequant::dequantize_row;
 pub use get_rows::get_rows;
 pub use isa::{available_isas, isa, Isa};
 pub use matmul::matmul;
-pub use norm::rmsnorm;
-pub use rope::rope_normal;
+pub use norm::{rmsnorm, rmsnorm_rows_ggml};
+pub use rope::{rope_normal, rotate_pairs_ggml};
+pub use silu_ggml::swiglu_ggml;
 pub use softmax::softmax;
 pub use swiglu::swiglu;
 pub use table::{kernels, kernels_for, ActFormat, FormatKernels, Kernels};

@@ -20,7 +20,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[cfg(target_arch = "x86_64")]
-use super::isa::{self, Isa};
+use super::isa;
+use super::isa::Isa;
+use super::small_gemm::gemm;
 use super::vec::{axpy, dot, exp_fast};
 
 /// Attention problem size.
@@ -140,6 +142,12 @@ fn simd() -> bool {
     isa::detect() != Isa::Scalar
 }
 
+/// Whether the AVX-512 build of the bodies may run.
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    isa::detect() == Isa::Avx512
+}
+
 /// Forward: overwrites `out` with `softmax(scale·q kᵀ + mask) v` and `lse` with each row's
 /// log-sum-exp of the scaled, masked scores (online softmax, one pass over the keys), on up
 /// to `n_threads` threads.
@@ -160,12 +168,18 @@ pub fn attention_forward(
         let mut o = vec![0f32; sh.n_tok * hd];
         let mut l = vec![0f32; sh.n_tok];
         #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
+            unsafe { fwd_head_avx512(sh.n_tok, hd, &head, segments, &mut o, &mut l) };
+            return (o, l);
+        }
+        #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
             unsafe { fwd_head_avx2(sh.n_tok, hd, &head, segments, &mut o, &mut l) };
             return (o, l);
         }
-        fwd_head(sh.n_tok, hd, &head, segments, &mut o, &mut l);
+        fwd_head(Isa::Scalar, sh.n_tok, hd, &head, segments, &mut o, &mut l);
         (o, l)
     });
     for (h, (o, l)) in results.into_iter().enumerate() {
@@ -186,11 +200,25 @@ unsafe fn fwd_head_avx2(
     out: &mut [f32],
     lse: &mut [f32],
 ) {
-    fwd_head(n_tok, hd, head, segments, out, lse);
+    fwd_head(Isa::Avx2, n_tok, hd, head, segments, out, lse);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fwd_head_avx512(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    out: &mut [f32],
+    lse: &mut [f32],
+) {
+    fwd_head(Isa::Avx512, n_tok, hd, head, segments, out, lse);
 }
 
 #[inline(always)]
 fn fwd_head(
+    isa: Isa,
     n_tok: usize,
     hd: usize,
     head: &Head,
@@ -202,6 +230,8 @@ fn fwd_head(
     let first = first_same_segment(segments, n_tok);
     let mut kt = vec![0f32; hd * BK];
     let mut acc = vec![0f32; BQ * hd];
+    let mut sblk = [[0f32; BK]; BQ];
+    let mut p = [0f32; BQ * BK];
     let (mut m, mut l) = ([0f32; BQ], [0f32; BQ]);
     for i0 in (0..n_tok).step_by(BQ) {
         let i1 = (i0 + BQ).min(n_tok);
@@ -211,9 +241,11 @@ fn fwd_head(
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
             let bk = BK.min(i1 - j0);
             transpose_tile(&head.k, j0, bk, hd, &mut kt);
+            scores_block(&head.q[i0 * hd..i1 * hd], hd, &kt, &mut sblk);
             for i in i0..i1 {
                 let r = i - i0;
-                let mut s = scores(&head.q[i * hd..][..hd], &kt);
+                let s = &mut sblk[r];
+                let prow = &mut p[r * BK..(r + 1) * BK];
                 let mut row_max = f32::NEG_INFINITY;
                 for (c, sc) in s.iter_mut().enumerate() {
                     let j = j0 + c;
@@ -225,23 +257,36 @@ fn fwd_head(
                     row_max = row_max.max(*sc);
                 }
                 if row_max == f32::NEG_INFINITY {
+                    prow.fill(0.0);
                     continue;
                 }
-                let acc_i = &mut acc[r * hd..][..hd];
                 if row_max > m[r] {
                     let c = exp_fast(m[r] - row_max);
                     l[r] *= c;
-                    acc_i.iter_mut().for_each(|a| *a *= c);
+                    acc[r * hd..][..hd].iter_mut().for_each(|a| *a *= c);
                     m[r] = row_max;
                 }
-                for (c, &sc) in s.iter().enumerate().take(bk) {
-                    if sc != f32::NEG_INFINITY {
-                        let p = exp_fast(sc - m[r]);
-                        l[r] += p;
-                        axpy(p, &head.v[(j0 + c) * hd..][..hd], acc_i);
-                    }
+                for (pv, &sc) in prow.iter_mut().zip(s.iter()) {
+                    *pv = if sc != f32::NEG_INFINITY {
+                        exp_fast(sc - m[r])
+                    } else {
+                        0.0
+                    };
+                    l[r] += *pv;
                 }
             }
+            // acc += P · V (the tile's value rows are contiguous in the gathered head).
+            gemm(
+                isa,
+                &head.v[j0 * hd..(j0 + bk) * hd],
+                bk,
+                hd,
+                &p,
+                BK,
+                &mut acc,
+                hd,
+                i1 - i0,
+            );
         }
         for i in i0..i1 {
             let r = i - i0;
@@ -264,17 +309,34 @@ fn transpose_tile(src: &[f32], j0: usize, bk: usize, hd: usize, dst: &mut [f32])
     }
 }
 
-/// `x · tile[:, c]` for the `BK` columns of a transposed tile (`[hd, BK]`): a row of a small
-/// GEMM, vectorized across the columns.
+/// `out[r][c] = x_r · tile[:, c]` for the rows of `x` (`[nr, hd]`, nr ≤ BQ) and the `BK`
+/// columns of a transposed tile (`[hd, BK]`): a small GEMM, vectorized across the columns.
+/// Each sum runs over `d` in order; the rows are interleaved inside the `d` loop so their
+/// sums are independent dependency chains (a full block keeps all of them in registers).
 #[inline(always)]
-fn scores(x: &[f32], tile: &[f32]) -> [f32; BK] {
-    let mut s = [0f32; BK];
-    for (&xv, t) in x.iter().zip(tile.chunks_exact(BK)) {
-        for (sc, &tv) in s.iter_mut().zip(t) {
-            *sc += xv * tv;
+fn scores_block(x: &[f32], hd: usize, tile: &[f32], out: &mut [[f32; BK]; BQ]) {
+    let nr = x.len() / hd;
+    if nr == BQ {
+        scores_rows::<BQ>(x, hd, tile, out);
+    } else {
+        for (r, o) in out.iter_mut().enumerate().take(nr) {
+            scores_rows::<1>(&x[r * hd..(r + 1) * hd], hd, tile, std::slice::from_mut(o));
         }
     }
-    s
+}
+
+#[inline(always)]
+fn scores_rows<const R: usize>(x: &[f32], hd: usize, tile: &[f32], out: &mut [[f32; BK]]) {
+    let mut acc = [[0f32; BK]; R];
+    for (d, t) in tile.chunks_exact(BK).enumerate().take(hd) {
+        for (r, a) in acc.iter_mut().enumerate() {
+            let xv = x[r * hd + d];
+            for (sc, &tv) in a.iter_mut().zip(t) {
+                *sc += xv * tv;
+            }
+        }
+    }
+    out[..R].copy_from_slice(&acc);
 }
 
 /// One head's backward results: dq `[T, hd]`, and its contributions to its group's dk, dv.
@@ -321,12 +383,28 @@ pub fn attention_backward(
             dv: vec![0f32; sh.n_tok * hd],
         };
         #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
+            unsafe { bwd_head_avx512(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
+            return g;
+        }
+        #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
             unsafe { bwd_head_avx2(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
             return g;
         }
-        bwd_head(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g);
+        bwd_head(
+            Isa::Scalar,
+            sh.n_tok,
+            hd,
+            &head,
+            segments,
+            &l,
+            &delta,
+            &d_o,
+            &mut g,
+        );
         g
     });
     for (h, g) in results.into_iter().enumerate() {
@@ -353,12 +431,29 @@ unsafe fn bwd_head_avx2(
     dout: &[f32],
     g: &mut HeadGrad,
 ) {
-    bwd_head(n_tok, hd, head, segments, lse, delta, dout, g);
+    bwd_head(Isa::Avx2, n_tok, hd, head, segments, lse, delta, dout, g);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn bwd_head_avx512(
+    n_tok: usize,
+    hd: usize,
+    head: &Head,
+    segments: Option<&[u32]>,
+    lse: &[f32],
+    delta: &[f32],
+    dout: &[f32],
+    g: &mut HeadGrad,
+) {
+    bwd_head(Isa::Avx512, n_tok, hd, head, segments, lse, delta, dout, g);
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn bwd_head(
+    isa: Isa,
     n_tok: usize,
     hd: usize,
     head: &Head,
@@ -371,19 +466,22 @@ fn bwd_head(
     let scale = 1.0 / (hd as f32).sqrt();
     let first = first_same_segment(segments, n_tok);
     let (mut kt, mut vt) = (vec![0f32; hd * BK], vec![0f32; hd * BK]);
-    let mut p = [[0f32; BK]; BQ];
-    let mut ds = [[0f32; BK]; BQ];
+    let mut ds = [0f32; BQ * BK];
+    let (mut pt, mut dst) = ([0f32; BK * BQ], [0f32; BK * BQ]);
+    let (mut sblk, mut dpblk) = ([[0f32; BK]; BQ], [[0f32; BK]; BQ]);
     for i0 in (0..n_tok).step_by(BQ) {
         let i1 = (i0 + BQ).min(n_tok);
+        let nr = i1 - i0;
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
             let bk = BK.min(i1 - j0);
             transpose_tile(&head.k, j0, bk, hd, &mut kt);
             transpose_tile(&head.v, j0, bk, hd, &mut vt);
             // P and dS for the BQ × BK tile (GEMM rows vectorized across the keys).
+            scores_block(&head.q[i0 * hd..i1 * hd], hd, &kt, &mut sblk);
+            scores_block(&dout[i0 * hd..i1 * hd], hd, &vt, &mut dpblk);
             for i in i0..i1 {
                 let r = i - i0;
-                let s = scores(&head.q[i * hd..][..hd], &kt);
-                let dp = scores(&dout[i * hd..][..hd], &vt);
+                let (s, dp) = (&sblk[r], &dpblk[r]);
                 for c in 0..BK {
                     let j = j0 + c;
                     let pv = if c < bk && j <= i && visible(segments, i, j) {
@@ -391,37 +489,47 @@ fn bwd_head(
                     } else {
                         0.0
                     };
-                    p[r][c] = pv;
-                    ds[r][c] = scale * pv * (dp[c] - delta[i]);
+                    let d = scale * pv * (dp[c] - delta[i]);
+                    ds[r * BK + c] = d;
+                    pt[c * BQ + r] = pv;
+                    dst[c * BQ + r] = d;
                 }
             }
-            // dq_i += Σ_j dS_ij k_j
-            for i in i0..i1 {
-                let dqi = &mut g.dq[i * hd..][..hd];
-                for (c, &d) in ds[i - i0].iter().enumerate().take(bk) {
-                    if d != 0.0 {
-                        axpy(d, &head.k[(j0 + c) * hd..][..hd], dqi);
-                    }
-                }
-            }
-            // dk_j += Σ_i dS_ij q_i,  dv_j += Σ_i P_ij dout_i
-            for c in 0..bk {
-                let j = j0 + c;
-                let dkj = &mut g.dk[j * hd..][..hd];
-                for i in i0.max(j)..i1 {
-                    let d = ds[i - i0][c];
-                    if d != 0.0 {
-                        axpy(d, &head.q[i * hd..][..hd], dkj);
-                    }
-                }
-                let dvj = &mut g.dv[j * hd..][..hd];
-                for i in i0.max(j)..i1 {
-                    let pv = p[i - i0][c];
-                    if pv != 0.0 {
-                        axpy(pv, &dout[i * hd..][..hd], dvj);
-                    }
-                }
-            }
+            // dq_i += Σ_j dS_ij k_j  (key rows j0.. are contiguous).
+            gemm(
+                isa,
+                &head.k[j0 * hd..(j0 + bk) * hd],
+                bk,
+                hd,
+                &ds,
+                BK,
+                &mut g.dq[i0 * hd..i1 * hd],
+                hd,
+                nr,
+            );
+            // dk_j += Σ_i dS_ij q_i,  dv_j += Σ_i P_ij dout_i  (masked entries are 0).
+            gemm(
+                isa,
+                &head.q[i0 * hd..i1 * hd],
+                nr,
+                hd,
+                &dst,
+                BQ,
+                &mut g.dk[j0 * hd..(j0 + bk) * hd],
+                hd,
+                bk,
+            );
+            gemm(
+                isa,
+                &dout[i0 * hd..i1 * hd],
+                nr,
+                hd,
+                &pt,
+                BQ,
+                &mut g.dv[j0 * hd..(j0 + bk) * hd],
+                hd,
+                bk,
+            );
         }
     }
 }

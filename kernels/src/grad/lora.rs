@@ -1,12 +1,14 @@
 //! LoRA adapter math for a batch of `T` tokens: `y += s · B (A x)` and its backward.
 //! `A` is `[r, n_in]`, `B` is `[n_out, r]`, `x` is `[T, n_in]`, `y` is `[T, n_out]`, all f32
-//! row-major. Tokens are processed 4 at a time so each row of `A`, `B`, `dA`, `dB` is read
-//! (and written) once per 4 tokens; every inner loop runs over a contiguous dimension and the
-//! bodies are compiled a second time for AVX2+FMA, picked at run time (`GRAFT_ISA=scalar`
-//! forces the baseline build). The small `r` (8–64) keeps `[T, r]` intermediates in cache.
+//! row-major. The SIMD paths (AVX2, AVX-512; picked at run time, `GRAFT_ISA` honoured) run
+//! every product as a small GEMM on `matmul_t`'s register-blocked micro-kernel (6 tokens × a
+//! 16/64-wide strip), with the transposes they need made once per call. The scalar reference
+//! processes tokens 4 at a time so each row of `A`, `B`, `dA`, `dB` is read (and written) once
+//! per 4 tokens. The small `r` (8–64) keeps `[T, r]` intermediates in cache.
 
-#[cfg(target_arch = "x86_64")]
 use super::isa::{self, Isa};
+#[cfg(target_arch = "x86_64")]
+use super::small_gemm::gemm;
 use super::vec::dot;
 
 /// Tokens per register/cache block.
@@ -36,37 +38,57 @@ pub fn lora_forward(
     u: &mut [f32],
     y: &mut [f32],
 ) {
-    // Bᵀ ([r, n_out]) so the output update is a contiguous axpy per rank component.
-    let mut bt = vec![0f32; sh.rank * sh.n_out];
-    for o in 0..sh.n_out {
-        for k in 0..sh.rank {
-            bt[k * sh.n_out + o] = b[o * sh.rank + k];
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if isa::detect() != Isa::Scalar {
-        // SAFETY: a non-scalar ISA is only ever detected with AVX2 and FMA present.
-        unsafe { forward_avx2(sh, x, a, &bt, s, u, y) };
-        return;
-    }
-    forward_body(sh, x, a, &bt, s, u, y);
+    lora_forward_with(isa::detect(), sh, x, a, b, s, u, y);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(
+/// [`lora_forward`] on path `isa` (an unsupported one runs the scalar reference). The SIMD
+/// paths run both products as small GEMMs on the register-blocked micro-kernel of
+/// `matmul_t` (`Aᵀ` and `Bᵀ` as the tiles).
+#[allow(clippy::too_many_arguments)]
+pub fn lora_forward_with(
+    isa: Isa,
     sh: LoraShape,
     x: &[f32],
     a: &[f32],
-    bt: &[f32],
+    b: &[f32],
     s: f32,
     u: &mut [f32],
     y: &mut [f32],
 ) {
-    forward_body(sh, x, a, bt, s, u, y);
+    let (u, y) = (&mut u[..sh.n_tok * sh.rank], &mut y[..sh.n_tok * sh.n_out]);
+    let (x, a, b) = (
+        &x[..sh.n_tok * sh.n_in],
+        &a[..sh.rank * sh.n_in],
+        &b[..sh.n_out * sh.rank],
+    );
+    // Bᵀ ([r, n_out]) so the output update is a contiguous axpy per rank component.
+    let bt = transpose(b, sh.n_out, sh.rank);
+    #[cfg(target_arch = "x86_64")]
+    if isa::supported(isa) && isa != Isa::Scalar {
+        let at = transpose(a, sh.rank, sh.n_in);
+        u.fill(0.0);
+        gemm(isa, &at, sh.n_in, sh.rank, x, sh.n_in, u, sh.rank, sh.n_tok);
+        let su: Vec<f32> = u.iter().map(|&v| s * v).collect();
+        gemm(
+            isa, &bt, sh.rank, sh.n_out, &su, sh.rank, y, sh.n_out, sh.n_tok,
+        );
+        return;
+    }
+    let _ = isa;
+    forward_body(sh, x, a, &bt, s, u, y);
 }
 
-#[inline(always)]
+/// `m[rows, cols]` → `[cols, rows]`.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
 fn forward_body(
     sh: LoraShape,
     x: &[f32],
@@ -119,19 +141,14 @@ pub fn lora_backward(
     db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if isa::detect() != Isa::Scalar {
-        // SAFETY: a non-scalar ISA is only ever detected with AVX2 and FMA present.
-        unsafe { backward_avx2(sh, x, a, b, s, u, dy, da, db, dx) };
-        return;
-    }
-    backward_body(sh, x, a, b, s, u, dy, da, db, dx);
+    lora_backward_with(isa::detect(), sh, x, a, b, s, u, dy, da, db, dx);
 }
 
-#[cfg(target_arch = "x86_64")]
+/// [`lora_backward`] on path `isa` (an unsupported one runs the scalar reference). The SIMD
+/// paths run the four products as small GEMMs on `matmul_t`'s micro-kernel.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_avx2(
+pub fn lora_backward_with(
+    isa: Isa,
     sh: LoraShape,
     x: &[f32],
     a: &[f32],
@@ -143,10 +160,49 @@ unsafe fn backward_avx2(
     db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
+    let LoraShape {
+        n_tok,
+        n_in,
+        n_out,
+        rank,
+    } = sh;
+    let (x, a, b, u, dy) = (
+        &x[..n_tok * n_in],
+        &a[..rank * n_in],
+        &b[..n_out * rank],
+        &u[..n_tok * rank],
+        &dy[..n_tok * n_out],
+    );
+    let (da, db) = (&mut da[..rank * n_in], &mut db[..n_out * rank]);
+    let dx = dx.map(|d| &mut d[..n_tok * n_in]);
+    #[cfg(target_arch = "x86_64")]
+    if isa::supported(isa) && isa != Isa::Scalar {
+        // g = s · dy B  ([T, r]; B is already the [n_out, r] tile).
+        let mut g = vec![0f32; n_tok * rank];
+        gemm(isa, b, n_out, rank, dy, n_out, &mut g, rank, n_tok);
+        g.iter_mut().for_each(|v| *v *= s);
+        // dA += gᵀ x: rows of gᵀ against x as the [T, n_in] tile.
+        let gt = transpose(&g, n_tok, rank);
+        gemm(isa, x, n_tok, n_in, &gt, n_tok, da, n_in, rank);
+        // dBᵀ = s · uᵀ dy ([r, n_out]), then added transposed.
+        let sut: Vec<f32> = transpose(u, n_tok, rank).iter().map(|&v| s * v).collect();
+        let mut dbt = vec![0f32; rank * n_out];
+        gemm(isa, dy, n_tok, n_out, &sut, n_tok, &mut dbt, n_out, rank);
+        for o in 0..n_out {
+            for k in 0..rank {
+                db[o * rank + k] += dbt[k * n_out + o];
+            }
+        }
+        // dx += g A (A is the [r, n_in] tile).
+        if let Some(dx) = dx {
+            gemm(isa, a, rank, n_in, &g, rank, dx, n_in, n_tok);
+        }
+        return;
+    }
+    let _ = isa;
     backward_body(sh, x, a, b, s, u, dy, da, db, dx);
 }
 
-#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward_body(
     sh: LoraShape,

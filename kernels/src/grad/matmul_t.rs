@@ -140,7 +140,7 @@ pub fn matmul_t_with(
 
 /// `dx`'s base pointer, shared by threads that write disjoint column ranges.
 #[derive(Clone, Copy)]
-struct DxPtr(*mut f32);
+pub(super) struct DxPtr(pub(super) *mut f32);
 // SAFETY: each thread writes only the columns of its own panels (disjoint), and the scope
 // joins every thread before the `&mut dx` borrow that produced the pointer ends.
 unsafe impl Send for DxPtr {}
@@ -244,7 +244,12 @@ impl Job<'_> {
 }
 
 /// Dequantizes one row segment (whole blocks) into `dst`, with SIMD for Q4_1 / Q8_0.
-fn dequant(isa: Isa, ty: QuantType, src: &[u8], dst: &mut [f32]) -> Result<(), GradError> {
+pub(super) fn dequant(
+    isa: Isa,
+    ty: QuantType,
+    src: &[u8],
+    dst: &mut [f32],
+) -> Result<(), GradError> {
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Scalar {
         match ty {

@@ -134,15 +134,14 @@ impl Backend for CpuBackend {
         dim: usize,
         out: &mut Vec<f32>,
     ) {
-        for t in 0..n_tokens {
-            let xr = &x[t * dim..(t + 1) * dim];
-            let or = &mut out[t * dim..(t + 1) * dim];
-            let ss: f32 = xr.iter().map(|v| v * v).sum();
-            let scale = 1.0 / (ss / dim as f32 + eps).sqrt();
-            for ((o, &xv), &wv) in or.iter_mut().zip(xr).zip(&w[..dim]) {
-                *o = xv * scale * wv;
-            }
-        }
+        // As ggml's rms_norm (f64 sum, f32 mean); shared with the training forward.
+        k::rmsnorm_rows_ggml(
+            &x[..n_tokens * dim],
+            &w[..dim],
+            eps,
+            &mut out[..n_tokens * dim],
+            dim,
+        );
     }
 
     fn rope(
@@ -167,14 +166,7 @@ impl Backend for CpuBackend {
                 theta *= scale;
             }
             let row = &mut x[t * n_heads * head_dim..(t + 1) * n_heads * head_dim];
-            for h in row.chunks_exact_mut(head_dim) {
-                for (i, &(c, s)) in cs.iter().take(half).enumerate() {
-                    let a = h[2 * i];
-                    let b = h[2 * i + 1];
-                    h[2 * i] = a * c - b * s;
-                    h[2 * i + 1] = a * s + b * c;
-                }
-            }
+            k::rotate_pairs_ggml(row, head_dim, &cs[..half]);
         }
     }
 
@@ -205,10 +197,8 @@ impl Backend for CpuBackend {
     }
 
     fn swiglu(&self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
-        for (g, &u) in gate[..len].iter_mut().zip(&up[..len]) {
-            let silu = *g / (1.0 + (-*g).exp());
-            *g = silu * u;
-        }
+        // llama.cpp's rounding (its AVX-512 expf), so greedy runs compare with it exactly.
+        k::swiglu_ggml(&mut gate[..len], &up[..len]);
     }
 
     fn add(&self, x: &mut Vec<f32>, y: &Vec<f32>, len: usize) {

@@ -3,6 +3,14 @@
 //! over scoped threads in ranges of equal causal work.
 
 use super::AttnShape;
+use graft_kernels::cpu::{
+    attn_row_ggml, attn_row_ggml_tiled, transpose_k_tiles, ATTN_GGML_MAX_HEAD_DIM,
+};
+
+/// Batches shorter than this run llama.cpp's per-row flash-attention numerics (f16 query and
+/// f16 value accumulator, [`attn_row_ggml`]); longer ones its tiled f32 path
+/// ([`attn_row_ggml_tiled`]) (ggml's `GGML_FA_TILE_Q`).
+const GGML_FA_TILE_Q: usize = 64;
 
 /// Below this many multiply-adds the call runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 20;
@@ -30,8 +38,22 @@ pub(super) fn attention(
         scores.resize(parts * n_kv_max, 0.0);
     }
     let out = &mut out[..n * qd];
+    // Long batches: every KV head's keys in ggml's tile layout, once per call.
+    let kvd = s.n_head_kv * s.head_dim;
+    let kt: Vec<Vec<f32>> = if uses_ggml_rows(s) && s.n_tokens >= GGML_FA_TILE_Q {
+        (0..s.n_head_kv)
+            .map(|g| {
+                let mut t = Vec::new();
+                transpose_k_tiles(&kc[g * s.head_dim..], kvd, s.head_dim, n_kv_max, &mut t);
+                t
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let kt = &kt[..];
     if parts == 1 {
-        rows(q, kc, vc, s, 0, n, out, &mut scores[..n_kv_max]);
+        rows(q, kc, vc, kt, s, 0, n, out, &mut scores[..n_kv_max]);
         return;
     }
     // Token ranges of about equal causal work (token t attends to pos0 + t + 1 positions).
@@ -58,20 +80,27 @@ pub(super) fn attention(
             out_rest = orest;
             sc_rest = srest;
             if p + 1 == n_parts {
-                rows(q, kc, vc, s, t0, t1, o, scr);
+                rows(q, kc, vc, kt, s, t0, t1, o, scr);
             } else {
-                sc.spawn(move || rows(q, kc, vc, s, t0, t1, o, scr));
+                sc.spawn(move || rows(q, kc, vc, kt, s, t0, t1, o, scr));
             }
         }
     });
 }
 
-/// Tokens `t0..t1`; `out` holds exactly their rows.
+/// Whether this shape runs llama.cpp's rounding (head sizes its kernels take).
+fn uses_ggml_rows(s: AttnShape) -> bool {
+    s.head_dim <= ATTN_GGML_MAX_HEAD_DIM && s.head_dim.is_multiple_of(8)
+}
+
+/// Tokens `t0..t1`; `out` holds exactly their rows; `kt` holds the tiled keys per KV head
+/// when the batch takes llama.cpp's tiled path.
 #[allow(clippy::too_many_arguments)]
 fn rows(
     q: &[f32],
     kc: &[f32],
     vc: &[f32],
+    kt: &[Vec<f32>],
     s: AttnShape,
     t0: usize,
     t1: usize,
@@ -83,11 +112,21 @@ fn rows(
     let kvd = s.n_head_kv * hd;
     let group = s.n_head / s.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
+    let ggml_rounding = uses_ggml_rows(s);
     for t in t0..t1 {
         let n_kv = s.pos0 + t + 1;
         for h in 0..s.n_head {
             let off = (h / group) * hd;
             let qh = &q[t * qd + h * hd..][..hd];
+            if ggml_rounding {
+                let oh = &mut out[(t - t0) * qd + h * hd..][..hd];
+                if kt.is_empty() {
+                    attn_row_ggml(qh, &kc[off..], &vc[off..], kvd, n_kv, scale, oh);
+                } else {
+                    attn_row_ggml_tiled(qh, &kt[h / group], &vc[off..], kvd, n_kv, scale, oh);
+                }
+                continue;
+            }
             let sc = &mut scores[..n_kv];
             let mut mx = f32::NEG_INFINITY;
             for (j, x) in sc.iter_mut().enumerate() {

@@ -142,4 +142,8 @@ pub enum DataError {
     /// Invalid options (ratios, thresholds, lengths).
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The model's tokenizer or chat template could not be loaded, or rendering an example with
+    /// them failed (e.g. a template that rejects the conversation).
+    #[error("rendering examples with the model's chat template: {0}")]
+    Render(String),
 }

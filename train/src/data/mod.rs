@@ -1,5 +1,6 @@
 //! Datasets: JSONL examples in several shapes, validated with precise errors, deduplicated,
-//! split deterministically, rendered to loss-masked segments, and packed into rows.
+//! split deterministically, rendered to loss-masked token ids with the model's tokenizer and
+//! chat template ([`render`]), and packed into rows.
 
 mod dataset;
 mod dedup;
@@ -8,6 +9,7 @@ mod example;
 mod options;
 mod pack;
 mod reader;
+pub mod render;
 mod report;
 pub mod rng;
 mod segment;
@@ -20,6 +22,7 @@ pub use example::{Example, Message, Role};
 pub use options::{LoadOptions, Policy, TokenCounter, TokenLimit, DEFAULT_MAX_LINE_BYTES};
 pub use pack::{pack, Overlong, PackedRow, Packing, TokenizedExample};
 pub use reader::{BoundedLines, RawLine};
+pub use render::{PromptExample, Renderer};
 pub use report::{DroppedLine, Duplicate, LoadReport};
 pub use segment::{LossMask, Segment};
 pub use split::{split_file, split_file_with, Split, SplitRatios, SplitReport};

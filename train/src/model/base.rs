@@ -15,9 +15,14 @@ pub enum BaseMatmul {
     #[default]
     Fast,
     /// f32 activations against the weights dequantized tile by tile (a few rows at a time,
-    /// never the whole matrix): the forward is the exact function whose gradient the
-    /// backward computes (for finite-difference checks). Slow.
+    /// never the whole matrix), summed in f64: the forward is the exact function whose
+    /// gradient the backward computes (for finite-difference checks). Slow.
     Exact,
+    /// f32 activations against the weights dequantized into 64-row × 256-column f32 tiles
+    /// reused by every token (SIMD micro-GEMM, f32 sums: `graft_kernels::grad::matmul_fwd`):
+    /// the same function as [`BaseMatmul::Exact`] up to f32 rounding, so the backward is its
+    /// true gradient, and the fastest path for training-sized batches (no 8-bit rounding).
+    Tiled,
 }
 
 /// Rows dequantized at a time by [`BaseMatmul::Exact`].
@@ -76,6 +81,14 @@ impl Base {
                 source,
             }),
             BaseMatmul::Exact => exact_forward(m, x, n, y),
+            BaseMatmul::Tiled => {
+                grad::matmul_fwd(m.ty, m.bytes, m.rows, m.cols, x, n, y, self.threads).map_err(
+                    |source| TrainModelError::Grad {
+                        tensor: m.name.clone(),
+                        source,
+                    },
+                )
+            }
         }
     }
 

@@ -13,6 +13,9 @@ use super::lora_params::{splitmix64, unit_f32, LoraParams, Target};
 use crate::optim::ParamTensor;
 use graft_kernels::cpu;
 use graft_kernels::grad::{self, AttnShape, LoraShape};
+use graft_runtime::backend::{
+    AttnShape as RtAttnShape, Backend, CpuBackend, LoraInput, LoraMats, RopeParams,
+};
 use graft_runtime::config::ModelConfig;
 use graft_runtime::weights::{LayerWeights, Matrix};
 
@@ -27,6 +30,17 @@ pub(crate) struct Ctx<'a> {
     pub step: u64,
     /// Round k, v to f16 before attention (as the inference runtime's KV cache does).
     pub kv_f16: bool,
+    /// With `kv_f16`: the inference runtime's CPU backend, whose own ops (RoPE, attention,
+    /// SwiGLU, the LoRA update) the forward then runs, so its values equal the runtime's.
+    pub rt: Option<&'a CpuBackend>,
+}
+
+/// Runs `f` on a `Vec` copy of `x` and copies the result back (the runtime backend's ops take
+/// `Vec` buffers).
+fn with_vec(x: &mut [f32], f: impl FnOnce(&mut Vec<f32>)) {
+    let mut v = x.to_vec();
+    f(&mut v);
+    x.copy_from_slice(&v[..x.len()]);
 }
 
 /// Work buffers shared by every layer (`[n_tok, max(d, ff)]` each, plus gradients).
@@ -69,17 +83,11 @@ impl Scratch {
 }
 
 /// RMS norm of each `dim`-row of `x` times `w` into `out`, computed exactly as the inference
-/// runtime's CPU backend does (one f32 running sum), so the training forward reproduces the
-/// runtime's activations bit for bit (the 8-bit activation rounding in the quantized matmuls
-/// amplifies any last-bit difference over the layers).
+/// runtime's CPU backend does (the shared ggml-rounded kernel), so the training forward
+/// reproduces the runtime's activations bit for bit (the 8-bit activation rounding in the
+/// quantized matmuls amplifies any last-bit difference over the layers).
 pub(crate) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], dim: usize) {
-    for (xr, or) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        let ss: f32 = xr.iter().map(|v| v * v).sum();
-        let scale = 1.0 / (ss / dim as f32 + eps).sqrt();
-        for ((o, &xv), &wv) in or.iter_mut().zip(xr).zip(w) {
-            *o = xv * scale * wv;
-        }
-    }
+    graft_kernels::cpu::rmsnorm_rows_ggml(x, w, eps, out, dim);
 }
 
 fn matrix<'a, 'w>(lw: &'a LayerWeights<'w>, t: Target) -> &'a Matrix<'w> {
@@ -155,6 +163,22 @@ impl Ctx<'_> {
                 rank: lora.config().rank,
             };
             let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
+            if let Some(rt) = self.rt {
+                // The runtime's update (its `A x` lands in `u`, as the backward needs it).
+                let mats = LoraMats {
+                    a: &a.values,
+                    b: &b.values,
+                    rank: sh.rank,
+                    n_in: m.cols,
+                    n_out: m.rows,
+                    scale: lora.scale(),
+                };
+                let xv = xin.to_vec();
+                with_vec(&mut y[..n * m.rows], |yv| {
+                    rt.lora_add(&mats, LoraInput::Dense(&xv), n, u, yv)
+                });
+                return Ok(());
+            }
             grad::lora_forward(
                 sh,
                 xin,
@@ -272,7 +296,34 @@ impl Ctx<'_> {
         self.linear_fwd(lw, lora, layer, Target::Q, a.xn1, uq, a.q, xd)?;
         self.linear_fwd(lw, lora, layer, Target::K, a.xn1, uk, a.k, xd)?;
         self.linear_fwd(lw, lora, layer, Target::V, a.xn1, uv, a.v, xd)?;
+        let tl = self.batch.seq_len;
+        let pos = &self.batch.positions;
+        for r in 0..self.batch.n_rows {
+            let (t0, t1) = (r * tl, (r + 1) * tl);
+            let p0 = pos[t0];
+            let contiguous = (t0..t1).all(|t| pos[t] == p0 + (t - t0));
+            let Some(rt) = self.rt.filter(|_| contiguous) else {
+                continue;
+            };
+            let rp = RopeParams {
+                freq_base: cfg.rope_freq_base,
+                n_rot: cfg.n_rot,
+            };
+            with_vec(&mut a.q[t0 * qd..t1 * qd], |v| {
+                rt.rope(v, tl, cfg.n_head, hd, p0, rp)
+            });
+            with_vec(&mut a.k[t0 * kvd..t1 * kvd], |v| {
+                rt.rope(v, tl, cfg.n_head_kv, hd, p0, rp)
+            });
+        }
+        let rt_rope = |t: usize| {
+            let (r0, p) = (t / tl * tl, &self.batch.positions);
+            self.rt.is_some() && (r0..r0 + tl).all(|i| p[i] == p[r0] + (i - r0))
+        };
         for (t, &pos) in self.batch.positions.iter().enumerate() {
+            if rt_rope(t) {
+                continue;
+            }
             let (base, rot) = (cfg.rope_freq_base, cfg.n_rot);
             cpu::rope_normal(
                 &mut a.q[t * qd..(t + 1) * qd],
@@ -297,16 +348,45 @@ impl Ctx<'_> {
             }
         }
         let sh = self.attn_shape();
-        let tl = self.batch.seq_len;
         for r in 0..self.batch.n_rows {
             let (t0, t1) = (r * tl, (r + 1) * tl);
+            let seg = &self.batch.segments[t0..t1];
+            let one_seq = seg.iter().all(|&s| s == seg[0]);
+            let mut scratch;
+            let att = match self.rt.filter(|_| one_seq) {
+                Some(rt) => {
+                    // The runtime's attention gives the values; the training kernel below
+                    // still runs for the log-sum-exp the backward needs.
+                    let to16 = |x: &[f32]| -> Vec<half::f16> {
+                        x.iter().map(|&v| half::f16::from_f32(v)).collect()
+                    };
+                    let (kc, vc) = (
+                        to16(&a.k[t0 * kvd..t1 * kvd]),
+                        to16(&a.v[t0 * kvd..t1 * kvd]),
+                    );
+                    let mut qv = a.q[t0 * qd..t1 * qd].to_vec();
+                    let shape = RtAttnShape {
+                        n_tokens: tl,
+                        pos0: 0,
+                        n_head: cfg.n_head,
+                        n_head_kv: cfg.n_head_kv,
+                        head_dim: hd,
+                    };
+                    with_vec(&mut a.att[t0 * qd..t1 * qd], |o| {
+                        rt.attention(&mut qv, &kc, &vc, shape, o)
+                    });
+                    scratch = vec![0f32; tl * qd];
+                    &mut scratch[..]
+                }
+                None => &mut a.att[t0 * qd..t1 * qd],
+            };
             grad::attention_forward(
                 sh,
                 &a.q[t0 * qd..t1 * qd],
                 &a.k[t0 * kvd..t1 * kvd],
                 &a.v[t0 * kvd..t1 * kvd],
-                Some(&self.batch.segments[t0..t1]),
-                &mut a.att[t0 * qd..t1 * qd],
+                Some(seg),
+                att,
                 &mut a.lse[t0 * cfg.n_head..t1 * cfg.n_head],
                 self.base.threads(),
             );
@@ -318,7 +398,14 @@ impl Ctx<'_> {
         rmsnorm_rows(a.h, &lw.ffn_norm, cfg.rms_eps, a.xn2, d);
         self.linear_fwd(lw, lora, layer, Target::Gate, a.xn2, ug, a.gate, xd)?;
         self.linear_fwd(lw, lora, layer, Target::Up, a.xn2, uu, a.up, xd)?;
-        cpu::swiglu(a.gate, a.up, a.act);
+        match self.rt {
+            Some(rt) => {
+                a.act.copy_from_slice(a.gate);
+                let up = a.up.to_vec();
+                with_vec(a.act, |g| rt.swiglu(g, &up, n * cfg.n_ff));
+            }
+            None => cpu::swiglu(a.gate, a.up, a.act),
+        }
         let out = &mut out[..n * d];
         self.linear_fwd(lw, lora, layer, Target::Down, a.act, udn, out, xd)?;
         for (o, &h) in out.iter_mut().zip(a.h.iter()) {

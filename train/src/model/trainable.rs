@@ -9,6 +9,7 @@ use super::error::TrainModelError;
 use super::head::{head, HeadMode, HeadScratch};
 use super::layer::{Ctx, Scratch};
 use super::lora_params::{LoraParams, Target};
+use graft_runtime::backend::CpuBackend;
 use graft_runtime::config::ModelConfig;
 use graft_runtime::weights::Weights;
 use graft_runtime::Model;
@@ -20,13 +21,17 @@ pub struct TrainOptions {
     pub threads: usize,
     /// Activation checkpointing policy.
     pub checkpointing: Checkpointing,
-    /// How the forward multiplies by quantized base weights.
+    /// How the forward multiplies by quantized base weights (default [`BaseMatmul::Tiled`]:
+    /// the fastest for training batches, and the backward is its exact gradient; use
+    /// [`BaseMatmul::Fast`] with `kv_f16` for a forward equal to the inference runtime's).
     pub base_matmul: BaseMatmul,
     /// Tokens per output-head chunk (bounds the logits buffer to `chunk × n_vocab`).
     pub head_chunk: usize,
     /// Round keys and values to f16 before attention, as the inference runtime's f16 KV cache
-    /// (llama.cpp's default) does: the forward then equals inference's; the backward treats
-    /// the rounding as identity. Off by default (exact gradients).
+    /// (llama.cpp's default) does, and run the runtime's own CPU ops where they differ from the
+    /// training kernels (RoPE, attention, SwiGLU, the LoRA update): with
+    /// [`BaseMatmul::Fast`] the forward then equals inference's (`Session::eval_all`). The
+    /// backward treats the rounding as identity. Off by default (exact gradients).
     pub kv_f16: bool,
 }
 
@@ -35,8 +40,8 @@ impl Default for TrainOptions {
         TrainOptions {
             threads: 1,
             checkpointing: Checkpointing::EveryLayer,
-            base_matmul: BaseMatmul::Fast,
-            head_chunk: 64,
+            base_matmul: BaseMatmul::Tiled,
+            head_chunk: 256,
             kv_f16: false,
         }
     }
@@ -66,6 +71,8 @@ pub struct Trainable<'m> {
     pending: Option<Batch>,
     dropout_step: u64,
     kv_f16: bool,
+    /// The runtime's CPU backend (the model's own; with `kv_f16` only).
+    rt: Option<&'m CpuBackend>,
 }
 
 impl<'m> Trainable<'m> {
@@ -108,6 +115,7 @@ impl<'m> Trainable<'m> {
             pending: None,
             dropout_step: 0,
             kv_f16: opts.kv_f16,
+            rt: opts.kv_f16.then(|| model.backend()),
         })
     }
 
@@ -190,6 +198,7 @@ impl<'m> Trainable<'m> {
             seed: self.lora.config().seed,
             step: self.dropout_step,
             kv_f16: self.kv_f16,
+            rt: self.rt,
         };
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
@@ -249,6 +258,7 @@ impl<'m> Trainable<'m> {
             seed: self.lora.config().seed,
             step: self.dropout_step,
             kv_f16: self.kv_f16,
+            rt: self.rt,
         };
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate().rev() {

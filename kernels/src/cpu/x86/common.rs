@@ -174,55 +174,60 @@ macro_rules! x86_dot_kernels {
             }
         }
 
-        /// Q4_1 · Q8_1.
+        /// Q4_1 · Q8_1, rounding exactly as llama.cpp's x86 `ggml_vec_dot_q4_1_q8_1`: one
+        /// 8-lane accumulator `fma(d_w d_a, codes, acc)` over the blocks in order, the
+        /// `m_w s_a` terms summed with scalar FMAs, `hsum(acc) + summs`.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
             let nb = w.len() / 20;
             assert!(a.len() >= nb * 36);
             let mut acc = _mm256_setzero_ps();
-            let mut accm = _mm_setzero_ps();
+            let mut summs = 0.0f32;
             // SAFETY: block b reads w[20b..20b+20] and a[36b..36b+36], inside the rows.
             unsafe {
                 for b in 0..nb {
                     let (wp, ap) = (w.as_ptr().add(20 * b), a.as_ptr().add(36 * b));
                     // [d_w, m_w] * [d_a, s_a]
-                    let dm = _mm_mul_ps(f16x2(wp), f16x2(ap));
+                    let (dw, da) = (f16x2(wp), f16x2(ap));
+                    let dm = _mm_mul_ps(dw, da);
+                    summs = f16_1(wp.add(2)).mul_add(f16_1(ap.add(2)), summs);
                     let p = mul_sum_us8(nibbles32(wp.add(4)), ld(ap.add(4)));
                     acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(p), acc);
-                    accm = _mm_add_ps(accm, dm);
                 }
-                hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(accm))
+                hsum_ps(acc) + summs
             }
         }
 
-        /// Q4_1 · four Q8_1 rows `stride` bytes apart: each weight block decoded once.
+        /// Q4_1 · four Q8_1 rows `stride` bytes apart: each weight block decoded once; each
+        /// result rounds exactly as [`dot_q4_1`].
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q4_1_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             let nb = w.len() / 20;
             assert!(stride >= nb * 36 && a.len() >= 3 * stride + nb * 36);
             let mut acc = [_mm256_setzero_ps(); 4];
-            let mut accm = [_mm_setzero_ps(); 4];
+            let mut summs = [0.0f32; 4];
             // SAFETY: block b reads w[20b..][..20] and a[t*stride + 36b..][..36] for t < 4,
             // inside the slices (checked above).
             unsafe {
                 for b in 0..nb {
                     let wp = w.as_ptr().add(20 * b);
                     let dmw = f16x2(wp);
+                    let mw = f16_1(wp.add(2));
                     let q = nibbles32(wp.add(4));
                     for t in 0..4 {
                         let ap = a.as_ptr().add(t * stride + 36 * b);
                         let dm = _mm_mul_ps(dmw, f16x2(ap));
+                        summs[t] = mw.mul_add(f16_1(ap.add(2)), summs[t]);
                         let p = mul_sum_us8(q, ld(ap.add(4)));
                         acc[t] = _mm256_fmadd_ps(
                             _mm256_broadcastss_ps(dm),
                             _mm256_cvtepi32_ps(p),
                             acc[t],
                         );
-                        accm[t] = _mm_add_ps(accm[t], dm);
                     }
                 }
                 for t in 0..4 {
-                    out[t] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[t]));
+                    out[t] = hsum_ps(acc[t]) + summs[t];
                 }
             }
         }
@@ -506,22 +511,11 @@ macro_rules! x86_dot_kernels {
 
 pub(crate) use x86_dot_kernels;
 
-/// Defines the AVX activation quantizers (Q8_0, Q8_1) with target features `$feat`. Codes are
-/// rounded half away from zero exactly like the scalar reference, so the bytes match it.
+/// Defines the AVX activation quantizers (Q8_0, Q8_1) with target features `$feat`: codes
+/// `x * (127 / amax)` rounded half to even, byte for byte the scalar definitions in
+/// `act_quant` (and llama.cpp's x86 quantizers).
 macro_rules! x86_quant_kernels {
     ($feat:literal) => {
-        /// Rounds half away from zero (C `roundf`), lane-wise.
-        #[target_feature(enable = $feat)]
-        #[inline]
-        fn round_away(v: __m256) -> __m256 {
-            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-            let sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0));
-            let frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(v, t));
-            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
-            let one = _mm256_or_ps(_mm256_set1_ps(1.0), sign);
-            _mm256_add_ps(t, _mm256_and_ps(up, one))
-        }
-
         /// One block of 32 floats at `x` → 32 codes at `q`; returns (d, sum of codes).
         #[target_feature(enable = $feat)]
         #[inline]
@@ -544,10 +538,10 @@ macro_rules! x86_quant_kernels {
                 let m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
                 let amax = _mm_cvtss_f32(m4);
                 let d = amax / 127.0;
-                let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-                let i: [__m256i; 4] = std::array::from_fn(|k| {
-                    _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[k], id)))
-                });
+                let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+                // cvtps_epi32 rounds to nearest even (the default MXCSR mode).
+                let i: [__m256i; 4] =
+                    std::array::from_fn(|k| _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id)));
                 let s =
                     _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
                 let s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
@@ -613,7 +607,6 @@ macro_rules! x86_table {
             // features were detected; the kernel asserts the row lengths.
             unsafe { imp::dot_q4_0(w, a) }
         }
-        #[allow(dead_code)] // replaced by a wider kernel in some tables
         fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
             // SAFETY: only reachable through the table below, handed out after the ISA's
             // features were detected; the kernel asserts the row lengths.
@@ -629,7 +622,6 @@ macro_rules! x86_table {
             // features were detected; the kernel asserts the row lengths.
             unsafe { imp::dot_q5_1(w, a) }
         }
-        #[allow(dead_code)] // replaced by a wider kernel in some tables
         fn dot_q8_0(w: &[u8], a: &[u8]) -> f32 {
             // SAFETY: only reachable through the table below, handed out after the ISA's
             // features were detected; the kernel asserts the row lengths.

@@ -1,0 +1,328 @@
+//! `graft train -m BASE --data train.jsonl [--val val.jsonl] -o adapter.gguf [...]`: trains a
+//! LoRA adapter on the frozen GGUF base; the work is `graft_train::trainer`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use graft_runtime::{Model, ModelParams};
+use graft_train::trainer::{
+    CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress, Schedule,
+    StopReason, TrainConfig, TrainIo, Trainer,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Arguments of `graft train`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The base model (GGUF; stays quantized and frozen).
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// Training data (JSONL: messages, instruction/output, prompt/completion or text).
+    #[arg(long)]
+    data: PathBuf,
+    /// Validation data (JSONL), evaluated every --eval-every steps and at the end.
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// The GGUF LoRA adapter to write; `<stem>.metrics.jsonl` and `<stem>.loss.svg` go beside
+    /// it.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// Also write the adapter in PEFT format into this directory.
+    #[arg(long)]
+    peft: Option<PathBuf>,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 16)]
+    rank: usize,
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long, default_value_t = 32.0)]
+    alpha: f32,
+    /// LoRA dropout.
+    #[arg(long, default_value_t = 0.05)]
+    dropout: f32,
+    /// Adapted projections, comma-separated.
+    #[arg(long, default_value = "q,k,v,o,gate,up,down", value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f32,
+    /// Epochs.
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// Packed rows per micro-batch.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Micro-batches per optimizer step.
+    #[arg(long = "grad-accum", default_value_t = 4)]
+    grad_accum: usize,
+    /// Tokens per packed row (longer examples are truncated).
+    #[arg(long, default_value_t = 512)]
+    seq: usize,
+    /// Optimizer: adamw or adamw8bit.
+    #[arg(long, default_value = "adamw8bit", value_parser = parse_optimizer)]
+    optimizer: OptimizerKind,
+    /// Activation checkpointing: off, layer, or N (every N layers).
+    #[arg(long, default_value = "layer", value_parser = CheckpointPolicy::parse)]
+    checkpointing: CheckpointPolicy,
+    /// Warmup: a fraction of all steps (< 1) or a number of steps (>= 1).
+    #[arg(long, default_value_t = 0.05)]
+    warmup: f64,
+    /// Learning-rate schedule after warmup: cosine, linear or constant.
+    #[arg(long, default_value = "cosine", value_parser = parse_schedule)]
+    schedule: Schedule,
+    /// Decoupled weight decay.
+    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Clip the global gradient norm to this.
+    #[arg(long = "max-grad-norm", default_value_t = 1.0)]
+    max_grad_norm: f32,
+    /// Seed of the LoRA init, dropout and data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Validation loss every N optimizer steps (default: each epoch end).
+    #[arg(long = "eval-every")]
+    eval_every: Option<u64>,
+    /// Stop after K evaluations without a better validation loss; keep the best adapter.
+    #[arg(long = "early-stopping")]
+    early_stopping: Option<u32>,
+    /// Write a checkpoint every N optimizer steps (into --checkpoint-dir, default
+    /// `<output>.ckpt`).
+    #[arg(long = "save-every")]
+    save_every: Option<u64>,
+    /// Checkpoint directory.
+    #[arg(long = "checkpoint-dir")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Resume from a checkpoint (a step-N directory, or a checkpoint directory: its newest).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Stop after N optimizer steps (the schedule still spans all epochs).
+    #[arg(long = "max-steps")]
+    max_steps: Option<u64>,
+    /// Compute threads (default: number of physical cores).
+    #[arg(short = 't', long = "threads")]
+    threads: Option<usize>,
+    /// Tokens the loss covers: completion (assistant / completion tokens) or all.
+    #[arg(long = "loss-mask", default_value = "completion", value_parser = parse_mask)]
+    loss_mask: MaskPolicy,
+    /// No progress bar (one line per step on stderr instead).
+    #[arg(long = "no-progress")]
+    no_progress: bool,
+}
+
+fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
+    match s {
+        "adamw" => Ok(OptimizerKind::Adamw),
+        "adamw8bit" | "adamw-8bit" => Ok(OptimizerKind::Adamw8bit),
+        _ => Err(format!("expected adamw or adamw8bit, got `{s}`")),
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    match s {
+        "cosine" => Ok(Schedule::Cosine),
+        "linear" => Ok(Schedule::Linear),
+        "constant" => Ok(Schedule::Constant),
+        _ => Err(format!("expected cosine, linear or constant, got `{s}`")),
+    }
+}
+
+fn parse_mask(s: &str) -> Result<MaskPolicy, String> {
+    match s {
+        "completion" => Ok(MaskPolicy::Completion),
+        "all" => Ok(MaskPolicy::All),
+        _ => Err(format!("expected completion or all, got `{s}`")),
+    }
+}
+
+/// The progress bar (or plain lines when stderr is not a terminal or `--no-progress`).
+struct Bar {
+    bar: Option<ProgressBar>,
+}
+
+impl Bar {
+    fn new(total: u64, plain: bool) -> Bar {
+        let bar = if plain || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            None
+        } else {
+            let b = ProgressBar::new(total);
+            let style =
+                ProgressStyle::with_template("{bar:30} step {pos}/{len} | {msg} | ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            b.set_style(style);
+            b.enable_steady_tick(Duration::from_millis(500));
+            Some(b)
+        };
+        Bar { bar }
+    }
+
+    fn line(&self, s: &str) {
+        match &self.bar {
+            Some(b) => b.println(s),
+            None => eprintln!("{s}"),
+        }
+    }
+}
+
+impl Observer for Bar {
+    fn on_step(&mut self, p: &Progress) -> Control {
+        let val = p
+            .val_loss
+            .map(|v| format!(" | val {v:.4}"))
+            .unwrap_or_default();
+        let msg = format!(
+            "loss {:.4}{val} | lr {:.2e} | {:.0} tok/s",
+            p.loss, p.lr, p.tokens_per_sec
+        );
+        match &self.bar {
+            Some(b) => {
+                b.set_position(p.step);
+                if p.val_loss.is_some() {
+                    b.println(format!("step {}/{}: {msg}", p.step, p.total_steps));
+                }
+                b.set_message(msg);
+            }
+            None => eprintln!(
+                "step {}/{}: {msg} | ETA {:.0} s",
+                p.step, p.total_steps, p.eta_secs
+            ),
+        }
+        Control::Continue
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        match e {
+            Event::Info(s) => self.line(s),
+            Event::Checkpoint(d) => self.line(&format!("checkpoint {}", d.display())),
+            Event::Resumed(s) => self.line(&format!("resumed at step {s}")),
+        }
+    }
+}
+
+/// Runs `graft train`.
+pub fn run(args: Args) -> Result<()> {
+    let threads = args
+        .threads
+        .unwrap_or_else(super::model_args::physical_cores)
+        .max(1);
+    let config = TrainConfig {
+        rank: args.rank,
+        alpha: args.alpha,
+        dropout: args.dropout,
+        targets: args.targets.clone(),
+        lr: args.lr,
+        epochs: args.epochs,
+        batch: args.batch,
+        grad_accum: args.grad_accum,
+        seq: args.seq,
+        optimizer: args.optimizer,
+        checkpointing: args.checkpointing,
+        warmup: args.warmup,
+        seed: args.seed,
+        schedule: args.schedule,
+        weight_decay: args.weight_decay,
+        max_grad_norm: args.max_grad_norm,
+        eval_every: args.eval_every,
+        early_stopping: args.early_stopping,
+        save_every: args.save_every,
+        max_steps: args.max_steps,
+        loss_mask: args.loss_mask,
+        threads,
+    };
+    config.validate().context("bad training flags")?;
+    let checkpoint_dir = args
+        .checkpoint_dir
+        .clone()
+        .or_else(|| args.save_every.map(|_| args.output.with_extension("ckpt")));
+    let io = TrainIo {
+        data: args.data.clone(),
+        val: args.val.clone(),
+        out: args.output.clone(),
+        peft: args.peft.clone(),
+        checkpoint_dir,
+        resume: args.resume.clone(),
+    };
+    let model = Model::load(&args.model, ModelParams { threads })
+        .with_context(|| format!("cannot load base model {}", args.model.display()))?;
+    let trainer = Trainer::new(&model, config, io).context("cannot start training")?;
+    let td = trainer.train_data();
+    let plan = *trainer.plan();
+    eprintln!(
+        "train {}: {} examples ({} duplicates removed, {} truncated to {} tokens, {} without a \
+         scored token) -> {} rows, {} tokens, {} scored",
+        td.path.display(),
+        td.examples,
+        td.report.exact_duplicates.len() + td.report.near_duplicates.len(),
+        td.truncated,
+        args.seq,
+        td.unscored,
+        td.rows.len(),
+        td.tokens,
+        td.scored
+    );
+    if let Some(v) = trainer.val_data() {
+        eprintln!(
+            "val {}: {} examples -> {} rows, {} scored tokens",
+            v.path.display(),
+            v.examples,
+            v.rows.len(),
+            v.scored
+        );
+    }
+    eprintln!(
+        "plan: {} epochs x {} steps ({} micro-batches of {} rows, {} per step) = {} steps; \
+         running {} | {} threads",
+        plan.epochs,
+        plan.steps_per_epoch,
+        plan.micro_per_epoch,
+        plan.batch,
+        plan.grad_accum,
+        plan.total_steps,
+        plan.run_steps,
+        threads
+    );
+    let mut bar = Bar::new(plan.run_steps, args.no_progress);
+    let out = trainer.run(&mut bar).context("training failed")?;
+    if let Some(b) = &bar.bar {
+        b.finish_and_clear();
+    }
+    let fmt_opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "{} after {} of {} steps{} in {:.1} s",
+        match out.stop {
+            StopReason::Completed => "done",
+            StopReason::MaxSteps => "stopped (--max-steps)",
+            StopReason::EarlyStopped => "stopped early (validation loss stopped improving)",
+            StopReason::Cancelled => "cancelled",
+        },
+        out.steps,
+        out.total_steps,
+        out.resumed_from
+            .map(|s| format!(" (resumed at step {s})"))
+            .unwrap_or_default(),
+        out.elapsed_secs
+    );
+    println!(
+        "tokens/s {:.1} ({} tokens this run) | peak RSS {:.0} MB",
+        out.tokens_per_sec, out.tokens, out.peak_rss_mb
+    );
+    println!(
+        "final train loss {} | final val loss {} | best val loss {}",
+        fmt_opt(out.final_train_loss),
+        fmt_opt(out.final_val_loss),
+        out.best_val
+            .map_or("-".to_string(), |(v, s)| format!("{v:.4} (step {s})"))
+    );
+    if let Some(p) = &out.adapter {
+        println!("adapter {}", p.display());
+    }
+    if let Some(p) = &out.peft {
+        println!("peft {}", p.display());
+    }
+    if let (Some(m), Some(s)) = (&out.metrics_path, &out.svg_path) {
+        println!("metrics {} | loss curve {}", m.display(), s.display());
+    }
+    if let Some(c) = &out.last_checkpoint {
+        println!("last checkpoint {}", c.display());
+    }
+    Ok(())
+}

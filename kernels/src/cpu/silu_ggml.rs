@@ -1,0 +1,91 @@
+//! SwiGLU with the rounding of llama.cpp's x86 CPU kernel (`ggml_vec_swiglu_f32` built with
+//! AVX-512: `silu(g) = g / (1 + ggml_v_expf(-g))`, times `up`), so runs compare with it
+//! bit for bit. Elements past the last multiple of 16 use libm `expf`, as ggml's tail does.
+
+/// `ggml_v_expf` (AVX-512 variant) for one lane: a range reduction by `ln 2` in two FMAs, a
+/// degree-5 polynomial, `scalef`; `|n| > 192` saturates to 0 or +inf.
+#[inline(always)]
+pub(crate) fn ggml_v_expf(x: f32) -> f32 {
+    let c = f32::from_bits;
+    let r = c(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(c(0x3fb8_aa3b), r);
+    let n = z - r;
+    let b = (-n).mul_add(c(0x35bf_be8e), (-n).mul_add(c(0x3f31_7200), x));
+    let u = b * b;
+    let j = c(0x3c07_2010)
+        .mul_add(b, c(0x3d2b_9f17))
+        .mul_add(u, c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb)));
+    let j = j.mul_add(u, c(0x3f7f_fff6).mul_add(b, 1.0));
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    // scalef: j * 2^n with one rounding (exact in f64, then rounded once to f32).
+    (j as f64 * (n as f64).exp2()) as f32
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]` with llama.cpp's rounding (see the module docs).
+pub fn swiglu_ggml(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "swiglu_ggml: length mismatch");
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::Isa::Avx2.is_available() {
+        // SAFETY: AVX2 and FMA were detected just above.
+        unsafe { body_fma(gate, up) };
+        return;
+    }
+    body(gate, up)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn body_fma(gate: &mut [f32], up: &[f32]) {
+    body(gate, up)
+}
+
+#[inline(always)]
+fn body(gate: &mut [f32], up: &[f32]) {
+    let n16 = gate.len() / 16 * 16;
+    let (gv, gt) = gate.split_at_mut(n16);
+    for (g, &u) in gv.iter_mut().zip(up) {
+        *g = *g / (1.0 + ggml_v_expf(-*g)) * u;
+    }
+    for (g, &u) in gt.iter_mut().zip(&up[n16..]) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ggml_expf_is_close_to_exp_and_saturates() {
+        let mut worst = 0.0f64;
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let want = (x as f64).exp();
+            worst = worst.max(((ggml_v_expf(x) as f64 - want) / want).abs());
+            x += 0.0371;
+        }
+        // ggml documents at most 1.45 ulp plus rounding.
+        assert!(worst < 3e-7, "worst relative error {worst:e}");
+        assert_eq!(ggml_v_expf(-200.0), 0.0);
+        assert_eq!(ggml_v_expf(200.0), f32::INFINITY);
+        assert_eq!(ggml_v_expf(0.0), 1.0);
+    }
+
+    #[test]
+    fn swiglu_matches_f64_definition() {
+        let g: Vec<f32> = (0..40).map(|i| (i as f32 - 20.0) * 0.37).collect();
+        let u: Vec<f32> = (0..40).map(|i| 1.0 - i as f32 * 0.05).collect();
+        let mut o = g.clone();
+        swiglu_ggml(&mut o, &u);
+        for i in 0..40 {
+            let (gg, uu) = (g[i] as f64, u[i] as f64);
+            let want = gg / (1.0 + (-gg).exp()) * uu;
+            assert!(
+                (o[i] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{i}"
+            );
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! `y = x·Wᵀ` with f32 activations for a frozen weight `W` (`rows × cols`, GGUF layout) and a
+//! batch `x` (`[T, cols]`), giving `y` (`[T, rows]`, overwritten):
+//! `y[t, r] = Σ_c W[r, c] · x[t, c]`.
+//!
+//! The training forward's fast exact path: unlike the inference kernels it does not round the
+//! activations to 8 bits, so it is the very function whose gradient [`super::matmul_t`]
+//! computes. The weight is never dequantized whole: the rows are cut into panels of 64; for
+//! each panel, [`KC`] columns at a time are dequantized and transposed into a `[KC, 64]` f32
+//! tile (64 KiB), and the same register-blocked micro-GEMM as `matmul_t` runs every token of
+//! the work item against it (the tile is dequantized once per item, reused by all its tokens).
+//!
+//! Threading: work items are (row panel, token block) pairs claimed from an atomic counter by
+//! `std::thread::scope` workers (a descheduled worker just claims fewer); items write disjoint
+//! `y` windows, so there is no reduction. With one thread the token block is the whole batch.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use graft_quant::QuantType;
+
+use super::isa::{self, Isa};
+use super::matmul_t::{dequant, DxPtr};
+#[cfg(target_arch = "x86_64")]
+use super::matmul_t_simd;
+use super::GradError;
+
+/// Output rows per panel (the AVX-512 micro-kernel's 64-wide strip).
+const NR: usize = 64;
+
+/// Columns (reduction length) per tile: a multiple of every block size (32 and 256).
+const KC: usize = 256;
+
+/// Smallest token block a multi-threaded call cuts (keeps the dequantized tile amortized).
+const MIN_TOKEN_BLOCK: usize = 128;
+
+/// [`matmul_fwd_with`] on the detected (or `GRAFT_ISA`-forced) path.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_fwd(
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    y: &mut [f32],
+    n_threads: usize,
+) -> Result<(), GradError> {
+    matmul_fwd_with(isa::detect(), ty, w, rows, cols, x, n_tok, y, n_threads)
+}
+
+/// `y[t, r] = Σ_c W[r, c] · x[t, c]` on path `isa` (an unsupported `isa` falls back to
+/// scalar). `w` is the raw tensor bytes (any alignment), `x` is `[n_tok, cols]`, `y` is
+/// `[n_tok, rows]` (overwritten); `n_threads` ≥ 1 workers share the (panel, token block) items.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_fwd_with(
+    isa: Isa,
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    y: &mut [f32],
+    n_threads: usize,
+) -> Result<(), GradError> {
+    let isa = if isa::supported(isa) {
+        isa
+    } else {
+        Isa::Scalar
+    };
+    match ty {
+        QuantType::F32
+        | QuantType::F16
+        | QuantType::BF16
+        | QuantType::Q4_0
+        | QuantType::Q4_1
+        | QuantType::Q5_0
+        | QuantType::Q5_1
+        | QuantType::Q8_0
+        | QuantType::Q2_K
+        | QuantType::Q3_K
+        | QuantType::Q4_K
+        | QuantType::Q5_K
+        | QuantType::Q6_K => {}
+        other => return Err(GradError::UnsupportedType(other)),
+    }
+    let block = ty.block_size();
+    if !cols.is_multiple_of(block) {
+        return Err(GradError::NotWholeBlocks { ty, cols });
+    }
+    let row_bytes = cols / block * ty.type_size();
+    let check = |what, got, expected| {
+        if got == expected {
+            Ok(())
+        } else {
+            Err(GradError::Shape {
+                op: "matmul_fwd",
+                what,
+                got,
+                expected,
+            })
+        }
+    };
+    check("w bytes", w.len(), rows * row_bytes)?;
+    check("x", x.len(), n_tok * cols)?;
+    check("y", y.len(), n_tok * rows)?;
+    y.fill(0.0);
+    if rows == 0 || cols == 0 || n_tok == 0 {
+        return Ok(());
+    }
+    let n_panels = rows.div_ceil(NR);
+    let n_threads = n_threads.max(1);
+    // Enough items for about four per worker, without token blocks below MIN_TOKEN_BLOCK.
+    let tb = if n_threads == 1 {
+        n_tok
+    } else {
+        let want_blocks = (4 * n_threads).div_ceil(n_panels).max(1);
+        n_tok.div_ceil(want_blocks).max(MIN_TOKEN_BLOCK).min(n_tok)
+    };
+    let n_tb = n_tok.div_ceil(tb);
+    let n_items = n_panels * n_tb;
+    let job = Job {
+        isa,
+        ty,
+        w,
+        rows,
+        cols,
+        row_bytes,
+        x,
+        n_tok,
+        tb,
+        n_tb,
+        y: DxPtr(y.as_mut_ptr()),
+        next: AtomicUsize::new(0),
+        n_items,
+    };
+    let n_threads = n_threads.min(n_items);
+    if n_threads == 1 {
+        return job.work();
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n_threads)
+            .map(|_| {
+                let job = &job;
+                s.spawn(move || job.work())
+            })
+            .collect();
+        let mut result = Ok(());
+        for h in handles {
+            match h.join() {
+                Ok(r) => result = result.and(r),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        result
+    })
+}
+
+struct Job<'a> {
+    isa: Isa,
+    ty: QuantType,
+    w: &'a [u8],
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    x: &'a [f32],
+    n_tok: usize,
+    /// Tokens per block and number of blocks.
+    tb: usize,
+    n_tb: usize,
+    y: DxPtr,
+    next: AtomicUsize,
+    n_items: usize,
+}
+
+impl Job<'_> {
+    /// Claims items until none is left.
+    fn work(&self) -> Result<(), GradError> {
+        let mut tile = vec![0f32; KC * NR];
+        let mut row = vec![0f32; KC];
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.n_items {
+                return Ok(());
+            }
+            // Token blocks of one panel are adjacent items (the panel's bytes stay cached).
+            let (p, b) = (i / self.n_tb, i % self.n_tb);
+            let t0 = b * self.tb;
+            let nt = self.tb.min(self.n_tok - t0);
+            self.item(p * NR, t0, nt, &mut tile, &mut row)?;
+        }
+    }
+
+    /// Rows `r0..r0+NR` (or fewer) of `y` for tokens `t0..t0+nt`.
+    fn item(
+        &self,
+        r0: usize,
+        t0: usize,
+        nt: usize,
+        tile: &mut [f32],
+        row: &mut [f32],
+    ) -> Result<(), GradError> {
+        let (block, bpb) = (self.ty.block_size(), self.ty.type_size());
+        let pw = NR.min(self.rows - r0);
+        for c0 in (0..self.cols).step_by(KC) {
+            let kc = KC.min(self.cols - c0);
+            let (b0, b1) = (c0 / block * bpb, (c0 + kc) / block * bpb);
+            for j in 0..pw {
+                let wr = &self.w[(r0 + j) * self.row_bytes..][..self.row_bytes];
+                dequant(self.isa, self.ty, &wr[b0..b1], &mut row[..kc])?;
+                for (k, &v) in row[..kc].iter().enumerate() {
+                    tile[k * pw + j] = v;
+                }
+            }
+            let tile = &tile[..kc * pw];
+            match self.isa {
+                Isa::Scalar => self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt),
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` was checked supported; the pointers address x[t0, c0] and
+                // y[t0, r0], whose [nt × kc] / [nt × pw] windows (strides cols / rows) are in
+                // bounds (lengths checked), and only this item writes that window of y.
+                Isa::Avx512 => unsafe {
+                    matmul_t_simd::tile_avx512(
+                        tile.as_ptr(),
+                        kc,
+                        pw,
+                        self.x.as_ptr().add(t0 * self.cols + c0),
+                        self.cols,
+                        self.y.0.add(t0 * self.rows + r0),
+                        self.rows,
+                        nt,
+                    )
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as for the AVX-512 arm.
+                Isa::Avx2 => unsafe {
+                    matmul_t_simd::tile_avx2(
+                        tile.as_ptr(),
+                        kc,
+                        pw,
+                        self.x.as_ptr().add(t0 * self.cols + c0),
+                        self.cols,
+                        self.y.0.add(t0 * self.rows + r0),
+                        self.rows,
+                        nt,
+                    )
+                },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Neon => self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt),
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reference micro-GEMM: `y[t, r0+j] += Σ_k x[t, c0+k] · tile[k, j]`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_scalar(
+        &self,
+        tile: &[f32],
+        kc: usize,
+        pw: usize,
+        c0: usize,
+        r0: usize,
+        t0: usize,
+        nt: usize,
+    ) {
+        for t in t0..t0 + nt {
+            // SAFETY: t < n_tok and r0 + pw ≤ rows, so the window is inside y (length
+            // n_tok·rows checked); only this item touches it.
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(self.y.0.add(t * self.rows + r0), pw) };
+            let xt = &self.x[t * self.cols + c0..][..kc];
+            for (k, &a) in xt.iter().enumerate() {
+                for (o, &wv) in out.iter_mut().zip(&tile[k * pw..(k + 1) * pw]) {
+                    *o += a * wv;
+                }
+            }
+        }
+    }
+}

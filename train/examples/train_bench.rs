@@ -1,0 +1,185 @@
+//! Training benchmark table on the real test model: rank 16 on all seven projections, batch 4,
+//! full optimizer steps (zero grads, forward, backward, optimizer update), for every
+//! combination of sequence length, optimizer (AdamW / AdamW 8-bit), checkpointing (off / every
+//! layer) and thread count. Each configuration runs in its own child process, so its peak RSS
+//! (VmHWM: model pages touched + activations + optimizer state) is its own. Prints a markdown
+//! table: tokens/s of the best step (wall and per CPU-second), peak RSS, optimizer state bytes.
+//!
+//! `cargo run --release -p graft-train --example train_bench -- [steps] [threads,..] [seqs,..]`
+//! (defaults: 2 steps, threads 1,2, seqs 256,512). `-- --child SEQ OPT CKPT THREADS STEPS`
+//! runs one configuration and prints one `RESULT` line (what the parent reads).
+
+use graft_runtime::{Model, ModelParams};
+use graft_train::model::{Batch, Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable};
+use graft_train::optim::{AdamW, AdamW8bit, AdamWConfig, Optimizer};
+use std::process::Command;
+use std::time::Instant;
+
+const BATCH: usize = 4;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn vm_hwm_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// User + system CPU seconds of this process (/proc/self/stat, 100 Hz ticks).
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum::<f64>()
+        / 100.0
+}
+
+fn batch(seq: usize, nv: u64) -> Res<Batch> {
+    let mut state = 0x1234_5678u64;
+    let ids: Vec<u32> = (0..BATCH * seq)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % nv) as u32
+        })
+        .collect();
+    let mut b = Batch::single(&ids[..seq])?;
+    b.n_rows = BATCH;
+    b.targets = ids.iter().skip(1).copied().chain([0]).collect();
+    b.ids = ids;
+    b.mask = (0..BATCH * seq).map(|i| i % seq != seq - 1).collect();
+    b.positions = (0..BATCH * seq).map(|i| i % seq).collect();
+    b.segments = vec![0; BATCH * seq];
+    Ok(b)
+}
+
+/// One configuration: prints `RESULT wall_tok_s cpu_tok_s peak_mb state_bytes loss`.
+fn child(seq: usize, opt: &str, ckpt: &str, threads: usize, steps: usize) -> Res<()> {
+    let path = graft_quant::model_cache::test_model_path()?;
+    let model = Model::load(&path, ModelParams { threads })?;
+    let b = batch(seq, model.config().n_vocab as u64)?;
+    let lora = LoraParams::new(
+        model.config(),
+        LoraConfig {
+            rank: 16,
+            alpha: 32.0,
+            ..LoraConfig::default()
+        },
+    )?;
+    let checkpointing = match ckpt {
+        "off" => Checkpointing::Off,
+        "layer" => Checkpointing::EveryLayer,
+        other => return Err(format!("unknown checkpointing {other:?}").into()),
+    };
+    let opts = TrainOptions {
+        threads,
+        checkpointing,
+        ..TrainOptions::default()
+    };
+    let mut tr = Trainable::new(&model, lora, opts)?;
+    let mut optim: Box<dyn Optimizer> = match opt {
+        "adamw" => Box::new(AdamW::new(AdamWConfig::default())?),
+        "adamw8bit" => Box::new(AdamW8bit::new(AdamWConfig::default())?),
+        other => return Err(format!("unknown optimizer {other:?}").into()),
+    };
+    let (mut best_wall, mut best_cpu, mut loss) = (f64::INFINITY, f64::INFINITY, 0.0);
+    for _ in 0..steps.max(1) {
+        let (t0, c0) = (Instant::now(), cpu_s());
+        tr.lora_mut()
+            .tensors_mut()
+            .iter_mut()
+            .for_each(|t| t.zero_grad());
+        loss = tr.forward(&b)?;
+        tr.backward()?;
+        optim.step(tr.lora_mut().tensors_mut(), 1e-4)?;
+        best_wall = best_wall.min(t0.elapsed().as_secs_f64());
+        best_cpu = best_cpu.min(cpu_s() - c0);
+    }
+    let toks = (BATCH * seq) as f64;
+    println!(
+        "RESULT {:.1} {:.1} {:.0} {} {loss:.4}",
+        toks / best_wall,
+        toks / best_cpu.max(0.01),
+        vm_hwm_mb(),
+        optim.state_bytes()
+    );
+    Ok(())
+}
+
+fn list(arg: Option<String>, default: &[usize]) -> Res<Vec<usize>> {
+    match arg {
+        None => Ok(default.to_vec()),
+        Some(s) => s
+            .split(',')
+            .map(|v| v.trim().parse::<usize>().map_err(|e| e.into()))
+            .collect(),
+    }
+}
+
+fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1);
+    let first = args.next();
+    if first.as_deref() == Some("--child") {
+        let mut next = || {
+            args.next()
+                .ok_or("--child needs SEQ OPT CKPT THREADS STEPS")
+        };
+        let seq = next()?.parse()?;
+        let opt = next()?;
+        let ckpt = next()?;
+        let threads = next()?.parse()?;
+        let steps = next()?.parse()?;
+        return child(seq, &opt, &ckpt, threads, steps);
+    }
+    let steps: usize = first.map_or(Ok(2), |s| s.parse())?;
+    let threads = list(args.next(), &[1, 2])?;
+    let seqs = list(args.next(), &[256, 512])?;
+    let exe = std::env::current_exe()?;
+    println!(
+        "rank 16 on q,k,v,o,gate,up,down, batch {BATCH}, best of {steps} full optimizer steps; \
+         one process per row"
+    );
+    println!();
+    println!(
+        "| seq | optimizer | checkpointing | threads | tok/s | tok/s per CPU-s | peak RSS MB | \
+         optimizer state MB | loss |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &seq in &seqs {
+        for opt in ["adamw", "adamw8bit"] {
+            for ckpt in ["off", "layer"] {
+                for &t in &threads {
+                    let out = Command::new(&exe)
+                        .args(["--child", &seq.to_string(), opt, ckpt])
+                        .args([t.to_string(), steps.to_string()])
+                        .output()?;
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let Some(line) = text.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+                        return Err(format!(
+                            "config seq {seq} {opt} {ckpt} {t} threads failed: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        )
+                        .into());
+                    };
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let [wall, cpu, rss, state, loss] = f[..] else {
+                        return Err(format!("bad RESULT line {line:?}").into());
+                    };
+                    let state_mb = state.parse::<f64>().unwrap_or(f64::NAN) / 1e6;
+                    println!(
+                        "| {seq} | {opt} | {ckpt} | {t} | {wall} | {cpu} | {rss} | \
+                         {state_mb:.1} | {loss} |"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

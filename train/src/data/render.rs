@@ -1,0 +1,264 @@
+//! Rendering examples into token ids with a loss mask, using the model's own tokenizer and the
+//! chat template `graft run --chat` uses, so training sees exactly the prompts inference sees.
+//!
+//! Chat-shaped examples (`messages`, `instruction`) are rendered turn by turn: the text before
+//! each assistant turn is the template's rendering of the earlier turns with the generation
+//! prompt (what `graft run --chat` feeds the model), and the assistant's text is what the
+//! template appends for that turn (content, end-of-turn token, separator). Each piece is
+//! tokenized on its own, so the prompt tokens are exactly inference's, and the completion is
+//! tokenized as the model would produce it. The loss covers the assistant's tokens up to and
+//! including the last end-of-generation token of the turn (a separator after it, like ChatML's
+//! trailing newline, is never generated and is not trained on).
+//!
+//! `prompt`/`completion`, preference pairs (their chosen side) and `text` are raw text (no
+//! template): the completion, or the whole text, is followed by the EOS token.
+
+use super::{DataError, Example, LossMask, Message, Role, TokenizedExample};
+use graft_runtime::chat_template::{ChatMessage, ChatTemplate};
+use graft_runtime::tokenizer::Tokenizer;
+use graft_runtime::Model;
+
+/// Turns examples into token ids + loss masks, and prompts for generation.
+#[derive(Debug)]
+pub struct Renderer {
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    /// The BOS token's text, to avoid a second BOS when the template writes one itself.
+    bos_text: Option<String>,
+}
+
+/// A prompt to complete and the reference completion (for evaluation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptExample {
+    /// The prompt's ids, BOS included when the model adds one; for chat examples it ends with
+    /// the generation prompt (the opening of the assistant's turn).
+    pub ids: Vec<u32>,
+    /// The reference completion text (the final assistant turn's content, or the completion).
+    pub reference: String,
+}
+
+/// One piece of an example before tokenization.
+struct Piece {
+    text: String,
+    trainable: bool,
+}
+
+impl Renderer {
+    /// The renderer of a loaded model: its GGUF tokenizer and chat template (llama.cpp's
+    /// built-in ChatML for ChatML models, as `graft run --chat` without `--jinja`).
+    pub fn from_model(model: &Model) -> Result<Renderer, DataError> {
+        let md = model.gguf().metadata();
+        let tokenizer =
+            Tokenizer::from_gguf(md).map_err(|e| DataError::Render(format!("tokenizer: {e}")))?;
+        let template = ChatTemplate::for_model(md, &tokenizer, false)
+            .map_err(|e| DataError::Render(format!("chat template: {e}")))?;
+        Ok(Renderer::new(tokenizer, template))
+    }
+
+    /// A renderer from an explicit tokenizer and chat template.
+    pub fn new(tokenizer: Tokenizer, template: ChatTemplate) -> Renderer {
+        let bos_text = tokenizer
+            .bos_id()
+            .and_then(|id| tokenizer.token_text(id))
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        Renderer {
+            tokenizer,
+            template,
+            bos_text,
+        }
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template.
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// A whole example as ids and a per-token loss mask (`mask[i]`: token `i` is a target of
+    /// the loss). BOS is prepended when the tokenizer adds one.
+    pub fn tokenize(&self, ex: &Example, mask: LossMask) -> Result<TokenizedExample, DataError> {
+        let pieces = self.pieces(ex)?;
+        let starts_with_bos = pieces.first().is_some_and(|p| {
+            self.bos_text
+                .as_ref()
+                .is_some_and(|b| p.text.starts_with(b))
+        });
+        let mut out = TokenizedExample {
+            ids: Vec::new(),
+            mask: Vec::new(),
+        };
+        if self.tokenizer.add_bos() && !starts_with_bos {
+            if let Some(bos) = self.tokenizer.bos_id() {
+                out.ids.push(bos);
+                out.mask.push(false);
+            }
+        }
+        for piece in &pieces {
+            let ids = self.tokenizer.encode(&piece.text, false, true);
+            let keep = if piece.trainable {
+                self.trained_prefix(&ids)
+            } else {
+                0
+            };
+            for (i, id) in ids.into_iter().enumerate() {
+                out.ids.push(id);
+                out.mask.push(mask == LossMask::AllTokens || i < keep);
+            }
+        }
+        if let Some(first) = out.mask.first_mut() {
+            // Nothing predicts the first token.
+            *first = false;
+        }
+        Ok(out)
+    }
+
+    /// The prompt and reference completion of an example, for generation and evaluation;
+    /// `None` for `text` examples (nothing to complete).
+    pub fn prompt(&self, ex: &Example) -> Result<Option<PromptExample>, DataError> {
+        let pieces = self.pieces(ex)?;
+        let Some(last) = pieces.iter().rposition(|p| p.trainable) else {
+            return Ok(None);
+        };
+        if matches!(ex, Example::Text(_)) {
+            return Ok(None);
+        }
+        let reference = match ex {
+            Example::Messages(msgs) => msgs
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::Assistant)
+                .map(|m| m.content.clone())
+                .unwrap_or_default(),
+            Example::Instruction { output, .. } => output.clone(),
+            Example::PromptCompletion { completion, .. } => completion.clone(),
+            Example::Preference { chosen, .. } => chosen.clone(),
+            Example::Text(_) => return Ok(None),
+        };
+        let text: String = pieces[..last].iter().map(|p| p.text.as_str()).collect();
+        let mut ids = Vec::new();
+        let starts_with_bos = self.bos_text.as_ref().is_some_and(|b| text.starts_with(b));
+        if self.tokenizer.add_bos() && !starts_with_bos {
+            if let Some(bos) = self.tokenizer.bos_id() {
+                ids.push(bos);
+            }
+        }
+        for p in &pieces[..last] {
+            ids.extend(self.tokenizer.encode(&p.text, false, true));
+        }
+        Ok(Some(PromptExample { ids, reference }))
+    }
+
+    /// How many leading tokens of a trainable piece the loss covers: up to and including its
+    /// last end-of-generation token, or all of them when it has none.
+    fn trained_prefix(&self, ids: &[u32]) -> usize {
+        ids.iter()
+            .rposition(|&id| self.tokenizer.is_eog(id))
+            .map_or(ids.len(), |i| i + 1)
+    }
+
+    /// The example's text pieces, in order, each trainable or not.
+    fn pieces(&self, ex: &Example) -> Result<Vec<Piece>, DataError> {
+        match ex {
+            Example::Messages(msgs) => self.chat_pieces(msgs),
+            Example::Instruction {
+                instruction,
+                input,
+                output,
+            } => self.chat_pieces(&[
+                Message {
+                    role: Role::User,
+                    content: Example::instruction_prompt(instruction, input.as_deref()),
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: output.clone(),
+                },
+            ]),
+            Example::PromptCompletion { prompt, completion } => {
+                Ok(self.raw_pieces(prompt, completion))
+            }
+            Example::Preference { prompt, chosen, .. } => Ok(self.raw_pieces(prompt, chosen)),
+            Example::Text(text) => Ok(self.raw_pieces("", text)),
+        }
+    }
+
+    /// Raw prompt + completion (+ EOS text), no template.
+    fn raw_pieces(&self, prompt: &str, completion: &str) -> Vec<Piece> {
+        let eos = self
+            .tokenizer
+            .eos_id()
+            .and_then(|id| self.tokenizer.token_text(id))
+            .unwrap_or("");
+        let mut out = Vec::new();
+        if !prompt.is_empty() {
+            out.push(Piece {
+                text: prompt.to_owned(),
+                trainable: false,
+            });
+        }
+        out.push(Piece {
+            text: format!("{completion}{eos}"),
+            trainable: true,
+        });
+        out
+    }
+
+    /// A conversation rendered turn by turn (see the module docs).
+    fn chat_pieces(&self, msgs: &[Message]) -> Result<Vec<Piece>, DataError> {
+        let chat: Vec<ChatMessage> = msgs
+            .iter()
+            .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()))
+            .collect();
+        let render = |upto: usize, gen: bool| {
+            self.template
+                .render(&chat[..upto], gen)
+                .map_err(|e| DataError::Render(e.to_string()))
+        };
+        let mut pieces = Vec::new();
+        let mut done = String::new();
+        for (i, m) in msgs.iter().enumerate() {
+            if m.role != Role::Assistant {
+                continue;
+            }
+            let before = render(i, true)?;
+            let after = render(i + 1, false)?;
+            let context = suffix_after(&before, &done, i)?;
+            let turn = suffix_after(&after, &before, i)?;
+            pieces.push(Piece {
+                text: context.to_owned(),
+                trainable: false,
+            });
+            pieces.push(Piece {
+                text: turn.to_owned(),
+                trainable: true,
+            });
+            done = after;
+        }
+        let all = render(msgs.len(), false)?;
+        let tail = suffix_after(&all, &done, msgs.len())?;
+        if !tail.is_empty() {
+            pieces.push(Piece {
+                text: tail.to_owned(),
+                trainable: false,
+            });
+        }
+        pieces.retain(|p| !p.text.is_empty());
+        Ok(pieces)
+    }
+}
+
+/// `text` without its prefix `prefix`; an error when the template did not render the shorter
+/// conversation as a prefix of the longer one (then turns cannot be separated).
+fn suffix_after<'a>(text: &'a str, prefix: &str, turn: usize) -> Result<&'a str, DataError> {
+    text.strip_prefix(prefix).ok_or_else(|| {
+        DataError::Render(format!(
+            "the chat template does not render turn {turn} as an extension of the turns before \
+             it, so the assistant's tokens cannot be located"
+        ))
+    })
+}

@@ -1,0 +1,349 @@
+//! [`TrainConfig`]: every hyperparameter of a training run, with the defaults of
+//! `graft train`'s flags, and the hash that ties a checkpoint to the run that wrote it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::TrainError;
+use crate::data::LossMask;
+use crate::model::{Checkpointing, LoraConfig, Target};
+use crate::optim::{ScheduleKind, Warmup};
+
+/// Which optimizer updates the LoRA parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// AdamW with f32 moments.
+    Adamw,
+    /// AdamW with 8-bit blockwise-quantized moments (default).
+    #[default]
+    Adamw8bit,
+}
+
+/// The learning-rate shape after warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Half-cosine to 0 (default).
+    #[default]
+    Cosine,
+    /// Straight line to 0.
+    Linear,
+    /// Constant at the peak.
+    Constant,
+}
+
+impl Schedule {
+    /// The optimizer module's kind.
+    pub fn kind(self) -> ScheduleKind {
+        match self {
+            Schedule::Cosine => ScheduleKind::Cosine,
+            Schedule::Linear => ScheduleKind::Linear,
+            Schedule::Constant => ScheduleKind::Constant,
+        }
+    }
+}
+
+/// Activation checkpointing policy, as the `--checkpointing off|layer|N` flag spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointPolicy {
+    /// Keep all activations.
+    Off,
+    /// Keep each layer's input only (default).
+    #[default]
+    Layer,
+    /// Keep the input of every N-th layer.
+    Every(usize),
+}
+
+impl CheckpointPolicy {
+    /// Parses `off`, `layer` or a number of layers.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "off" | "none" => Ok(CheckpointPolicy::Off),
+            "layer" | "on" => Ok(CheckpointPolicy::Layer),
+            n => match n.parse::<usize>() {
+                Ok(0) | Err(_) => Err(format!(
+                    "checkpointing must be off, layer or a positive number of layers, got `{s}`"
+                )),
+                Ok(1) => Ok(CheckpointPolicy::Layer),
+                Ok(n) => Ok(CheckpointPolicy::Every(n)),
+            },
+        }
+    }
+
+    /// The model module's policy.
+    pub fn to_model(self) -> Checkpointing {
+        match self {
+            CheckpointPolicy::Off => Checkpointing::Off,
+            CheckpointPolicy::Layer => Checkpointing::EveryLayer,
+            CheckpointPolicy::Every(n) => Checkpointing::EveryN(n),
+        }
+    }
+}
+
+/// Which tokens the loss covers (`--loss-mask completion|all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskPolicy {
+    /// Completion / assistant tokens only (default).
+    #[default]
+    Completion,
+    /// Every token.
+    All,
+}
+
+impl MaskPolicy {
+    /// The data module's policy.
+    pub fn to_data(self) -> LossMask {
+        match self {
+            MaskPolicy::Completion => LossMask::CompletionOnly,
+            MaskPolicy::All => LossMask::AllTokens,
+        }
+    }
+}
+
+/// Every hyperparameter of a run. `Default` gives the `graft train` flag defaults.
+///
+/// Fields that change the trained adapter enter [`TrainConfig::hash`]; `threads`,
+/// `save_every` and `max_steps` do not (a run may be resumed with other values; `max_steps`
+/// only decides where it ends, not what each step computes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// LoRA rank.
+    pub rank: usize,
+    /// LoRA alpha (scale `alpha / rank`).
+    pub alpha: f32,
+    /// LoRA dropout probability.
+    pub dropout: f32,
+    /// Adapted projections, by short name (`q,k,v,o,gate,up,down`).
+    pub targets: Vec<String>,
+    /// Peak learning rate.
+    pub lr: f32,
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Packed rows per micro-batch.
+    pub batch: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Tokens per packed row.
+    pub seq: usize,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Activation checkpointing.
+    pub checkpointing: CheckpointPolicy,
+    /// Warmup as a fraction of the total steps (`< 1`) or a number of steps (`>= 1`).
+    pub warmup: f64,
+    /// Seed of the LoRA init, dropout and data order.
+    pub seed: u64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f32,
+    /// Validation loss every N optimizer steps (default: at the end of each epoch); always
+    /// at the end of the run.
+    pub eval_every: Option<u64>,
+    /// Stop after K evaluations without a better validation loss, and keep the best adapter.
+    pub early_stopping: Option<u32>,
+    /// Write a checkpoint every N optimizer steps (needs a checkpoint directory).
+    pub save_every: Option<u64>,
+    /// Stop after this many optimizer steps (the schedule still spans the full run).
+    pub max_steps: Option<u64>,
+    /// Loss mask policy.
+    pub loss_mask: MaskPolicy,
+    /// Compute threads.
+    pub threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            rank: 16,
+            alpha: 32.0,
+            dropout: 0.05,
+            targets: ["q", "k", "v", "o", "gate", "up", "down"]
+                .map(String::from)
+                .to_vec(),
+            lr: 2e-4,
+            epochs: 2,
+            batch: 4,
+            grad_accum: 4,
+            seq: 512,
+            optimizer: OptimizerKind::Adamw8bit,
+            checkpointing: CheckpointPolicy::Layer,
+            warmup: 0.05,
+            seed: 0,
+            schedule: Schedule::Cosine,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            eval_every: None,
+            early_stopping: None,
+            save_every: None,
+            max_steps: None,
+            loss_mask: MaskPolicy::Completion,
+            threads: 1,
+        }
+    }
+}
+
+/// Parses a target's short name (`q`, `k`, `v`, `o`, `gate`, `up`, `down`; the GGUF stems
+/// and PEFT module names are accepted too).
+pub fn parse_target(s: &str) -> Option<Target> {
+    Some(match s.trim() {
+        "q" | "attn_q" | "q_proj" => Target::Q,
+        "k" | "attn_k" | "k_proj" => Target::K,
+        "v" | "attn_v" | "v_proj" => Target::V,
+        "o" | "attn_output" | "o_proj" => Target::O,
+        "gate" | "ffn_gate" | "gate_proj" => Target::Gate,
+        "up" | "ffn_up" | "up_proj" => Target::Up,
+        "down" | "ffn_down" | "down_proj" => Target::Down,
+        _ => return None,
+    })
+}
+
+/// The short name of a target.
+pub fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Q => "q",
+        Target::K => "k",
+        Target::V => "v",
+        Target::O => "o",
+        Target::Gate => "gate",
+        Target::Up => "up",
+        Target::Down => "down",
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges and names; the error says which field is wrong.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.rank == 0 {
+            return bad("rank must be at least 1".into());
+        }
+        if !self.alpha.is_finite() || self.alpha <= 0.0 {
+            return bad(format!(
+                "alpha must be a positive number, got {}",
+                self.alpha
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        self.lora_targets()?;
+        if !self.lr.is_finite() || self.lr <= 0.0 {
+            return bad(format!("lr must be a positive number, got {}", self.lr));
+        }
+        for (name, v) in [
+            ("epochs", self.epochs),
+            ("batch", self.batch),
+            ("grad_accum", self.grad_accum),
+            ("threads", self.threads),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if self.seq < 2 {
+            return bad(format!("seq must be at least 2 tokens, got {}", self.seq));
+        }
+        if let CheckpointPolicy::Every(0) = self.checkpointing {
+            return bad("checkpointing every 0 layers".into());
+        }
+        if !self.warmup.is_finite() || self.warmup < 0.0 {
+            return bad(format!("warmup must be >= 0, got {}", self.warmup));
+        }
+        if self.warmup >= 1.0 && self.warmup.fract() != 0.0 {
+            return bad(format!(
+                "warmup >= 1 is a number of steps and must be whole, got {}",
+                self.warmup
+            ));
+        }
+        if !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
+            return bad(format!(
+                "weight_decay must be >= 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if !self.max_grad_norm.is_finite() || self.max_grad_norm <= 0.0 {
+            return bad(format!(
+                "max_grad_norm must be positive, got {}",
+                self.max_grad_norm
+            ));
+        }
+        for (name, v) in [
+            ("eval_every", self.eval_every),
+            ("save_every", self.save_every),
+            ("max_steps", self.max_steps),
+        ] {
+            if v == Some(0) {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if self.early_stopping == Some(0) {
+            return bad("early_stopping must be at least 1 evaluation".into());
+        }
+        Ok(())
+    }
+
+    /// The targets, parsed, deduplicated, in forward order.
+    pub fn lora_targets(&self) -> Result<Vec<Target>, TrainError> {
+        if self.targets.is_empty() {
+            return Err(TrainError::Config("no LoRA target module".into()));
+        }
+        let mut out = Vec::new();
+        for s in &self.targets {
+            let t = parse_target(s).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "unknown target module `{s}` (expected q, k, v, o, gate, up, down)"
+                ))
+            })?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The LoRA configuration (seeded by `seed`).
+    pub fn lora_config(&self) -> Result<LoraConfig, TrainError> {
+        Ok(LoraConfig {
+            targets: self.lora_targets()?,
+            rank: self.rank,
+            alpha: self.alpha,
+            dropout: self.dropout,
+            rslora: false,
+            seed: self.seed,
+        })
+    }
+
+    /// The warmup as the schedule takes it.
+    pub fn warmup_spec(&self) -> Warmup {
+        if self.warmup >= 1.0 {
+            Warmup::Steps(self.warmup as u64)
+        } else {
+            Warmup::Fraction(self.warmup)
+        }
+    }
+
+    /// SHA-256 (hex) of the fields that determine what each step computes (everything but
+    /// `threads`, `save_every` and `max_steps`).
+    pub fn hash(&self) -> String {
+        let mut c = self.clone();
+        c.threads = 0;
+        c.save_every = None;
+        c.max_steps = None;
+        let json = serde_json::to_string(&c).unwrap_or_default();
+        hex(&Sha256::digest(json.as_bytes()))
+    }
+}
+
+/// Lowercase hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,149 @@
+//! Data preparation for a run: load and validate a JSONL file (refusing bad data with the
+//! full report), render and tokenize every example, and pack the results into rows.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::config::hex;
+use super::TrainError;
+use crate::data::{
+    check, pack, DataError, Dataset, Example, LoadOptions, LoadReport, LossMask, Overlong,
+    PackedRow, TokenizedExample,
+};
+
+/// Renders and tokenizes one example (the model's chat template and tokenizer; see
+/// [`crate::data::render::Renderer`]).
+pub trait ExampleTokenizer {
+    /// Token ids and the per-token loss mask of `example`.
+    fn tokenize_example(
+        &self,
+        example: &Example,
+        mask: LossMask,
+    ) -> Result<TokenizedExample, DataError>;
+}
+
+impl ExampleTokenizer for crate::data::render::Renderer {
+    fn tokenize_example(
+        &self,
+        example: &Example,
+        mask: LossMask,
+    ) -> Result<TokenizedExample, DataError> {
+        self.tokenize(example, mask)
+    }
+}
+
+/// One data file, ready to train or evaluate on.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    /// The file.
+    pub path: PathBuf,
+    /// SHA-256 (hex) of the file's bytes.
+    pub sha256: String,
+    /// What loading saw (kept, duplicates removed).
+    pub report: LoadReport,
+    /// Packed rows, in packing order.
+    pub rows: Vec<PackedRow>,
+    /// Examples packed.
+    pub examples: usize,
+    /// Tokens in all rows.
+    pub tokens: usize,
+    /// Tokens the loss covers (targets scored).
+    pub scored: usize,
+    /// Examples cut to the row length.
+    pub truncated: usize,
+    /// Examples with no token the loss covers (left out).
+    pub unscored: usize,
+}
+
+/// SHA-256 (hex) of a file.
+pub fn file_sha256(path: &Path) -> Result<String, TrainError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| TrainError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Loads `path` (strict: any bad line refuses the run, and the error carries the whole
+/// report with `file:line` of every bad line), tokenizes each example and packs rows of at
+/// most `seq` tokens (longer examples are truncated).
+pub fn prepare(
+    path: &Path,
+    tok: &dyn ExampleTokenizer,
+    mask: LossMask,
+    seq: usize,
+) -> Result<PreparedData, TrainError> {
+    let opts = LoadOptions::default();
+    let report = check(path, &opts)?;
+    if let Err(why) = report.verdict() {
+        return Err(TrainError::DataVerdict {
+            path: path.to_path_buf(),
+            why,
+            report: report.to_string(),
+        });
+    }
+    let (ds, report) = Dataset::load(path, &opts)?;
+    let sha256 = file_sha256(path)?;
+    let mut seqs = Vec::with_capacity(ds.len());
+    let mut unscored = 0;
+    for rec in ds.records() {
+        let t = tok
+            .tokenize_example(&rec.example, mask)
+            .map_err(|e| match e {
+                DataError::InvalidOption(m) => {
+                    DataError::InvalidOption(format!("{}:{}: {m}", path.display(), rec.line))
+                }
+                other => other,
+            })?;
+        // The first token is never a target, so an example needs a scored token after it.
+        if !t
+            .mask
+            .iter()
+            .skip(1)
+            .take(seq.saturating_sub(1))
+            .any(|&m| m)
+        {
+            unscored += 1;
+            continue;
+        }
+        seqs.push(t);
+    }
+    let packing = pack(&seqs, seq, Overlong::Truncate)?;
+    let rows = packing.rows;
+    let tokens = rows.iter().map(PackedRow::len).sum();
+    let scored = rows
+        .iter()
+        .map(|r| {
+            (1..r.len())
+                .filter(|&t| r.loss_mask[t] && r.seq_ids[t] == r.seq_ids[t - 1])
+                .count()
+        })
+        .sum();
+    if rows.is_empty() {
+        return Err(TrainError::Empty(format!(
+            "{}: no example has a token to train on ({} examples, {unscored} without a scored \
+             token)",
+            path.display(),
+            ds.len()
+        )));
+    }
+    Ok(PreparedData {
+        path: path.to_path_buf(),
+        sha256,
+        report,
+        examples: seqs.len(),
+        rows,
+        tokens,
+        scored,
+        truncated: packing.truncated.len(),
+        unscored,
+    })
+}

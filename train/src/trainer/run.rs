@@ -1,0 +1,601 @@
+//! [`Trainer`]: prepares the data, then runs the optimizer loop (forward, backward, gradient
+//! accumulation, clipping, the scheduled optimizer step), evaluates, stops early, writes
+//! checkpoints and, at the end, the adapter, metrics and loss curve.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use graft_runtime::Model;
+
+use super::checkpoint::{self, RunIdentity, RunState};
+use super::metrics::{peak_rss_mb, rss_mb, to_jsonl, StepMetrics};
+use super::observer::{Control, Event, Observer, Progress};
+use super::output::{annotate, side_paths, write_adapter, RunRecord};
+use super::plan::{epoch_order, Plan};
+use super::prepare::{file_sha256, prepare, ExampleTokenizer, PreparedData};
+use super::svg::loss_svg;
+use super::{atomic, OptimizerKind, TrainConfig, TrainError};
+use crate::data::render::Renderer;
+use crate::data::PackedRow;
+use crate::model::{Batch, LoraParams, TrainOptions, Trainable};
+use crate::optim::{clip_grad_norm, AdamW, AdamW8bit, AdamWConfig, LrSchedule, Optimizer};
+
+/// Where a run reads and writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrainIo {
+    /// Training JSONL.
+    pub data: PathBuf,
+    /// Validation JSONL.
+    pub val: Option<PathBuf>,
+    /// The GGUF adapter to write (metrics and curve go beside it, see [`side_paths`]).
+    pub out: PathBuf,
+    /// Also write a PEFT adapter directory here.
+    pub peft: Option<PathBuf>,
+    /// Checkpoint directory (`step-NNNNNNNN` subdirectories).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Resume from this checkpoint (a `step-*` directory or a checkpoint directory).
+    pub resume: Option<PathBuf>,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Every epoch was trained.
+    Completed,
+    /// `max_steps` was reached.
+    MaxSteps,
+    /// Validation loss stopped improving.
+    EarlyStopped,
+    /// The observer asked to stop: no adapter was written.
+    Cancelled,
+}
+
+impl StopReason {
+    /// The name recorded in the adapter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Completed => "completed",
+            StopReason::MaxSteps => "max_steps",
+            StopReason::EarlyStopped => "early_stopping",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The result of [`Trainer::run`].
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// Why the run ended.
+    pub stop: StopReason,
+    /// Optimizer steps done (including those before a resume).
+    pub steps: u64,
+    /// Steps of the full schedule.
+    pub total_steps: u64,
+    /// The step the run resumed from.
+    pub resumed_from: Option<u64>,
+    /// Training loss of the last step.
+    pub final_train_loss: Option<f64>,
+    /// Last validation loss.
+    pub final_val_loss: Option<f64>,
+    /// Best validation loss and its step.
+    pub best_val: Option<(f64, u64)>,
+    /// Seconds this process spent in the run.
+    pub elapsed_secs: f64,
+    /// Training tokens processed by this process (padding excluded).
+    pub tokens: u64,
+    /// `tokens` per second of optimizer steps (forward, backward, update; evaluation and
+    /// checkpoint time excluded).
+    pub tokens_per_sec: f64,
+    /// Peak RSS of the process, MB.
+    pub peak_rss_mb: f64,
+    /// The GGUF adapter written (`None` when cancelled).
+    pub adapter: Option<PathBuf>,
+    /// The PEFT directory written.
+    pub peft: Option<PathBuf>,
+    /// The metrics JSONL written.
+    pub metrics_path: Option<PathBuf>,
+    /// The loss-curve SVG written.
+    pub svg_path: Option<PathBuf>,
+    /// The last checkpoint written by this process.
+    pub last_checkpoint: Option<PathBuf>,
+    /// Every step's metrics (including those before a resume).
+    pub metrics: Vec<StepMetrics>,
+}
+
+/// A prepared training run.
+pub struct Trainer<'m> {
+    model: &'m Model,
+    config: TrainConfig,
+    io: TrainIo,
+    train: PreparedData,
+    val: Option<PreparedData>,
+    plan: Plan,
+    id: RunIdentity,
+}
+
+impl<'m> Trainer<'m> {
+    /// Validates the config, loads, checks, renders and packs the data with the model's chat
+    /// template and tokenizer. Bad data is refused here, before any training.
+    pub fn new(model: &'m Model, config: TrainConfig, io: TrainIo) -> Result<Self, TrainError> {
+        let renderer = Renderer::from_model(model)?;
+        Self::with_tokenizer(model, config, io, &renderer)
+    }
+
+    /// As [`Trainer::new`] with another example tokenizer.
+    pub fn with_tokenizer(
+        model: &'m Model,
+        config: TrainConfig,
+        io: TrainIo,
+        tok: &dyn ExampleTokenizer,
+    ) -> Result<Self, TrainError> {
+        config.validate()?;
+        if config.save_every.is_some() && io.checkpoint_dir.is_none() {
+            return Err(TrainError::Config(
+                "save_every needs a checkpoint directory".into(),
+            ));
+        }
+        if config.early_stopping.is_some() && io.val.is_none() {
+            return Err(TrainError::Config(
+                "early stopping needs validation data".into(),
+            ));
+        }
+        if io.out.as_os_str().is_empty() || io.out.is_dir() {
+            return Err(TrainError::Config(format!(
+                "output `{}` must be a file path",
+                io.out.display()
+            )));
+        }
+        let mask = config.loss_mask.to_data();
+        let train = prepare(&io.data, tok, mask, config.seq)?;
+        let val = match &io.val {
+            Some(p) => Some(prepare(p, tok, mask, config.seq)?),
+            None => None,
+        };
+        let plan = Plan::new(
+            train.rows.len(),
+            config.batch,
+            config.grad_accum,
+            config.epochs,
+            config.max_steps,
+        );
+        let id = RunIdentity {
+            config_hash: config.hash(),
+            data_sha256: train.sha256.clone(),
+            val_sha256: val.as_ref().map(|v| v.sha256.clone()),
+            model_sha256: file_sha256(model.path())?,
+        };
+        Ok(Trainer {
+            model,
+            config,
+            io,
+            train,
+            val,
+            plan,
+            id,
+        })
+    }
+
+    /// The training data as prepared.
+    pub fn train_data(&self) -> &PreparedData {
+        &self.train
+    }
+
+    /// The validation data as prepared.
+    pub fn val_data(&self) -> Option<&PreparedData> {
+        self.val.as_ref()
+    }
+
+    /// The plan (rows, steps).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The config.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Runs to the end (or until early stopping, `max_steps` or the observer's stop) and
+    /// writes the outputs. A cancelled run writes no adapter, metrics or curve.
+    pub fn run(self, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
+        Run::start(&self, obs)?.go(obs)
+    }
+}
+
+/// The mutable state of a running loop.
+struct Run<'t, 'm> {
+    t: &'t Trainer<'m>,
+    tr: Trainable<'m>,
+    opt: Box<dyn Optimizer>,
+    sched: LrSchedule,
+    state: RunState,
+    best: Option<Vec<(String, Vec<f32>)>>,
+    resumed_from: Option<u64>,
+    started: Instant,
+    step_secs: f64,
+    tokens: u64,
+    last_checkpoint: Option<PathBuf>,
+    order: Option<(usize, Vec<usize>)>,
+}
+
+impl<'t, 'm> Run<'t, 'm> {
+    fn start(t: &'t Trainer<'m>, obs: &mut dyn Observer) -> Result<Self, TrainError> {
+        let cfg = &t.config;
+        let lora = LoraParams::new(t.model.config(), cfg.lora_config()?)?;
+        let tr = Trainable::new(
+            t.model,
+            lora,
+            TrainOptions {
+                threads: cfg.threads,
+                checkpointing: cfg.checkpointing.to_model(),
+                ..TrainOptions::default()
+            },
+        )?;
+        let acfg = AdamWConfig {
+            weight_decay: cfg.weight_decay,
+            ..AdamWConfig::default()
+        };
+        let opt: Box<dyn Optimizer> = match cfg.optimizer {
+            OptimizerKind::Adamw => Box::new(AdamW::new(acfg)?),
+            OptimizerKind::Adamw8bit => Box::new(AdamW8bit::new(acfg)?),
+        };
+        let sched = LrSchedule::new(
+            cfg.schedule.kind(),
+            cfg.lr,
+            0.0,
+            cfg.warmup_spec(),
+            t.plan.total_steps,
+        )
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "{e} (warmup {} vs {} steps in all)",
+                cfg.warmup, t.plan.total_steps
+            ))
+        })?;
+        let mut run = Run {
+            t,
+            tr,
+            opt,
+            sched,
+            state: RunState {
+                step: 0,
+                epoch: 0,
+                next_micro: 0,
+                evals_since_best: 0,
+                best_val: None,
+                best_step: None,
+                metrics: Vec::new(),
+            },
+            best: None,
+            resumed_from: None,
+            started: Instant::now(),
+            step_secs: 0.0,
+            tokens: 0,
+            last_checkpoint: None,
+            order: None,
+        };
+        if let Some(root) = &t.io.checkpoint_dir {
+            checkpoint::clean_stale(root)?;
+        }
+        if let Some(path) = &t.io.resume {
+            let ck = checkpoint::load(path, &t.id)?;
+            checkpoint::restore_tensors(&ck.dir, run.tr.lora_mut().tensors_mut(), &ck.lora)?;
+            run.opt.load_state(&mut ck.optimizer.as_slice())?;
+            if run.opt.steps_taken() != ck.run.step {
+                return Err(TrainError::Checkpoint {
+                    path: ck.dir.clone(),
+                    message: format!(
+                        "optimizer state is at step {}, the run at step {}",
+                        run.opt.steps_taken(),
+                        ck.run.step
+                    ),
+                });
+            }
+            run.resumed_from = Some(ck.run.step);
+            run.state = ck.run;
+            run.best = ck.best;
+            obs.on_event(&Event::Resumed(run.state.step));
+        }
+        Ok(run)
+    }
+
+    fn rows(&mut self, epoch: usize, positions: std::ops::Range<usize>) -> Vec<PackedRow> {
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let order = epoch_order(self.t.config.seed, epoch, self.t.plan.n_rows);
+            self.order = Some((epoch, order));
+        }
+        let order = self.order.as_ref().map_or(&[][..], |(_, o)| o.as_slice());
+        order[positions]
+            .iter()
+            .map(|&r| self.t.train.rows[r].clone())
+            .collect()
+    }
+
+    /// One optimizer step; `None` when the observer stopped it midway (nothing changed).
+    fn step(&mut self, obs: &mut dyn Observer) -> Result<Option<StepMetrics>, TrainError> {
+        let plan = self.t.plan;
+        let s = self.state.step;
+        let epoch = plan.epoch_of(s);
+        let micros = plan.micro_batches(s);
+        let n_micro = micros.len();
+        let t0 = Instant::now();
+        self.tr.lora_mut().zero_grad();
+        let (mut loss_sum, mut tokens) = (0.0f64, 0usize);
+        for (i, m) in micros.clone().enumerate() {
+            if obs.on_micro_batch(i, n_micro) == Control::Stop {
+                // Discard the unfinished step: parameters and optimizer are untouched.
+                self.tr.lora_mut().zero_grad();
+                return Ok(None);
+            }
+            let rows = self.rows(epoch, plan.rows_of(m));
+            let seq = rows.iter().map(PackedRow::len).max().unwrap_or(1).max(1);
+            tokens += rows.iter().map(PackedRow::len).sum::<usize>();
+            let batch = Batch::from_rows(&rows, seq)?;
+            self.tr.set_dropout_step(plan.dropout_step(epoch, m));
+            let loss = self.tr.forward(&batch)?;
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite {
+                    step: s + 1,
+                    what: "the training loss",
+                });
+            }
+            self.tr.backward()?;
+            loss_sum += f64::from(loss);
+        }
+        let params = self.tr.lora_mut().tensors_mut();
+        if n_micro > 1 {
+            let k = 1.0 / n_micro as f32;
+            for p in params.iter_mut() {
+                p.grad.iter_mut().for_each(|g| *g *= k);
+            }
+        }
+        let grad_norm = clip_grad_norm(params, self.t.config.max_grad_norm);
+        if !grad_norm.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: s + 1,
+                what: "the gradient norm",
+            });
+        }
+        let lr = self.sched.lr_at(s);
+        self.opt.step(params, lr)?;
+        let secs = t0.elapsed().as_secs_f64();
+        self.step_secs += secs;
+        self.tokens += tokens as u64;
+        self.state.step = s + 1;
+        self.state.epoch = plan.epoch_of(s + 1);
+        self.state.next_micro = if plan.epoch_of(s + 1) == epoch {
+            micros.end
+        } else {
+            0
+        };
+        Ok(Some(StepMetrics {
+            step: s + 1,
+            epoch,
+            lr,
+            train_loss: loss_sum / n_micro as f64,
+            val_loss: None,
+            grad_norm,
+            tokens,
+            tokens_per_sec: tokens as f64 / secs.max(1e-9),
+            rss_mb: rss_mb(),
+        }))
+    }
+
+    /// Mean validation loss over every scored token of the validation rows.
+    fn evaluate(&mut self) -> Result<Option<f64>, TrainError> {
+        let Some(val) = &self.t.val else {
+            return Ok(None);
+        };
+        let (mut sum, mut n) = (0.0f64, 0usize);
+        for chunk in val.rows.chunks(self.t.config.batch) {
+            let seq = chunk.iter().map(PackedRow::len).max().unwrap_or(1).max(1);
+            let batch = Batch::from_rows(chunk, seq)?;
+            let scored = batch.n_scored();
+            if scored == 0 {
+                continue;
+            }
+            sum += self.tr.evaluate(&batch)? * scored as f64;
+            n += scored;
+        }
+        Ok((n > 0).then(|| sum / n as f64))
+    }
+
+    fn snapshot(&self) -> Vec<(String, Vec<f32>)> {
+        self.tr
+            .lora()
+            .tensors()
+            .iter()
+            .map(|t| (t.name.clone(), t.values.clone()))
+            .collect()
+    }
+
+    fn save_checkpoint(&mut self, obs: &mut dyn Observer) -> Result<(), TrainError> {
+        let Some(root) = &self.t.io.checkpoint_dir else {
+            return Ok(());
+        };
+        let mut opt_bytes = Vec::new();
+        self.opt.save_state(&mut opt_bytes)?;
+        let dir = checkpoint::save(
+            root,
+            &self.t.id,
+            &self.t.config,
+            &self.state,
+            self.tr.lora().tensors(),
+            &opt_bytes,
+            self.best.as_deref(),
+        )?;
+        obs.on_event(&Event::Checkpoint(dir.clone()));
+        self.last_checkpoint = Some(dir);
+        Ok(())
+    }
+
+    fn go(mut self, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
+        let plan = self.t.plan;
+        let cfg = &self.t.config;
+        let mut stop = if self.state.step >= plan.total_steps {
+            StopReason::Completed
+        } else {
+            StopReason::MaxSteps
+        };
+        let mut last_val = self.state.metrics.iter().rev().find_map(|m| m.val_loss);
+        while self.state.step < plan.run_steps {
+            let Some(mut m) = self.step(obs)? else {
+                stop = StopReason::Cancelled;
+                break;
+            };
+            let step = m.step;
+            let due = match cfg.eval_every {
+                Some(n) => step % n == 0,
+                None => step % plan.steps_per_epoch == 0,
+            } || step == plan.run_steps;
+            let mut early = false;
+            if due {
+                if let Some(v) = self.evaluate()? {
+                    m.val_loss = Some(v);
+                    last_val = Some(v);
+                    if self.state.best_val.is_none_or(|b| v < b) {
+                        self.state.best_val = Some(v);
+                        self.state.best_step = Some(step);
+                        self.state.evals_since_best = 0;
+                        if cfg.early_stopping.is_some() {
+                            self.best = Some(self.snapshot());
+                        }
+                    } else {
+                        self.state.evals_since_best += 1;
+                        early = cfg
+                            .early_stopping
+                            .is_some_and(|k| self.state.evals_since_best >= k);
+                    }
+                }
+            }
+            self.state.metrics.push(m.clone());
+            if cfg.save_every.is_some_and(|n| step % n == 0) {
+                self.save_checkpoint(obs)?;
+            }
+            let done = self.state.step;
+            let remaining = plan.run_steps - done;
+            let per_step = self.started.elapsed().as_secs_f64()
+                / (done - self.resumed_from.unwrap_or(0)).max(1) as f64;
+            let progress = Progress {
+                step,
+                total_steps: plan.run_steps,
+                epoch: m.epoch,
+                loss: m.train_loss,
+                lr: m.lr,
+                grad_norm: m.grad_norm,
+                tokens_per_sec: self.tokens as f64 / self.step_secs.max(1e-9),
+                eta_secs: per_step * remaining as f64,
+                val_loss: m.val_loss,
+                best_val_loss: self.state.best_val,
+            };
+            if obs.on_step(&progress) == Control::Stop {
+                stop = StopReason::Cancelled;
+                break;
+            }
+            if early {
+                stop = StopReason::EarlyStopped;
+                break;
+            }
+        }
+        if stop == StopReason::Cancelled {
+            if self.state.step > 0
+                && self
+                    .last_checkpoint
+                    .as_ref()
+                    .is_none_or(|d| !d.ends_with(checkpoint::dir_name(self.state.step)))
+            {
+                self.save_checkpoint(obs)?;
+            }
+            return Ok(self.outcome(stop, last_val, None));
+        }
+        if stop == StopReason::MaxSteps && self.state.step >= plan.total_steps {
+            stop = StopReason::Completed;
+        }
+        let written = self.finish(stop, last_val)?;
+        Ok(self.outcome(stop, last_val, Some(written)))
+    }
+
+    /// Writes metrics, curve, PEFT and GGUF adapter; returns their paths.
+    fn finish(
+        &mut self,
+        stop: StopReason,
+        last_val: Option<f64>,
+    ) -> Result<[PathBuf; 2], TrainError> {
+        let t = self.t;
+        if let (Some(best), Some(_)) = (&self.best, t.config.early_stopping) {
+            let best = best.clone();
+            checkpoint::restore_tensors(
+                Path::new("<best adapter>"),
+                self.tr.lora_mut().tensors_mut(),
+                &best,
+            )?;
+        }
+        let rec = RunRecord {
+            steps: self.state.step,
+            total_steps: t.plan.total_steps,
+            stop_reason: stop.as_str().into(),
+            final_train_loss: self.state.metrics.last().map(|m| m.train_loss),
+            final_val_loss: last_val,
+            best_val_loss: self.state.best_val,
+            best_step: self.state.best_step,
+            tokens_trained: self.state.metrics.iter().map(|m| m.tokens as u64).sum(),
+            dataset_sha256: t.train.sha256.clone(),
+            val_sha256: t.val.as_ref().map(|v| v.sha256.clone()),
+            model_sha256: t.id.model_sha256.clone(),
+            base_model: t
+                .model
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let mut adapter = self.tr.lora().to_adapter();
+        annotate(&mut adapter, &t.config, &rec)?;
+        let (metrics_path, svg_path) = side_paths(&t.io.out);
+        atomic::write_file_atomic(&metrics_path, to_jsonl(&self.state.metrics).as_bytes())?;
+        let title = format!(
+            "graft train: {} ({} steps)",
+            t.train
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            self.state.step
+        );
+        atomic::write_file_atomic(&svg_path, loss_svg(&self.state.metrics, &title).as_bytes())?;
+        write_adapter(&adapter, &t.io.out, t.io.peft.as_deref())?;
+        Ok([metrics_path, svg_path])
+    }
+
+    fn outcome(
+        &self,
+        stop: StopReason,
+        last_val: Option<f64>,
+        written: Option<[PathBuf; 2]>,
+    ) -> TrainOutcome {
+        let done = written.is_some();
+        let [metrics_path, svg_path] = match written {
+            Some([a, b]) => [Some(a), Some(b)],
+            None => [None, None],
+        };
+        TrainOutcome {
+            stop,
+            steps: self.state.step,
+            total_steps: self.t.plan.total_steps,
+            resumed_from: self.resumed_from,
+            final_train_loss: self.state.metrics.last().map(|m| m.train_loss),
+            final_val_loss: last_val,
+            best_val: self.state.best_val.zip(self.state.best_step),
+            elapsed_secs: self.started.elapsed().as_secs_f64(),
+            tokens: self.tokens,
+            tokens_per_sec: self.tokens as f64 / self.step_secs.max(1e-9),
+            peak_rss_mb: peak_rss_mb(),
+            adapter: done.then(|| self.t.io.out.clone()),
+            peft: if done { self.t.io.peft.clone() } else { None },
+            metrics_path,
+            svg_path,
+            last_checkpoint: self.last_checkpoint.clone(),
+            metrics: self.state.metrics.clone(),
+        }
+    }
+}
