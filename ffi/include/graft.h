@@ -37,6 +37,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Optimizer of a training run.
+#define GRAFT_OPTIMIZER_ADAMW 0
+
+// 8-bit AdamW (block-quantized moments; the default).
+#define GRAFT_OPTIMIZER_ADAMW_8BIT 1
+
 // The result of every fallible graft function. `GRAFT_OK` is 0; on any other value
 // `graft_last_error()` describes what went wrong and where.
 typedef enum graft_status {
@@ -113,6 +119,36 @@ typedef struct graft_model graft_model;
 // from any thread at any time.
 typedef struct graft_session graft_session;
 
+// Options of an evaluation. Defaults from `graft_eval_params_default()`.
+typedef struct graft_eval_params {
+  // Context size for each example, >= 2 (default 2048).
+  uint32_t n_ctx;
+  // Evaluate only the first N examples; 0 means all (default 0).
+  uint32_t limit;
+  // Greedy completion budget beyond the reference's token count (default 32).
+  uint32_t extra_tokens;
+} graft_eval_params;
+
+// Called after each evaluated example (`done` of `total`); return false to cancel
+// (`graft_eval` then returns `GRAFT_ERR_CANCELLED`).
+typedef bool (*graft_eval_callback)(uint64_t done, uint64_t total, void *user_data);
+
+// The metrics of an evaluation.
+typedef struct graft_eval_result {
+  // Examples evaluated.
+  uint64_t n_examples;
+  // Tokens scored by the loss.
+  uint64_t scored_tokens;
+  // Mean negative log-likelihood per scored (completion) token, nats.
+  double loss;
+  // exp(loss).
+  double ppl;
+  // Fraction of greedy completions equal to the reference (NaN when no example has a prompt).
+  double exact_match;
+  // Mean token F1 of the greedy completions (NaN when none).
+  double token_f1;
+} graft_eval_result;
+
 // Options of one generation. Get the defaults from `graft_generate_params_default()`.
 typedef struct graft_generate_params {
   // Most tokens to generate; < 0 means until end of generation or a full context
@@ -182,6 +218,79 @@ typedef struct graft_chat_message {
   const char *content;
 } graft_chat_message;
 
+// Hyperparameters of a training run. Get the defaults (those of `graft train`) from
+// `graft_train_params_default()` and change what you need.
+typedef struct graft_train_params {
+  // LoRA rank, >= 1 (default 16).
+  uint32_t rank;
+  // LoRA alpha; the adapter's scale is alpha / rank (default 32).
+  float alpha;
+  // LoRA dropout probability in [0, 1) (default 0.05).
+  float dropout;
+  // Adapted projections, comma-separated from q,k,v,o,gate,up,down; NULL means all seven.
+  // Owned by the caller.
+  const char *targets;
+  // Peak learning rate (default 2e-4).
+  float lr;
+  // Passes over the data, >= 1 (default 2).
+  uint32_t epochs;
+  // Packed rows per micro-batch, >= 1 (default 4).
+  uint32_t batch;
+  // Micro-batches per optimizer step, >= 1 (default 4).
+  uint32_t grad_accum;
+  // Tokens per packed row, >= 2 (default 512).
+  uint32_t seq;
+  // GRAFT_OPTIMIZER_ADAMW or GRAFT_OPTIMIZER_ADAMW_8BIT (default).
+  int32_t optimizer;
+  // Warmup: a fraction of the steps (< 1) or a number of steps (>= 1) (default 0.05).
+  double warmup;
+  // Seed of the LoRA init, dropout and data order (default 0).
+  uint64_t seed;
+  // Stop after this many optimizer steps; 0 means train every epoch (default 0).
+  uint64_t max_steps;
+  // Compute threads of the training kernels, 1..=1024 (default 1).
+  uint32_t threads;
+} graft_train_params;
+
+// Progress after one optimizer step.
+typedef struct graft_train_progress {
+  // Optimizer steps done (1-based).
+  uint64_t step;
+  // Steps the run will take.
+  uint64_t total_steps;
+  // Mean training loss of this step.
+  double loss;
+  // Learning rate of this step.
+  double lr;
+  // Training tokens per second so far.
+  double tokens_per_sec;
+  // Estimated seconds to the end.
+  double eta_secs;
+  // Validation loss computed at this step, NaN when none was.
+  double val_loss;
+} graft_train_progress;
+
+// Called after every optimizer step with the progress (valid only during the call). Return
+// true to go on, false to cancel: `graft_train` then returns `GRAFT_ERR_CANCELLED` and writes
+// no adapter file.
+typedef bool (*graft_train_callback)(const struct graft_train_progress *progress, void *user_data);
+
+// What a finished training run did.
+typedef struct graft_train_result {
+  // Optimizer steps done.
+  uint64_t steps;
+  // Training loss of the last step (NaN if none).
+  double final_loss;
+  // Last validation loss (NaN if no validation set).
+  double final_val_loss;
+  // Training tokens per second.
+  double tokens_per_sec;
+  // Seconds the run took.
+  double elapsed_secs;
+  // Peak resident memory of the process, MB.
+  double peak_rss_mb;
+} graft_train_result;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -220,6 +329,28 @@ const char *graft_last_error(void);
 // The human-readable name of a status code (a static string; never NULL, never to be freed).
 // Unknown values give "unknown status".
 const char *graft_status_name(int32_t status);
+
+// The default evaluation options.
+struct graft_eval_params graft_eval_params_default(void);
+
+// Evaluates `model` with `n_adapters` adapters at `scales` (0: the base model) on the JSONL
+// test set `data`: loss and perplexity over the completion tokens, exact match and token F1
+// of greedy completions, as `graft eval` does. `params` may be NULL for the defaults; the
+// metrics go to `*result`.
+//
+// # Safety
+// `data` is NUL-terminated; `adapters` and `scales` hold `n_adapters` elements (may be NULL
+// when 0); `params` is NULL or valid; `callback`, if given, has the documented signature;
+// `result` is NULL or valid for a write.
+enum graft_status graft_eval(const struct graft_model *model,
+                             const char *data,
+                             const struct graft_adapter *const *adapters,
+                             const float *scales,
+                             size_t n_adapters,
+                             const struct graft_eval_params *params,
+                             graft_eval_callback callback,
+                             void *user_data,
+                             struct graft_eval_result *result);
 
 // The default generation options: 128 tokens, no stop strings.
 struct graft_generate_params graft_generate_params_default(void);
@@ -365,6 +496,28 @@ enum graft_status graft_chat_apply(const struct graft_model *model,
                                    char *buf,
                                    size_t capacity,
                                    size_t *len);
+
+// The defaults of `graft train`.
+struct graft_train_params graft_train_params_default(void);
+
+// Trains a LoRA adapter on `model` from the JSONL dataset `data` (optional validation set
+// `val`, may be NULL) and writes it atomically as a GGUF LoRA to `out` (metrics JSONL and
+// loss-curve SVG beside it, as `graft train` does). `params` may be NULL for the defaults;
+// `callback` (may be NULL) sees every step and may cancel, in which case this returns
+// `GRAFT_ERR_CANCELLED` and no adapter file exists. `*result` (may be NULL) gets the summary.
+// Bad data is refused before training (`GRAFT_ERR_TRAIN`, the message names file:line).
+//
+// # Safety
+// `data`, `out` are NUL-terminated strings, `val` is NULL or one; `params` is NULL or valid;
+// `callback`, if given, has the documented signature; `result` is NULL or valid for a write.
+enum graft_status graft_train(const struct graft_model *model,
+                              const char *data,
+                              const char *val,
+                              const char *out,
+                              const struct graft_train_params *params,
+                              graft_train_callback callback,
+                              void *user_data,
+                              struct graft_train_result *result);
 
 // graft's version, "MAJOR.MINOR.PATCH" (a static string; never NULL, never to be freed).
 const char *graft_version(void);

@@ -1,10 +1,10 @@
 //! Evaluating a model (base or with adapters) on a JSONL test set.
 
+use crate::adapter::graft_adapter;
 use crate::cbuf::{slice_arg, str_arg, write_opt};
 use crate::error::{graft_status, FfiError};
 use crate::guard::call;
 use crate::handle;
-use crate::adapter::graft_adapter;
 use crate::model::graft_model;
 use graft_train::data::Renderer;
 use graft_train::eval::{evaluate, load_test_set, EvalError, EvalOptions, EvalProgress};
@@ -105,7 +105,9 @@ pub unsafe extern "C" fn graft_eval(
                 ));
             }
             if !s.is_finite() {
-                return Err(FfiError::invalid(format!("scales[{i}] = {s} is not finite")));
+                return Err(FfiError::invalid(format!(
+                    "scales[{i}] = {s} is not finite"
+                )));
             }
             list.push((a.adapter.clone(), s));
         }
@@ -116,7 +118,10 @@ pub unsafe extern "C" fn graft_eval(
             unsafe { params.read() }
         };
         if p.n_ctx < 2 {
-            return Err(FfiError::invalid(format!("params.n_ctx = {} is below 2", p.n_ctx)));
+            return Err(FfiError::invalid(format!(
+                "params.n_ctx = {} is below 2",
+                p.n_ctx
+            )));
         }
         let opts = EvalOptions {
             n_ctx: p.n_ctx as usize,

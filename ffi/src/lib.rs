@@ -24,8 +24,8 @@ mod train;
 mod version;
 
 pub use adapter::*;
-pub use eval::*;
 pub use error::{graft_last_error, graft_status, graft_status_name};
+pub use eval::*;
 pub use generate::*;
 pub use model::*;
 pub use session::*;

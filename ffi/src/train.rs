@@ -100,8 +100,9 @@ pub struct graft_train_progress {
 /// Called after every optimizer step with the progress (valid only during the call). Return
 /// true to go on, false to cancel: `graft_train` then returns `GRAFT_ERR_CANCELLED` and writes
 /// no adapter file.
-pub type graft_train_callback =
-    Option<unsafe extern "C" fn(progress: *const graft_train_progress, user_data: *mut c_void) -> bool>;
+pub type graft_train_callback = Option<
+    unsafe extern "C" fn(progress: *const graft_train_progress, user_data: *mut c_void) -> bool,
+>;
 
 /// What a finished training run did.
 #[repr(C)]
@@ -134,7 +135,11 @@ impl graft_train_params {
         let optimizer = match self.optimizer {
             GRAFT_OPTIMIZER_ADAMW => OptimizerKind::Adamw,
             GRAFT_OPTIMIZER_ADAMW_8BIT => OptimizerKind::Adamw8bit,
-            o => return bad(format!("params.optimizer = {o} is not a GRAFT_OPTIMIZER_* value")),
+            o => {
+                return bad(format!(
+                    "params.optimizer = {o} is not a GRAFT_OPTIMIZER_* value"
+                ))
+            }
         };
         let mut c = TrainConfig {
             rank: self.rank as usize,
@@ -219,6 +224,14 @@ pub unsafe extern "C" fn graft_train(
             unsafe { params.read() }
         };
         let config = p.config()?;
+        for (arg, path) in [("data", Some(PathBuf::from(data))), ("val", val.clone())] {
+            if let Some(path) = path.filter(|p| !p.is_file()) {
+                return Err(FfiError::new(
+                    graft_status::GRAFT_ERR_IO,
+                    format!("{arg}: dataset not found: {}", path.display()),
+                ));
+            }
+        }
         let io = TrainIo {
             data: PathBuf::from(data),
             val,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{compile, have_valgrind, model_path, test_adapters, Link, Reference};
+use common::{compile, have_valgrind, model_path, small_data, test_adapters, Link, Reference};
 
 fn model() -> String {
     model_path().to_str().expect("UTF-8 model path").to_string()
@@ -57,11 +57,41 @@ fn abuse_c_under_valgrind() {
     let r = Reference::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let [pa, _] = test_adapters(&r.model, dir.path());
-    let out = compile("tests/c/abuse.c", Link::Shared)
-        .run(&[&model(), pa.to_str().expect("UTF-8")], true);
+    let data = small_data(dir.path(), "train.jsonl", 4);
+    let out = compile("tests/c/abuse.c", Link::Shared).run(
+        &[
+            &model(),
+            pa.to_str().expect("UTF-8"),
+            data.to_str().expect("UTF-8"),
+        ],
+        true,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(" 0 failed"),
         "abuse.c under valgrind:\n{text}"
     );
+}
+
+#[test]
+fn train_c_cancelled_at_step_2_under_valgrind() {
+    if !valgrind_or_say_why() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = small_data(dir.path(), "train.jsonl", 8);
+    let out = dir.path().join("adapter.gguf");
+    let o = compile("examples/train.c", Link::Shared).run(
+        &[
+            &model(),
+            data.to_str().expect("UTF-8"),
+            out.to_str().expect("UTF-8"),
+            "4",
+            "2",
+        ],
+        true,
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("cancelled after step 2"), "{text}");
+    assert!(!out.exists(), "a cancelled run wrote the adapter");
 }

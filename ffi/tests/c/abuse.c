@@ -2,7 +2,7 @@
  * abuse: calls every graft function with NULL, invalid and wrong-typed arguments and checks
  * that each returns the documented error code (and a message) instead of crashing.
  *
- * usage: abuse MODEL ADAPTER
+ * usage: abuse MODEL ADAPTER DATA.jsonl
  * Exit 0 when every check passed; prints each failed check.
  */
 #include <math.h>
@@ -37,8 +37,8 @@ static bool stop_now(const char *p, size_t n, void *u) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s MODEL ADAPTER\n", argv[0]);
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s MODEL ADAPTER DATA.jsonl\n", argv[0]);
         return 2;
     }
     const char *path = argv[1];
@@ -222,6 +222,49 @@ int main(int argc, char **argv) {
     EXPECT(graft_session_set_adapters(s, list, scales, 1), GRAFT_OK);
     EXPECT(graft_session_set_adapters(s, NULL, NULL, 0), GRAFT_OK);
     EXPECT(graft_session_set_adapters(s, list, scales, 1), GRAFT_OK);
+
+    /* Training and evaluation: bad arguments are refused before any work. */
+    graft_train_params tp = graft_train_params_default();
+    graft_train_result tr;
+    graft_eval_result er;
+    const char *out = "/tmp/graft-abuse-never-written.gguf";
+    EXPECT(graft_train(NULL, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_train((graft_model *)s, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_HANDLE);
+    EXPECT(graft_train(model, NULL, NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_train(model, argv[3], NULL, NULL, &tp, NULL, NULL, &tr), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_train(model, "/nonexistent.jsonl", NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_IO);
+    EXPECT(graft_train(model, argv[3], "/nonexistent.jsonl", out, &tp, NULL, NULL, &tr), GRAFT_ERR_IO);
+    EXPECT(graft_train(model, argv[3], "\xff", out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_UTF8);
+    EXPECT(graft_train(model, path, NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_TRAIN); /* not JSONL */
+    tp.rank = 0;
+    EXPECT(graft_train(model, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_ARG);
+    tp = graft_train_params_default();
+    tp.optimizer = 7;
+    EXPECT(graft_train(model, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_ARG);
+    tp = graft_train_params_default();
+    tp.threads = 0;
+    EXPECT(graft_train(model, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_ARG);
+    tp = graft_train_params_default();
+    tp.lr = NAN;
+    EXPECT(graft_train(model, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_ARG);
+    tp = graft_train_params_default();
+    tp.targets = "q,nonsense";
+    EXPECT(graft_train(model, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_ARG);
+    tp.targets = "q,\xc3";
+    EXPECT(graft_train(model, argv[3], NULL, out, &tp, NULL, NULL, &tr), GRAFT_ERR_INVALID_UTF8);
+    graft_eval_params ep = graft_eval_params_default();
+    EXPECT(graft_eval(NULL, argv[3], NULL, NULL, 0, &ep, NULL, NULL, &er), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_eval(model, NULL, NULL, NULL, 0, &ep, NULL, NULL, &er), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_eval(model, "/nonexistent.jsonl", NULL, NULL, 0, &ep, NULL, NULL, &er), GRAFT_ERR_IO);
+    EXPECT(graft_eval(model, argv[3], NULL, NULL, 1, &ep, NULL, NULL, &er), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_eval(model, argv[3], list, NULL, 1, &ep, NULL, NULL, &er), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_eval(model, argv[3], (const graft_adapter *const *)&s, scales, 1, &ep, NULL, NULL, &er),
+           GRAFT_ERR_INVALID_HANDLE);
+    ep.n_ctx = 1;
+    EXPECT(graft_eval(model, argv[3], NULL, NULL, 0, &ep, NULL, NULL, &er), GRAFT_ERR_INVALID_ARG);
+    checks++;
+    FILE *f = fopen(out, "rb");
+    if (f != NULL) fclose(f), failures++, printf("FAIL a refused training run wrote %s\n", out);
 
     /* Double frees and use after free are detected (the handle is no longer live). */
     EXPECT(graft_adapter_free(a), GRAFT_OK);

@@ -303,3 +303,22 @@ pub fn test_adapters(model: &Model, dir: &Path) -> [PathBuf; 2] {
         path
     })
 }
+
+/// The first `n` examples of examples/support-triage/data/`src` without their system
+/// messages (so each fits a 64-token row), written to `dir`/`src`.
+pub fn small_data(dir: &Path, src: &str, n: usize) -> PathBuf {
+    let from = workspace().join("examples/support-triage/data").join(src);
+    let text = std::fs::read_to_string(&from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    let mut out = String::new();
+    for line in text.lines().take(n) {
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("example line is JSON");
+        if let Some(msgs) = v.get_mut("messages").and_then(|m| m.as_array_mut()) {
+            msgs.retain(|m| m["role"] != "system");
+        }
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    let p = dir.join(src);
+    std::fs::write(&p, out).expect("write data");
+    p
+}
