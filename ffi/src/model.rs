@@ -1,0 +1,145 @@
+//! Model handles: open (memory-map) and close.
+
+use crate::cbuf::{str_arg, write_opt};
+use crate::error::{graft_status, FfiError};
+use crate::guard::call;
+use crate::handle::{self, Handle, Kind};
+use graft_runtime::tokenizer::Tokenizer;
+use graft_runtime::{Model, ModelParams};
+use std::ffi::c_char;
+
+/// Most compute threads accepted.
+pub(crate) const MAX_THREADS: u32 = 1024;
+
+/// Options for opening a model. Get the defaults from `graft_model_params_default()`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct graft_model_params {
+    /// Compute threads for every session of this model, 1..=1024 (default: the CPUs available
+    /// to this process).
+    pub threads: u32,
+}
+
+/// A loaded model: the memory-mapped GGUF file, its weights and tokenizer.
+///
+/// Ownership: made by `graft_model_open`, freed by `graft_model_close`. Sessions and adapters
+/// made from it keep what they need alive, so it may be closed before them.
+/// Thread-safety: may be used from several threads at once (tokenize, chat template, session
+/// and adapter creation).
+#[allow(non_camel_case_types)]
+pub struct graft_model {
+    magic: u64,
+    pub(crate) model: Model,
+    pub(crate) tokenizer: Tokenizer,
+}
+
+impl Handle for graft_model {
+    const KIND: Kind = Kind::Model;
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+}
+
+/// The default model options.
+#[no_mangle]
+pub extern "C" fn graft_model_params_default() -> graft_model_params {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    graft_model_params {
+        threads: (threads as u32).clamp(1, MAX_THREADS),
+    }
+}
+
+/// Opens the GGUF model at `path` (UTF-8, NUL-terminated) and writes its handle to `*out`.
+/// `params` may be NULL for the defaults. On error `*out` is set to NULL.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `params` is NULL or points to a
+/// `graft_model_params`; `out` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn graft_model_open(
+    path: *const c_char,
+    params: *const graft_model_params,
+    out: *mut *mut graft_model,
+) -> graft_status {
+    call(|| {
+        if out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        // SAFETY: non-NULL, and the caller guarantees it is valid for a pointer write.
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: the caller guarantees `path` is NULL or NUL-terminated.
+        let path = unsafe { str_arg(path, "path") }?;
+        let p = if params.is_null() {
+            graft_model_params_default()
+        } else {
+            // SAFETY: non-NULL, and the caller guarantees it points to a graft_model_params.
+            unsafe { params.read() }
+        };
+        if p.threads == 0 || p.threads > MAX_THREADS {
+            return Err(FfiError::invalid(format!(
+                "params.threads = {} is out of range 1..={MAX_THREADS}",
+                p.threads
+            )));
+        }
+        let fs_path = std::path::Path::new(path);
+        if !fs_path.is_file() {
+            return Err(FfiError::new(
+                graft_status::GRAFT_ERR_IO,
+                format!("model file not found: {path}"),
+            ));
+        }
+        let model = Model::load(
+            fs_path,
+            ModelParams {
+                threads: p.threads as usize,
+            },
+        )?;
+        let tokenizer = Tokenizer::from_gguf(model.gguf().metadata()).map_err(|e| {
+            FfiError::new(
+                graft_status::GRAFT_ERR_MODEL,
+                format!("{path}: tokenizer: {e}"),
+            )
+        })?;
+        let h = handle::into_raw(graft_model {
+            magic: Kind::Model.magic(),
+            model,
+            tokenizer,
+        });
+        // SAFETY: checked non-NULL above; valid for writes per the caller.
+        unsafe { out.write(h) };
+        Ok(())
+    })
+}
+
+/// Releases the caller's reference to a model. NULL is a no-op; a handle that is not a live
+/// model (already closed, another type) gives `GRAFT_ERR_INVALID_HANDLE`.
+#[no_mangle]
+pub extern "C" fn graft_model_close(model: *mut graft_model) -> graft_status {
+    call(|| handle::release(model, "model"))
+}
+
+/// Writes the model's vocabulary size to `*n_vocab` and its training context length to
+/// `*n_ctx_train` (either may be NULL).
+///
+/// # Safety
+/// `n_vocab` and `n_ctx_train` are NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn graft_model_info(
+    model: *const graft_model,
+    n_vocab: *mut i32,
+    n_ctx_train: *mut i32,
+) -> graft_status {
+    call(|| {
+        let m = handle::get(model, "model")?;
+        let c = m.model.config();
+        // SAFETY: the caller guarantees each is NULL or valid for writes.
+        unsafe {
+            write_opt(n_vocab, i32::try_from(c.n_vocab).unwrap_or(i32::MAX));
+            write_opt(
+                n_ctx_train,
+                i32::try_from(c.n_ctx_train).unwrap_or(i32::MAX),
+            );
+        }
+        Ok(())
+    })
+}

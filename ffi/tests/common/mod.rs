@@ -1,0 +1,324 @@
+//! Shared helpers of the C-side tests: the real model, building libgraft and the C programs,
+//! running them (optionally under valgrind), and reference generations from graft_runtime.
+
+#![allow(dead_code)]
+
+use graft_runtime::chat_template::{ChatMessage, ChatTemplate};
+use graft_runtime::generate::{generate, GenerateParams};
+use graft_runtime::lora::LoadedAdapter;
+use graft_runtime::sampling::SamplerParams;
+use graft_runtime::tokenizer::Tokenizer;
+use graft_runtime::{Model, ModelParams, Session, SessionParams};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+
+/// The SmolLM2-135M-Instruct Q4_1 test model; panics with the fetch instruction if missing.
+pub fn model_path() -> PathBuf {
+    graft_quant::model_cache::test_model_path().unwrap_or_else(|msg| panic!("{msg}"))
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("ffi/ has a parent")
+        .to_path_buf()
+}
+
+/// Built artifacts, copied out of target/ so concurrent builds cannot change them under us.
+pub struct Artifacts {
+    /// Holds the copies.
+    pub dir: tempfile::TempDir,
+    /// Folder with libgraft.so only (for -L ... -lgraft).
+    pub shared_dir: PathBuf,
+    /// libgraft.a.
+    pub static_lib: PathBuf,
+    /// The `graft` CLI.
+    pub graft_cli: PathBuf,
+}
+
+/// Runs `cargo build --profile test` for `pkg` and returns the artifact files it reports.
+fn cargo_build(pkg: &str) -> Vec<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(workspace())
+        .args([
+            "build",
+            "--profile",
+            "test",
+            "-p",
+            pkg,
+            "--message-format=json",
+        ])
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build -p {pkg} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut files = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] == "compiler-artifact" && v["target"]["name"] != "build-script-build" {
+            if let Some(fs) = v["filenames"].as_array() {
+                files.extend(fs.iter().filter_map(|f| f.as_str()).map(PathBuf::from));
+            }
+            if let Some(exe) = v["executable"].as_str() {
+                files.push(PathBuf::from(exe));
+            }
+        }
+    }
+    files
+}
+
+/// Builds libgraft (shared and static) and the graft CLI once per test binary.
+pub fn artifacts() -> &'static Artifacts {
+    static A: OnceLock<Artifacts> = OnceLock::new();
+    A.get_or_init(|| {
+        let ffi = cargo_build("graft-ffi");
+        let cli = cargo_build("graft-cli");
+        let find = |files: &[PathBuf], name: &str| -> PathBuf {
+            files
+                .iter()
+                .find(|f| f.file_name().is_some_and(|n| n == name))
+                .unwrap_or_else(|| panic!("cargo did not report {name}: {files:?}"))
+                .clone()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared_dir = dir.path().join("shared");
+        std::fs::create_dir(&shared_dir).expect("mkdir");
+        std::fs::copy(find(&ffi, "libgraft.so"), shared_dir.join("libgraft.so")).expect("copy .so");
+        let static_lib = dir.path().join("libgraft.a");
+        std::fs::copy(find(&ffi, "libgraft.a"), &static_lib).expect("copy .a");
+        let graft_cli = dir.path().join("graft");
+        std::fs::copy(find(&cli, "graft"), &graft_cli).expect("copy graft");
+        Artifacts {
+            dir,
+            shared_dir,
+            static_lib,
+            graft_cli,
+        }
+    })
+}
+
+/// The system libraries a program linked with libgraft.a needs (as in graft.pc's Libs.private).
+pub const STATIC_DEPS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+/// How a C program is linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Against libgraft.so.
+    Shared,
+    /// Against libgraft.a.
+    Static,
+}
+
+/// A compiled C program.
+pub struct CProgram {
+    /// The executable.
+    pub exe: PathBuf,
+    /// How it was linked.
+    pub link: Link,
+}
+
+/// Compiles `src` (relative to ffi/) with `cc -Wall -Werror` against include/graft.h.
+pub fn compile(src: &str, link: Link) -> CProgram {
+    let a = artifacts();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let stem = Path::new(src)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("source name");
+    let exe = a.dir.path().join(format!("{stem}-{link:?}"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut cmd = Command::new(&cc);
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-I"])
+        .arg(manifest.join("include"))
+        .arg(manifest.join(src))
+        .arg("-o")
+        .arg(&exe);
+    match link {
+        Link::Shared => {
+            cmd.arg("-L").arg(&a.shared_dir).arg("-lgraft");
+            cmd.arg("-lm").arg("-lpthread");
+        }
+        Link::Static => {
+            cmd.arg(&a.static_lib).args(STATIC_DEPS);
+        }
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cc}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cc} {src} ({link:?}) failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    CProgram { exe, link }
+}
+
+/// Whether valgrind is installed.
+pub fn have_valgrind() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl CProgram {
+    fn command(&self, valgrind: bool) -> Command {
+        let mut cmd = if valgrind {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--error-exitcode=1",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--show-leak-kinds=definite",
+                "-q",
+            ])
+            .arg(&self.exe);
+            c
+        } else {
+            Command::new(&self.exe)
+        };
+        if self.link == Link::Shared {
+            cmd.env("LD_LIBRARY_PATH", &artifacts().shared_dir);
+        }
+        cmd
+    }
+
+    /// Runs it with `args`; panics with its output if it fails.
+    pub fn run(&self, args: &[&str], valgrind: bool) -> Output {
+        let out = self
+            .command(valgrind)
+            .args(args)
+            .output()
+            .expect("run C program");
+        assert!(
+            out.status.success(),
+            "{} {args:?} (valgrind: {valgrind}) exited with {}:\nstdout:\n{}\nstderr:\n{}",
+            self.exe.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// Runs `graft run --chat` greedily on the test model; returns its stdout.
+pub fn graft_run_chat(prompt: &str, n: usize, lora: Option<(&Path, f32)>) -> String {
+    let mut cmd = Command::new(&artifacts().graft_cli);
+    cmd.arg("run")
+        .arg("-m")
+        .arg(model_path())
+        .args([
+            "--chat", "--temp", "0", "-t", "1", "-c", "512", "-p", prompt,
+        ])
+        .args(["-n", &n.to_string()]);
+    if let Some((path, scale)) = lora {
+        cmd.arg("--lora-scaled").arg(path).arg(scale.to_string());
+    }
+    let out = cmd.output().expect("run graft");
+    assert!(
+        out.status.success(),
+        "graft run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("graft run prints UTF-8")
+}
+
+/// The reference: graft_runtime directly, greedy, the prompt as a ChatML user turn.
+pub struct Reference {
+    /// The model (1 thread, as the C programs).
+    pub model: Model,
+    tok: Tokenizer,
+}
+
+impl Reference {
+    /// Loads the test model.
+    pub fn new() -> Self {
+        let model = Model::load(model_path(), ModelParams { threads: 1 }).expect("load model");
+        let tok = Tokenizer::from_gguf(model.gguf().metadata()).expect("tokenizer");
+        Reference { model, tok }
+    }
+
+    /// Greedy text for `prompt` as a chat user turn with `adapters` active.
+    pub fn chat(&self, prompt: &str, n: usize, adapters: &[(Arc<LoadedAdapter>, f32)]) -> String {
+        let text = ChatTemplate::chatml()
+            .expect("chatml")
+            .render(&[ChatMessage::new("user", prompt)], true)
+            .expect("render");
+        let ids = self.tok.encode(&text, true, true);
+        let mut s = Session::new(
+            &self.model,
+            SessionParams {
+                n_ctx: 512,
+                ..SessionParams::default()
+            },
+        )
+        .expect("session");
+        s.set_adapters(adapters).expect("set adapters");
+        let p = GenerateParams {
+            max_tokens: n,
+            stop: vec![],
+            sampler: SamplerParams::greedy(),
+        };
+        generate(&mut s, &self.tok, &ids, &p, &mut |_| true)
+            .expect("generate")
+            .text
+    }
+}
+
+#[path = "../../../runtime/tests/lora_support/gen.rs"]
+mod gen;
+
+/// Two deterministic random LoRA adapters for the test model (rank 8 and 16, alpha 16, the
+/// runtime's LoRA test generator), written as GGUF into `dir`; returns their paths.
+pub fn test_adapters(model: &Model, dir: &Path) -> [PathBuf; 2] {
+    let c = model.config();
+    let dims = gen::Dims {
+        n_layer: c.n_layer,
+        n_embd: c.n_embd,
+        n_ff: c.n_ff,
+        q_dim: c.q_dim(),
+        kv_dim: c.kv_dim(),
+    };
+    gen::TEST_ADAPTERS.map(|(name, rank, alpha, seed)| {
+        let path = dir.join(name);
+        gen::random_adapter(dims, rank, alpha, seed)
+            .save_gguf(&path, graft_quant::QuantType::F32)
+            .expect("save adapter");
+        path
+    })
+}
+
+/// The first `n` examples of examples/support-triage/data/`src` without their system
+/// messages (so each fits a 64-token row), written to `dir`/`src`.
+pub fn small_data(dir: &Path, src: &str, n: usize) -> PathBuf {
+    let from = workspace().join("examples/support-triage/data").join(src);
+    let text = std::fs::read_to_string(&from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    let mut out = String::new();
+    for line in text.lines().take(n) {
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("example line is JSON");
+        if let Some(msgs) = v.get_mut("messages").and_then(|m| m.as_array_mut()) {
+            msgs.retain(|m| m["role"] != "system");
+        }
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    let p = dir.join(src);
+    std::fs::write(&p, out).expect("write data");
+    p
+}
