@@ -28,6 +28,15 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         .tempfile_in(dir)
         .map_err(|e| TrainError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| TrainError::io(path, e))?;
+    // Temporary files are created owner-only (0600); the result is an ordinary file (0644,
+    // like the GGUF adapter written beside it).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| TrainError::io(path, e))?;
+    }
     tmp.as_file()
         .sync_all()
         .map_err(|e| TrainError::io(path, e))?;
