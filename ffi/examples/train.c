@@ -3,7 +3,9 @@
  *
  * usage: train MODEL DATA.jsonl OUT.gguf [MAX_STEPS=4] [CANCEL_AT_STEP=0] [TEST.jsonl]
  *
- * Tiny settings (rank 4, seq 64, batch 2 x 2) so it runs in seconds. The callback prints
+ * Tiny settings (rank 4, seq 64, batch 2 x 2) so it runs in seconds; with the environment
+ * variable GRAFT_TRAIN_TINY set, smaller still (rank 2, batch 1 x 1: for memory checkers,
+ * which run ~50x slower). The callback prints
  * "step S/T loss L" lines and returns false at CANCEL_AT_STEP (0: never): graft_train then
  * returns GRAFT_ERR_CANCELLED and writes no adapter. Otherwise the adapter is loaded and the
  * program prints the greedy answer (as `graft run --chat --temp 0 -n 16 --lora OUT.gguf`)
@@ -60,6 +62,13 @@ int main(int argc, char **argv) {
     tp.seq = 64;
     tp.warmup = 1.0;
     tp.threads = 1;
+    if (getenv("GRAFT_TRAIN_TINY") != NULL) {
+        tp.rank = 2;
+        tp.alpha = 4.0f;
+        tp.batch = 1;
+        tp.grad_accum = 1;
+        tp.seq = 64;
+    }
     tp.max_steps = argc > 4 ? (uint64_t)atoi(argv[4]) : 4;
     progress_state st = {argc > 5 ? (uint64_t)atoi(argv[5]) : 0, 0};
     graft_train_result res;

@@ -200,9 +200,16 @@ impl CProgram {
 
     /// Runs it with `args`; panics with its output if it fails.
     pub fn run(&self, args: &[&str], valgrind: bool) -> Output {
+        self.run_env(args, valgrind, &[])
+    }
+
+    /// As [`Self::run`], with extra environment variables.
+    #[allow(dead_code)]
+    pub fn run_env(&self, args: &[&str], valgrind: bool, env: &[(&str, &str)]) -> Output {
         let out = self
             .command(valgrind)
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .expect("run C program");
         assert!(
