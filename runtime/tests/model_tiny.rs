@@ -192,7 +192,10 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     let scale = want.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1.0);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            ((g as f64) - w).abs() <= 2e-4 * scale,
+            // 2e-3: the runtime reproduces llama.cpp's CPU flash attention, which rounds Q to
+            // f16 and accumulates V·softmax in f16 for short batches (K/V are f16 in the cache
+            // anyway): ~2^-11 relative per rounding, against this exact f64 reference.
+            ((g as f64) - w).abs() <= 2e-3 * scale,
             "{what}: logit {i}: got {g}, reference {w}"
         );
     }
