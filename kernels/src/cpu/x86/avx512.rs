@@ -36,23 +36,6 @@ mod imp {
         _mm_cvtph_ps(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(a), b))
     }
 
-    /// How many 4-row groups ahead [`prefetch_ahead`] reads.
-    const PF_GROUPS: usize = 2;
-
-    /// Prefetches `lines` cache lines at byte `off` of the 4-row group [`PF_GROUPS`] groups
-    /// after the one at `w` (`group` bytes each). Four interleaved row streams defeat the
-    /// hardware prefetcher on Zen 4, so the kernels sweep the group ahead linearly instead.
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    #[inline]
-    fn prefetch_ahead(w: *const u8, group: usize, off: usize, lines: usize) {
-        let p = w.wrapping_add(PF_GROUPS * group + off);
-        for j in 0..lines {
-            // A hint that never faults, even past the end of `w` (wrapping arithmetic, never
-            // dereferenced).
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * j) as *const i8);
-        }
-    }
-
     /// Q4_1 rows `r..r + 4` (`row_bytes` apart) · one Q8_1 row in two zmm accumulators, rows
     /// `r + 2k` in lanes 0..8 and `r + 2k + 1` in lanes 8..16 of register `k`: each 8-lane half
     /// is exactly [`dot_q4_1`]'s chain (same products, same FMA per block, same order), so all
