@@ -320,7 +320,7 @@ macro_rules! x86_dot_kernels {
         }
 
         /// How many 4-row groups ahead [`prefetch_ahead`] reads.
-        const PF_GROUPS: usize = 2;
+        const PF_GROUPS: usize = 4;
 
         /// Prefetches `lines` cache lines at byte `off` of the 4-row group [`PF_GROUPS`] groups
         /// after the one at `w` (`group` bytes each). Four interleaved row streams defeat the
