@@ -64,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cases = [
             (QuantType::Q4_1, 1536, 576, 1, 1, "hot"),
             (QuantType::Q4_1, 1536, 576, 180, 1, "streamed"),
+            (QuantType::Q8_0, 1536, 576, 1, 1, "hot"),
             (QuantType::Q8_0, 49152, 576, 4, 1, "streamed"),
             (QuantType::Q4_1, 1536, 576, 1, 64, "prefill"),
         ];

@@ -185,7 +185,7 @@ fn nested_pool_use_runs_inline() {
 }
 
 /// Q4_1 and Q8_0 (the test model's formats) round exactly as llama.cpp's x86 kernels on both
-/// x86 tables: AVX2 and AVX-512 (its two-row and four-token kernels included) agree bit for
+/// x86 tables: AVX2 and AVX-512 (their four-row and four-token kernels included) agree bit for
 /// bit, whatever the thread count.
 #[test]
 fn x86_tables_agree_bit_for_bit_on_q4_1_and_q8_0() {

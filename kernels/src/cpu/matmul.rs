@@ -5,8 +5,10 @@
 //! (a descheduled thread just claims fewer). Within a chunk each weight
 //! row is decoded once per group of four tokens (the ISA's `vec_dot_x4` where it has one), so
 //! prefill reads every weight block once per four tokens, and the row stays in L1 for the rest.
-//! Leftover tokens (all of them in decode) take two rows at a time where the ISA has a
-//! `vec_dot_r2` kernel, so each activation block is loaded and converted once per two rows.
+//! Leftover tokens (all of them in decode) take four rows at a time where the ISA has a
+//! `vec_dot_r4` kernel: four independent accumulator chains (each bit-identical to `vec_dot`)
+//! overlap in the FMA pipeline, and each activation block is loaded once per four rows. Rows
+//! left over at the end of the matrix take `vec_dot`.
 
 use super::table::{ActFormat, Kernels};
 use super::threadpool::ThreadPool;
@@ -80,9 +82,9 @@ pub fn matmul(
         let out = OutPtr(y.as_mut_ptr());
         let range = |r0: usize, r1: usize| {
             let mut o4 = [0.0f32; 4];
-            let mut o2 = [0.0f32; 2];
+            let mut o4r = [0.0f32; 4];
             // Tokens 0..n4 go through the four-token kernel, the rest one at a time (two rows
-            // at once where the ISA has a two-row kernel).
+            // at once where the ISA has a four-row kernel).
             let n4 = if fk.vec_dot_x4.is_some() {
                 n_tokens / 4 * 4
             } else {
@@ -90,8 +92,8 @@ pub fn matmul(
             };
             let mut r = r0;
             while r < r1 {
-                let nr = if fk.vec_dot_r2.is_some() && r + 1 < r1 {
-                    2
+                let nr = if fk.vec_dot_r4.is_some() && r + 3 < r1 {
+                    4
                 } else {
                     1
                 };
@@ -108,16 +110,17 @@ pub fn matmul(
                 }
                 for t in n4..n_tokens {
                     let at = &acts[t * arow..(t + 1) * arow];
-                    match fk.vec_dot_r2 {
-                        Some(r2) if nr == 2 => {
-                            r2(
-                                &w[r * row_bytes..(r + 2) * row_bytes],
+                    match fk.vec_dot_r4 {
+                        Some(r4) if nr == 4 => {
+                            r4(
+                                &w[r * row_bytes..(r + 4) * row_bytes],
                                 row_bytes,
                                 at,
-                                &mut o2,
+                                &mut o4r,
                             );
-                            out.write(t * rows + r, o2[0]);
-                            out.write(t * rows + r + 1, o2[1]);
+                            for (j, &v) in o4r.iter().enumerate() {
+                                out.write(t * rows + r + j, v);
+                            }
                         }
                         _ => {
                             let wr = &w[r * row_bytes..(r + 1) * row_bytes];

@@ -49,9 +49,11 @@ pub type VecDotFn = fn(w: &[u8], act: &[u8]) -> f32;
 /// `out[t] = dot(w, act[t * stride ..])` for `t` in 0..4: one weight row decoded once for four
 /// activation rows.
 pub type VecDotX4Fn = fn(w: &[u8], act: &[u8], stride: usize, out: &mut [f32; 4]);
-/// `out[i] = dot(w[i * row_bytes ..][..row_bytes], act)` for `i` in 0..2: two consecutive
-/// weight rows against one activation row, loading and converting the activation once.
-pub type VecDotR2Fn = fn(w: &[u8], row_bytes: usize, act: &[u8], out: &mut [f32; 2]);
+/// `out[i] = dot(w[i * row_bytes ..][..row_bytes], act)` for `i` in 0..4: four consecutive
+/// weight rows against one activation row (decode). Each row keeps its own accumulator chain in
+/// exactly the single-row kernel's operation order, so `out[i]` equals `vec_dot` bit for bit;
+/// the four independent chains overlap in the FMA pipeline.
+pub type VecDotR4Fn = fn(w: &[u8], row_bytes: usize, act: &[u8], out: &mut [f32; 4]);
 /// Quantizes `x` (a whole number of blocks) into `out` (exactly the row's bytes).
 pub type QuantizeRowFn = fn(x: &[f32], out: &mut [u8]);
 
@@ -64,8 +66,8 @@ pub struct FormatKernels {
     pub vec_dot: VecDotFn,
     /// One row times four activation rows, where the ISA has a tiled kernel.
     pub vec_dot_x4: Option<VecDotX4Fn>,
-    /// Two rows times one activation row, where the ISA has a kernel (decode).
-    pub vec_dot_r2: Option<VecDotR2Fn>,
+    /// Four rows times one activation row, where the ISA has a kernel (decode).
+    pub vec_dot_r4: Option<VecDotR4Fn>,
 }
 
 /// Function pointers for every supported weight format and activation quantizer, for one ISA.

@@ -14,7 +14,7 @@ const fn fk(act: ActFormat, vec_dot: crate::cpu::table::VecDotFn) -> FormatKerne
         act,
         vec_dot,
         vec_dot_x4: None,
-        vec_dot_r2: None,
+        vec_dot_r4: None,
     }
 }
 

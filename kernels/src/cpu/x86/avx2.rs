@@ -20,6 +20,6 @@ super::common::x86_table!(
     crate::cpu::isa::Isa::Avx2,
     dot_q4_1,
     dot_q8_0,
-    None,
-    None
+    Some(dot_q4_1_r4),
+    Some(dot_q8_0_r4)
 );

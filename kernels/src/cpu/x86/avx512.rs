@@ -2,10 +2,12 @@
 //! 256-bit bodies. Q4_1 and Q8_0 (the test model's formats) keep llama.cpp's x86 block order —
 //! one 8-lane accumulator, one block per step — so their sums round exactly as llama.cpp's do
 //! on this CPU (512-bit two-blocks-per-step kernels were a little faster but round differently,
-//! which flips greedy near-ties against llama.cpp). (Two- and four-row decode kernels sharing
-//! the activation loads, and software prefetch, were faster on cache-hot weights but measured
-//! up to 1.5–3× slower when weights stream from memory on Zen 4 — interleaved row streams
-//! seem to defeat the hardware prefetcher — so decode reads one row at a time.)
+//! which flips greedy near-ties against llama.cpp). Decode takes four rows at a time
+//! ([`imp::dot_q4_1_r4_512`], [`imp::dot_q8_0_r4_512`]): two rows per zmm, each 8-lane half
+//! exactly the single-row chain, so results stay bit-identical while the independent FMA chains
+//! overlap. Interleaved row streams defeat the hardware prefetcher on Zen 4 (measured up to
+//! 2.5× slower streamed from memory), so these kernels software-prefetch the rows a few groups
+//! ahead in one linear sweep.
 
 mod imp {
     use super::super::common::{x86_dot_kernels, x86_quant_kernels};
@@ -34,52 +36,119 @@ mod imp {
         _mm_cvtph_ps(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(a), b))
     }
 
-    /// Q4_1 rows `r` (lanes 0..8) and `r + 1` (lanes 8..16) · one Q8_1 row in one zmm: each
-    /// half is exactly [`dot_q4_1`]'s 8-lane chain, so both results round as llama.cpp's.
+    /// Q4_1 rows `r..r + 4` (`row_bytes` apart) · one Q8_1 row in two zmm accumulators, rows
+    /// `r + 2k` in lanes 0..8 and `r + 2k + 1` in lanes 8..16 of register `k`: each 8-lane half
+    /// is exactly [`dot_q4_1`]'s chain (same products, same FMA per block, same order), so all
+    /// four results equal the single-row kernel's (and llama.cpp's) bit for bit, while the two
+    /// independent FMA chains overlap.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(crate) unsafe fn dot_q4_1_r2_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 2]) {
+    pub(crate) unsafe fn dot_q4_1_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
         let nb = row_bytes / 20;
-        assert!(w.len() >= 2 * row_bytes && a.len() >= nb * 36);
+        assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 36);
         let m4 = _mm512_set1_epi8(0x0F);
         let perm = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
         let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-        let mut acc = _mm512_setzero_ps();
-        let mut sm = _mm_setzero_ps();
-        // SAFETY: block b reads w[20b..][..20], w[row_bytes + 20b..][..20] and a[36b..][..36],
+        let mut acc = [_mm512_setzero_ps(); 2];
+        let mut sm = [_mm_setzero_ps(); 2];
+        // SAFETY: block b reads w[t * row_bytes + 20b..][..20] for t < 4 and a[36b..][..36],
         // inside the slices (checked above).
         unsafe {
             for b in 0..nb {
-                let (w0, w1) = (w.as_ptr().add(20 * b), w.as_ptr().add(row_bytes + 20 * b));
                 let ap = a.as_ptr().add(36 * b);
-                let wm = f16x2x2(w0, w1);
+                prefetch_ahead(w.as_ptr(), 4 * row_bytes, 80 * b, 2);
                 let am = f16x2x2(ap, ap);
-                let dm = _mm_mul_ps(wm, am);
-                sm = _mm_fmadd_ps(wm, am, sm);
-                let t = _mm256_set_m128i(
-                    _mm_loadu_si128(w1.add(4) as *const __m128i),
-                    _mm_loadu_si128(w0.add(4) as *const __m128i),
-                );
-                let t =
-                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(t), _mm256_srli_epi16::<4>(t));
-                let q = _mm512_permutexvar_epi64(perm, _mm512_and_si512(t, m4));
                 let y = _mm512_broadcast_i64x4(_mm256_loadu_si256(ap.add(4) as *const __m256i));
-                let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
-                let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(dm));
-                acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+                for k in 0..2 {
+                    let w0 = w.as_ptr().add(2 * k * row_bytes + 20 * b);
+                    let w1 = w0.add(row_bytes);
+                    let wm = f16x2x2(w0, w1);
+                    let dm = _mm_mul_ps(wm, am);
+                    sm[k] = _mm_fmadd_ps(wm, am, sm[k]);
+                    let t = _mm256_set_m128i(
+                        _mm_loadu_si128(w1.add(4) as *const __m128i),
+                        _mm_loadu_si128(w0.add(4) as *const __m128i),
+                    );
+                    let t = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(t),
+                        _mm256_srli_epi16::<4>(t),
+                    );
+                    let q = _mm512_permutexvar_epi64(perm, _mm512_and_si512(t, m4));
+                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
+                    let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(dm));
+                    acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[k]);
+                }
             }
-            let s = _mm_movehdup_ps(sm);
-            out[0] = hsum_ps(_mm512_castps512_ps256(acc)) + _mm_cvtss_f32(s);
-            out[1] = hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                _mm512_castps_pd(acc),
-            ))) + _mm_cvtss_f32(_mm_movehl_ps(s, s));
+            for k in 0..2 {
+                let s = _mm_movehdup_ps(sm[k]);
+                out[2 * k] = hsum_ps(_mm512_castps512_ps256(acc[k])) + _mm_cvtss_f32(s);
+                out[2 * k + 1] = hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                    _mm512_castps_pd(acc[k]),
+                ))) + _mm_cvtss_f32(_mm_movehl_ps(s, s));
+            }
+        }
+    }
+
+    /// Q8_0 rows `r..r + 4` (`row_bytes` apart) · one Q8_0 row in two zmm accumulators laid
+    /// out as in [`dot_q4_1_r4_512`]: each half is exactly [`dot_q8_0`]'s chain (|w|·(sign(w)
+    /// a) through `vpdpbusd`, scale `d_w * d_a` in f32, one FMA per block), so all four results
+    /// equal the single-row kernel's bit for bit.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(crate) unsafe fn dot_q8_0_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+        let nb = row_bytes / 34;
+        assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 34);
+        let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        let zero = _mm512_setzero_si512();
+        let mut acc = [_mm512_setzero_ps(); 2];
+        // SAFETY: block b reads w[t * row_bytes + 34b..][..34] for t < 4 and a[34b..][..34],
+        // inside the slices (checked above).
+        unsafe {
+            for b in 0..nb {
+                let ap = a.as_ptr().add(34 * b);
+                prefetch_ahead(w.as_ptr(), 4 * row_bytes, 136 * b, 3);
+                let da = _mm_set1_ps(f16_1(ap));
+                let y = _mm512_broadcast_i64x4(_mm256_loadu_si256(ap.add(2) as *const __m256i));
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let w0 = w.as_ptr().add(2 * k * row_bytes + 34 * b);
+                    let w1 = w0.add(row_bytes);
+                    let (s0, s1) = (
+                        std::ptr::read_unaligned(w0 as *const u16) as i32,
+                        std::ptr::read_unaligned(w1 as *const u16) as i32,
+                    );
+                    let dw = _mm_cvtph_ps(_mm_cvtsi32_si128(s0 | (s1 << 16)));
+                    let dm = _mm_mul_ps(dw, da);
+                    let x = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(_mm256_loadu_si256(w0.add(2) as *const __m256i)),
+                        _mm256_loadu_si256(w1.add(2) as *const __m256i),
+                    );
+                    // sign(y, x) as _mm256_sign_epi8 does (zero where x is zero doesn't matter:
+                    // |x| is zero there too).
+                    let neg = _mm512_movepi8_mask(x);
+                    let sy = _mm512_mask_sub_epi8(y, neg, zero, y);
+                    let p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(x), sy);
+                    let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(dm));
+                    *acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), *acc);
+                }
+            }
+            for k in 0..2 {
+                out[2 * k] = hsum_ps(_mm512_castps512_ps256(acc[k]));
+                out[2 * k + 1] = hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                    _mm512_castps_pd(acc[k]),
+                )));
+            }
         }
     }
 }
 
-fn dot_q4_1_r2_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 2]) {
+fn dot_q4_1_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
     // SAFETY: only reachable through the AVX512 table, handed out after detection; the kernel
     // asserts the lengths.
-    unsafe { imp::dot_q4_1_r2_512(w, row_bytes, a, out) }
+    unsafe { imp::dot_q4_1_r4_512(w, row_bytes, a, out) }
+}
+
+fn dot_q8_0_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: only reachable through the AVX512 table, handed out after detection; the kernel
+    // asserts the lengths.
+    unsafe { imp::dot_q8_0_r4_512(w, row_bytes, a, out) }
 }
 
 super::common::x86_table!(
@@ -87,6 +156,6 @@ super::common::x86_table!(
     crate::cpu::isa::Isa::Avx512,
     dot_q4_1,
     dot_q8_0,
-    Some(dot_q4_1_r2_512),
-    None
+    Some(dot_q4_1_r4_512),
+    Some(dot_q8_0_r4_512)
 );

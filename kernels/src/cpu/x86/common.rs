@@ -319,6 +319,87 @@ macro_rules! x86_dot_kernels {
             }
         }
 
+        /// How many 4-row groups ahead [`prefetch_ahead`] reads.
+        const PF_GROUPS: usize = 4;
+
+        /// Prefetches `lines` cache lines at byte `off` of the 4-row group [`PF_GROUPS`] groups
+        /// after the one at `w` (`group` bytes each). Four interleaved row streams defeat the
+        /// hardware prefetcher on Zen 4, so the kernels sweep the group ahead linearly instead.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn prefetch_ahead(w: *const u8, group: usize, off: usize, lines: usize) {
+            let p = w.wrapping_add(PF_GROUPS * group + off);
+            for j in 0..lines {
+                // A hint that never faults, even past the end of `w` (wrapping arithmetic, never
+                // dereferenced).
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * j) as *const i8);
+            }
+        }
+
+        /// Q4_1 rows `r..r + 4` (`row_bytes` apart in `w`) · one Q8_1 row: four independent
+        /// accumulator chains, each exactly [`dot_q4_1`]'s operations in its order, so every
+        /// result equals the single-row kernel's bit for bit.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_1_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            let nb = row_bytes / 20;
+            assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 36);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut summs = [0.0f32; 4];
+            // SAFETY: block b reads w[t*row_bytes + 20b..][..20] for t < 4 and a[36b..][..36],
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let ap = a.as_ptr().add(36 * b);
+                    prefetch_ahead(w.as_ptr(), 4 * row_bytes, 80 * b, 2);
+                    let da = f16x2(ap);
+                    let sa = f16_1(ap.add(2));
+                    let y = ld(ap.add(4));
+                    for t in 0..4 {
+                        let wp = w.as_ptr().add(t * row_bytes + 20 * b);
+                        let dm = _mm_mul_ps(f16x2(wp), da);
+                        summs[t] = f16_1(wp.add(2)).mul_add(sa, summs[t]);
+                        let p = mul_sum_us8(nibbles32(wp.add(4)), y);
+                        acc[t] = _mm256_fmadd_ps(
+                            _mm256_broadcastss_ps(dm),
+                            _mm256_cvtepi32_ps(p),
+                            acc[t],
+                        );
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]) + summs[t];
+                }
+            }
+        }
+
+        /// Q8_0 rows `r..r + 4` (`row_bytes` apart in `w`) · one Q8_0 row: four independent
+        /// chains, each exactly [`dot_q8_0`]'s, so every result equals it bit for bit.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q8_0_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            let nb = row_bytes / 34;
+            assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 34);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            // SAFETY: block b reads w[t*row_bytes + 34b..][..34] for t < 4 and a[34b..][..34],
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let ap = a.as_ptr().add(34 * b);
+                    prefetch_ahead(w.as_ptr(), 4 * row_bytes, 136 * b, 3);
+                    let da = f16_1(ap);
+                    let y = ld(ap.add(2));
+                    for t in 0..4 {
+                        let wp = w.as_ptr().add(t * row_bytes + 34 * b);
+                        let d = f16_1(wp) * da;
+                        let p = mul_sum_i8(ld(wp.add(2)), y);
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]);
+                }
+            }
+        }
+
         /// Sub-block scales (6-bit) and mins of a Q4_K/Q5_K block.
         #[inline(always)]
         fn k4_scales(sc: &[u8]) -> ([i32; 8], [i32; 8]) {
@@ -586,10 +667,10 @@ pub(crate) use x86_quant_kernels;
 
 /// Defines safe wrappers around the `imp` module's kernels and the static table `$name` for
 /// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels and the optional
-/// two-row kernels `$q4_1_r2` / `$q8_0_r2`. The wrappers are only reachable through that table, which
+/// four-row decode kernels `$q4_1_r4` / `$q8_0_r4`. The wrappers are only reachable through that table, which
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
-    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r2:expr, $q8_0_r2:expr) => {
+    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -650,6 +731,16 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q8_0_x4(w, a, stride, out) }
         }
+        #[allow(dead_code)]
+        fn dot_q4_1_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q4_1_r4(w, row_bytes, a, out) }
+        }
+        #[allow(dead_code)]
+        fn dot_q8_0_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q8_0_r4(w, row_bytes, a, out) }
+        }
         fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
             // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
             unsafe { imp::quantize_q8_0(x, out) }
@@ -668,7 +759,7 @@ macro_rules! x86_table {
                 act,
                 vec_dot,
                 vec_dot_x4,
-                vec_dot_r2: None,
+                vec_dot_r4: None,
             }
         }
 
@@ -679,13 +770,13 @@ macro_rules! x86_table {
             f16: fk(ActFormat::F32, dot_f16, None),
             q4_0: fk(ActFormat::Q8_0, dot_q4_0, None),
             q4_1: FormatKernels {
-                vec_dot_r2: $q4_1_r2,
+                vec_dot_r4: $q4_1_r4,
                 ..fk(ActFormat::Q8_1, $q4_1, Some(dot_q4_1_x4))
             },
             q5_0: fk(ActFormat::Q8_0, dot_q5_0, None),
             q5_1: fk(ActFormat::Q8_1, dot_q5_1, None),
             q8_0: FormatKernels {
-                vec_dot_r2: $q8_0_r2,
+                vec_dot_r4: $q8_0_r4,
                 ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
             },
             q4_k: fk(ActFormat::Q8_K, dot_q4_k, None),
