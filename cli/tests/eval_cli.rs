@@ -8,9 +8,7 @@ mod adapter_support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use graft_quant::gguf::GgufFile;
 use graft_quant::model_cache::test_model_path;
-use graft_quant::QuantType;
 use serde_json::Value;
 
 const LIMIT: &str = "4";
@@ -51,20 +49,8 @@ fn err_text(out: &Output) -> String {
 
 /// A rank-8 adapter on all seven projections of the test model (GGUF LoRA).
 fn write_adapter(dir: &Path, magnitude: f32) -> String {
-    let base = GgufFile::open(test_model_path().unwrap_or_else(|m| panic!("{m}"))).expect("base");
-    let modules = [
-        "attn_q",
-        "attn_k",
-        "attn_v",
-        "attn_output",
-        "ffn_gate",
-        "ffn_up",
-        "ffn_down",
-    ];
-    let a = adapter_support::random_adapter_for_base(&base, &modules, 8, Some(16.0), 3, magnitude);
-    let path = dir.join(format!("a{magnitude}.gguf"));
-    a.save_gguf(&path, QuantType::F32).expect("save adapter");
-    path.to_str().expect("utf-8").to_string()
+    let base = test_model_path().unwrap_or_else(|m| panic!("{m}"));
+    adapter_support::write_all_projections_adapter(&base, dir, magnitude)
 }
 
 fn metrics(r: &Value) -> Vec<Value> {

@@ -224,15 +224,7 @@ fn merged_model_runs_in_llama_cpp() {
     let dir = tempfile::tempdir().expect("temp dir");
     let adapter = adapter_support::random_adapter_for_base(
         &base,
-        &[
-            "attn_q",
-            "attn_k",
-            "attn_v",
-            "attn_output",
-            "ffn_gate",
-            "ffn_up",
-            "ffn_down",
-        ],
+        &adapter_support::ALL_PROJECTIONS,
         16,
         Some(32.0),
         7,

@@ -193,6 +193,27 @@ pub fn oracle_hf_to_gguf(rows: &[f32], row_len: usize, heads: usize) -> Vec<f32>
     out
 }
 
+/// The seven llama projections (GGUF module names) an adapter can target.
+pub const ALL_PROJECTIONS: [&str; 7] = [
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_output",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
+];
+
+/// A rank-8 (alpha 16, seed 3) random adapter on all seven projections of the GGUF model at
+/// `base_path`, saved as f32 GGUF LoRA in `dir` as `a<magnitude>.gguf`; returns its path.
+pub fn write_all_projections_adapter(base_path: &Path, dir: &Path, magnitude: f32) -> String {
+    let base = GgufFile::open(base_path).expect("base model opens");
+    let a = random_adapter_for_base(&base, &ALL_PROJECTIONS, 8, Some(16.0), 3, magnitude);
+    let path = dir.join(format!("a{magnitude}.gguf"));
+    a.save_gguf(&path, QuantType::F32).expect("save adapter");
+    path.to_str().expect("utf-8").to_string()
+}
+
 /// A seeded random adapter of rank `rank` for every matrix of `base` whose name is
 /// `blk.<n>.<module>.weight` with `module` in `modules` (e.g. the real model's shapes), values
 /// uniform in `[-magnitude, magnitude)`, architecture and head counts taken from `base`.
