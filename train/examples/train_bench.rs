@@ -10,61 +10,22 @@
 //! runs one configuration and prints one `RESULT` line (what the parent reads).
 
 use graft_runtime::{Model, ModelParams};
-use graft_train::model::{Batch, Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable};
+use graft_train::model::{Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable};
 use graft_train::optim::{AdamW, AdamW8bit, AdamWConfig, Optimizer};
 use std::process::Command;
 use std::time::Instant;
+
+mod bench_support;
+use bench_support::{cpu_s, random_batch, vm_hwm_mb};
 
 const BATCH: usize = 4;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn vm_hwm_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// User + system CPU seconds of this process (/proc/self/stat, 100 Hz ticks).
-fn cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    rest.split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse::<f64>().ok())
-        .sum::<f64>()
-        / 100.0
-}
-
-fn batch(seq: usize, nv: u64) -> Res<Batch> {
-    let mut state = 0x1234_5678u64;
-    let ids: Vec<u32> = (0..BATCH * seq)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 33) % nv) as u32
-        })
-        .collect();
-    let mut b = Batch::single(&ids[..seq])?;
-    b.n_rows = BATCH;
-    b.targets = ids.iter().skip(1).copied().chain([0]).collect();
-    b.ids = ids;
-    b.mask = (0..BATCH * seq).map(|i| i % seq != seq - 1).collect();
-    b.positions = (0..BATCH * seq).map(|i| i % seq).collect();
-    b.segments = vec![0; BATCH * seq];
-    Ok(b)
-}
-
-/// One configuration: prints `RESULT wall_tok_s cpu_tok_s peak_mb state_bytes loss`.
 fn child(seq: usize, opt: &str, ckpt: &str, threads: usize, steps: usize) -> Res<()> {
     let path = graft_quant::model_cache::test_model_path()?;
     let model = Model::load(&path, ModelParams { threads })?;
-    let b = batch(seq, model.config().n_vocab as u64)?;
+    let b = random_batch(BATCH, seq, model.config().n_vocab as u64)?;
     let lora = LoraParams::new(
         model.config(),
         LoraConfig {

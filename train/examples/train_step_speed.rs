@@ -8,36 +8,15 @@
 
 use graft_runtime::{Model, ModelParams};
 use graft_train::model::{
-    BaseMatmul, Batch, Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable,
+    BaseMatmul, Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable,
 };
 use std::time::Instant;
 
+mod bench_support;
+use bench_support::{cpu_s, random_batch, vm_hwm_mb};
+
 const BATCH: usize = 4;
 const SEQ: usize = 256;
-
-fn vm_hwm_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// User + system CPU seconds of this process so far (/proc/self/stat, 100 Hz ticks): on a
-/// shared machine, CPU time shows the work done where wall time shows the wait too.
-fn cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    f.iter().sum::<f64>() / 100.0
-}
 
 fn reset_hwm() {
     // "5" resets the peak RSS counter (Linux ≥ 4.0); harmless where unsupported.
@@ -65,22 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::load(&path, ModelParams { threads })?;
     let nv = model.config().n_vocab as u64;
     // Deterministic pseudo-random ids; every next token scored.
-    let mut state = 0x1234_5678u64;
-    let ids: Vec<u32> = (0..BATCH * SEQ)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 33) % nv) as u32
-        })
-        .collect();
-    let mut batch = Batch::single(&ids[..SEQ])?;
-    batch.n_rows = BATCH;
-    batch.ids = ids.clone();
-    batch.targets = ids.iter().skip(1).copied().chain([0]).collect();
-    batch.mask = (0..BATCH * SEQ).map(|i| i % SEQ != SEQ - 1).collect();
-    batch.positions = (0..BATCH * SEQ).map(|i| i % SEQ).collect();
-    batch.segments = vec![0; BATCH * SEQ];
+    let batch = random_batch(BATCH, SEQ, nv)?;
     println!(
         "model {} | batch {BATCH} x seq {SEQ} | rank 16, all projections | {threads} thread(s) | base {base_matmul:?}",
         path.display()
