@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use graft_kernels::cpu::{
-    attention, attention_f16, get_rows, rmsnorm, rope_normal, softmax, swiglu, AttnShape,
+    attention, attention_f16, get_rows, rmsnorm_rows_ggml, rope_normal, softmax, swiglu, AttnShape,
 };
 use graft_quant::QuantType;
 use half::f16;
@@ -24,7 +24,7 @@ fn rmsnorm_matches_formula() {
         let x = randn(&mut r, n, 3.0);
         let w = randn(&mut r, n, 1.0);
         let mut out = vec![0.0; n];
-        rmsnorm(&x, &w, 1e-5, &mut out);
+        rmsnorm_rows_ggml(&x, &w, 1e-5, &mut out, n);
         let ms: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
         let s = 1.0 / (ms + 1e-5).sqrt();
         let want: Vec<f64> = x

@@ -54,7 +54,7 @@ pub use dequant::dequantize_row;
 pub use get_rows::get_rows;
 pub use isa::{available_isas, isa, Isa};
 pub use matmul::matmul;
-pub use norm::{rmsnorm, rmsnorm_rows_ggml};
+pub use norm::rmsnorm_rows_ggml;
 pub use rope::{rope_normal, rotate_pairs_ggml};
 pub use silu_ggml::swiglu_ggml;
 pub use softmax::softmax;
