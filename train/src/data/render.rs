@@ -83,20 +83,13 @@ impl Renderer {
     /// the loss). BOS is prepended when the tokenizer adds one.
     pub fn tokenize(&self, ex: &Example, mask: LossMask) -> Result<TokenizedExample, DataError> {
         let pieces = self.pieces(ex)?;
-        let starts_with_bos = pieces.first().is_some_and(|p| {
-            self.bos_text
-                .as_ref()
-                .is_some_and(|b| p.text.starts_with(b))
-        });
         let mut out = TokenizedExample {
             ids: Vec::new(),
             mask: Vec::new(),
         };
-        if self.tokenizer.add_bos() && !starts_with_bos {
-            if let Some(bos) = self.tokenizer.bos_id() {
-                out.ids.push(bos);
-                out.mask.push(false);
-            }
+        if let Some(bos) = self.bos_before(pieces.first().map_or("", |p| p.text.as_str())) {
+            out.ids.push(bos);
+            out.mask.push(false);
         }
         for piece in &pieces {
             let ids = self.tokenizer.encode(&piece.text, false, true);
@@ -124,9 +117,6 @@ impl Renderer {
         let Some(last) = pieces.iter().rposition(|p| p.trainable) else {
             return Ok(None);
         };
-        if matches!(ex, Example::Text(_)) {
-            return Ok(None);
-        }
         let reference = match ex {
             Example::Messages(msgs) => msgs
                 .iter()
@@ -139,18 +129,26 @@ impl Renderer {
             Example::Preference { chosen, .. } => chosen.clone(),
             Example::Text(_) => return Ok(None),
         };
-        let text: String = pieces[..last].iter().map(|p| p.text.as_str()).collect();
-        let mut ids = Vec::new();
-        let starts_with_bos = self.bos_text.as_ref().is_some_and(|b| text.starts_with(b));
-        if self.tokenizer.add_bos() && !starts_with_bos {
-            if let Some(bos) = self.tokenizer.bos_id() {
-                ids.push(bos);
-            }
-        }
+        let first = pieces[..last].first().map_or("", |p| p.text.as_str());
+        let mut ids: Vec<u32> = self.bos_before(first).into_iter().collect();
         for p in &pieces[..last] {
             ids.extend(self.tokenizer.encode(&p.text, false, true));
         }
         Ok(Some(PromptExample { ids, reference }))
+    }
+
+    /// The BOS id to put before a text starting with `first_text`: when the tokenizer adds BOS
+    /// and the template did not already write the BOS text itself.
+    fn bos_before(&self, first_text: &str) -> Option<u32> {
+        let written = self
+            .bos_text
+            .as_ref()
+            .is_some_and(|b| first_text.starts_with(b.as_str()));
+        if self.tokenizer.add_bos() && !written {
+            self.tokenizer.bos_id()
+        } else {
+            None
+        }
     }
 
     /// How many leading tokens of a trainable piece the loss covers: up to and including its
