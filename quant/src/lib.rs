@@ -7,9 +7,11 @@
 //! - [`QuantType`]: the table of element types (GGUF type id, block size, bytes per block).
 //! - [`metrics`]: error metrics for quantization quality.
 //! - [`target`]: llama-quantize's rules for the type each tensor is written as.
+//! - [`atomic_write`]: files and directories that appear complete or not at all.
 //!
 //! No SIMD lives here: this crate is the scalar reference the kernels are checked against.
 
+pub mod atomic_write;
 pub mod blocks;
 pub mod gguf;
 pub mod metrics;

@@ -3,8 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use super::error::{GgufError, Result};
@@ -205,40 +204,24 @@ impl<'a> GgufWriter<'a> {
     /// fsynced, then renamed over `path` (and the directory fsynced, where supported).
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let ioerr = |op: &'static str, p: &Path| {
-            let path = p.to_path_buf();
-            move |source| GgufError::Io { op, path, source }
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".gguf-write-");
-        // A model file is an ordinary file: readable by others like one `cp` would make, not the
-        // 0600 a temp file gets.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let tmp = builder
-            .tempfile_in(dir)
-            .map_err(ioerr("create a temporary file in", dir))?;
-        {
-            let mut bw = BufWriter::with_capacity(1 << 20, tmp.as_file());
-            self.write_to(&mut bw).map_err(|e| match e {
-                GgufError::Write { source, .. } => ioerr("write", tmp.path())(source),
-                other => other,
-            })?;
-        }
-        tmp.as_file()
-            .sync_all()
-            .map_err(ioerr("fsync", tmp.path()))?;
-        tmp.persist(path)
-            .map_err(|e| ioerr("rename a temporary file to", path)(e.error))?;
-        // Make the rename itself durable; not every platform can open a directory.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::atomic_write::write_file_with(
+            path,
+            |w| match self.write_to(w) {
+                Ok(_) => Ok(()),
+                // Name the file, not just the part being written.
+                Err(GgufError::Write { source, .. }) => Err(GgufError::Io {
+                    op: "write",
+                    path: path.to_path_buf(),
+                    source,
+                }),
+                Err(other) => Err(other),
+            },
+            |source| GgufError::Io {
+                op: "write atomically",
+                path: path.to_path_buf(),
+                source,
+            },
+        )
     }
 }
 

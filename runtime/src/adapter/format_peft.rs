@@ -24,7 +24,6 @@ use super::error::AdapterError;
 use super::meta_json;
 use super::names::{self, QkRole, PEFT_PREFIX};
 use super::rope_order::{arch_permutes_qk, gguf_to_hf_rows, hf_to_gguf_rows, HeadLayout};
-use super::write_atomic;
 
 /// Name of the config file of a PEFT adapter.
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -703,11 +702,12 @@ pub fn save_peft(adapter: &LoraAdapter, dir: &Path, ty: FloatType) -> Result<(),
             message: format!("{e:?}"),
         })?;
 
-    write_atomic::write_dir_atomic(
+    graft_quant::atomic_write::write_dir(
         dir,
         &[
             (CONFIG_FILE, config_text.as_bytes()),
             (WEIGHTS_FILE, &weights),
         ],
     )
+    .map_err(|e| AdapterError::io(dir, e))
 }

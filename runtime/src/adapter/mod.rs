@@ -54,7 +54,6 @@ mod meta_json;
 pub mod names;
 pub mod rope_order;
 pub mod validate;
-mod write_atomic;
 
 pub use adapter::{AdapterFormat, LoraAdapter, LoraPair, MetaValue};
 pub use convert::convert;

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::atomic::write_dir_atomic;
 use super::config::hex;
 use super::{StepMetrics, TrainConfig, TrainError};
 use crate::optim::ParamTensor;
@@ -203,7 +202,7 @@ pub fn save(
     if let Some(b) = &best_bytes {
         list.push((BEST, b));
     }
-    write_dir_atomic(&dir, &list)?;
+    graft_quant::atomic_write::write_dir(&dir, &list).map_err(|e| TrainError::io(&dir, e))?;
     prune(root)?;
     Ok(dir)
 }

@@ -15,7 +15,6 @@
 //! Outputs (see [`output`]): the GGUF LoRA adapter with `graft.train.*` metadata, optionally
 //! a PEFT directory, `<out stem>.metrics.jsonl` and `<out stem>.loss.svg`.
 
-mod atomic;
 pub mod checkpoint;
 mod config;
 mod error;
@@ -27,7 +26,6 @@ mod prepare;
 mod run;
 mod svg;
 
-pub use atomic::{write_dir_atomic, write_file_atomic};
 pub use config::{
     parse_target, target_name, CheckpointPolicy, MaskPolicy, OptimizerKind, Schedule, TrainConfig,
 };

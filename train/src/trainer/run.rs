@@ -14,11 +14,12 @@ use super::output::{annotate, side_paths, write_adapter, RunRecord};
 use super::plan::{epoch_order, Plan};
 use super::prepare::{file_sha256, prepare, ExampleTokenizer, PreparedData};
 use super::svg::loss_svg;
-use super::{atomic, OptimizerKind, TrainConfig, TrainError};
+use super::{OptimizerKind, TrainConfig, TrainError};
 use crate::data::render::Renderer;
 use crate::data::PackedRow;
 use crate::model::{Batch, LoraParams, TrainOptions, Trainable};
 use crate::optim::{clip_grad_norm, AdamW, AdamW8bit, AdamWConfig, LrSchedule, Optimizer};
+use graft_quant::atomic_write;
 
 /// Where a run reads and writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -552,7 +553,8 @@ impl<'t, 'm> Run<'t, 'm> {
         let mut adapter = self.tr.lora().to_adapter();
         annotate(&mut adapter, &t.config, &rec)?;
         let (metrics_path, svg_path) = side_paths(&t.io.out);
-        atomic::write_file_atomic(&metrics_path, to_jsonl(&self.state.metrics).as_bytes())?;
+        atomic_write::write_file(&metrics_path, to_jsonl(&self.state.metrics).as_bytes())
+            .map_err(|e| TrainError::io(&metrics_path, e))?;
         let title = format!(
             "graft train: {} ({} steps)",
             t.train
@@ -562,7 +564,8 @@ impl<'t, 'm> Run<'t, 'm> {
                 .unwrap_or_default(),
             self.state.step
         );
-        atomic::write_file_atomic(&svg_path, loss_svg(&self.state.metrics, &title).as_bytes())?;
+        atomic_write::write_file(&svg_path, loss_svg(&self.state.metrics, &title).as_bytes())
+            .map_err(|e| TrainError::io(&svg_path, e))?;
         write_adapter(&adapter, &t.io.out, t.io.peft.as_deref())?;
         Ok([metrics_path, svg_path])
     }
