@@ -32,13 +32,14 @@ fn main() {
     let mut lse = vec![0f32; sh.n_tok * sh.n_head];
     let (mut dq, mut dk, mut dv) = (vec![0f32; nq], vec![0f32; nk], vec![0f32; nk]);
     for threads in [1, 2] {
+        let pool = pool(threads);
         let (mut f, mut b) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..20 {
             let t0 = Instant::now();
-            attention_forward(sh, &q, &k, &v, None, &mut out, &mut lse, threads);
+            attention_forward(sh, &q, &k, &v, None, &mut out, &mut lse, &pool);
             let t1 = Instant::now();
             attention_backward(
-                sh, &q, &k, &v, None, &out, &lse, &dout, &mut dq, &mut dk, &mut dv, threads,
+                sh, &q, &k, &v, None, &out, &lse, &dout, &mut dq, &mut dk, &mut dv, &pool,
             );
             f = f.min((t1 - t0).as_secs_f64());
             b = b.min(t1.elapsed().as_secs_f64());
@@ -53,4 +54,9 @@ fn main() {
             b * 1e3
         );
     }
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

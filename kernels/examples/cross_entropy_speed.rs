@@ -21,12 +21,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let targets: Vec<u32> = (0..n_tok as u32).map(|t| t * 97 % vocab as u32).collect();
     let mask: Vec<bool> = (0..n_tok).map(|t| t % 4 != 0).collect();
     for threads in [1, 2] {
+        let pool = pool(threads);
         let mut best = f64::INFINITY;
         let mut loss = 0.0;
         for _ in 0..5 {
             let mut g = logits.clone();
             let t0 = Instant::now();
-            loss = cross_entropy(&mut g, vocab, &targets, &mask, threads)?;
+            loss = cross_entropy(&mut g, vocab, &targets, &mask, &pool)?;
             best = best.min(t0.elapsed().as_secs_f64());
         }
         println!(
@@ -35,4 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flops = 2.0 * (rows * cols * n_tok) as f64;
     for isa in available_isas() {
         for threads in [1, 2] {
+            let pool = pool(threads);
             let mut best = f64::INFINITY;
             for _ in 0..10 {
                 let t0 = Instant::now();
@@ -37,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &dy,
                     n_tok,
                     &mut dx,
-                    threads,
+                    &pool,
                 )?;
                 best = best.min(t0.elapsed().as_secs_f64());
             }
@@ -49,4 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

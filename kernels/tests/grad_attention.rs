@@ -69,7 +69,7 @@ fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
 
     let mut out = vec![0f32; q.len()];
     let mut lse = vec![0f32; sh.n_tok * sh.n_head];
-    attention_forward(sh, &q, &k, &v, seg, &mut out, &mut lse, threads);
+    attention_forward(sh, &q, &k, &v, seg, &mut out, &mut lse, &pool(threads));
     let (o64, l64) = attn64(sh, &q6, &k6, &v6, seg);
     let tag = format!(
         "{} x{threads}",
@@ -85,7 +85,18 @@ fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
         vec![0f32; v.len()],
     );
     attention_backward(
-        sh, &q, &k, &v, seg, &out, &lse, &dout, &mut dq, &mut dk, &mut dv, threads,
+        sh,
+        &q,
+        &k,
+        &v,
+        seg,
+        &out,
+        &lse,
+        &dout,
+        &mut dq,
+        &mut dk,
+        &mut dv,
+        &pool(threads),
     );
     let h = 1e-5;
     let gq = fd_grad(&q6, h, |p| dotr(&r, &attn64(sh, p, &k6, &v6, seg).0));
@@ -144,14 +155,19 @@ fn segments_actually_isolate() {
     let mut k = rng.vec(4 * 4, 1.0);
     let mut v = rng.vec(4 * 4, 1.0);
     let (mut o1, mut o2, mut l) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; 8]);
-    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o1, &mut l, 1);
+    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o1, &mut l, &pool(1));
     k[0] += 1.0;
     v[1] += 1.0;
-    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o2, &mut l, 1);
+    attention_forward(sh, &q, &k, &v, Some(&seg), &mut o2, &mut l, &pool(1));
     assert_eq!(o1[16..], o2[16..], "sequence 1 saw sequence 0");
     assert_ne!(
         o1[..16],
         o2[..16],
         "perturbation had no effect on sequence 0"
     );
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

@@ -32,7 +32,7 @@ fn masked_loss_and_gradient_match_f64() {
     let want_grad = fd_grad(&l6, 1e-5, |p| loss64(p, vocab, &targets, &mask));
     for threads in [1, 4] {
         let mut g = logits.clone();
-        let loss = cross_entropy(&mut g, vocab, &targets, &mask, threads).expect("ce");
+        let loss = cross_entropy(&mut g, vocab, &targets, &mask, &pool(threads)).expect("ce");
         let e = (f64::from(loss) - want_loss).abs() / want_loss.abs();
         println!("ce loss x{threads}: rel err {e:.3e} (tol 1e-6)");
         assert!(e <= 1e-6, "loss {loss} vs {want_loss}");
@@ -54,7 +54,7 @@ fn masked_loss_and_gradient_match_f64() {
 #[test]
 fn huge_logits_are_stable() {
     let mut g = vec![1000.0f32, -1000.0, 999.0, 0.0];
-    let loss = cross_entropy(&mut g, 4, &[2], &[true], 1).expect("ce");
+    let loss = cross_entropy(&mut g, 4, &[2], &[true], &pool(1)).expect("ce");
     // lse = 1000 + ln(1 + e^-1) (other terms underflow), loss = lse - 999.
     let want = 1.0 + (-1.0f64).exp().ln_1p();
     assert!(
@@ -70,7 +70,7 @@ fn huge_logits_are_stable() {
 #[test]
 fn nothing_masked_gives_zero() {
     let mut g = vec![1.0f32; 8];
-    let loss = cross_entropy(&mut g, 4, &[0, 1], &[false, false], 1).expect("ce");
+    let loss = cross_entropy(&mut g, 4, &[0, 1], &[false, false], &pool(1)).expect("ce");
     assert_eq!(loss, 0.0);
     assert!(g.iter().all(|&v| v == 0.0));
 }
@@ -78,7 +78,7 @@ fn nothing_masked_gives_zero() {
 #[test]
 fn target_out_of_range_is_an_error() {
     let mut g = vec![0.0f32; 8];
-    let e = cross_entropy(&mut g, 4, &[0, 9], &[true, true], 1);
+    let e = cross_entropy(&mut g, 4, &[0, 9], &[true, true], &pool(1));
     assert_eq!(
         e,
         Err(GradError::TargetOutOfRange {
@@ -88,5 +88,10 @@ fn target_out_of_range_is_an_error() {
         })
     );
     // An unmasked row's target is not read.
-    assert!(cross_entropy(&mut g, 4, &[0, 9], &[true, false], 1).is_ok());
+    assert!(cross_entropy(&mut g, 4, &[0, 9], &[true, false], &pool(1)).is_ok());
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

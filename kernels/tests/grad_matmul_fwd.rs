@@ -46,12 +46,24 @@ fn case(ty: QuantType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
     }
     let garbage = rng.vec(n_tok * rows, 100.0);
     let mut scalar = garbage.clone();
-    matmul_fwd_with(Isa::Scalar, ty, wb, rows, cols, &x, n_tok, &mut scalar, 1).expect("scalar");
+    matmul_fwd_with(
+        Isa::Scalar,
+        ty,
+        wb,
+        rows,
+        cols,
+        &x,
+        n_tok,
+        &mut scalar,
+        &pool(1),
+    )
+    .expect("scalar");
     check(&format!("{ty} scalar vs f64"), &scalar, &want, TOL_F64);
     for isa in available_isas() {
         for threads in [1, 2, 3] {
             let mut y = garbage.clone();
-            matmul_fwd_with(isa, ty, wb, rows, cols, &x, n_tok, &mut y, threads).expect("run");
+            matmul_fwd_with(isa, ty, wb, rows, cols, &x, n_tok, &mut y, &pool(threads))
+                .expect("run");
             let name = format!("{ty} {isa:?} x{threads}");
             check(&format!("{name} vs f64"), &y, &want, TOL_F64);
             check(&format!("{name} vs scalar"), &y, &to64(&scalar), TOL_F64);
@@ -87,7 +99,16 @@ fn float_weights_with_ragged_tails() {
 fn shape_errors_are_reported() {
     let w = vec![0u8; 20];
     let mut y = [0f32; 32];
-    let e = matmul_fwd(QuantType::Q4_1, &w, 2, 32, &[0.0; 32], 1, &mut y[..2], 1);
+    let e = matmul_fwd(
+        QuantType::Q4_1,
+        &w,
+        2,
+        32,
+        &[0.0; 32],
+        1,
+        &mut y[..2],
+        &pool(1),
+    );
     assert!(
         matches!(
             e,
@@ -98,8 +119,31 @@ fn shape_errors_are_reported() {
         ),
         "{e:?}"
     );
-    let e = matmul_fwd(QuantType::Q4_1, &w, 1, 16, &[0.0; 16], 1, &mut y[..1], 1);
+    let e = matmul_fwd(
+        QuantType::Q4_1,
+        &w,
+        1,
+        16,
+        &[0.0; 16],
+        1,
+        &mut y[..1],
+        &pool(1),
+    );
     assert!(matches!(e, Err(GradError::NotWholeBlocks { .. })), "{e:?}");
-    let e = matmul_fwd(QuantType::I32, &w, 1, 5, &[0.0; 5], 1, &mut y[..1], 1);
+    let e = matmul_fwd(
+        QuantType::I32,
+        &w,
+        1,
+        5,
+        &[0.0; 5],
+        1,
+        &mut y[..1],
+        &pool(1),
+    );
     assert!(matches!(e, Err(GradError::UnsupportedType(_))), "{e:?}");
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

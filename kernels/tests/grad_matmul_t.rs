@@ -48,12 +48,24 @@ fn case(ty: QuantType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
         }
     }
     let mut scalar = dx0.clone();
-    matmul_t_with(Isa::Scalar, ty, wb, rows, cols, &dy, n_tok, &mut scalar, 1).expect("scalar");
+    matmul_t_with(
+        Isa::Scalar,
+        ty,
+        wb,
+        rows,
+        cols,
+        &dy,
+        n_tok,
+        &mut scalar,
+        &pool(1),
+    )
+    .expect("scalar");
     check(&format!("{ty} scalar vs f64"), &scalar, &want, TOL_F64);
     for isa in available_isas() {
         for threads in [1, 3] {
             let mut dx = dx0.clone();
-            matmul_t_with(isa, ty, wb, rows, cols, &dy, n_tok, &mut dx, threads).expect("run");
+            matmul_t_with(isa, ty, wb, rows, cols, &dy, n_tok, &mut dx, &pool(threads))
+                .expect("run");
             let name = format!("{ty} {isa:?} x{threads}");
             check(&format!("{name} vs f64"), &dx, &want, TOL_F64);
             check(&format!("{name} vs scalar"), &dx, &to64(&scalar), TOL_F64);
@@ -91,7 +103,7 @@ fn float_weights_with_ragged_column_tails() {
 fn shape_errors_are_reported() {
     let w = vec![0u8; 20];
     let mut dx = vec![0f32; 32];
-    let e = matmul_t(QuantType::Q4_1, &w, 2, 32, &[0.0; 2], 1, &mut dx, 1);
+    let e = matmul_t(QuantType::Q4_1, &w, 2, 32, &[0.0; 2], 1, &mut dx, &pool(1));
     assert!(
         matches!(
             e,
@@ -102,8 +114,31 @@ fn shape_errors_are_reported() {
         ),
         "{e:?}"
     );
-    let e = matmul_t(QuantType::Q4_1, &w, 1, 16, &[0.0; 1], 1, &mut dx[..16], 1);
+    let e = matmul_t(
+        QuantType::Q4_1,
+        &w,
+        1,
+        16,
+        &[0.0; 1],
+        1,
+        &mut dx[..16],
+        &pool(1),
+    );
     assert!(matches!(e, Err(GradError::NotWholeBlocks { .. })), "{e:?}");
-    let e = matmul_t(QuantType::I32, &w, 1, 5, &[0.0; 1], 1, &mut dx[..5], 1);
+    let e = matmul_t(
+        QuantType::I32,
+        &w,
+        1,
+        5,
+        &[0.0; 1],
+        1,
+        &mut dx[..5],
+        &pool(1),
+    );
     assert!(matches!(e, Err(GradError::UnsupportedType(_))), "{e:?}");
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

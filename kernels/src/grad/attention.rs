@@ -5,10 +5,10 @@
 //! (transposed into `[hd, 16]` so the score rows q·Kᵀ and dout·Vᵀ are small vectorized GEMM
 //! rows); the dq/dk/dv updates are axpys over L1-resident rows.
 //!
-//! Threading: `std::thread::scope` workers take query heads from a shared counter; each head
+//! Threading: the threads of the caller's [`ThreadPool`] claim query heads one at a time; each head
 //! is gathered into dense `[T, hd]` buffers (its q, and its kv group's k and v), computed
 //! with an AVX2+FMA-compiled body when the CPU has it (same code, multiversioned), and its
-//! results (out/lse, or dq and partial dk/dv) are scattered back after the workers join, so
+//! results (out/lse, or dq and partial dk/dv) are scattered back after every head is done, so
 //! no two threads write the same memory. This costs one gathered copy of q/k/v per head
 //! (O(T · hd) each), still nothing quadratic in T.
 //!
@@ -17,13 +17,13 @@
 //! `h / (n_head / n_kv)` (ggml's broadcast). Scale `1/sqrt(hd)`. Token `i` sees token `j` iff
 //! `j ≤ i` and, when `segments` is given, `segments[j] == segments[i]` (packed sequences).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 #[cfg(target_arch = "x86_64")]
 use super::isa;
 use super::isa::Isa;
+use super::parallel;
 use super::small_gemm::gemm;
 use super::vec::{axpy, dot, exp_fast};
+use crate::cpu::ThreadPool;
 
 /// Attention problem size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,36 +104,12 @@ impl AttnShape {
     }
 }
 
-/// Runs `f(h)` for every query head on up to `n_threads` threads; results in head order.
-fn per_head<R: Send>(n_head: usize, n_threads: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let n_threads = n_threads.clamp(1, n_head.max(1));
-    if n_threads == 1 {
+/// Runs `f(h)` for every query head on the threads of `pool`; results in head order.
+fn per_head<R: Send>(n_head: usize, pool: &ThreadPool, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    if pool.n_threads() == 1 {
         return (0..n_head).map(f).collect();
     }
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n_threads)
-            .map(|_| {
-                let (next, f) = (&next, &f);
-                s.spawn(move || {
-                    let mut mine = Vec::new();
-                    loop {
-                        let h = next.fetch_add(1, Ordering::Relaxed);
-                        if h >= n_head {
-                            break mine;
-                        }
-                        mine.push((h, f(h)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    done.sort_by_key(|(h, _)| *h);
-    done.into_iter().map(|(_, r)| r).collect()
+    parallel::map(pool, n_head, f)
 }
 
 /// Whether the x86 SIMD bodies may run (the backward kernels have no NEON path yet).
@@ -149,8 +125,8 @@ fn avx512() -> bool {
 }
 
 /// Forward: overwrites `out` with `softmax(scale·q kᵀ + mask) v` and `lse` with each row's
-/// log-sum-exp of the scaled, masked scores (online softmax, one pass over the keys), on up
-/// to `n_threads` threads.
+/// log-sum-exp of the scaled, masked scores (online softmax, one pass over the keys), on
+/// the threads of `pool`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
     sh: AttnShape,
@@ -160,10 +136,10 @@ pub fn attention_forward(
     segments: Option<&[u32]>,
     out: &mut [f32],
     lse: &mut [f32],
-    n_threads: usize,
+    pool: &ThreadPool,
 ) {
     let hd = sh.head_dim;
-    let results = per_head(sh.n_head, n_threads, |h| {
+    let results = per_head(sh.n_head, pool, |h| {
         let head = sh.gather(q, k, v, h);
         let mut o = vec![0f32; sh.n_tok * hd];
         let mut l = vec![0f32; sh.n_tok];
@@ -346,8 +322,8 @@ struct HeadGrad {
     dv: Vec<f32>,
 }
 
-/// Backward: given `dout`, the forward's `out` and `lse`, accumulates `dq`, `dk`, `dv`, on up
-/// to `n_threads` threads. With `p_ij = exp(scale·q_i·k_j − lse_i)` and
+/// Backward: given `dout`, the forward's `out` and `lse`, accumulates `dq`, `dk`, `dv`, on
+/// the threads of `pool`. With `p_ij = exp(scale·q_i·k_j − lse_i)` and
 /// `D_i = dout_i · out_i`: `dv_j += p_ij dout_i`, `ds_ij = p_ij (dout_i · v_j − D_i)`,
 /// `dq_i += scale ds_ij k_j`, `dk_j += scale ds_ij q_i`.
 #[allow(clippy::too_many_arguments)]
@@ -363,10 +339,10 @@ pub fn attention_backward(
     dq: &mut [f32],
     dk: &mut [f32],
     dv: &mut [f32],
-    n_threads: usize,
+    pool: &ThreadPool,
 ) {
     let hd = sh.head_dim;
-    let results = per_head(sh.n_head, n_threads, |h| {
+    let results = per_head(sh.n_head, pool, |h| {
         let head = sh.gather(q, k, v, h);
         let mut delta = vec![0f32; sh.n_tok];
         let mut d_o = Vec::with_capacity(sh.n_tok * hd);

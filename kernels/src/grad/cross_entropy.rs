@@ -2,13 +2,18 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::isa::{self, Isa};
+use super::parallel;
 use super::vec::{exp_fast, max};
 use super::GradError;
+use crate::cpu::ThreadPool;
+use std::sync::Mutex;
 
 /// Mean over masked tokens of `−log softmax(logits[t])[targets[t]]`, computed with a
 /// numerically stable log-sum-exp (sums in f64). Overwrites `logits` (`[T, vocab]`) with
 /// `dloss/dlogits`: `(softmax − onehot) / n_masked` on masked rows, 0 on the others. With no
-/// masked token the loss is 0 and every gradient 0. Rows are split over `n_threads` threads.
+/// masked token the loss is 0 and every gradient 0. Rows are split over the threads of `pool`
+/// (one chunk per thread, summed in chunk order: the loss depends on the thread count only
+/// through that f64 summation order).
 /// Targets of unmasked tokens are not read. `exp` is a vectorized polynomial (relative error
 /// ≤ 2e-7), the body compiled for AVX2+FMA when available.
 pub fn cross_entropy(
@@ -16,7 +21,7 @@ pub fn cross_entropy(
     vocab: usize,
     targets: &[u32],
     mask: &[bool],
-    n_threads: usize,
+    pool: &ThreadPool,
 ) -> Result<f32, GradError> {
     let n_tok = targets.len();
     if logits.len() != n_tok * vocab || mask.len() != n_tok {
@@ -50,7 +55,7 @@ pub fn cross_entropy(
         return Ok(0.0);
     }
     let inv_n = 1.0 / n as f64;
-    let rows_per = n_tok.div_ceil(n_threads.clamp(1, n_tok.max(1)));
+    let rows_per = n_tok.div_ceil(pool.n_threads().clamp(1, n_tok.max(1)));
     let work = |rows: &mut [f32], t0: usize| -> f64 {
         let mut loss = 0f64;
         for (i, row) in rows.chunks_exact_mut(vocab).enumerate() {
@@ -69,18 +74,18 @@ pub fn cross_entropy(
     let total: f64 = if rows_per >= n_tok {
         work(logits, 0)
     } else {
-        std::thread::scope(|s| {
-            let work = &work;
-            let handles: Vec<_> = logits
-                .chunks_mut(rows_per * vocab)
-                .enumerate()
-                .map(|(c, chunk)| s.spawn(move || work(chunk, c * rows_per)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .sum()
+        let chunks: Vec<Mutex<(usize, &mut [f32])>> = logits
+            .chunks_mut(rows_per * vocab)
+            .enumerate()
+            .map(|(c, chunk)| Mutex::new((c * rows_per, chunk)))
+            .collect();
+        parallel::map(pool, chunks.len(), |c| {
+            let mut g = chunks[c].lock().unwrap_or_else(|p| p.into_inner());
+            let t0 = g.0;
+            work(&mut g.1[..], t0)
         })
+        .into_iter()
+        .sum()
     };
     Ok((total * inv_n) as f32)
 }

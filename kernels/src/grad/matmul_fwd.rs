@@ -9,9 +9,10 @@
 //! tile (64 KiB), and the same register-blocked micro-GEMM as `matmul_t` runs every token of
 //! the work item against it (the tile is dequantized once per item, reused by all its tokens).
 //!
-//! Threading: work items are (row panel, token block) pairs claimed from an atomic counter by
-//! `std::thread::scope` workers (a descheduled worker just claims fewer); items write disjoint
-//! `y` windows, so there is no reduction. With one thread the token block is the whole batch.
+//! Threading: work items are (row panel, token block) pairs claimed one at a time by the
+//! threads of the caller's [`ThreadPool`] (a descheduled thread just claims fewer); items write
+//! disjoint `y` windows, so there is no reduction and the result does not depend on the
+//! number of threads. With one thread the token block is the whole batch.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,6 +23,7 @@ use super::matmul_t::{dequant, DxPtr};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
 use super::GradError;
+use crate::cpu::ThreadPool;
 
 /// Output rows per panel (the AVX-512 micro-kernel's 64-wide strip).
 const NR: usize = 64;
@@ -42,14 +44,14 @@ pub fn matmul_fwd(
     x: &[f32],
     n_tok: usize,
     y: &mut [f32],
-    n_threads: usize,
+    pool: &ThreadPool,
 ) -> Result<(), GradError> {
-    matmul_fwd_with(isa::detect(), ty, w, rows, cols, x, n_tok, y, n_threads)
+    matmul_fwd_with(isa::detect(), ty, w, rows, cols, x, n_tok, y, pool)
 }
 
 /// `y[t, r] = Σ_c W[r, c] · x[t, c]` on path `isa` (an unsupported `isa` falls back to
 /// scalar). `w` is the raw tensor bytes (any alignment), `x` is `[n_tok, cols]`, `y` is
-/// `[n_tok, rows]` (overwritten); `n_threads` ≥ 1 workers share the (panel, token block) items.
+/// `[n_tok, rows]` (overwritten); the threads of `pool` share the (panel, token block) items.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_fwd_with(
     isa: Isa,
@@ -60,7 +62,7 @@ pub fn matmul_fwd_with(
     x: &[f32],
     n_tok: usize,
     y: &mut [f32],
-    n_threads: usize,
+    pool: &ThreadPool,
 ) -> Result<(), GradError> {
     let isa = if isa::supported(isa) {
         isa
@@ -108,7 +110,7 @@ pub fn matmul_fwd_with(
         return Ok(());
     }
     let n_panels = rows.div_ceil(NR);
-    let n_threads = n_threads.max(1);
+    let n_threads = pool.n_threads();
     // Enough items for about four per worker, without token blocks below MIN_TOKEN_BLOCK.
     let tb = if n_threads == 1 {
         n_tok
@@ -133,26 +135,22 @@ pub fn matmul_fwd_with(
         next: AtomicUsize::new(0),
         n_items,
     };
-    let n_threads = n_threads.min(n_items);
-    if n_threads == 1 {
+    if n_threads == 1 || n_items == 1 {
         return job.work();
     }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n_threads)
-            .map(|_| {
-                let job = &job;
-                s.spawn(move || job.work())
-            })
-            .collect();
-        let mut result = Ok(());
-        for h in handles {
-            match h.join() {
-                Ok(r) => result = result.and(r),
-                Err(p) => std::panic::resume_unwind(p),
-            }
+    let first_err = std::sync::Mutex::new(None);
+    pool.run(&|| {
+        if let Err(e) = job.work() {
+            first_err
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
         }
-        result
-    })
+    });
+    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 struct Job<'a> {

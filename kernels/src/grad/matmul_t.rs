@@ -3,21 +3,22 @@
 //! `dx[t, c] += Σ_r W[r, c] · dy[t, r]`.
 //!
 //! The weight is never dequantized whole. The columns are cut into panels (64 columns, or one
-//! 256-column block for the k-quants); a thread takes a contiguous range of panels and, for
-//! each panel, dequantizes `kc` rows at a time into its own ~64 KiB f32 tile, then runs a
-//! register-blocked micro-GEMM of all `T` tokens against that tile (each tile dequantized once
-//! and reused by every token). Threading: `std::thread::scope` over column-panel ranges — each
-//! thread owns disjoint columns of `dx`, so there is no reduction and no extra `[T, cols]`
-//! buffer (the forward kernels own the long-lived pool; a backward matmul is long enough that
-//! spawning per call costs < 0.1%).
+//! 256-column block for the k-quants); for each panel a thread dequantizes `kc` rows at a
+//! time into its own ~64 KiB f32 tile, then runs a register-blocked micro-GEMM of all `T`
+//! tokens against that tile (each tile dequantized once and reused by every token).
+//! Threading: the threads of the caller's [`ThreadPool`] claim column panels one at a time —
+//! each panel owns disjoint columns of `dx`, so there is no reduction, no extra `[T, cols]`
+//! buffer, and the result does not depend on the number of threads.
 
 use graft_quant::QuantType;
 
 use super::isa::{self, Isa};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
+use super::parallel;
 use super::vec::axpy;
 use super::GradError;
+use crate::cpu::ThreadPool;
 
 /// Floats per dequantized tile (64 KiB): fits L2 comfortably, near L1 for the hot strip.
 const TILE_FLOATS: usize = 16 * 1024;
@@ -51,14 +52,14 @@ pub fn matmul_t(
     dy: &[f32],
     n_tok: usize,
     dx: &mut [f32],
-    n_threads: usize,
+    pool: &ThreadPool,
 ) -> Result<(), GradError> {
-    matmul_t_with(isa::detect(), ty, w, rows, cols, dy, n_tok, dx, n_threads)
+    matmul_t_with(isa::detect(), ty, w, rows, cols, dy, n_tok, dx, pool)
 }
 
 /// `dx[t, c] += Σ_r W[r, c] · dy[t, r]` on path `isa` (an unsupported `isa` falls back to
 /// scalar). `w` is the raw tensor bytes (any alignment), `dy` is `[n_tok, rows]`, `dx` is
-/// `[n_tok, cols]`; `n_threads` ≥ 1 threads split the column panels.
+/// `[n_tok, cols]`; the threads of `pool` split the column panels.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_t_with(
     isa: Isa,
@@ -69,7 +70,7 @@ pub fn matmul_t_with(
     dy: &[f32],
     n_tok: usize,
     dx: &mut [f32],
-    n_threads: usize,
+    pool: &ThreadPool,
 ) -> Result<(), GradError> {
     let isa = if isa::supported(isa) {
         isa
@@ -101,7 +102,6 @@ pub fn matmul_t_with(
         return Ok(());
     }
     let n_panels = cols.div_ceil(nc);
-    let n_threads = n_threads.clamp(1, n_panels);
     let job = Job {
         isa,
         ty,
@@ -115,34 +115,18 @@ pub fn matmul_t_with(
         n_tok,
         dx: DxPtr(dx.as_mut_ptr()),
     };
-    if n_threads == 1 {
+    if pool.n_threads() == 1 || n_panels == 1 {
         return job.run(0..n_panels);
     }
-    let per = n_panels.div_ceil(n_threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n_threads)
-            .map(|i| {
-                let range = (i * per).min(n_panels)..((i + 1) * per).min(n_panels);
-                let job = &job;
-                s.spawn(move || job.run(range))
-            })
-            .collect();
-        let mut result = Ok(());
-        for h in handles {
-            match h.join() {
-                Ok(r) => result = result.and(r),
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        result
-    })
+    parallel::try_for_each(pool, n_panels, |p| job.run(p..p + 1))
 }
 
 /// `dx`'s base pointer, shared by threads that write disjoint column ranges.
 #[derive(Clone, Copy)]
 pub(super) struct DxPtr(pub(super) *mut f32);
-// SAFETY: each thread writes only the columns of its own panels (disjoint), and the scope
-// joins every thread before the `&mut dx` borrow that produced the pointer ends.
+// SAFETY: each thread writes only the columns of the panels it claimed (disjoint), and the
+// pool returns only when every thread is done, before the `&mut dx` borrow that produced the
+// pointer ends.
 unsafe impl Send for DxPtr {}
 // SAFETY: as above; the pointer itself is only copied, never used to alias a column range.
 unsafe impl Sync for DxPtr {}

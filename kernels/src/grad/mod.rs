@@ -18,6 +18,7 @@ pub mod lora;
 pub mod matmul_fwd;
 pub mod matmul_t;
 mod matmul_t_simd;
+pub mod parallel;
 pub mod residual;
 pub mod rmsnorm;
 pub mod rope;

@@ -28,11 +28,10 @@ pub enum BaseMatmul {
 /// Rows dequantized at a time by [`BaseMatmul::Exact`].
 const EXACT_ROWS: usize = 16;
 
-/// The base linear maps on `threads` threads.
+/// The base linear maps, on one persistent thread pool that every training kernel shares.
 pub(crate) struct Base {
     kernels: &'static Kernels,
     pool: ThreadPool,
-    threads: usize,
     mode: BaseMatmul,
 }
 
@@ -46,13 +45,13 @@ impl Base {
         Ok(Base {
             kernels: cpu::kernels(),
             pool,
-            threads,
             mode,
         })
     }
 
-    pub(crate) fn threads(&self) -> usize {
-        self.threads
+    /// The thread pool (`threads` threads, the caller included) the kernels split work over.
+    pub(crate) fn pool(&self) -> &ThreadPool {
+        &self.pool
     }
 
     /// `y = W x` for `n` tokens (`x`: `[n, cols]`, `y`: `[n, rows]`, overwritten).
@@ -81,14 +80,13 @@ impl Base {
                 source,
             }),
             BaseMatmul::Exact => exact_forward(m, x, n, y),
-            BaseMatmul::Tiled => {
-                grad::matmul_fwd(m.ty, m.bytes, m.rows, m.cols, x, n, y, self.threads).map_err(
-                    |source| TrainModelError::Grad {
-                        tensor: m.name.clone(),
-                        source,
-                    },
-                )
-            }
+            BaseMatmul::Tiled => grad::matmul_fwd(
+                m.ty, m.bytes, m.rows, m.cols, x, n, y, &self.pool,
+            )
+            .map_err(|source| TrainModelError::Grad {
+                tensor: m.name.clone(),
+                source,
+            }),
         }
     }
 
@@ -108,7 +106,7 @@ impl Base {
             &dy[..n * m.rows],
             n,
             &mut dx[..n * m.cols],
-            self.threads,
+            &self.pool,
         )
         .map_err(|source| TrainModelError::Grad {
             tensor: m.name.clone(),

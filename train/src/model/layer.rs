@@ -10,6 +10,7 @@ use super::base::Base;
 use super::batch::Batch;
 use super::error::TrainModelError;
 use super::lora_params::{splitmix64, unit_f32, LoraParams, Target};
+use super::rowwise;
 use crate::optim::ParamTensor;
 use graft_kernels::cpu;
 use graft_kernels::grad::{self, AttnShape, LoraShape};
@@ -80,14 +81,6 @@ impl Scratch {
             dact: z(cfg.n_ff),
         }
     }
-}
-
-/// RMS norm of each `dim`-row of `x` times `w` into `out`, computed exactly as the inference
-/// runtime's CPU backend does (the shared ggml-rounded kernel), so the training forward
-/// reproduces the runtime's activations bit for bit (the 8-bit activation rounding in the
-/// quantized matmuls amplifies any last-bit difference over the layers).
-pub(crate) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], dim: usize) {
-    graft_kernels::cpu::rmsnorm_rows_ggml(x, w, eps, out, dim);
 }
 
 fn matrix<'a, 'w>(lw: &'a LayerWeights<'w>, t: Target) -> &'a Matrix<'w> {
@@ -292,7 +285,14 @@ impl Ctx<'_> {
         let (d, qd, kvd, hd) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
         let n = self.batch.n_tokens();
         let [uq, uk, uv, uo, ug, uu, udn] = a.u;
-        rmsnorm_rows(a.x_in, &lw.attn_norm, cfg.rms_eps, a.xn1, d);
+        rowwise::rmsnorm_rows(
+            self.base.pool(),
+            a.x_in,
+            &lw.attn_norm,
+            cfg.rms_eps,
+            a.xn1,
+            d,
+        );
         self.linear_fwd(lw, lora, layer, Target::Q, a.xn1, uq, a.q, xd)?;
         self.linear_fwd(lw, lora, layer, Target::K, a.xn1, uk, a.k, xd)?;
         self.linear_fwd(lw, lora, layer, Target::V, a.xn1, uv, a.v, xd)?;
@@ -388,14 +388,14 @@ impl Ctx<'_> {
                 Some(seg),
                 att,
                 &mut a.lse[t0 * cfg.n_head..t1 * cfg.n_head],
-                self.base.threads(),
+                self.base.pool(),
             );
         }
         self.linear_fwd(lw, lora, layer, Target::O, a.att, uo, a.h, xd)?;
         for (h, &x) in a.h.iter_mut().zip(a.x_in.iter()) {
             *h += x;
         }
-        rmsnorm_rows(a.h, &lw.ffn_norm, cfg.rms_eps, a.xn2, d);
+        rowwise::rmsnorm_rows(self.base.pool(), a.h, &lw.ffn_norm, cfg.rms_eps, a.xn2, d);
         self.linear_fwd(lw, lora, layer, Target::Gate, a.xn2, ug, a.gate, xd)?;
         self.linear_fwd(lw, lora, layer, Target::Up, a.xn2, uu, a.up, xd)?;
         match self.rt {
@@ -404,7 +404,7 @@ impl Ctx<'_> {
                 let up = a.up.to_vec();
                 with_vec(a.act, |g| rt.swiglu(g, &up, n * cfg.n_ff));
             }
-            None => cpu::swiglu(a.gate, a.up, a.act),
+            None => rowwise::swiglu(self.base.pool(), a.gate, a.up, a.act, cfg.n_ff),
         }
         let out = &mut out[..n * d];
         self.linear_fwd(lw, lora, layer, Target::Down, a.act, udn, out, xd)?;
@@ -455,7 +455,7 @@ impl Ctx<'_> {
         let (dg, du) = (&mut s.dgate[..n * ff], &mut s.dup[..n * ff]);
         dg.fill(0.0);
         du.fill(0.0);
-        grad::swiglu_backward(a.gate, a.up, dact, dg, du);
+        rowwise::swiglu_backward(self.base.pool(), a.gate, a.up, dact, dg, du, ff);
         let dxn = &mut s.dxn[..n * d];
         dxn.fill(0.0);
         self.linear_bwd(
@@ -482,7 +482,15 @@ impl Ctx<'_> {
             xd,
             tmp,
         )?;
-        grad::rmsnorm_backward(a.h, &lw.ffn_norm, dxn, &mut s.dres[..n * d], d, cfg.rms_eps);
+        rowwise::rmsnorm_backward(
+            self.base.pool(),
+            a.h,
+            &lw.ffn_norm,
+            dxn,
+            &mut s.dres[..n * d],
+            d,
+            cfg.rms_eps,
+        );
         // Attention: h = x + o(att).
         let datt = &mut s.datt[..n * qd];
         datt.fill(0.0);
@@ -522,7 +530,7 @@ impl Ctx<'_> {
                 &mut dq[t0 * qd..t1 * qd],
                 &mut dk[t0 * kvd..t1 * kvd],
                 &mut dv[t0 * kvd..t1 * kvd],
-                self.base.threads(),
+                self.base.pool(),
             );
         }
         let pos = &self.batch.positions;
@@ -556,7 +564,8 @@ impl Ctx<'_> {
         )?;
         self.linear_bwd(lw, lora, layer, Target::V, a.xn1, uv, dv, dxn_opt, xd, tmp)?;
         if need_dx {
-            grad::rmsnorm_backward(
+            rowwise::rmsnorm_backward(
+                self.base.pool(),
                 a.x_in,
                 &lw.attn_norm,
                 dxn,

@@ -5,7 +5,8 @@
 //! - [`batch`]: `[B, T]` packed rows with targets, loss mask, positions, segments;
 //! - [`activations`]: the activation arena with named per-layer views;
 //! - `layer` (block forward and backward side by side), `head` (final norm, output head,
-//!   cross-entropy), `base` ([`BaseMatmul`]: `W x` and `Wᵀ dy` on block-format weights);
+//!   cross-entropy), `base` ([`BaseMatmul`]: `W x` and `Wᵀ dy` on block-format weights),
+//!   `rowwise` (RMS norm and SwiGLU, forward and backward, split over the thread pool);
 //! - [`checkpoint`]: which layer inputs are kept and what backward recomputes;
 //! - [`trainable`]: [`Trainable`], `forward(batch) -> loss`, `backward()`.
 
@@ -17,6 +18,7 @@ mod error;
 mod head;
 mod layer;
 pub mod lora_params;
+mod rowwise;
 pub mod trainable;
 
 pub use base::BaseMatmul;

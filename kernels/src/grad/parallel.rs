@@ -1,0 +1,125 @@
+//! Splitting a backward kernel's independent items over the caller's persistent
+//! [`ThreadPool`] (the one the inference matmuls use): items are claimed one at a time, so a
+//! thread that another process has descheduled simply takes fewer, and no thread is spawned
+//! per call.
+
+use std::sync::Mutex;
+
+use super::GradError;
+use crate::cpu::ThreadPool;
+
+/// Takes a mutex's value even if a panicking thread poisoned it (the panic itself is
+/// re-raised by the pool on the calling thread).
+fn take<T>(m: Mutex<T>) -> T {
+    m.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f(i)` for every `i < n` on the pool's threads. Returns the first error any item
+/// returned (items claimed after an error still run; they only write their own outputs).
+pub(crate) fn try_for_each(
+    pool: &ThreadPool,
+    n: usize,
+    f: impl Fn(usize) -> Result<(), GradError> + Sync,
+) -> Result<(), GradError> {
+    let first_err = Mutex::new(None);
+    pool.for_each_chunk(n, 1, &|items| {
+        for i in items {
+            if let Err(e) = f(i) {
+                first_err
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        }
+    });
+    match take(first_err) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `f(i)` for every `i < n` on the pool's threads; the results in index order.
+pub(crate) fn map<R: Send>(pool: &ThreadPool, n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let slots: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    pool.for_each_chunk(n, 1, &|items| {
+        for i in items {
+            let r = f(i);
+            *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| take(s).expect("ThreadPool::for_each_chunk runs every index before returning"))
+        .collect()
+}
+
+/// Calls `f(piece)` for every element of `pieces` on the pool's threads, each piece moved to
+/// the thread that claims it. Build the pieces from disjoint `chunks_mut` windows of the
+/// outputs (zipped with the matching input windows) to run an element- or row-wise kernel in
+/// parallel without `unsafe`.
+pub fn for_each_piece<P: Send>(pool: &ThreadPool, pieces: Vec<P>, f: impl Fn(P) + Sync) {
+    if pool.n_threads() == 1 || pieces.len() <= 1 {
+        pieces.into_iter().for_each(f);
+        return;
+    }
+    let slots: Vec<Mutex<Option<P>>> = pieces.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    pool.for_each_chunk(slots.len(), 1, &|items| {
+        for i in items {
+            let piece = slots[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(piece) = piece {
+                f(piece);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_each_piece_visits_every_piece_once() {
+        for threads in 1..=3 {
+            let pool = ThreadPool::new(threads).expect("pool");
+            let mut out = vec![0u32; 1000];
+            let pieces: Vec<(usize, &mut [u32])> = out.chunks_mut(64).enumerate().collect();
+            for_each_piece(&pool, pieces, |(c, w)| {
+                for (j, v) in w.iter_mut().enumerate() {
+                    *v += (c * 64 + j) as u32;
+                }
+            });
+            assert_eq!(out, (0..1000).collect::<Vec<u32>>());
+        }
+    }
+
+    #[test]
+    fn map_keeps_index_order_on_any_pool() {
+        for threads in 1..=3 {
+            let pool = ThreadPool::new(threads).expect("pool");
+            let got = map(&pool, 37, |i| i * i);
+            assert_eq!(got, (0..37).map(|i| i * i).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn try_for_each_reports_an_error_and_runs_the_rest() {
+        let pool = ThreadPool::new(2).expect("pool");
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let r = try_for_each(&pool, 10, |i| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if i == 4 {
+                Err(GradError::Shape {
+                    op: "test",
+                    what: "item",
+                    got: i,
+                    expected: 0,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(r, Err(GradError::Shape { got: 4, .. })));
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 10);
+        assert!(try_for_each(&pool, 10, |_| Ok(())).is_ok());
+    }
+}
