@@ -166,8 +166,3 @@ fn segments_actually_isolate() {
         "perturbation had no effect on sequence 0"
     );
 }
-
-/// A thread pool of `n` threads for the kernels under test.
-fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
-    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
-}

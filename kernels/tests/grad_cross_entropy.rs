@@ -90,8 +90,3 @@ fn target_out_of_range_is_an_error() {
     // An unmasked row's target is not read.
     assert!(cross_entropy(&mut g, 4, &[0, 9], &[true, false], &pool(1)).is_ok());
 }
-
-/// A thread pool of `n` threads for the kernels under test.
-fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
-    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
-}

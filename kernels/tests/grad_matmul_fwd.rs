@@ -142,8 +142,3 @@ fn shape_errors_are_reported() {
     );
     assert!(matches!(e, Err(GradError::UnsupportedType(_))), "{e:?}");
 }
-
-/// A thread pool of `n` threads for the kernels under test.
-fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
-    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
-}

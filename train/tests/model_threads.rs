@@ -62,3 +62,53 @@ fn thread_count_gives_identical_gradients() {
         }
     }
 }
+
+/// Batches of changing length (micro-batches are as long as their longest row) reuse the
+/// activation buffers in place: every step must give what a fresh model gives, whatever
+/// lengths came before it (checkpointing on, so the saved segment inputs are re-laid out too).
+#[test]
+fn changing_batch_length_gives_fresh_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, _) = tiny_model(
+        dir.path(),
+        "q41.gguf",
+        3,
+        QuantType::Q4_1,
+        QuantType::Q8_0,
+        true,
+    );
+    let long = packed_batch();
+    let short_ids: Vec<u32> = (0..11u32).map(|i| (i * 7 + 3) % 32).collect();
+    let short = graft_train::model::Batch::single(&short_ids).expect("batch");
+    let cfg = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        ..LoraConfig::default()
+    };
+    let opts = TrainOptions {
+        threads: 2,
+        checkpointing: Checkpointing::EveryN(2),
+        base_matmul: BaseMatmul::Tiled,
+        head_chunk: 7,
+        kv_f16: false,
+    };
+    let fresh = |b: &graft_train::model::Batch| {
+        let mut tr = Trainable::new(&model, lora_nonzero(&model, cfg.clone(), 5), opts.clone())
+            .expect("trainable");
+        gradients(&mut tr, b)
+    };
+    let (want_long, want_short) = (fresh(&long), fresh(&short));
+    let mut tr = Trainable::new(&model, lora_nonzero(&model, cfg.clone(), 5), opts.clone())
+        .expect("trainable");
+    for (name, b, want) in [
+        ("long", &long, &want_long),
+        ("short after long", &short, &want_short),
+        ("long after short", &long, &want_long),
+        ("short again", &short, &want_short),
+    ] {
+        let got = gradients(&mut tr, b);
+        assert_eq!(got.0.to_bits(), want.0.to_bits(), "{name}: loss");
+        assert_eq!(got.1, want.1, "{name}: gradients");
+    }
+}

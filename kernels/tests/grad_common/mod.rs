@@ -1,5 +1,5 @@
-//! Shared helpers for the grad_* tests: a seeded RNG, f64 central finite differences and a
-//! norm-relative error.
+//! Shared helpers for the grad_* tests: a seeded RNG, f64 central finite differences, a
+//! norm-relative error and thread pools.
 #![allow(dead_code)]
 
 /// xorshift64* — deterministic, dependency-free test data.
@@ -74,4 +74,9 @@ pub fn check(name: &str, got: &[f32], want: &[f64], tol: f64) {
         want.iter().any(|w| w.abs() > 1e-6),
         "{name}: reference is all ~0, test is vacuous"
     );
+}
+
+/// A thread pool of `n` threads for the kernels under test.
+pub fn pool(n: usize) -> graft_kernels::cpu::ThreadPool {
+    graft_kernels::cpu::ThreadPool::new(n).expect("thread pool")
 }

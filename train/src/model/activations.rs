@@ -108,6 +108,15 @@ impl Activations {
         }
     }
 
+    /// Lays the arena out again for `dims` (another token count), keeping the allocation: a
+    /// batch of a new length reuses the pages of the longest batch so far instead of
+    /// allocating (and faulting in) a fresh buffer. Contents are unspecified afterwards, as
+    /// they are between steps.
+    pub fn relayout(&mut self, dims: LayerDims) {
+        self.buf.resize(dims.slot_len() * self.n_slots, 0.0);
+        self.dims = dims;
+    }
+
     /// The dims the arena was laid out for.
     pub fn dims(&self) -> &LayerDims {
         &self.dims

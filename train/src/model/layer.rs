@@ -45,6 +45,7 @@ fn with_vec(x: &mut [f32], f: impl FnOnce(&mut Vec<f32>)) {
 }
 
 /// Work buffers shared by every layer (`[n_tok, max(d, ff)]` each, plus gradients).
+#[derive(Default)]
 pub(crate) struct Scratch {
     /// Dropped LoRA input.
     pub xd: Vec<f32>,
@@ -64,22 +65,44 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    pub(crate) fn new(cfg: &ModelConfig, n: usize) -> Scratch {
+    /// Resizes every buffer for `n` tokens, keeping the allocations (contents unspecified).
+    pub(crate) fn resize(&mut self, cfg: &ModelConfig, n: usize) {
         let wide = cfg.n_embd.max(cfg.n_ff).max(cfg.q_dim());
-        let z = |w: usize| vec![0f32; n * w];
-        Scratch {
-            xd: z(wide),
-            tmp: z(wide),
-            dres: z(cfg.n_embd),
-            dxn: z(cfg.n_embd),
-            dq: z(cfg.q_dim()),
-            dk: z(cfg.kv_dim()),
-            dv: z(cfg.kv_dim()),
-            datt: z(cfg.q_dim()),
-            dgate: z(cfg.n_ff),
-            dup: z(cfg.n_ff),
-            dact: z(cfg.n_ff),
+        let widths = [
+            wide,
+            wide,
+            cfg.n_embd,
+            cfg.n_embd,
+            cfg.q_dim(),
+            cfg.kv_dim(),
+            cfg.kv_dim(),
+            cfg.q_dim(),
+            cfg.n_ff,
+            cfg.n_ff,
+            cfg.n_ff,
+        ];
+        let bufs = [
+            &mut self.xd,
+            &mut self.tmp,
+            &mut self.dres,
+            &mut self.dxn,
+            &mut self.dq,
+            &mut self.dk,
+            &mut self.dv,
+            &mut self.datt,
+            &mut self.dgate,
+            &mut self.dup,
+            &mut self.dact,
+        ];
+        for (b, w) in bufs.into_iter().zip(widths) {
+            b.resize(n * w, 0.0);
         }
+    }
+
+    pub(crate) fn new(cfg: &ModelConfig, n: usize) -> Scratch {
+        let mut s = Scratch::default();
+        s.resize(cfg, n);
+        s
     }
 }
 
