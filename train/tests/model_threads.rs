@@ -94,13 +94,13 @@ fn changing_batch_length_gives_fresh_results() {
         kv_f16: false,
     };
     let fresh = |b: &graft_train::model::Batch| {
-        let mut tr = Trainable::new(&model, lora_nonzero(&model, cfg.clone(), 5), opts.clone())
-            .expect("trainable");
+        let mut tr =
+            Trainable::new(&model, lora_nonzero(&model, cfg.clone(), 5), opts).expect("trainable");
         gradients(&mut tr, b)
     };
     let (want_long, want_short) = (fresh(&long), fresh(&short));
-    let mut tr = Trainable::new(&model, lora_nonzero(&model, cfg.clone(), 5), opts.clone())
-        .expect("trainable");
+    let mut tr =
+        Trainable::new(&model, lora_nonzero(&model, cfg.clone(), 5), opts).expect("trainable");
     for (name, b, want) in [
         ("long", &long, &want_long),
         ("short after long", &short, &want_short),
