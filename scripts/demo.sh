@@ -3,7 +3,7 @@
 # fetch the model, evaluate the base, train a LoRA adapter on the CPU, evaluate again, chat with it.
 # Then the inference tour: inspect, quantize, run, perplexity.
 #
-#   scripts/demo.sh            # the whole job (training takes ~15-25 min on 2 cores)
+#   scripts/demo.sh            # the whole job (training ~6 min on 2 idle cores, evals ~5 min)
 #   GRAFT_DEMO_QUICK=1 scripts/demo.sh   # 10 training steps, 16 eval examples (a smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
