@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use graft_quant::QuantType;
 
 use super::isa::{self, Isa};
-use super::matmul_t::{dequant, DxPtr};
+use super::matmul_t::{check_len, check_weight, dequant, DxPtr};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
 use super::GradError;
@@ -64,47 +64,9 @@ pub fn matmul_fwd_with(
     y: &mut [f32],
     pool: &ThreadPool,
 ) -> Result<(), GradError> {
-    let isa = if isa::supported(isa) {
-        isa
-    } else {
-        Isa::Scalar
-    };
-    match ty {
-        QuantType::F32
-        | QuantType::F16
-        | QuantType::BF16
-        | QuantType::Q4_0
-        | QuantType::Q4_1
-        | QuantType::Q5_0
-        | QuantType::Q5_1
-        | QuantType::Q8_0
-        | QuantType::Q2_K
-        | QuantType::Q3_K
-        | QuantType::Q4_K
-        | QuantType::Q5_K
-        | QuantType::Q6_K => {}
-        other => return Err(GradError::UnsupportedType(other)),
-    }
-    let block = ty.block_size();
-    if !cols.is_multiple_of(block) {
-        return Err(GradError::NotWholeBlocks { ty, cols });
-    }
-    let row_bytes = cols / block * ty.type_size();
-    let check = |what, got, expected| {
-        if got == expected {
-            Ok(())
-        } else {
-            Err(GradError::Shape {
-                op: "matmul_fwd",
-                what,
-                got,
-                expected,
-            })
-        }
-    };
-    check("w bytes", w.len(), rows * row_bytes)?;
-    check("x", x.len(), n_tok * cols)?;
-    check("y", y.len(), n_tok * rows)?;
+    let (isa, row_bytes) = check_weight("matmul_fwd", isa, ty, w, rows, cols)?;
+    check_len("matmul_fwd", "x", x.len(), n_tok * cols)?;
+    check_len("matmul_fwd", "y", y.len(), n_tok * rows)?;
     y.fill(0.0);
     if rows == 0 || cols == 0 || n_tok == 0 {
         return Ok(());

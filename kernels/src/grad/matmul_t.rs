@@ -42,6 +42,51 @@ fn layout(ty: QuantType) -> Result<(usize, usize), GradError> {
     Ok((nc, TILE_FLOATS / nc))
 }
 
+/// The checks both tiled matmuls ([`matmul_t_with`], [`super::matmul_fwd_with`]) make on
+/// the weight: `ty` has a tiled layout, `cols` is whole blocks and `w` is exactly `rows` rows.
+/// Returns the ISA to run (`isa`, or scalar where it is unsupported) and the bytes per row.
+pub(super) fn check_weight(
+    op: &'static str,
+    isa: Isa,
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+) -> Result<(Isa, usize), GradError> {
+    let isa = if isa::supported(isa) {
+        isa
+    } else {
+        Isa::Scalar
+    };
+    layout(ty)?;
+    let block = ty.block_size();
+    if !cols.is_multiple_of(block) {
+        return Err(GradError::NotWholeBlocks { ty, cols });
+    }
+    let row_bytes = cols / block * ty.type_size();
+    check_len(op, "w bytes", w.len(), rows * row_bytes)?;
+    Ok((isa, row_bytes))
+}
+
+/// A [`GradError::Shape`] naming `op` and `what` unless `got == expected`.
+pub(super) fn check_len(
+    op: &'static str,
+    what: &'static str,
+    got: usize,
+    expected: usize,
+) -> Result<(), GradError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(GradError::Shape {
+            op,
+            what,
+            got,
+            expected,
+        })
+    }
+}
+
 /// [`matmul_t_with`] on the detected (or `GRAFT_ISA`-forced) path.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_t(
@@ -72,32 +117,10 @@ pub fn matmul_t_with(
     dx: &mut [f32],
     pool: &ThreadPool,
 ) -> Result<(), GradError> {
-    let isa = if isa::supported(isa) {
-        isa
-    } else {
-        Isa::Scalar
-    };
+    let (isa, row_bytes) = check_weight("matmul_t", isa, ty, w, rows, cols)?;
     let (nc, kc) = layout(ty)?;
-    let block = ty.block_size();
-    if !cols.is_multiple_of(block) {
-        return Err(GradError::NotWholeBlocks { ty, cols });
-    }
-    let row_bytes = cols / block * ty.type_size();
-    let check = |what, got, expected| {
-        if got == expected {
-            Ok(())
-        } else {
-            Err(GradError::Shape {
-                op: "matmul_t",
-                what,
-                got,
-                expected,
-            })
-        }
-    };
-    check("w bytes", w.len(), rows * row_bytes)?;
-    check("dy", dy.len(), n_tok * rows)?;
-    check("dx", dx.len(), n_tok * cols)?;
+    check_len("matmul_t", "dy", dy.len(), n_tok * rows)?;
+    check_len("matmul_t", "dx", dx.len(), n_tok * cols)?;
     if rows == 0 || cols == 0 || n_tok == 0 {
         return Ok(());
     }
