@@ -62,15 +62,7 @@ fn checkpointing_gives_identical_gradients() {
     assert!(g0.iter().flatten().any(|&v| v != 0.0));
     for (ck, loss, g) in &results[1..] {
         assert_eq!(loss.to_bits(), loss0.to_bits(), "{ck:?}: loss");
-        for (ti, (a, b)) in g.iter().zip(g0).enumerate() {
-            for (j, (x, y)) in a.iter().zip(b).enumerate() {
-                assert_eq!(
-                    x.to_bits(),
-                    y.to_bits(),
-                    "{ck:?}: tensor {ti} entry {j}: {x} vs {y}"
-                );
-            }
-        }
+        assert_same_bits(&format!("{ck:?}"), g, g0);
     }
 }
 

@@ -50,15 +50,7 @@ fn thread_count_gives_identical_gradients() {
                 rel <= 1e-6,
                 "{base_matmul:?} x{threads}: loss {loss} vs {loss1}"
             );
-            for (ti, (a, b)) in g.iter().zip(g1).enumerate() {
-                for (j, (x, y)) in a.iter().zip(b).enumerate() {
-                    assert_eq!(
-                        x.to_bits(),
-                        y.to_bits(),
-                        "{base_matmul:?} x{threads}: tensor {ti} entry {j}: {x} vs {y}"
-                    );
-                }
-            }
+            assert_same_bits(&format!("{base_matmul:?} x{threads}"), g, g1);
         }
     }
 }
@@ -109,6 +101,6 @@ fn changing_batch_length_gives_fresh_results() {
     ] {
         let got = gradients(&mut tr, b);
         assert_eq!(got.0.to_bits(), want.0.to_bits(), "{name}: loss");
-        assert_eq!(got.1, want.1, "{name}: gradients");
+        assert_same_bits(name, &got.1, &want.1);
     }
 }

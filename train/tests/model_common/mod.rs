@@ -239,3 +239,19 @@ pub fn directional_difference(
     tr.lora_mut().tensors_mut()[ti].values = orig;
     (lp - lm) / (2.0 * f64::from(h))
 }
+
+/// Asserts that two sets of LoRA gradients (as [`gradients`] returns them) are bitwise equal,
+/// naming `what`, the tensor and the entry of the first difference.
+pub fn assert_same_bits(what: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+    assert_eq!(got.len(), want.len(), "{what}: tensor count");
+    for (ti, (a, b)) in got.iter().zip(want).enumerate() {
+        assert_eq!(a.len(), b.len(), "{what}: tensor {ti} length");
+        for (j, (x, y)) in a.iter().zip(b).enumerate() {
+            assert_eq!(
+                x.to_bits(),
+                y.to_bits(),
+                "{what}: tensor {ti} entry {j}: {x} vs {y}"
+            );
+        }
+    }
+}
