@@ -22,6 +22,7 @@ use super::isa::{self, Isa};
 use super::matmul_t::{check_len, check_weight, dequant, DxPtr};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
+use super::parallel;
 use super::GradError;
 use crate::cpu::ThreadPool;
 
@@ -100,19 +101,7 @@ pub fn matmul_fwd_with(
     if n_threads == 1 || n_items == 1 {
         return job.work();
     }
-    let first_err = std::sync::Mutex::new(None);
-    pool.run(&|| {
-        if let Err(e) = job.work() {
-            first_err
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-        }
-    });
-    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    parallel::try_run(pool, || job.work())
 }
 
 struct Job<'a> {

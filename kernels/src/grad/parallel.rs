@@ -14,6 +14,43 @@ fn take<T>(m: Mutex<T>) -> T {
     m.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The first error any thread of one pool call reported.
+struct FirstError(Mutex<Option<GradError>>);
+
+impl FirstError {
+    fn new() -> Self {
+        FirstError(Mutex::new(None))
+    }
+
+    /// Keeps `r`'s error unless an earlier one is kept.
+    fn record(&self, r: Result<(), GradError>) {
+        if let Err(e) = r {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    }
+
+    fn into_result(self) -> Result<(), GradError> {
+        match take(self.0) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs `f` on the calling thread and every pool thread that joins ([`ThreadPool::run`]): `f`
+/// must claim its work dynamically. Returns the first error any thread's `f` returned.
+pub(crate) fn try_run(
+    pool: &ThreadPool,
+    f: impl Fn() -> Result<(), GradError> + Sync,
+) -> Result<(), GradError> {
+    let first = FirstError::new();
+    pool.run(&|| first.record(f()));
+    first.into_result()
+}
+
 /// Runs `f(i)` for every `i < n` on the pool's threads. Returns the first error any item
 /// returned (items claimed after an error still run; they only write their own outputs).
 pub(crate) fn try_for_each(
@@ -21,21 +58,13 @@ pub(crate) fn try_for_each(
     n: usize,
     f: impl Fn(usize) -> Result<(), GradError> + Sync,
 ) -> Result<(), GradError> {
-    let first_err = Mutex::new(None);
+    let first = FirstError::new();
     pool.for_each_chunk(n, 1, &|items| {
         for i in items {
-            if let Err(e) = f(i) {
-                first_err
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(e);
-            }
+            first.record(f(i));
         }
     });
-    match take(first_err) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    first.into_result()
 }
 
 /// `f(i)` for every `i < n` on the pool's threads; the results in index order.
