@@ -24,6 +24,17 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// A temporary file in `dir` (`.graft-tmp-*`) that becomes an ordinary file when persisted:
+/// 0644 on Unix, like one `cp` would make, not the 0600 of a temporary file. For writers that
+/// rename several files into place together; [`write_file_with`] does one.
+pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".graft-tmp-");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    builder.tempfile_in(dir)
+}
+
 /// Writes the file at `path` atomically with `write`, which gets a buffered writer over a
 /// temporary file in the same directory. The result is an ordinary file (0644 on Unix, like
 /// one `cp` would make, not the 0600 of a temporary file). On any error the temporary file is
@@ -35,11 +46,7 @@ pub fn write_file_with<E>(
     io_err: impl Fn(io::Error) -> E,
 ) -> Result<(), E> {
     let dir = parent_of(path);
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".graft-tmp-");
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let tmp = builder.tempfile_in(dir).map_err(&io_err)?;
+    let tmp = temp_file_in(dir).map_err(&io_err)?;
     {
         let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
         write(&mut w)?;

@@ -149,12 +149,7 @@ pub fn split_file_with(
     ];
     let mut temps = Vec::with_capacity(3);
     for (_, part) in &parts {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".graft-tmp-");
-        // Ordinary files (0644), not the owner-only mode of a temporary file.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let tmp = builder.tempfile_in(out_dir).map_err(io(out_dir))?;
+        let tmp = graft_quant::atomic_write::temp_file_in(out_dir).map_err(io(out_dir))?;
         let tmp_path = tmp.path().to_path_buf();
         let mut w = BufWriter::new(tmp);
         for r in part.records() {
