@@ -34,9 +34,11 @@ pub struct graft_train_params {
     pub lr: f32,
     /// Passes over the data, >= 1 (default 2).
     pub epochs: u32,
-    /// Packed rows per micro-batch, >= 1 (default 4).
+    /// Packed rows per micro-batch; 0 = auto (default): with grad_accum also 0, each
+    /// optimizer step takes a number of examples chosen from the dataset size so that the
+    /// run has enough steps to learn (see `graft train` in the README).
     pub batch: u32,
-    /// Micro-batches per optimizer step, >= 1 (default 4).
+    /// Micro-batches per optimizer step; 0 = auto (default, see batch).
     pub grad_accum: u32,
     /// Tokens per packed row, >= 2 (default 512).
     pub seq: u32,

@@ -14,9 +14,10 @@ fn cosine_with_warmup_at_known_steps() {
     // peak 1e-3, 10 warmup steps, 110 total: 100 decay steps.
     let s = LrSchedule::cosine(1e-3, Warmup::Steps(10), 110).expect("valid");
     assert_eq!(s.warmup_steps(), 10);
-    assert_eq!(s.lr_at(0), 0.0);
-    assert!(close(s.lr_at(5), 0.5e-3));
-    assert!(close(s.lr_at(9), 0.9e-3));
+    // The ramp is (step + 1) / (warmup + 1): the first step already learns.
+    assert!(close(s.lr_at(0), 1e-3 / 11.0));
+    assert!(close(s.lr_at(5), 6e-3 / 11.0));
+    assert!(close(s.lr_at(9), 10e-3 / 11.0));
     assert!(close(s.lr_at(10), 1e-3));
     assert!(close(s.lr_at(60), 0.5e-3), "half way: {}", s.lr_at(60));
     // progress 0.25: 0.5 * (1 + cos(pi/4)) = 0.853553...
@@ -42,7 +43,7 @@ fn linear_constant_min_lr_and_fractional_warmup() {
     )
     .expect("valid");
     assert_eq!(s.warmup_steps(), 100);
-    assert!(close(s.lr_at(50), 1e-4));
+    assert!(close(s.lr_at(50), 2e-4 * 51.0 / 101.0));
     assert!(close(s.lr_at(100), 2e-4));
     // progress 0.5 => min + (peak - min) * 0.5 = 1.1e-4
     assert!(close(s.lr_at(550), 1.1e-4));
@@ -58,7 +59,8 @@ fn linear_constant_min_lr_and_fractional_warmup() {
     )
     .expect("valid");
     assert_eq!(c.warmup_steps(), 2);
-    assert!(close(c.lr_at(1), 2.5e-4));
+    assert!(close(c.lr_at(0), 5e-4 / 3.0));
+    assert!(close(c.lr_at(1), 5e-4 * 2.0 / 3.0));
     assert_eq!(c.lr_at(2), 5e-4);
     assert_eq!(c.lr_at(49), 5e-4);
 

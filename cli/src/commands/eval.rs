@@ -5,10 +5,11 @@ use super::model_args::{check_ctx, ModelArgs};
 use anyhow::{bail, Context, Result};
 use graft_train::data::Renderer;
 use graft_train::eval::{
-    evaluate, load_test_set, EvalOptions, EvalPhase, EvalProgress, EvalReport,
+    evaluate, load_test_set, text_table, CardColumn, EvalOptions, EvalPhase, EvalProgress,
+    EvalReport, Prompting,
 };
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `graft eval`.
 #[derive(clap::Args, Debug)]
@@ -45,6 +46,51 @@ pub struct EvalArgs {
     /// base's prediction alongside) to this file.
     #[arg(long = "out", value_name = "FILE")]
     out: Option<PathBuf>,
+    /// The prompt baseline: put K examples drawn from --shots before every test example
+    /// and evaluate the base model so prompted (a column of its own beside base/adapted).
+    #[arg(long = "few-shot", value_name = "K")]
+    few_shot: Option<usize>,
+    /// Where the --few-shot demonstrations come from (the training set).
+    #[arg(long = "shots", value_name = "FILE")]
+    shots: Option<PathBuf>,
+    /// System prompt of the prompt baseline (replaces the test examples' own).
+    #[arg(long = "system", value_name = "TEXT")]
+    system: Option<String>,
+    /// Seed of the --few-shot draw.
+    #[arg(long = "shot-seed", default_value_t = 0)]
+    shot_seed: u64,
+}
+
+/// The prompt baseline asked for by --few-shot / --shots / --system, if any.
+pub fn prompting_from_args(
+    few_shot: Option<usize>,
+    shots: Option<&Path>,
+    system: Option<&str>,
+    seed: u64,
+) -> Result<Option<Prompting>> {
+    let k = few_shot.unwrap_or(0);
+    if k > 0 && shots.is_none() {
+        bail!("--few-shot {k} needs --shots FILE (the examples to show, e.g. the training set)");
+    }
+    if few_shot.is_none() && shots.is_some() {
+        bail!("--shots needs --few-shot K");
+    }
+    if let Some(s) = system {
+        if s.trim().is_empty() {
+            bail!("--system is empty");
+        }
+    }
+    let system = system.map(str::to_owned);
+    Ok(match (k, shots) {
+        (0, _) if system.is_none() => None,
+        (0, _) => Some(Prompting::new(Vec::new(), system)),
+        (k, Some(file)) => Some(
+            Prompting::from_file(file, k, seed, system).with_context(|| {
+                format!("cannot draw {k} demonstrations from {}", file.display())
+            })?,
+        ),
+        (_, None) => None,
+    })
 }
 
 /// Runs `graft eval`.
@@ -63,6 +109,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if a.compare && specs.is_empty() {
         bail!("--compare needs an adapter (--lora FILE or --lora-scaled FILE SCALE)");
     }
+    let prompting = prompting_from_args(
+        a.few_shot,
+        a.shots.as_deref(),
+        a.system.as_deref(),
+        a.shot_seed,
+    )?;
     let data = load_test_set(&a.data, a.limit)?;
     let (model, _) = a.model.load()?;
     let renderer = Renderer::from_model(&model)?;
@@ -75,8 +127,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
         general_ctx: a.general_ctx,
         ..EvalOptions::default()
     };
-    let run_one = |label: &str, list| -> Result<EvalReport> {
+    let run_one = |label: &str, list, prompting: Option<&Prompting>| -> Result<EvalReport> {
         let mut progress = progress_printer(label);
+        let opts = EvalOptions {
+            prompting: prompting.cloned(),
+            ..opts.clone()
+        };
         let r = evaluate(
             &model,
             &renderer,
@@ -89,33 +145,34 @@ pub fn run(a: EvalArgs) -> Result<()> {
         clear_progress();
         Ok(r?)
     };
-    // Base first (the comparison's reference), then the adapted model, on the same examples.
-    let base = if a.compare || adapters.is_empty() {
-        Some(run_one("base", &[])?)
-    } else {
-        None
-    };
-    let adapted = if adapters.is_empty() {
-        None
-    } else {
-        Some(run_one("adapted", &adapters)?)
-    };
-    let (first, second) = match (base, adapted) {
-        (Some(b), ad) => (b, ad),
-        (None, Some(ad)) => (ad, None),
-        (None, None) => bail!("nothing was evaluated"),
-    };
+    // Columns, on the same examples: the base (with --compare, or when nothing else is
+    // asked for), the prompt baseline, then the adapted model.
+    let mut reports: Vec<(&str, EvalReport)> = Vec::new();
+    if a.compare || (adapters.is_empty() && prompting.is_none()) {
+        reports.push(("base", run_one("base", &[], None)?));
+    }
+    if let Some(p) = &prompting {
+        reports.push(("prompted", run_one("base + prompt", &[], Some(p))?));
+    }
+    if !adapters.is_empty() {
+        reports.push(("adapted", run_one("adapted", &adapters, None)?));
+    }
     if let Some(path) = &a.out {
-        write_jsonl(path, &first, second.as_ref())?;
+        write_jsonl(path, &reports)?;
     }
     if a.json {
-        let v = match &second {
-            Some(ad) => serde_json::json!({ "base": first, "adapted": ad }),
-            None => serde_json::to_value(&first)?,
+        let v = match reports.as_slice() {
+            [(_, one)] => serde_json::to_value(one)?,
+            many => serde_json::Value::Object(
+                many.iter()
+                    .map(|(k, r)| Ok(((*k).to_string(), serde_json::to_value(r)?)))
+                    .collect::<Result<_>>()?,
+            ),
         };
         println!("{v}");
     } else {
-        print!("{}", table(&first, second.as_ref()));
+        let list: Vec<&EvalReport> = reports.iter().map(|(_, r)| r).collect();
+        print!("{}", table(&list));
     }
     Ok(())
 }
@@ -142,124 +199,47 @@ fn clear_progress() {
     }
 }
 
-/// Per-example JSON lines; with a comparison, the adapted model's records with the base's
-/// prediction, em and f1 alongside (same examples, same order).
-fn write_jsonl(path: &PathBuf, first: &EvalReport, second: Option<&EvalReport>) -> Result<()> {
+/// Per-example JSON lines: the last model's records; with several models, each earlier
+/// model's prediction, em and f1 alongside (`base_prediction`, `prompted_em`, ...; same
+/// examples, same order).
+fn write_jsonl(path: &PathBuf, reports: &[(&str, EvalReport)]) -> Result<()> {
+    let Some(((_, last), earlier)) = reports.split_last() else {
+        bail!("nothing was evaluated");
+    };
     let mut s = String::new();
-    match second {
-        None => {
-            for r in &first.examples {
-                s.push_str(&serde_json::to_string(r)?);
-                s.push('\n');
-            }
-        }
-        Some(ad) => {
-            for (b, r) in first.examples.iter().zip(&ad.examples) {
-                let mut v = serde_json::to_value(r)?;
-                if let Some(o) = v.as_object_mut() {
+    for (i, r) in last.examples.iter().enumerate() {
+        let mut v = serde_json::to_value(r)?;
+        if let Some(o) = v.as_object_mut() {
+            for (key, other) in earlier {
+                if let Some(b) = other.examples.get(i) {
                     o.insert(
-                        "base_prediction".into(),
+                        format!("{key}_prediction"),
                         serde_json::to_value(&b.prediction)?,
                     );
-                    o.insert("base_em".into(), serde_json::to_value(b.em)?);
-                    o.insert("base_f1".into(), serde_json::to_value(b.f1)?);
+                    o.insert(format!("{key}_em"), serde_json::to_value(b.em)?);
+                    o.insert(format!("{key}_f1"), serde_json::to_value(b.f1)?);
                 }
-                s.push_str(&v.to_string());
-                s.push('\n');
             }
         }
+        s.push_str(&v.to_string());
+        s.push('\n');
     }
     std::fs::write(path, s).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// One table row's value for a report (`None`: not measured).
-type Metric = Box<dyn Fn(&EvalReport) -> Option<f64>>;
-
-/// The readable table: one column per model, with deltas when there are two.
-fn table(first: &EvalReport, second: Option<&EvalReport>) -> String {
-    let rows: Vec<(&str, Metric, usize)> = vec![
-        ("examples", Box::new(|r| Some(r.n_examples as f64)), 0),
-        (
-            "scored tokens",
-            Box::new(|r| Some(r.scored_tokens as f64)),
-            0,
-        ),
-        ("loss", Box::new(|r| Some(r.loss)), 4),
-        ("perplexity", Box::new(|r| Some(r.ppl)), 3),
-        (
-            "exact match %",
-            Box::new(|r| Some(100.0 * r.exact_match)),
-            1,
-        ),
-        ("token F1 %", Box::new(|r| Some(100.0 * r.token_f1)), 1),
-        (
-            "general ppl",
-            Box::new(|r| r.general.as_ref().map(|g| g.ppl)),
-            3,
-        ),
-        (
-            "generated tokens",
-            Box::new(|r| Some(r.timing.generated_tokens as f64)),
-            0,
-        ),
-        ("time s", Box::new(|r| Some(r.timing.total_secs)), 1),
-    ];
-    let name = |r: &EvalReport| {
-        if r.adapters.is_empty() {
-            "base".to_string()
-        } else {
-            "adapted".to_string()
-        }
-    };
-    let fmt = |v: Option<f64>, d: usize| match v {
-        Some(x) if x.is_finite() => format!("{x:.d$}"),
-        _ => "-".to_string(),
-    };
-    let mut s = String::new();
-    match second {
-        None => {
-            s.push_str(&format!("{:<18}{:>12}\n", "metric", name(first)));
-            for (label, f, d) in &rows {
-                s.push_str(&format!("{label:<18}{:>12}\n", fmt(f(first), *d)));
-            }
-        }
-        Some(ad) => {
-            s.push_str(&format!(
-                "{:<18}{:>12}{:>12}{:>12}\n",
-                "metric", "base", "adapted", "delta"
-            ));
-            for (label, f, d) in &rows {
-                let (x, y) = (f(first), f(ad));
-                let delta = match (x, y) {
-                    (Some(x), Some(y)) => Some(y - x),
-                    _ => None,
-                };
-                let dstr = match delta {
-                    Some(v) if v.is_finite() => format!("{v:+.d$}"),
-                    _ => "-".to_string(),
-                };
-                s.push_str(&format!(
-                    "{label:<18}{:>12}{:>12}{dstr:>12}\n",
-                    fmt(x, *d),
-                    fmt(y, *d)
-                ));
-            }
-        }
-    }
-    for r in std::iter::once(first).chain(second) {
+/// The readable table (one column per model, the last one's deltas against the others),
+/// then the adapters and general-text details.
+fn table(reports: &[&EvalReport]) -> String {
+    let columns: Vec<CardColumn> = reports.iter().map(|r| CardColumn::of(r)).collect();
+    let mut s = text_table(&columns, true);
+    for (r, c) in reports.iter().zip(&columns) {
         for a in &r.adapters {
             s.push_str(&format!("adapter: {} (scale {})\n", a.name, a.scale));
         }
         if let Some(g) = &r.general {
             s.push_str(&format!(
                 "{}: general ppl {:.4} ± {:.4} over {} tokens ({} windows of {}) on {}\n",
-                name(r),
-                g.ppl,
-                g.ppl_err,
-                g.tokens_scored,
-                g.chunks,
-                g.n_ctx,
-                g.file
+                c.label, g.ppl, g.ppl_err, g.tokens_scored, g.chunks, g.n_ctx, g.file
             ));
         }
     }

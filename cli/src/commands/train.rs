@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use graft_runtime::{Model, ModelParams};
 use graft_train::trainer::{
     CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress, Schedule,
-    StopReason, TrainConfig, TrainIo, Trainer,
+    StopReason, TestSpec, TrainConfig, TrainIo, Trainer,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -49,11 +49,13 @@ pub struct Args {
     /// Epochs.
     #[arg(long, default_value_t = 2)]
     epochs: usize,
-    /// Packed rows per micro-batch.
-    #[arg(long, default_value_t = 4)]
+    /// Packed rows per micro-batch, or auto: with --grad-accum auto too, each optimizer step
+    /// takes a number of examples chosen from the dataset size so the run has enough steps
+    /// to learn (the plan printed says why).
+    #[arg(long, default_value = "auto", value_parser = parse_auto)]
     batch: usize,
-    /// Micro-batches per optimizer step.
-    #[arg(long = "grad-accum", default_value_t = 4)]
+    /// Micro-batches per optimizer step, or auto (see --batch).
+    #[arg(long = "grad-accum", default_value = "auto", value_parser = parse_auto)]
     grad_accum: usize,
     /// Tokens per packed row (longer examples are truncated).
     #[arg(long, default_value_t = 512)]
@@ -107,6 +109,32 @@ pub struct Args {
     /// No progress bar (one line per step on stderr instead).
     #[arg(long = "no-progress")]
     no_progress: bool,
+    /// A held-out test set: evaluate the base (and the --few-shot prompt baseline) before
+    /// training and the adapter after, and print the report card (also written to the
+    /// metrics file, the adapter's metadata and the model card).
+    #[arg(long = "test", value_name = "FILE")]
+    test: Option<PathBuf>,
+    /// With --test: also measure the perplexity of this unrelated text (regression check).
+    #[arg(long = "general", value_name = "FILE", requires = "test")]
+    general: Option<PathBuf>,
+    /// With --test: evaluate the base model prompted with K training examples as
+    /// demonstrations (the prompt baseline the fine-tune has to beat).
+    #[arg(long = "few-shot", value_name = "K", requires = "test")]
+    few_shot: Option<usize>,
+    /// With --test: the system prompt of the prompt baseline.
+    #[arg(long = "system", value_name = "TEXT", requires = "test")]
+    system: Option<String>,
+}
+
+/// `auto` (0) or a positive number.
+fn parse_auto(s: &str) -> Result<usize, String> {
+    match s {
+        "auto" => Ok(0),
+        n => match n.parse::<usize>() {
+            Ok(v) if v > 0 => Ok(v),
+            _ => Err(format!("expected auto or a positive number, got `{s}`")),
+        },
+    }
 }
 
 fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
@@ -194,7 +222,24 @@ impl Observer for Bar {
             Event::Info(s) => self.line(s),
             Event::Checkpoint(d) => self.line(&format!("checkpoint {}", d.display())),
             Event::Resumed(s) => self.line(&format!("resumed at step {s}")),
+            Event::Warning(w) => self.line(&warning_text(w)),
         }
+    }
+
+    fn on_eval(&mut self, label: &str, phase: &str, done: usize, total: usize) -> Control {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("test: {label}: {phase} {done}/{total}"));
+        }
+        Control::Continue
+    }
+}
+
+/// A warning as printed: loud (bold yellow on a terminal), prefixed `WARNING:`.
+fn warning_text(w: &str) -> String {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        format!("\x1b[1;33mWARNING:\x1b[0m {w}")
+    } else {
+        format!("WARNING: {w}")
     }
 }
 
@@ -233,7 +278,21 @@ pub fn run(args: Args) -> Result<()> {
         .checkpoint_dir
         .clone()
         .or_else(|| args.save_every.map(|_| args.output.with_extension("ckpt")));
+    let test = match &args.test {
+        None => None,
+        Some(t) => Some(TestSpec {
+            data: t.clone(),
+            general: args.general.clone(),
+            prompting: super::eval::prompting_from_args(
+                args.few_shot,
+                args.few_shot.map(|_| args.data.as_path()),
+                args.system.as_deref(),
+                args.seed,
+            )?,
+        }),
+    };
     let io = TrainIo {
+        test,
         data: args.data.clone(),
         val: args.val.clone(),
         out: args.output.clone(),
@@ -268,9 +327,10 @@ pub fn run(args: Args) -> Result<()> {
             v.scored
         );
     }
+    let sched = trainer.schedule();
     eprintln!(
         "plan: {} epochs x {} steps ({} micro-batches of {} rows, {} per step) = {} steps; \
-         running {} | {} threads",
+         running {} | lr {:e} peak, {} warmup steps, first step at {:.2e} | {} threads",
         plan.epochs,
         plan.steps_per_epoch,
         plan.micro_per_epoch,
@@ -278,8 +338,16 @@ pub fn run(args: Args) -> Result<()> {
         plan.grad_accum,
         plan.total_steps,
         plan.run_steps,
+        sched.peak_lr,
+        sched.warmup_steps(),
+        sched.lr_at(0),
         threads
     );
+    eprintln!("why: {}", trainer.plan_explanation());
+    let warnings: Vec<String> = trainer.warnings().to_vec();
+    for w in &warnings {
+        eprintln!("{}", warning_text(w));
+    }
     let mut bar = Bar::new(plan.run_steps, args.no_progress);
     let out = trainer.run(&mut bar).context("training failed")?;
     if let Some(b) = &bar.bar {
@@ -321,8 +389,20 @@ pub fn run(args: Args) -> Result<()> {
     if let (Some(m), Some(s)) = (&out.metrics_path, &out.svg_path) {
         println!("metrics {} | loss curve {}", m.display(), s.display());
     }
+    if let Some(c) = &out.model_card {
+        println!("model card {}", c.display());
+    }
     if let Some(c) = &out.last_checkpoint {
         println!("last checkpoint {}", c.display());
+    }
+    if let Some(card) = &out.card {
+        println!("\nreport card ({}):\n{}", card.test, card.table());
+    }
+    if !out.warnings.is_empty() {
+        eprintln!();
+        for w in &out.warnings {
+            eprintln!("{}", warning_text(w));
+        }
     }
     Ok(())
 }

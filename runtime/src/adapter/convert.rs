@@ -20,6 +20,17 @@ impl LoraAdapter {
     /// Writes a PEFT adapter directory (`adapter_config.json` + `adapter_model.safetensors`),
     /// replacing `dir` atomically. `ty` is f32, f16 or bf16.
     pub fn save_peft(&self, dir: impl AsRef<Path>, ty: QuantType) -> Result<(), AdapterError> {
+        self.save_peft_with(dir, ty, &[])
+    }
+
+    /// As [`LoraAdapter::save_peft`], with extra files (name, bytes) in the directory, such
+    /// as the model card `README.md`; all appear together or not at all.
+    pub fn save_peft_with(
+        &self,
+        dir: impl AsRef<Path>,
+        ty: QuantType,
+        extra: &[(&str, &[u8])],
+    ) -> Result<(), AdapterError> {
         let ft = match ty {
             QuantType::F32 => FloatType::F32,
             QuantType::F16 => FloatType::F16,
@@ -30,7 +41,7 @@ impl LoraAdapter {
                 )))
             }
         };
-        format_peft::save_peft(self, dir.as_ref(), ft)
+        format_peft::save_peft(self, dir.as_ref(), ft, extra)
     }
 
     /// Writes the adapter in `format`.

@@ -551,7 +551,12 @@ fn json_number(v: f64) -> Value {
 }
 
 /// Writes `adapter` as a PEFT adapter directory `dir` (created or replaced atomically).
-pub fn save_peft(adapter: &LoraAdapter, dir: &Path, ty: FloatType) -> Result<(), AdapterError> {
+pub fn save_peft(
+    adapter: &LoraAdapter,
+    dir: &Path,
+    ty: FloatType,
+    extra: &[(&str, &[u8])],
+) -> Result<(), AdapterError> {
     adapter.check()?;
     if adapter.tensors.is_empty() {
         return Err(AdapterError::Unrepresentable(
@@ -702,12 +707,14 @@ pub fn save_peft(adapter: &LoraAdapter, dir: &Path, ty: FloatType) -> Result<(),
             message: format!("{e:?}"),
         })?;
 
-    graft_quant::atomic_write::write_dir(
-        dir,
-        &[
-            (CONFIG_FILE, config_text.as_bytes()),
-            (WEIGHTS_FILE, &weights),
-        ],
-    )
-    .map_err(|e| AdapterError::io(dir, e))
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (CONFIG_FILE, config_text.as_bytes()),
+        (WEIGHTS_FILE, &weights),
+    ];
+    files.extend(
+        extra
+            .iter()
+            .filter(|(name, _)| *name != CONFIG_FILE && *name != WEIGHTS_FILE),
+    );
+    graft_quant::atomic_write::write_dir(dir, &files).map_err(|e| AdapterError::io(dir, e))
 }

@@ -12,6 +12,7 @@ mod reader;
 pub mod render;
 mod report;
 pub mod rng;
+mod sample;
 mod segment;
 mod split;
 
@@ -20,9 +21,12 @@ pub use dedup::{jaccard, normalized, shingles};
 pub use error::{DataError, LineError};
 pub use example::{Example, Message, Role};
 pub use options::{LoadOptions, Policy, TokenCounter, TokenLimit, DEFAULT_MAX_LINE_BYTES};
-pub use pack::{pack, Overlong, PackedRow, Packing, TokenizedExample};
+pub use pack::{pack, pack_limited, Overlong, PackedRow, Packing, TokenizedExample};
 pub use reader::{BoundedLines, RawLine};
 pub use render::{PromptExample, Renderer};
 pub use report::{DroppedLine, Duplicate, LoadReport};
+pub use sample::{
+    parse_marked, sample_indices, MaskedRun, RenderedExample, SCORED_CLOSE, SCORED_OPEN,
+};
 pub use segment::{LossMask, Segment};
 pub use split::{split_file, split_file_with, Split, SplitRatios, SplitReport};

@@ -77,6 +77,23 @@ pub fn pack(
     max_len: usize,
     overlong: Overlong,
 ) -> Result<Packing, DataError> {
+    pack_limited(sequences, max_len, None, overlong)
+}
+
+/// As [`pack`], with at most `max_examples` examples in a row (`None`: no limit). A row that
+/// reaches the limit is closed even when tokens would still fit; this is how the trainer puts
+/// a chosen number of examples into each optimizer step.
+pub fn pack_limited(
+    sequences: &[TokenizedExample],
+    max_len: usize,
+    max_examples: Option<usize>,
+    overlong: Overlong,
+) -> Result<Packing, DataError> {
+    if max_examples == Some(0) {
+        return Err(DataError::InvalidOption(
+            "pack: max_examples must be > 0".into(),
+        ));
+    }
     if max_len == 0 {
         return Err(DataError::InvalidOption("pack: max_len must be > 0".into()));
     }
@@ -130,6 +147,9 @@ pub fn pack(
         row.seq_ids.resize(row.ids.len(), seq);
         row.boundaries.push(row.ids.len());
         row.examples.push(i);
+        if max_examples.is_some_and(|m| row.examples.len() >= m) {
+            tree.close(r);
+        }
     }
     out.rows = rows;
     Ok(out)
@@ -163,13 +183,23 @@ impl FirstFit {
                 2 * node + 1
             };
         }
-        self.cap[node] -= n;
         let leaf = node - self.size;
+        self.set(leaf, self.cap[node] - n);
+        leaf
+    }
+
+    /// Takes no more items into row `leaf` (its capacity becomes 0).
+    fn close(&mut self, leaf: usize) {
+        self.set(leaf, 0);
+    }
+
+    fn set(&mut self, leaf: usize, cap: usize) {
+        let node = leaf + self.size;
+        self.cap[node] = cap;
         let mut p = node / 2;
         while p >= 1 {
             self.cap[p] = self.cap[2 * p].max(self.cap[2 * p + 1]);
             p /= 2;
         }
-        leaf
     }
 }

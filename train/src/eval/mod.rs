@@ -3,14 +3,18 @@
 //! against the references, and a general-text perplexity as the regression check. Everything
 //! runs on the inference runtime (`graft_runtime::Session`), one example at a time.
 
+mod card;
 mod error;
 pub mod loss;
 pub mod metrics;
+mod prompting;
 mod report;
 mod run;
 
+pub use card::{text_table, CardColumn, ReportCard};
 pub use error::EvalError;
 pub use loss::{example_loss, ExampleLoss};
 pub use metrics::{exact_match, f1_tokens, token_f1};
+pub use prompting::Prompting;
 pub use report::{AdapterUse, EvalReport, ExampleRecord, GeneralPpl, Timing};
 pub use run::{evaluate, load_test_set, EvalOptions, EvalPhase, EvalProgress};

@@ -9,6 +9,9 @@ pub struct EvalReport {
     pub data: String,
     /// The adapters applied, with their user scales (empty for the base model).
     pub adapters: Vec<AdapterUse>,
+    /// The prompt baseline's label (`4-shot`, `4-shot + system`, ...) when demonstrations or
+    /// a system prompt were put before every example.
+    pub prompting: Option<String>,
     /// Examples evaluated.
     pub n_examples: usize,
     /// Examples with a prompt to complete (all but plain `text` examples).

@@ -13,6 +13,7 @@ use graft_runtime::{Model, Session, SessionParams};
 
 use super::loss::example_loss;
 use super::metrics::{exact_match, token_f1};
+use super::prompting::Prompting;
 use super::report::{AdapterUse, EvalReport, ExampleRecord, GeneralPpl, Timing};
 use super::EvalError;
 use crate::data::{Dataset, LoadOptions, LossMask, Renderer};
@@ -34,6 +35,9 @@ pub struct EvalOptions {
     pub general: Option<PathBuf>,
     /// Window of the general-text perplexity (llama.cpp's `-c`; default 512).
     pub general_ctx: usize,
+    /// Demonstrations and a system prompt before every example (the prompt baseline); only
+    /// the example's own final reply is then scored.
+    pub prompting: Option<Prompting>,
 }
 
 impl Default for EvalOptions {
@@ -45,6 +49,7 @@ impl Default for EvalOptions {
             loss_mask: LossMask::CompletionOnly,
             general: None,
             general_ctx: 512,
+            prompting: None,
         }
     }
 }
@@ -151,9 +156,20 @@ pub fn evaluate(
             tokens,
             n_ctx: opts.n_ctx,
         };
-        let t = renderer
-            .tokenize(&rec.example, opts.loss_mask)
-            .map_err(at)?;
+        let prompted;
+        let example = match &opts.prompting {
+            Some(p) => {
+                prompted = p.apply(&rec.example);
+                &prompted
+            }
+            None => &rec.example,
+        };
+        let prompt = renderer.prompt(example).map_err(at)?;
+        let mut t = renderer.tokenize(example, opts.loss_mask).map_err(at)?;
+        if let (Some(_), Some(p)) = (&opts.prompting, &prompt) {
+            // Score the example's own reply only, not the demonstrations.
+            t.mask.iter_mut().take(p.ids.len()).for_each(|m| *m = false);
+        }
         if t.ids.len() > opts.n_ctx {
             return Err(too_long(t.ids.len()));
         }
@@ -172,7 +188,7 @@ pub fn evaluate(
             scored_tokens: loss.tokens,
             generated_tokens: 0,
         };
-        if let Some(p) = renderer.prompt(&rec.example).map_err(at)? {
+        if let Some(p) = prompt {
             if p.ids.is_empty() {
                 return Err(EvalError::InvalidOption(format!(
                     "{}:{}: the prompt renders to no tokens",
@@ -260,6 +276,7 @@ pub fn evaluate(
                 scale: *s,
             })
             .collect(),
+        prompting: opts.prompting.as_ref().map(Prompting::label),
         n_examples: out.len(),
         n_generated: generated.len(),
         scored_tokens,

@@ -25,8 +25,9 @@ pub enum Warmup {
 
 /// A learning-rate schedule over `total_steps` optimizer steps (0-based step index).
 ///
-/// Warmup: `peak * step / warmup` for `step < warmup` (Hugging Face's formula, so step 0
-/// has lr 0). After: `progress = (step - warmup) / (total - warmup)`; cosine
+/// Warmup: `peak * (step + 1) / (warmup + 1)` for `step < warmup`: a linear ramp whose first
+/// step already learns (Hugging Face's `peak * step / warmup` gives step 0 a learning rate of
+/// 0, a wasted step that matters when a small dataset has only a few dozen). After: `progress = (step - warmup) / (total - warmup)`; cosine
 /// `min + (peak - min) * 0.5 * (1 + cos(pi * progress))`, linear
 /// `min + (peak - min) * (1 - progress)`, constant `peak`. Steps at or past the end give
 /// `min_lr` (cosine, linear).
@@ -97,7 +98,7 @@ impl LrSchedule {
         let peak = f64::from(self.peak_lr);
         let min = f64::from(self.min_lr);
         if step < w {
-            return (peak * step as f64 / w as f64) as f32;
+            return (peak * (step + 1) as f64 / (w + 1) as f64) as f32;
         }
         if self.kind == ScheduleKind::Constant {
             return self.peak_lr;

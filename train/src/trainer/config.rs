@@ -124,9 +124,10 @@ pub struct TrainConfig {
     pub lr: f32,
     /// Passes over the training rows.
     pub epochs: usize,
-    /// Packed rows per micro-batch.
+    /// Packed rows per micro-batch; 0 = auto (with `grad_accum` 0: the step is sized in
+    /// examples from the dataset, see [`super::sizing`]).
     pub batch: usize,
-    /// Micro-batches per optimizer step.
+    /// Micro-batches per optimizer step; 0 = auto (see `batch`).
     pub grad_accum: usize,
     /// Tokens per packed row.
     pub seq: usize,
@@ -170,8 +171,8 @@ impl Default for TrainConfig {
                 .to_vec(),
             lr: 2e-4,
             epochs: 2,
-            batch: 4,
-            grad_accum: 4,
+            batch: 0,
+            grad_accum: 0,
             seq: 512,
             optimizer: OptimizerKind::Adamw8bit,
             checkpointing: CheckpointPolicy::Layer,
@@ -238,12 +239,7 @@ impl TrainConfig {
         if !self.lr.is_finite() || self.lr <= 0.0 {
             return bad(format!("lr must be a positive number, got {}", self.lr));
         }
-        for (name, v) in [
-            ("epochs", self.epochs),
-            ("batch", self.batch),
-            ("grad_accum", self.grad_accum),
-            ("threads", self.threads),
-        ] {
+        for (name, v) in [("epochs", self.epochs), ("threads", self.threads)] {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
             }

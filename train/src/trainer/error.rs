@@ -36,6 +36,9 @@ pub enum TrainError {
     /// The optimizer failed.
     #[error(transparent)]
     Optim(#[from] OptimError),
+    /// The test-set evaluation (`--test`) failed.
+    #[error("test-set evaluation: {0}")]
+    Eval(#[from] crate::eval::EvalError),
     /// Writing the adapter failed.
     #[error(transparent)]
     Adapter(#[from] AdapterError),

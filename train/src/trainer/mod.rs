@@ -19,12 +19,15 @@ pub mod checkpoint;
 mod config;
 mod error;
 mod metrics;
+pub mod model_card;
 mod observer;
 pub mod output;
 mod plan;
 mod prepare;
 mod run;
+pub mod sizing;
 mod svg;
+mod test_eval;
 
 pub use config::{
     parse_target, target_name, CheckpointPolicy, MaskPolicy, OptimizerKind, Schedule, TrainConfig,
@@ -33,6 +36,10 @@ pub use error::TrainError;
 pub use metrics::{peak_rss_mb, rss_mb, to_jsonl, StepMetrics};
 pub use observer::{Control, Event, Observer, Progress, Silent};
 pub use plan::{epoch_order, Plan};
-pub use prepare::{file_sha256, prepare, ExampleTokenizer, PreparedData};
+pub use prepare::{
+    file_sha256, pack_data, prepare, tokenize_file, ExampleTokenizer, PreparedData, TokenizedData,
+};
 pub use run::{StopReason, TrainIo, TrainOutcome, Trainer};
+pub use sizing::Sizing;
 pub use svg::loss_svg;
+pub use test_eval::TestSpec;

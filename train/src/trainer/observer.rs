@@ -45,6 +45,8 @@ pub enum Event {
     Checkpoint(std::path::PathBuf),
     /// The run resumed from a checkpoint at this step.
     Resumed(u64),
+    /// Something the user should act on (a plan that cannot learn, validation loss rising).
+    Warning(String),
 }
 
 /// Receives progress. All methods have defaults, so an observer implements what it needs.
@@ -57,6 +59,13 @@ pub trait Observer {
     /// Between micro-batches (`done` of `of` in the current step): lets a caller cancel
     /// without waiting for the step to finish. A stop here discards the unfinished step.
     fn on_micro_batch(&mut self, _done: usize, _of: usize) -> Control {
+        Control::Continue
+    }
+
+    /// During the test-set evaluations of `--test` (`label`: `base`, `adapted`, ...;
+    /// `phase`: `examples` or `general-text windows`; `done` of `total`). A stop cancels the
+    /// run (nothing is written).
+    fn on_eval(&mut self, _label: &str, _phase: &str, _done: usize, _total: usize) -> Control {
         Control::Continue
     }
 

@@ -151,14 +151,20 @@ pub fn annotate(
     Ok(())
 }
 
-/// Writes the PEFT directory (when asked) then the GGUF adapter, both atomically, in f32.
+/// Writes the model card next to `out` ([`super::model_card::card_path`]), the PEFT
+/// directory (when asked, with the card as its `README.md`), then the GGUF adapter, each
+/// atomically, in f32.
 pub fn write_adapter(
     adapter: &LoraAdapter,
     out: &Path,
     peft: Option<&Path>,
+    card: &str,
 ) -> Result<(), TrainError> {
+    let card_path = super::model_card::card_path(out);
+    graft_quant::atomic_write::write_file(&card_path, card.as_bytes())
+        .map_err(|e| TrainError::io(&card_path, e))?;
     if let Some(dir) = peft {
-        adapter.save_peft(dir, QuantType::F32)?;
+        adapter.save_peft_with(dir, QuantType::F32, &[("README.md", card.as_bytes())])?;
     }
     adapter.save_gguf(out, QuantType::F32)?;
     Ok(())

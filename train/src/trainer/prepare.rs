@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::config::hex;
 use super::TrainError;
 use crate::data::{
-    check, pack, DataError, Dataset, Example, LoadOptions, LoadReport, LossMask, Overlong,
+    check, pack_limited, DataError, Dataset, Example, LoadOptions, LoadReport, LossMask, Overlong,
     PackedRow, TokenizedExample,
 };
 
@@ -72,15 +72,43 @@ pub fn file_sha256(path: &Path) -> Result<String, TrainError> {
     Ok(hex(&h.finalize()))
 }
 
+/// A data file loaded, checked and tokenized, not yet packed.
+#[derive(Debug, Clone)]
+pub struct TokenizedData {
+    /// The file.
+    pub path: PathBuf,
+    /// SHA-256 (hex) of the file's bytes.
+    pub sha256: String,
+    /// What loading saw (kept, duplicates removed).
+    pub report: LoadReport,
+    /// The examples with at least one scored token, in file order.
+    pub examples: Vec<TokenizedExample>,
+    /// Examples with no token the loss covers (left out).
+    pub unscored: usize,
+}
+
+impl TokenizedData {
+    /// Mean tokens per example.
+    pub fn mean_len(&self) -> f64 {
+        let total: usize = self.examples.iter().map(|e| e.ids.len()).sum();
+        total as f64 / self.examples.len().max(1) as f64
+    }
+
+    /// Tokens of the longest example.
+    pub fn max_len(&self) -> usize {
+        self.examples.iter().map(|e| e.ids.len()).max().unwrap_or(0)
+    }
+}
+
 /// Loads `path` (strict: any bad line refuses the run, and the error carries the whole
-/// report with `file:line` of every bad line), tokenizes each example and packs rows of at
-/// most `seq` tokens (longer examples are truncated).
-pub fn prepare(
+/// report with `file:line` of every bad line) and tokenizes each example. Examples with no
+/// scored token within their first `seq` tokens are left out (and counted).
+pub fn tokenize_file(
     path: &Path,
     tok: &dyn ExampleTokenizer,
     mask: LossMask,
     seq: usize,
-) -> Result<PreparedData, TrainError> {
+) -> Result<TokenizedData, TrainError> {
     let opts = LoadOptions::default();
     let report = check(path, &opts)?;
     if let Err(why) = report.verdict() {
@@ -92,7 +120,7 @@ pub fn prepare(
     }
     let (ds, report) = Dataset::load(path, &opts)?;
     let sha256 = file_sha256(path)?;
-    let mut seqs = Vec::with_capacity(ds.len());
+    let mut examples = Vec::with_capacity(ds.len());
     let mut unscored = 0;
     for rec in ds.records() {
         let t = tok
@@ -114,9 +142,33 @@ pub fn prepare(
             unscored += 1;
             continue;
         }
-        seqs.push(t);
+        examples.push(t);
     }
-    let packing = pack(&seqs, seq, Overlong::Truncate)?;
+    if examples.is_empty() {
+        return Err(TrainError::Empty(format!(
+            "{}: no example has a token to train on ({} examples, {unscored} without a scored \
+             token)",
+            path.display(),
+            ds.len()
+        )));
+    }
+    Ok(TokenizedData {
+        path: path.to_path_buf(),
+        sha256,
+        report,
+        examples,
+        unscored,
+    })
+}
+
+/// Packs tokenized data into rows of at most `seq` tokens and at most `per_row` examples
+/// (`None`: as many as fit); longer examples are truncated.
+pub fn pack_data(
+    data: TokenizedData,
+    seq: usize,
+    per_row: Option<usize>,
+) -> Result<PreparedData, TrainError> {
+    let packing = pack_limited(&data.examples, seq, per_row, Overlong::Truncate)?;
     let rows = packing.rows;
     let tokens = rows.iter().map(PackedRow::len).sum();
     let scored = rows
@@ -127,23 +179,25 @@ pub fn prepare(
                 .count()
         })
         .sum();
-    if rows.is_empty() {
-        return Err(TrainError::Empty(format!(
-            "{}: no example has a token to train on ({} examples, {unscored} without a scored \
-             token)",
-            path.display(),
-            ds.len()
-        )));
-    }
     Ok(PreparedData {
-        path: path.to_path_buf(),
-        sha256,
-        report,
-        examples: seqs.len(),
+        path: data.path,
+        sha256: data.sha256,
+        report: data.report,
+        examples: data.examples.len(),
         rows,
         tokens,
         scored,
         truncated: packing.truncated.len(),
-        unscored,
+        unscored: data.unscored,
     })
+}
+
+/// [`tokenize_file`] then [`pack_data`] with no per-row limit.
+pub fn prepare(
+    path: &Path,
+    tok: &dyn ExampleTokenizer,
+    mask: LossMask,
+    seq: usize,
+) -> Result<PreparedData, TrainError> {
+    pack_data(tokenize_file(path, tok, mask, seq)?, seq, None)
 }

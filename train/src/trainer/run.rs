@@ -9,14 +9,20 @@ use graft_runtime::Model;
 
 use super::checkpoint::{self, RunIdentity, RunState};
 use super::metrics::{peak_rss_mb, rss_mb, to_jsonl, StepMetrics};
+use super::model_card::{card_path, model_card, CardFacts};
 use super::observer::{Control, Event, Observer, Progress};
 use super::output::{annotate, side_paths, write_adapter, RunRecord};
 use super::plan::{epoch_order, Plan};
-use super::prepare::{file_sha256, prepare, ExampleTokenizer, PreparedData};
+use super::prepare::{
+    file_sha256, pack_data, prepare, tokenize_file, ExampleTokenizer, PreparedData,
+};
+use super::sizing::{overfit_warning, plan_warnings, Sizing};
 use super::svg::loss_svg;
+use super::test_eval::{adapted_card, annotate_card, baselines, TestSpec};
 use super::{OptimizerKind, TrainConfig, TrainError};
 use crate::data::render::Renderer;
 use crate::data::PackedRow;
+use crate::eval::{EvalReport, ReportCard};
 use crate::model::{Batch, LoraParams, TrainOptions, Trainable};
 use crate::optim::{clip_grad_norm, AdamW, AdamW8bit, AdamWConfig, LrSchedule, Optimizer};
 use graft_quant::atomic_write;
@@ -36,6 +42,9 @@ pub struct TrainIo {
     pub checkpoint_dir: Option<PathBuf>,
     /// Resume from this checkpoint (a `step-*` directory or a checkpoint directory).
     pub resume: Option<PathBuf>,
+    /// A held-out test set: the base (and prompt baseline) is evaluated on it before
+    /// training, the adapter after, and the report card goes into the outputs.
+    pub test: Option<TestSpec>,
 }
 
 /// Why a run ended.
@@ -101,6 +110,12 @@ pub struct TrainOutcome {
     pub last_checkpoint: Option<PathBuf>,
     /// Every step's metrics (including those before a resume).
     pub metrics: Vec<StepMetrics>,
+    /// The plan's warnings and those raised while training (validation loss rising).
+    pub warnings: Vec<String>,
+    /// The report card (with a test set).
+    pub card: Option<ReportCard>,
+    /// The model card written next to the adapter.
+    pub model_card: Option<PathBuf>,
 }
 
 /// A prepared training run.
@@ -111,6 +126,9 @@ pub struct Trainer<'m> {
     train: PreparedData,
     val: Option<PreparedData>,
     plan: Plan,
+    sizing: Sizing,
+    schedule: LrSchedule,
+    warnings: Vec<String>,
     id: RunIdentity,
 }
 
@@ -147,18 +165,34 @@ impl<'m> Trainer<'m> {
             )));
         }
         let mask = config.loss_mask.to_data();
-        let train = prepare(&io.data, tok, mask, config.seq)?;
+        let tokenized = tokenize_file(&io.data, tok, mask, config.seq)?;
+        let sizing = Sizing::choose(&config, tokenized.examples.len(), tokenized.mean_len());
+        let train = pack_data(tokenized, sizing.seq, sizing.examples_per_row)?;
         let val = match &io.val {
             Some(p) => Some(prepare(p, tok, mask, config.seq)?),
             None => None,
         };
         let plan = Plan::new(
             train.rows.len(),
-            config.batch,
-            config.grad_accum,
+            sizing.batch,
+            sizing.grad_accum,
             config.epochs,
             config.max_steps,
         );
+        let schedule = LrSchedule::new(
+            config.schedule.kind(),
+            config.lr,
+            0.0,
+            config.warmup_spec(),
+            plan.total_steps,
+        )
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "{e} (warmup {} vs {} steps in all)",
+                config.warmup, plan.total_steps
+            ))
+        })?;
+        let warnings = plan_warnings(&config, &plan, &sizing, &schedule, train.examples);
         let id = RunIdentity {
             config_hash: config.hash(),
             data_sha256: train.sha256.clone(),
@@ -172,8 +206,34 @@ impl<'m> Trainer<'m> {
             train,
             val,
             plan,
+            sizing,
+            schedule,
+            warnings,
             id,
         })
+    }
+
+    /// How big each optimizer step is (chosen from the data when batch and accumulation are
+    /// on auto).
+    pub fn sizing(&self) -> &Sizing {
+        &self.sizing
+    }
+
+    /// Why the run has the steps it has, in one line.
+    pub fn plan_explanation(&self) -> String {
+        self.sizing
+            .explain(&self.config, &self.plan, self.train.examples)
+    }
+
+    /// The learning-rate schedule.
+    pub fn schedule(&self) -> &LrSchedule {
+        &self.schedule
+    }
+
+    /// Warnings about the plan (too few steps, a learning rate LoRA does not work at);
+    /// empty when it looks able to learn.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The training data as prepared.
@@ -199,7 +259,11 @@ impl<'m> Trainer<'m> {
     /// Runs to the end (or until early stopping, `max_steps` or the observer's stop) and
     /// writes the outputs. A cancelled run writes no adapter, metrics or curve.
     pub fn run(self, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
-        Run::start(&self, obs)?.go(obs)
+        let before = match &self.io.test {
+            Some(spec) => baselines(self.model, spec, obs)?,
+            None => Vec::new(),
+        };
+        Run::start(&self, obs)?.go(obs, &before)
     }
 }
 
@@ -217,6 +281,8 @@ struct Run<'t, 'm> {
     tokens: u64,
     last_checkpoint: Option<PathBuf>,
     order: Option<(usize, Vec<usize>)>,
+    overfit_warned: bool,
+    run_warnings: Vec<String>,
 }
 
 impl<'t, 'm> Run<'t, 'm> {
@@ -240,19 +306,7 @@ impl<'t, 'm> Run<'t, 'm> {
             OptimizerKind::Adamw => Box::new(AdamW::new(acfg)?),
             OptimizerKind::Adamw8bit => Box::new(AdamW8bit::new(acfg)?),
         };
-        let sched = LrSchedule::new(
-            cfg.schedule.kind(),
-            cfg.lr,
-            0.0,
-            cfg.warmup_spec(),
-            t.plan.total_steps,
-        )
-        .map_err(|e| {
-            TrainError::Config(format!(
-                "{e} (warmup {} vs {} steps in all)",
-                cfg.warmup, t.plan.total_steps
-            ))
-        })?;
+        let sched = t.schedule;
         let mut run = Run {
             t,
             tr,
@@ -274,6 +328,8 @@ impl<'t, 'm> Run<'t, 'm> {
             tokens: 0,
             last_checkpoint: None,
             order: None,
+            overfit_warned: false,
+            run_warnings: Vec::new(),
         };
         if let Some(root) = &t.io.checkpoint_dir {
             checkpoint::clean_stale(root)?;
@@ -388,7 +444,7 @@ impl<'t, 'm> Run<'t, 'm> {
             return Ok(None);
         };
         let (mut sum, mut n) = (0.0f64, 0usize);
-        for chunk in val.rows.chunks(self.t.config.batch) {
+        for chunk in val.rows.chunks(self.t.sizing.batch) {
             let seq = chunk.iter().map(PackedRow::len).max().unwrap_or(1).max(1);
             let batch = Batch::from_rows(chunk, seq)?;
             let scored = batch.n_scored();
@@ -430,7 +486,11 @@ impl<'t, 'm> Run<'t, 'm> {
         Ok(())
     }
 
-    fn go(mut self, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
+    fn go(
+        mut self,
+        obs: &mut dyn Observer,
+        before: &[EvalReport],
+    ) -> Result<TrainOutcome, TrainError> {
         let plan = self.t.plan;
         let cfg = &self.t.config;
         let mut stop = if self.state.step >= plan.total_steps {
@@ -463,6 +523,17 @@ impl<'t, 'm> Run<'t, 'm> {
                         }
                     } else {
                         self.state.evals_since_best += 1;
+                        if let (Some(best), Some(best_step)) =
+                            (self.state.best_val, self.state.best_step)
+                        {
+                            if !self.overfit_warned {
+                                if let Some(w) = overfit_warning(v, step, best, best_step) {
+                                    obs.on_event(&Event::Warning(w.clone()));
+                                    self.run_warnings.push(w);
+                                    self.overfit_warned = true;
+                                }
+                            }
+                        }
                         early = cfg
                             .early_stopping
                             .is_some_and(|k| self.state.evals_since_best >= k);
@@ -507,13 +578,13 @@ impl<'t, 'm> Run<'t, 'm> {
             {
                 self.save_checkpoint(obs)?;
             }
-            return Ok(self.outcome(stop, last_val, None));
+            return Ok(self.outcome(stop, last_val, None, None));
         }
         if stop == StopReason::MaxSteps && self.state.step >= plan.total_steps {
             stop = StopReason::Completed;
         }
-        let written = self.finish(stop, last_val)?;
-        Ok(self.outcome(stop, last_val, Some(written)))
+        let (written, card) = self.finish(stop, last_val, before, obs)?;
+        Ok(self.outcome(stop, last_val, Some(written), card))
     }
 
     /// Writes metrics, curve, PEFT and GGUF adapter; returns their paths.
@@ -521,7 +592,9 @@ impl<'t, 'm> Run<'t, 'm> {
         &mut self,
         stop: StopReason,
         last_val: Option<f64>,
-    ) -> Result<[PathBuf; 2], TrainError> {
+        before: &[EvalReport],
+        obs: &mut dyn Observer,
+    ) -> Result<([PathBuf; 2], Option<ReportCard>), TrainError> {
         let t = self.t;
         if let (Some(best), Some(_)) = (&self.best, t.config.early_stopping) {
             let best = best.clone();
@@ -551,9 +624,29 @@ impl<'t, 'm> Run<'t, 'm> {
                 .unwrap_or_default(),
         };
         let mut adapter = self.tr.lora().to_adapter();
-        annotate(&mut adapter, &t.config, &rec)?;
+        let mut shown = t.config.clone();
+        shown.batch = t.sizing.batch;
+        shown.grad_accum = t.sizing.grad_accum;
+        annotate(&mut adapter, &shown, &rec)?;
+        let card = match &t.io.test {
+            Some(spec) => {
+                let sha = file_sha256(&spec.data)?;
+                let name = t.io.out.display().to_string();
+                let card = adapted_card(t.model, spec, &adapter, &name, before, &sha, obs)?;
+                annotate_card(&mut adapter, &card);
+                Some(card)
+            }
+            None => None,
+        };
         let (metrics_path, svg_path) = side_paths(&t.io.out);
-        atomic_write::write_file(&metrics_path, to_jsonl(&self.state.metrics).as_bytes())
+        let mut metrics = to_jsonl(&self.state.metrics);
+        if let Some(card) = &card {
+            // The report card is the file's last line, `{"report_card": {...}}`.
+            let line = serde_json::json!({ "report_card": card });
+            metrics.push_str(&line.to_string());
+            metrics.push('\n');
+        }
+        atomic_write::write_file(&metrics_path, metrics.as_bytes())
             .map_err(|e| TrainError::io(&metrics_path, e))?;
         let title = format!(
             "graft train: {} ({} steps)",
@@ -566,8 +659,26 @@ impl<'t, 'm> Run<'t, 'm> {
         );
         atomic_write::write_file(&svg_path, loss_svg(&self.state.metrics, &title).as_bytes())
             .map_err(|e| TrainError::io(&svg_path, e))?;
-        write_adapter(&adapter, &t.io.out, t.io.peft.as_deref())?;
-        Ok([metrics_path, svg_path])
+        let warnings: Vec<String> = t
+            .warnings
+            .iter()
+            .chain(&self.run_warnings)
+            .cloned()
+            .collect();
+        let readme = model_card(&CardFacts {
+            adapter: &t.io.out,
+            base: t.model.path(),
+            config: &t.config,
+            sizing: &t.sizing,
+            plan: &t.plan_explanation(),
+            record: &rec,
+            train: &t.train,
+            val: t.val.as_ref(),
+            card: card.as_ref(),
+            warnings: &warnings,
+        });
+        write_adapter(&adapter, &t.io.out, t.io.peft.as_deref(), &readme)?;
+        Ok(([metrics_path, svg_path], card))
     }
 
     fn outcome(
@@ -575,6 +686,7 @@ impl<'t, 'm> Run<'t, 'm> {
         stop: StopReason,
         last_val: Option<f64>,
         written: Option<[PathBuf; 2]>,
+        card: Option<ReportCard>,
     ) -> TrainOutcome {
         let done = written.is_some();
         let [metrics_path, svg_path] = match written {
@@ -599,6 +711,15 @@ impl<'t, 'm> Run<'t, 'm> {
             svg_path,
             last_checkpoint: self.last_checkpoint.clone(),
             metrics: self.state.metrics.clone(),
+            card,
+            model_card: done.then(|| card_path(&self.t.io.out)),
+            warnings: self
+                .t
+                .warnings
+                .iter()
+                .chain(&self.run_warnings)
+                .cloned()
+                .collect(),
         }
     }
 }
