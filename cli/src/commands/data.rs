@@ -1,12 +1,14 @@
-//! `graft data check FILE` and `graft data split FILE --out DIR`: validate and split JSONL
-//! training data with graft-train's dataset layer.
+//! `graft data check FILE`, `graft data split FILE --out DIR` and `graft data sample FILE -m
+//! MODEL`: validate, split and look at JSONL training data with graft-train's dataset layer.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use graft_runtime::{Model, ModelError, ModelParams};
 use graft_train::data::{
-    check, split_file, Duplicate, LoadOptions, LoadReport, Policy, SplitRatios,
-    DEFAULT_MAX_LINE_BYTES,
+    check, sample_indices, split_file, Dataset, Duplicate, LoadOptions, LoadReport, LossMask,
+    Policy, RenderedExample, Renderer, SplitRatios, DEFAULT_MAX_LINE_BYTES,
 };
 use serde_json::{json, Value as Json};
 
@@ -24,6 +26,9 @@ enum DataCommand {
     Check(CheckArgs),
     /// Split a JSONL dataset into train.jsonl, val.jsonl and test.jsonl (seeded, atomic).
     Split(SplitArgs),
+    /// Print a seeded random sample of examples rendered with the model's chat template
+    /// exactly as training sees them, scored (trained-on) runs between [[ and ]].
+    Sample(SampleArgs),
 }
 
 /// The bad-line policy, as given on the command line.
@@ -74,6 +79,45 @@ struct SplitArgs {
     seed: u64,
 }
 
+/// The loss mask, as given on the command line (`graft train --loss-mask`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MaskArg {
+    /// Only the assistant's / completion's tokens (and its end-of-turn token) are scored.
+    Completion,
+    /// Every token is scored.
+    All,
+}
+
+impl From<MaskArg> for LossMask {
+    fn from(m: MaskArg) -> LossMask {
+        match m {
+            MaskArg::Completion => LossMask::CompletionOnly,
+            MaskArg::All => LossMask::AllTokens,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct SampleArgs {
+    /// The JSONL file (loaded as training loads it: strict, duplicates removed).
+    file: PathBuf,
+    /// The GGUF model whose tokenizer and chat template render the examples.
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// How many examples to print (all of them when the file has fewer).
+    #[arg(short = 'n', long = "count", default_value_t = 100)]
+    count: usize,
+    /// Sampling seed: the same seed and data give the same sample on every platform.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Tokens the loss covers, as `graft train --loss-mask`: completion or all.
+    #[arg(long = "loss-mask", value_enum, default_value = "completion")]
+    loss_mask: MaskArg,
+    /// One JSON object per example and line: line, text, tokens, scored, segments.
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_ratios(s: &str) -> Result<SplitRatios, String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     let [train, val, test] = parts.as_slice() else {
@@ -93,6 +137,7 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         DataCommand::Check(a) => run_check(a),
         DataCommand::Split(a) => run_split(a),
+        DataCommand::Sample(a) => run_sample(a),
     }
 }
 
@@ -125,6 +170,88 @@ fn run_split(args: SplitArgs) -> Result<()> {
     })?;
     println!("{report}");
     Ok(())
+}
+
+/// One line of `graft data sample --json` (a struct, so the keys keep this order).
+#[derive(serde::Serialize)]
+struct SampleJson<'a> {
+    line: usize,
+    text: String,
+    tokens: usize,
+    scored: usize,
+    segments: Vec<SegmentJson<'a>>,
+}
+
+/// A run of scored or context tokens in [`SampleJson`].
+#[derive(serde::Serialize)]
+struct SegmentJson<'a> {
+    text: &'a str,
+    scored: bool,
+}
+
+fn run_sample(args: SampleArgs) -> Result<()> {
+    if args.count == 0 {
+        bail!(
+            "-n 0: nothing to sample from {} (give -n 1 or more)",
+            args.file.display()
+        );
+    }
+    // As training loads it; every error names the file (and the line).
+    let (ds, _) = Dataset::load(&args.file, &LoadOptions::default())?;
+    let model = Model::load(&args.model, ModelParams { threads: 1 }).map_err(|e| match e {
+        ModelError::Open { .. } => anyhow::Error::new(e),
+        e => {
+            anyhow::Error::new(e).context(format!("cannot load the model {}", args.model.display()))
+        }
+    })?;
+    let renderer = Renderer::from_model(&model)
+        .with_context(|| format!("cannot build the chat renderer of {}", args.model.display()))?;
+    let color = !args.json
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let file = args.file.display();
+    let mut out = std::io::stdout().lock();
+    for i in sample_indices(ds.len(), args.count, args.seed) {
+        let record = &ds.records()[i];
+        let ex = RenderedExample::render(&renderer, record, args.loss_mask.into())
+            .with_context(|| format!("{file}:{}: cannot render the example", record.line))?;
+        let text = if args.json {
+            let obj = SampleJson {
+                line: ex.line,
+                text: ex.text(),
+                tokens: ex.tokens,
+                scored: ex.scored,
+                segments: ex
+                    .runs
+                    .iter()
+                    .map(|r| SegmentJson {
+                        text: &r.text,
+                        scored: r.scored,
+                    })
+                    .collect(),
+            };
+            format!("{}\n", serde_json::to_string(&obj)?)
+        } else {
+            // The header, the marked text, then one newline of our own (so that a text's own
+            // final newline shows as an empty line).
+            format!(
+                "--- {file}:{} ({} tokens, {} scored) ---\n{}\n",
+                ex.line,
+                ex.tokens,
+                ex.scored,
+                ex.marked(color)
+            )
+        };
+        match out.write_all(text.as_bytes()) {
+            // A closed pipe (`| head`) ends the output; it is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r.context("cannot write to stdout")?,
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
 }
 
 fn dups_json(list: &[Duplicate]) -> Json {
