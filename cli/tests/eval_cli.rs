@@ -237,3 +237,108 @@ fn bad_input_gives_clear_errors() {
     ]));
     assert!(e.contains("test.jsonl:1") && e.contains("raise -c"), "{e}");
 }
+
+#[test]
+fn few_shot_prompt_baseline_is_a_column_of_its_own() {
+    let m = model();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let adapter = write_adapter(dir.path(), 0.2);
+    let data = test_set();
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/support-triage/data/train.jsonl");
+    let shots = shots.to_str().expect("utf-8");
+    let all = json_ok(&graft(&[
+        "eval",
+        "-m",
+        &m,
+        "--data",
+        &data,
+        "--limit",
+        "2",
+        "--compare",
+        "--lora",
+        &adapter,
+        "--few-shot",
+        "2",
+        "--shots",
+        shots,
+        "--json",
+    ]));
+    let (base, prompted, adapted) = (&all["base"], &all["prompted"], &all["adapted"]);
+    assert_eq!(prompted["prompting"], "2-shot");
+    assert!(base["prompting"].is_null() && adapted["prompting"].is_null());
+    assert_eq!(prompted["adapters"].as_array().map(Vec::len), Some(0));
+    // Same examples and references; the prompt is longer (two demonstrations), and only the
+    // example's own reply is scored.
+    assert_eq!(base["scored_tokens"], prompted["scored_tokens"]);
+    let (bp, pp) = (
+        base["examples"][0]["prompt"].as_str().expect("prompt"),
+        prompted["examples"][0]["prompt"].as_str().expect("prompt"),
+    );
+    assert!(
+        pp.len() > bp.len() && pp.matches("<|im_start|>assistant").count() == 3,
+        "{pp}"
+    );
+    assert_ne!(base["loss"], prompted["loss"]);
+
+    // The table: three columns and the adapter's gain over each baseline.
+    let out = graft(&[
+        "eval",
+        "-m",
+        &m,
+        "--data",
+        &data,
+        "--limit",
+        "2",
+        "--compare",
+        "--lora",
+        &adapter,
+        "--few-shot",
+        "2",
+        "--shots",
+        shots,
+        "--system",
+        "Answer with JSON.",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header = table.lines().next().expect("header");
+    for col in ["base", "base + 2-shot + system", "adapted", "vs base"] {
+        assert!(header.contains(col), "{header}");
+    }
+
+    // Bad combinations and sources are clear errors.
+    let e = err_text(&graft(&[
+        "eval",
+        "-m",
+        &m,
+        "--data",
+        &data,
+        "--few-shot",
+        "2",
+    ]));
+    assert!(e.contains("--few-shot 2 needs --shots"), "{e}");
+    let e = err_text(&graft(&[
+        "eval", "-m", &m, "--data", &data, "--shots", shots,
+    ]));
+    assert!(e.contains("--shots needs --few-shot"), "{e}");
+    let e = err_text(&graft(&[
+        "eval",
+        "-m",
+        &m,
+        "--data",
+        &data,
+        "--few-shot",
+        "5000",
+        "--shots",
+        shots,
+    ]));
+    assert!(
+        e.contains("5000 demonstrations") && e.contains("960"),
+        "{e}"
+    );
+}

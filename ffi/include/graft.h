@@ -234,9 +234,11 @@ typedef struct graft_train_params {
   float lr;
   // Passes over the data, >= 1 (default 2).
   uint32_t epochs;
-  // Packed rows per micro-batch, >= 1 (default 4).
+  // Packed rows per micro-batch; 0 = auto (default): with grad_accum also 0, each
+  // optimizer step takes a number of examples chosen from the dataset size so that the
+  // run has enough steps to learn (see `graft train` in the README).
   uint32_t batch;
-  // Micro-batches per optimizer step, >= 1 (default 4).
+  // Micro-batches per optimizer step; 0 = auto (default, see batch).
   uint32_t grad_accum;
   // Tokens per packed row, >= 2 (default 512).
   uint32_t seq;

@@ -88,6 +88,12 @@ const TIMING_ROWS: [Row; 2] = [
     ("time s", |c| Some(c.secs), 1),
 ];
 
+/// Whether any column has a value for a row (rows nobody measured, such as the general-text
+/// perplexity without `--general`, are left out).
+fn measured(columns: &[CardColumn], f: fn(&CardColumn) -> Option<f64>) -> bool {
+    columns.iter().any(|c| f(c).is_some())
+}
+
 fn fmt(v: Option<f64>, d: usize) -> String {
     match v {
         Some(x) if x.is_finite() => format!("{x:.d$}"),
@@ -115,14 +121,16 @@ fn delta_header(columns: &[CardColumn], other: usize) -> String {
 /// earlier one (so with base, prompt baseline and adapter: what the adapter gains over
 /// each). `timing` adds generated tokens and seconds.
 pub fn text_table(columns: &[CardColumn], timing: bool) -> String {
+    let n = columns.len();
+    let deltas: Vec<usize> = if n >= 2 { (0..n - 1).collect() } else { vec![] };
     let width = columns
         .iter()
-        .map(|c| c.label.len() + 2)
+        .map(|c| c.label.len())
+        .chain(deltas.iter().map(|&o| delta_header(columns, o).len()))
+        .map(|w| w + 2)
         .chain(std::iter::once(12))
         .max()
         .unwrap_or(12);
-    let n = columns.len();
-    let deltas: Vec<usize> = if n >= 2 { (0..n - 1).collect() } else { vec![] };
     let mut s = format!("{:<18}", "metric");
     for c in columns {
         s.push_str(&format!("{:>width$}", c.label));
@@ -184,7 +192,7 @@ impl ReportCard {
             s.push_str("---|");
         }
         s.push('\n');
-        for (label, f, d) in &ROWS {
+        for (label, f, d) in ROWS.iter().filter(|(_, f, _)| measured(&self.columns, *f)) {
             s.push_str(&format!("| {label} |"));
             for c in &self.columns {
                 s.push_str(&format!(" {} |", fmt(f(c), *d)));

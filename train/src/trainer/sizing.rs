@@ -146,7 +146,7 @@ pub fn plan_warnings(
     n_examples: usize,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    if plan.run_steps < WARN_MIN_STEPS {
+    if plan.total_steps < WARN_MIN_STEPS {
         let epochs_needed = WARN_MIN_STEPS.div_ceil(plan.steps_per_epoch.max(1));
         let fix = if sizing.auto {
             format!(
@@ -164,7 +164,7 @@ pub fn plan_warnings(
         out.push(format!(
             "this run has only {} optimizer steps; a LoRA adapter rarely learns a task in fewer \
              than {WARN_MIN_STEPS}: {fix}",
-            plan.run_steps
+            plan.total_steps
         ));
     }
     let (lo, hi) = LORA_LR_RANGE;
@@ -175,15 +175,15 @@ pub fn plan_warnings(
             cfg.lr
         ));
     }
-    let sum: f64 = (0..plan.run_steps)
+    let sum: f64 = (0..plan.total_steps)
         .map(|s| f64::from(schedule.lr_at(s)))
         .sum();
-    if sum < WARN_MIN_LR_SUM && plan.run_steps >= WARN_MIN_STEPS {
+    if sum < WARN_MIN_LR_SUM && plan.total_steps >= WARN_MIN_STEPS {
         out.push(format!(
             "the schedule moves the adapter little: its learning rates sum to {sum:.4} over the \
              {} steps, below {WARN_MIN_LR_SUM} (graft aims at {LR_BUDGET}); raise --epochs or \
              --lr{}",
-            plan.run_steps,
+            plan.total_steps,
             if sizing.auto {
                 ""
             } else {
