@@ -1,7 +1,7 @@
 //! Sequence packing: capacity, boundaries/positions, every token exactly once, FFD order.
 
 use graft_train::data::rng::SplitMix64;
-use graft_train::data::{pack, DataError, Overlong, Packing, TokenizedExample};
+use graft_train::data::{pack, pack_limited, DataError, Overlong, Packing, TokenizedExample};
 
 /// `n` examples with lengths in 1..=max_tok; token ids encode (example, position) so each
 /// token is unique; mask pattern varies.
@@ -185,4 +185,26 @@ fn invalid_inputs_are_errors() {
         .expect("empty ok")
         .rows
         .is_empty());
+}
+
+#[test]
+fn a_per_row_limit_caps_examples_and_keeps_every_token() {
+    let seqs = examples(200, 40, 7);
+    for limit in [1, 2, 3, 5] {
+        let p = pack_limited(&seqs, 128, Some(limit), Overlong::Truncate).expect("pack");
+        check_packing(&seqs, &p, 128);
+        assert!(p.rows.iter().all(|r| r.examples.len() <= limit));
+        // Short examples (<= 40 tokens) always fit `limit` to a row of 128 when limit <= 3:
+        // every row but the last is full, so the row count is exact.
+        if limit <= 3 {
+            assert_eq!(p.rows.len(), 200usize.div_ceil(limit), "limit {limit}");
+        }
+    }
+    // Without a limit the same data packs tighter; a limit of 0 is refused.
+    let free = pack(&seqs, 128, Overlong::Truncate).expect("pack");
+    assert!(free.rows.len() < 200usize.div_ceil(3));
+    assert!(matches!(
+        pack_limited(&seqs, 128, Some(0), Overlong::Truncate),
+        Err(DataError::InvalidOption(_))
+    ));
 }

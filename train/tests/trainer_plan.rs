@@ -23,8 +23,9 @@ fn auto_plan_gives_a_small_set_enough_steps() {
     let plan = *trainer.plan();
     let sizing = trainer.sizing().clone();
     assert!(sizing.auto);
-    let per_step = sizing.examples_per_step.expect("auto sizing has a target");
-    assert!((2..=8).contains(&per_step), "{per_step} examples per step");
+    // At lr 2e-4 two epochs of 300 examples reach the learning-rate budget only with one
+    // example per step (600 steps).
+    assert_eq!(sizing.examples_per_step, Some(1));
     // Every row holds at most the per-row limit, and the steps of an epoch cover the data.
     let limit = sizing.examples_per_row.expect("a per-row limit");
     assert!(trainer
@@ -32,8 +33,7 @@ fn auto_plan_gives_a_small_set_enough_steps() {
         .rows
         .iter()
         .all(|r| r.examples.len() <= limit));
-    assert!(plan.steps_per_epoch >= 20, "{plan:?}");
-    assert!(plan.total_steps >= 140, "{plan:?}");
+    assert_eq!((plan.steps_per_epoch, plan.total_steps), (300, 600), "{plan:?}");
     assert!(trainer.warnings().is_empty(), "{:?}", trainer.warnings());
     assert!(trainer.schedule().lr_at(0) > 0.0);
     let why = trainer.plan_explanation();
@@ -41,6 +41,19 @@ fn auto_plan_gives_a_small_set_enough_steps() {
         why.contains("auto batch") && why.contains("300 examples"),
         "{why}"
     );
+
+    // At lr 1e-3 the budget is reached with bigger steps.
+    let hot = TrainConfig {
+        epochs: 2,
+        lr: 1e-3,
+        threads: 1,
+        ..TrainConfig::default()
+    };
+    let trainer = Trainer::new(&model, hot, io(dir.path(), &data)).expect("trainer starts");
+    assert_eq!(trainer.sizing().examples_per_step, Some(6));
+    assert!(trainer.train_data().rows.iter().all(|r| r.examples.len() <= 6));
+    assert_eq!(trainer.plan().total_steps, 100, "{:?}", trainer.plan());
+    assert!(trainer.warnings().is_empty(), "{:?}", trainer.warnings());
 
     // The same data with the old fixed defaults (4 rows of 512 x 4 micro-batches) has a
     // handful of steps and is warned about.
