@@ -119,7 +119,7 @@ pub fn model_card(f: &CardFacts<'_>) -> String {
          scored token left out.\n",
         f.train.report.exact_duplicates.len() + f.train.report.near_duplicates.len(),
         f.train.truncated,
-        f.sizing.seq,
+        c.seq,
         f.train.unscored
     );
 

@@ -167,7 +167,7 @@ impl<'m> Trainer<'m> {
         let mask = config.loss_mask.to_data();
         let tokenized = tokenize_file(&io.data, tok, mask, config.seq)?;
         let sizing = Sizing::choose(&config, tokenized.examples.len(), tokenized.mean_len());
-        let train = pack_data(tokenized, sizing.seq, sizing.examples_per_row)?;
+        let train = pack_data(tokenized, config.seq, sizing.examples_per_row)?;
         let val = match &io.val {
             Some(p) => Some(prepare(p, tok, mask, config.seq)?),
             None => None,
@@ -221,8 +221,12 @@ impl<'m> Trainer<'m> {
 
     /// Why the run has the steps it has, in one line.
     pub fn plan_explanation(&self) -> String {
-        self.sizing
-            .explain(&self.config, &self.plan, self.train.examples)
+        self.sizing.explain(
+            &self.config,
+            &self.plan,
+            self.train.examples,
+            self.train.tokens,
+        )
     }
 
     /// The learning-rate schedule.
@@ -457,6 +461,16 @@ impl<'t, 'm> Run<'t, 'm> {
         Ok((n > 0).then(|| sum / n as f64))
     }
 
+    /// The plan's warnings, then those raised during the run.
+    fn all_warnings(&self) -> Vec<String> {
+        self.t
+            .warnings
+            .iter()
+            .chain(&self.run_warnings)
+            .cloned()
+            .collect()
+    }
+
     fn snapshot(&self) -> Vec<(String, Vec<f32>)> {
         self.tr
             .lora()
@@ -659,12 +673,7 @@ impl<'t, 'm> Run<'t, 'm> {
         );
         atomic_write::write_file(&svg_path, loss_svg(&self.state.metrics, &title).as_bytes())
             .map_err(|e| TrainError::io(&svg_path, e))?;
-        let warnings: Vec<String> = t
-            .warnings
-            .iter()
-            .chain(&self.run_warnings)
-            .cloned()
-            .collect();
+        let warnings = self.all_warnings();
         let readme = model_card(&CardFacts {
             adapter: &t.io.out,
             base: t.model.path(),
@@ -713,13 +722,7 @@ impl<'t, 'm> Run<'t, 'm> {
             metrics: self.state.metrics.clone(),
             card,
             model_card: done.then(|| card_path(&self.t.io.out)),
-            warnings: self
-                .t
-                .warnings
-                .iter()
-                .chain(&self.run_warnings)
-                .cloned()
-                .collect(),
+            warnings: self.all_warnings(),
         }
     }
 }

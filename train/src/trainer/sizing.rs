@@ -41,8 +41,6 @@ pub const WARN_MIN_LR_SUM: f64 = 0.5 * LR_BUDGET;
 /// The resolved size of each optimizer step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sizing {
-    /// Row length packing uses (`seq`).
-    pub seq: usize,
     /// At most this many examples per packed row (`None`: as many as fit).
     pub examples_per_row: Option<usize>,
     /// Rows per micro-batch.
@@ -63,7 +61,6 @@ impl Sizing {
         let seq = cfg.seq.max(1);
         if cfg.batch != 0 || cfg.grad_accum != 0 {
             return Sizing {
-                seq,
                 examples_per_row: None,
                 batch: cfg.batch.max(1),
                 grad_accum: cfg.grad_accum.max(1),
@@ -87,7 +84,6 @@ impl Sizing {
         let rows_per_step = per_step.div_ceil(examples_per_row);
         let batch = rows_per_step.min((MAX_MICRO_BATCH_TOKENS / seq).max(1));
         Sizing {
-            seq,
             examples_per_row: Some(examples_per_row),
             batch,
             grad_accum: rows_per_step.div_ceil(batch),
@@ -97,9 +93,16 @@ impl Sizing {
     }
 
     /// One line saying why the step count is what it is (printed by `graft train`).
-    pub fn explain(&self, cfg: &TrainConfig, plan: &Plan, n_examples: usize) -> String {
+    pub fn explain(
+        &self,
+        cfg: &TrainConfig,
+        plan: &Plan,
+        n_examples: usize,
+        n_tokens: usize,
+    ) -> String {
         let epochs = cfg.epochs;
         let per_step = n_examples as f64 / plan.steps_per_epoch.max(1) as f64;
+        let tokens_per_step = n_tokens as f64 / plan.steps_per_epoch.max(1) as f64;
         match self.examples_per_step {
             Some(target) => format!(
                 "auto batch: {n_examples} examples x {epochs} epochs at lr {lr:e}; the largest \
@@ -107,7 +110,7 @@ impl Sizing {
                  steps per epoch and learning rates summing to >= {LR_BUDGET} (what a LoRA \
                  adapter needs to learn a task) is {target} example(s) (packed <= {} per row, \
                  {} row(s) x {} micro-batch(es)) -> {} steps per epoch, {} in all, lr sum \
-                 {sum:.3} (~{per_step:.1} examples per step)",
+                 {sum:.3} (~{per_step:.1} examples, ~{tokens_per_step:.0} tokens per step)",
                 self.examples_per_row.unwrap_or(target),
                 self.batch,
                 self.grad_accum,
@@ -118,9 +121,10 @@ impl Sizing {
             ),
             None => format!(
                 "fixed batch: {} row(s) of <= {} tokens x {} micro-batch(es) per step -> {} \
-                 steps per epoch, {} in all (~{per_step:.1} examples per step); leave --batch \
-                 and --grad-accum on auto to size steps from the data",
-                self.batch, self.seq, self.grad_accum, plan.steps_per_epoch, plan.total_steps
+                 steps per epoch, {} in all (~{per_step:.1} examples, ~{tokens_per_step:.0} \
+                 tokens per step); leave --batch and --grad-accum on auto to size steps from \
+                 the data",
+                self.batch, cfg.seq, self.grad_accum, plan.steps_per_epoch, plan.total_steps
             ),
         }
     }
