@@ -33,7 +33,11 @@ fn auto_plan_gives_a_small_set_enough_steps() {
         .rows
         .iter()
         .all(|r| r.examples.len() <= limit));
-    assert_eq!((plan.steps_per_epoch, plan.total_steps), (300, 600), "{plan:?}");
+    assert_eq!(
+        (plan.steps_per_epoch, plan.total_steps),
+        (300, 600),
+        "{plan:?}"
+    );
     assert!(trainer.warnings().is_empty(), "{:?}", trainer.warnings());
     assert!(trainer.schedule().lr_at(0) > 0.0);
     let why = trainer.plan_explanation();
@@ -51,7 +55,11 @@ fn auto_plan_gives_a_small_set_enough_steps() {
     };
     let trainer = Trainer::new(&model, hot, io(dir.path(), &data)).expect("trainer starts");
     assert_eq!(trainer.sizing().examples_per_step, Some(6));
-    assert!(trainer.train_data().rows.iter().all(|r| r.examples.len() <= 6));
+    assert!(trainer
+        .train_data()
+        .rows
+        .iter()
+        .all(|r| r.examples.len() <= 6));
     assert_eq!(trainer.plan().total_steps, 100, "{:?}", trainer.plan());
     assert!(trainer.warnings().is_empty(), "{:?}", trainer.warnings());
 
