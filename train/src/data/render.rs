@@ -167,16 +167,11 @@ impl Renderer {
                 instruction,
                 input,
                 output,
-            } => self.chat_pieces(&[
-                Message {
-                    role: Role::User,
-                    content: Example::instruction_prompt(instruction, input.as_deref()),
-                },
-                Message {
-                    role: Role::Assistant,
-                    content: output.clone(),
-                },
-            ]),
+            } => self.chat_pieces(&Example::instruction_chat(
+                instruction,
+                input.as_deref(),
+                output,
+            )),
             Example::PromptCompletion { prompt, completion } => {
                 Ok(self.raw_pieces(prompt, completion))
             }

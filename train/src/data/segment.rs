@@ -1,6 +1,6 @@
 //! What an example renders to before tokenization: text segments, each trainable or not.
 
-use super::{Example, Role};
+use super::{Example, Message, Role};
 
 /// Which tokens the loss is computed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +42,21 @@ impl Example {
             Some(inp) if !inp.trim().is_empty() => format!("{instruction}\n\n{inp}"),
             _ => instruction.to_owned(),
         }
+    }
+
+    /// An instruction example as a chat: the user's [`Example::instruction_prompt`], then the
+    /// assistant's output.
+    pub fn instruction_chat(instruction: &str, input: Option<&str>, output: &str) -> [Message; 2] {
+        [
+            Message {
+                role: Role::User,
+                content: Example::instruction_prompt(instruction, input),
+            },
+            Message {
+                role: Role::Assistant,
+                content: output.to_owned(),
+            },
+        ]
     }
 
     /// The segments this example renders to under a loss-mask policy.

@@ -108,16 +108,11 @@ impl Prompting {
                 instruction,
                 input,
                 output,
-            } => self.conversation(&[
-                Message {
-                    role: Role::User,
-                    content: Example::instruction_prompt(instruction, input.as_deref()),
-                },
-                Message {
-                    role: Role::Assistant,
-                    content: output.clone(),
-                },
-            ]),
+            } => self.conversation(&Example::instruction_chat(
+                instruction,
+                input.as_deref(),
+                output,
+            )),
             Example::PromptCompletion { prompt, completion } => Example::PromptCompletion {
                 prompt: self.raw_prefix() + prompt,
                 completion: completion.clone(),
