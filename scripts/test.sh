@@ -41,7 +41,17 @@ cargo test --workspace
 
 if [ "$parity" = 1 ]; then
   step "llama.cpp parity (tools/llama-oracle)"
-  cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
+  # On Intel hosts with AMX, llama.cpp built for the native CPU turns on its AMX matmul, which
+  # segfaults on multi-token batches (ggml_backend_amx_mul_mat; see shared/notes/facts.md):
+  # build the oracle for AVX-512 without AMX there. Elsewhere the build is unchanged (run from
+  # the repository root, the oracle's own .cargo/config.toml does not apply).
+  if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+    echo "AMX host: building the llama.cpp oracle without AMX (x86-64-v4 + VNNI/BF16)"
+    oracle_flags="-C target-cpu=x86-64-v4 -C target-feature=+avx512vnni,+avx512bf16,+avx512vbmi,+avxvnni,+f16c,+fma,+bmi2"
+    RUSTFLAGS="$oracle_flags" cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
+  else
+    cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
+  fi
   export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
   cargo test --workspace -- --ignored
 fi
