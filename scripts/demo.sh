@@ -15,6 +15,7 @@ MODEL=$(scripts/fetch-model.sh)
 cargo build --release -q -p graft-cli
 GRAFT=target/release/graft
 OUT=${GRAFT_DEMO_OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 DATA=examples/support-triage/data
 TEST="$DATA/test.jsonl"
 if [ -n "${GRAFT_DEMO_QUICK:-}" ]; then
