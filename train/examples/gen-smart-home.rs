@@ -12,14 +12,16 @@
 //! order is chosen so that this split is stratified by function (see [`generate`]).
 
 use std::collections::{BTreeSet, VecDeque};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use graft_train::data::rng::SplitMix64;
 use graft_train::data::{
-    jaccard, normalized, shingles, split_file, Dataset, Example, Message, Record, Role,
-    SplitRatios, SplitReport,
+    jaccard, normalized, shingles, Dataset, Example, Message, Record, Role, SplitRatios,
+    SplitReport,
 };
+
+#[path = "gen_support/mod.rs"]
+mod gen_support;
 
 /// The system prompt of every example: the functions with their parameters, in the order
 /// the reply writes them, and every allowed argument value.
@@ -777,70 +779,9 @@ pub fn generate(n: usize, seed: u64) -> Result<Vec<String>, String> {
 /// Generates `n` examples with `seed` and writes the 80/10/10 split into `out`. Fails when
 /// graft-train's loader would drop or deduplicate any generated example.
 pub fn write_dataset(out: &Path, n: usize, seed: u64) -> Result<SplitReport, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut pooled = tempfile::NamedTempFile::new_in(out).map_err(|e| e.to_string())?;
-    for line in generate(n, seed)? {
-        writeln!(pooled, "{line}").map_err(|e| e.to_string())?;
-    }
-    pooled.flush().map_err(|e| e.to_string())?;
-    let report = split_file(pooled.path(), out, RATIOS, SPLIT_SEED).map_err(|e| e.to_string())?;
-    let load = &report.load;
-    if load.kept != n
-        || !load.dropped.is_empty()
-        || !load.exact_duplicates.is_empty()
-        || !load.near_duplicates.is_empty()
-    {
-        return Err(format!(
-            "the loader did not keep all {n} generated examples:\n{load}"
-        ));
-    }
-    Ok(report)
-}
-
-fn parse_args() -> Result<(PathBuf, usize, u64), String> {
-    let mut out = None;
-    let mut n = 500usize;
-    let mut seed = 0u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--out" => out = Some(PathBuf::from(val()?)),
-            "--n" => {
-                let v = val()?;
-                n = v
-                    .parse()
-                    .map_err(|e| format!("--n {v:?}: not a count: {e}"))?;
-                if n < 10 {
-                    return Err(format!(
-                        "--n {n}: need at least 10 examples to split 80/10/10"
-                    ));
-                }
-            }
-            "--seed" => {
-                let v = val()?;
-                seed = v
-                    .parse()
-                    .map_err(|e| format!("--seed {v:?}: not an unsigned integer: {e}"))?;
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    let out = out.ok_or("--out DIR is required")?;
-    Ok((out, n, seed))
+    gen_support::write_split(out, &generate(n, seed)?, RATIOS, SPLIT_SEED)
 }
 
 fn main() -> std::process::ExitCode {
-    let result = parse_args().and_then(|(out, n, seed)| write_dataset(&out, n, seed));
-    match result {
-        Ok(report) => {
-            println!("{report}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("usage: gen-smart-home --out DIR [--n 500] [--seed 0]");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    gen_support::run("gen-smart-home", 500, 10, write_dataset)
 }

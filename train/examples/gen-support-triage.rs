@@ -11,11 +11,13 @@
 //! (split seed 0) into `train.jsonl`, `val.jsonl` and `test.jsonl` in `--out`.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use graft_train::data::rng::SplitMix64;
-use graft_train::data::{jaccard, shingles, split_file, SplitRatios, SplitReport};
+use graft_train::data::{jaccard, shingles, SplitRatios, SplitReport};
+
+#[path = "gen_support/mod.rs"]
+mod gen_support;
 
 /// The system prompt of every example.
 pub const SYSTEM: &str = "Classify the support message. Reply with one line of JSON: \
@@ -740,56 +742,14 @@ pub fn generate(n: usize, seed: u64) -> Vec<String> {
 /// Generates `n` examples with `seed` and writes the 80/10/10 split into `out`. Fails when
 /// graft-train's loader would drop or deduplicate any generated example.
 pub fn write_dataset(out: &Path, n: usize, seed: u64) -> Result<SplitReport, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut pooled = tempfile::NamedTempFile::new_in(out).map_err(|e| e.to_string())?;
-    for line in generate(n, seed) {
-        writeln!(pooled, "{line}").map_err(|e| e.to_string())?;
-    }
-    pooled.flush().map_err(|e| e.to_string())?;
-    let ratios = SplitRatios::new(0.8, 0.1, 0.1).map_err(|e| e.to_string())?;
-    let report = split_file(pooled.path(), out, ratios, SPLIT_SEED).map_err(|e| e.to_string())?;
-    let load = &report.load;
-    if load.kept != n
-        || !load.dropped.is_empty()
-        || !load.exact_duplicates.is_empty()
-        || !load.near_duplicates.is_empty()
-    {
-        return Err(format!(
-            "the loader did not keep all {n} generated examples:\n{load}"
-        ));
-    }
-    Ok(report)
-}
-
-fn parse_args() -> Result<(PathBuf, usize, u64), String> {
-    let mut out = None;
-    let mut n = 1200usize;
-    let mut seed = 0u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "--out" => out = Some(PathBuf::from(val()?)),
-            "--n" => n = val()?.parse().map_err(|e| format!("--n: {e}"))?,
-            "--seed" => seed = val()?.parse().map_err(|e| format!("--seed: {e}"))?,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    let out = out.ok_or("--out DIR is required")?;
-    Ok((out, n, seed))
+    gen_support::write_split(
+        out,
+        &generate(n, seed),
+        SplitRatios::new(0.8, 0.1, 0.1).map_err(|e| e.to_string())?,
+        SPLIT_SEED,
+    )
 }
 
 fn main() -> std::process::ExitCode {
-    let result = parse_args().and_then(|(out, n, seed)| write_dataset(&out, n, seed));
-    match result {
-        Ok(report) => {
-            println!("{report}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("usage: gen-support-triage --out DIR [--n 1200] [--seed 0]");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    gen_support::run("gen-support-triage", 1200, 1, write_dataset)
 }
