@@ -12,6 +12,9 @@ pub enum EvalError {
     /// The test set could not be loaded (bad line, unreadable file, ...).
     #[error("test set: {0}")]
     Data(#[from] DataError),
+    /// The file of `--few-shot` demonstrations could not be loaded.
+    #[error("demonstrations: {0}")]
+    Shots(DataError),
     /// One example could not be rendered or tokenized.
     #[error("{path}:{line}: {source}")]
     Example {

@@ -35,7 +35,7 @@ impl Prompting {
         seed: u64,
         system: Option<String>,
     ) -> Result<Prompting, EvalError> {
-        let (ds, _) = Dataset::load(path, &LoadOptions::default())?;
+        let (ds, _) = Dataset::load(path, &LoadOptions::default()).map_err(EvalError::Shots)?;
         Self::from_dataset(&ds, path, k, seed, system)
     }
 
