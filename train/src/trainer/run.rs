@@ -192,7 +192,7 @@ impl<'m> Trainer<'m> {
                 config.warmup, plan.total_steps
             ))
         })?;
-        let warnings = plan_warnings(&config, &plan, &sizing, &schedule, train.examples);
+        let warnings = plan_warnings(&config, &plan, &sizing, train.examples);
         let id = RunIdentity {
             config_hash: config.hash(),
             data_sha256: train.sha256.clone(),

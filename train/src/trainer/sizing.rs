@@ -146,7 +146,6 @@ pub fn plan_warnings(
     cfg: &TrainConfig,
     plan: &Plan,
     sizing: &Sizing,
-    schedule: &LrSchedule,
     n_examples: usize,
 ) -> Vec<String> {
     let mut out = Vec::new();
@@ -179,9 +178,7 @@ pub fn plan_warnings(
             cfg.lr
         ));
     }
-    let sum: f64 = (0..plan.total_steps)
-        .map(|s| f64::from(schedule.lr_at(s)))
-        .sum();
+    let sum = lr_sum(cfg, plan.total_steps);
     if sum < WARN_MIN_LR_SUM && plan.total_steps >= WARN_MIN_STEPS {
         out.push(format!(
             "the schedule moves the adapter little: its learning rates sum to {sum:.4} over the \
