@@ -79,6 +79,7 @@ impl From<ModelError> for FfiError {
         let status = match &e {
             ModelError::Open { .. }
             | ModelError::UnsupportedArchitecture(_)
+            | ModelError::Unapplied { .. }
             | ModelError::Metadata { .. }
             | ModelError::Config(_)
             | ModelError::MissingTensor(_)

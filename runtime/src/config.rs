@@ -1,34 +1,35 @@
-//! Model hyperparameters read from GGUF metadata (llama.cpp's keys for the `llama` architecture).
+//! Model hyperparameters read from GGUF metadata (llama.cpp's `<arch>.*` keys). What each block
+//! computes is the family's [`crate::spec::ModelSpec`]; this is the numbers it is sized by.
 
 use crate::model_error::ModelError;
 use graft_quant::gguf::GgufFile;
 
-/// Hyperparameters of a llama-family model.
+/// Hyperparameters of a model of any family graft runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
-    /// `general.architecture` (always `llama` today).
+    /// `general.architecture` (a [`crate::spec::Family`]'s name).
     pub arch: String,
     /// Vocabulary size (rows of `token_embd.weight`).
     pub n_vocab: usize,
-    /// Training context length (`llama.context_length`).
+    /// Training context length (`<arch>.context_length`).
     pub n_ctx_train: usize,
-    /// Embedding width (`llama.embedding_length`).
+    /// Embedding width (`<arch>.embedding_length`).
     pub n_embd: usize,
-    /// Number of transformer blocks (`llama.block_count`).
+    /// Number of transformer blocks (`<arch>.block_count`).
     pub n_layer: usize,
-    /// FFN hidden width (`llama.feed_forward_length`).
+    /// FFN hidden width (`<arch>.feed_forward_length`).
     pub n_ff: usize,
-    /// Query heads (`llama.attention.head_count`).
+    /// Query heads (`<arch>.attention.head_count`).
     pub n_head: usize,
-    /// Key/value heads (`llama.attention.head_count_kv`, default `n_head`).
+    /// Key/value heads (`<arch>.attention.head_count_kv`, default `n_head`).
     pub n_head_kv: usize,
-    /// Width of one head (`llama.attention.key_length`, default `n_embd / n_head`).
+    /// Width of one head (`<arch>.attention.key_length`, default `n_embd / n_head`).
     pub head_dim: usize,
-    /// RMSNorm epsilon (`llama.attention.layer_norm_rms_epsilon`).
+    /// RMSNorm epsilon (`<arch>.attention.layer_norm_rms_epsilon`).
     pub rms_eps: f32,
-    /// RoPE base frequency (`llama.rope.freq_base`, default 10000).
+    /// RoPE base frequency (`<arch>.rope.freq_base`, default 10000).
     pub rope_freq_base: f32,
-    /// Dimensions rotated by RoPE (`llama.rope.dimension_count`, default `head_dim`).
+    /// Dimensions rotated by RoPE (`<arch>.rope.dimension_count`, default `head_dim`).
     pub n_rot: usize,
 }
 
@@ -43,7 +44,7 @@ impl ModelConfig {
             .get_str("general.architecture")
             .map_err(|e| meta_err("general.architecture", e))?
             .to_string();
-        if arch != "llama" {
+        if crate::spec::Family::from_arch(&arch).is_none() {
             return Err(ModelError::UnsupportedArchitecture(arch));
         }
         let req = |k: &str| -> Result<usize, ModelError> {

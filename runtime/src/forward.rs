@@ -1,13 +1,16 @@
-//! The llama forward pass, written once against [`Backend`].
+//! The forward pass, written once against [`Backend`] and following the model's
+//! [`ModelSpec`].
 //!
-//! Per block: `h = x + Wo·attn(rope(Wq·n), rope(Wk·n), Wv·n)` with `n = rmsnorm(x)`, then
+//! Per block: `h = x + Wo·attn(rope(Wq·n), rope(Wk·n), Wv·n)` with `n = rmsnorm(x)` (RoPE as
+//! the block's [`crate::spec::LayerSpec`] says, or none), then
 //! `x' = h + Wdown·(silu(Wgate·m) ⊙ Wup·m)` with `m = rmsnorm(h)`; logits =
-//! `Wout·rmsnorm(x)`. Matches llama.cpp's `llm_build_llama` (no biases, normal RoPE).
+//! `Wout·rmsnorm(x)`. Matches llama.cpp's `llm_build_llama` / `smollm3` graphs.
 
-use crate::backend::{AttnShape, Backend, LoraInput, RopeParams};
+use crate::backend::{AttnShape, Backend, LoraInput};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
 use crate::lora::{ActiveAdapters, Proj, Target};
+use crate::spec::ModelSpec;
 use crate::weights::{Matrix, Weights};
 
 /// The per-session activation arena: every buffer the forward pass writes, allocated once for
@@ -77,7 +80,7 @@ impl<B: Backend> Scratch<B> {
 #[allow(clippy::too_many_arguments)]
 pub fn forward<B: Backend>(
     b: &B,
-    cfg: &ModelConfig,
+    spec: &ModelSpec,
     w: &Weights<'_>,
     kv: &mut KvCache<B>,
     s: &mut Scratch<B>,
@@ -85,14 +88,11 @@ pub fn forward<B: Backend>(
     tokens: &[u32],
     out_from: usize,
 ) {
+    let cfg = &spec.config;
     let n = tokens.len();
     let d = cfg.n_embd;
     let kvd = cfg.kv_dim();
     let pos0 = kv.n_past();
-    let rope = RopeParams {
-        freq_base: cfg.rope_freq_base,
-        n_rot: cfg.n_rot,
-    };
     let shape = AttnShape {
         n_tokens: n,
         pos0,
@@ -106,22 +106,48 @@ pub fn forward<B: Backend>(
         let t = |p: Proj| Target::Layer(l, p);
         // Attention.
         b.rmsnorm(&s.x, &s.norms[2 * l], cfg.rms_eps, n, d, &mut s.xb);
-        mm(b, lora, t(Proj::Q), &lw.wq, &s.xb, n, &mut s.q);
-        mm(b, lora, t(Proj::K), &lw.wk, &s.xb, n, &mut s.k);
-        mm(b, lora, t(Proj::V), &lw.wv, &s.xb, n, &mut s.v);
-        b.rope(&mut s.q, n, cfg.n_head, cfg.head_dim, pos0, rope);
-        b.rope(&mut s.k, n, cfg.n_head_kv, cfg.head_dim, pos0, rope);
+        mm(b, lora, t(Proj::Q), lw.proj(Proj::Q), &s.xb, n, &mut s.q);
+        mm(b, lora, t(Proj::K), lw.proj(Proj::K), &s.xb, n, &mut s.k);
+        mm(b, lora, t(Proj::V), lw.proj(Proj::V), &s.xb, n, &mut s.v);
+        if let Some(rope) = spec.layer(l).rope {
+            b.rope(&mut s.q, n, cfg.n_head, cfg.head_dim, pos0, rope);
+            b.rope(&mut s.k, n, cfg.n_head_kv, cfg.head_dim, pos0, rope);
+        }
         b.store_kv(&s.k, &mut kv.k[l], pos0 * kvd, n * kvd);
         b.store_kv(&s.v, &mut kv.v[l], pos0 * kvd, n * kvd);
         b.attention(&mut s.q, &kv.k[l], &kv.v[l], shape, &mut s.att);
-        mm(b, lora, t(Proj::O), &lw.wo, &s.att, n, &mut s.xb2);
+        mm(b, lora, t(Proj::O), lw.proj(Proj::O), &s.att, n, &mut s.xb2);
         b.add(&mut s.x, &s.xb2, n * d);
         // Feed-forward.
         b.rmsnorm(&s.x, &s.norms[2 * l + 1], cfg.rms_eps, n, d, &mut s.xb);
-        mm(b, lora, t(Proj::Gate), &lw.w_gate, &s.xb, n, &mut s.hb);
-        mm(b, lora, t(Proj::Up), &lw.w_up, &s.xb, n, &mut s.hb2);
+        mm(
+            b,
+            lora,
+            t(Proj::Gate),
+            lw.proj(Proj::Gate),
+            &s.xb,
+            n,
+            &mut s.hb,
+        );
+        mm(
+            b,
+            lora,
+            t(Proj::Up),
+            lw.proj(Proj::Up),
+            &s.xb,
+            n,
+            &mut s.hb2,
+        );
         b.swiglu(&mut s.hb, &s.hb2, n * cfg.n_ff);
-        mm(b, lora, t(Proj::Down), &lw.w_down, &s.hb, n, &mut s.xb2);
+        mm(
+            b,
+            lora,
+            t(Proj::Down),
+            lw.proj(Proj::Down),
+            &s.hb,
+            n,
+            &mut s.xb2,
+        );
         b.add(&mut s.x, &s.xb2, n * d);
     }
     kv.set_n_past(pos0 + n);

@@ -13,6 +13,7 @@ pub mod model;
 pub mod model_error;
 pub mod perplexity;
 pub mod sampling;
+pub mod spec;
 pub mod tokenizer;
 pub mod weights;
 

@@ -7,6 +7,7 @@ use crate::forward::{forward, Scratch};
 use crate::kv_cache::KvCache;
 use crate::lora::{ActiveAdapters, AdapterId, AdapterSet, LoadedAdapter};
 use crate::model_error::ModelError;
+use crate::spec::ModelSpec;
 use crate::weights::Weights;
 use graft_quant::gguf::GgufFile;
 use std::path::{Path, PathBuf};
@@ -36,10 +37,11 @@ impl Default for ModelParams {
     }
 }
 
-/// A llama-family model: memory-mapped GGUF, config, weight views and the CPU backend.
+/// A model of any family graft runs: memory-mapped GGUF, its description, weight views and the
+/// CPU backend.
 pub struct Model {
     cell: ModelCell,
-    config: ModelConfig,
+    spec: ModelSpec,
     backend: CpuBackend,
     path: PathBuf,
     adapters: AdapterSet,
@@ -49,7 +51,7 @@ impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
             .field("path", &self.path)
-            .field("config", &self.config)
+            .field("spec", &self.spec)
             .finish()
     }
 }
@@ -68,14 +70,14 @@ impl Model {
             path: path.clone(),
             msg: e.to_string(),
         })?;
-        let config = ModelConfig::from_gguf(&file)?;
+        let spec = ModelSpec::from_gguf(&file)?;
         let backend = CpuBackend::new(params.threads)?;
         let cell = ModelCell::try_new(file, |f| {
-            Weights::from_gguf(f, &config, &|ty| backend.supports(ty))
+            Weights::from_gguf(f, &spec.config, &|ty| backend.supports(ty))
         })?;
         Ok(Model {
             cell,
-            config,
+            spec,
             backend,
             path,
             adapters: AdapterSet::new(),
@@ -84,7 +86,12 @@ impl Model {
 
     /// The hyperparameters.
     pub fn config(&self) -> &ModelConfig {
-        &self.config
+        &self.spec.config
+    }
+
+    /// The model's description (family, hyperparameters, what every block computes).
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
     }
 
     /// The weight views.
@@ -288,7 +295,7 @@ impl<'m> Session<'m> {
             let out_from = first.saturating_sub(done).min(chunk.len());
             forward(
                 b,
-                cfg,
+                &self.model.spec,
                 w,
                 &mut self.kv,
                 &mut self.scratch,

@@ -14,8 +14,22 @@ pub enum ModelError {
         msg: String,
     },
     /// The file's `general.architecture` is not one graft runs.
-    #[error("unsupported model architecture '{0}' (graft runs: llama)")]
+    #[error("unsupported model architecture '{0}' (graft runs: {supported})", supported = crate::spec::Family::supported())]
     UnsupportedArchitecture(String),
+    /// The file carries a tensor or key that changes the math in a way graft's forward for its
+    /// family does not apply (it is refused rather than run silently wrong).
+    #[error(
+        "this {family} model carries {what}: {meaning}, which graft does not apply yet; \
+         refusing to run it with different numbers than llama.cpp"
+    )]
+    Unapplied {
+        /// The family (`general.architecture`).
+        family: String,
+        /// The tensor or key, with its value.
+        what: String,
+        /// What it does.
+        meaning: String,
+    },
     /// A metadata key is missing or has the wrong type.
     #[error("model metadata key '{key}': {msg}")]
     Metadata {

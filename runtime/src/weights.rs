@@ -6,6 +6,7 @@
 
 use crate::config::ModelConfig;
 use crate::model_error::ModelError;
+use crate::spec::Proj;
 use graft_quant::gguf::GgufFile;
 use graft_quant::QuantType;
 
@@ -36,25 +37,20 @@ impl Matrix<'_> {
 pub struct LayerWeights<'a> {
     /// Pre-attention RMSNorm weight, f32.
     pub attn_norm: Vec<f32>,
-    /// Query projection `[q_dim × n_embd]`.
-    pub wq: Matrix<'a>,
-    /// Key projection `[kv_dim × n_embd]`.
-    pub wk: Matrix<'a>,
-    /// Value projection `[kv_dim × n_embd]`.
-    pub wv: Matrix<'a>,
-    /// Attention output projection `[n_embd × q_dim]`.
-    pub wo: Matrix<'a>,
     /// Pre-FFN RMSNorm weight, f32.
     pub ffn_norm: Vec<f32>,
-    /// FFN gate `[n_ff × n_embd]`.
-    pub w_gate: Matrix<'a>,
-    /// FFN up `[n_ff × n_embd]`.
-    pub w_up: Matrix<'a>,
-    /// FFN down `[n_embd × n_ff]`.
-    pub w_down: Matrix<'a>,
+    /// The projections, indexed by [`Proj::index`] (shapes as [`Proj::dims`]).
+    pub projs: [Matrix<'a>; 7],
 }
 
-/// All weights of a llama-family model.
+impl<'a> LayerWeights<'a> {
+    /// The matrix of projection `p`.
+    pub fn proj(&self, p: Proj) -> &Matrix<'a> {
+        &self.projs[p.index()]
+    }
+}
+
+/// All weights of a model.
 #[derive(Clone, Debug)]
 pub struct Weights<'a> {
     /// Token embedding `[n_vocab × n_embd]`.
@@ -85,16 +81,24 @@ impl<'a> Weights<'a> {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let attn_norm = vector(file, &n("attn_norm"), d)?;
+            let ffn_norm = vector(file, &n("ffn_norm"), d)?;
+            let proj = |p: Proj| {
+                let (rows, cols) = p.dims(cfg);
+                mat(&p.gguf_name(i), rows, cols)
+            };
             layers.push(LayerWeights {
-                attn_norm: vector(file, &n("attn_norm"), d)?,
-                wq: mat(&n("attn_q"), cfg.q_dim(), d)?,
-                wk: mat(&n("attn_k"), cfg.kv_dim(), d)?,
-                wv: mat(&n("attn_v"), cfg.kv_dim(), d)?,
-                wo: mat(&n("attn_output"), d, cfg.q_dim())?,
-                ffn_norm: vector(file, &n("ffn_norm"), d)?,
-                w_gate: mat(&n("ffn_gate"), cfg.n_ff, d)?,
-                w_up: mat(&n("ffn_up"), cfg.n_ff, d)?,
-                w_down: mat(&n("ffn_down"), d, cfg.n_ff)?,
+                attn_norm,
+                ffn_norm,
+                projs: [
+                    proj(Proj::Q)?,
+                    proj(Proj::K)?,
+                    proj(Proj::V)?,
+                    proj(Proj::O)?,
+                    proj(Proj::Gate)?,
+                    proj(Proj::Up)?,
+                    proj(Proj::Down)?,
+                ],
             });
         }
         let output_norm = vector(file, "output_norm.weight", d)?;

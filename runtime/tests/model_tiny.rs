@@ -1,7 +1,9 @@
-//! A tiny random llama (2 layers, f32 weights, GQA, partial RoPE) written with the GGUF writer:
+//! A tiny random llama (4 layers, f32 weights, GQA, partial RoPE) written with the GGUF writer:
 //! the CPU forward pass (batched prefill, chunked prefill, single-token decode over the KV
 //! cache) must equal a naive f64 reference implemented here from the llama equations (with
-//! keys and values rounded to f16, the cache's storage type).
+//! keys and values rounded to f16, the cache's storage type). The same file as `smollm3` (no RoPE
+//! in every fourth layer) checks that the forward follows the model description; files carrying
+//! what graft does not apply (Llama 3 RoPE factors, RoPE scaling) are refused by name.
 
 use graft_quant::gguf::{GgufWriter, Metadata};
 use graft_quant::QuantType;
@@ -17,7 +19,7 @@ const N_HEAD: usize = 4;
 const N_KV: usize = 2;
 const HD: usize = D / N_HEAD;
 const FF: usize = 96;
-const N_LAYER: usize = 2;
+const N_LAYER: usize = 4;
 const N_ROT: usize = 12;
 const EPS: f64 = 1e-5;
 const BASE: f64 = 10000.0;
@@ -61,7 +63,14 @@ fn random_tensors(seed: u64, tied: bool) -> Tensors {
 }
 
 fn write_model(path: &Path, arch: &str, tensors: &Tensors) {
+    write_model_with(path, arch, tensors, None)
+}
+
+fn write_model_with(path: &Path, arch: &str, tensors: &Tensors, key: Option<(&str, &str)>) {
     let mut md = Metadata::new();
+    if let Some((k, v)) = key {
+        md.insert(k, v);
+    }
     md.insert("general.architecture", arch);
     md.insert(format!("{arch}.embedding_length"), D as u32);
     md.insert(format!("{arch}.block_count"), N_LAYER as u32);
@@ -84,8 +93,14 @@ fn write_model(path: &Path, arch: &str, tensors: &Tensors) {
     w.write_file(path).expect("write gguf");
 }
 
+/// Whether layer `l` of a model of architecture `arch` applies RoPE (SmolLM3 skips it in every
+/// fourth layer, as llama.cpp's `n_no_rope_layer_step = 4`).
+fn rotary(arch: &str, l: usize) -> bool {
+    arch != "smollm3" || !(l + 1).is_multiple_of(4)
+}
+
 /// The f64 reference: full recomputation over the whole sequence, returns logits per position.
-fn reference(tensors: &Tensors, tokens: &[u32]) -> Vec<Vec<f64>> {
+fn reference(arch: &str, tensors: &Tensors, tokens: &[u32]) -> Vec<Vec<f64>> {
     let m: HashMap<&str, Vec<f64>> = tensors
         .iter()
         .map(|(n, _, v)| (n.as_str(), v.iter().map(|&x| x as f64).collect()))
@@ -129,8 +144,10 @@ fn reference(tensors: &Tensors, tokens: &[u32]) -> Vec<Vec<f64>> {
             let h = rmsnorm(x, get(&nm("attn_norm")));
             let mut q = matvec(get(&nm("attn_q")), &h, N_HEAD * HD);
             let mut k = matvec(get(&nm("attn_k")), &h, N_KV * HD);
-            rope(&mut q, N_HEAD, p);
-            rope(&mut k, N_KV, p);
+            if rotary(arch, l) {
+                rope(&mut q, N_HEAD, p);
+                rope(&mut k, N_KV, p);
+            }
             // The KV cache stores f16 (llama.cpp's default cache type).
             let f16r = |v: Vec<f64>| -> Vec<f64> {
                 v.into_iter()
@@ -201,15 +218,16 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     }
 }
 
-fn check(tied: bool, n_batch: usize, threads: usize) {
+fn check(arch: &str, tied: bool, n_batch: usize, threads: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tiny.gguf");
     let tensors = random_tensors(7 + tied as u64, tied);
-    write_model(&path, "llama", &tensors);
+    write_model(&path, arch, &tensors);
     let model = Model::load(&path, ModelParams { threads }).expect("load tiny model");
     assert_eq!(model.weights().tied_output, tied);
+    assert_eq!(model.spec().family.arch(), arch);
     let tokens: Vec<u32> = vec![3, 17, 0, 60, 5, 5, 42, 11, 29, 8];
-    let want = reference(&tensors, &tokens);
+    let want = reference(arch, &tensors, &tokens);
     let mut s = Session::new(&model, SessionParams { n_ctx: 32, n_batch }).expect("session");
     // Batched prefill of the first 7 tokens, all logits.
     let all = s.eval_all(&tokens[..7]).expect("prefill").to_vec();
@@ -240,12 +258,64 @@ fn check(tied: bool, n_batch: usize, threads: usize) {
 
 #[test]
 fn forward_equals_f64_reference_untied_one_batch() {
-    check(false, 512, 1);
+    check("llama", false, 512, 1);
 }
 
 #[test]
 fn forward_equals_f64_reference_tied_small_batches_two_threads() {
-    check(true, 3, 2);
+    check("llama", true, 3, 2);
+}
+
+#[test]
+fn smollm3_forward_skips_rope_in_every_fourth_layer() {
+    check("smollm3", false, 4, 2);
+    // The description changes the numbers: the same weights as llama give other logits.
+    let t = random_tensors(7, false);
+    let tokens = [3u32, 17, 0, 60];
+    let (l, s) = (
+        reference("llama", &t, &tokens),
+        reference("smollm3", &t, &tokens),
+    );
+    let diff = l[3]
+        .iter()
+        .zip(&s[3])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff > 1e-3, "NoPE layer made no difference ({diff})");
+}
+
+/// Writes the tiny llama with an extra tensor or string key and returns the load error.
+fn load_error(extra_tensor: Option<&str>, extra_key: Option<(&str, &str)>) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("extra.gguf");
+    let mut t = random_tensors(1, true);
+    if let Some(name) = extra_tensor {
+        t.push((
+            name.to_string(),
+            vec![(N_ROT / 2) as u64],
+            vec![1.0; N_ROT / 2],
+        ));
+    }
+    write_model_with(&path, "llama", &t, extra_key);
+    Model::load(&path, ModelParams { threads: 1 })
+        .expect_err("must be refused")
+        .to_string()
+}
+
+#[test]
+fn llama3_rope_factors_and_rope_scaling_are_refused_by_name() {
+    let e = load_error(Some("rope_freqs.weight"), None);
+    assert!(
+        e.contains("rope_freqs.weight") && e.contains("RoPE frequency factors"),
+        "{e}"
+    );
+    let e = load_error(Some("blk.0.attn_q.bias"), None);
+    assert!(e.contains("blk.0.attn_q.bias") && e.contains("bias"), "{e}");
+    let e = load_error(None, Some(("llama.rope.scaling.type", "yarn")));
+    assert!(
+        e.contains("llama.rope.scaling.type") && e.contains("yarn"),
+        "{e}"
+    );
 }
 
 #[test]

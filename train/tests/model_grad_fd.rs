@@ -144,6 +144,30 @@ fn fd_f32_checkpointing_off() {
 }
 
 #[test]
+fn fd_smollm3_nope_layer_checkpointing_every_two_layers() {
+    // Layer 3 of a SmolLM3 has no RoPE: its q/k gradients skip the RoPE backward.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, _) = tiny_model_arch(
+        dir.path(),
+        "smollm3.gguf",
+        "smollm3",
+        4,
+        QuantType::F32,
+        QuantType::F32,
+        true,
+    );
+    assert!(model.spec().layer(3).rope.is_none() && model.spec().layer(2).rope.is_some());
+    let lora = lora_nonzero(&model, lora_cfg(), 5);
+    let mut tr = Trainable::new(
+        &model,
+        lora,
+        opts(Checkpointing::EveryN(2), BaseMatmul::Fast),
+    )
+    .expect("trainable");
+    check_fd(&mut tr, FD_EPS, 1e-2, FD_ATOL);
+}
+
+#[test]
 fn fd_f32_checkpointing_every_layer_untied_head() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, _) = tiny_model(

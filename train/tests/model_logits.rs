@@ -78,6 +78,27 @@ fn base_only_matches_runtime_on_tiny_models() {
 }
 
 #[test]
+fn base_only_matches_runtime_on_a_tiny_smollm3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, _) = tiny_model_arch(
+        dir.path(),
+        "smollm3.gguf",
+        "smollm3",
+        4,
+        QuantType::Q8_0,
+        QuantType::Q8_0,
+        false,
+    );
+    let lora = LoraParams::new(model.config(), LoraConfig::default()).expect("lora");
+    let t = tokens(40);
+    let rel = rel_diff(&train_logits(&model, lora, &t), &runtime_logits(&model, &t));
+    assert!(
+        rel <= 1e-4,
+        "smollm3: training logits differ from the runtime's by {rel:.3e}"
+    );
+}
+
+#[test]
 fn adapter_matches_runtime_on_merged_weights() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, tensors) = tiny_model(

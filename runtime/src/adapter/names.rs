@@ -1,4 +1,5 @@
-//! Tensor names: GGUF base tensor names <-> PEFT (Hugging Face llama-family) module names.
+//! Tensor names: GGUF base tensor names <-> PEFT (Hugging Face llama-family) module names. The
+//! per-layer projections come from the one table in [`crate::spec::Proj`].
 //!
 //! | GGUF base tensor           | HF module                          |
 //! |----------------------------|------------------------------------|
@@ -16,19 +17,10 @@
 //! `.lora_B.weight`, and an embedding's as `base_model.model.<module>.lora_embedding_A` /
 //! `.lora_embedding_B`.
 
+use crate::spec::Proj;
+
 /// Prefix PEFT puts before every module name in `adapter_model.safetensors`.
 pub const PEFT_PREFIX: &str = "base_model.model.";
-
-/// Per-layer projections: (GGUF short name, HF parent, HF short name).
-const LAYER_MAP: [(&str, &str, &str); 7] = [
-    ("attn_q", "self_attn", "q_proj"),
-    ("attn_k", "self_attn", "k_proj"),
-    ("attn_v", "self_attn", "v_proj"),
-    ("attn_output", "self_attn", "o_proj"),
-    ("ffn_gate", "mlp", "gate_proj"),
-    ("ffn_up", "mlp", "up_proj"),
-    ("ffn_down", "mlp", "down_proj"),
-];
 
 /// The GGUF base tensor name of the embedding table, whose LoRA halves llama.cpp stores flipped.
 pub const TOKEN_EMBD: &str = "token_embd.weight";
@@ -46,9 +38,12 @@ pub fn gguf_to_hf(gguf: &str) -> Option<String> {
     if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let short = rest.strip_suffix(".weight")?;
-    let (_, parent, proj) = LAYER_MAP.iter().find(|(g, _, _)| *g == short)?;
-    Some(format!("model.layers.{layer}.{parent}.{proj}"))
+    let p = Proj::from_gguf_stem(rest.strip_suffix(".weight")?)?;
+    Some(format!(
+        "model.layers.{layer}.{}.{}",
+        p.hf_parent(),
+        p.hf_name()
+    ))
 }
 
 /// The GGUF base tensor name for an HF module name, or `None` if graft has no mapping for it.
@@ -63,11 +58,9 @@ pub fn hf_to_gguf(hf: &str) -> Option<String> {
     if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (parent, proj) = rest.split_once('.')?;
-    let (g, _, _) = LAYER_MAP
-        .iter()
-        .find(|(_, p, s)| *p == parent && *s == proj)?;
-    Some(format!("blk.{layer}.{g}.weight"))
+    let (parent, module) = rest.split_once('.')?;
+    let p = Proj::from_hf(parent, module)?;
+    Some(format!("blk.{layer}.{}.weight", p.gguf_stem()))
 }
 
 /// The last component of an HF module name (`q_proj`, `embed_tokens`, `lm_head`), as PEFT's
@@ -86,9 +79,9 @@ pub fn is_embedding(gguf: &str) -> bool {
 pub fn qk_role(gguf: &str) -> Option<QkRole> {
     let rest = gguf.strip_prefix("blk.")?;
     let (_, rest) = rest.split_once('.')?;
-    match rest {
-        "attn_q.weight" => Some(QkRole::Q),
-        "attn_k.weight" => Some(QkRole::K),
+    match Proj::from_gguf_stem(rest.strip_suffix(".weight")?)? {
+        Proj::Q => Some(QkRole::Q),
+        Proj::K => Some(QkRole::K),
         _ => None,
     }
 }

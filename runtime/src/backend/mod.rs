@@ -31,7 +31,7 @@ pub struct AttnShape {
 }
 
 /// RoPE parameters ("normal" style: adjacent pairs rotate together, as `LLAMA_ROPE_TYPE_NORM`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RopeParams {
     /// Base frequency.
     pub freq_base: f32,

@@ -3,26 +3,8 @@
 use super::loaded::LoadedAdapter;
 use crate::backend::{Backend, LoraInput, LoraMats};
 use crate::model::Model;
+pub use crate::spec::Proj;
 use std::sync::Arc;
-
-/// A projection of a transformer block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proj {
-    /// `attn_q`.
-    Q = 0,
-    /// `attn_k`.
-    K = 1,
-    /// `attn_v`.
-    V = 2,
-    /// `attn_output`.
-    O = 3,
-    /// `ffn_gate`.
-    Gate = 4,
-    /// `ffn_up`.
-    Up = 5,
-    /// `ffn_down`.
-    Down = 6,
-}
 
 /// A tensor a LoRA can adapt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,16 +31,7 @@ impl Target {
         if l >= n_layer {
             return None;
         }
-        let p = match rest {
-            "attn_q.weight" => Proj::Q,
-            "attn_k.weight" => Proj::K,
-            "attn_v.weight" => Proj::V,
-            "attn_output.weight" => Proj::O,
-            "ffn_gate.weight" => Proj::Gate,
-            "ffn_up.weight" => Proj::Up,
-            "ffn_down.weight" => Proj::Down,
-            _ => return None,
-        };
+        let p = Proj::from_gguf_stem(rest.strip_suffix(".weight")?)?;
         Some(Target::Layer(l, p))
     }
 
@@ -69,18 +42,7 @@ impl Target {
         let m = match self {
             Target::TokenEmbd => &w.token_embd,
             Target::Output => &w.output,
-            Target::Layer(l, p) => {
-                let lw = &w.layers[l];
-                match p {
-                    Proj::Q => &lw.wq,
-                    Proj::K => &lw.wk,
-                    Proj::V => &lw.wv,
-                    Proj::O => &lw.wo,
-                    Proj::Gate => &lw.w_gate,
-                    Proj::Up => &lw.w_up,
-                    Proj::Down => &lw.w_down,
-                }
-            }
+            Target::Layer(l, p) => w.layers[l].proj(p),
         };
         (m.rows, m.cols)
     }

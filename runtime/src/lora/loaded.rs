@@ -1,6 +1,6 @@
 //! An adapter checked against a model and laid out for the forward pass.
 
-use super::active::{Proj, Target};
+use super::active::Target;
 use crate::adapter::{LoraAdapter, LoraPair};
 use crate::model::Model;
 use crate::model_error::ModelError;
@@ -89,7 +89,7 @@ impl LoadedAdapter {
         match t {
             Target::TokenEmbd => &mut self.token_embd,
             Target::Output => &mut self.output,
-            Target::Layer(l, p) => &mut self.layers[l][p as usize],
+            Target::Layer(l, p) => &mut self.layers[l][p.index()],
         }
     }
 
@@ -98,7 +98,7 @@ impl LoadedAdapter {
         match t {
             Target::TokenEmbd => self.token_embd.as_ref(),
             Target::Output => self.output.as_ref(),
-            Target::Layer(l, p) => self.layers.get(l)?[p as usize].as_ref(),
+            Target::Layer(l, p) => self.layers.get(l)?[p.index()].as_ref(),
         }
     }
 
@@ -134,17 +134,4 @@ impl LoadedAdapter {
             .map(|p| (p.a.len() + p.b.len()) * std::mem::size_of::<f32>())
             .sum()
     }
-}
-
-impl Proj {
-    /// All seven, in forward order.
-    pub const ALL: [Proj; 7] = [
-        Proj::Q,
-        Proj::K,
-        Proj::V,
-        Proj::O,
-        Proj::Gate,
-        Proj::Up,
-        Proj::Down,
-    ];
 }

@@ -1,8 +1,9 @@
-//! One llama block: training forward (keeping what backward reads in a [`LayerActs`] slot) and
+//! One block, as its [`LayerSpec`] describes it: training forward (keeping what backward reads in a [`LayerActs`] slot) and
 //! its backward (gradients for the LoRA tensors, and the gradient of the block input), side by
 //! side.
 //!
-//! `n = rmsnorm(x)·w1; q,k,v = W n + s·B A drop(n); rope(q,k); a = attn(q,k,v);
+//! `n = rmsnorm(x)·w1; q,k,v = W n + s·B A drop(n); rope(q,k) (if the layer has it);
+//! a = attn(q,k,v);
 //! h = x + Wo a (+LoRA); m = rmsnorm(h)·w2; y = h + Wd (silu(Wg m) ⊙ Wu m) (+LoRA each)`.
 
 use super::activations::LayerActs;
@@ -14,15 +15,16 @@ use super::rowwise;
 use crate::optim::ParamTensor;
 use graft_kernels::cpu;
 use graft_kernels::grad::{self, AttnShape, LoraShape};
-use graft_runtime::backend::{
-    AttnShape as RtAttnShape, Backend, CpuBackend, LoraInput, LoraMats, RopeParams,
-};
+use graft_runtime::backend::{AttnShape as RtAttnShape, Backend, CpuBackend, LoraInput, LoraMats};
 use graft_runtime::config::ModelConfig;
-use graft_runtime::weights::{LayerWeights, Matrix};
+use graft_runtime::spec::LayerSpec;
+use graft_runtime::weights::LayerWeights;
 
 /// Everything a layer reads besides its weights and activations.
 pub(crate) struct Ctx<'a> {
     pub cfg: &'a ModelConfig,
+    /// What each block computes (the model's [`graft_runtime::spec::ModelSpec`] layers).
+    pub layers: &'a [LayerSpec],
     pub base: &'a Base,
     pub batch: &'a Batch,
     /// Dropout probability, seed and step (the masks are a pure function of these).
@@ -106,18 +108,6 @@ impl Scratch {
     }
 }
 
-fn matrix<'a, 'w>(lw: &'a LayerWeights<'w>, t: Target) -> &'a Matrix<'w> {
-    match t {
-        Target::Q => &lw.wq,
-        Target::K => &lw.wk,
-        Target::V => &lw.wv,
-        Target::O => &lw.wo,
-        Target::Gate => &lw.w_gate,
-        Target::Up => &lw.w_up,
-        Target::Down => &lw.w_down,
-    }
-}
-
 impl Ctx<'_> {
     /// Dropout keep-scale of element `i` of (layer, target)'s LoRA input: 0 or `1/(1-p)`.
     fn keep(&self, stream: u64, i: usize) -> f32 {
@@ -168,7 +158,7 @@ impl Ctx<'_> {
         y: &mut [f32],
         xd: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        let m = matrix(lw, t);
+        let m = lw.proj(t);
         let n = self.batch.n_tokens();
         self.base.forward(m, x, n, y)?;
         if let Some((a, b)) = lora.pair(layer, t) {
@@ -224,7 +214,7 @@ impl Ctx<'_> {
         xd: &mut [f32],
         tmp: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        let m = matrix(lw, t);
+        let m = lw.proj(t);
         let n = self.batch.n_tokens();
         if let Some(dx) = dx.as_deref_mut() {
             self.base.backward(m, dy, n, dx)?;
@@ -320,50 +310,48 @@ impl Ctx<'_> {
         self.linear_fwd(lw, lora, layer, Target::K, a.xn1, uk, a.k, xd)?;
         self.linear_fwd(lw, lora, layer, Target::V, a.xn1, uv, a.v, xd)?;
         let tl = self.batch.seq_len;
-        let pos = &self.batch.positions;
-        for r in 0..self.batch.n_rows {
-            let (t0, t1) = (r * tl, (r + 1) * tl);
-            let p0 = pos[t0];
-            let contiguous = (t0..t1).all(|t| pos[t] == p0 + (t - t0));
-            let Some(rt) = self.rt.filter(|_| contiguous) else {
-                continue;
-            };
-            let rp = RopeParams {
-                freq_base: cfg.rope_freq_base,
-                n_rot: cfg.n_rot,
-            };
-            with_vec(&mut a.q[t0 * qd..t1 * qd], |v| {
-                rt.rope(v, tl, cfg.n_head, hd, p0, rp)
-            });
-            with_vec(&mut a.k[t0 * kvd..t1 * kvd], |v| {
-                rt.rope(v, tl, cfg.n_head_kv, hd, p0, rp)
-            });
-        }
-        let rt_rope = |t: usize| {
-            let (r0, p) = (t / tl * tl, &self.batch.positions);
-            self.rt.is_some() && (r0..r0 + tl).all(|i| p[i] == p[r0] + (i - r0))
-        };
-        for (t, &pos) in self.batch.positions.iter().enumerate() {
-            if rt_rope(t) {
-                continue;
+        if let Some(rp) = self.layers[layer].rope {
+            let pos = &self.batch.positions;
+            for r in 0..self.batch.n_rows {
+                let (t0, t1) = (r * tl, (r + 1) * tl);
+                let p0 = pos[t0];
+                let contiguous = (t0..t1).all(|t| pos[t] == p0 + (t - t0));
+                let Some(rt) = self.rt.filter(|_| contiguous) else {
+                    continue;
+                };
+                with_vec(&mut a.q[t0 * qd..t1 * qd], |v| {
+                    rt.rope(v, tl, cfg.n_head, hd, p0, rp)
+                });
+                with_vec(&mut a.k[t0 * kvd..t1 * kvd], |v| {
+                    rt.rope(v, tl, cfg.n_head_kv, hd, p0, rp)
+                });
             }
-            let (base, rot) = (cfg.rope_freq_base, cfg.n_rot);
-            cpu::rope_normal(
-                &mut a.q[t * qd..(t + 1) * qd],
-                cfg.n_head,
-                hd,
-                pos,
-                base,
-                rot,
-            );
-            cpu::rope_normal(
-                &mut a.k[t * kvd..(t + 1) * kvd],
-                cfg.n_head_kv,
-                hd,
-                pos,
-                base,
-                rot,
-            );
+            let rt_rope = |t: usize| {
+                let (r0, p) = (t / tl * tl, &self.batch.positions);
+                self.rt.is_some() && (r0..r0 + tl).all(|i| p[i] == p[r0] + (i - r0))
+            };
+            for (t, &pos) in self.batch.positions.iter().enumerate() {
+                if rt_rope(t) {
+                    continue;
+                }
+                let (base, rot) = (rp.freq_base, rp.n_rot);
+                cpu::rope_normal(
+                    &mut a.q[t * qd..(t + 1) * qd],
+                    cfg.n_head,
+                    hd,
+                    pos,
+                    base,
+                    rot,
+                );
+                cpu::rope_normal(
+                    &mut a.k[t * kvd..(t + 1) * kvd],
+                    cfg.n_head_kv,
+                    hd,
+                    pos,
+                    base,
+                    rot,
+                );
+            }
         }
         if self.kv_f16 {
             for x in a.k.iter_mut().chain(a.v.iter_mut()) {
@@ -556,9 +544,11 @@ impl Ctx<'_> {
                 self.base.pool(),
             );
         }
-        let pos = &self.batch.positions;
-        grad::rope_backward(dq, pos, cfg.n_head, hd, cfg.rope_freq_base, cfg.n_rot);
-        grad::rope_backward(dk, pos, cfg.n_head_kv, hd, cfg.rope_freq_base, cfg.n_rot);
+        if let Some(rp) = self.layers[layer].rope {
+            let pos = &self.batch.positions;
+            grad::rope_backward(dq, pos, cfg.n_head, hd, rp.freq_base, rp.n_rot);
+            grad::rope_backward(dk, pos, cfg.n_head_kv, hd, rp.freq_base, rp.n_rot);
+        }
         dxn.fill(0.0);
         let mut dxn_opt = need_dx.then_some(&mut *dxn);
         self.linear_bwd(

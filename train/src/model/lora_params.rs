@@ -7,67 +7,9 @@ use graft_runtime::adapter::{HeadLayout, LoraAdapter, LoraPair, MetaValue};
 use graft_runtime::config::ModelConfig;
 use std::collections::BTreeMap;
 
-/// A projection LoRA can adapt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
-    /// Query projection (`attn_q`).
-    Q,
-    /// Key projection (`attn_k`).
-    K,
-    /// Value projection (`attn_v`).
-    V,
-    /// Attention output projection (`attn_output`).
-    O,
-    /// FFN gate (`ffn_gate`).
-    Gate,
-    /// FFN up (`ffn_up`).
-    Up,
-    /// FFN down (`ffn_down`).
-    Down,
-}
-
-impl Target {
-    /// All seven, in forward order.
-    pub const ALL: [Target; 7] = [
-        Target::Q,
-        Target::K,
-        Target::V,
-        Target::O,
-        Target::Gate,
-        Target::Up,
-        Target::Down,
-    ];
-
-    /// Index in [`Target::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// GGUF tensor stem (`blk.N.<stem>.weight`).
-    pub fn gguf_stem(self) -> &'static str {
-        match self {
-            Target::Q => "attn_q",
-            Target::K => "attn_k",
-            Target::V => "attn_v",
-            Target::O => "attn_output",
-            Target::Gate => "ffn_gate",
-            Target::Up => "ffn_up",
-            Target::Down => "ffn_down",
-        }
-    }
-
-    /// `(n_out, n_in)` of the base matrix for a model.
-    pub fn dims(self, cfg: &ModelConfig) -> (usize, usize) {
-        let d = cfg.n_embd;
-        match self {
-            Target::Q => (cfg.q_dim(), d),
-            Target::K | Target::V => (cfg.kv_dim(), d),
-            Target::O => (d, cfg.q_dim()),
-            Target::Gate | Target::Up => (cfg.n_ff, d),
-            Target::Down => (d, cfg.n_ff),
-        }
-    }
-}
+/// A projection LoRA can adapt: the runtime's one projection table ([`graft_runtime::spec::Proj`]:
+/// GGUF, PEFT and command-line names, dimensions).
+pub use graft_runtime::spec::Proj as Target;
 
 /// LoRA hyperparameters.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,6 +11,7 @@ use super::layer::{Ctx, Scratch};
 use super::lora_params::{LoraParams, Target};
 use graft_runtime::backend::CpuBackend;
 use graft_runtime::config::ModelConfig;
+use graft_runtime::spec::ModelSpec;
 use graft_runtime::weights::Weights;
 use graft_runtime::Model;
 
@@ -58,9 +59,10 @@ struct Buffers {
     scratch: Scratch,
 }
 
-/// A llama model with LoRA adapters on its projections, for training.
+/// A model (any family graft runs, following its [`ModelSpec`]) with LoRA adapters on its
+/// projections, for training.
 pub struct Trainable<'m> {
-    cfg: ModelConfig,
+    spec: ModelSpec,
     w: &'m Weights<'m>,
     lora: LoraParams,
     base: Base,
@@ -82,7 +84,8 @@ impl<'m> Trainable<'m> {
         lora: LoraParams,
         opts: TrainOptions,
     ) -> Result<Trainable<'m>, TrainModelError> {
-        let cfg = model.config().clone();
+        let spec = model.spec().clone();
+        let cfg = &spec.config;
         if lora.n_layer() != cfg.n_layer {
             return Err(TrainModelError::InvalidOption(format!(
                 "LoRA parameters for {} layers, model has {}",
@@ -91,11 +94,11 @@ impl<'m> Trainable<'m> {
             )));
         }
         for t in Target::ALL {
-            if lora.config().targets.contains(&t) && lora.dims(t) != t.dims(&cfg) {
+            if lora.config().targets.contains(&t) && lora.dims(t) != t.dims(cfg) {
                 return Err(TrainModelError::InvalidOption(format!(
                     "LoRA {t:?} dims {:?} do not fit the model ({:?})",
                     lora.dims(t),
-                    t.dims(&cfg)
+                    t.dims(cfg)
                 )));
             }
         }
@@ -107,9 +110,9 @@ impl<'m> Trainable<'m> {
         Ok(Trainable {
             plan: SegmentPlan::new(opts.checkpointing, cfg.n_layer)?,
             base: Base::new(opts.threads, opts.base_matmul)?,
-            head: HeadScratch::new(&cfg, opts.head_chunk),
+            head: HeadScratch::new(cfg, opts.head_chunk),
             w: model.weights(),
-            cfg,
+            spec,
             lora,
             bufs: None,
             pending: None,
@@ -121,7 +124,7 @@ impl<'m> Trainable<'m> {
 
     /// The model's hyperparameters.
     pub fn config(&self) -> &ModelConfig {
-        &self.cfg
+        &self.spec.config
     }
 
     /// The LoRA parameters (values and accumulated gradients).
@@ -168,15 +171,15 @@ impl<'m> Trainable<'m> {
     /// the allocations of the longest batch so far) rather than allocated anew, which faulted
     /// in ~1 GB of fresh pages per step at seq 256 × batch 4.
     fn ensure_buffers(&mut self, n_tok: usize) {
-        let dims = LayerDims::new(&self.cfg, n_tok, self.ranks());
-        let d = self.cfg.n_embd;
+        let dims = LayerDims::new(&self.spec.config, n_tok, self.ranks());
+        let d = self.spec.config.n_embd;
         if let Some(b) = self.bufs.as_mut() {
             if b.n_tok != n_tok {
                 b.n_tok = n_tok;
                 b.arena.relayout(dims);
                 b.ckpt.resize(self.plan.segments.len() * n_tok * d, 0.0);
                 b.xout.resize(n_tok * d, 0.0);
-                b.scratch.resize(&self.cfg, n_tok);
+                b.scratch.resize(&self.spec.config, n_tok);
             }
             return;
         }
@@ -185,19 +188,20 @@ impl<'m> Trainable<'m> {
             arena: Activations::new(dims, self.plan.seg_len),
             ckpt: vec![0.0; self.plan.segments.len() * n_tok * d],
             xout: vec![0.0; n_tok * d],
-            scratch: Scratch::new(&self.cfg, n_tok),
+            scratch: Scratch::new(&self.spec.config, n_tok),
         });
     }
 
     /// Embedding and every layer; leaves the final residual stream in `xout` and the last
     /// segment's activations in the arena.
     fn run_layers(&mut self, batch: &Batch, train: bool) -> Result<(), TrainModelError> {
-        batch.validate(self.cfg.n_vocab)?;
+        batch.validate(self.spec.config.n_vocab)?;
         let n = batch.n_tokens();
         self.ensure_buffers(n);
-        let d = self.cfg.n_embd;
+        let d = self.spec.config.n_embd;
         let ctx = Ctx {
-            cfg: &self.cfg,
+            cfg: &self.spec.config,
+            layers: &self.spec.layers,
             base: &self.base,
             batch,
             dropout: if train {
@@ -238,7 +242,7 @@ impl<'m> Trainable<'m> {
             return Err(TrainModelError::NoForward);
         };
         let loss = head(
-            &self.cfg,
+            &self.spec.config,
             self.w,
             &self.base,
             &b.xout,
@@ -261,7 +265,8 @@ impl<'m> Trainable<'m> {
             return Err(TrainModelError::NoForward);
         };
         let ctx = Ctx {
-            cfg: &self.cfg,
+            cfg: &self.spec.config,
+            layers: &self.spec.layers,
             base: &self.base,
             batch: &batch,
             dropout: self.lora.config().dropout,
@@ -304,7 +309,7 @@ impl<'m> Trainable<'m> {
             return Err(TrainModelError::NoForward);
         };
         head(
-            &self.cfg,
+            &self.spec.config,
             self.w,
             &self.base,
             &b.xout,
@@ -322,9 +327,9 @@ impl<'m> Trainable<'m> {
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
         };
-        let mut out = vec![0.0; batch.n_tokens() * self.cfg.n_vocab];
+        let mut out = vec![0.0; batch.n_tokens() * self.spec.config.n_vocab];
         head(
-            &self.cfg,
+            &self.spec.config,
             self.w,
             &self.base,
             &b.xout,

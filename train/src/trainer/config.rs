@@ -194,29 +194,12 @@ impl Default for TrainConfig {
 /// Parses a target's short name (`q`, `k`, `v`, `o`, `gate`, `up`, `down`; the GGUF stems
 /// and PEFT module names are accepted too).
 pub fn parse_target(s: &str) -> Option<Target> {
-    Some(match s.trim() {
-        "q" | "attn_q" | "q_proj" => Target::Q,
-        "k" | "attn_k" | "k_proj" => Target::K,
-        "v" | "attn_v" | "v_proj" => Target::V,
-        "o" | "attn_output" | "o_proj" => Target::O,
-        "gate" | "ffn_gate" | "gate_proj" => Target::Gate,
-        "up" | "ffn_up" | "up_proj" => Target::Up,
-        "down" | "ffn_down" | "down_proj" => Target::Down,
-        _ => return None,
-    })
+    Target::parse(s)
 }
 
 /// The short name of a target.
 pub fn target_name(t: Target) -> &'static str {
-    match t {
-        Target::Q => "q",
-        Target::K => "k",
-        Target::V => "v",
-        Target::O => "o",
-        Target::Gate => "gate",
-        Target::Up => "up",
-        Target::Down => "down",
-    }
+    t.short_name()
 }
 
 impl TrainConfig {

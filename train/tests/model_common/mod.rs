@@ -100,7 +100,12 @@ pub fn tiny_tensors(
 
 /// Writes the tensors as a llama GGUF.
 pub fn write_model(path: &Path, n_layer: usize, tensors: &[Tensor]) {
-    let arch = "llama";
+    write_model_arch(path, "llama", n_layer, tensors)
+}
+
+/// Writes the tensors as a GGUF of architecture `arch` (a llama-shaped family: `llama`,
+/// `smollm3`).
+pub fn write_model_arch(path: &Path, arch: &str, n_layer: usize, tensors: &[Tensor]) {
     let mut md = Metadata::new();
     md.insert("general.architecture", arch);
     md.insert(format!("{arch}.embedding_length"), D as u32);
@@ -130,9 +135,22 @@ pub fn tiny_model(
     embd: QuantType,
     tied: bool,
 ) -> (Model, Vec<Tensor>) {
+    tiny_model_arch(dir, name, "llama", n_layer, proj, embd, tied)
+}
+
+/// [`tiny_model`] of architecture `arch`.
+pub fn tiny_model_arch(
+    dir: &Path,
+    name: &str,
+    arch: &str,
+    n_layer: usize,
+    proj: QuantType,
+    embd: QuantType,
+    tied: bool,
+) -> (Model, Vec<Tensor>) {
     let tensors = tiny_tensors(7, n_layer, proj, embd, tied);
     let path = dir.join(name);
-    write_model(&path, n_layer, &tensors);
+    write_model_arch(&path, arch, n_layer, &tensors);
     let model = Model::load(&path, ModelParams { threads: 1 }).expect("load tiny model");
     (model, tensors)
 }
