@@ -95,6 +95,12 @@ typedef enum graft_stop_reason {
   GRAFT_STOP_CANCELLED = 5,
 } graft_stop_reason;
 
+// The devices a model can run on (the values of `graft_model_params.device`).
+typedef enum graft_device {
+  // The CPU (SIMD kernels picked at run time, `threads` threads).
+  GRAFT_DEVICE_CPU = 0,
+} graft_device;
+
 // A LoRA adapter loaded for one model (llama.cpp GGUF LoRA, or a PEFT directory / its
 // `adapter_model.safetensors`).
 //
@@ -184,6 +190,9 @@ typedef struct graft_model_params {
   // Compute threads for every session of this model, 1..=1024 (default: the CPUs available
   // to this process).
   uint32_t threads;
+  // The device to run on, a `graft_device` value (default `GRAFT_DEVICE_CPU`); a value this
+  // build does not run on is `GRAFT_ERR_INVALID_ARG`.
+  uint32_t device;
 } graft_model_params;
 
 // Options for a session. Get the defaults from `graft_session_params_default()` and change

@@ -5,11 +5,20 @@ use crate::error::{graft_status, FfiError};
 use crate::guard::call;
 use crate::handle::{self, Handle, Kind};
 use graft_runtime::tokenizer::Tokenizer;
-use graft_runtime::{Model, ModelParams};
+use graft_runtime::{DeviceKind, Model, ModelParams};
 use std::ffi::c_char;
 
 /// Most compute threads accepted.
 pub(crate) const MAX_THREADS: u32 = 1024;
+
+/// The devices a model can run on (the values of `graft_model_params.device`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum graft_device {
+    /// The CPU (SIMD kernels picked at run time, `threads` threads).
+    GRAFT_DEVICE_CPU = 0,
+}
 
 /// Options for opening a model. Get the defaults from `graft_model_params_default()`.
 #[repr(C)]
@@ -18,6 +27,19 @@ pub struct graft_model_params {
     /// Compute threads for every session of this model, 1..=1024 (default: the CPUs available
     /// to this process).
     pub threads: u32,
+    /// The device to run on, a `graft_device` value (default `GRAFT_DEVICE_CPU`); a value this
+    /// build does not run on is `GRAFT_ERR_INVALID_ARG`.
+    pub device: u32,
+}
+
+/// The device kind a `graft_model_params.device` value names.
+fn device_kind(device: u32) -> Result<DeviceKind, FfiError> {
+    match device {
+        d if d == graft_device::GRAFT_DEVICE_CPU as u32 => Ok(DeviceKind::Cpu),
+        d => Err(FfiError::invalid(format!(
+            "params.device = {d} is not a device this build runs on (GRAFT_DEVICE_CPU = 0)"
+        ))),
+    }
 }
 
 /// A loaded model: the memory-mapped GGUF file, its weights and tokenizer.
@@ -46,6 +68,7 @@ pub extern "C" fn graft_model_params_default() -> graft_model_params {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     graft_model_params {
         threads: (threads as u32).clamp(1, MAX_THREADS),
+        device: graft_device::GRAFT_DEVICE_CPU as u32,
     }
 }
 
@@ -81,6 +104,7 @@ pub unsafe extern "C" fn graft_model_open(
                 p.threads
             )));
         }
+        let device = device_kind(p.device)?;
         let fs_path = std::path::Path::new(path);
         if !fs_path.is_file() {
             return Err(FfiError::new(
@@ -88,11 +112,12 @@ pub unsafe extern "C" fn graft_model_open(
                 format!("model file not found: {path}"),
             ));
         }
-        let model = Model::load(
+        let model = Model::load_on(
             fs_path,
             ModelParams {
                 threads: p.threads as usize,
             },
+            device,
         )?;
         let tokenizer = Tokenizer::from_gguf(model.gguf().metadata()).map_err(|e| {
             FfiError::new(

@@ -247,3 +247,27 @@ fn last_error_is_per_thread() {
         "another thread's error leaked into this one"
     );
 }
+
+#[test]
+fn unknown_device_and_zero_threads_are_invalid_arguments() {
+    let path = CString::new(model_path().to_str().expect("UTF-8 path")).expect("no NUL");
+    let mut mp = graft_model_params_default();
+    assert_eq!(mp.device, graft_device::GRAFT_DEVICE_CPU as u32);
+    mp.device = 99;
+    let mut model = std::ptr::dangling_mut::<graft_model>();
+    // SAFETY: valid C string, params and out pointer.
+    let st = unsafe { graft_model_open(path.as_ptr(), &mp, &mut model) };
+    assert_eq!(st, graft_status::GRAFT_ERR_INVALID_ARG);
+    assert!(model.is_null(), "out is set to NULL on error");
+    let e = last_error();
+    assert!(
+        e.contains("device = 99") && e.contains("GRAFT_DEVICE_CPU"),
+        "{e}"
+    );
+    mp.device = graft_device::GRAFT_DEVICE_CPU as u32;
+    mp.threads = 0;
+    // SAFETY: as above.
+    let st = unsafe { graft_model_open(path.as_ptr(), &mp, &mut model) };
+    assert_eq!(st, graft_status::GRAFT_ERR_INVALID_ARG);
+    assert!(last_error().contains("threads"), "{}", last_error());
+}

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod bench;
 pub mod chat_template;
 pub mod config;
+pub mod device;
 pub mod forward;
 pub mod generate;
 pub mod kv_cache;
@@ -17,5 +18,6 @@ pub mod spec;
 pub mod tokenizer;
 pub mod weights;
 
+pub use device::{Device, DeviceKind};
 pub use model::{Model, ModelParams, Session, SessionParams};
 pub use model_error::ModelError;

@@ -1,8 +1,10 @@
-//! A loaded model (the mapped file, its config and weight views) and an inference session
-//! (KV cache + activation arena) over it.
+//! A loaded model (the mapped file, its description, weight views and device) and an inference
+//! session (KV cache + activation arena on that device) over it. Both are non-generic: the
+//! [`Device`] enum picks the backend, and the generic forward runs inside.
 
 use crate::backend::{Backend, CpuBackend};
 use crate::config::ModelConfig;
+use crate::device::{Device, DeviceKind};
 use crate::forward::{forward, Scratch};
 use crate::kv_cache::KvCache;
 use crate::lora::{ActiveAdapters, AdapterId, AdapterSet, LoadedAdapter};
@@ -38,11 +40,11 @@ impl Default for ModelParams {
 }
 
 /// A model of any family graft runs: memory-mapped GGUF, its description, weight views and the
-/// CPU backend.
+/// device it runs on.
 pub struct Model {
     cell: ModelCell,
     spec: ModelSpec,
-    backend: CpuBackend,
+    device: Device,
     path: PathBuf,
     adapters: AdapterSet,
 }
@@ -52,14 +54,24 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("path", &self.path)
             .field("spec", &self.spec)
+            .field("device", &self.device)
             .finish()
     }
 }
 
 impl Model {
-    /// Maps the file, reads the config and validates every tensor. Nothing is copied except the
-    /// norm vectors.
+    /// Maps the file, reads the config and validates every tensor, to run on the CPU. Nothing
+    /// is copied except the norm vectors.
     pub fn load(path: impl AsRef<Path>, params: ModelParams) -> Result<Model, ModelError> {
+        Model::load_on(path, params, DeviceKind::Cpu)
+    }
+
+    /// [`Model::load`] onto a device of `kind`.
+    pub fn load_on(
+        path: impl AsRef<Path>,
+        params: ModelParams,
+        kind: DeviceKind,
+    ) -> Result<Model, ModelError> {
         let path = path.as_ref().to_path_buf();
         if params.threads == 0 {
             return Err(ModelError::InvalidParam(
@@ -71,14 +83,14 @@ impl Model {
             msg: e.to_string(),
         })?;
         let spec = ModelSpec::from_gguf(&file)?;
-        let backend = CpuBackend::new(params.threads)?;
+        let device = Device::new(kind, params.threads)?;
         let cell = ModelCell::try_new(file, |f| {
-            Weights::from_gguf(f, &spec.config, &|ty| backend.supports(ty))
+            Weights::from_gguf(f, &spec.config, &|ty| device.supports(ty))
         })?;
         Ok(Model {
             cell,
             spec,
-            backend,
+            device,
             path,
             adapters: AdapterSet::new(),
         })
@@ -104,9 +116,9 @@ impl Model {
         self.cell.borrow_owner()
     }
 
-    /// The compute backend.
-    pub fn backend(&self) -> &CpuBackend {
-        &self.backend
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The file this model was loaded from.
@@ -143,11 +155,54 @@ impl Default for SessionParams {
     }
 }
 
+/// A session's KV cache and activation arena, on its model's device.
+enum SessionState {
+    Cpu {
+        kv: KvCache<CpuBackend>,
+        scratch: Scratch<CpuBackend>,
+    },
+}
+
+impl SessionState {
+    fn new(model: &Model, n_ctx: usize, n_batch: usize) -> SessionState {
+        let cfg = model.config();
+        match model.device() {
+            Device::Cpu(b) => SessionState::Cpu {
+                kv: KvCache::new(b, cfg.n_layer, n_ctx, cfg.kv_dim()),
+                scratch: Scratch::new(b, cfg, model.weights(), n_batch),
+            },
+        }
+    }
+
+    fn n_past(&self) -> usize {
+        match self {
+            SessionState::Cpu { kv, .. } => kv.n_past(),
+        }
+    }
+
+    fn n_ctx(&self) -> usize {
+        match self {
+            SessionState::Cpu { kv, .. } => kv.n_ctx(),
+        }
+    }
+
+    fn n_batch(&self) -> usize {
+        match self {
+            SessionState::Cpu { scratch, .. } => scratch.n_batch,
+        }
+    }
+
+    fn set_n_past(&mut self, n_past: usize) {
+        match self {
+            SessionState::Cpu { kv, .. } => kv.set_n_past(n_past),
+        }
+    }
+}
+
 /// An inference session: a KV cache and activation arena over a borrowed model.
 pub struct Session<'m> {
     model: &'m Model,
-    kv: KvCache<CpuBackend>,
-    scratch: Scratch<CpuBackend>,
+    state: SessionState,
     logits: Vec<f32>,
     lora: ActiveAdapters,
 }
@@ -167,11 +222,9 @@ impl<'m> Session<'m> {
             ));
         }
         let n_batch = params.n_batch.min(n_ctx);
-        let b = model.backend();
         Ok(Session {
             model,
-            kv: KvCache::new(b, cfg.n_layer, n_ctx, cfg.kv_dim()),
-            scratch: Scratch::new(b, cfg, model.weights(), n_batch),
+            state: SessionState::new(model, n_ctx, n_batch),
             logits: Vec::new(),
             lora: ActiveAdapters::default(),
         })
@@ -184,12 +237,12 @@ impl<'m> Session<'m> {
 
     /// Tokens in the KV cache.
     pub fn n_past(&self) -> usize {
-        self.kv.n_past()
+        self.state.n_past()
     }
 
     /// Context size.
     pub fn n_ctx(&self) -> usize {
-        self.kv.n_ctx()
+        self.state.n_ctx()
     }
 
     /// Sets the LoRA adapters applied from now on, each with its user scale (the pair's
@@ -222,8 +275,8 @@ impl<'m> Session<'m> {
                 });
             }
         }
-        self.lora.replace(list, self.scratch.n_batch);
-        self.kv.set_n_past(0);
+        self.lora.replace(list, self.state.n_batch());
+        self.state.set_n_past(0);
         Ok(())
     }
 
@@ -240,13 +293,13 @@ impl<'m> Session<'m> {
 
     /// Empties the KV cache.
     pub fn reset(&mut self) {
-        self.kv.set_n_past(0);
+        self.state.set_n_past(0);
     }
 
     /// Drops cached positions from `n_past` on (keeps a shared prefix).
     pub fn truncate(&mut self, n_past: usize) {
-        if n_past < self.kv.n_past() {
-            self.kv.set_n_past(n_past);
+        if n_past < self.state.n_past() {
+            self.state.set_n_past(n_past);
         }
     }
 
@@ -274,11 +327,11 @@ impl<'m> Session<'m> {
                 tokens.len()
             )));
         }
-        if self.kv.n_past() + tokens.len() > self.kv.n_ctx() {
+        if self.state.n_past() + tokens.len() > self.state.n_ctx() {
             return Err(ModelError::ContextFull {
-                n_past: self.kv.n_past(),
+                n_past: self.state.n_past(),
                 n_new: tokens.len(),
-                n_ctx: self.kv.n_ctx(),
+                n_ctx: self.state.n_ctx(),
             });
         }
         if let Some(&id) = tokens.iter().find(|&&id| id as usize >= nv) {
@@ -288,32 +341,42 @@ impl<'m> Session<'m> {
         if self.logits.len() < rows * nv {
             self.logits.resize(rows * nv, 0.0);
         }
-        let b = self.model.backend();
-        let w = self.model.weights();
-        let mut done = 0;
-        for chunk in tokens.chunks(self.scratch.n_batch) {
-            let out_from = first.saturating_sub(done).min(chunk.len());
-            forward(
-                b,
-                &self.model.spec,
-                w,
-                &mut self.kv,
-                &mut self.scratch,
-                &mut self.lora,
-                chunk,
-                out_from,
-            );
-            let m = chunk.len() - out_from;
-            if m > 0 {
-                let row0 = done + out_from - first;
-                b.read(
-                    &self.scratch.logits,
-                    0,
-                    &mut self.logits[row0 * nv..(row0 + m) * nv],
-                );
+        let (model, lora) = (self.model, &mut self.lora);
+        let out = &mut self.logits[..rows * nv];
+        // A session's state was made for its model's device (SessionState::new).
+        match (&mut self.state, model.device()) {
+            (SessionState::Cpu { kv, scratch }, Device::Cpu(b)) => {
+                eval_chunks(b, model, kv, scratch, lora, tokens, first, out)
             }
-            done += chunk.len();
         }
         Ok(&self.logits[..rows * nv])
+    }
+}
+
+/// Runs `tokens` in chunks of the arena's batch size and reads the logits of rows `first..`
+/// into `out` (`[(n - first) × n_vocab]`); the checks were made by the caller.
+#[allow(clippy::too_many_arguments)]
+fn eval_chunks<B: Backend>(
+    b: &B,
+    model: &Model,
+    kv: &mut KvCache<B>,
+    scratch: &mut Scratch<B>,
+    lora: &mut ActiveAdapters,
+    tokens: &[u32],
+    first: usize,
+    out: &mut [f32],
+) {
+    let nv = model.config().n_vocab;
+    let w = model.weights();
+    let mut done = 0;
+    for chunk in tokens.chunks(scratch.n_batch) {
+        let out_from = first.saturating_sub(done).min(chunk.len());
+        forward(b, model.spec(), w, kv, scratch, lora, chunk, out_from);
+        let m = chunk.len() - out_from;
+        if m > 0 {
+            let row0 = done + out_from - first;
+            b.read(&scratch.logits, 0, &mut out[row0 * nv..(row0 + m) * nv]);
+        }
+        done += chunk.len();
     }
 }

@@ -87,6 +87,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     for &t in &threads {
         let margs = ModelArgs {
             model: a.model.clone(),
+            device: graft_runtime::DeviceKind::Cpu,
             threads: Some(t),
             lora: a.lora.clone(),
         };
@@ -105,7 +106,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         size_params = model.gguf().tensors().fold((0, 0), |(s, p), v| {
             (s + v.bytes.len() as u64, p + v.n_elements())
         });
-        backend = graft_runtime::backend::Backend::name(model.backend());
+        backend = model.device().name();
         let bos = Tokenizer::from_gguf(model.gguf().metadata())
             .ok()
             .and_then(|tok| if tok.add_bos() { tok.bos_id() } else { None });

@@ -3,17 +3,20 @@
 use anyhow::{bail, Context, Result};
 use graft_runtime::lora::LoadedAdapter;
 use graft_runtime::sampling::SamplerParams;
-use graft_runtime::{Model, ModelParams};
+use graft_runtime::{DeviceKind, Model, ModelParams};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Model file and threads.
+/// Model file, device and threads.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Path of the GGUF model.
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
+    /// Device to run on (this build: cpu).
+    #[arg(long = "device", default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
     /// Compute threads (default: number of physical cores).
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,
@@ -85,9 +88,14 @@ impl ModelArgs {
             bail!("model file not found: {}", self.model.display());
         }
         let t0 = Instant::now();
-        let model = Model::load(&self.model, ModelParams { threads })?;
+        let model = Model::load_on(&self.model, ModelParams { threads }, self.device)?;
         Ok((model, t0.elapsed().as_secs_f64()))
     }
+}
+
+/// Parses `--device` (clap value parser).
+pub fn parse_device(s: &str) -> Result<DeviceKind, String> {
+    DeviceKind::parse(s).map_err(|e| e.to_string())
 }
 
 /// Sampling flags (llama.cpp's names and defaults).

@@ -118,7 +118,7 @@ impl<'m> Trainable<'m> {
             pending: None,
             dropout_step: 0,
             kv_f16: opts.kv_f16,
-            rt: opts.kv_f16.then(|| model.backend()),
+            rt: model.device().as_cpu().filter(|_| opts.kv_f16),
         })
     }
 
