@@ -3,7 +3,7 @@
 //! over scoped threads in ranges of equal causal work.
 
 use super::AttnShape;
-use graft_kernels::cpu::{
+use graft_kernels::attention::{
     attn_row_ggml, attn_row_ggml_tiled, transpose_k_tiles, ATTN_GGML_MAX_HEAD_DIM,
 };
 

@@ -5,7 +5,7 @@
 //! values is kept in an f16 accumulator that is rounded after every key (`ggml_vec_mad_f16`,
 //! `ggml_vec_scale_f16`), then divided by the softmax sum in f32.
 
-use super::silu_ggml::ggml_v_expf;
+use crate::cpu::silu_ggml::ggml_v_expf;
 use half::f16;
 
 /// Largest head size this kernel takes.
@@ -34,7 +34,7 @@ pub fn attn_row_ggml(
         "attn_row_ggml: cache too short"
     );
     #[cfg(target_arch = "x86_64")]
-    if super::isa::Isa::Avx2.is_available() {
+    if crate::cpu::Isa::Avx2.is_available() {
         // SAFETY: AVX2, FMA and F16C were detected just above.
         unsafe { x86::row(q, k, v, stride, n_kv, scale, out) };
         return;
@@ -259,7 +259,7 @@ pub fn attn_row_ggml_tiled(
         "attn_row_ggml_tiled: values too short"
     );
     #[cfg(target_arch = "x86_64")]
-    if super::isa::Isa::Avx2.is_available() {
+    if crate::cpu::Isa::Avx2.is_available() {
         // SAFETY: AVX2 and FMA were detected just above.
         unsafe { tiled_fma(q, kt, v, stride, n_kv, scale, out) };
         return;
@@ -388,7 +388,7 @@ mod tests {
         scale_f16(&mut y, 0.61);
         assert_eq!(y, want);
         #[cfg(target_arch = "x86_64")]
-        if crate::cpu::isa::Isa::Avx2.is_available() {
+        if crate::cpu::Isa::Avx2.is_available() {
             // SAFETY: features detected just above; lengths are multiples of 8.
             unsafe {
                 x86::mad_f16(&mut y2, &x, 0.37);
