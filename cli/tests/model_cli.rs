@@ -146,7 +146,7 @@ fn perplexity_on_too_short_text_is_refused() {
 }
 
 #[test]
-fn bench_json_has_the_tests_rss_and_load_time() {
+fn bench_json_has_the_tests_depths_rss_and_load_time() {
     let out = graft(&[
         "bench",
         "-m",
@@ -159,6 +159,8 @@ fn bench_json_has_the_tests_rss_and_load_time() {
         "2",
         "-t",
         "1",
+        "-d",
+        "0,8",
         "--json",
     ]);
     assert!(
@@ -167,13 +169,21 @@ fn bench_json_has_the_tests_rss_and_load_time() {
         String::from_utf8_lossy(&out.stderr)
     );
     let j: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let tests: Vec<&str> = j["results"]
+    let tests: Vec<(&str, u64)> = j["results"]
         .as_array()
         .expect("results")
         .iter()
-        .map(|r| r["test"].as_str().expect("name"))
+        .map(|r| {
+            (
+                r["test"].as_str().expect("name"),
+                r["n_depth"].as_u64().expect("depth"),
+            )
+        })
         .collect();
-    assert_eq!(tests, ["pp16", "tg4"]);
+    assert_eq!(
+        tests,
+        [("pp16", 0), ("pp16 @ d8", 8), ("tg4", 0), ("tg4 @ d8", 8)]
+    );
     for r in j["results"].as_array().expect("results") {
         assert_eq!(r["samples_ts"].as_array().expect("samples").len(), 2);
         assert!(r["avg_ts"].as_f64().expect("avg") > 0.0);

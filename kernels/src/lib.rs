@@ -4,8 +4,10 @@
 //! quantized matmul, activation quantizers and the small ops of a llama-family forward pass.
 //! [`grad`] holds the backward primitives training needs: `Wᵀ·dy` on quantized weights
 //! (dequantized tile by tile), LoRA forward/backward, and the backward of rmsnorm, rope,
-//! attention, swiglu and cross-entropy.
+//! swiglu and cross-entropy. [`attention`] holds the attention kernels: llama.cpp's rows for
+//! inference and the training forward/backward (re-exported from [`grad`]).
 
+pub mod attention;
 pub mod cpu;
 mod error;
 pub mod grad;

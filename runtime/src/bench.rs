@@ -1,6 +1,9 @@
-//! llama-bench-style speed tests: `ppN` evaluates an N-token prompt in one batch from an empty
-//! cache, `tgN` generates N tokens one at a time from an empty cache. Each test runs one warm-up
-//! and then `reps` timed repetitions; results are mean ± sample standard deviation of tok/s.
+//! llama-bench-style speed tests: `ppN` evaluates an N-token prompt in one batch, `tgN`
+//! generates N tokens one at a time. At depth 0 they start from an empty cache; at depth `D`
+//! (llama-bench's `-d`, named `tgN @ dD`) the cache is first filled with `D` tokens by one
+//! untimed prompt evaluation, and every repetition starts from those `D` cached positions, so
+//! `tg32 @ d4096` is decode speed at a 4,096-token context. Each test runs one warm-up and then
+//! `reps` timed repetitions; results are mean ± sample standard deviation of tok/s.
 
 use crate::model::{Model, Session, SessionParams};
 use crate::model_error::ModelError;
@@ -25,6 +28,15 @@ impl BenchTest {
         }
     }
 
+    /// llama-bench's name at a context depth: `tg128` at depth 0, `tg128 @ d4096` otherwise.
+    pub fn name_at_depth(&self, depth: usize) -> String {
+        if depth == 0 {
+            self.name()
+        } else {
+            format!("{} @ d{depth}", self.name())
+        }
+    }
+
     /// Tokens processed per repetition.
     pub fn n_tokens(&self) -> usize {
         match self {
@@ -38,11 +50,18 @@ impl BenchTest {
 pub struct BenchResult {
     /// The test.
     pub test: BenchTest,
+    /// Tokens in the cache before each repetition (llama-bench's `n_depth`).
+    pub depth: usize,
     /// tok/s of each timed repetition.
     pub samples: Vec<f64>,
 }
 
 impl BenchResult {
+    /// llama-bench's name of the test at its depth (`tg32 @ d4096`).
+    pub fn name(&self) -> String {
+        self.test.name_at_depth(self.depth)
+    }
+
     /// Mean tok/s.
     pub fn mean(&self) -> f64 {
         self.samples.iter().sum::<f64>() / self.samples.len().max(1) as f64
@@ -81,6 +100,21 @@ pub fn run_test_with_adapters(
     bos: Option<u32>,
     adapters: &[(std::sync::Arc<crate::lora::LoadedAdapter>, f32)],
 ) -> Result<BenchResult, ModelError> {
+    run_test_at_depth(model, test, 0, reps, n_batch, bos, adapters)
+}
+
+/// [`run_test_with_adapters`] after filling the cache with `depth` random tokens (one untimed
+/// prompt evaluation, in batches of `n_batch`); the warm-up and every repetition start from
+/// those `depth` cached positions (the session is sized `depth + N`).
+pub fn run_test_at_depth(
+    model: &Model,
+    test: BenchTest,
+    depth: usize,
+    reps: usize,
+    n_batch: usize,
+    bos: Option<u32>,
+    adapters: &[(std::sync::Arc<crate::lora::LoadedAdapter>, f32)],
+) -> Result<BenchResult, ModelError> {
     let n = test.n_tokens();
     if n == 0 || reps == 0 {
         return Err(ModelError::InvalidParam(
@@ -89,20 +123,27 @@ pub fn run_test_with_adapters(
     }
     let nv = model.config().n_vocab as u64;
     let mut rng = Rng::new(42);
-    let mut tokens: Vec<u32> = (0..n).map(|_| (rng.next_u64() % nv) as u32).collect();
+    let mut tokens: Vec<u32> = (0..depth + n)
+        .map(|_| (rng.next_u64() % nv) as u32)
+        .collect();
     if let Some(b) = bos {
         tokens[0] = b;
     }
     let mut s = Session::new(
         model,
         SessionParams {
-            n_ctx: n,
+            n_ctx: depth + n,
             n_batch: n_batch.max(1),
         },
     )?;
     s.set_adapters(adapters)?;
+    let (context, tokens) = tokens.split_at(depth);
+    if depth > 0 {
+        s.eval(context)?;
+    }
     let once = |s: &mut Session<'_>, count: usize| -> Result<(), ModelError> {
-        s.reset();
+        // Back to the filled context (empty at depth 0).
+        s.truncate(depth);
         match test {
             BenchTest::Prompt(_) => {
                 s.eval(&tokens[..count])?;
@@ -128,7 +169,11 @@ pub fn run_test_with_adapters(
         let secs = t0.elapsed().as_secs_f64();
         samples.push(n as f64 / secs.max(1e-9));
     }
-    Ok(BenchResult { test, samples })
+    Ok(BenchResult {
+        test,
+        depth,
+        samples,
+    })
 }
 
 /// Peak resident set size of this process in bytes (`VmHWM`), where the OS reports it.
@@ -147,10 +192,13 @@ mod tests {
     fn stats() {
         let r = BenchResult {
             test: BenchTest::Prompt(4),
+            depth: 0,
             samples: vec![1.0, 2.0, 3.0],
         };
         assert_eq!(r.mean(), 2.0);
         assert!((r.stddev() - 1.0).abs() < 1e-12);
         assert_eq!(r.test.name(), "pp4");
+        assert_eq!(r.name(), "pp4");
+        assert_eq!(BenchTest::Generate(32).name_at_depth(4096), "tg32 @ d4096");
     }
 }

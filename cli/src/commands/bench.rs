@@ -1,8 +1,9 @@
-//! `graft bench`: llama-bench's pp/tg table (mean ± stddev tok/s), plus peak RSS and load time.
+//! `graft bench`: llama-bench's pp/tg table (mean ± stddev tok/s) at the given context depths,
+//! plus peak RSS and load time.
 
 use super::model_args::ModelArgs;
 use anyhow::{bail, Result};
-use graft_runtime::bench::{peak_rss_bytes, run_test_with_adapters, BenchTest};
+use graft_runtime::bench::{peak_rss_bytes, run_test_at_depth, BenchTest};
 use graft_runtime::tokenizer::Tokenizer;
 
 /// Arguments of `graft bench`.
@@ -27,6 +28,16 @@ pub struct BenchArgs {
         default_value = "128"
     )]
     n_gen: Vec<usize>,
+    /// Context depths (comma-separated): each test first fills this many tokens of context
+    /// (one untimed prompt evaluation), so `-n 32 -d 4096` times decode at a 4,096-token
+    /// context (`tg32 @ d4096`).
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    n_depth: Vec<usize>,
     /// Thread counts to test (comma-separated; default: physical cores).
     #[arg(short = 't', long = "threads", value_delimiter = ',')]
     threads: Vec<usize>,
@@ -111,16 +122,18 @@ pub fn run(a: BenchArgs) -> Result<()> {
             .ok()
             .and_then(|tok| if tok.add_bos() { tok.bos_id() } else { None });
         for &test in &tests {
-            let r = run_test_with_adapters(&model, test, a.reps, a.n_batch, bos, &adapters)?;
-            if !a.json {
-                eprintln!(
-                    "{} t={t}: {:.2} ± {:.2} tok/s",
-                    test.name(),
-                    r.mean(),
-                    r.stddev()
-                );
+            for &depth in &a.n_depth {
+                let r = run_test_at_depth(&model, test, depth, a.reps, a.n_batch, bos, &adapters)?;
+                if !a.json {
+                    eprintln!(
+                        "{} t={t}: {:.2} ± {:.2} tok/s",
+                        r.name(),
+                        r.mean(),
+                        r.stddev()
+                    );
+                }
+                rows.push((t, r));
             }
-            rows.push((t, r));
         }
     }
     let rss = peak_rss_bytes();
@@ -130,9 +143,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
             .iter()
             .map(|(t, r)| {
                 serde_json::json!({
-                    "test": r.test.name(),
+                    "test": r.name(),
                     "threads": t,
                     "n_tokens": r.test.n_tokens(),
+                    "n_depth": r.depth,
                     "avg_ts": r.mean(),
                     "stddev_ts": r.stddev(),
                     "samples_ts": r.samples,
@@ -160,7 +174,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "| {name} | {:.2} MiB | {:.2} M | {backend} | {t} | {} | {:.2} ± {:.2} |",
             size_params.0 as f64 / (1 << 20) as f64,
             size_params.1 as f64 / 1e6,
-            r.test.name(),
+            r.name(),
             r.mean(),
             r.stddev()
         );

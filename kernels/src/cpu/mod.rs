@@ -26,7 +26,6 @@
 
 pub mod act_quant;
 mod attention;
-mod attn_ggml;
 mod dequant;
 mod get_rows;
 pub mod isa;
@@ -46,10 +45,6 @@ pub(crate) mod neon;
 pub(crate) mod x86;
 
 pub use attention::{attention, attention_f16, AttnShape};
-pub use attn_ggml::{
-    attn_row_ggml, attn_row_ggml_tiled, transpose_k_tiles, FA_TILE_KV,
-    MAX_HEAD_DIM as ATTN_GGML_MAX_HEAD_DIM,
-};
 pub use dequant::dequantize_row;
 pub use get_rows::get_rows;
 pub use isa::{available_isas, isa, Isa};

@@ -168,6 +168,42 @@ impl ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// Calls `f(state, i, row)` for every row `i` of `out` (its consecutive `row_len`-element
+    /// windows; the last may be shorter), spread over the pool's threads, which claim `chunk`
+    /// rows at a time. Each thread that claims rows first makes its own `state` with `init`
+    /// (scratch it reuses for all its rows). The rows are disjoint `chunks_mut` windows handed
+    /// out under a lock, so no two threads see the same row. Returns when every row is done.
+    pub fn for_each_row_mut<T: Send, S>(
+        &self,
+        out: &mut [T],
+        row_len: usize,
+        chunk: usize,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, usize, &mut [T]) + Sync,
+    ) {
+        let (row_len, chunk) = (row_len.max(1), chunk.max(1));
+        let single = out.len() <= row_len * chunk;
+        let blocks = Mutex::new(out.chunks_mut(row_len * chunk).enumerate());
+        let task = || {
+            let mut state = None;
+            loop {
+                let next = blocks.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((b, block)) = next else { break };
+                let st = state.get_or_insert_with(&init);
+                for (r, row) in block.chunks_mut(row_len).enumerate() {
+                    f(st, b * chunk + r, row);
+                }
+            }
+        };
+        if single {
+            task();
+        } else {
+            self.run(&task);
+        }
+    }
+}
+
 fn worker(s: &Shared) {
     let mut seen = s.generation.load(SeqCst);
     loop {
@@ -222,6 +258,36 @@ impl Drop for ThreadPool {
         }
         for h in self.workers.drain(..) {
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_each_row_mut_visits_every_row_once_with_per_thread_state() {
+        for threads in 1..=3 {
+            let pool = ThreadPool::new(threads).expect("pool");
+            for (len, row, chunk) in [(1000usize, 7usize, 1usize), (1000, 64, 3), (5, 8, 1)] {
+                let mut out = vec![0u32; len];
+                let inits = AtomicUsize::new(0);
+                pool.for_each_row_mut(
+                    &mut out,
+                    row,
+                    chunk,
+                    || inits.fetch_add(1, SeqCst),
+                    |_, i, r| {
+                        assert!(r.len() == row || (i + 1) * row >= len);
+                        for (j, v) in r.iter_mut().enumerate() {
+                            *v += (i * row + j) as u32;
+                        }
+                    },
+                );
+                assert_eq!(out, (0..len as u32).collect::<Vec<_>>());
+                assert!((1..=threads).contains(&inits.load(SeqCst)));
+            }
         }
     }
 }

@@ -10,7 +10,6 @@
 //! Kernels trust their callers for shapes except where a value comes from data (targets,
 //! quantized byte lengths), which return [`GradError`].
 
-pub mod attention;
 pub mod cross_entropy;
 mod error;
 pub mod isa;
@@ -22,11 +21,11 @@ pub mod parallel;
 pub mod residual;
 pub mod rmsnorm;
 pub mod rope;
-mod small_gemm;
+pub(crate) mod small_gemm;
 pub mod swiglu;
-mod vec;
+pub(crate) mod vec;
 
-pub use attention::{attention_backward, attention_forward, AttnShape};
+pub use crate::attention::train::{attention_backward, attention_forward, AttnShape};
 pub use cross_entropy::cross_entropy;
 pub use error::GradError;
 pub use isa::{available as available_isas, Isa};

@@ -5,29 +5,19 @@ use super::{AttnShape, Backend, RopeParams};
 use crate::config::MAX_HEAD_DIM;
 use crate::model_error::ModelError;
 use crate::weights::Matrix;
+use graft_kernels::attention as attn;
 use graft_kernels::cpu as k;
 use graft_quant::QuantType;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-
-/// Whether queries are rounded to f16 before attention (llama.cpp's flash attention does).
-const ROUND_Q_TO_F16: bool = false;
-
-/// Scratch of the attention op: scores per thread, the cache prefix in f32.
-#[derive(Default)]
-struct AttnScratch {
-    scores: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-}
 
 /// CPU backend with its own thread pool.
 pub struct CpuBackend {
     kernels: &'static k::Kernels,
     pool: k::ThreadPool,
     threads: usize,
-    /// Attention scratch (grows to the context once).
-    attn_scratch: std::sync::Mutex<AttnScratch>,
+    /// Attention scratch: the long-batch key tiles (grows to the context once).
+    attn_scratch: std::sync::Mutex<attn::AttnScratch>,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -45,7 +35,7 @@ impl CpuBackend {
             kernels: k::kernels_for(k::isa()),
             pool: k::ThreadPool::new(threads).map_err(|e| ModelError::Kernel(e.to_string()))?,
             threads,
-            attn_scratch: std::sync::Mutex::new(AttnScratch::default()),
+            attn_scratch: std::sync::Mutex::new(attn::AttnScratch::default()),
         })
     }
 
@@ -178,22 +168,21 @@ impl Backend for CpuBackend {
         s: AttnShape,
         out: &mut Vec<f32>,
     ) {
-        let mut scratch = self.attn_scratch.lock().unwrap_or_else(|e| e.into_inner());
-        let AttnScratch { scores, k, v } = &mut *scratch;
-        // The f16 cache prefix in f32 once per call (F16C where available), and q rounded to
-        // f16 as llama.cpp's flash attention does before its f16 dot products.
-        let n = (s.pos0 + s.n_tokens) * s.n_head_kv * s.head_dim;
-        k.resize(n.max(k.len()), 0.0);
-        v.resize(n.max(v.len()), 0.0);
-        kc[..n].convert_to_f32_slice(&mut k[..n]);
-        vc[..n].convert_to_f32_slice(&mut v[..n]);
+        // The kernels read the f16 cache in place, threaded over (token, head) rows on the
+        // pool, with llama.cpp's flash-attention rounding (q is left as is).
+        let p = attn::AttnParams::new(s.n_tokens, s.pos0, s.n_head, s.n_head_kv, s.head_dim);
+        let n_kv = (s.pos0 + s.n_tokens) * s.n_head_kv * s.head_dim;
         let nq = s.n_tokens * s.n_head * s.head_dim;
-        if ROUND_Q_TO_F16 {
-            for x in q[..nq].iter_mut() {
-                *x = f16::from_f32(*x).to_f32();
-            }
-        }
-        super::cpu_attention::attention(q, &k[..n], &v[..n], s, out, self.threads, scores);
+        let mut scratch = self.attn_scratch.lock().unwrap_or_else(|e| e.into_inner());
+        attn::attention(
+            &self.pool,
+            &p,
+            &q[..nq],
+            &kc[..n_kv],
+            &vc[..n_kv],
+            &mut out[..nq],
+            &mut scratch,
+        );
     }
 
     fn swiglu(&self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {

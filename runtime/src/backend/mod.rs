@@ -6,7 +6,6 @@
 //! them.
 
 pub mod cpu;
-mod cpu_attention;
 mod cpu_lora;
 pub mod lora;
 

@@ -1,15 +1,30 @@
-//! One query row of attention with the numerics of llama.cpp's CPU flash attention for short
-//! batches (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`, f16 K/V cache): the query is
-//! rounded to f16, each `q·k` is a sum of exact f16×f16 products in the order of ggml's
-//! AVX-512 `ggml_vec_dot_f16`, the softmax is online (libm `expf`), and the weighted sum of
-//! values is kept in an f16 accumulator that is rounded after every key (`ggml_vec_mad_f16`,
-//! `ggml_vec_scale_f16`), then divided by the softmax sum in f32.
+//! One query row of attention with the numerics of llama.cpp's CPU flash attention (f16 K/V
+//! cache), in its two forms:
+//!
+//! - short batches (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`): the query is rounded
+//!   to f16, each `q·k` is a sum of exact f16×f16 products in the order of ggml's AVX-512
+//!   `ggml_vec_dot_f16`, the softmax is online (libm `expf`), and the weighted sum of values is
+//!   kept in an f16 accumulator that is rounded after every key (`ggml_vec_mad_f16`,
+//!   `ggml_vec_scale_f16`), then divided by the softmax sum in f32 ([`attn_row_ggml`]);
+//! - batches of 64 tokens or more (`ggml_compute_forward_flash_attn_ext_tiled`): f32 query,
+//!   keys in tiles of 64 ([`transpose_k_tiles`], [`attn_row_ggml_tiled`]).
+//!
+//! The entry points here take keys and values widened to f32 (exact): they are the definition
+//! the tests compare with. [`super::ggml_rows_f16`] runs the same loop bodies
+//! ([`row_body`], [`tiled_body`]) on the f16 cache in place, widening one key at a time.
 
-use super::silu_ggml::ggml_v_expf;
+use crate::cpu::silu_ggml::ggml_v_expf;
+use crate::cpu::Isa;
 use half::f16;
 
-/// Largest head size this kernel takes.
+/// Largest head size these kernels take.
 pub const MAX_HEAD_DIM: usize = 256;
+
+/// Whether the rows run their scalar code: the CPU lacks AVX2/FMA/F16C, or `GRAFT_ISA=scalar`
+/// forces it (both give the same bits).
+pub(super) fn scalar_only() -> bool {
+    crate::cpu::isa() == Isa::Scalar || !Isa::Avx2.is_available()
+}
 
 /// `out = softmax(scale · q·kⱼ) · vⱼ` over keys `j in 0..n_kv`, llama.cpp's rounding.
 ///
@@ -24,28 +39,26 @@ pub fn attn_row_ggml(
     scale: f32,
     out: &mut [f32],
 ) {
-    let hd = q.len();
+    check_row(q.len(), out.len(), k.len(), v.len(), stride, n_kv);
+    row_f32(scalar_only(), q, k, v, stride, n_kv, scale, out);
+}
+
+/// The shape checks of the short-batch rows (f32 and f16 caches alike).
+pub(super) fn check_row(hd: usize, out: usize, k: usize, v: usize, stride: usize, n_kv: usize) {
     assert!(
-        hd <= MAX_HEAD_DIM && hd.is_multiple_of(8) && out.len() == hd,
+        hd <= MAX_HEAD_DIM && hd.is_multiple_of(8) && out == hd,
         "attn_row_ggml: head size"
     );
     assert!(
-        n_kv == 0 || (k.len() >= (n_kv - 1) * stride + hd && v.len() >= (n_kv - 1) * stride + hd),
+        n_kv == 0 || (k >= (n_kv - 1) * stride + hd && v >= (n_kv - 1) * stride + hd),
         "attn_row_ggml: cache too short"
     );
-    #[cfg(target_arch = "x86_64")]
-    if super::isa::Isa::Avx2.is_available() {
-        // SAFETY: AVX2, FMA and F16C were detected just above.
-        unsafe { x86::row(q, k, v, stride, n_kv, scale, out) };
-        return;
-    }
-    row_body(q, k, v, stride, n_kv, scale, out, scale_f16, mad_f16)
 }
 
-/// The row loop; `scale_f16` and `mad_f16` are the accumulator steps (scalar or SIMD).
-#[inline(always)]
+/// [`attn_row_ggml`] on the scalar code (`scalar`) or on the AVX2 code where the CPU has it.
 #[allow(clippy::too_many_arguments)]
-fn row_body(
+pub(super) fn row_f32(
+    scalar: bool,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -53,8 +66,38 @@ fn row_body(
     n_kv: usize,
     scale: f32,
     out: &mut [f32],
-    scale_f16: impl Fn(&mut [f32], f32),
-    mad_f16: impl Fn(&mut [f32], &[f32], f32),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if !scalar && Isa::Avx2.is_available() {
+        // SAFETY: AVX2, FMA and F16C were detected just above.
+        unsafe { x86::row(q, k, v, stride, n_kv, scale, out) };
+        return;
+    }
+    let _ = scalar;
+    let hd = q.len();
+    row_body(
+        q,
+        n_kv,
+        scale,
+        out,
+        |q16, j| dot_f16_exact(q16, &k[j * stride..][..hd]),
+        |acc, j, s| mad_f16(acc, &v[j * stride..][..hd], s),
+        scale_f16,
+    )
+}
+
+/// The short-batch row loop over keys `0..n_kv`: `dot_k(q16, j)` is `q16·kⱼ` (the query
+/// rounded to f16), `mad_v(acc, j, s)` is `acc = f16(fma(vⱼ, s, acc))` and `scale_acc(acc, s)`
+/// is `acc = f16(acc · s)`, each in llama.cpp's rounding (scalar or SIMD, f32 or f16 cache).
+#[inline(always)]
+pub(super) fn row_body(
+    q: &[f32],
+    n_kv: usize,
+    scale: f32,
+    out: &mut [f32],
+    dot_k: impl Fn(&[f32], usize) -> f32,
+    mad_v: impl Fn(&mut [f32], usize, f32),
+    scale_acc: impl Fn(&mut [f32], f32),
 ) {
     let hd = q.len();
     let mut q16 = [0.0f32; MAX_HEAD_DIM];
@@ -66,18 +109,18 @@ fn row_body(
     let acc = &mut acc[..hd];
     let (mut s_sum, mut m) = (0.0f32, f32::NEG_INFINITY);
     for j in 0..n_kv {
-        let s = dot_f16_exact(q16, &k[j * stride..][..hd]) * scale;
+        let s = dot_k(q16, j) * scale;
         let (ms, vs);
         if s > m {
             ms = (m - s).exp();
             m = s;
             vs = 1.0;
-            scale_f16(acc, ms);
+            scale_acc(acc, ms);
         } else {
             ms = 1.0;
             vs = (s - m).exp();
         }
-        mad_f16(acc, &v[j * stride..][..hd], vs);
+        mad_v(acc, j, vs);
         s_sum = s_sum.mul_add(ms, vs);
     }
     let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
@@ -91,7 +134,7 @@ fn row_body(
 /// `(0+2)+(1+3)`, then `_mm512_reduce_add_ps`'s halving tree; a tail past the last 64 is
 /// added in f64.
 #[inline(always)]
-fn dot_f16_exact(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot_f16_exact(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len();
     let np = n / 64 * 64;
     let mut acc = [[0.0f32; 16]; 4];
@@ -121,7 +164,7 @@ fn dot_f16_exact(a: &[f32], b: &[f32]) -> f32 {
 
 /// `y = f16(y * s)` lane-wise (`ggml_vec_scale_f16`), scalar definition.
 #[inline]
-fn scale_f16(y: &mut [f32], s: f32) {
+pub(super) fn scale_f16(y: &mut [f32], s: f32) {
     for a in y.iter_mut() {
         *a = f16::from_f32(*a * s).to_f32();
     }
@@ -129,20 +172,20 @@ fn scale_f16(y: &mut [f32], s: f32) {
 
 /// `y = f16(fma(x, s, y))` lane-wise (`ggml_vec_mad_f16`), scalar definition.
 #[inline]
-fn mad_f16(y: &mut [f32], x: &[f32], s: f32) {
+pub(super) fn mad_f16(y: &mut [f32], x: &[f32], s: f32) {
     for (a, &b) in y.iter_mut().zip(x) {
         *a = f16::from_f32(b.mul_add(s, *a)).to_f32();
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     /// Rounds 8 lanes to f16 and back (round to nearest even, as `_mm512_cvtps_ph(x, 0)`).
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    fn round8(v: __m256) -> __m256 {
+    pub(in crate::attention) fn round8(v: __m256) -> __m256 {
         _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v))
     }
 
@@ -157,26 +200,25 @@ mod x86 {
         scale: f32,
         out: &mut [f32],
     ) {
+        let hd = q.len();
         super::row_body(
             q,
-            k,
-            v,
-            stride,
             n_kv,
             scale,
             out,
+            |q16, j| super::dot_f16_exact(q16, &k[j * stride..][..hd]),
             // SAFETY: this function runs only where the features were detected; rows are
             // head_dim long, a multiple of 8 (asserted by the caller).
-            |y, s| unsafe { scale_f16(y, s) },
+            |y, j, s| unsafe { mad_f16(y, &v[j * stride..][..hd], s) },
             // SAFETY: as above.
-            |y, x, s| unsafe { mad_f16(y, x, s) },
+            |y, s| unsafe { scale_f16(y, s) },
         )
     }
 
     /// See [`super::scale_f16`]; `y.len()` is a multiple of 8.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    pub(super) unsafe fn scale_f16(y: &mut [f32], s: f32) {
+    pub(in crate::attention) unsafe fn scale_f16(y: &mut [f32], s: f32) {
         let sv = _mm256_set1_ps(s);
         for c in y.chunks_exact_mut(8) {
             // SAFETY: `c` is 8 floats.
@@ -206,6 +248,11 @@ mod x86 {
 /// Keys per tile of llama.cpp's tiled CPU flash attention (`GGML_FA_TILE_KV`).
 pub const FA_TILE_KV: usize = 64;
 
+/// Floats of one KV head's key tiles for `n_kv` keys of `head_dim` ([`transpose_k_tiles`]).
+pub fn k_tiles_len(head_dim: usize, n_kv: usize) -> usize {
+    n_kv.div_ceil(FA_TILE_KV) * head_dim * FA_TILE_KV
+}
+
 /// Lays out the keys of one KV head for [`attn_row_ggml_tiled`]: tile `c` (keys
 /// `64c..64c+64`) as `head_dim` runs of 64 (key-minor, zero-padded past `n_kv`), as ggml packs
 /// its `K_f32` tile. `k` row `j` starts at `j * stride`.
@@ -216,9 +263,8 @@ pub fn transpose_k_tiles(
     n_kv: usize,
     out: &mut Vec<f32>,
 ) {
-    let n_tiles = n_kv.div_ceil(FA_TILE_KV);
     out.clear();
-    out.resize(n_tiles * head_dim * FA_TILE_KV, 0.0);
+    out.resize(k_tiles_len(head_dim, n_kv), 0.0);
     for j in 0..n_kv {
         let (c, l) = (j / FA_TILE_KV, j % FA_TILE_KV);
         let tile = &mut out[c * head_dim * FA_TILE_KV..][..head_dim * FA_TILE_KV];
@@ -245,26 +291,49 @@ pub fn attn_row_ggml_tiled(
     scale: f32,
     out: &mut [f32],
 ) {
-    let hd = q.len();
+    check_tiled(q.len(), out.len(), kt.len(), v.len(), stride, n_kv);
+    tiled_f32(scalar_only(), q, kt, v, stride, n_kv, scale, out);
+}
+
+/// The shape checks of the tiled rows (f32 and f16 values alike).
+pub(super) fn check_tiled(hd: usize, out: usize, kt: usize, v: usize, stride: usize, n_kv: usize) {
     assert!(
-        hd <= MAX_HEAD_DIM && out.len() == hd,
+        hd <= MAX_HEAD_DIM && out == hd,
         "attn_row_ggml_tiled: head size"
     );
     assert!(
-        kt.len() >= n_kv.div_ceil(FA_TILE_KV) * hd * FA_TILE_KV,
+        kt >= k_tiles_len(hd, n_kv),
         "attn_row_ggml_tiled: key tiles too short"
     );
     assert!(
-        n_kv == 0 || v.len() >= (n_kv - 1) * stride + hd,
+        n_kv == 0 || v >= (n_kv - 1) * stride + hd,
         "attn_row_ggml_tiled: values too short"
     );
+}
+
+/// [`attn_row_ggml_tiled`] on the scalar code (`scalar`) or compiled for AVX2/FMA.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tiled_f32(
+    scalar: bool,
+    q: &[f32],
+    kt: &[f32],
+    v: &[f32],
+    stride: usize,
+    n_kv: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
-    if super::isa::Isa::Avx2.is_available() {
+    if !scalar && Isa::Avx2.is_available() {
         // SAFETY: AVX2 and FMA were detected just above.
         unsafe { tiled_fma(q, kt, v, stride, n_kv, scale, out) };
         return;
     }
-    tiled_body(q, kt, v, stride, n_kv, scale, out)
+    let _ = scalar;
+    let hd = q.len();
+    tiled_body(q, kt, n_kv, scale, out, |acc, j, p| {
+        axpy_seq(acc, &v[j * stride..][..hd], p)
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -278,18 +347,30 @@ unsafe fn tiled_fma(
     scale: f32,
     out: &mut [f32],
 ) {
-    tiled_body(q, kt, v, stride, n_kv, scale, out)
+    let hd = q.len();
+    tiled_body(q, kt, n_kv, scale, out, |acc, j, p| {
+        axpy_seq(acc, &v[j * stride..][..hd], p)
+    })
 }
 
+/// `acc[d] = fma(p, x[d], acc[d])`: one step of each lane's sequential FMA chain.
 #[inline(always)]
-fn tiled_body(
+pub(super) fn axpy_seq(acc: &mut [f32], x: &[f32], p: f32) {
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a = p.mul_add(b, *a);
+    }
+}
+
+/// The tiled row loop; `axpy_v(acc, j, p)` is `acc[d] = fma(p, vⱼ[d], acc[d])` for every `d`
+/// (f32 or f16 values).
+#[inline(always)]
+pub(super) fn tiled_body(
     q: &[f32],
     kt: &[f32],
-    v: &[f32],
-    stride: usize,
     n_kv: usize,
     scale: f32,
     out: &mut [f32],
+    axpy_v: impl Fn(&mut [f32], usize, f32),
 ) {
     const T: usize = FA_TILE_KV;
     let hd = q.len();
@@ -333,10 +414,7 @@ fn tiled_body(
         }
         s_sum = (s_sum as f64 + sum) as f32;
         for (l, &p) in kq.iter().enumerate().take(live) {
-            let vr = &v[(c * T + l) * stride..][..hd];
-            for (a, &x) in acc.iter_mut().zip(vr) {
-                *a = p.mul_add(x, *a);
-            }
+            axpy_v(acc, c * T + l, p);
         }
     }
     let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
@@ -388,7 +466,7 @@ mod tests {
         scale_f16(&mut y, 0.61);
         assert_eq!(y, want);
         #[cfg(target_arch = "x86_64")]
-        if crate::cpu::isa::Isa::Avx2.is_available() {
+        if crate::cpu::Isa::Avx2.is_available() {
             // SAFETY: features detected just above; lengths are multiples of 8.
             unsafe {
                 x86::mad_f16(&mut y2, &x, 0.37);

@@ -17,13 +17,13 @@
 //! `h / (n_head / n_kv)` (ggml's broadcast). Scale `1/sqrt(hd)`. Token `i` sees token `j` iff
 //! `j ≤ i` and, when `segments` is given, `segments[j] == segments[i]` (packed sequences).
 
-#[cfg(target_arch = "x86_64")]
-use super::isa;
-use super::isa::Isa;
-use super::parallel;
-use super::small_gemm::gemm;
-use super::vec::{axpy, dot, exp_fast};
 use crate::cpu::ThreadPool;
+#[cfg(target_arch = "x86_64")]
+use crate::grad::isa;
+use crate::grad::isa::Isa;
+use crate::grad::parallel;
+use crate::grad::small_gemm::gemm;
+use crate::grad::vec::{axpy, dot, exp_fast};
 
 /// Attention problem size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
