@@ -1,27 +1,27 @@
-//! The forward pass, written once against [`Backend`] and following the model's
-//! [`ModelSpec`].
-//!
-//! Per block: `h = x + Wo·attn(rope(Wq·n), rope(Wk·n), Wv·n)` with `n = rmsnorm(x)` (RoPE as
-//! the block's [`crate::spec::LayerSpec`] says, or none), then
-//! `x' = h + Wdown·(silu(Wgate·m) ⊙ Wup·m)` with `m = rmsnorm(h)`; logits =
-//! `Wout·rmsnorm(x)`. Matches llama.cpp's `llm_build_llama` / `smollm3` graphs.
+//! The inference forward pass: the model's blocks as [`crate::block`] spells them, on a
+//! [`Backend`], with keys and values going to the KV cache and the session's adapters added to
+//! every projection. Matches llama.cpp's graphs for the families graft runs (`llm_build_llama`,
+//! `smollm3`): logits = `Wout·rmsnorm(x)` after the last block.
 
-use crate::backend::{AttnShape, Backend, LoraInput};
+use crate::backend::{AttnShape, Backend, LoraInput, OpError, Positions};
+use crate::block::{block_forward, BlockBufs, BlockHooks};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
-use crate::lora::{ActiveAdapters, Proj, Target};
-use crate::spec::ModelSpec;
+use crate::lora::{ActiveAdapters, Target};
+use crate::spec::{ModelSpec, Proj};
 use crate::weights::{Matrix, Weights};
 
 /// The per-session activation arena: every buffer the forward pass writes, allocated once for
 /// up to `n_batch` tokens (llm.c style named views), so the hot loop never allocates.
 pub struct Scratch<B: Backend> {
-    /// Residual stream `[n_batch × n_embd]`.
+    /// Residual stream `[n_batch × n_embd]` (a block's input).
     pub x: B::Buffer,
-    /// Normed input `[n_batch × n_embd]`.
-    pub xb: B::Buffer,
-    /// Projection output `[n_batch × n_embd]`.
-    pub xb2: B::Buffer,
+    /// A block's output `[n_batch × n_embd]` (swapped with `x` after each block).
+    pub x_out: B::Buffer,
+    /// Pre-attention normed input `[n_batch × n_embd]`.
+    pub xn1: B::Buffer,
+    /// Pre-FFN normed input `[n_batch × n_embd]`; the final norm's output.
+    pub xn2: B::Buffer,
     /// Queries `[n_batch × q_dim]`.
     pub q: B::Buffer,
     /// Keys `[n_batch × kv_dim]`.
@@ -30,10 +30,14 @@ pub struct Scratch<B: Backend> {
     pub v: B::Buffer,
     /// Attention output `[n_batch × q_dim]`.
     pub att: B::Buffer,
-    /// FFN gate / hidden `[n_batch × n_ff]`.
-    pub hb: B::Buffer,
+    /// Residual after attention `[n_batch × n_embd]`.
+    pub h: B::Buffer,
+    /// FFN gate `[n_batch × n_ff]`.
+    pub gate: B::Buffer,
     /// FFN up `[n_batch × n_ff]`.
-    pub hb2: B::Buffer,
+    pub up: B::Buffer,
+    /// `silu(gate) ⊙ up` `[n_batch × n_ff]`.
+    pub act: B::Buffer,
     /// Logits `[n_batch × n_vocab]` (only the rows asked for are written).
     pub logits: B::Buffer,
     /// Norm weights on the backend: per layer attention and FFN norms, then the output norm.
@@ -59,18 +63,67 @@ impl<B: Backend> Scratch<B> {
         norms.push(upload(&w.output_norm));
         Scratch {
             x: buf(cfg.n_embd),
-            xb: buf(cfg.n_embd),
-            xb2: buf(cfg.n_embd),
+            x_out: buf(cfg.n_embd),
+            xn1: buf(cfg.n_embd),
+            xn2: buf(cfg.n_embd),
             q: buf(cfg.q_dim()),
             k: buf(cfg.kv_dim()),
             v: buf(cfg.kv_dim()),
             att: buf(cfg.q_dim()),
-            hb: buf(cfg.n_ff),
-            hb2: buf(cfg.n_ff),
+            h: buf(cfg.n_embd),
+            gate: buf(cfg.n_ff),
+            up: buf(cfg.n_ff),
+            act: buf(cfg.n_ff),
             logits: buf(cfg.n_vocab),
             norms,
             n_batch,
         }
+    }
+}
+
+/// What inference does around the block's math: keys and values into the cache, attention over
+/// it, the active adapters on every projection.
+struct InferHooks<'a, B: Backend> {
+    kv: &'a mut KvCache<B>,
+    lora: &'a mut ActiveAdapters,
+    shape: AttnShape,
+}
+
+impl<B: Backend> BlockHooks<B> for InferHooks<'_, B> {
+    fn linear(
+        &mut self,
+        b: &B,
+        layer: usize,
+        proj: Proj,
+        w: &Matrix<'_>,
+        x: B::View<'_>,
+        mut y: B::ViewMut<'_>,
+    ) -> Result<(), OpError> {
+        let n = self.shape.n_tokens;
+        b.matmul(w, x, n, B::rw(&mut y))?;
+        let target = Target::Layer(layer, proj);
+        self.lora.apply(b, target, LoraInput::Dense(x), n, y)
+    }
+
+    fn attend(
+        &mut self,
+        b: &B,
+        layer: usize,
+        q: B::ViewMut<'_>,
+        k: B::ViewMut<'_>,
+        v: B::ViewMut<'_>,
+        out: B::ViewMut<'_>,
+    ) -> Result<(), OpError> {
+        let s = self.shape;
+        let kvd = s.n_head_kv * s.head_dim;
+        let (at, len) = (s.pos0 * kvd, s.n_tokens * kvd);
+        b.store_kv(B::ro(&k), &mut self.kv.k[layer], at, len)?;
+        b.store_kv(B::ro(&v), &mut self.kv.v[layer], at, len)?;
+        b.attention(q, &self.kv.k[layer], &self.kv.v[layer], s, out)
+    }
+
+    fn positions(&self) -> Positions<'_> {
+        Positions::From(self.shape.pos0)
     }
 }
 
@@ -87,11 +140,10 @@ pub fn forward<B: Backend>(
     lora: &mut ActiveAdapters,
     tokens: &[u32],
     out_from: usize,
-) {
+) -> Result<(), OpError> {
     let cfg = &spec.config;
     let n = tokens.len();
-    let d = cfg.n_embd;
-    let kvd = cfg.kv_dim();
+    let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
     let pos0 = kv.n_past();
     let shape = AttnShape {
         n_tokens: n,
@@ -100,77 +152,57 @@ pub fn forward<B: Backend>(
         n_head_kv: cfg.n_head_kv,
         head_dim: cfg.head_dim,
     };
-    b.get_rows(&w.token_embd, tokens, &mut s.x);
-    lora.apply(b, Target::TokenEmbd, LoraInput::Ids(tokens), n, &mut s.x);
+    b.get_rows(&w.token_embd, tokens, b.view_mut(&mut s.x, 0, n * d))?;
+    let x = b.view_mut(&mut s.x, 0, n * d);
+    lora.apply(b, Target::TokenEmbd, LoraInput::Ids(tokens), n, x)?;
+    let mut hooks = InferHooks { kv, lora, shape };
     for (l, lw) in w.layers.iter().enumerate() {
-        let t = |p: Proj| Target::Layer(l, p);
-        // Attention.
-        b.rmsnorm(&s.x, &s.norms[2 * l], cfg.rms_eps, n, d, &mut s.xb);
-        mm(b, lora, t(Proj::Q), lw.proj(Proj::Q), &s.xb, n, &mut s.q);
-        mm(b, lora, t(Proj::K), lw.proj(Proj::K), &s.xb, n, &mut s.k);
-        mm(b, lora, t(Proj::V), lw.proj(Proj::V), &s.xb, n, &mut s.v);
-        if let Some(rope) = spec.layer(l).rope {
-            b.rope(&mut s.q, n, cfg.n_head, cfg.head_dim, pos0, rope);
-            b.rope(&mut s.k, n, cfg.n_head_kv, cfg.head_dim, pos0, rope);
-        }
-        b.store_kv(&s.k, &mut kv.k[l], pos0 * kvd, n * kvd);
-        b.store_kv(&s.v, &mut kv.v[l], pos0 * kvd, n * kvd);
-        b.attention(&mut s.q, &kv.k[l], &kv.v[l], shape, &mut s.att);
-        mm(b, lora, t(Proj::O), lw.proj(Proj::O), &s.att, n, &mut s.xb2);
-        b.add(&mut s.x, &s.xb2, n * d);
-        // Feed-forward.
-        b.rmsnorm(&s.x, &s.norms[2 * l + 1], cfg.rms_eps, n, d, &mut s.xb);
-        mm(
+        let bufs = BlockBufs::<B> {
+            x: b.view(&s.x, 0, n * d),
+            attn_norm: b.view(&s.norms[2 * l], 0, d),
+            ffn_norm: b.view(&s.norms[2 * l + 1], 0, d),
+            xn1: b.view_mut(&mut s.xn1, 0, n * d),
+            q: b.view_mut(&mut s.q, 0, n * qd),
+            k: b.view_mut(&mut s.k, 0, n * kvd),
+            v: b.view_mut(&mut s.v, 0, n * kvd),
+            att: b.view_mut(&mut s.att, 0, n * qd),
+            h: b.view_mut(&mut s.h, 0, n * d),
+            xn2: b.view_mut(&mut s.xn2, 0, n * d),
+            gate: b.view_mut(&mut s.gate, 0, n * ff),
+            up: b.view_mut(&mut s.up, 0, n * ff),
+            act: b.view_mut(&mut s.act, 0, n * ff),
+            out: b.view_mut(&mut s.x_out, 0, n * d),
+        };
+        block_forward(
             b,
-            lora,
-            t(Proj::Gate),
-            lw.proj(Proj::Gate),
-            &s.xb,
+            &mut hooks,
+            cfg,
+            spec.layer(l),
+            l,
+            |p| lw.proj(p),
             n,
-            &mut s.hb,
-        );
-        mm(
-            b,
-            lora,
-            t(Proj::Up),
-            lw.proj(Proj::Up),
-            &s.xb,
-            n,
-            &mut s.hb2,
-        );
-        b.swiglu(&mut s.hb, &s.hb2, n * cfg.n_ff);
-        mm(
-            b,
-            lora,
-            t(Proj::Down),
-            lw.proj(Proj::Down),
-            &s.hb,
-            n,
-            &mut s.xb2,
-        );
-        b.add(&mut s.x, &s.xb2, n * d);
+            bufs,
+        )?;
+        std::mem::swap(&mut s.x, &mut s.x_out);
     }
-    kv.set_n_past(pos0 + n);
+    hooks.kv.set_n_past(pos0 + n);
     if out_from >= n {
-        return;
+        return Ok(());
     }
     let m = n - out_from;
-    b.copy(&s.x, out_from * d, &mut s.xb2, 0, m * d);
-    let out_norm = &s.norms[2 * cfg.n_layer];
-    b.rmsnorm(&s.xb2, out_norm, cfg.rms_eps, m, d, &mut s.xb);
-    mm(b, lora, Target::Output, &w.output, &s.xb, m, &mut s.logits);
-}
-
-/// `y = W x` plus every active LoRA update of `target`.
-fn mm<B: Backend>(
-    b: &B,
-    lora: &mut ActiveAdapters,
-    target: Target,
-    w: &Matrix<'_>,
-    x: &B::Buffer,
-    n: usize,
-    y: &mut B::Buffer,
-) {
-    b.matmul(w, x, n, y);
-    lora.apply(b, target, LoraInput::Dense(x), n, y);
+    let out_norm = b.view(&s.norms[2 * cfg.n_layer], 0, d);
+    let x = b.view(&s.x, out_from * d, m * d);
+    b.rmsnorm(
+        x,
+        out_norm,
+        cfg.rms_eps,
+        m,
+        d,
+        b.view_mut(&mut s.xn2, 0, m * d),
+    )?;
+    let xn = b.view(&s.xn2, 0, m * d);
+    let logits = cfg.n_vocab;
+    let mut y = b.view_mut(&mut s.logits, 0, m * logits);
+    b.matmul(&w.output, xn, m, B::rw(&mut y))?;
+    lora.apply(b, Target::Output, LoraInput::Dense(xn), m, y)
 }

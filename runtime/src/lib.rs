@@ -3,6 +3,7 @@
 pub mod adapter;
 pub mod backend;
 pub mod bench;
+pub mod block;
 pub mod chat_template;
 pub mod config;
 pub mod device;

@@ -347,6 +347,7 @@ impl<'m> Session<'m> {
         match (&mut self.state, model.device()) {
             (SessionState::Cpu { kv, scratch }, Device::Cpu(b)) => {
                 eval_chunks(b, model, kv, scratch, lora, tokens, first, out)
+                    .map_err(|e| ModelError::Kernel(e.to_string()))?
             }
         }
         Ok(&self.logits[..rows * nv])
@@ -354,7 +355,8 @@ impl<'m> Session<'m> {
 }
 
 /// Runs `tokens` in chunks of the arena's batch size and reads the logits of rows `first..`
-/// into `out` (`[(n - first) × n_vocab]`); the checks were made by the caller.
+/// into `out` (`[(n - first) × n_vocab]`); the checks were made by the caller. On an error the
+/// cache keeps the chunks that completed.
 #[allow(clippy::too_many_arguments)]
 fn eval_chunks<B: Backend>(
     b: &B,
@@ -365,13 +367,13 @@ fn eval_chunks<B: Backend>(
     tokens: &[u32],
     first: usize,
     out: &mut [f32],
-) {
+) -> Result<(), crate::backend::OpError> {
     let nv = model.config().n_vocab;
     let w = model.weights();
     let mut done = 0;
     for chunk in tokens.chunks(scratch.n_batch) {
         let out_from = first.saturating_sub(done).min(chunk.len());
-        forward(b, model.spec(), w, kv, scratch, lora, chunk, out_from);
+        forward(b, model.spec(), w, kv, scratch, lora, chunk, out_from)?;
         let m = chunk.len() - out_from;
         if m > 0 {
             let row0 = done + out_from - first;
@@ -379,4 +381,5 @@ fn eval_chunks<B: Backend>(
         }
         done += chunk.len();
     }
+    Ok(())
 }

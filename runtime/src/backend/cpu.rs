@@ -1,12 +1,15 @@
 //! The CPU backend: quantized matmuls from graft-kernels (SIMD picked at run time, threaded),
-//! the small element-wise ops written here.
+//! llama.cpp-rounded norms, RoPE and SwiGLU (row-parallel on the pool, bit-identical at any
+//! thread count), attention over the f16 cache. Views are plain slices.
 
-use super::{AttnShape, Backend, RopeParams};
+use super::lora::{LoraInput, LoraMats};
+use super::{AttnShape, Backend, ForwardOps, OpError, Positions, RopeParams};
 use crate::config::MAX_HEAD_DIM;
 use crate::model_error::ModelError;
 use crate::weights::Matrix;
 use graft_kernels::attention as attn;
 use graft_kernels::cpu as k;
+use graft_kernels::grad::parallel::for_each_piece;
 use graft_quant::QuantType;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -43,6 +46,168 @@ impl CpuBackend {
     pub fn threads(&self) -> usize {
         self.threads
     }
+
+    /// The thread pool the ops run on.
+    pub fn pool(&self) -> &k::ThreadPool {
+        &self.pool
+    }
+}
+
+/// Token rows per piece of the row-parallel ops (norms, SwiGLU).
+const ROWS: usize = 32;
+
+impl ForwardOps for CpuBackend {
+    type View<'a> = &'a [f32];
+    type ViewMut<'a> = &'a mut [f32];
+
+    fn ro<'b>(v: &'b &mut [f32]) -> &'b [f32] {
+        v
+    }
+
+    fn rw<'b>(v: &'b mut &mut [f32]) -> &'b mut [f32] {
+        v
+    }
+
+    fn matmul(&self, w: &Matrix<'_>, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), OpError> {
+        let (xl, yl) = (n * w.cols, n * w.rows);
+        if x.len() < xl || y.len() < yl {
+            return Err(OpError::new(
+                "matmul",
+                format!(
+                    "{}: views of {} / {} floats for {n} tokens",
+                    w.name,
+                    x.len(),
+                    y.len()
+                ),
+            ));
+        }
+        k::matmul(
+            self.kernels,
+            &self.pool,
+            w.ty,
+            w.bytes,
+            w.rows,
+            w.cols,
+            &x[..xl],
+            n,
+            &mut y[..yl],
+        )
+        .map_err(|e| OpError::new("matmul", format!("{}: {e}", w.name)))
+    }
+
+    fn rmsnorm(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        eps: f32,
+        n: usize,
+        dim: usize,
+        out: &mut [f32],
+    ) -> Result<(), OpError> {
+        check_len("rmsnorm", &[x.len(), out.len()], n * dim)?;
+        check_len("rmsnorm", &[w.len()], dim)?;
+        // As ggml's rms_norm (f64 sum, f32 mean), each row by the same kernel on any thread.
+        let piece = ROWS * dim;
+        let w = &w[..dim];
+        let pieces: Vec<_> = out[..n * dim]
+            .chunks_mut(piece)
+            .zip(x[..n * dim].chunks(piece))
+            .collect();
+        for_each_piece(&self.pool, pieces, |(o, x)| {
+            k::rmsnorm_rows_ggml(x, w, eps, o, dim)
+        });
+        Ok(())
+    }
+
+    fn rope(
+        &self,
+        x: &mut [f32],
+        n: usize,
+        n_heads: usize,
+        head_dim: usize,
+        pos: Positions<'_>,
+        rope: RopeParams,
+    ) -> Result<(), OpError> {
+        let width = n_heads * head_dim;
+        check_len("rope", &[x.len()], n * width)?;
+        if rope.n_rot > head_dim.min(MAX_HEAD_DIM) || !rope.n_rot.is_multiple_of(2) {
+            return Err(OpError::new(
+                "rope",
+                format!("n_rot {} for head size {head_dim}", rope.n_rot),
+            ));
+        }
+        let half = rope.n_rot / 2;
+        let mut cs = [(0.0f32, 0.0f32); MAX_HEAD_DIM / 2];
+        // theta_i = pos * base^(-2i/n_rot), as ggml's theta_scale powers (computed directly).
+        let scale = rope.freq_base.powf(-2.0 / rope.n_rot as f32);
+        for (t, row) in x[..n * width].chunks_exact_mut(width).enumerate() {
+            let mut theta = pos.at(t) as f32;
+            for c in cs.iter_mut().take(half) {
+                let (s, co) = theta.sin_cos();
+                *c = (co, s);
+                theta *= scale;
+            }
+            k::rotate_pairs_ggml(row, head_dim, &cs[..half]);
+        }
+        Ok(())
+    }
+
+    fn swiglu(&self, gate: &[f32], up: &[f32], len: usize, out: &mut [f32]) -> Result<(), OpError> {
+        check_len("swiglu", &[gate.len(), up.len(), out.len()], len)?;
+        // llama.cpp's rounding (its AVX-512 expf), so greedy runs compare with it exactly.
+        let piece = 1 << 15;
+        let pieces: Vec<_> = out[..len]
+            .chunks_mut(piece)
+            .zip(gate[..len].chunks(piece))
+            .zip(up[..len].chunks(piece))
+            .collect();
+        for_each_piece(&self.pool, pieces, |((o, g), u)| {
+            o.copy_from_slice(g);
+            k::swiglu_ggml(o, u);
+        });
+        Ok(())
+    }
+
+    fn add(&self, x: &mut [f32], y: &[f32], len: usize) -> Result<(), OpError> {
+        check_len("add", &[x.len(), y.len()], len)?;
+        for (a, &b) in x[..len].iter_mut().zip(&y[..len]) {
+            *a += b;
+        }
+        Ok(())
+    }
+
+    fn lora(
+        &self,
+        m: &LoraMats<'_>,
+        x: LoraInput<'_, &[f32]>,
+        n: usize,
+        u: &mut [f32],
+        y: &mut [f32],
+    ) -> Result<(), OpError> {
+        check_len("lora", &[u.len()], n * m.rank)?;
+        check_len("lora", &[y.len()], n * m.n_out)?;
+        match x {
+            LoraInput::Dense(x) => check_len("lora", &[x.len()], n * m.n_in)?,
+            LoraInput::Ids(ids) => {
+                if ids.len() < n || ids.iter().any(|&id| id as usize >= m.n_in) {
+                    return Err(OpError::new("lora", "token id out of the table"));
+                }
+            }
+        }
+        super::cpu_lora::lora_add(m, x, n, u, y);
+        Ok(())
+    }
+}
+
+/// Checks every length in `lens` is at least `need`.
+fn check_len(op: &'static str, lens: &[usize], need: usize) -> Result<(), OpError> {
+    match lens.iter().find(|&&l| l < need) {
+        Some(l) => Err(OpError::new(
+            op,
+            format!("a view of {l} floats where {need} are needed"),
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Backend for CpuBackend {
@@ -67,8 +232,26 @@ impl Backend for CpuBackend {
         vec![f16::ZERO; len]
     }
 
-    fn store_kv(&self, src: &Vec<f32>, dst: &mut Vec<f16>, dst_off: usize, len: usize) {
+    fn view<'a>(&self, b: &'a Vec<f32>, off: usize, len: usize) -> &'a [f32] {
+        &b[off..off + len]
+    }
+
+    fn view_mut<'a>(&self, b: &'a mut Vec<f32>, off: usize, len: usize) -> &'a mut [f32] {
+        &mut b[off..off + len]
+    }
+
+    fn store_kv(
+        &self,
+        src: &[f32],
+        dst: &mut Vec<f16>,
+        dst_off: usize,
+        len: usize,
+    ) -> Result<(), OpError> {
+        if src.len() < len || dst.len() < dst_off + len {
+            return Err(OpError::new("store_kv", "past the end of the cache"));
+        }
         dst[dst_off..dst_off + len].convert_from_f32_slice(&src[..len]);
+        Ok(())
     }
 
     fn write(&self, dst: &mut Vec<f32>, offset: usize, src: &[f32]) {
@@ -80,99 +263,36 @@ impl Backend for CpuBackend {
         dst.copy_from_slice(&src[offset..offset + n]);
     }
 
-    fn copy(&self, src: &Vec<f32>, src_off: usize, dst: &mut Vec<f32>, dst_off: usize, len: usize) {
-        dst[dst_off..dst_off + len].copy_from_slice(&src[src_off..src_off + len]);
-    }
-
-    fn get_rows(&self, table: &Matrix<'_>, ids: &[u32], out: &mut Vec<f32>) {
+    fn get_rows(&self, table: &Matrix<'_>, ids: &[u32], out: &mut [f32]) -> Result<(), OpError> {
         let rb = table.row_bytes();
+        check_len("get_rows", &[out.len()], ids.len() * table.cols)?;
         for (t, &id) in ids.iter().enumerate() {
-            let row = &table.bytes[id as usize * rb..(id as usize + 1) * rb];
+            let row = table
+                .bytes
+                .get(id as usize * rb..(id as usize + 1) * rb)
+                .ok_or_else(|| OpError::new("get_rows", format!("{}: row {id}", table.name)))?;
             let dst = &mut out[t * table.cols..(t + 1) * table.cols];
-            // The format and sizes were validated at load; a failure here is a bug.
-            if graft_quant::blocks::dequantize(table.ty, row, dst).is_err() {
-                dst.fill(f32::NAN);
-            }
+            graft_quant::blocks::dequantize(table.ty, row, dst)
+                .map_err(|e| OpError::new("get_rows", format!("{}: {e}", table.name)))?;
         }
-    }
-
-    fn matmul(&self, w: &Matrix<'_>, x: &Vec<f32>, n_tokens: usize, y: &mut Vec<f32>) {
-        let r = k::matmul(
-            self.kernels,
-            &self.pool,
-            w.ty,
-            w.bytes,
-            w.rows,
-            w.cols,
-            &x[..n_tokens * w.cols],
-            n_tokens,
-            &mut y[..n_tokens * w.rows],
-        );
-        // Formats and sizes were validated at load (Weights::from_gguf); an error here is a
-        // bug, made visible as NaN logits rather than a panic.
-        if r.is_err() {
-            y[..n_tokens * w.rows].fill(f32::NAN);
-        }
-    }
-
-    fn rmsnorm(
-        &self,
-        x: &Vec<f32>,
-        w: &Vec<f32>,
-        eps: f32,
-        n_tokens: usize,
-        dim: usize,
-        out: &mut Vec<f32>,
-    ) {
-        // As ggml's rms_norm (f64 sum, f32 mean); shared with the training forward.
-        k::rmsnorm_rows_ggml(
-            &x[..n_tokens * dim],
-            &w[..dim],
-            eps,
-            &mut out[..n_tokens * dim],
-            dim,
-        );
-    }
-
-    fn rope(
-        &self,
-        x: &mut Vec<f32>,
-        n_tokens: usize,
-        n_heads: usize,
-        head_dim: usize,
-        pos0: usize,
-        rope: RopeParams,
-    ) {
-        let half = rope.n_rot / 2;
-        let mut cs = [(0.0f32, 0.0f32); MAX_HEAD_DIM / 2];
-        // theta_i = pos * base^(-2i/n_rot), as ggml's theta_scale powers (computed directly).
-        let scale = rope.freq_base.powf(-2.0 / rope.n_rot as f32);
-        for t in 0..n_tokens {
-            let pos = (pos0 + t) as f32;
-            let mut theta = pos;
-            for c in cs.iter_mut().take(half) {
-                let (s, co) = theta.sin_cos();
-                *c = (co, s);
-                theta *= scale;
-            }
-            let row = &mut x[t * n_heads * head_dim..(t + 1) * n_heads * head_dim];
-            k::rotate_pairs_ggml(row, head_dim, &cs[..half]);
-        }
+        Ok(())
     }
 
     fn attention(
         &self,
-        q: &mut Vec<f32>,
+        q: &mut [f32],
         kc: &Vec<f16>,
         vc: &Vec<f16>,
         s: AttnShape,
-        out: &mut Vec<f32>,
-    ) {
+        out: &mut [f32],
+    ) -> Result<(), OpError> {
         // The kernels read the f16 cache in place, threaded over (token, head) rows on the
         // pool, with llama.cpp's flash-attention rounding (q is left as is).
         let p = attn::AttnParams::new(s.n_tokens, s.pos0, s.n_head, s.n_head_kv, s.head_dim);
         let n_kv = (s.pos0 + s.n_tokens) * s.n_head_kv * s.head_dim;
         let nq = s.n_tokens * s.n_head * s.head_dim;
+        check_len("attention", &[q.len(), out.len()], nq)?;
+        check_len("attention", &[kc.len(), vc.len()], n_kv)?;
         let mut scratch = self.attn_scratch.lock().unwrap_or_else(|e| e.into_inner());
         attn::attention(
             &self.pool,
@@ -183,27 +303,6 @@ impl Backend for CpuBackend {
             &mut out[..nq],
             &mut scratch,
         );
-    }
-
-    fn swiglu(&self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
-        // llama.cpp's rounding (its AVX-512 expf), so greedy runs compare with it exactly.
-        k::swiglu_ggml(&mut gate[..len], &up[..len]);
-    }
-
-    fn add(&self, x: &mut Vec<f32>, y: &Vec<f32>, len: usize) {
-        for (a, &b) in x[..len].iter_mut().zip(&y[..len]) {
-            *a += b;
-        }
-    }
-
-    fn lora_add(
-        &self,
-        m: &super::LoraMats<'_>,
-        x: super::LoraInput<'_, Vec<f32>>,
-        n_tokens: usize,
-        tmp: &mut [f32],
-        y: &mut Vec<f32>,
-    ) {
-        super::cpu_lora::lora_add(m, x, n_tokens, tmp, y);
+        Ok(())
     }
 }

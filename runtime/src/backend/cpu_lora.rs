@@ -23,7 +23,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `n_tokens × rank` floats. Shapes are checked when the adapter is attached.
 pub(super) fn lora_add(
     m: &LoraMats<'_>,
-    x: LoraInput<'_, Vec<f32>>,
+    x: LoraInput<'_, &[f32]>,
     n_tokens: usize,
     tmp: &mut [f32],
     y: &mut [f32],

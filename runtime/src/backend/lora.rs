@@ -1,4 +1,4 @@
-//! Argument types of [`super::Backend::lora_add`]: one low-rank update `y += s · B (A x)`.
+//! Argument types of [`super::ForwardOps::lora`]: one low-rank update `y += s · B (A x)`.
 
 /// The two factors of one LoRA pair and its effective scale, as host f32 (row-major).
 #[derive(Clone, Copy, Debug)]
@@ -17,20 +17,20 @@ pub struct LoraMats<'a> {
     pub scale: f32,
 }
 
-/// What the update multiplies `A` with.
+/// What the update multiplies `A` with (`V`: a backend's read-only view).
 #[derive(Debug)]
-pub enum LoraInput<'a, Buf> {
+pub enum LoraInput<'a, V> {
     /// Activations `[n_tokens × n_in]` (a linear layer's input).
-    Dense(&'a Buf),
+    Dense(V),
     /// Token ids: `A x` is column `id` of `A` (the one-hot input of the embedding table, as
     /// llama.cpp's `llm_build_inp_embd` gathers it).
     Ids(&'a [u32]),
 }
 
-impl<Buf> Clone for LoraInput<'_, Buf> {
+impl<V: Copy> Clone for LoraInput<'_, V> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<Buf> Copy for LoraInput<'_, Buf> {}
+impl<V: Copy> Copy for LoraInput<'_, V> {}

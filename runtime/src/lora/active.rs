@@ -1,7 +1,7 @@
 //! The adapters a session applies, and the hook the forward pass calls after each matmul.
 
 use super::loaded::LoadedAdapter;
-use crate::backend::{Backend, LoraInput, LoraMats};
+use crate::backend::{ForwardOps, LoraInput, LoraMats, OpError};
 use crate::model::Model;
 pub use crate::spec::Proj;
 use std::sync::Arc;
@@ -82,14 +82,14 @@ impl ActiveAdapters {
 
     /// Adds every active adapter's update for `target` to `y` (`[n_tokens × n_out]`), in the
     /// order the adapters were given.
-    pub fn apply<B: Backend>(
+    pub fn apply<O: ForwardOps>(
         &mut self,
-        b: &B,
+        b: &O,
         target: Target,
-        x: LoraInput<'_, B::Buffer>,
+        x: LoraInput<'_, O::View<'_>>,
         n_tokens: usize,
-        y: &mut B::Buffer,
-    ) {
+        mut y: O::ViewMut<'_>,
+    ) -> Result<(), OpError> {
         for (adapter, user_scale) in &self.list {
             if let Some(p) = adapter.pair(target) {
                 let m = LoraMats {
@@ -100,9 +100,10 @@ impl ActiveAdapters {
                     n_out: p.n_out,
                     scale: p.effective_scale(*user_scale),
                 };
-                b.lora_add(&m, x, n_tokens, &mut self.tmp, y);
+                b.lora(&m, x, n_tokens, &mut self.tmp, O::rw(&mut y))?;
             }
         }
+        Ok(())
     }
 
     /// Whether no adapter is active.

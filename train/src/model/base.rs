@@ -1,9 +1,9 @@
 //! The frozen base's linear maps: `y = W x` (forward) and `dx += Wᵀ dy` (backward) with `W`
-//! kept in its GGUF block format.
+//! kept in its GGUF block format, on the trainer's device ([`GradOps`]).
 
 use super::error::TrainModelError;
-use graft_kernels::cpu::{self, Kernels, ThreadPool};
-use graft_kernels::grad;
+use super::grad_ops::GradOps;
+use graft_runtime::backend::CpuBackend;
 use graft_runtime::weights::Matrix;
 
 /// How the forward multiplies activations by a quantized base matrix.
@@ -28,30 +28,24 @@ pub enum BaseMatmul {
 /// Rows dequantized at a time by [`BaseMatmul::Exact`].
 const EXACT_ROWS: usize = 16;
 
-/// The base linear maps, on one persistent thread pool that every training kernel shares.
+/// The device the trainer runs on (its [`GradOps`] are the ops of the training forward and
+/// backward) and how the frozen base is multiplied.
 pub(crate) struct Base {
-    kernels: &'static Kernels,
-    pool: ThreadPool,
+    cpu: CpuBackend,
     mode: BaseMatmul,
 }
 
 impl Base {
     pub(crate) fn new(threads: usize, mode: BaseMatmul) -> Result<Base, TrainModelError> {
-        let threads = threads.max(1);
-        let pool = ThreadPool::new(threads).map_err(|source| TrainModelError::Kernel {
-            tensor: "thread pool".into(),
-            source,
-        })?;
         Ok(Base {
-            kernels: cpu::kernels(),
-            pool,
+            cpu: CpuBackend::new(threads.max(1))?,
             mode,
         })
     }
 
-    /// The thread pool (`threads` threads, the caller included) the kernels split work over.
-    pub(crate) fn pool(&self) -> &ThreadPool {
-        &self.pool
+    /// The CPU backend: the forward and backward ops of training.
+    pub(crate) fn cpu(&self) -> &CpuBackend {
+        &self.cpu
     }
 
     /// `y = W x` for `n` tokens (`x`: `[n, cols]`, `y`: `[n, rows]`, overwritten).
@@ -62,32 +56,7 @@ impl Base {
         n: usize,
         y: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        let (x, y) = (&x[..n * m.cols], &mut y[..n * m.rows]);
-        match self.mode {
-            BaseMatmul::Fast => cpu::matmul(
-                self.kernels,
-                &self.pool,
-                m.ty,
-                m.bytes,
-                m.rows,
-                m.cols,
-                x,
-                n,
-                y,
-            )
-            .map_err(|source| TrainModelError::Kernel {
-                tensor: m.name.clone(),
-                source,
-            }),
-            BaseMatmul::Exact => exact_forward(m, x, n, y),
-            BaseMatmul::Tiled => grad::matmul_fwd(
-                m.ty, m.bytes, m.rows, m.cols, x, n, y, &self.pool,
-            )
-            .map_err(|source| TrainModelError::Grad {
-                tensor: m.name.clone(),
-                source,
-            }),
-        }
+        self.cpu.base_matmul(self.mode, m, x, n, y)
     }
 
     /// `dx += Wᵀ dy` for `n` tokens (`dy`: `[n, rows]`, `dx`: `[n, cols]`).
@@ -98,24 +67,12 @@ impl Base {
         n: usize,
         dx: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        grad::matmul_t(
-            m.ty,
-            m.bytes,
-            m.rows,
-            m.cols,
-            &dy[..n * m.rows],
-            n,
-            &mut dx[..n * m.cols],
-            &self.pool,
-        )
-        .map_err(|source| TrainModelError::Grad {
-            tensor: m.name.clone(),
-            source,
-        })
+        self.cpu.base_matmul_t(m, dy, n, dx)
     }
 }
 
-fn exact_forward(
+/// [`BaseMatmul::Exact`]: `y = W x` in f64 over tiles of dequantized rows.
+pub(super) fn exact_forward(
     m: &Matrix<'_>,
     x: &[f32],
     n: usize,

@@ -41,6 +41,9 @@ pub enum TrainModelError {
         /// What failed.
         msg: String,
     },
+    /// An op of the forward failed (names the op and tensor).
+    #[error("forward: {0}")]
+    Op(#[from] graft_runtime::backend::OpError),
     /// The runtime (thread pool, model) failed.
     #[error(transparent)]
     Model(#[from] ModelError),

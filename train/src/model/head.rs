@@ -5,8 +5,8 @@
 
 use super::base::Base;
 use super::error::TrainModelError;
-use super::rowwise;
-use graft_kernels::grad;
+use super::grad_ops::GradOps;
+use graft_runtime::backend::ForwardOps;
 use graft_runtime::config::ModelConfig;
 use graft_runtime::weights::Weights;
 
@@ -76,7 +76,8 @@ pub(crate) fn head(
         let m = s.chunk.min(n_tok - c0);
         let xc = &x[c0 * d..(c0 + m) * d];
         let xn = &mut s.xn[..m * d];
-        rowwise::rmsnorm_rows(base.pool(), xc, &w.output_norm, cfg.rms_eps, xn, d);
+        base.cpu()
+            .rmsnorm(xc, &w.output_norm, cfg.rms_eps, m, d, xn)?;
         let logits: &mut [f32] = match logits_out.as_deref_mut() {
             Some(out) => &mut out[c0 * nv..(c0 + m) * nv],
             None => &mut s.logits[..m * nv],
@@ -96,7 +97,10 @@ pub(crate) fn head(
             total += masked_nll_sum(logits, nv, tc, mc);
             continue;
         }
-        let l = grad::cross_entropy(logits, nv, tc, mc, base.pool()).map_err(ce_err)?;
+        let l = base
+            .cpu()
+            .cross_entropy(logits, nv, tc, mc)
+            .map_err(ce_err)?;
         total += f64::from(l) * chunk_scored as f64;
         if let Some(dx) = dx_out.as_deref_mut() {
             // The chunk's gradient is of its own mean: rescale to the batch mean.
@@ -107,7 +111,8 @@ pub(crate) fn head(
             base.backward(&w.output, logits, m, dxn)?;
             let dxc = &mut dx[c0 * d..(c0 + m) * d];
             dxc.fill(0.0);
-            rowwise::rmsnorm_backward(base.pool(), xc, &w.output_norm, dxn, dxc, d, cfg.rms_eps);
+            base.cpu()
+                .rmsnorm_backward(xc, &w.output_norm, dxn, dxc, d, cfg.rms_eps);
         }
     }
     Ok(if n_scored == 0 {

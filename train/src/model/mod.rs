@@ -1,12 +1,15 @@
-//! The training forward and backward of the llama block stack with LoRA adapters on a frozen
-//! quantized base.
+//! The training forward and backward of a model's blocks (as its description says) with LoRA
+//! adapters on a frozen quantized base.
 //!
 //! - [`lora_params`]: targets, rank/alpha/dropout/rsLoRA, PEFT initialisation, export;
 //! - [`batch`]: `[B, T]` packed rows with targets, loss mask, positions, segments;
 //! - [`activations`]: the activation arena with named per-layer views;
-//! - `layer` (block forward and backward side by side), `head` (final norm, output head,
-//!   cross-entropy), `base` ([`BaseMatmul`]: `W x` and `Wᵀ dy` on block-format weights),
-//!   `rowwise` (RMS norm and SwiGLU, forward and backward, split over the thread pool);
+//! - `layer_fwd` (the runtime's one block, `graft_runtime::block`, with the training hooks:
+//!   trainable LoRA, per-row attention, activations kept), `layer` (its backward), `head` (final
+//!   norm, output head, cross-entropy), `base` ([`BaseMatmul`]: `W x` and `Wᵀ dy` on
+//!   block-format weights);
+//! - [`grad_ops`]: [`GradOps`], the backward ops the trainer calls (the CPU implements them;
+//!   another device implements them, not another trainer);
 //! - [`checkpoint`]: which layer inputs are kept and what backward recomputes;
 //! - [`trainable`]: [`Trainable`], `forward(batch) -> loss`, `backward()`.
 
@@ -15,15 +18,17 @@ mod base;
 pub mod batch;
 pub mod checkpoint;
 mod error;
+pub mod grad_ops;
 mod head;
 mod layer;
+mod layer_fwd;
 pub mod lora_params;
-mod rowwise;
 pub mod trainable;
 
 pub use base::BaseMatmul;
 pub use batch::Batch;
 pub use checkpoint::{Checkpointing, SegmentPlan};
 pub use error::TrainModelError;
+pub use grad_ops::GradOps;
 pub use lora_params::{LoraConfig, LoraParams, Target};
 pub use trainable::{TrainOptions, Trainable};

@@ -9,7 +9,6 @@ use super::error::TrainModelError;
 use super::head::{head, HeadMode, HeadScratch};
 use super::layer::{Ctx, Scratch};
 use super::lora_params::{LoraParams, Target};
-use graft_runtime::backend::CpuBackend;
 use graft_runtime::config::ModelConfig;
 use graft_runtime::spec::ModelSpec;
 use graft_runtime::weights::Weights;
@@ -73,8 +72,6 @@ pub struct Trainable<'m> {
     pending: Option<Batch>,
     dropout_step: u64,
     kv_f16: bool,
-    /// The runtime's CPU backend (the model's own; with `kv_f16` only).
-    rt: Option<&'m CpuBackend>,
 }
 
 impl<'m> Trainable<'m> {
@@ -118,7 +115,6 @@ impl<'m> Trainable<'m> {
             pending: None,
             dropout_step: 0,
             kv_f16: opts.kv_f16,
-            rt: model.device().as_cpu().filter(|_| opts.kv_f16),
         })
     }
 
@@ -212,7 +208,6 @@ impl<'m> Trainable<'m> {
             seed: self.lora.config().seed,
             step: self.dropout_step,
             kv_f16: self.kv_f16,
-            rt: self.rt,
         };
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
@@ -273,7 +268,6 @@ impl<'m> Trainable<'m> {
             seed: self.lora.config().seed,
             step: self.dropout_step,
             kv_f16: self.kv_f16,
-            rt: self.rt,
         };
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate().rev() {

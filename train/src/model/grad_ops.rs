@@ -1,0 +1,332 @@
+//! The ops of the training backward, on top of the forward ops the training block shares with
+//! inference ([`ForwardOps`]): the frozen base's `W x` (by [`BaseMatmul`] mode) and `Wᵀ dy`, the
+//! trainable LoRA forward and backward, the backward of RMSNorm, RoPE, SwiGLU and attention,
+//! and the fused cross-entropy. The trainer calls these instead of CPU kernels, so another
+//! device (CUDA next) implements this trait rather than a second trainer.
+//!
+//! Gradients of inputs **accumulate** (`dx += ...`) except RoPE's (in place on the gradient) and
+//! cross-entropy's (written over the logits), as `graft_kernels::grad`.
+
+use super::base::BaseMatmul;
+use super::error::TrainModelError;
+use graft_kernels::grad::{self, parallel::for_each_piece, AttnShape, LoraShape};
+use graft_runtime::backend::{CpuBackend, ForwardOps, RopeParams};
+use graft_runtime::weights::Matrix;
+
+/// The backward ops of a device.
+pub trait GradOps: ForwardOps {
+    /// `y = W x` for `n` tokens, `W` frozen in its block format, computed as `mode` says.
+    fn base_matmul(
+        &self,
+        mode: BaseMatmul,
+        w: &Matrix<'_>,
+        x: Self::View<'_>,
+        n: usize,
+        y: Self::ViewMut<'_>,
+    ) -> Result<(), TrainModelError>;
+
+    /// `dx += Wᵀ dy` for `n` tokens (`dy` `[n × w.rows]`, `dx` `[n × w.cols]`).
+    fn base_matmul_t(
+        &self,
+        w: &Matrix<'_>,
+        dy: Self::View<'_>,
+        n: usize,
+        dx: Self::ViewMut<'_>,
+    ) -> Result<(), TrainModelError>;
+
+    /// `u = A x`, `y += s·B u` for a trainable pair (`a`, `b` host f32, row-major).
+    #[allow(clippy::too_many_arguments)]
+    fn lora_forward(
+        &self,
+        sh: LoraShape,
+        x: Self::View<'_>,
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &mut [f32],
+        y: Self::ViewMut<'_>,
+    );
+
+    /// Backward of [`GradOps::lora_forward`]: `da += ...`, `db += ...`, and `dx += ...` when
+    /// given.
+    #[allow(clippy::too_many_arguments)]
+    fn lora_backward(
+        &self,
+        sh: LoraShape,
+        x: Self::View<'_>,
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &[f32],
+        dy: Self::View<'_>,
+        da: &mut [f32],
+        db: &mut [f32],
+        dx: Option<Self::ViewMut<'_>>,
+    );
+
+    /// `dx += ∂(rmsnorm(x)·w)/∂x · dy` for each `dim`-row.
+    #[allow(clippy::too_many_arguments)]
+    fn rmsnorm_backward(
+        &self,
+        x: Self::View<'_>,
+        w: Self::View<'_>,
+        dy: Self::View<'_>,
+        dx: Self::ViewMut<'_>,
+        dim: usize,
+        eps: f32,
+    );
+
+    /// The RoPE backward, in place on `grad` (`[n × n_heads × head_dim]`, token `t` at
+    /// `positions[t]`): the rotation by `-θ`.
+    fn rope_backward(
+        &self,
+        grad: Self::ViewMut<'_>,
+        positions: &[usize],
+        n_heads: usize,
+        head_dim: usize,
+        rope: RopeParams,
+    );
+
+    /// `dg += ∂out/∂gate · dh`, `du += ∂out/∂up · dh` of `out = silu(gate) ⊙ up`, rows of
+    /// `width`.
+    #[allow(clippy::too_many_arguments)]
+    fn swiglu_backward(
+        &self,
+        gate: Self::View<'_>,
+        up: Self::View<'_>,
+        dh: Self::View<'_>,
+        dg: Self::ViewMut<'_>,
+        du: Self::ViewMut<'_>,
+        width: usize,
+    );
+
+    /// Causal attention of one packed row (tokens attend within their `segments` only),
+    /// keeping the log-sum-exp per token and head for the backward.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_train(
+        &self,
+        sh: AttnShape,
+        q: Self::View<'_>,
+        k: Self::View<'_>,
+        v: Self::View<'_>,
+        segments: &[u32],
+        out: Self::ViewMut<'_>,
+        lse: &mut [f32],
+    );
+
+    /// Backward of [`GradOps::attention_train`]: `dq`, `dk`, `dv` accumulate.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(
+        &self,
+        sh: AttnShape,
+        q: Self::View<'_>,
+        k: Self::View<'_>,
+        v: Self::View<'_>,
+        segments: &[u32],
+        out: Self::View<'_>,
+        lse: &[f32],
+        dout: Self::View<'_>,
+        dq: Self::ViewMut<'_>,
+        dk: Self::ViewMut<'_>,
+        dv: Self::ViewMut<'_>,
+    );
+
+    /// Mean cross-entropy of the masked rows of `logits` (`[n × vocab]`); writes the gradient
+    /// of that mean over the logits.
+    fn cross_entropy(
+        &self,
+        logits: Self::ViewMut<'_>,
+        vocab: usize,
+        targets: &[u32],
+        mask: &[bool],
+    ) -> Result<f32, grad::GradError>;
+}
+
+/// Token rows per piece of the row-parallel backward ops.
+const ROWS: usize = 32;
+
+impl GradOps for CpuBackend {
+    fn base_matmul(
+        &self,
+        mode: BaseMatmul,
+        w: &Matrix<'_>,
+        x: &[f32],
+        n: usize,
+        y: &mut [f32],
+    ) -> Result<(), TrainModelError> {
+        let (x, y) = (&x[..n * w.cols], &mut y[..n * w.rows]);
+        match mode {
+            BaseMatmul::Fast => Ok(self.matmul(w, x, n, y)?),
+            BaseMatmul::Exact => super::base::exact_forward(w, x, n, y),
+            BaseMatmul::Tiled => {
+                grad::matmul_fwd(w.ty, w.bytes, w.rows, w.cols, x, n, y, self.pool()).map_err(
+                    |source| TrainModelError::Grad {
+                        tensor: w.name.clone(),
+                        source,
+                    },
+                )
+            }
+        }
+    }
+
+    fn base_matmul_t(
+        &self,
+        w: &Matrix<'_>,
+        dy: &[f32],
+        n: usize,
+        dx: &mut [f32],
+    ) -> Result<(), TrainModelError> {
+        grad::matmul_t(
+            w.ty,
+            w.bytes,
+            w.rows,
+            w.cols,
+            &dy[..n * w.rows],
+            n,
+            &mut dx[..n * w.cols],
+            self.pool(),
+        )
+        .map_err(|source| TrainModelError::Grad {
+            tensor: w.name.clone(),
+            source,
+        })
+    }
+
+    fn lora_forward(
+        &self,
+        sh: LoraShape,
+        x: &[f32],
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &mut [f32],
+        y: &mut [f32],
+    ) {
+        grad::lora_forward(sh, x, a, b, s, u, y)
+    }
+
+    fn lora_backward(
+        &self,
+        sh: LoraShape,
+        x: &[f32],
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &[f32],
+        dy: &[f32],
+        da: &mut [f32],
+        db: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        grad::lora_backward(sh, x, a, b, s, u, dy, da, db, dx)
+    }
+
+    fn rmsnorm_backward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        dim: usize,
+        eps: f32,
+    ) {
+        // Each row by the same kernel on any thread: bit-identical at every thread count.
+        let piece = ROWS * dim;
+        let pieces: Vec<_> = dx
+            .chunks_mut(piece)
+            .zip(x.chunks(piece))
+            .zip(dy.chunks(piece))
+            .collect();
+        for_each_piece(self.pool(), pieces, |((dx, x), dy)| {
+            grad::rmsnorm_backward(x, w, dy, dx, dim, eps)
+        });
+    }
+
+    fn rope_backward(
+        &self,
+        g: &mut [f32],
+        positions: &[usize],
+        n_heads: usize,
+        head_dim: usize,
+        rope: RopeParams,
+    ) {
+        grad::rope_backward(g, positions, n_heads, head_dim, rope.freq_base, rope.n_rot)
+    }
+
+    fn swiglu_backward(
+        &self,
+        gate: &[f32],
+        up: &[f32],
+        dh: &[f32],
+        dg: &mut [f32],
+        du: &mut [f32],
+        width: usize,
+    ) {
+        let piece = ROWS * width;
+        let pieces: Vec<_> = dg
+            .chunks_mut(piece)
+            .zip(du.chunks_mut(piece))
+            .zip(
+                gate.chunks(piece)
+                    .zip(up.chunks(piece))
+                    .zip(dh.chunks(piece)),
+            )
+            .collect();
+        for_each_piece(self.pool(), pieces, |((dg, du), ((g, u), dh))| {
+            grad::swiglu_backward(g, u, dh, dg, du)
+        });
+    }
+
+    fn attention_train(
+        &self,
+        sh: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        segments: &[u32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) {
+        grad::attention_forward(sh, q, k, v, Some(segments), out, lse, self.pool())
+    }
+
+    fn attention_backward(
+        &self,
+        sh: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        segments: &[u32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        grad::attention_backward(
+            sh,
+            q,
+            k,
+            v,
+            Some(segments),
+            out,
+            lse,
+            dout,
+            dq,
+            dk,
+            dv,
+            self.pool(),
+        )
+    }
+
+    fn cross_entropy(
+        &self,
+        logits: &mut [f32],
+        vocab: usize,
+        targets: &[u32],
+        mask: &[bool],
+    ) -> Result<f32, grad::GradError> {
+        grad::cross_entropy(logits, vocab, targets, mask, self.pool())
+    }
+}

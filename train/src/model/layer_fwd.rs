@@ -1,0 +1,207 @@
+//! One block's training forward: the runtime's one block ([`graft_runtime::block`]) with the
+//! training [`BlockHooks`]: each projection adds its trainable LoRA (dropout on its input, `A x`
+//! kept for the backward), attention runs per packed row with its sequence segments and keeps
+//! the log-sum-exp. Every activation the backward reads lands in the layer's [`LayerActs`] slot.
+
+use super::activations::LayerActs;
+use super::error::TrainModelError;
+use super::grad_ops::GradOps;
+use super::layer::Ctx;
+use super::lora_params::{LoraParams, Target};
+use graft_kernels::grad::LoraShape;
+use graft_runtime::backend::{
+    AttnShape as RtAttnShape, Backend, CpuBackend, ForwardOps, LoraInput, LoraMats, OpError,
+    Positions,
+};
+use graft_runtime::block::{block_forward, BlockBufs, BlockHooks};
+use graft_runtime::spec::Proj;
+use graft_runtime::weights::{LayerWeights, Matrix};
+
+/// What training does around the block's math.
+struct TrainHooks<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    lora: &'c LoraParams,
+    /// `A x` of every adapted projection (`[n_tok, r]`, [`Target::ALL`] order).
+    u: [&'c mut [f32]; 7],
+    /// Attention log-sum-exp `[n_tok, n_head]`.
+    lse: &'c mut [f32],
+    /// Scratch for the dropped LoRA input.
+    xd: &'c mut [f32],
+}
+
+impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
+    fn linear(
+        &mut self,
+        ops: &CpuBackend,
+        layer: usize,
+        proj: Proj,
+        w: &Matrix<'_>,
+        x: &[f32],
+        y: &mut [f32],
+    ) -> Result<(), OpError> {
+        let u = &mut *self.u[proj.index()];
+        self.ctx
+            .linear_fwd(ops, w, self.lora, layer, proj, x, u, y, self.xd)
+            .map_err(|e| OpError::new("linear", e.to_string()))
+    }
+
+    fn attend(
+        &mut self,
+        ops: &CpuBackend,
+        _layer: usize,
+        q: &mut [f32],
+        k: &mut [f32],
+        v: &mut [f32],
+        att: &mut [f32],
+    ) -> Result<(), OpError> {
+        let ctx = self.ctx;
+        let cfg = ctx.cfg;
+        let (qd, kvd, hd) = (cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
+        if ctx.kv_f16 {
+            for x in k.iter_mut().chain(v.iter_mut()) {
+                *x = half::f16::from_f32(*x).to_f32();
+            }
+        }
+        let sh = ctx.attn_shape();
+        let tl = ctx.batch.seq_len;
+        for r in 0..ctx.batch.n_rows {
+            let (t0, t1) = (r * tl, (r + 1) * tl);
+            let seg = &ctx.batch.segments[t0..t1];
+            let one_seq = seg.iter().all(|&s| s == seg[0]);
+            let (qr, kr, vr) = (
+                &q[t0 * qd..t1 * qd],
+                &k[t0 * kvd..t1 * kvd],
+                &v[t0 * kvd..t1 * kvd],
+            );
+            let mut scratch;
+            let out = if ctx.kv_f16 && one_seq {
+                // The runtime's attention gives the values (its f16 cache and llama.cpp's
+                // rounding); the training kernel below still runs for the log-sum-exp.
+                let to16 = |x: &[f32]| -> Vec<half::f16> {
+                    x.iter().map(|&v| half::f16::from_f32(v)).collect()
+                };
+                let mut qv = qr.to_vec();
+                let shape = RtAttnShape {
+                    n_tokens: tl,
+                    pos0: 0,
+                    n_head: cfg.n_head,
+                    n_head_kv: cfg.n_head_kv,
+                    head_dim: hd,
+                };
+                ops.attention(
+                    &mut qv,
+                    &to16(kr),
+                    &to16(vr),
+                    shape,
+                    &mut att[t0 * qd..t1 * qd],
+                )?;
+                scratch = vec![0f32; tl * qd];
+                &mut scratch[..]
+            } else {
+                &mut att[t0 * qd..t1 * qd]
+            };
+            let lse = &mut self.lse[t0 * cfg.n_head..t1 * cfg.n_head];
+            ops.attention_train(sh, qr, kr, vr, seg, out, lse);
+        }
+        Ok(())
+    }
+
+    fn positions(&self) -> Positions<'_> {
+        Positions::List(&self.ctx.batch.positions)
+    }
+}
+
+impl Ctx<'_> {
+    /// `y = W x + s·B A drop(x)` for projection `t` (`A drop(x)` kept in `u`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn linear_fwd(
+        &self,
+        ops: &CpuBackend,
+        m: &Matrix<'_>,
+        lora: &LoraParams,
+        layer: usize,
+        t: Target,
+        x: &[f32],
+        u: &mut [f32],
+        y: &mut [f32],
+        xd: &mut [f32],
+    ) -> Result<(), TrainModelError> {
+        let n = self.batch.n_tokens();
+        self.base.forward(m, x, n, y)?;
+        let Some((a, b)) = lora.pair(layer, t) else {
+            return Ok(());
+        };
+        let sh = LoraShape {
+            n_tok: n,
+            n_in: m.cols,
+            n_out: m.rows,
+            rank: lora.config().rank,
+        };
+        let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
+        let y = &mut y[..n * m.rows];
+        if self.kv_f16 {
+            // The runtime's update, so the forward equals the runtime's.
+            let mats = LoraMats {
+                a: &a.values,
+                b: &b.values,
+                rank: sh.rank,
+                n_in: m.cols,
+                n_out: m.rows,
+                scale: lora.scale(),
+            };
+            return Ok(ops.lora(&mats, LoraInput::Dense(xin), n, u, y)?);
+        }
+        ops.lora_forward(sh, xin, &a.values, &b.values, lora.scale(), u, y);
+        Ok(())
+    }
+
+    /// Forward of layer `layer`: reads `a.x_in`, fills every other view and writes the layer
+    /// output to `out` (`[n_tok, d]`).
+    pub(crate) fn layer_forward(
+        &self,
+        lw: &LayerWeights<'_>,
+        lora: &LoraParams,
+        layer: usize,
+        a: LayerActs<'_>,
+        out: &mut [f32],
+        xd: &mut [f32],
+    ) -> Result<(), TrainModelError> {
+        let ops = self.base.cpu();
+        let n = self.batch.n_tokens();
+        let mut hooks = TrainHooks {
+            ctx: self,
+            lora,
+            u: a.u,
+            lse: a.lse,
+            xd,
+        };
+        let bufs = BlockBufs::<CpuBackend> {
+            x: a.x_in,
+            attn_norm: &lw.attn_norm,
+            ffn_norm: &lw.ffn_norm,
+            xn1: a.xn1,
+            q: a.q,
+            k: a.k,
+            v: a.v,
+            att: a.att,
+            h: a.h,
+            xn2: a.xn2,
+            gate: a.gate,
+            up: a.up,
+            act: a.act,
+            out: &mut out[..n * self.cfg.n_embd],
+        };
+        let spec = &self.layers[layer];
+        block_forward(
+            ops,
+            &mut hooks,
+            self.cfg,
+            spec,
+            layer,
+            |p| lw.proj(p),
+            n,
+            bufs,
+        )?;
+        Ok(())
+    }
+}
