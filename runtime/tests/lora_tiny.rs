@@ -5,11 +5,11 @@
 
 mod lora_support;
 
-use graft_quant::gguf::{GgufWriter, Metadata};
 use graft_quant::QuantType;
 use graft_runtime::adapter::{LoraAdapter, LoraPair};
 use graft_runtime::lora::LoadedAdapter;
 use graft_runtime::{Model, ModelError, ModelParams, Session, SessionParams};
+use graft_testkit::{Tensor, TinyModel};
 use lora_support::gen::{projections, random_pair, Rng};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,53 +26,39 @@ const N_LAYER: usize = 2;
 /// name -> (shape ne0-first, row-major values).
 type Tensors = BTreeMap<String, (Vec<u64>, Vec<f32>)>;
 
-fn base_tensors() -> Tensors {
-    let mut rng = Rng::new(99);
-    let mut t = Tensors::new();
-    let mut mat = |name: String, rows: usize, cols: usize, scale: f64, t: &mut Tensors| {
-        let v = (0..rows * cols)
-            .map(|_| ((2.0 * rng.uniform() - 1.0) * scale) as f32)
-            .collect();
-        let shape = if rows == 1 {
-            vec![cols as u64]
-        } else {
-            vec![cols as u64, rows as u64]
-        };
-        t.insert(name, (shape, v));
-    };
-    mat("token_embd.weight".into(), VOCAB, D, 1.0, &mut t);
-    for l in 0..N_LAYER {
-        let n = |s: &str| format!("blk.{l}.{s}.weight");
-        mat(n("attn_norm"), 1, D, 1.0, &mut t);
-        mat(n("ffn_norm"), 1, D, 1.0, &mut t);
-        for (s, n_in, n_out) in projections(D, FF, N_HEAD * HD, N_KV * HD) {
-            mat(n(s), n_out, n_in, 0.3, &mut t);
-        }
+/// The shared tiny llama (graft-testkit): 2 layers, untied head, f32.
+fn tiny() -> TinyModel {
+    TinyModel {
+        n_vocab: VOCAB,
+        n_embd: D,
+        n_layer: N_LAYER,
+        n_ff: FF,
+        n_head: N_HEAD,
+        n_head_kv: N_KV,
+        seed: 99,
+        ..TinyModel::default()
     }
-    mat("output_norm.weight".into(), 1, D, 1.0, &mut t);
-    mat("output.weight".into(), VOCAB, D, 0.5, &mut t);
-    t
+}
+
+fn base_tensors() -> Tensors {
+    tiny()
+        .tensors()
+        .into_iter()
+        .map(|t| (t.name, (t.shape, t.values)))
+        .collect()
 }
 
 fn write_model(path: &Path, tensors: &Tensors) {
-    let mut md = Metadata::new();
-    md.insert("general.architecture", "llama");
-    md.insert("llama.embedding_length", D as u32);
-    md.insert("llama.block_count", N_LAYER as u32);
-    md.insert("llama.feed_forward_length", FF as u32);
-    md.insert("llama.context_length", 64u32);
-    md.insert("llama.attention.head_count", N_HEAD as u32);
-    md.insert("llama.attention.head_count_kv", N_KV as u32);
-    md.insert("llama.attention.layer_norm_rms_epsilon", 1e-5f32);
-    md.insert("llama.rope.freq_base", 10000.0f32);
-    md.insert("llama.rope.dimension_count", 12u32);
-    let mut w = GgufWriter::new(md, 32).expect("writer");
-    for (name, (shape, v)) in tensors {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        w.add_tensor(name.clone(), QuantType::F32, shape, bytes)
-            .expect("add tensor");
-    }
-    w.write_file(path).expect("write gguf");
+    let t: Vec<Tensor> = tensors
+        .iter()
+        .map(|(name, (shape, values))| Tensor {
+            name: name.clone(),
+            shape: shape.clone(),
+            ty: QuantType::F32,
+            values: values.clone(),
+        })
+        .collect();
+    tiny().write_with(path, &t, &[]);
 }
 
 /// An adapter on every projection, the embedding table and the output head.

@@ -5,11 +5,9 @@
 //! in every fourth layer) checks that the forward follows the model description; files carrying
 //! what graft does not apply (Llama 3 RoPE factors, RoPE scaling) are refused by name.
 
-use graft_quant::gguf::{GgufWriter, Metadata};
 use graft_quant::QuantType;
 use graft_runtime::{Model, ModelError, ModelParams, Session, SessionParams};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use graft_testkit::{Tensor, TinyModel};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -27,39 +25,31 @@ const BASE: f64 = 10000.0;
 /// Tensor name -> (shape ne0-first, values row-major over ne1 x ne0).
 type Tensors = Vec<(String, Vec<u64>, Vec<f32>)>;
 
+/// The shared tiny model (graft-testkit) with this file's sizes.
+fn tiny(arch: &str, seed: u64, tied: bool) -> TinyModel {
+    TinyModel {
+        arch: arch.into(),
+        n_vocab: VOCAB,
+        n_embd: D,
+        n_layer: N_LAYER,
+        n_ff: FF,
+        n_head: N_HEAD,
+        n_head_kv: N_KV,
+        n_rot: N_ROT,
+        eps: EPS as f32,
+        rope_base: BASE as f32,
+        tied,
+        seed,
+        ..TinyModel::default()
+    }
+}
+
 fn random_tensors(seed: u64, tied: bool) -> Tensors {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut t: Tensors = Vec::new();
-    let mut mat = |name: &str, rows: usize, cols: usize, scale: f32, t: &mut Tensors| {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|_| rng.gen_range(-1.0f32..1.0) * scale)
-            .collect();
-        t.push((name.to_string(), vec![cols as u64, rows as u64], v));
-    };
-    mat("token_embd.weight", VOCAB, D, 1.0, &mut t);
-    for l in 0..N_LAYER {
-        let n = |s: &str| format!("blk.{l}.{s}.weight");
-        mat(&n("attn_norm"), 1, D, 1.0, &mut t);
-        mat(&n("attn_q"), N_HEAD * HD, D, 0.3, &mut t);
-        mat(&n("attn_k"), N_KV * HD, D, 0.3, &mut t);
-        mat(&n("attn_v"), N_KV * HD, D, 0.3, &mut t);
-        mat(&n("attn_output"), D, N_HEAD * HD, 0.2, &mut t);
-        mat(&n("ffn_norm"), 1, D, 1.0, &mut t);
-        mat(&n("ffn_gate"), FF, D, 0.3, &mut t);
-        mat(&n("ffn_up"), FF, D, 0.3, &mut t);
-        mat(&n("ffn_down"), D, FF, 0.2, &mut t);
-    }
-    mat("output_norm.weight", 1, D, 1.0, &mut t);
-    if !tied {
-        mat("output.weight", VOCAB, D, 0.5, &mut t);
-    }
-    // Norm vectors are 1-D.
-    for (name, shape, _) in t.iter_mut() {
-        if name.contains("norm") {
-            *shape = vec![D as u64];
-        }
-    }
-    t
+    tiny("llama", seed, tied)
+        .tensors()
+        .into_iter()
+        .map(|t| (t.name, t.shape, t.values))
+        .collect()
 }
 
 fn write_model(path: &Path, arch: &str, tensors: &Tensors) {
@@ -67,30 +57,17 @@ fn write_model(path: &Path, arch: &str, tensors: &Tensors) {
 }
 
 fn write_model_with(path: &Path, arch: &str, tensors: &Tensors, key: Option<(&str, &str)>) {
-    let mut md = Metadata::new();
-    if let Some((k, v)) = key {
-        md.insert(k, v);
-    }
-    md.insert("general.architecture", arch);
-    md.insert(format!("{arch}.embedding_length"), D as u32);
-    md.insert(format!("{arch}.block_count"), N_LAYER as u32);
-    md.insert(format!("{arch}.feed_forward_length"), FF as u32);
-    md.insert(format!("{arch}.context_length"), 64u32);
-    md.insert(format!("{arch}.attention.head_count"), N_HEAD as u32);
-    md.insert(format!("{arch}.attention.head_count_kv"), N_KV as u32);
-    md.insert(
-        format!("{arch}.attention.layer_norm_rms_epsilon"),
-        EPS as f32,
-    );
-    md.insert(format!("{arch}.rope.freq_base"), BASE as f32);
-    md.insert(format!("{arch}.rope.dimension_count"), N_ROT as u32);
-    let mut w = GgufWriter::new(md, 32).expect("writer");
-    for (name, shape, v) in tensors {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        w.add_tensor(name.clone(), QuantType::F32, shape, bytes)
-            .expect("add tensor");
-    }
-    w.write_file(path).expect("write gguf");
+    let t: Vec<Tensor> = tensors
+        .iter()
+        .map(|(name, shape, values)| Tensor {
+            name: name.clone(),
+            shape: shape.clone(),
+            ty: QuantType::F32,
+            values: values.clone(),
+        })
+        .collect();
+    let extra: Vec<(&str, &str)> = key.into_iter().collect();
+    tiny(arch, 0, false).write_with(path, &t, &extra);
 }
 
 /// Whether layer `l` of a model of architecture `arch` applies RoPE (SmolLM3 skips it in every

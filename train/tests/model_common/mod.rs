@@ -1,11 +1,11 @@
-//! Shared helpers of the model tests: a tiny random llama written with the GGUF writer (f32 or
+//! Shared helpers of the model tests: a tiny random llama (graft-testkit's `TinyModel`, f32 or
 //! quantized projections), LoRA parameters with non-zero `B`, finite differences.
 
 #![allow(dead_code)]
 
-use graft_quant::gguf::{GgufWriter, Metadata};
 use graft_quant::QuantType;
 use graft_runtime::{Model, ModelParams};
+use graft_testkit::TinyModel;
 use graft_train::data::PackedRow;
 use graft_train::model::{Batch, LoraConfig, LoraParams, Trainable};
 use rand::rngs::StdRng;
@@ -22,13 +22,35 @@ pub const N_ROT: usize = 16;
 pub const EPS: f32 = 1e-5;
 pub const BASE: f32 = 10000.0;
 
-/// One tensor: name, GGUF shape (ne0 first), row-major values as written (after the
-/// quantize → dequantize round trip for quantized tensors).
-pub struct Tensor {
-    pub name: String,
-    pub shape: Vec<u64>,
-    pub ty: QuantType,
-    pub values: Vec<f32>,
+pub use graft_testkit::Tensor;
+
+/// The shared tiny model (graft-testkit) with this suite's sizes.
+pub fn tiny(
+    arch: &str,
+    seed: u64,
+    n_layer: usize,
+    proj: QuantType,
+    embd: QuantType,
+    tied: bool,
+) -> TinyModel {
+    TinyModel {
+        arch: arch.into(),
+        n_vocab: VOCAB,
+        n_embd: D,
+        n_layer,
+        n_ff: FF,
+        n_head: N_HEAD,
+        n_head_kv: N_KV,
+        n_rot: N_ROT,
+        eps: EPS,
+        rope_base: BASE,
+        n_ctx: 128,
+        tied,
+        proj_type: proj,
+        embd_type: embd,
+        seed,
+        ..TinyModel::default()
+    }
 }
 
 /// Random tiny llama tensors: projections in `proj`, token embedding in `embd`.
@@ -39,63 +61,7 @@ pub fn tiny_tensors(
     embd: QuantType,
     tied: bool,
 ) -> Vec<Tensor> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut out = Vec::new();
-    let mut mat = |name: String,
-                   rows: usize,
-                   cols: usize,
-                   scale: f32,
-                   ty: QuantType,
-                   out: &mut Vec<Tensor>| {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|_| rng.gen_range(-1.0f32..1.0) * scale)
-            .collect();
-        let shape = if rows == 1 {
-            vec![cols as u64]
-        } else {
-            vec![cols as u64, rows as u64]
-        };
-        out.push(Tensor {
-            name,
-            shape,
-            ty,
-            values: v,
-        });
-    };
-    mat("token_embd.weight".into(), VOCAB, D, 1.0, embd, &mut out);
-    for l in 0..n_layer {
-        let n = |s: &str| format!("blk.{l}.{s}.weight");
-        mat(n("attn_norm"), 1, D, 1.0, QuantType::F32, &mut out);
-        mat(n("attn_q"), N_HEAD * HD, D, 0.3, proj, &mut out);
-        mat(n("attn_k"), N_KV * HD, D, 0.3, proj, &mut out);
-        mat(n("attn_v"), N_KV * HD, D, 0.3, proj, &mut out);
-        mat(n("attn_output"), D, N_HEAD * HD, 0.2, proj, &mut out);
-        mat(n("ffn_norm"), 1, D, 1.0, QuantType::F32, &mut out);
-        mat(n("ffn_gate"), FF, D, 0.3, proj, &mut out);
-        mat(n("ffn_up"), FF, D, 0.3, proj, &mut out);
-        mat(n("ffn_down"), D, FF, 0.2, proj, &mut out);
-    }
-    mat(
-        "output_norm.weight".into(),
-        1,
-        D,
-        1.0,
-        QuantType::F32,
-        &mut out,
-    );
-    if !tied {
-        mat("output.weight".into(), VOCAB, D, 0.5, proj, &mut out);
-    }
-    // Norm weights around 1.
-    for t in out.iter_mut().filter(|t| t.name.contains("norm")) {
-        t.values.iter_mut().for_each(|v| *v = 1.0 + 0.2 * *v);
-    }
-    // What the file will hold.
-    for t in out.iter_mut().filter(|t| t.ty != QuantType::F32) {
-        let bytes = graft_quant::blocks::quantize(t.ty, &t.values).expect("quantize");
-        graft_quant::blocks::dequantize(t.ty, &bytes, &mut t.values).expect("dequantize");
-    }
-    out
+    tiny("llama", seed, n_layer, proj, embd, tied).tensors()
 }
 
 /// Writes the tensors as a llama GGUF.
@@ -106,24 +72,8 @@ pub fn write_model(path: &Path, n_layer: usize, tensors: &[Tensor]) {
 /// Writes the tensors as a GGUF of architecture `arch` (a llama-shaped family: `llama`,
 /// `smollm3`).
 pub fn write_model_arch(path: &Path, arch: &str, n_layer: usize, tensors: &[Tensor]) {
-    let mut md = Metadata::new();
-    md.insert("general.architecture", arch);
-    md.insert(format!("{arch}.embedding_length"), D as u32);
-    md.insert(format!("{arch}.block_count"), n_layer as u32);
-    md.insert(format!("{arch}.feed_forward_length"), FF as u32);
-    md.insert(format!("{arch}.context_length"), 128u32);
-    md.insert(format!("{arch}.attention.head_count"), N_HEAD as u32);
-    md.insert(format!("{arch}.attention.head_count_kv"), N_KV as u32);
-    md.insert(format!("{arch}.attention.layer_norm_rms_epsilon"), EPS);
-    md.insert(format!("{arch}.rope.freq_base"), BASE);
-    md.insert(format!("{arch}.rope.dimension_count"), N_ROT as u32);
-    let mut w = GgufWriter::new(md, 32).expect("writer");
-    for t in tensors {
-        let bytes = graft_quant::blocks::quantize(t.ty, &t.values).expect("quantize");
-        w.add_tensor(t.name.clone(), t.ty, &t.shape, bytes)
-            .expect("add tensor");
-    }
-    w.write_file(path).expect("write gguf");
+    let f = QuantType::F32;
+    tiny(arch, 0, n_layer, f, f, false).write_with(path, tensors, &[]);
 }
 
 /// A tiny model file in `dir`, loaded on one thread.

@@ -1,0 +1,224 @@
+//! graft-testkit: what the tests of several crates share. Today: [`TinyModel`], a tiny random
+//! model of any family graft runs, written with graft's own GGUF writer (the runtime, training,
+//! CLI and C ABI tests all build their models with it, so a new family gets tiny models by
+//! setting `arch`, and every test sees the same layout).
+//!
+//! Only a dev-dependency: nothing here ships in graft.
+
+use graft_quant::gguf::{GgufWriter, Metadata};
+use graft_quant::QuantType;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::path::Path;
+
+/// One tensor of a tiny model: name, GGUF shape (ne0 first), the values the file holds
+/// (row-major, after the quantize → dequantize round trip of its block format).
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    /// GGUF tensor name.
+    pub name: String,
+    /// Shape, `ne0` (row length) first.
+    pub shape: Vec<u64>,
+    /// Block format in the file.
+    pub ty: QuantType,
+    /// Values as the file holds them.
+    pub values: Vec<f32>,
+}
+
+/// How to build a tiny random model. The defaults are a 2-layer llama with grouped-query
+/// attention and partial RoPE (d 64, 4 heads / 2 KV heads, ffn 96, vocab 61).
+#[derive(Clone, Debug)]
+pub struct TinyModel {
+    /// `general.architecture` (`llama`, `smollm3`, ...); also the metadata key prefix.
+    pub arch: String,
+    /// Vocabulary size.
+    pub n_vocab: usize,
+    /// Model width.
+    pub n_embd: usize,
+    /// Blocks.
+    pub n_layer: usize,
+    /// FFN width.
+    pub n_ff: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads.
+    pub n_head_kv: usize,
+    /// Rotated dimensions per head.
+    pub n_rot: usize,
+    /// RMSNorm epsilon.
+    pub eps: f32,
+    /// RoPE base frequency.
+    pub rope_base: f32,
+    /// Training context written to the metadata.
+    pub n_ctx: usize,
+    /// No `output.weight` (the head is the token embedding).
+    pub tied: bool,
+    /// Block format of the projections (and of the untied head).
+    pub proj_type: QuantType,
+    /// Block format of the token embedding.
+    pub embd_type: QuantType,
+    /// Norm weights are `1 + norm_spread·U(-1, 1)` (0 keeps them at 1).
+    pub norm_spread: f32,
+    /// RNG seed of every value.
+    pub seed: u64,
+}
+
+impl Default for TinyModel {
+    fn default() -> Self {
+        TinyModel {
+            arch: "llama".into(),
+            n_vocab: 61,
+            n_embd: 64,
+            n_layer: 2,
+            n_ff: 96,
+            n_head: 4,
+            n_head_kv: 2,
+            n_rot: 12,
+            eps: 1e-5,
+            rope_base: 10000.0,
+            n_ctx: 64,
+            tied: false,
+            proj_type: QuantType::F32,
+            embd_type: QuantType::F32,
+            norm_spread: 0.2,
+            seed: 7,
+        }
+    }
+}
+
+impl TinyModel {
+    /// Width of one head.
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// The random tensors (values as the file will hold them), in file order.
+    pub fn tensors(&self) -> Vec<Tensor> {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let (d, hd) = (self.n_embd, self.head_dim());
+        let mut out = Vec::new();
+        let mut mat = |name: String, rows: usize, cols: usize, scale: f32, ty: QuantType| {
+            let values: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.gen_range(-1.0f32..1.0) * scale)
+                .collect();
+            out.push(Tensor {
+                name,
+                shape: vec![cols as u64, rows as u64],
+                ty,
+                values,
+            });
+        };
+        mat(
+            "token_embd.weight".into(),
+            self.n_vocab,
+            d,
+            1.0,
+            self.embd_type,
+        );
+        let p = self.proj_type;
+        for l in 0..self.n_layer {
+            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            mat(n("attn_norm"), 1, d, 1.0, QuantType::F32);
+            mat(n("attn_q"), self.n_head * hd, d, 0.3, p);
+            mat(n("attn_k"), self.n_head_kv * hd, d, 0.3, p);
+            mat(n("attn_v"), self.n_head_kv * hd, d, 0.3, p);
+            mat(n("attn_output"), d, self.n_head * hd, 0.2, p);
+            mat(n("ffn_norm"), 1, d, 1.0, QuantType::F32);
+            mat(n("ffn_gate"), self.n_ff, d, 0.3, p);
+            mat(n("ffn_up"), self.n_ff, d, 0.3, p);
+            mat(n("ffn_down"), d, self.n_ff, 0.2, p);
+        }
+        mat("output_norm.weight".into(), 1, d, 1.0, QuantType::F32);
+        if !self.tied {
+            mat("output.weight".into(), self.n_vocab, d, 0.5, p);
+        }
+        for t in out.iter_mut().filter(|t| t.name.contains("norm")) {
+            t.shape = vec![d as u64];
+            let s = self.norm_spread;
+            t.values.iter_mut().for_each(|v| *v = 1.0 + s * *v);
+        }
+        for t in out.iter_mut().filter(|t| t.ty != QuantType::F32) {
+            round_trip(t);
+        }
+        out
+    }
+
+    /// The metadata of the model (hyperparameters under `<arch>.`).
+    pub fn metadata(&self) -> Metadata {
+        let arch = self.arch.as_str();
+        let mut md = Metadata::new();
+        md.insert("general.architecture", arch);
+        md.insert(format!("{arch}.embedding_length"), self.n_embd as u32);
+        md.insert(format!("{arch}.block_count"), self.n_layer as u32);
+        md.insert(format!("{arch}.feed_forward_length"), self.n_ff as u32);
+        md.insert(format!("{arch}.context_length"), self.n_ctx as u32);
+        md.insert(format!("{arch}.attention.head_count"), self.n_head as u32);
+        md.insert(
+            format!("{arch}.attention.head_count_kv"),
+            self.n_head_kv as u32,
+        );
+        md.insert(format!("{arch}.attention.layer_norm_rms_epsilon"), self.eps);
+        md.insert(format!("{arch}.rope.freq_base"), self.rope_base);
+        md.insert(format!("{arch}.rope.dimension_count"), self.n_rot as u32);
+        md
+    }
+
+    /// Writes `tensors` (from [`TinyModel::tensors`], possibly edited) with this model's
+    /// metadata plus `extra` keys to `path`.
+    ///
+    /// # Panics
+    /// If the tensors do not fit their formats or the file cannot be written (a test bug).
+    pub fn write_with(&self, path: &Path, tensors: &[Tensor], extra: &[(&str, &str)]) {
+        let mut md = self.metadata();
+        for (k, v) in extra {
+            md.insert(*k, *v);
+        }
+        let mut w = GgufWriter::new(md, 32).expect("GGUF writer");
+        for t in tensors {
+            let bytes = graft_quant::blocks::quantize(t.ty, &t.values).expect("quantize");
+            w.add_tensor(t.name.clone(), t.ty, &t.shape, bytes)
+                .expect("add tensor");
+        }
+        w.write_file(path).expect("write tiny model");
+    }
+
+    /// Writes the model to `path` and returns its tensors.
+    pub fn write(&self, path: &Path) -> Vec<Tensor> {
+        let t = self.tensors();
+        self.write_with(path, &t, &[]);
+        t
+    }
+}
+
+/// Replaces `t.values` by what its block format stores.
+fn round_trip(t: &mut Tensor) {
+    let bytes = graft_quant::blocks::quantize(t.ty, &t.values).expect("quantize");
+    graft_quant::blocks::dequantize(t.ty, &bytes, &mut t.values).expect("dequantize");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensors_are_deterministic_and_shaped() {
+        let m = TinyModel {
+            proj_type: QuantType::Q8_0,
+            tied: true,
+            ..TinyModel::default()
+        };
+        let (a, b) = (m.tensors(), m.tensors());
+        assert_eq!(a.len(), 1 + 9 * m.n_layer + 1);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((&x.name, &x.shape, x.ty), (&y.name, &y.shape, y.ty));
+            assert_eq!(x.values, y.values);
+            let n: u64 = x.shape.iter().product();
+            assert_eq!(n as usize, x.values.len(), "{}", x.name);
+        }
+        let norm = a
+            .iter()
+            .find(|t| t.name == "blk.0.attn_norm.weight")
+            .expect("norm");
+        assert!(norm.values.iter().all(|v| (0.8..=1.2).contains(v)));
+    }
+}
