@@ -19,7 +19,7 @@
 //!   the cache once per call (in [`AttnScratch`]);
 //! - other head sizes: a plain two-pass softmax in f32 (scores, then the weighted sum).
 
-use super::ggml_rows::{k_tiles_len, scalar_only, MAX_HEAD_DIM};
+use super::ggml_rows::{k_tiles_len, scalar_only, MAX_HEAD_DIM, ROW_HEADS};
 use super::ggml_rows_f16::{row_f16, tiled_f16, transpose_k_tiles_f16};
 use super::AttnParams;
 use crate::cpu::ThreadPool;
@@ -121,14 +121,25 @@ pub fn attention(
     }
     let tiles = &scratch.tiles[..];
     let group = p.n_head / p.n_head_kv;
-    let row = |buf: &mut PlainScratch, i: usize, o: &mut [f32]| {
-        let (t, h) = (i / p.n_head, i % p.n_head);
+    // A unit of work: `heads` consecutive query heads of one token that share a KV head
+    // (the short-batch kernel runs them side by side, reading each key and value once).
+    let heads = if path == Path::Rows {
+        (1..=ROW_HEADS.min(group))
+            .rev()
+            .find(|d| group.is_multiple_of(*d))
+            .unwrap_or(1)
+    } else {
+        1
+    };
+    let per_token = p.n_head / heads;
+    let unit = |buf: &mut PlainScratch, i: usize, o: &mut [f32]| {
+        let (t, h) = (i / per_token, i % per_token * heads);
         let g = h / group;
         let n_kv = p.pos0 + t + 1;
-        let qh = &q[i * hd..][..hd];
+        let qh = &q[(t * p.n_head + h) * hd..][..heads * hd];
         let (kh, vh) = (&k[g * hd..], &v[g * hd..]);
         match path {
-            Path::Rows => row_f16(scalar, qh, kh, vh, kvd, n_kv, p.scale, o),
+            Path::Rows => row_f16(scalar, qh, hd, kh, vh, kvd, n_kv, p.scale, o),
             Path::Tiled => {
                 let kt = &tiles[g * per_head..][..per_head];
                 tiled_f16(scalar, qh, kt, vh, kvd, n_kv, p.scale, o)
@@ -138,11 +149,11 @@ pub fn attention(
     };
     let out = &mut out[..n * qd];
     if parallel {
-        pool.for_each_row_mut(out, hd, 1, PlainScratch::default, row);
+        pool.for_each_row_mut(out, heads * hd, 1, PlainScratch::default, unit);
     } else {
         let mut buf = PlainScratch::default();
-        for (i, o) in out.chunks_mut(hd).enumerate() {
-            row(&mut buf, i, o);
+        for (i, o) in out.chunks_mut(heads * hd).enumerate() {
+            unit(&mut buf, i, o);
         }
     }
 }
