@@ -11,7 +11,7 @@
 //!
 //! The entry points here take keys and values widened to f32 (exact): they are the definition
 //! the tests compare with. [`super::ggml_rows_f16`] runs the same loop bodies
-//! ([`row_body`], [`tiled_body`]) on the f16 cache in place, widening one key at a time.
+//! (`row_body`, `tiled_body`) on the f16 cache in place, widening one key at a time.
 
 use crate::cpu::silu_ggml::ggml_v_expf;
 use crate::cpu::Isa;
@@ -73,7 +73,7 @@ pub(super) fn row_f32(
         unsafe { x86::row(q, k, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
+    let _ = scalar; // read on x86_64 only
     let hd = q.len();
     row_body(
         q,
@@ -92,7 +92,7 @@ pub(super) fn row_f32(
 }
 
 /// Query heads [`row_body`] runs side by side (at most).
-pub const ROW_HEADS: usize = 4;
+pub(super) const ROW_HEADS: usize = 4;
 
 /// The short-batch row loop over keys `0..n_kv` for up to [`ROW_HEADS`] query heads that read
 /// the same keys and values (`q` and `out` hold `q.len() / hd` heads of `hd`). For each key,
@@ -397,7 +397,7 @@ pub(super) fn tiled_f32(
         unsafe { tiled_fma(q, kt, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
+    let _ = scalar; // read on x86_64 only
     let hd = q.len();
     tiled_body(q, kt, n_kv, scale, out, |acc, j, p| {
         axpy_seq(acc, &v[j * stride..][..hd], p)

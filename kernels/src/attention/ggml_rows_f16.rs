@@ -52,7 +52,7 @@ pub(super) fn row_f16(
         unsafe { x86::row(q, hd, k, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
+    let _ = scalar; // read on x86_64 only
     row_body(
         q,
         hd,
@@ -139,7 +139,7 @@ pub(super) fn tiled_f16(
         unsafe { x86::tiled(q, kt, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
+    let _ = scalar; // read on x86_64 only
     let hd = q.len();
     tiled_body(q, kt, n_kv, scale, out, |acc, j, p| {
         let mut vj = [0.0f32; MAX_HEAD_DIM];

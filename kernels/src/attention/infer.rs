@@ -1,13 +1,15 @@
 //! Causal grouped-query attention of a batch of query tokens against the f16 KV cache, read in
 //! place, with llama.cpp's CPU flash-attention numerics.
 //!
-//! Every (token, query head) pair is one row of work: row `t·n_head + h` of the output reads
-//! query `t`, head `h`, and the cache rows `0..pos0 + t + 1` of KV head
-//! `h / (n_head / n_head_kv)`. Rows are independent and each is computed by one thread
-//! start to end, so the result does not depend on the thread count or on which thread took
-//! which row. Calls with enough work spread their rows over the caller's [`ThreadPool`]
-//! (claimed one at a time, so a 1-token decode uses every thread on its heads); small calls
-//! stay on the calling thread.
+//! Every (token, query head) pair is one row: row `t·n_head + h` of the output reads query
+//! `t`, head `h`, and the cache rows `0..pos0 + t + 1` of KV head `h / (n_head / n_head_kv)`.
+//! A unit of work is one row, or (short batches) a few rows of one token whose heads share a
+//! KV head, which the kernel runs side by side. Each row is computed by one thread start to
+//! end in a fixed order of operations, so the result does not depend on the thread count or on
+//! which thread took which unit. Calls with enough work spread their units over the caller's
+//! [`ThreadPool`] (claimed one at a time, so a 1-token decode runs its heads on several
+//! threads, up to one per unit); small calls stay on the calling thread. A row is never split
+//! over keys: llama.cpp's online softmax visits them in order.
 //!
 //! Which row kernel runs (all take the cache as f16 and widen one row at a time):
 //! - head sizes llama.cpp's kernels take (a multiple of 8, at most
@@ -121,13 +123,9 @@ pub fn attention(
     }
     let tiles = &scratch.tiles[..];
     let group = p.n_head / p.n_head_kv;
-    // A unit of work: `heads` consecutive query heads of one token that share a KV head
-    // (the short-batch kernel runs them side by side, reading each key and value once).
+    let threads = if parallel { pool.n_threads() } else { 1 };
     let heads = if path == Path::Rows {
-        (1..=ROW_HEADS.min(group))
-            .rev()
-            .find(|d| group.is_multiple_of(*d))
-            .unwrap_or(1)
+        heads_per_unit(n, p.n_head, group, threads)
     } else {
         1
     };
@@ -156,6 +154,23 @@ pub fn attention(
             unit(&mut buf, i, o);
         }
     }
+}
+
+/// Query heads per unit of work on the short-batch path: a divisor `d` of the GQA group (at
+/// most [`ROW_HEADS`]), so a unit's heads share one KV head. Side by side, `d > 1` heads cost
+/// about 2/3 of `d` lone rows (each key and value row widened once, the accumulator chains
+/// overlapped; measured with the `attention_speed` example), but fewer units may leave
+/// threads idle: the `d` with the least work on the busiest thread wins, ties to the larger.
+fn heads_per_unit(n_tokens: usize, n_head: usize, group: usize, threads: usize) -> usize {
+    let busiest = |d: usize| {
+        let units = n_tokens * n_head / d;
+        let cost = if d == 1 { 3 } else { 2 * d };
+        units.div_ceil(threads) * cost
+    };
+    (1..=ROW_HEADS.min(group))
+        .filter(|d| group.is_multiple_of(*d))
+        .min_by_key(|&d| (busiest(d), std::cmp::Reverse(d)))
+        .unwrap_or(1)
 }
 
 /// Per-thread buffers of the plain path: the scores of one row and one widened cache row.
