@@ -5,11 +5,12 @@
 //!   from memory (cycling over ~100 MB of distinct copies, as decode does over the model);
 //! - Q8_0 576 → 49152 (the tied output head, 28 MB: always streamed).
 //!
-//! Also a 64-token Q4_1 prefill-style product and decode attention at 256/1024 context. Times are CPU time of the process (all threads),
+//! Also a 64-token Q4_1 prefill-style product (decode attention: the `attention_speed`
+//! example). Times are CPU time of the process (all threads),
 //! so a busy shared machine inflates them less than wall time; both are printed. Run with
 //! `cargo run --release -p graft-kernels --example matvec_speed [threads]`.
 
-use graft_kernels::cpu::{attention, available_isas, kernels_for, matmul, AttnShape, ThreadPool};
+use graft_kernels::cpu::{available_isas, kernels_for, matmul, ThreadPool};
 use graft_quant::QuantType;
 use std::time::Instant;
 
@@ -169,28 +170,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         1.0 / wall
     );
 
-    // Decode attention, SmolLM2 shape (9 query heads, 3 KV heads, head_dim 64), f32 cache.
-    let sh = AttnShape {
-        n_heads: 9,
-        n_kv_heads: 3,
-        head_dim: 64,
-    };
-    for ctx in [256usize, 1024] {
-        let q = vec![0.1f32; 9 * 64];
-        let kv: Vec<f32> = (0..ctx * 3 * 64).map(|i| (i % 17) as f32 * 0.01).collect();
-        let mut out = vec![0.0f32; 9 * 64];
-        let c0 = cpu_time();
-        let mut iters = 0;
-        while cpu_time() - c0 < 0.3 {
-            attention(sh, &q, &kv, &kv, ctx, ctx - 1, 0.125, &mut out);
-            iters += 1;
-        }
-        let dt = (cpu_time() - c0) / iters as f64;
-        println!(
-            "attention decode ctx {ctx}: {:.1} us/layer (x30 layers = {:.2} ms/token)",
-            dt * 1e6,
-            dt * 30e3
-        );
-    }
     Ok(())
 }

@@ -3,9 +3,8 @@
 mod common;
 
 use common::*;
-use graft_kernels::cpu::{
-    attention, attention_f16, get_rows, rmsnorm_rows_ggml, rope_normal, softmax, swiglu, AttnShape,
-};
+use graft_kernels::attention::{attention, AttnParams, AttnScratch, GGML_FA_TILE_Q};
+use graft_kernels::cpu::{get_rows, rmsnorm_rows_ggml, rope_normal, softmax, swiglu, ThreadPool};
 use graft_quant::QuantType;
 use half::f16;
 
@@ -89,37 +88,27 @@ fn softmax_and_swiglu_match_formula() {
     close(&o, &want, 1e-6, "swiglu");
 }
 
-fn naive_attention(
-    sh: AttnShape,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    pos0: usize,
-    scale: f32,
-) -> Vec<f64> {
-    let (nh, nkv, hd) = (sh.n_heads, sh.n_kv_heads, sh.head_dim);
-    let n = q.len() / (nh * hd);
+/// Causal GQA attention in f64: query `t` (position `pos0 + t`) over cache rows `0..=pos0 + t`.
+fn naive_attention(p: &AttnParams, q: &[f64], k: &[f64], v: &[f64]) -> Vec<f64> {
+    let (nh, nkv, hd) = (p.n_head, p.n_head_kv, p.head_dim);
     let mut out = vec![0.0f64; q.len()];
-    for t in 0..n {
+    for t in 0..p.n_tokens {
         for h in 0..nh {
             let kh = h * nkv / nh;
-            let len = pos0 + t + 1;
+            let len = p.pos0 + t + 1;
             let s: Vec<f64> = (0..len)
-                .map(|p| {
+                .map(|j| {
                     (0..hd)
-                        .map(|i| {
-                            q[t * nh * hd + h * hd + i] as f64
-                                * k[p * nkv * hd + kh * hd + i] as f64
-                        })
+                        .map(|i| q[t * nh * hd + h * hd + i] * k[j * nkv * hd + kh * hd + i])
                         .sum::<f64>()
-                        * scale as f64
+                        * p.scale as f64
                 })
                 .collect();
             let m = s.iter().cloned().fold(f64::MIN, f64::max);
             let z: f64 = s.iter().map(|&v| (v - m).exp()).sum();
             for i in 0..hd {
                 out[t * nh * hd + h * hd + i] = (0..len)
-                    .map(|p| (s[p] - m).exp() / z * v[p * nkv * hd + kh * hd + i] as f64)
+                    .map(|j| (s[j] - m).exp() / z * v[j * nkv * hd + kh * hd + i])
                     .sum();
             }
         }
@@ -127,32 +116,69 @@ fn naive_attention(
     out
 }
 
+/// The inference attention (f16 cache read in place) against f64 attention on the same cache:
+/// decode and short batches (llama.cpp's per-row kernel: the query and the value accumulator
+/// are f16, so the reference takes the f16-rounded query and the tolerance is f16's), long
+/// batches (its tiled f32 kernel) and a head size off llama.cpp's kernels (plain f32), at f32
+/// accuracy; on 1 and 2 threads.
 #[test]
 fn attention_matches_naive() {
     let mut r = rng(14);
-    let sh = AttnShape {
-        n_heads: 9,
-        n_kv_heads: 3,
-        head_dim: 64,
-    };
-    for (pos0, n) in [(0usize, 1usize), (0, 5), (7, 1), (20, 3)] {
-        let n_kv = pos0 + n + 2; // extra rows past the causal limit must be ignored
-        let q = randn(&mut r, n * 9 * 64, 1.0);
-        let k = randn(&mut r, n_kv * 3 * 64, 1.0);
-        let v = randn(&mut r, n_kv * 3 * 64, 1.0);
-        let scale = 1.0 / 8.0;
-        let want = naive_attention(sh, &q, &k, &v, pos0, scale);
-        let mut out = vec![0.0; q.len()];
-        attention(sh, &q, &k, &v, n_kv, pos0, scale, &mut out);
-        close(&out, &want, 1e-5, "attention f32");
-        // f16 cache: compare with the naive result on the f16-rounded cache.
-        let k16: Vec<f16> = k.iter().map(|&v| f16::from_f32(v)).collect();
-        let v16: Vec<f16> = v.iter().map(|&v| f16::from_f32(v)).collect();
-        let kr: Vec<f32> = k16.iter().map(|v| v.to_f32()).collect();
-        let vr: Vec<f32> = v16.iter().map(|v| v.to_f32()).collect();
-        let want16 = naive_attention(sh, &q, &kr, &vr, pos0, scale);
-        attention_f16(sh, &q, &k16, &v16, n_kv, pos0, scale, &mut out);
-        close(&out, &want16, 1e-5, "attention f16");
+    let cases = [
+        (9usize, 3usize, 64usize, 0usize, 1usize),
+        (9, 3, 64, 0, 5),
+        (9, 3, 64, 7, 1),
+        (9, 3, 64, 20, 3),
+        (9, 3, 64, 300, 1),
+        (9, 3, 64, 3, 70),
+        (4, 2, 6, 11, 4),
+    ];
+    for (nh, nkv, hd, pos0, n) in cases {
+        let p = AttnParams::new(n, pos0, nh, nkv, hd);
+        let rows = pos0 + n + 2; // rows past the causal limit must be ignored
+        let q = randn(&mut r, n * nh * hd, 1.0);
+        let k16: Vec<f16> = randn(&mut r, rows * nkv * hd, 1.0)
+            .iter()
+            .map(|&x| f16::from_f32(x))
+            .collect();
+        let v16: Vec<f16> = randn(&mut r, rows * nkv * hd, 1.0)
+            .iter()
+            .map(|&x| f16::from_f32(x))
+            .collect();
+        let f16_rows = hd % 8 == 0 && n < GGML_FA_TILE_Q;
+        let qr: Vec<f64> = q
+            .iter()
+            .map(|&x| {
+                if f16_rows {
+                    f16::from_f32(x).to_f64()
+                } else {
+                    x as f64
+                }
+            })
+            .collect();
+        let kr: Vec<f64> = k16.iter().map(|x| x.to_f64()).collect();
+        let vr: Vec<f64> = v16.iter().map(|x| x.to_f64()).collect();
+        let want = naive_attention(&p, &qr, &kr, &vr);
+        let tol = if f16_rows { 5e-3 } else { 1e-5 };
+        for threads in [1, 2] {
+            let pool = ThreadPool::new(threads).expect("pool");
+            let mut out = vec![f32::NAN; q.len()];
+            attention(
+                &pool,
+                &p,
+                &q,
+                &k16,
+                &v16,
+                &mut out,
+                &mut AttnScratch::default(),
+            );
+            close(
+                &out,
+                &want,
+                tol,
+                &format!("attention {p:?} threads {threads}"),
+            );
+        }
     }
 }
 

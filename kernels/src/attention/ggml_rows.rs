@@ -11,7 +11,7 @@
 //!
 //! The entry points here take keys and values widened to f32 (exact): they are the definition
 //! the tests compare with. [`super::ggml_rows_f16`] runs the same loop bodies
-//! ([`row_body`], [`tiled_body`]) on the f16 cache in place, widening one key at a time.
+//! (`row_body`, `tiled_body`) on the f16 cache in place, widening one key at a time.
 
 use crate::cpu::silu_ggml::ggml_v_expf;
 use crate::cpu::Isa;
@@ -73,59 +73,83 @@ pub(super) fn row_f32(
         unsafe { x86::row(q, k, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
+    let _ = scalar; // read on x86_64 only
     let hd = q.len();
     row_body(
         q,
+        hd,
         n_kv,
         scale,
         out,
-        |q16, j| dot_f16_exact(q16, &k[j * stride..][..hd]),
-        |acc, j, s| mad_f16(acc, &v[j * stride..][..hd], s),
+        |j, kj, vj| {
+            kj.copy_from_slice(&k[j * stride..][..hd]);
+            vj.copy_from_slice(&v[j * stride..][..hd]);
+        },
+        dot_f16_exact,
+        mad_f16,
         scale_f16,
     )
 }
 
-/// The short-batch row loop over keys `0..n_kv`: `dot_k(q16, j)` is `q16·kⱼ` (the query
-/// rounded to f16), `mad_v(acc, j, s)` is `acc = f16(fma(vⱼ, s, acc))` and `scale_acc(acc, s)`
-/// is `acc = f16(acc · s)`, each in llama.cpp's rounding (scalar or SIMD, f32 or f16 cache).
+/// Query heads [`row_body`] runs side by side (at most).
+pub(super) const ROW_HEADS: usize = 4;
+
+/// The short-batch row loop over keys `0..n_kv` for up to [`ROW_HEADS`] query heads that read
+/// the same keys and values (`q` and `out` hold `q.len() / hd` heads of `hd`). For each key,
+/// `load(j, kj, vj)` puts key and value `j` in f32 into `kj`, `vj` (once for all the heads),
+/// then each head in turn takes its step, so the heads' accumulator chains overlap while
+/// every head sees exactly the operations of a lone row. `dot(q16, kj)` is
+/// [`dot_f16_exact`], `mad(acc, vj, s)` is [`mad_f16`] and `scale_acc(acc, s)` is
+/// [`scale_f16`], scalar or SIMD (llama.cpp's rounding either way).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn row_body(
     q: &[f32],
+    hd: usize,
     n_kv: usize,
     scale: f32,
     out: &mut [f32],
-    dot_k: impl Fn(&[f32], usize) -> f32,
-    mad_v: impl Fn(&mut [f32], usize, f32),
+    load: impl Fn(usize, &mut [f32], &mut [f32]),
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+    mad: impl Fn(&mut [f32], &[f32], f32),
     scale_acc: impl Fn(&mut [f32], f32),
 ) {
-    let hd = q.len();
-    let mut q16 = [0.0f32; MAX_HEAD_DIM];
-    for (a, &b) in q16.iter_mut().zip(q) {
-        *a = f16::from_f32(b).to_f32();
-    }
-    let q16 = &q16[..hd];
-    let mut acc = [0.0f32; MAX_HEAD_DIM];
-    let acc = &mut acc[..hd];
-    let (mut s_sum, mut m) = (0.0f32, f32::NEG_INFINITY);
-    for j in 0..n_kv {
-        let s = dot_k(q16, j) * scale;
-        let (ms, vs);
-        if s > m {
-            ms = (m - s).exp();
-            m = s;
-            vs = 1.0;
-            scale_acc(acc, ms);
-        } else {
-            ms = 1.0;
-            vs = (s - m).exp();
+    let nh = q.len() / hd;
+    debug_assert!(nh <= ROW_HEADS && q.len() == nh * hd && out.len() == q.len());
+    let mut q16 = [[0.0f32; MAX_HEAD_DIM]; ROW_HEADS];
+    for (qh, src) in q16.iter_mut().zip(q.chunks_exact(hd)) {
+        for (a, &b) in qh.iter_mut().zip(src) {
+            *a = f16::from_f32(b).to_f32();
         }
-        mad_v(acc, j, vs);
-        s_sum = s_sum.mul_add(ms, vs);
     }
-    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
-    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = a * inv;
+    let mut acc = [[0.0f32; MAX_HEAD_DIM]; ROW_HEADS];
+    let (mut s_sum, mut m) = ([0.0f32; ROW_HEADS], [f32::NEG_INFINITY; ROW_HEADS]);
+    let (mut kj, mut vj) = ([0.0f32; MAX_HEAD_DIM], [0.0f32; MAX_HEAD_DIM]);
+    let (kj, vj) = (&mut kj[..hd], &mut vj[..hd]);
+    for j in 0..n_kv {
+        load(j, kj, vj);
+        for h in 0..nh {
+            let acc = &mut acc[h][..hd];
+            let s = dot(&q16[h][..hd], kj) * scale;
+            let (ms, vs);
+            if s > m[h] {
+                ms = (m[h] - s).exp();
+                m[h] = s;
+                vs = 1.0;
+                scale_acc(acc, ms);
+            } else {
+                ms = 1.0;
+                vs = (s - m[h]).exp();
+            }
+            mad(acc, vj, vs);
+            s_sum[h] = s_sum[h].mul_add(ms, vs);
+        }
+    }
+    for (h, oh) in out.chunks_exact_mut(hd).enumerate() {
+        let inv = if s_sum[h] == 0.0 { 0.0 } else { 1.0 / s_sum[h] };
+        for (o, &a) in oh.iter_mut().zip(acc[h].iter()) {
+            *o = a * inv;
+        }
     }
 }
 
@@ -203,16 +227,60 @@ pub(super) mod x86 {
         let hd = q.len();
         super::row_body(
             q,
+            hd,
             n_kv,
             scale,
             out,
-            |q16, j| super::dot_f16_exact(q16, &k[j * stride..][..hd]),
+            |j, kj, vj| {
+                kj.copy_from_slice(&k[j * stride..][..hd]);
+                vj.copy_from_slice(&v[j * stride..][..hd]);
+            },
             // SAFETY: this function runs only where the features were detected; rows are
             // head_dim long, a multiple of 8 (asserted by the caller).
-            |y, j, s| unsafe { mad_f16(y, &v[j * stride..][..hd], s) },
+            |q16, kj| unsafe { dot(q16, kj) },
+            // SAFETY: as above.
+            |y, vj, s| unsafe { mad_f16(y, vj, s) },
             // SAFETY: as above.
             |y, s| unsafe { scale_f16(y, s) },
         )
+    }
+
+    /// [`super::dot_f16_exact`] with the same additions in the same order: the four 16-lane
+    /// accumulators as eight 8-lane ones (`acc[2j + h]` = lanes `8h..8h+8` of accumulator
+    /// `j`), then the same fold. The inputs are f16 values, so every product is exact and FMA
+    /// changes nothing.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `a.len() == b.len()`, a multiple of 8.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(in crate::attention) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        debug_assert!(b.len() == n && n.is_multiple_of(8));
+        let np = n / 64 * 64;
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for c in (0..np).step_by(64) {
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let o = c + 8 * r;
+                // SAFETY: o + 8 <= np <= n = a.len() = b.len().
+                unsafe {
+                    let x = _mm256_loadu_ps(a.as_ptr().add(o));
+                    *ar = _mm256_fmadd_ps(x, _mm256_loadu_ps(b.as_ptr().add(o)), *ar);
+                }
+            }
+        }
+        let lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
+        let hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
+        // t[i] = x[i + 8] + x[i]; u[i] = t[i + 4] + t[i]; (u0 + u2) + (u1 + u3).
+        let t = _mm256_add_ps(hi, lo);
+        let u = _mm_add_ps(_mm256_extractf128_ps::<1>(t), _mm256_castps256_ps128(t));
+        let w = _mm_add_ps(u, _mm_movehl_ps(u, u));
+        let s = _mm_add_ss(w, _mm_shuffle_ps::<1>(w, w));
+        let mut sum = _mm_cvtss_f32(s) as f64;
+        for (&x, &y) in a[np..].iter().zip(&b[np..]) {
+            sum += (x * y) as f64;
+        }
+        sum as f32
     }
 
     /// See [`super::scale_f16`]; `y.len()` is a multiple of 8.
@@ -232,7 +300,7 @@ pub(super) mod x86 {
     /// See [`super::mad_f16`]; `y.len() == x.len()`, a multiple of 8.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    pub(super) unsafe fn mad_f16(y: &mut [f32], x: &[f32], s: f32) {
+    pub(in crate::attention) unsafe fn mad_f16(y: &mut [f32], x: &[f32], s: f32) {
         let sv = _mm256_set1_ps(s);
         for (c, xc) in y.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
             // SAFETY: `c` and `xc` are 8 floats each.
@@ -329,7 +397,7 @@ pub(super) fn tiled_f32(
         unsafe { tiled_fma(q, kt, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
+    let _ = scalar; // read on x86_64 only
     let hd = q.len();
     tiled_body(q, kt, n_kv, scale, out, |acc, j, p| {
         axpy_seq(acc, &v[j * stride..][..hd], p)
@@ -435,113 +503,4 @@ fn reduce16(x: &[f32]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rnd(seed: &mut u32, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                f16::from_f32((*seed >> 8) as f32 / (1 << 24) as f32 * 4.0 - 2.0).to_f32()
-            })
-            .collect()
-    }
-
-    /// The SIMD f16 accumulator steps equal the scalar definition bit for bit.
-    #[test]
-    fn f16_steps_match_scalar_definition() {
-        let mut seed = 7;
-        let x = rnd(&mut seed, 64);
-        let mut y = rnd(&mut seed, 64);
-        let mut want = y.clone();
-        for (a, &b) in want.iter_mut().zip(&x) {
-            *a = f16::from_f32(b.mul_add(0.37, *a)).to_f32();
-        }
-        let mut y2 = y.clone();
-        mad_f16(&mut y, &x, 0.37);
-        assert_eq!(y, want);
-        for a in want.iter_mut() {
-            *a = f16::from_f32(*a * 0.61).to_f32();
-        }
-        scale_f16(&mut y, 0.61);
-        assert_eq!(y, want);
-        #[cfg(target_arch = "x86_64")]
-        if crate::cpu::Isa::Avx2.is_available() {
-            // SAFETY: features detected just above; lengths are multiples of 8.
-            unsafe {
-                x86::mad_f16(&mut y2, &x, 0.37);
-                x86::scale_f16(&mut y2, 0.61);
-            }
-            assert_eq!(y2, want);
-        }
-    }
-
-    /// Against an f64 softmax-weighted sum: equal up to the f16 accumulator's rounding.
-    #[test]
-    fn row_matches_f64_attention_to_f16_precision() {
-        let (hd, stride, n_kv) = (64, 192, 37);
-        let mut seed = 3;
-        let q = rnd(&mut seed, hd);
-        let k = rnd(&mut seed, n_kv * stride);
-        let v = rnd(&mut seed, n_kv * stride);
-        let mut out = vec![0.0; hd];
-        attn_row_ggml(&q, &k, &v, stride, n_kv, 0.125, &mut out);
-        let s: Vec<f64> = (0..n_kv)
-            .map(|j| {
-                (0..hd)
-                    .map(|i| q[i] as f64 * k[j * stride + i] as f64)
-                    .sum::<f64>()
-                    * 0.125
-            })
-            .collect();
-        let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = s.iter().map(|x| (x - mx).exp()).sum();
-        let mut worst = 0.0f64;
-        for i in 0..hd {
-            let want: f64 = (0..n_kv)
-                .map(|j| (s[j] - mx).exp() / z * v[j * stride + i] as f64)
-                .sum();
-            worst = worst.max((out[i] as f64 - want).abs());
-        }
-        assert!(worst < 5e-3, "worst {worst}");
-        assert!(worst > 0.0);
-        // The dot product equals the exact sum to f32 rounding.
-        let d = dot_f16_exact(&q, &k[..hd]) as f64;
-        let e: f64 = (0..hd).map(|i| q[i] as f64 * k[i] as f64).sum();
-        assert!((d - e).abs() < 1e-5 * (1.0 + e.abs()));
-    }
-
-    /// The tiled variant against an f64 softmax-weighted sum (f32 accuracy), across tiles.
-    #[test]
-    fn tiled_row_matches_f64_attention() {
-        let (hd, stride, n_kv) = (64, 192, 150);
-        let mut seed = 5;
-        let q = rnd(&mut seed, hd);
-        let k = rnd(&mut seed, n_kv * stride);
-        let v = rnd(&mut seed, n_kv * stride);
-        let mut kt = Vec::new();
-        transpose_k_tiles(&k, stride, hd, n_kv, &mut kt);
-        let mut out = vec![0.0; hd];
-        attn_row_ggml_tiled(&q, &kt, &v, stride, n_kv, 0.125, &mut out);
-        let s: Vec<f64> = (0..n_kv)
-            .map(|j| {
-                (0..hd)
-                    .map(|i| q[i] as f64 * k[j * stride + i] as f64)
-                    .sum::<f64>()
-                    * 0.125
-            })
-            .collect();
-        let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = s.iter().map(|x| (x - mx).exp()).sum();
-        for i in 0..hd {
-            let want: f64 = (0..n_kv)
-                .map(|j| (s[j] - mx).exp() / z * v[j * stride + i] as f64)
-                .sum();
-            assert!(
-                (out[i] as f64 - want).abs() < 1e-5,
-                "{i}: {} vs {want}",
-                out[i]
-            );
-        }
-    }
-}
+mod tests;

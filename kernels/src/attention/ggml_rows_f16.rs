@@ -27,15 +27,18 @@ pub fn attn_row_ggml_f16(
     out: &mut [f32],
 ) {
     check_row(q.len(), out.len(), k.len(), v.len(), stride, n_kv);
-    row_f16(scalar_only(), q, k, v, stride, n_kv, scale, out);
+    row_f16(scalar_only(), q, q.len(), k, v, stride, n_kv, scale, out);
 }
 
-/// [`attn_row_ggml_f16`] without the checks, on the scalar code (`scalar`) or on the
-/// AVX2/F16C code where the CPU has it.
+/// [`attn_row_ggml_f16`] without the checks, for `q.len() / hd` (at most
+/// [`ROW_HEADS`](super::ggml_rows::ROW_HEADS)) query heads of `hd` side by side that read the
+/// same keys and values (each head's result is the lone row's), on the scalar code (`scalar`)
+/// or on the AVX2/F16C code where the CPU has it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn row_f16(
     scalar: bool,
     q: &[f32],
+    hd: usize,
     k: &[f16],
     v: &[f16],
     stride: usize,
@@ -46,26 +49,22 @@ pub(super) fn row_f16(
     #[cfg(target_arch = "x86_64")]
     if !scalar && Isa::Avx2.is_available() {
         // SAFETY: AVX2, FMA and F16C were detected just above.
-        unsafe { x86::row(q, k, v, stride, n_kv, scale, out) };
+        unsafe { x86::row(q, hd, k, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
-    let hd = q.len();
+    let _ = scalar; // read on x86_64 only
     row_body(
         q,
+        hd,
         n_kv,
         scale,
         out,
-        |q16, j| {
-            let mut kj = [0.0f32; MAX_HEAD_DIM];
-            k[j * stride..][..hd].convert_to_f32_slice(&mut kj[..hd]);
-            dot_f16_exact(q16, &kj[..hd])
+        |j, kj, vj| {
+            k[j * stride..][..hd].convert_to_f32_slice(kj);
+            v[j * stride..][..hd].convert_to_f32_slice(vj);
         },
-        |acc, j, s| {
-            let mut vj = [0.0f32; MAX_HEAD_DIM];
-            v[j * stride..][..hd].convert_to_f32_slice(&mut vj[..hd]);
-            mad_f16(acc, &vj[..hd], s)
-        },
+        dot_f16_exact,
+        mad_f16,
         scale_f16,
     )
 }
@@ -140,7 +139,7 @@ pub(super) fn tiled_f16(
         unsafe { x86::tiled(q, kt, v, stride, n_kv, scale, out) };
         return;
     }
-    let _ = scalar;
+    let _ = scalar; // read on x86_64 only
     let hd = q.len();
     tiled_body(q, kt, n_kv, scale, out, |acc, j, p| {
         let mut vj = [0.0f32; MAX_HEAD_DIM];
@@ -151,9 +150,16 @@ pub(super) fn tiled_f16(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::super::ggml_rows::{row_body, tiled_body, x86::round8, x86::scale_f16};
+    use super::super::ggml_rows::{
+        row_body, tiled_body,
+        x86::{dot, mad_f16, scale_f16},
+    };
     use half::f16;
     use std::arch::x86_64::*;
+
+    /// How many keys ahead the rows ask for the cache lines of keys and values (the cache is
+    /// read with a stride, from memory at long contexts; the hint hides the latency).
+    const PREFETCH: usize = 8;
 
     /// Eight f16 values at `p` widened to f32.
     ///
@@ -166,14 +172,42 @@ mod x86 {
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast::<__m128i>())) }
     }
 
-    /// [`super::row_f16`] compiled for AVX2/FMA/F16C: keys and values widened by
-    /// `_mm256_cvtph_ps` as they are loaded.
+    /// `dst = src` widened to f32 (`_mm256_cvtph_ps`); lengths equal, a multiple of 8.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        debug_assert!(src.len() == dst.len() && src.len().is_multiple_of(8));
+        for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+            // SAFETY: `s` and `d` are 8 values each.
+            unsafe { _mm256_storeu_ps(d.as_mut_ptr(), load8(s.as_ptr())) };
+        }
+    }
+
+    /// Hints the cache lines of `x[off..off + len]` into L1, where that row exists.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn prefetch_row(x: &[f16], off: usize, len: usize) {
+        if off + len <= x.len() {
+            let row = x[off..off + len].as_ptr().cast::<i8>();
+            let bytes = 2 * len;
+            for b in (0..bytes).step_by(64).chain([bytes - 1]) {
+                // SAFETY: `row + b` is inside the row; a prefetch reads nothing in Rust's sense
+                // and never faults.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.add(b)) };
+            }
+        }
+    }
+
+    /// [`super::row_f16`] compiled for AVX2/FMA/F16C: each key and value row widened once by
+    /// `_mm256_cvtph_ps` for all the heads, the rows a few keys ahead prefetched.
     ///
     /// # Safety
-    /// AVX2, FMA and F16C must be available; the shapes must pass `check_row`.
+    /// AVX2, FMA and F16C must be available; the shapes must pass `check_row` per head.
     #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn row(
         q: &[f32],
+        hd: usize,
         k: &[f16],
         v: &[f16],
         stride: usize,
@@ -181,81 +215,26 @@ mod x86 {
         scale: f32,
         out: &mut [f32],
     ) {
-        let hd = q.len();
         row_body(
             q,
+            hd,
             n_kv,
             scale,
             out,
-            // SAFETY: features available (this function's contract); every row is head_dim
-            // long, a multiple of 8 (checked by the caller), and the slices are bounds-checked.
-            |q16, j| unsafe { dot(q16, &k[j * stride..][..hd]) },
+            |j, kj, vj| {
+                prefetch_row(k, (j + PREFETCH) * stride, hd);
+                prefetch_row(v, (j + PREFETCH) * stride, hd);
+                widen(&k[j * stride..][..hd], kj);
+                widen(&v[j * stride..][..hd], vj);
+            },
+            // SAFETY: features available (this function's contract); rows are head_dim long,
+            // a multiple of 8 (checked by the caller).
+            |q16, kj| unsafe { dot(q16, kj) },
             // SAFETY: as above.
-            |acc, j, s| unsafe { mad(acc, &v[j * stride..][..hd], s) },
+            |acc, vj, s| unsafe { mad_f16(acc, vj, s) },
             // SAFETY: as above.
             |acc, s| unsafe { scale_f16(acc, s) },
         )
-    }
-
-    /// `super::dot_f16_exact(a, widened b)` with the same additions in the same order: the
-    /// four 16-lane accumulators as eight 8-lane ones (`acc[2j + h]` = lanes `8h..8h+8` of
-    /// accumulator `j`), then the same fold; products are exact, so FMA changes nothing.
-    ///
-    /// # Safety
-    /// AVX2, FMA and F16C must be available; `a.len() == b.len()`, a multiple of 8.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    pub(super) unsafe fn dot(a: &[f32], b: &[f16]) -> f32 {
-        let n = a.len();
-        debug_assert!(b.len() == n && n.is_multiple_of(8));
-        let np = n / 64 * 64;
-        let mut acc = [_mm256_setzero_ps(); 8];
-        for c in (0..np).step_by(64) {
-            for (r, ar) in acc.iter_mut().enumerate() {
-                let o = c + 8 * r;
-                // SAFETY: o + 8 <= np <= n = a.len() = b.len().
-                unsafe {
-                    let x = _mm256_loadu_ps(a.as_ptr().add(o));
-                    *ar = _mm256_fmadd_ps(x, load8(b.as_ptr().add(o)), *ar);
-                }
-            }
-        }
-        let lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
-        let hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
-        // t[i] = x[i + 8] + x[i]; u[i] = t[i + 4] + t[i]; (u0 + u2) + (u1 + u3).
-        let t = _mm256_add_ps(hi, lo);
-        let u = _mm_add_ps(_mm256_extractf128_ps::<1>(t), _mm256_castps256_ps128(t));
-        let w = _mm_add_ps(u, _mm_movehl_ps(u, u));
-        let s = _mm_add_ss(w, _mm_shuffle_ps::<1>(w, w));
-        let mut sum = _mm_cvtss_f32(s) as f64;
-        for c in (np..n).step_by(8) {
-            let mut bw = [0.0f32; 8];
-            // SAFETY: c + 8 <= n (n is a multiple of 8); `bw` holds 8 floats.
-            unsafe { _mm256_storeu_ps(bw.as_mut_ptr(), load8(b.as_ptr().add(c))) };
-            for (&x, &y) in a[c..c + 8].iter().zip(&bw) {
-                sum += (x * y) as f64;
-            }
-        }
-        sum as f32
-    }
-
-    /// `acc = f16(fma(widened x, s, acc))` lane-wise (`super::mad_f16`).
-    ///
-    /// # Safety
-    /// AVX2, FMA and F16C must be available; `acc.len() == x.len()`, a multiple of 8.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    unsafe fn mad(acc: &mut [f32], x: &[f16], s: f32) {
-        debug_assert!(acc.len() == x.len() && x.len().is_multiple_of(8));
-        let sv = _mm256_set1_ps(s);
-        for (c, xc) in acc.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
-            // SAFETY: `c` and `xc` are 8 values each.
-            unsafe {
-                let p = c.as_mut_ptr();
-                let r = _mm256_fmadd_ps(load8(xc.as_ptr()), sv, _mm256_loadu_ps(p));
-                _mm256_storeu_ps(p, round8(r));
-            }
-        }
     }
 
     /// [`super::tiled_f16`] compiled for AVX2/FMA/F16C.
@@ -374,6 +353,7 @@ mod tests {
                 row_f16(
                     scalar,
                     &q,
+                    hd,
                     &k[off..],
                     &v[off..],
                     stride,
@@ -405,6 +385,32 @@ mod tests {
         }
     }
 
+    /// Heads run side by side give each head's lone-row result, bit for bit.
+    #[test]
+    fn side_by_side_heads_equal_lone_rows() {
+        let mut seed = 17;
+        for (hd, n_kv) in [(64, 300), (16, 9), (136, 70)] {
+            let stride = 2 * hd;
+            let k = rnd16(&mut seed, n_kv * stride);
+            let v = rnd16(&mut seed, n_kv * stride);
+            for nh in 1..=super::super::ggml_rows::ROW_HEADS {
+                let q: Vec<f32> = widen(&rnd16(&mut seed, nh * hd))
+                    .iter()
+                    .map(|x| x * 2.5)
+                    .collect();
+                for scalar in [true, false] {
+                    let mut got = vec![0.0; nh * hd];
+                    row_f16(scalar, &q, hd, &k, &v, stride, n_kv, 0.2, &mut got);
+                    for h in 0..nh {
+                        let mut want = vec![0.0; hd];
+                        attn_row_ggml_f16(&q[h * hd..][..hd], &k, &v, stride, n_kv, 0.2, &mut want);
+                        assert_eq!(&got[h * hd..][..hd], &want[..], "hd {hd} nh {nh} h {h}");
+                    }
+                }
+            }
+        }
+    }
+
     /// The F16C dot product adds in `dot_f16_exact`'s order: bit-identical on many vectors
     /// with a wide range of magnitudes (where another order would round differently).
     #[cfg(target_arch = "x86_64")]
@@ -428,7 +434,7 @@ mod tests {
             let a: Vec<f32> = a.iter().map(|&x| f16::from_f32(x).to_f32()).collect();
             let want = dot_f16_exact(&a, &widen(&b));
             // SAFETY: AVX2, FMA and F16C detected above; lengths equal, multiples of 8.
-            let got = unsafe { x86::dot(&a, &b) };
+            let got = unsafe { super::super::ggml_rows::x86::dot(&a, &widen(&b)) };
             assert_eq!(got.to_bits(), want.to_bits(), "hd {hd} trial {trial}");
             let naive: f32 = a.iter().zip(widen(&b)).map(|(x, y)| x * y).sum();
             differs_from_naive += usize::from(naive != want);
@@ -454,7 +460,7 @@ mod tests {
         row_f32(true, &q, &kw, &vw, stride, n_kv, 0.125, &mut want);
         for scalar in [true, false] {
             let mut got = vec![0.0; hd];
-            row_f16(scalar, &q, &k, &v, stride, n_kv, 0.125, &mut got);
+            row_f16(scalar, &q, hd, &k, &v, stride, n_kv, 0.125, &mut got);
             assert_eq!(
                 got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                 want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),

@@ -1,13 +1,15 @@
 //! Causal grouped-query attention of a batch of query tokens against the f16 KV cache, read in
 //! place, with llama.cpp's CPU flash-attention numerics.
 //!
-//! Every (token, query head) pair is one row of work: row `t·n_head + h` of the output reads
-//! query `t`, head `h`, and the cache rows `0..pos0 + t + 1` of KV head
-//! `h / (n_head / n_head_kv)`. Rows are independent and each is computed by one thread
-//! start to end, so the result does not depend on the thread count or on which thread took
-//! which row. Calls with enough work spread their rows over the caller's [`ThreadPool`]
-//! (claimed one at a time, so a 1-token decode uses every thread on its heads); small calls
-//! stay on the calling thread.
+//! Every (token, query head) pair is one row: row `t·n_head + h` of the output reads query
+//! `t`, head `h`, and the cache rows `0..pos0 + t + 1` of KV head `h / (n_head / n_head_kv)`.
+//! A unit of work is one row, or (short batches) a few rows of one token whose heads share a
+//! KV head, which the kernel runs side by side. Each row is computed by one thread start to
+//! end in a fixed order of operations, so the result does not depend on the thread count or on
+//! which thread took which unit. Calls with enough work spread their units over the caller's
+//! [`ThreadPool`] (claimed one at a time, so a 1-token decode runs its heads on several
+//! threads, up to one per unit); small calls stay on the calling thread. A row is never split
+//! over keys: llama.cpp's online softmax visits them in order.
 //!
 //! Which row kernel runs (all take the cache as f16 and widen one row at a time):
 //! - head sizes llama.cpp's kernels take (a multiple of 8, at most
@@ -19,7 +21,7 @@
 //!   the cache once per call (in [`AttnScratch`]);
 //! - other head sizes: a plain two-pass softmax in f32 (scores, then the weighted sum).
 
-use super::ggml_rows::{k_tiles_len, scalar_only, MAX_HEAD_DIM};
+use super::ggml_rows::{k_tiles_len, scalar_only, MAX_HEAD_DIM, ROW_HEADS};
 use super::ggml_rows_f16::{row_f16, tiled_f16, transpose_k_tiles_f16};
 use super::AttnParams;
 use crate::cpu::ThreadPool;
@@ -121,14 +123,21 @@ pub fn attention(
     }
     let tiles = &scratch.tiles[..];
     let group = p.n_head / p.n_head_kv;
-    let row = |buf: &mut PlainScratch, i: usize, o: &mut [f32]| {
-        let (t, h) = (i / p.n_head, i % p.n_head);
+    let threads = if parallel { pool.n_threads() } else { 1 };
+    let heads = if path == Path::Rows {
+        heads_per_unit(n, p.n_head, group, threads)
+    } else {
+        1
+    };
+    let per_token = p.n_head / heads;
+    let unit = |buf: &mut PlainScratch, i: usize, o: &mut [f32]| {
+        let (t, h) = (i / per_token, i % per_token * heads);
         let g = h / group;
         let n_kv = p.pos0 + t + 1;
-        let qh = &q[i * hd..][..hd];
+        let qh = &q[(t * p.n_head + h) * hd..][..heads * hd];
         let (kh, vh) = (&k[g * hd..], &v[g * hd..]);
         match path {
-            Path::Rows => row_f16(scalar, qh, kh, vh, kvd, n_kv, p.scale, o),
+            Path::Rows => row_f16(scalar, qh, hd, kh, vh, kvd, n_kv, p.scale, o),
             Path::Tiled => {
                 let kt = &tiles[g * per_head..][..per_head];
                 tiled_f16(scalar, qh, kt, vh, kvd, n_kv, p.scale, o)
@@ -138,13 +147,30 @@ pub fn attention(
     };
     let out = &mut out[..n * qd];
     if parallel {
-        pool.for_each_row_mut(out, hd, 1, PlainScratch::default, row);
+        pool.for_each_row_mut(out, heads * hd, 1, PlainScratch::default, unit);
     } else {
         let mut buf = PlainScratch::default();
-        for (i, o) in out.chunks_mut(hd).enumerate() {
-            row(&mut buf, i, o);
+        for (i, o) in out.chunks_mut(heads * hd).enumerate() {
+            unit(&mut buf, i, o);
         }
     }
+}
+
+/// Query heads per unit of work on the short-batch path: a divisor `d` of the GQA group (at
+/// most [`ROW_HEADS`]), so a unit's heads share one KV head. Side by side, `d > 1` heads cost
+/// about 2/3 of `d` lone rows (each key and value row widened once, the accumulator chains
+/// overlapped; measured with the `attention_speed` example), but fewer units may leave
+/// threads idle: the `d` with the least work on the busiest thread wins, ties to the larger.
+fn heads_per_unit(n_tokens: usize, n_head: usize, group: usize, threads: usize) -> usize {
+    let busiest = |d: usize| {
+        let units = n_tokens * n_head / d;
+        let cost = if d == 1 { 3 } else { 2 * d };
+        units.div_ceil(threads) * cost
+    };
+    (1..=ROW_HEADS.min(group))
+        .filter(|d| group.is_multiple_of(*d))
+        .min_by_key(|&d| (busiest(d), std::cmp::Reverse(d)))
+        .unwrap_or(1)
 }
 
 /// Per-thread buffers of the plain path: the scores of one row and one widened cache row.

@@ -25,7 +25,6 @@
 //! scalar reference); Q8_K is scalar everywhere.
 
 pub mod act_quant;
-mod attention;
 mod dequant;
 mod get_rows;
 pub mod isa;
@@ -44,7 +43,6 @@ pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
-pub use attention::{attention, attention_f16, AttnShape};
 pub use dequant::dequantize_row;
 pub use get_rows::get_rows;
 pub use isa::{available_isas, isa, Isa};

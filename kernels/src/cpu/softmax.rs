@@ -27,12 +27,6 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
 
 /// `x = exp(x - max) / sum(exp(x - max))`. Empty input is left alone; `-inf` entries become 0.
 pub fn softmax(x: &mut [f32]) {
-    softmax_inline(x)
-}
-
-/// [`softmax`], always inlined (so callers compiled with wider SIMD features vectorize it).
-#[inline(always)]
-pub(crate) fn softmax_inline(x: &mut [f32]) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     if x.is_empty() || max == f32::NEG_INFINITY {
         return;

@@ -77,20 +77,39 @@ fn cases_cover_both_sides_of_the_threshold() {
     assert!(big.count() >= 3);
 }
 
-/// Results are bit-identical for 1 and 3 threads (decode, short and long prefill, plain).
+/// Results are bit-identical for 1, 3 and 16 threads (decode, short and long prefill, plain;
+/// the units of work differ: 16 threads run a decode's heads one per unit).
 #[test]
 fn threaded_split_equals_single_thread() {
+    assert_eq!(heads_per_unit(1, 9, 3, 1), 3);
+    assert_eq!(heads_per_unit(1, 9, 3, 16), 1);
     for c in cases() {
         let one = run(&c, 1);
-        let three = run(&c, 3);
         assert!(one.iter().all(|x| x.is_finite()), "{:?}", c.p);
-        assert_eq!(
-            one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            three.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            "{:?}",
-            c.p
-        );
+        for threads in [3, 16] {
+            let many = run(&c, threads);
+            assert_eq!(
+                one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                many.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{:?} threads {threads}",
+                c.p
+            );
+        }
     }
+}
+
+/// The units of work: heads of one KV head, as many side by side as keeps threads busy.
+#[test]
+fn heads_per_unit_trades_sharing_for_threads() {
+    // SmolLM2 decode (9 heads, groups of 3): side by side up to 8 threads.
+    for threads in [1, 2, 3, 4, 8] {
+        assert_eq!(heads_per_unit(1, 9, 3, threads), 3, "{threads}");
+    }
+    assert_eq!(heads_per_unit(1, 9, 3, 9), 1);
+    // Groups of 8: four side by side; no GQA: lone rows; a prime group: lone rows.
+    assert_eq!(heads_per_unit(20, 32, 8, 2), 4);
+    assert_eq!(heads_per_unit(20, 8, 1, 2), 1);
+    assert_eq!(heads_per_unit(5, 14, 7, 2), 1);
 }
 
 /// Reading the f16 cache in place gives the bits of the f32 row kernels on the cache widened
