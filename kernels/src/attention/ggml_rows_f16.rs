@@ -183,7 +183,8 @@ mod x86 {
         }
     }
 
-    /// Hints the cache lines of `x[off..off + len]` into L1, where that row exists.
+    /// Hints the cache lines of `x[off..off + len]` into L1, where that row exists (callers
+    /// ask only for rows they will read: a hint for a page never touched costs a page walk).
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     fn prefetch_row(x: &[f16], off: usize, len: usize) {
@@ -222,8 +223,10 @@ mod x86 {
             scale,
             out,
             |j, kj, vj| {
-                prefetch_row(k, (j + PREFETCH) * stride, hd);
-                prefetch_row(v, (j + PREFETCH) * stride, hd);
+                if j + PREFETCH < n_kv {
+                    prefetch_row(k, (j + PREFETCH) * stride, hd);
+                    prefetch_row(v, (j + PREFETCH) * stride, hd);
+                }
                 widen(&k[j * stride..][..hd], kj);
                 widen(&v[j * stride..][..hd], vj);
             },
