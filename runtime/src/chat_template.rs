@@ -2,6 +2,11 @@
 //! the way Hugging Face's `apply_chat_template` renders it (`trim_blocks` and `lstrip_blocks`
 //! on, Python string methods such as `.strip()` available, `raise_exception` for the
 //! template's own errors).
+//!
+//! A template in a downloaded GGUF is code from a stranger, so every render is bounded: at most
+//! [`TEMPLATE_FUEL`] template instructions, [`TEMPLATE_RECURSION`] levels of nesting and
+//! [`MAX_RENDER_BYTES`] of output; past any of them the render stops with
+//! [`ChatTemplateError::Limit`] (a template that loops forever is refused in well under a second).
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
@@ -54,6 +59,12 @@ pub enum ChatTemplateError {
     /// Rendering failed, or the template called `raise_exception`.
     #[error("rendering the chat template failed: {0:#}")]
     Render(#[source] JinjaError),
+    /// The template ran past a bound (steps, nesting or output size): it is treated as hostile.
+    #[error(
+        "the chat template was stopped: {0} (graft bounds every render; pass another template \
+         or format the prompt yourself)"
+    )]
+    Limit(String),
 }
 
 /// A parsed chat template, ready to render conversations.
@@ -65,6 +76,17 @@ pub struct ChatTemplate {
 }
 
 const TEMPLATE_NAME: &str = "chat";
+
+/// Template instructions one render may execute (real chat templates need a few hundred per
+/// message; this allows conversations of thousands of turns and stops a runaway loop within
+/// tens of milliseconds).
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
+
+/// Nesting depth (loops, ifs, macro calls) one render may reach.
+pub const TEMPLATE_RECURSION: usize = 100;
+
+/// Bytes one render may produce (a prompt this long is far past any model's context).
+pub const MAX_RENDER_BYTES: usize = 4 << 20;
 
 impl ChatTemplate {
     /// Parses `source`; `bos_token`/`eos_token` are the texts the template may refer to.
@@ -80,6 +102,8 @@ impl ChatTemplate {
             .build()
             .map_err(ChatTemplateError::Syntax)?;
         env.set_syntax(syntax);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_recursion_limit(TEMPLATE_RECURSION);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
@@ -166,13 +190,54 @@ impl ChatTemplate {
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(ChatTemplateError::Render)?;
-        tmpl.render(minijinja::context! {
+        let ctx = minijinja::context! {
             messages => Value::from(minijinja::value::Serde(messages)),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
-        })
-        .map_err(ChatTemplateError::Render)
+        };
+        let mut out = CappedWriter::default();
+        match tmpl.render_captured_to(ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.buf)
+                .map_err(|e| ChatTemplateError::Limit(format!("output is not UTF-8: {e}"))),
+            Err(_) if out.overflowed => Err(ChatTemplateError::Limit(format!(
+                "it rendered more than {MAX_RENDER_BYTES} bytes"
+            ))),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(ChatTemplateError::Limit(format!(
+                "it ran more than {TEMPLATE_FUEL} instructions"
+            ))),
+            Err(e)
+                if e.kind() == ErrorKind::InvalidOperation
+                    && e.to_string().contains("recursion limit") =>
+            {
+                Err(ChatTemplateError::Limit(format!(
+                    "it nested deeper than {TEMPLATE_RECURSION} levels"
+                )))
+            }
+            Err(e) => Err(ChatTemplateError::Render(e)),
+        }
+    }
+}
+
+/// The render's output, refusing to grow past [`MAX_RENDER_BYTES`].
+#[derive(Default)]
+struct CappedWriter {
+    buf: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > MAX_RENDER_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("chat template output limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -132,3 +132,47 @@ fn missing_or_broken_templates_are_clear_errors() {
         Err(ChatTemplateError::Syntax(_))
     ));
 }
+
+/// Renders `source` on a two-message chat; returns the result and how long it took.
+fn render_hostile(source: &str) -> (Result<String, ChatTemplateError>, std::time::Duration) {
+    let t = ChatTemplate::new(source, "<s>", "</s>").expect("parses");
+    let msgs = [
+        ChatMessage::new("system", "Be brief."),
+        ChatMessage::new("user", "Hi"),
+    ];
+    let t0 = std::time::Instant::now();
+    let r = t.render(&msgs, true);
+    (r, t0.elapsed())
+}
+
+#[test]
+fn hostile_templates_are_stopped_quickly_with_a_clear_error() {
+    // The issue's nested loop: 10^8 iterations of 20 bytes each.
+    let nested = "{% for i in range(10000) %}{% for j in range(10000) %}\
+                  {{ 'twenty bytes a turn' }}{% endfor %}{% endfor %}";
+    // The same loop writing nothing: only the step budget stops it.
+    let spin = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}";
+    // Output flood with few instructions: 100k iterations of a 1 kB string.
+    let flood = "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}";
+    // Unbounded recursion through a macro.
+    let deep = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}";
+    for (name, src, what) in [
+        ("nested loop", nested, "stopped"),
+        ("spin", spin, "instructions"),
+        ("output flood", flood, "bytes"),
+        ("recursion", deep, "nested deeper"),
+    ] {
+        let (r, took) = render_hostile(src);
+        let e = r.expect_err(name);
+        assert!(matches!(e, ChatTemplateError::Limit(_)), "{name}: {e}");
+        assert!(e.to_string().contains(what), "{name}: {e}");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{name} took {took:?} to stop (a bound that is not a bound)"
+        );
+    }
+    // A real template is not affected.
+    let (ok, _) =
+        render_hostile("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}");
+    assert_eq!(ok.expect("renders"), "<|system|>Be brief.<|user|>Hi");
+}
