@@ -323,6 +323,42 @@ fn graft_greedy_on(
     ids_without_eog(&j["ids"])
 }
 
+/// llama.cpp's greedy generation (32 tokens, raw prompts) of each prompt on `model`, optionally
+/// with a LoRA: the oracle's `cases` (one per prompt, with `ids`, `text`, `margins`).
+fn oracle_generate(
+    oracle: &std::path::Path,
+    model: &std::path::Path,
+    adapter: Option<&std::path::Path>,
+    prompts: &[impl AsRef<str>],
+    dir: &std::path::Path,
+) -> Vec<Value> {
+    let spec: Vec<Value> = prompts
+        .iter()
+        .map(|p| serde_json::json!({"prompt": p.as_ref(), "chat": false}))
+        .collect();
+    let spec_path = dir.join("prompts.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).expect("json")).expect("write");
+    let mut cmd = Command::new(oracle);
+    cmd.args(["generate", "-n", "32", "--prompts-json"])
+        .arg(&spec_path)
+        .arg("-m")
+        .arg(model);
+    if let Some(a) = adapter {
+        cmd.arg("--lora").arg(a);
+    }
+    let run = cmd.output().expect("llama-oracle runs");
+    assert!(
+        run.status.success(),
+        "llama.cpp could not run {} (adapter {adapter:?}): {}",
+        model.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let j: Value = serde_json::from_slice(&run.stdout).expect("oracle JSON");
+    let cases = j["cases"].as_array().expect("cases").clone();
+    assert_eq!(cases.len(), prompts.len(), "one case per prompt");
+    cases
+}
+
 /// SmolLM2's end-of-generation ids (<|endoftext|> 0, <|im_end|> 2) removed.
 fn ids_without_eog(v: &Value) -> Vec<i64> {
     v.as_array()
@@ -382,29 +418,7 @@ fn trained_adapter_matches_llama_cpp_greedy() {
     assert!(status.success(), "graft train failed");
 
     let prompts = triage_prompts(6);
-    let spec: Vec<Value> = prompts
-        .iter()
-        .map(|p| serde_json::json!({"prompt": p, "chat": false}))
-        .collect();
-    let spec_path = dir.path().join("prompts.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec).expect("json")).expect("write");
-    let run = Command::new(&oracle)
-        .args(["generate", "-n", "32", "--prompts-json"])
-        .arg(&spec_path)
-        .arg("-m")
-        .arg(model())
-        .arg("--lora")
-        .arg(&adapter)
-        .output()
-        .expect("llama-oracle runs");
-    assert!(
-        run.status.success(),
-        "llama.cpp could not run the trained adapter: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let j: Value = serde_json::from_slice(&run.stdout).expect("oracle JSON");
-    let cases = j["cases"].as_array().expect("cases");
-    assert_eq!(cases.len(), prompts.len());
+    let cases = oracle_generate(&oracle, &model(), Some(&adapter), &prompts, dir.path());
     let mut changed = 0;
     for (p, case) in prompts.iter().zip(cases) {
         let ours = graft_greedy(p, Some(&adapter), 32);
@@ -459,26 +473,7 @@ fn smollm3_description_matches_llama_cpp_greedy() {
         "def fibonacci(n):",
         "Once upon a time, in a small village,",
     ];
-    let spec: Vec<Value> = prompts
-        .iter()
-        .map(|p| serde_json::json!({"prompt": p, "chat": false}))
-        .collect();
-    let spec_path = dir.path().join("prompts.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec).expect("json")).expect("write");
-    let run = Command::new(&oracle)
-        .args(["generate", "-n", "32", "--prompts-json"])
-        .arg(&spec_path)
-        .arg("-m")
-        .arg(&path)
-        .output()
-        .expect("llama-oracle runs");
-    assert!(
-        run.status.success(),
-        "llama.cpp could not run the smollm3 file: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let j: Value = serde_json::from_slice(&run.stdout).expect("oracle JSON");
-    let cases = j["cases"].as_array().expect("cases");
+    let cases = oracle_generate(&oracle, &path, None, &prompts, dir.path());
     // llama.cpp's top-1 minus top-2 logit below which two correct implementations that round
     // differently may pick either token (as runtime/tests/model_smollm.rs).
     const NEAR_TIE: f64 = 0.25;
