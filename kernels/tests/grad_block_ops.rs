@@ -4,6 +4,7 @@
 mod grad_common;
 use grad_common::*;
 
+use graft_kernels::cpu::{RopeParams, RopeStyle};
 use graft_kernels::grad::{residual_backward, rmsnorm_backward, rope_backward, swiglu_backward};
 
 /// f32 kernel vs f64 finite differences (FD error ~1e-9, so this is the kernel's f32 error).
@@ -77,7 +78,7 @@ fn rope_case(n_rot: usize) {
     let x = rng.vec(n_tok * n_head * hd, 1.0);
     let r = to64(&rng.vec(x.len(), 1.0));
     let mut g: Vec<f32> = r.iter().map(|&v| v as f32).collect();
-    rope_backward(&mut g, &pos, n_head, hd, base, n_rot);
+    rope_backward(&mut g, &pos, n_head, hd, &RopeParams::plain(RopeStyle::Normal, base, n_rot));
     let want = fd_grad(&to64(&x), H, |p| {
         dotr(&r, &rope64(p, &pos, n_head, hd, f64::from(base), n_rot))
     });

@@ -3,12 +3,13 @@
 //! adapters, what is kept for the backward) are the [`BlockHooks`] each provides; the math in
 //! between is the model's [`LayerSpec`] on [`ForwardOps`].
 //!
-//! `n = rmsnorm(x)·w1; q,k,v = W n (+LoRA); rope(q,k) when the layer has it; a = attn(q,k,v);
-//! h = x + Wo a (+LoRA); m = rmsnorm(h)·w2; out = h + Wd (silu(Wg m) ⊙ Wu m) (+LoRA each)`.
+//! `n = rmsnorm(x)·w1; q,k,v = W n (+LoRA) (+bias); q,k = rmsnorm per head (if the layer has
+//! it); rope(q,k) (if it has it); a = attn(q,k,v); h = x + Wo a (+LoRA) (+bias);
+//! m = rmsnorm(h)·w2; out = h + Wd (silu(Wg m) ⊙ Wu m) (+LoRA each) (+biases)`.
 
 use crate::backend::{ForwardOps, OpError, Positions};
 use crate::config::ModelConfig;
-use crate::spec::{LayerSpec, Proj};
+use crate::spec::{LayerSpec, LayerVec, Proj};
 use crate::weights::Matrix;
 
 /// What a caller of [`block_forward`] supplies besides the math.
@@ -47,12 +48,12 @@ pub trait BlockHooks<O: ForwardOps> {
 pub struct BlockBufs<'a, O: ForwardOps + 'a> {
     /// Block input `[n × d]` (the residual stream).
     pub x: O::View<'a>,
-    /// Pre-attention norm weight `[d]`.
-    pub attn_norm: O::View<'a>,
-    /// Pre-FFN norm weight `[d]`.
-    pub ffn_norm: O::View<'a>,
     /// `rmsnorm(x)·attn_norm` `[n × d]`.
     pub xn1: O::ViewMut<'a>,
+    /// Queries before their per-head norm `[n × q_dim]` (only read when the layer has one).
+    pub q_pre: Option<O::ViewMut<'a>>,
+    /// Keys before their per-head norm `[n × kv_dim]` (only read when the layer has one).
+    pub k_pre: Option<O::ViewMut<'a>>,
     /// Queries `[n × q_dim]`.
     pub q: O::ViewMut<'a>,
     /// Keys `[n × kv_dim]`.
@@ -75,23 +76,58 @@ pub struct BlockBufs<'a, O: ForwardOps + 'a> {
     pub out: O::ViewMut<'a>,
 }
 
-/// Runs block `layer` (described by `spec`, weights `w` by projection) on `n` tokens.
+/// The block's weights: its projections and its vectors (norm weights, biases), on the device.
+pub struct BlockWeights<'w, 'v, O: ForwardOps + 'v> {
+    /// The matrix of each projection.
+    pub proj: &'w dyn Fn(Proj) -> &'w Matrix<'w>,
+    /// The vector `v`, where the block has it.
+    pub vec: &'w dyn Fn(LayerVec) -> Option<O::View<'v>>,
+}
+
+impl<'v, O: ForwardOps + 'v> BlockWeights<'_, 'v, O> {
+    fn need(&self, layer: usize, v: LayerVec) -> Result<O::View<'v>, OpError> {
+        (self.vec)(v).ok_or_else(|| OpError::new("block", format!("block {layer} has no {v:?}")))
+    }
+}
+
+/// `y = W x` (+ adapters through the hooks) (+ the projection's bias when the layer has one).
 #[allow(clippy::too_many_arguments)]
-pub fn block_forward<'w, O: ForwardOps, H: BlockHooks<O>>(
+fn project<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
+    ops: &O,
+    hooks: &mut H,
+    spec: &LayerSpec,
+    layer: usize,
+    w: &BlockWeights<'_, 'v, O>,
+    p: Proj,
+    n: usize,
+    x: O::View<'_>,
+    mut y: O::ViewMut<'_>,
+) -> Result<(), OpError> {
+    let m = (w.proj)(p);
+    hooks.linear(ops, layer, p, m, x, O::rw(&mut y))?;
+    if spec.bias[p.index()] {
+        ops.add_bias(y, w.need(layer, LayerVec::Bias(p))?, n, m.rows)?;
+    }
+    Ok(())
+}
+
+/// Runs block `layer` (described by `spec`, weights `w`) on `n` tokens.
+#[allow(clippy::too_many_arguments)]
+pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
     ops: &O,
     hooks: &mut H,
     cfg: &ModelConfig,
     spec: &LayerSpec,
     layer: usize,
-    w: impl Fn(Proj) -> &'w Matrix<'w>,
+    w: &BlockWeights<'_, 'v, O>,
     n: usize,
     b: BlockBufs<'_, O>,
 ) -> Result<(), OpError> {
     let BlockBufs {
         x,
-        attn_norm,
-        ffn_norm,
         mut xn1,
+        q_pre,
+        k_pre,
         mut q,
         mut k,
         mut v,
@@ -103,35 +139,37 @@ pub fn block_forward<'w, O: ForwardOps, H: BlockHooks<O>>(
         mut act,
         mut out,
     } = b;
-    let (d, ff, eps) = (cfg.n_embd, cfg.n_ff, cfg.rms_eps);
+    let (d, ff, eps, hd) = (cfg.n_embd, cfg.n_ff, cfg.rms_eps, cfg.head_dim);
     // Attention.
-    ops.rmsnorm(x, attn_norm, eps, n, d, O::rw(&mut xn1))?;
+    ops.rmsnorm(x, w.need(layer, LayerVec::AttnNorm)?, eps, n, d, O::rw(&mut xn1))?;
     let xn1 = O::ro(&xn1);
-    hooks.linear(ops, layer, Proj::Q, w(Proj::Q), xn1, O::rw(&mut q))?;
-    hooks.linear(ops, layer, Proj::K, w(Proj::K), xn1, O::rw(&mut k))?;
-    hooks.linear(ops, layer, Proj::V, w(Proj::V), xn1, O::rw(&mut v))?;
-    if let Some(rope) = spec.rope {
+    if spec.qk_norm {
+        let missing = || OpError::new("block", "per-head q/k norm without q_pre/k_pre buffers");
+        let (mut qp, mut kp) = (q_pre.ok_or_else(missing)?, k_pre.ok_or_else(missing)?);
+        project(ops, hooks, spec, layer, w, Proj::Q, n, xn1, O::rw(&mut qp))?;
+        project(ops, hooks, spec, layer, w, Proj::K, n, xn1, O::rw(&mut kp))?;
+        let (qn, kn) = (w.need(layer, LayerVec::QNorm)?, w.need(layer, LayerVec::KNorm)?);
+        ops.rmsnorm(O::ro(&qp), qn, eps, n * cfg.n_head, hd, O::rw(&mut q))?;
+        ops.rmsnorm(O::ro(&kp), kn, eps, n * cfg.n_head_kv, hd, O::rw(&mut k))?;
+    } else {
+        project(ops, hooks, spec, layer, w, Proj::Q, n, xn1, O::rw(&mut q))?;
+        project(ops, hooks, spec, layer, w, Proj::K, n, xn1, O::rw(&mut k))?;
+    }
+    project(ops, hooks, spec, layer, w, Proj::V, n, xn1, O::rw(&mut v))?;
+    if let Some(rope) = &spec.rope {
         let pos = hooks.positions();
-        let hd = cfg.head_dim;
         ops.rope(O::rw(&mut q), n, cfg.n_head, hd, pos, rope)?;
         ops.rope(O::rw(&mut k), n, cfg.n_head_kv, hd, pos, rope)?;
     }
     hooks.attend(ops, layer, q, k, v, O::rw(&mut att))?;
-    hooks.linear(ops, layer, Proj::O, w(Proj::O), O::ro(&att), O::rw(&mut h))?;
+    project(ops, hooks, spec, layer, w, Proj::O, n, O::ro(&att), O::rw(&mut h))?;
     ops.add(O::rw(&mut h), x, n * d)?;
     // Feed-forward.
-    ops.rmsnorm(O::ro(&h), ffn_norm, eps, n, d, O::rw(&mut xn2))?;
+    ops.rmsnorm(O::ro(&h), w.need(layer, LayerVec::FfnNorm)?, eps, n, d, O::rw(&mut xn2))?;
     let xn2 = O::ro(&xn2);
-    hooks.linear(ops, layer, Proj::Gate, w(Proj::Gate), xn2, O::rw(&mut gate))?;
-    hooks.linear(ops, layer, Proj::Up, w(Proj::Up), xn2, O::rw(&mut up))?;
+    project(ops, hooks, spec, layer, w, Proj::Gate, n, xn2, O::rw(&mut gate))?;
+    project(ops, hooks, spec, layer, w, Proj::Up, n, xn2, O::rw(&mut up))?;
     ops.swiglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?;
-    hooks.linear(
-        ops,
-        layer,
-        Proj::Down,
-        w(Proj::Down),
-        O::ro(&act),
-        O::rw(&mut out),
-    )?;
+    project(ops, hooks, spec, layer, w, Proj::Down, n, O::ro(&act), O::rw(&mut out))?;
     ops.add(O::rw(&mut out), O::ro(&h), n * d)
 }

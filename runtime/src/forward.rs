@@ -1,14 +1,14 @@
 //! The inference forward pass: the model's blocks as [`crate::block`] spells them, on a
 //! [`Backend`], with keys and values going to the KV cache and the session's adapters added to
 //! every projection. Matches llama.cpp's graphs for the families graft runs (`llm_build_llama`,
-//! `smollm3`): logits = `Wout·rmsnorm(x)` after the last block.
+//! `smollm3`, `qwen2`, `qwen3`): logits = `Wout·rmsnorm(x)` after the last block.
 
 use crate::backend::{AttnShape, Backend, LoraInput, OpError, Positions};
-use crate::block::{block_forward, BlockBufs, BlockHooks};
+use crate::block::{block_forward, BlockBufs, BlockHooks, BlockWeights};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
 use crate::lora::{ActiveAdapters, Target};
-use crate::spec::{ModelSpec, Proj};
+use crate::spec::{LayerVec, ModelSpec, Proj};
 use crate::weights::{Matrix, Weights};
 
 /// The per-session activation arena: every buffer the forward pass writes, allocated once for
@@ -22,6 +22,10 @@ pub struct Scratch<B: Backend> {
     pub xn1: B::Buffer,
     /// Pre-FFN normed input `[n_batch × n_embd]`; the final norm's output.
     pub xn2: B::Buffer,
+    /// Queries before their per-head norm `[n_batch × q_dim]` (models with q/k norms).
+    pub q_pre: Option<B::Buffer>,
+    /// Keys before their per-head norm `[n_batch × kv_dim]` (models with q/k norms).
+    pub k_pre: Option<B::Buffer>,
     /// Queries `[n_batch × q_dim]`.
     pub q: B::Buffer,
     /// Keys `[n_batch × kv_dim]`.
@@ -40,28 +44,32 @@ pub struct Scratch<B: Backend> {
     pub act: B::Buffer,
     /// Logits `[n_batch × n_vocab]` (only the rows asked for are written).
     pub logits: B::Buffer,
-    /// Norm weights on the backend: per layer attention and FFN norms, then the output norm.
-    pub norms: Vec<B::Buffer>,
+    /// Every block's vectors (norm weights, biases) on the backend, by [`LayerVec::index`].
+    pub vecs: Vec<[Option<B::Buffer>; LayerVec::COUNT]>,
+    /// The final norm weight on the backend.
+    pub output_norm: B::Buffer,
     /// Tokens per forward call.
     pub n_batch: usize,
 }
 
 impl<B: Backend> Scratch<B> {
-    /// Allocates the arena and uploads the norm weights.
+    /// Allocates the arena and uploads the blocks' vectors.
     pub fn new(b: &B, cfg: &ModelConfig, w: &Weights<'_>, n_batch: usize) -> Self {
         let buf = |n: usize| b.alloc(n_batch * n);
-        let mut norms = Vec::with_capacity(2 * cfg.n_layer + 1);
         let upload = |v: &[f32]| {
             let mut buf = b.alloc(v.len());
             b.write(&mut buf, 0, v);
             buf
         };
-        for l in &w.layers {
-            norms.push(upload(&l.attn_norm));
-            norms.push(upload(&l.ffn_norm));
-        }
-        norms.push(upload(&w.output_norm));
+        let vecs: Vec<[Option<B::Buffer>; LayerVec::COUNT]> = w
+            .layers
+            .iter()
+            .map(|l| std::array::from_fn(|i| l.vecs[i].as_deref().map(upload)))
+            .collect();
+        let qk_norm = w.layers.iter().any(|l| l.vec(LayerVec::QNorm).is_some());
         Scratch {
+            q_pre: qk_norm.then(|| buf(cfg.q_dim())),
+            k_pre: qk_norm.then(|| buf(cfg.kv_dim())),
             x: buf(cfg.n_embd),
             x_out: buf(cfg.n_embd),
             xn1: buf(cfg.n_embd),
@@ -75,7 +83,8 @@ impl<B: Backend> Scratch<B> {
             up: buf(cfg.n_ff),
             act: buf(cfg.n_ff),
             logits: buf(cfg.n_vocab),
-            norms,
+            output_norm: upload(&w.output_norm),
+            vecs,
             n_batch,
         }
     }
@@ -157,11 +166,21 @@ pub fn forward<B: Backend>(
     lora.apply(b, Target::TokenEmbd, LoraInput::Ids(tokens), n, x)?;
     let mut hooks = InferHooks { kv, lora, shape };
     for (l, lw) in w.layers.iter().enumerate() {
+        let vecs = &s.vecs[l];
+        let vec = |v: LayerVec| {
+            let i = v.index();
+            vecs[i].as_ref().map(|buf| b.view(buf, 0, v.len(cfg)))
+        };
+        let proj = |p: Proj| lw.proj(p);
+        let weights = BlockWeights::<B> {
+            proj: &proj,
+            vec: &vec,
+        };
         let bufs = BlockBufs::<B> {
             x: b.view(&s.x, 0, n * d),
-            attn_norm: b.view(&s.norms[2 * l], 0, d),
-            ffn_norm: b.view(&s.norms[2 * l + 1], 0, d),
             xn1: b.view_mut(&mut s.xn1, 0, n * d),
+            q_pre: s.q_pre.as_mut().map(|q| b.view_mut(q, 0, n * qd)),
+            k_pre: s.k_pre.as_mut().map(|k| b.view_mut(k, 0, n * kvd)),
             q: b.view_mut(&mut s.q, 0, n * qd),
             k: b.view_mut(&mut s.k, 0, n * kvd),
             v: b.view_mut(&mut s.v, 0, n * kvd),
@@ -173,16 +192,7 @@ pub fn forward<B: Backend>(
             act: b.view_mut(&mut s.act, 0, n * ff),
             out: b.view_mut(&mut s.x_out, 0, n * d),
         };
-        block_forward(
-            b,
-            &mut hooks,
-            cfg,
-            spec.layer(l),
-            l,
-            |p| lw.proj(p),
-            n,
-            bufs,
-        )?;
+        block_forward(b, &mut hooks, cfg, spec.layer(l), l, &weights, n, bufs)?;
         std::mem::swap(&mut s.x, &mut s.x_out);
     }
     hooks.kv.set_n_past(pos0 + n);
@@ -190,7 +200,7 @@ pub fn forward<B: Backend>(
         return Ok(());
     }
     let m = n - out_from;
-    let out_norm = b.view(&s.norms[2 * cfg.n_layer], 0, d);
+    let out_norm = b.view(&s.output_norm, 0, d);
     let x = b.view(&s.x, out_from * d, m * d);
     b.rmsnorm(
         x,

@@ -85,7 +85,7 @@ impl Model {
         let spec = ModelSpec::from_gguf(&file)?;
         let device = Device::new(kind, params.threads)?;
         let cell = ModelCell::try_new(file, |f| {
-            Weights::from_gguf(f, &spec.config, &|ty| device.supports(ty))
+            Weights::from_gguf(f, &spec, &|ty| device.supports(ty))
         })?;
         Ok(Model {
             cell,

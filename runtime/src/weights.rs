@@ -1,12 +1,11 @@
 //! Model weights as views into the memory-mapped GGUF file.
 //!
 //! Matrices stay in their on-disk block format and borrow the map; only the 1-D norm vectors
-//! are converted to f32 (once, at load). Every tensor's shape, type and byte size is checked
+//! (norm weights, biases) are converted to f32 (once, at load). Every tensor's shape, type and byte size is checked
 //! here, so the kernels can trust their callers.
 
-use crate::config::ModelConfig;
 use crate::model_error::ModelError;
-use crate::spec::Proj;
+use crate::spec::{LayerVec, ModelSpec, Proj};
 use graft_quant::gguf::GgufFile;
 use graft_quant::QuantType;
 
@@ -35,10 +34,9 @@ impl Matrix<'_> {
 /// The weights of one transformer block.
 #[derive(Clone, Debug)]
 pub struct LayerWeights<'a> {
-    /// Pre-attention RMSNorm weight, f32.
-    pub attn_norm: Vec<f32>,
-    /// Pre-FFN RMSNorm weight, f32.
-    pub ffn_norm: Vec<f32>,
+    /// The vectors the block's description reads (norm weights, biases), f32, indexed by
+    /// [`LayerVec::index`]; `None` where the block has none.
+    pub vecs: [Option<Vec<f32>>; LayerVec::COUNT],
     /// The projections, indexed by [`Proj::index`] (shapes as [`Proj::dims`]).
     pub projs: [Matrix<'a>; 7],
 }
@@ -47,6 +45,21 @@ impl<'a> LayerWeights<'a> {
     /// The matrix of projection `p`.
     pub fn proj(&self, p: Proj) -> &Matrix<'a> {
         &self.projs[p.index()]
+    }
+
+    /// Vector `v`, if the block has it.
+    pub fn vec(&self, v: LayerVec) -> Option<&[f32]> {
+        self.vecs[v.index()].as_deref()
+    }
+
+    /// The pre-attention norm weight (every block has one).
+    pub fn attn_norm(&self) -> &[f32] {
+        self.vec(LayerVec::AttnNorm).unwrap_or_default()
+    }
+
+    /// The pre-FFN norm weight (every block has one).
+    pub fn ffn_norm(&self) -> &[f32] {
+        self.vec(LayerVec::FfnNorm).unwrap_or_default()
     }
 }
 
@@ -66,13 +79,14 @@ pub struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
-    /// Collects and validates every tensor the config calls for; `supported` says which block
-    /// formats the backend can multiply.
+    /// Collects and validates every tensor the description calls for; `supported` says which
+    /// block formats the backend can multiply.
     pub fn from_gguf(
         file: &'a GgufFile,
-        cfg: &ModelConfig,
+        spec: &ModelSpec,
         supported: &dyn Fn(QuantType) -> bool,
     ) -> Result<Weights<'a>, ModelError> {
+        let cfg = &spec.config;
         let d = cfg.n_embd;
         let mat = |name: &str, rows: usize, cols: usize| -> Result<Matrix<'a>, ModelError> {
             matrix(file, name, rows, cols, supported)
@@ -80,16 +94,16 @@ impl<'a> Weights<'a> {
         let token_embd = mat("token_embd.weight", cfg.n_vocab, d)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
-            let attn_norm = vector(file, &n("attn_norm"), d)?;
-            let ffn_norm = vector(file, &n("ffn_norm"), d)?;
+            let mut vecs: [Option<Vec<f32>>; LayerVec::COUNT] = Default::default();
+            for v in spec.layer(i).vecs() {
+                vecs[v.index()] = Some(vector(file, &v.gguf_name(i), v.len(cfg))?);
+            }
             let proj = |p: Proj| {
                 let (rows, cols) = p.dims(cfg);
                 mat(&p.gguf_name(i), rows, cols)
             };
             layers.push(LayerWeights {
-                attn_norm,
-                ffn_norm,
+                vecs,
                 projs: [
                     proj(Proj::Q)?,
                     proj(Proj::K)?,

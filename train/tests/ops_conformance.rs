@@ -8,7 +8,9 @@
 
 use graft_kernels::grad::{AttnShape, LoraShape};
 use graft_quant::QuantType;
-use graft_runtime::backend::{CpuBackend, ForwardOps, LoraInput, LoraMats, Positions, RopeParams};
+use graft_runtime::backend::{
+    CpuBackend, ForwardOps, LoraInput, LoraMats, Positions, RopeParams, RopeStyle,
+};
 use graft_runtime::weights::Matrix;
 use graft_train::model::GradOps;
 use rand::rngs::StdRng;
@@ -62,22 +64,82 @@ fn rmsnorm_ref(x: &[f64], w: &[f64], dim: usize, eps: f64) -> Vec<f64> {
         .collect()
 }
 
-fn rope_ref(x: &[f64], pos: &[usize], n_heads: usize, hd: usize, rope: RopeParams) -> Vec<f64> {
+/// RoPE in f64 from its definition (ggml's `rope_yarn` with the angle in f64): pairs by style,
+/// angle `p · base^(−2i/n_rot) / factor_i`, linear scaling, YaRN's ramp and magnitude.
+fn rope_ref(x: &[f64], pos: &[usize], n_heads: usize, hd: usize, rope: &RopeParams) -> Vec<f64> {
     let mut y = x.to_vec();
+    let half = rope.n_rot / 2;
     for (t, &p) in pos.iter().enumerate() {
         for h in 0..n_heads {
             let o = (t * n_heads + h) * hd;
-            for i in 0..rope.n_rot / 2 {
-                let th =
-                    p as f64 * f64::from(rope.freq_base).powf(-2.0 * i as f64 / rope.n_rot as f64);
+            for i in 0..half {
+                let ff = rope.factors.as_ref().map_or(1.0, |f| f64::from(f[i]));
+                let extrap = p as f64
+                    * f64::from(rope.freq_base).powf(-2.0 * i as f64 / rope.n_rot as f64)
+                    / ff;
+                let fs = f64::from(rope.freq_scale);
+                let mut th = fs * extrap;
+                let mut m = f64::from(rope.attn_factor);
+                if rope.ext_factor != 0.0 {
+                    let [lo, hi] = rope.corr_dims.map(f64::from);
+                    let ramp = 1.0 - ((i as f64 - lo) / (hi - lo).max(0.001)).clamp(0.0, 1.0);
+                    let mix = ramp * f64::from(rope.ext_factor);
+                    th = th * (1.0 - mix) + extrap * mix;
+                    m *= 1.0 + 0.1 * (1.0 / fs).ln();
+                }
                 let (s, c) = th.sin_cos();
-                let (a, b) = (x[o + 2 * i], x[o + 2 * i + 1]);
-                y[o + 2 * i] = a * c - b * s;
-                y[o + 2 * i + 1] = a * s + b * c;
+                let (i0, i1) = match rope.style {
+                    RopeStyle::Normal => (2 * i, 2 * i + 1),
+                    RopeStyle::Neox => (i, i + half),
+                };
+                let (a, b) = (x[o + i0], x[o + i1]);
+                y[o + i0] = m * (a * c - b * s);
+                y[o + i1] = m * (a * s + b * c);
             }
         }
     }
     y
+}
+
+/// The RoPE variants every device must compute: plain normal, NEOX, Llama 3 factors, linear
+/// scaling, YaRN.
+fn rope_variants(n_rot: usize) -> Vec<(&'static str, RopeParams)> {
+    let plain = RopeParams::plain(RopeStyle::Normal, 10000.0, n_rot);
+    let factors: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + 0.7 * i as f32).collect();
+    let mut yarn = RopeParams {
+        style: RopeStyle::Neox,
+        freq_scale: 0.25,
+        ext_factor: 1.0,
+        attn_factor: 0.95,
+        ..plain.clone()
+    };
+    yarn.corr_dims = yarn.yarn_corr_dims(32, 32.0, 1.0);
+    vec![
+        ("normal", plain.clone()),
+        (
+            "neox",
+            RopeParams {
+                style: RopeStyle::Neox,
+                freq_base: 1e6,
+                ..plain.clone()
+            },
+        ),
+        (
+            "factors",
+            RopeParams {
+                factors: Some(factors.into()),
+                ..plain.clone()
+            },
+        ),
+        (
+            "linear",
+            RopeParams {
+                freq_scale: 0.5,
+                ..plain
+            },
+        ),
+        ("yarn", yarn),
+    ]
 }
 
 fn swiglu_ref(g: &[f64], u: &[f64]) -> Vec<f64> {
@@ -176,34 +238,42 @@ fn forward_ops_match_f64_references() {
             let want = rmsnorm_ref(&f64s(&x), &f64s(&w), dim, 1e-5);
             check(&format!("{dev} rmsnorm {n}x{dim}"), &y, &want, 1e-5);
         }
-        // rope: consecutive and listed positions, full and partial rotation.
+        // rope: consecutive and listed positions, full and partial rotation, every variant.
         for (n, heads, hd, n_rot, list) in [
             (3, 4, 16, 16, false),
             (5, 2, 32, 12, true),
             (1, 3, 64, 64, false),
         ] {
-            let rope = RopeParams {
-                freq_base: 10000.0,
-                n_rot,
-            };
-            let x = rnd(&mut rng, n * heads * hd, 1.0);
-            let pos: Vec<usize> = (0..n)
-                .map(|t| if list { (t * 7) % 5 } else { 40 + t })
-                .collect();
-            let p = if list {
-                Positions::List(&pos)
-            } else {
-                Positions::From(40)
-            };
+            for (name, rope) in rope_variants(n_rot) {
+                let x = rnd(&mut rng, n * heads * hd, 1.0);
+                let pos: Vec<usize> = (0..n)
+                    .map(|t| if list { (t * 7) % 5 } else { 40 + t })
+                    .collect();
+                let p = if list {
+                    Positions::List(&pos)
+                } else {
+                    Positions::From(40)
+                };
+                let mut y = x.clone();
+                ops.rope(&mut y, n, heads, hd, p, &rope).expect("rope");
+                let want = rope_ref(&f64s(&x), &pos, heads, hd, &rope);
+                check(
+                    &format!("{dev} rope {name} n_rot {n_rot} list {list}"),
+                    &y,
+                    &want,
+                    1e-5,
+                );
+            }
+        }
+        // add_bias: every row gets the bias.
+        for (n, width) in [(1, 8), (9, 96)] {
+            let (x, bias) = (rnd(&mut rng, n * width, 1.0), rnd(&mut rng, width, 1.0));
             let mut y = x.clone();
-            ops.rope(&mut y, n, heads, hd, p, rope).expect("rope");
-            let want = rope_ref(&f64s(&x), &pos, heads, hd, rope);
-            check(
-                &format!("{dev} rope n_rot {n_rot} list {list}"),
-                &y,
-                &want,
-                1e-5,
-            );
+            ops.add_bias(&mut y, &bias, n, width).expect("add_bias");
+            let want: Vec<f64> = (0..n * width)
+                .map(|i| f64::from(x[i]) + f64::from(bias[i % width]))
+                .collect();
+            check(&format!("{dev} add_bias {n}x{width}"), &y, &want, 1e-6);
         }
         // swiglu and add.
         for len in [5, 1536, 40000] {
@@ -328,20 +398,18 @@ fn grad_ops_match_finite_differences() {
         let f = |x: &[f64]| rmsnorm_ref(x, &wf, dim, 1e-5);
         let probes = fd_probe(&f, &f64s(&x), &f64s(&dy), 24, &mut rng);
         check_fd(&format!("{dev} rmsnorm_backward"), &dx, &probes, 1e-4);
-        // rope backward, partial rotation, listed positions.
+        // rope backward, partial rotation, listed positions, every variant.
         let (n, heads, hd) = (5, 3, 16);
-        let rope = RopeParams {
-            freq_base: 10000.0,
-            n_rot: 12,
-        };
-        let pos: Vec<usize> = vec![0, 1, 2, 0, 1];
-        let mut g = rnd(&mut rng, n * heads * hd, 1.0);
-        let c = g.clone();
-        let x = rnd(&mut rng, n * heads * hd, 1.0);
-        ops.rope_backward(&mut g, &pos, heads, hd, rope);
-        let f = |x: &[f64]| rope_ref(x, &pos, heads, hd, rope);
-        let probes = fd_probe(&f, &f64s(&x), &f64s(&c), 24, &mut rng);
-        check_fd(&format!("{dev} rope_backward"), &g, &probes, 1e-4);
+        for (name, rope) in rope_variants(12) {
+            let pos: Vec<usize> = vec![0, 1, 2, 0, 9];
+            let mut g = rnd(&mut rng, n * heads * hd, 1.0);
+            let c = g.clone();
+            let x = rnd(&mut rng, n * heads * hd, 1.0);
+            ops.rope_backward(&mut g, &pos, heads, hd, &rope);
+            let f = |x: &[f64]| rope_ref(x, &pos, heads, hd, &rope);
+            let probes = fd_probe(&f, &f64s(&x), &f64s(&c), 24, &mut rng);
+            check_fd(&format!("{dev} rope_backward {name}"), &g, &probes, 1e-4);
+        }
         // swiglu backward.
         let (len, width) = (3 * 40, 40);
         let (ga, up, dh) = (

@@ -20,7 +20,10 @@ pub struct HeadLayout {
 
 /// Whether llama.cpp's converter permutes q/k rows for architecture `arch`.
 pub fn arch_permutes_qk(arch: &str) -> bool {
-    matches!(arch, "llama" | "granite" | "granitemoe" | "deci")
+    match crate::spec::Family::from_arch(arch) {
+        Some(f) => f.permutes_qk(),
+        None => matches!(arch, "granite" | "granitemoe" | "deci"),
+    }
 }
 
 /// Checks that `n_rows` rows can be split into `heads` heads of even size.

@@ -126,28 +126,28 @@ impl ForwardOps for CpuBackend {
         n_heads: usize,
         head_dim: usize,
         pos: Positions<'_>,
-        rope: RopeParams,
+        rope: &RopeParams,
     ) -> Result<(), OpError> {
         let width = n_heads * head_dim;
         check_len("rope", &[x.len()], n * width)?;
-        if rope.n_rot > head_dim.min(MAX_HEAD_DIM) || !rope.n_rot.is_multiple_of(2) {
-            return Err(OpError::new(
-                "rope",
-                format!("n_rot {} for head size {head_dim}", rope.n_rot),
-            ));
-        }
+        rope.check(head_dim.min(MAX_HEAD_DIM))
+            .map_err(|m| OpError::new("rope", m))?;
         let half = rope.n_rot / 2;
         let mut cs = [(0.0f32, 0.0f32); MAX_HEAD_DIM / 2];
-        // theta_i = pos * base^(-2i/n_rot), as ggml's theta_scale powers (computed directly).
-        let scale = rope.freq_base.powf(-2.0 / rope.n_rot as f32);
         for (t, row) in x[..n * width].chunks_exact_mut(width).enumerate() {
-            let mut theta = pos.at(t) as f32;
-            for c in cs.iter_mut().take(half) {
-                let (s, co) = theta.sin_cos();
-                *c = (co, s);
-                theta *= scale;
+            rope.cos_sin(pos.at(t), &mut cs[..half]);
+            k::rotate_ggml(row, head_dim, rope.style, &cs[..half]);
+        }
+        Ok(())
+    }
+
+    fn add_bias(&self, x: &mut [f32], b: &[f32], n: usize, width: usize) -> Result<(), OpError> {
+        check_len("add_bias", &[x.len()], n * width)?;
+        check_len("add_bias", &[b.len()], width)?;
+        for row in x[..n * width].chunks_exact_mut(width) {
+            for (a, &c) in row.iter_mut().zip(&b[..width]) {
+                *a += c;
             }
-            k::rotate_pairs_ggml(row, head_dim, &cs[..half]);
         }
         Ok(())
     }

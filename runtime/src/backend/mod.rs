@@ -16,7 +16,7 @@ use crate::weights::Matrix;
 
 pub use cpu::CpuBackend;
 pub use lora::{LoraInput, LoraMats};
-pub use ops::{ForwardOps, OpError, Positions, RopeParams};
+pub use ops::{ForwardOps, OpError, Positions, RopeParams, RopeStyle};
 
 /// Shape of one causal attention call.
 #[derive(Clone, Copy, Debug)]

@@ -10,6 +10,7 @@
 
 use super::lora::{LoraInput, LoraMats};
 use crate::weights::Matrix;
+pub use graft_kernels::cpu::rope::{RopeParams, RopeStyle};
 
 /// Why an op could not run.
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +50,6 @@ impl Positions<'_> {
             Positions::List(p) => p[t],
         }
     }
-}
-
-/// RoPE parameters ("normal" style: adjacent pairs rotate together, as `LLAMA_ROPE_TYPE_NORM`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RopeParams {
-    /// Base frequency.
-    pub freq_base: f32,
-    /// Rotated dimensions per head (the rest pass through).
-    pub n_rot: usize,
 }
 
 /// The ops of a transformer block's forward, on some device.
@@ -106,7 +98,16 @@ pub trait ForwardOps {
         n_heads: usize,
         head_dim: usize,
         pos: Positions<'_>,
-        rope: RopeParams,
+        rope: &RopeParams,
+    ) -> Result<(), OpError>;
+
+    /// `x[t·width + j] += b[j]` for `t < n_tokens`, `j < width` (a projection's bias).
+    fn add_bias(
+        &self,
+        x: Self::ViewMut<'_>,
+        b: Self::View<'_>,
+        n_tokens: usize,
+        width: usize,
     ) -> Result<(), OpError>;
 
     /// `out[i] = silu(gate[i]) · up[i]` for `i < len`.

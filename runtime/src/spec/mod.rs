@@ -5,20 +5,27 @@
 //! - [`Proj`]: the one table of projection names (GGUF, Hugging Face/PEFT, command line).
 //! - [`Family`]: the architectures graft runs (`general.architecture`), each a constructor of a
 //!   [`ModelSpec`]: the hyperparameters plus one [`LayerSpec`] per block.
+//! - [`LayerVec`]: the one table of a block's vector tensors (norm weights, biases).
+//! - RoPE: read as llama.cpp reads it (scaling type and factor, YaRN, Llama 3's
+//!   `rope_freqs.weight`).
 //! - Refusal: a file carrying a tensor or key that would change the math in a way graft's forward
-//!   does not apply (Llama 3's `rope_freqs.weight`, rope scaling, biases, expert tensors, ...)
-//!   is refused with an error naming it, never run silently wrong.
+//!   does not apply (LongRoPE, expert tensors, post-norms, ...) is refused with an error naming
+//!   it, never run silently wrong.
 //!
 //! Adding a family: a [`Family`] variant with its GGUF architecture name and a constructor that
 //! fills the per-layer description; new per-layer options (a field of [`LayerSpec`]) are followed
 //! by both forwards and by the backward.
 
 mod family;
+mod layer_vec;
 mod proj;
 mod refuse;
+mod rope;
 
 pub use family::Family;
+pub use layer_vec::LayerVec;
 pub use proj::Proj;
+pub use rope::ROPE_FREQS;
 
 use crate::backend::RopeParams;
 use crate::config::ModelConfig;
@@ -27,11 +34,32 @@ use graft_quant::gguf::GgufFile;
 
 /// What one transformer block computes beyond the llama block every family shares
 /// (`h = x + Wo·attn(Wq n, Wk n, Wv n)`, `y = h + Wd·(silu(Wg m) ⊙ Wu m)`, pre-RMSNorms).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LayerSpec {
     /// RoPE applied to queries and keys, or `None` for a layer without positional encoding
     /// (SmolLM3's "NoPE" layers).
     pub rope: Option<RopeParams>,
+    /// Per-head RMSNorm of queries and keys after their projection, before RoPE
+    /// ([`LayerVec::QNorm`], [`LayerVec::KNorm`]; Qwen3).
+    pub qk_norm: bool,
+    /// Which projections ([`Proj::index`]) add a bias ([`LayerVec::Bias`]).
+    pub bias: [bool; 7],
+}
+
+impl LayerSpec {
+    /// Whether the block reads vector `v`.
+    pub fn has(&self, v: LayerVec) -> bool {
+        match v {
+            LayerVec::AttnNorm | LayerVec::FfnNorm => true,
+            LayerVec::QNorm | LayerVec::KNorm => self.qk_norm,
+            LayerVec::Bias(p) => self.bias[p.index()],
+        }
+    }
+
+    /// The vectors the block reads.
+    pub fn vecs(&self) -> impl Iterator<Item = LayerVec> + '_ {
+        LayerVec::all().filter(|v| self.has(*v))
+    }
 }
 
 /// A model family's description of a whole model: hyperparameters and every block.
@@ -52,19 +80,16 @@ impl ModelSpec {
         let config = ModelConfig::from_gguf(file)?;
         let family = Family::from_arch(&config.arch)
             .ok_or_else(|| ModelError::UnsupportedArchitecture(config.arch.clone()))?;
-        let spec = family.spec(config);
+        let rope = rope::rope_from_gguf(file, &config, family)?;
+        let mut spec = family.spec(config, rope);
+        for (l, layer) in spec.layers.iter_mut().enumerate() {
+            for &p in family.optional_biases() {
+                layer.bias[p.index()] = file.tensor(&LayerVec::Bias(p).gguf_name(l)).is_some();
+            }
+        }
         refuse::check_keys(file, &spec)?;
         refuse::check_tensors(file, &spec)?;
         Ok(spec)
-    }
-
-    /// The RoPE every rotary layer of a llama-style model applies (`rope.freq_base`,
-    /// `rope.dimension_count`).
-    pub fn default_rope(config: &ModelConfig) -> RopeParams {
-        RopeParams {
-            freq_base: config.rope_freq_base,
-            n_rot: config.n_rot,
-        }
     }
 
     /// Block `l`'s description.
@@ -79,9 +104,15 @@ impl ModelSpec {
             ("output_norm.weight".to_string(), true),
             ("output.weight".to_string(), false),
         ];
-        for l in 0..self.layers.len() {
-            v.push((format!("blk.{l}.attn_norm.weight"), true));
-            v.push((format!("blk.{l}.ffn_norm.weight"), true));
+        let factors = self
+            .layers
+            .iter()
+            .any(|l| l.rope.as_ref().is_some_and(|r| r.factors.is_some()));
+        if factors {
+            v.push((ROPE_FREQS.to_string(), true));
+        }
+        for (l, spec) in self.layers.iter().enumerate() {
+            v.extend(spec.vecs().map(|x| (x.gguf_name(l), true)));
             v.extend(Proj::ALL.iter().map(|p| (p.gguf_name(l), true)));
         }
         v

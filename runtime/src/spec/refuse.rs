@@ -7,8 +7,9 @@ use crate::model_error::ModelError;
 use graft_quant::gguf::GgufFile;
 use std::collections::HashSet;
 
-/// Refuses metadata keys whose values would change the forward: RoPE scaling, mixture of
-/// experts, a non-default attention scale, logit soft-capping.
+/// Refuses metadata keys whose values would change the forward: mixture of experts, a
+/// non-default attention scale, logit soft-capping (RoPE scaling is read, or refused, with the
+/// RoPE).
 pub(super) fn check_keys(file: &GgufFile, spec: &ModelSpec) -> Result<(), ModelError> {
     let md = file.metadata();
     let arch = spec.family.arch();
@@ -20,20 +21,6 @@ pub(super) fn check_keys(file: &GgufFile, spec: &ModelSpec) -> Result<(), ModelE
             meaning: meaning.to_string(),
         })
     };
-    let k = key("rope.scaling.type");
-    if let Some(v) = md.get(&k) {
-        let s = v.as_str().unwrap_or("");
-        if s != "none" && s != "linear" {
-            return refuse(k, format!("'{s}'"), "RoPE scaling (long-context extension)");
-        }
-    }
-    for k in [key("rope.scaling.factor"), key("rope.scale_linear")] {
-        if let Some(f) = md.get(&k).and_then(|v| v.as_f32()) {
-            if f != 0.0 && f != 1.0 {
-                return refuse(k, f.to_string(), "linear RoPE position scaling");
-            }
-        }
-    }
     for (k, meaning) in [
         (key("expert_count"), "mixture of experts"),
         (key("attention.scale"), "a custom attention scale"),
@@ -56,8 +43,8 @@ pub(super) fn check_keys(file: &GgufFile, spec: &ModelSpec) -> Result<(), ModelE
     Ok(())
 }
 
-/// Refuses tensors the description does not read (Llama 3's `rope_freqs.weight`, biases, q/k
-/// norms, experts, ...): each would change the math if llama.cpp applies it.
+/// Refuses tensors the description does not read (post-norms, experts, fused projections, a
+/// bias llama.cpp does not add, `rope_freqs.weight` in a family that ignores it, ...): each would change the math if llama.cpp applies it.
 pub(super) fn check_tensors(file: &GgufFile, spec: &ModelSpec) -> Result<(), ModelError> {
     let known: HashSet<String> = spec.tensor_names().into_iter().map(|(n, _)| n).collect();
     for t in file.tensors() {
@@ -80,6 +67,7 @@ fn meaning_of(name: &str) -> &'static str {
         .map_or(name, |(_, r)| r);
     match stem {
         "rope_freqs.weight" => "RoPE frequency factors (Llama 3.1+ long-context scaling)",
+        "output.bias" => "an output-head bias",
         s if s.ends_with(".bias") => "a projection bias",
         s if s.starts_with("attn_q_norm") || s.starts_with("attn_k_norm") => {
             "per-head query/key RMSNorm"

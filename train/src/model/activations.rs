@@ -2,7 +2,7 @@
 //! tensor the backward of that layer reads, handed out as named views.
 
 use super::lora_params::Target;
-use graft_runtime::config::ModelConfig;
+use graft_runtime::spec::ModelSpec;
 
 /// Sizes of one layer's activations for a batch of `n_tok` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,14 +19,18 @@ pub struct LayerDims {
     pub ff: usize,
     /// Query heads.
     pub n_head: usize,
+    /// Whether the blocks normalise q and k per head (their pre-norm values are kept).
+    pub qk_norm: bool,
     /// LoRA rank of each target (0 when not adapted).
     pub ranks: [usize; 7],
 }
 
 impl LayerDims {
-    /// Dims for `cfg`, `n_tok` tokens, and the adapted targets' ranks.
-    pub fn new(cfg: &ModelConfig, n_tok: usize, ranks: [usize; 7]) -> LayerDims {
+    /// Dims for the model `spec`, `n_tok` tokens, and the adapted targets' ranks.
+    pub fn new(spec: &ModelSpec, n_tok: usize, ranks: [usize; 7]) -> LayerDims {
+        let cfg = &spec.config;
         LayerDims {
+            qk_norm: spec.layers.iter().any(|l| l.qk_norm),
             n_tok,
             d: cfg.n_embd,
             qd: cfg.q_dim(),
@@ -39,9 +43,15 @@ impl LayerDims {
 
     /// Floats per token of one slot.
     fn per_token(&self) -> usize {
+        let pre = if self.qk_norm {
+            self.qd + self.kvd
+        } else {
+            0
+        };
         4 * self.d
             + 2 * self.qd
             + 2 * self.kvd
+            + pre
             + 3 * self.ff
             + self.n_head
             + self.ranks.iter().sum::<usize>()
@@ -59,6 +69,10 @@ pub struct LayerActs<'a> {
     pub x_in: &'a mut [f32],
     /// `rmsnorm(x_in) · attn_norm`.
     pub xn1: &'a mut [f32],
+    /// Queries before their per-head norm (empty without q/k norms).
+    pub q_pre: &'a mut [f32],
+    /// Keys before their per-head norm (empty without q/k norms).
+    pub k_pre: &'a mut [f32],
     /// Queries after RoPE.
     pub q: &'a mut [f32],
     /// Keys after RoPE.
@@ -140,6 +154,9 @@ impl Activations {
         let mut rest = &mut self.buf[j * len..(j + 1) * len];
         let x_in = take(&mut rest, n * dm.d);
         let xn1 = take(&mut rest, n * dm.d);
+        let pre = usize::from(dm.qk_norm);
+        let q_pre = take(&mut rest, pre * n * dm.qd);
+        let k_pre = take(&mut rest, pre * n * dm.kvd);
         let q = take(&mut rest, n * dm.qd);
         let k = take(&mut rest, n * dm.kvd);
         let v = take(&mut rest, n * dm.kvd);
@@ -154,6 +171,8 @@ impl Activations {
         LayerActs {
             x_in,
             xn1,
+            q_pre,
+            k_pre,
             q,
             k,
             v,

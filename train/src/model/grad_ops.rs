@@ -84,7 +84,7 @@ pub trait GradOps: ForwardOps {
         positions: &[usize],
         n_heads: usize,
         head_dim: usize,
-        rope: RopeParams,
+        rope: &RopeParams,
     );
 
     /// `dg += ∂out/∂gate · dh`, `du += ∂out/∂up · dh` of `out = silu(gate) ⊙ up`, rows of
@@ -248,9 +248,9 @@ impl GradOps for CpuBackend {
         positions: &[usize],
         n_heads: usize,
         head_dim: usize,
-        rope: RopeParams,
+        rope: &RopeParams,
     ) {
-        grad::rope_backward(g, positions, n_heads, head_dim, rope.freq_base, rope.n_rot)
+        grad::rope_backward(g, positions, n_heads, head_dim, rope)
     }
 
     fn swiglu_backward(

@@ -15,7 +15,7 @@ use super::lora_params::{splitmix64, unit_f32, LoraParams, Target};
 use crate::optim::ParamTensor;
 use graft_kernels::grad::{AttnShape, LoraShape};
 use graft_runtime::config::ModelConfig;
-use graft_runtime::spec::LayerSpec;
+use graft_runtime::spec::{LayerSpec, LayerVec};
 use graft_runtime::weights::LayerWeights;
 
 /// Everything a layer reads besides its weights and activations.
@@ -48,6 +48,9 @@ pub(crate) struct Scratch {
     pub dxn: Vec<f32>,
     pub dq: Vec<f32>,
     pub dk: Vec<f32>,
+    /// Gradients of the queries and keys before their per-head norm (models with q/k norms).
+    pub dq_pre: Vec<f32>,
+    pub dk_pre: Vec<f32>,
     pub dv: Vec<f32>,
     pub datt: Vec<f32>,
     pub dgate: Vec<f32>,
@@ -66,6 +69,8 @@ impl Scratch {
             cfg.n_embd,
             cfg.q_dim(),
             cfg.kv_dim(),
+            cfg.q_dim(),
+            cfg.kv_dim(),
             cfg.kv_dim(),
             cfg.q_dim(),
             cfg.n_ff,
@@ -79,6 +84,8 @@ impl Scratch {
             &mut self.dxn,
             &mut self.dq,
             &mut self.dk,
+            &mut self.dq_pre,
+            &mut self.dk_pre,
             &mut self.dv,
             &mut self.datt,
             &mut self.dgate,
@@ -290,7 +297,7 @@ impl Ctx<'_> {
             xd,
             tmp,
         )?;
-        ops.rmsnorm_backward(a.h, &lw.ffn_norm, dxn, &mut s.dres[..n * d], d, cfg.rms_eps);
+        ops.rmsnorm_backward(a.h, lw.ffn_norm(), dxn, &mut s.dres[..n * d], d, cfg.rms_eps);
         // Attention: h = x + o(att).
         let datt = &mut s.datt[..n * qd];
         datt.fill(0.0);
@@ -332,11 +339,31 @@ impl Ctx<'_> {
                 &mut dv[t0 * kvd..t1 * kvd],
             );
         }
-        if let Some(rp) = self.layers[layer].rope {
+        let spec = &self.layers[layer];
+        if let Some(rp) = &spec.rope {
             let pos = &self.batch.positions;
             ops.rope_backward(dq, pos, cfg.n_head, hd, rp);
             ops.rope_backward(dk, pos, cfg.n_head_kv, hd, rp);
         }
+        // Per-head q/k norms: the projections' gradients are those of the pre-norm values.
+        let (dq, dk): (&[f32], &[f32]) = if spec.qk_norm {
+            let missing = |v: LayerVec| {
+                TrainModelError::Op(graft_runtime::backend::OpError::new(
+                    "qk_norm backward",
+                    format!("layer {layer} has no {v:?}"),
+                ))
+            };
+            let qn = lw.vec(LayerVec::QNorm).ok_or_else(|| missing(LayerVec::QNorm))?;
+            let kn = lw.vec(LayerVec::KNorm).ok_or_else(|| missing(LayerVec::KNorm))?;
+            let (dqp, dkp) = (&mut s.dq_pre[..n * qd], &mut s.dk_pre[..n * kvd]);
+            dqp.fill(0.0);
+            dkp.fill(0.0);
+            ops.rmsnorm_backward(a.q_pre, qn, dq, dqp, hd, cfg.rms_eps);
+            ops.rmsnorm_backward(a.k_pre, kn, dk, dkp, hd, cfg.rms_eps);
+            (dqp, dkp)
+        } else {
+            (dq, dk)
+        };
         dxn.fill(0.0);
         let mut dxn_opt = need_dx.then_some(&mut *dxn);
         self.linear_bwd(
@@ -367,7 +394,7 @@ impl Ctx<'_> {
         if need_dx {
             ops.rmsnorm_backward(
                 a.x_in,
-                &lw.attn_norm,
+                lw.attn_norm(),
                 dxn,
                 &mut s.dres[..n * d],
                 d,

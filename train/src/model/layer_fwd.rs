@@ -13,8 +13,8 @@ use graft_runtime::backend::{
     AttnShape as RtAttnShape, Backend, CpuBackend, ForwardOps, LoraInput, LoraMats, OpError,
     Positions,
 };
-use graft_runtime::block::{block_forward, BlockBufs, BlockHooks};
-use graft_runtime::spec::Proj;
+use graft_runtime::block::{block_forward, BlockBufs, BlockHooks, BlockWeights};
+use graft_runtime::spec::{LayerVec, Proj};
 use graft_runtime::weights::{LayerWeights, Matrix};
 
 /// What training does around the block's math.
@@ -175,11 +175,12 @@ impl Ctx<'_> {
             lse: a.lse,
             xd,
         };
+        let qk = self.layers[layer].qk_norm;
         let bufs = BlockBufs::<CpuBackend> {
             x: a.x_in,
-            attn_norm: &lw.attn_norm,
-            ffn_norm: &lw.ffn_norm,
             xn1: a.xn1,
+            q_pre: qk.then_some(a.q_pre),
+            k_pre: qk.then_some(a.k_pre),
             q: a.q,
             k: a.k,
             v: a.v,
@@ -191,17 +192,14 @@ impl Ctx<'_> {
             act: a.act,
             out: &mut out[..n * self.cfg.n_embd],
         };
+        let proj = |p: Proj| lw.proj(p);
+        let vec = |v: LayerVec| lw.vec(v);
+        let weights = BlockWeights::<CpuBackend> {
+            proj: &proj,
+            vec: &vec,
+        };
         let spec = &self.layers[layer];
-        block_forward(
-            ops,
-            &mut hooks,
-            self.cfg,
-            spec,
-            layer,
-            |p| lw.proj(p),
-            n,
-            bufs,
-        )?;
+        block_forward(ops, &mut hooks, self.cfg, spec, layer, &weights, n, bufs)?;
         Ok(())
     }
 }

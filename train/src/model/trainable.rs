@@ -167,7 +167,7 @@ impl<'m> Trainable<'m> {
     /// the allocations of the longest batch so far) rather than allocated anew, which faulted
     /// in ~1 GB of fresh pages per step at seq 256 × batch 4.
     fn ensure_buffers(&mut self, n_tok: usize) {
-        let dims = LayerDims::new(&self.spec.config, n_tok, self.ranks());
+        let dims = LayerDims::new(&self.spec, n_tok, self.ranks());
         let d = self.spec.config.n_embd;
         if let Some(b) = self.bufs.as_mut() {
             if b.n_tok != n_tok {
