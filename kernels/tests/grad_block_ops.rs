@@ -78,7 +78,13 @@ fn rope_case(n_rot: usize) {
     let x = rng.vec(n_tok * n_head * hd, 1.0);
     let r = to64(&rng.vec(x.len(), 1.0));
     let mut g: Vec<f32> = r.iter().map(|&v| v as f32).collect();
-    rope_backward(&mut g, &pos, n_head, hd, &RopeParams::plain(RopeStyle::Normal, base, n_rot));
+    rope_backward(
+        &mut g,
+        &pos,
+        n_head,
+        hd,
+        &RopeParams::plain(RopeStyle::Normal, base, n_rot),
+    );
     let want = fd_grad(&to64(&x), H, |p| {
         dotr(&r, &rope64(p, &pos, n_head, hd, f64::from(base), n_rot))
     });

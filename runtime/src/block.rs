@@ -141,14 +141,24 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
     } = b;
     let (d, ff, eps, hd) = (cfg.n_embd, cfg.n_ff, cfg.rms_eps, cfg.head_dim);
     // Attention.
-    ops.rmsnorm(x, w.need(layer, LayerVec::AttnNorm)?, eps, n, d, O::rw(&mut xn1))?;
+    ops.rmsnorm(
+        x,
+        w.need(layer, LayerVec::AttnNorm)?,
+        eps,
+        n,
+        d,
+        O::rw(&mut xn1),
+    )?;
     let xn1 = O::ro(&xn1);
     if spec.qk_norm {
         let missing = || OpError::new("block", "per-head q/k norm without q_pre/k_pre buffers");
         let (mut qp, mut kp) = (q_pre.ok_or_else(missing)?, k_pre.ok_or_else(missing)?);
         project(ops, hooks, spec, layer, w, Proj::Q, n, xn1, O::rw(&mut qp))?;
         project(ops, hooks, spec, layer, w, Proj::K, n, xn1, O::rw(&mut kp))?;
-        let (qn, kn) = (w.need(layer, LayerVec::QNorm)?, w.need(layer, LayerVec::KNorm)?);
+        let (qn, kn) = (
+            w.need(layer, LayerVec::QNorm)?,
+            w.need(layer, LayerVec::KNorm)?,
+        );
         ops.rmsnorm(O::ro(&qp), qn, eps, n * cfg.n_head, hd, O::rw(&mut q))?;
         ops.rmsnorm(O::ro(&kp), kn, eps, n * cfg.n_head_kv, hd, O::rw(&mut k))?;
     } else {
@@ -162,14 +172,51 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         ops.rope(O::rw(&mut k), n, cfg.n_head_kv, hd, pos, rope)?;
     }
     hooks.attend(ops, layer, q, k, v, O::rw(&mut att))?;
-    project(ops, hooks, spec, layer, w, Proj::O, n, O::ro(&att), O::rw(&mut h))?;
+    project(
+        ops,
+        hooks,
+        spec,
+        layer,
+        w,
+        Proj::O,
+        n,
+        O::ro(&att),
+        O::rw(&mut h),
+    )?;
     ops.add(O::rw(&mut h), x, n * d)?;
     // Feed-forward.
-    ops.rmsnorm(O::ro(&h), w.need(layer, LayerVec::FfnNorm)?, eps, n, d, O::rw(&mut xn2))?;
+    ops.rmsnorm(
+        O::ro(&h),
+        w.need(layer, LayerVec::FfnNorm)?,
+        eps,
+        n,
+        d,
+        O::rw(&mut xn2),
+    )?;
     let xn2 = O::ro(&xn2);
-    project(ops, hooks, spec, layer, w, Proj::Gate, n, xn2, O::rw(&mut gate))?;
+    project(
+        ops,
+        hooks,
+        spec,
+        layer,
+        w,
+        Proj::Gate,
+        n,
+        xn2,
+        O::rw(&mut gate),
+    )?;
     project(ops, hooks, spec, layer, w, Proj::Up, n, xn2, O::rw(&mut up))?;
     ops.swiglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?;
-    project(ops, hooks, spec, layer, w, Proj::Down, n, O::ro(&act), O::rw(&mut out))?;
+    project(
+        ops,
+        hooks,
+        spec,
+        layer,
+        w,
+        Proj::Down,
+        n,
+        O::ro(&act),
+        O::rw(&mut out),
+    )?;
     ops.add(O::rw(&mut out), O::ro(&h), n * d)
 }

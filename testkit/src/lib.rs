@@ -1,9 +1,13 @@
-//! graft-testkit: what the tests of several crates share. Today: [`TinyModel`], a tiny random
-//! model of any family graft runs, written with graft's own GGUF writer (the runtime, training,
-//! CLI and C ABI tests all build their models with it, so a new family gets tiny models by
-//! setting `arch`, and every test sees the same layout).
+//! graft-testkit: what the tests of several crates share: [`TinyModel`], a tiny random model of
+//! any family graft runs, written with graft's own GGUF writer (the runtime, training, CLI and C
+//! ABI tests all build their models with it, so a new family gets tiny models from
+//! [`TinyModel::for_arch`], and every test sees the same layout); [`reference`], the f64 forward
+//! every tiny model is checked against; [`oracle`], the llama.cpp oracle's path.
 //!
 //! Only a dev-dependency: nothing here ships in graft.
+
+pub mod oracle;
+pub mod reference;
 
 use graft_quant::gguf::{GgufWriter, Metadata};
 use graft_quant::QuantType;
@@ -61,6 +65,20 @@ pub struct TinyModel {
     pub norm_spread: f32,
     /// RNG seed of every value.
     pub seed: u64,
+    /// Biases on the q, k and v projections (Qwen2).
+    pub qkv_bias: bool,
+    /// Per-head q/k RMSNorm weights (Qwen3).
+    pub qk_norm: bool,
+    /// A `rope_freqs.weight` tensor of frequency divisors (Llama 3).
+    pub rope_freqs: bool,
+    /// `rope.scaling.type` and `rope.scaling.factor` (`("linear", 2.0)`, `("yarn", 4.0)`); YaRN's
+    /// original context is `n_ctx`.
+    pub rope_scaling: Option<(String, f32)>,
+    /// Head width when it is not `n_embd / n_head` (`attention.key_length`/`value_length`).
+    pub head_dim_override: Option<usize>,
+    /// Write `tokenizer.ggml.model = none` and `<arch>.vocab_size`, so llama.cpp loads the file
+    /// (with dummy tokens) and the oracle can evaluate ids on it.
+    pub oracle_vocab: bool,
 }
 
 impl Default for TinyModel {
@@ -82,14 +100,31 @@ impl Default for TinyModel {
             embd_type: QuantType::F32,
             norm_spread: 0.2,
             seed: 7,
+            qkv_bias: false,
+            qk_norm: false,
+            rope_freqs: false,
+            rope_scaling: None,
+            head_dim_override: None,
+            oracle_vocab: false,
         }
     }
 }
 
 impl TinyModel {
+    /// The default tiny model of architecture `arch` with that family's tensors (q/k/v biases
+    /// for `qwen2`, q/k norms for `qwen3`).
+    pub fn for_arch(arch: &str) -> TinyModel {
+        TinyModel {
+            arch: arch.into(),
+            qkv_bias: arch == "qwen2",
+            qk_norm: arch == "qwen3",
+            ..TinyModel::default()
+        }
+    }
+
     /// Width of one head.
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.head_dim_override.unwrap_or(self.n_embd / self.n_head)
     }
 
     /// The random tensors (values as the file will hold them), in file order.
@@ -132,10 +167,49 @@ impl TinyModel {
         if !self.tied {
             mat("output.weight".into(), self.n_vocab, d, 0.5, p);
         }
+        for l in 0..self.n_layer {
+            let n = |s: &str| format!("blk.{l}.{s}");
+            if self.qkv_bias {
+                mat(n("attn_q.bias"), 1, self.n_head * hd, 0.5, QuantType::F32);
+                mat(
+                    n("attn_k.bias"),
+                    1,
+                    self.n_head_kv * hd,
+                    0.5,
+                    QuantType::F32,
+                );
+                mat(
+                    n("attn_v.bias"),
+                    1,
+                    self.n_head_kv * hd,
+                    0.5,
+                    QuantType::F32,
+                );
+            }
+            if self.qk_norm {
+                mat(n("attn_q_norm.weight"), 1, hd, 1.0, QuantType::F32);
+                mat(n("attn_k_norm.weight"), 1, hd, 1.0, QuantType::F32);
+            }
+        }
+        if self.rope_freqs {
+            // Llama 3's shape: 1 for high frequencies, growing to 8 for the lowest.
+            let half = self.n_rot / 2;
+            out.push(Tensor {
+                name: "rope_freqs.weight".into(),
+                shape: vec![half as u64],
+                ty: QuantType::F32,
+                values: (0..half)
+                    .map(|i| 1.0 + 7.0 * (i as f32 / (half.max(2) - 1) as f32).powi(2))
+                    .collect(),
+            });
+        }
         for t in out.iter_mut().filter(|t| t.name.contains("norm")) {
-            t.shape = vec![d as u64];
+            t.shape = vec![t.values.len() as u64];
             let s = self.norm_spread;
             t.values.iter_mut().for_each(|v| *v = 1.0 + s * *v);
+        }
+        for t in out.iter_mut().filter(|t| t.name.ends_with(".bias")) {
+            t.shape = vec![t.values.len() as u64];
         }
         for t in out.iter_mut().filter(|t| t.ty != QuantType::F32) {
             round_trip(t);
@@ -160,6 +234,22 @@ impl TinyModel {
         md.insert(format!("{arch}.attention.layer_norm_rms_epsilon"), self.eps);
         md.insert(format!("{arch}.rope.freq_base"), self.rope_base);
         md.insert(format!("{arch}.rope.dimension_count"), self.n_rot as u32);
+        if let Some(hd) = self.head_dim_override {
+            md.insert(format!("{arch}.attention.key_length"), hd as u32);
+            md.insert(format!("{arch}.attention.value_length"), hd as u32);
+        }
+        if let Some((ty, factor)) = &self.rope_scaling {
+            md.insert(format!("{arch}.rope.scaling.type"), ty.as_str());
+            md.insert(format!("{arch}.rope.scaling.factor"), *factor);
+            md.insert(
+                format!("{arch}.rope.scaling.original_context_length"),
+                self.n_ctx as u32,
+            );
+        }
+        if self.oracle_vocab {
+            md.insert("tokenizer.ggml.model", "none");
+            md.insert(format!("{arch}.vocab_size"), self.n_vocab as u32);
+        }
         md
     }
 

@@ -303,7 +303,10 @@ mod tests {
             freq_scale: 0.25,
             ..base.clone()
         };
-        assert_eq!(table(&lin, 9)[0], ((0.25f32 * 9.0).cos(), (0.25f32 * 9.0).sin()));
+        assert_eq!(
+            table(&lin, 9)[0],
+            ((0.25f32 * 9.0).cos(), (0.25f32 * 9.0).sin())
+        );
         let mut yarn = RopeParams {
             freq_scale: 0.25,
             ext_factor: 1.0,

@@ -75,7 +75,10 @@ pub(super) fn rope_from_gguf(
             ))
         }
     }
-    if let Some(a) = md.get(&key("rope.scaling.attn_factor")).and_then(|v| v.as_f32()) {
+    if let Some(a) = md
+        .get(&key("rope.scaling.attn_factor"))
+        .and_then(|v| v.as_f32())
+    {
         rope.attn_factor *= a;
     }
     if family.reads_rope_freqs() {
@@ -92,7 +95,11 @@ pub(super) fn rope_from_gguf(
                 )));
             }
             if t.ty.tensor_bytes(half as u64) != Some(t.bytes.len()) {
-                return Err(err(format!("{} bytes for {} [{half}]", t.bytes.len(), t.ty)));
+                return Err(err(format!(
+                    "{} bytes for {} [{half}]",
+                    t.bytes.len(),
+                    t.ty
+                )));
             }
             let mut f = vec![0.0f32; half];
             graft_quant::blocks::dequantize(t.ty, t.bytes, &mut f)

@@ -43,11 +43,7 @@ impl LayerDims {
 
     /// Floats per token of one slot.
     fn per_token(&self) -> usize {
-        let pre = if self.qk_norm {
-            self.qd + self.kvd
-        } else {
-            0
-        };
+        let pre = if self.qk_norm { self.qd + self.kvd } else { 0 };
         4 * self.d
             + 2 * self.qd
             + 2 * self.kvd

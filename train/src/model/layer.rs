@@ -297,7 +297,14 @@ impl Ctx<'_> {
             xd,
             tmp,
         )?;
-        ops.rmsnorm_backward(a.h, lw.ffn_norm(), dxn, &mut s.dres[..n * d], d, cfg.rms_eps);
+        ops.rmsnorm_backward(
+            a.h,
+            lw.ffn_norm(),
+            dxn,
+            &mut s.dres[..n * d],
+            d,
+            cfg.rms_eps,
+        );
         // Attention: h = x + o(att).
         let datt = &mut s.datt[..n * qd];
         datt.fill(0.0);
@@ -353,8 +360,12 @@ impl Ctx<'_> {
                     format!("layer {layer} has no {v:?}"),
                 ))
             };
-            let qn = lw.vec(LayerVec::QNorm).ok_or_else(|| missing(LayerVec::QNorm))?;
-            let kn = lw.vec(LayerVec::KNorm).ok_or_else(|| missing(LayerVec::KNorm))?;
+            let qn = lw
+                .vec(LayerVec::QNorm)
+                .ok_or_else(|| missing(LayerVec::QNorm))?;
+            let kn = lw
+                .vec(LayerVec::KNorm)
+                .ok_or_else(|| missing(LayerVec::KNorm))?;
             let (dqp, dkp) = (&mut s.dq_pre[..n * qd], &mut s.dk_pre[..n * kvd]);
             dqp.fill(0.0);
             dkp.fill(0.0);
