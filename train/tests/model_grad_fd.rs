@@ -7,6 +7,7 @@
 mod model_common;
 
 use graft_quant::QuantType;
+use graft_testkit::TinyModel;
 use graft_train::model::{BaseMatmul, Checkpointing, LoraConfig, TrainOptions, Trainable};
 use model_common::*;
 use rand::rngs::StdRng;
@@ -141,6 +142,53 @@ fn fd_f32_checkpointing_off() {
     let mut tr = Trainable::new(&model, lora, opts(Checkpointing::Off, BaseMatmul::Fast))
         .expect("trainable");
     check_fd(&mut tr, FD_EPS, 1e-2, FD_ATOL);
+}
+
+/// FD on a tiny model of another family / RoPE variant, checkpointing every two layers.
+fn fd_variant(m: &TinyModel, name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, _) = load_tiny(dir.path(), name, m);
+    let lora = lora_nonzero(&model, lora_cfg(), 9);
+    let mut tr = Trainable::new(
+        &model,
+        lora,
+        opts(Checkpointing::EveryN(2), BaseMatmul::Fast),
+    )
+    .expect("trainable");
+    check_fd(&mut tr, FD_EPS, 1e-2, FD_ATOL);
+}
+
+#[test]
+fn fd_qwen2_biases_neox_rope() {
+    let f = QuantType::F32;
+    fd_variant(&tiny("qwen2", 7, 3, f, f, true), "qwen2.gguf");
+}
+
+#[test]
+fn fd_qwen3_per_head_qk_norms() {
+    // q and k gradients go back through the per-head RMSNorms.
+    let f = QuantType::F32;
+    fd_variant(&tiny("qwen3", 7, 3, f, f, false), "qwen3.gguf");
+}
+
+#[test]
+fn fd_llama3_rope_factors_and_yarn() {
+    let f = QuantType::F32;
+    fd_variant(
+        &TinyModel {
+            rope_freqs: true,
+            ..tiny("llama", 7, 3, f, f, true)
+        },
+        "factors.gguf",
+    );
+    fd_variant(
+        &TinyModel {
+            rope_scaling: Some(("yarn".into(), 4.0)),
+            n_ctx: 16,
+            ..tiny("qwen3", 8, 3, f, f, true)
+        },
+        "yarn.gguf",
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod model_common;
 
 use graft_quant::QuantType;
 use graft_runtime::{Model, ModelParams, Session, SessionParams};
+use graft_testkit::TinyModel;
 use graft_train::model::{
     BaseMatmul, Batch, LoraConfig, LoraParams, Target, TrainOptions, Trainable,
 };
@@ -96,6 +97,42 @@ fn base_only_matches_runtime_on_a_tiny_smollm3() {
         rel <= 1e-4,
         "smollm3: training logits differ from the runtime's by {rel:.3e}"
     );
+}
+
+#[test]
+fn base_only_matches_runtime_on_every_family_and_rope_variant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q8 = QuantType::Q8_0;
+    let variants = [
+        ("qwen2", tiny("qwen2", 3, 3, q8, q8, true)),
+        ("qwen3", tiny("qwen3", 4, 3, q8, q8, false)),
+        (
+            "llama rope_freqs",
+            TinyModel {
+                rope_freqs: true,
+                ..tiny("llama", 5, 3, q8, q8, true)
+            },
+        ),
+        (
+            "qwen3 yarn",
+            TinyModel {
+                rope_scaling: Some(("yarn".into(), 4.0)),
+                n_ctx: 16,
+                ..tiny("qwen3", 6, 3, q8, q8, true)
+            },
+        ),
+    ];
+    for (name, m) in variants {
+        let (model, _) = load_tiny(dir.path(), "m.gguf", &m);
+        let lora = LoraParams::new(model.config(), LoraConfig::default()).expect("lora");
+        let t = tokens(40);
+        let rel = rel_diff(&train_logits(&model, lora, &t), &runtime_logits(&model, &t));
+        eprintln!("{name}: rel diff {rel:.3e}");
+        assert!(
+            rel <= 1e-4,
+            "{name}: training logits differ from the runtime's by {rel:.3e}"
+        );
+    }
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn tiny(
         proj_type: proj,
         embd_type: embd,
         seed,
-        ..TinyModel::default()
+        ..TinyModel::for_arch(arch)
     }
 }
 
@@ -69,8 +69,7 @@ pub fn write_model(path: &Path, n_layer: usize, tensors: &[Tensor]) {
     write_model_arch(path, "llama", n_layer, tensors)
 }
 
-/// Writes the tensors as a GGUF of architecture `arch` (a llama-shaped family: `llama`,
-/// `smollm3`).
+/// Writes the tensors as a GGUF of architecture `arch`.
 pub fn write_model_arch(path: &Path, arch: &str, n_layer: usize, tensors: &[Tensor]) {
     let f = QuantType::F32;
     tiny(arch, 0, n_layer, f, f, false).write_with(path, tensors, &[]);
@@ -98,9 +97,13 @@ pub fn tiny_model_arch(
     embd: QuantType,
     tied: bool,
 ) -> (Model, Vec<Tensor>) {
-    let tensors = tiny_tensors(7, n_layer, proj, embd, tied);
+    load_tiny(dir, name, &tiny(arch, 7, n_layer, proj, embd, tied))
+}
+
+/// Writes `m` to `dir/name` and loads it on one thread.
+pub fn load_tiny(dir: &Path, name: &str, m: &TinyModel) -> (Model, Vec<Tensor>) {
     let path = dir.join(name);
-    write_model_arch(&path, arch, n_layer, &tensors);
+    let tensors = m.write(&path);
     let model = Model::load(&path, ModelParams { threads: 1 }).expect("load tiny model");
     (model, tensors)
 }
