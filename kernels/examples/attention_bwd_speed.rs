@@ -13,6 +13,8 @@ fn main() {
         n_head: 9,
         n_kv: 3,
         head_dim: 64,
+        scale: None,
+        window: None,
     };
     let mut seed = 0x9e37_79b9u32;
     let mut vec = |n: usize| -> Vec<f32> {

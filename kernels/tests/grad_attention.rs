@@ -19,7 +19,7 @@ fn attn64(
     seg: Option<&[u32]>,
 ) -> (Vec<f64>, Vec<f64>) {
     let hd = sh.head_dim;
-    let scale = 1.0 / (hd as f64).sqrt();
+    let scale = sh.scale.map_or(1.0 / (hd as f64).sqrt(), f64::from);
     let mut out = vec![0f64; q.len()];
     let mut lse = vec![0f64; sh.n_tok * sh.n_head];
     for i in 0..sh.n_tok {
@@ -28,6 +28,7 @@ fn attn64(
             let qi = &q[(i * sh.n_head + h) * hd..][..hd];
             let js: Vec<usize> = (0..=i)
                 .filter(|&j| seg.is_none_or(|s| s[i] == s[j]))
+                .filter(|&j| sh.window.is_none_or(|w| i - j < w))
                 .collect();
             let sc: Vec<f64> = js
                 .iter()
@@ -54,11 +55,23 @@ fn attn64(
 }
 
 fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
+    run_with(seg, seed, threads, None, None)
+}
+
+fn run_with(
+    seg: Option<&[u32]>,
+    seed: u64,
+    threads: usize,
+    scale: Option<f32>,
+    window: Option<usize>,
+) {
     let sh = AttnShape {
         n_tok: seg.map_or(7, |s| s.len()),
         n_head: 4,
         n_kv: 2,
         head_dim: 8,
+        scale,
+        window,
     };
     let mut rng = Rng::new(seed);
     let q = rng.vec(sh.n_tok * sh.n_head * sh.head_dim, 1.5);
@@ -72,7 +85,7 @@ fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
     attention_forward(sh, &q, &k, &v, seg, &mut out, &mut lse, &pool(threads));
     let (o64, l64) = attn64(sh, &q6, &k6, &v6, seg);
     let tag = format!(
-        "{} x{threads}",
+        "{} scale {scale:?} window {window:?} x{threads}",
         if seg.is_some() { "segments" } else { "causal" }
     );
     check(&format!("attn {tag} out"), &out, &o64, 1e-5);
@@ -105,6 +118,15 @@ fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
     check(&format!("attn {tag} dq vs FD"), &dq, &gq, TOL);
     check(&format!("attn {tag} dk vs FD"), &dk, &gk, TOL);
     check(&format!("attn {tag} dv vs FD"), &dv, &gv, TOL);
+}
+
+#[test]
+fn gqa_sliding_window_and_scale() {
+    // Windows shorter and longer than the 16-key tiles, with and without packed segments.
+    let seg: Vec<u32> = (0..40u32).map(|t| t / 13).collect();
+    run_with(None, 27, 1, Some(0.3), Some(5));
+    run_with(Some(&seg), 28, 2, None, Some(5));
+    run_with(Some(&[1u32; 40]), 29, 3, Some(1.0), Some(19));
 }
 
 #[test]
@@ -148,6 +170,8 @@ fn segments_actually_isolate() {
         n_head: 2,
         n_kv: 1,
         head_dim: 4,
+        scale: None,
+        window: None,
     };
     let seg = [0u32, 0, 1, 1];
     let mut rng = Rng::new(23);

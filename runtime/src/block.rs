@@ -4,11 +4,14 @@
 //! between is the model's [`LayerSpec`] on [`ForwardOps`].
 //!
 //! `n = rmsnorm(x)·w1; q,k,v = W n (+LoRA) (+bias); q,k = rmsnorm per head (if the layer has
-//! it); rope(q,k) (if it has it); a = attn(q,k,v); h = x + Wo a (+LoRA) (+bias);
-//! m = rmsnorm(h)·w2; out = h + Wd (silu(Wg m) ⊙ Wu m) (+LoRA each) (+biases)`.
+//! it); rope(q,k) (if it has it); q *= q_scale (if set); a = attn(q,k,v) (windowed if set);
+//! h = x + post(Wo a (+LoRA) (+bias)); m = rmsnorm(h)·w2;
+//! out = h + post(Wd (act(Wg m) ⊙ Wu m)) (+LoRA each) (+biases)`, where `post` is the layer's
+//! post-norm (Gemma 3) or nothing and `act` SiLU or tanh GELU.
 
-use crate::backend::{ForwardOps, OpError, Positions};
+use crate::backend::{AttnOpts, ForwardOps, OpError, Positions};
 use crate::config::ModelConfig;
+use crate::spec::Activation;
 use crate::spec::{LayerSpec, LayerVec, Proj};
 use crate::weights::Matrix;
 
@@ -27,12 +30,14 @@ pub trait BlockHooks<O: ForwardOps> {
     ) -> Result<(), OpError>;
 
     /// Causal attention of `q` over the keys and values of this call (and, in inference, the
-    /// cached ones): writes `[n × q_dim]` to `out`. `q`, `k`, `v` may be rewritten (rounded to
-    /// the cache's precision, used as scratch).
+    /// cached ones), with the layer's window and scale: writes `[n × q_dim]` to `out`. `q`,
+    /// `k`, `v` may be rewritten (rounded to the cache's precision, used as scratch).
+    #[allow(clippy::too_many_arguments)]
     fn attend(
         &mut self,
         ops: &O,
         layer: usize,
+        opts: AttnOpts,
         q: O::ViewMut<'_>,
         k: O::ViewMut<'_>,
         v: O::ViewMut<'_>,
@@ -62,7 +67,9 @@ pub struct BlockBufs<'a, O: ForwardOps + 'a> {
     pub v: O::ViewMut<'a>,
     /// Attention output `[n × q_dim]`.
     pub att: O::ViewMut<'a>,
-    /// `x + Wo·att` `[n × d]`.
+    /// `Wo·att` before the post-attention norm `[n × d]` (only with post-norms).
+    pub o_pre: Option<O::ViewMut<'a>>,
+    /// `x + Wo·att` (post-normed) `[n × d]`.
     pub h: O::ViewMut<'a>,
     /// `rmsnorm(h)·ffn_norm` `[n × d]`.
     pub xn2: O::ViewMut<'a>,
@@ -70,8 +77,10 @@ pub struct BlockBufs<'a, O: ForwardOps + 'a> {
     pub gate: O::ViewMut<'a>,
     /// FFN up `[n × ff]`.
     pub up: O::ViewMut<'a>,
-    /// `silu(gate) ⊙ up` `[n × ff]`.
+    /// `act(gate) ⊙ up` `[n × ff]`.
     pub act: O::ViewMut<'a>,
+    /// `Wd·act` before the post-FFN norm `[n × d]` (only with post-norms).
+    pub down_pre: Option<O::ViewMut<'a>>,
     /// Block output `[n × d]`.
     pub out: O::ViewMut<'a>,
 }
@@ -132,13 +141,16 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         mut k,
         mut v,
         mut att,
+        o_pre,
         mut h,
         mut xn2,
         mut gate,
         mut up,
         mut act,
+        down_pre,
         mut out,
     } = b;
+    let no_post = || OpError::new("block", "post-norms without o_pre/down_pre buffers");
     let (d, ff, eps, hd) = (cfg.n_embd, cfg.n_ff, cfg.rms_eps, cfg.head_dim);
     // Attention.
     ops.rmsnorm(
@@ -171,18 +183,42 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         ops.rope(O::rw(&mut q), n, cfg.n_head, hd, pos, rope)?;
         ops.rope(O::rw(&mut k), n, cfg.n_head_kv, hd, pos, rope)?;
     }
-    hooks.attend(ops, layer, q, k, v, O::rw(&mut att))?;
-    project(
-        ops,
-        hooks,
-        spec,
-        layer,
-        w,
-        Proj::O,
-        n,
-        O::ro(&att),
-        O::rw(&mut h),
-    )?;
+    let opts = AttnOpts {
+        window: spec.window,
+        scale: spec.q_scale.map(|_| 1.0),
+    };
+    if let Some(s) = spec.q_scale {
+        ops.scale(O::rw(&mut q), s, n * cfg.q_dim())?;
+    }
+    hooks.attend(ops, layer, opts, q, k, v, O::rw(&mut att))?;
+    if spec.post_norms {
+        let mut o = o_pre.ok_or_else(no_post)?;
+        project(
+            ops,
+            hooks,
+            spec,
+            layer,
+            w,
+            Proj::O,
+            n,
+            O::ro(&att),
+            O::rw(&mut o),
+        )?;
+        let pn = w.need(layer, LayerVec::PostAttnNorm)?;
+        ops.rmsnorm(O::ro(&o), pn, eps, n, d, O::rw(&mut h))?;
+    } else {
+        project(
+            ops,
+            hooks,
+            spec,
+            layer,
+            w,
+            Proj::O,
+            n,
+            O::ro(&att),
+            O::rw(&mut h),
+        )?;
+    }
     ops.add(O::rw(&mut h), x, n * d)?;
     // Feed-forward.
     ops.rmsnorm(
@@ -206,17 +242,37 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         O::rw(&mut gate),
     )?;
     project(ops, hooks, spec, layer, w, Proj::Up, n, xn2, O::rw(&mut up))?;
-    ops.swiglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?;
-    project(
-        ops,
-        hooks,
-        spec,
-        layer,
-        w,
-        Proj::Down,
-        n,
-        O::ro(&act),
-        O::rw(&mut out),
-    )?;
+    match spec.act {
+        Activation::Silu => ops.swiglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,
+        Activation::GeluTanh => ops.geglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,
+    }
+    if spec.post_norms {
+        let mut dn = down_pre.ok_or_else(no_post)?;
+        project(
+            ops,
+            hooks,
+            spec,
+            layer,
+            w,
+            Proj::Down,
+            n,
+            O::ro(&act),
+            O::rw(&mut dn),
+        )?;
+        let pn = w.need(layer, LayerVec::PostFfnNorm)?;
+        ops.rmsnorm(O::ro(&dn), pn, eps, n, d, O::rw(&mut out))?;
+    } else {
+        project(
+            ops,
+            hooks,
+            spec,
+            layer,
+            w,
+            Proj::Down,
+            n,
+            O::ro(&act),
+            O::rw(&mut out),
+        )?;
+    }
     ops.add(O::rw(&mut out), O::ro(&h), n * d)
 }

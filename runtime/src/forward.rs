@@ -1,9 +1,9 @@
 //! The inference forward pass: the model's blocks as [`crate::block`] spells them, on a
 //! [`Backend`], with keys and values going to the KV cache and the session's adapters added to
 //! every projection. Matches llama.cpp's graphs for the families graft runs (`llm_build_llama`,
-//! `smollm3`, `qwen2`, `qwen3`): logits = `Wout·rmsnorm(x)` after the last block.
+//! `smollm3`, `qwen2`, `qwen3`, `gemma3`): logits = `Wout·rmsnorm(x)` after the last block.
 
-use crate::backend::{AttnShape, Backend, LoraInput, OpError, Positions};
+use crate::backend::{AttnOpts, AttnShape, Backend, LoraInput, OpError, Positions};
 use crate::block::{block_forward, BlockBufs, BlockHooks, BlockWeights};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
@@ -34,6 +34,11 @@ pub struct Scratch<B: Backend> {
     pub v: B::Buffer,
     /// Attention output `[n_batch × q_dim]`.
     pub att: B::Buffer,
+    /// Attention output projection before its post-norm `[n_batch × n_embd]` (models with
+    /// post-norms).
+    pub o_pre: Option<B::Buffer>,
+    /// FFN down projection before its post-norm `[n_batch × n_embd]` (models with post-norms).
+    pub down_pre: Option<B::Buffer>,
     /// Residual after attention `[n_batch × n_embd]`.
     pub h: B::Buffer,
     /// FFN gate `[n_batch × n_ff]`.
@@ -67,7 +72,13 @@ impl<B: Backend> Scratch<B> {
             .map(|l| std::array::from_fn(|i| l.vecs[i].as_deref().map(upload)))
             .collect();
         let qk_norm = w.layers.iter().any(|l| l.vec(LayerVec::QNorm).is_some());
+        let post = w
+            .layers
+            .iter()
+            .any(|l| l.vec(LayerVec::PostAttnNorm).is_some());
         Scratch {
+            o_pre: post.then(|| buf(cfg.n_embd)),
+            down_pre: post.then(|| buf(cfg.n_embd)),
             q_pre: qk_norm.then(|| buf(cfg.q_dim())),
             k_pre: qk_norm.then(|| buf(cfg.kv_dim())),
             x: buf(cfg.n_embd),
@@ -118,12 +129,13 @@ impl<B: Backend> BlockHooks<B> for InferHooks<'_, B> {
         &mut self,
         b: &B,
         layer: usize,
+        opts: AttnOpts,
         q: B::ViewMut<'_>,
         k: B::ViewMut<'_>,
         v: B::ViewMut<'_>,
         out: B::ViewMut<'_>,
     ) -> Result<(), OpError> {
-        let s = self.shape;
+        let s = AttnShape { opts, ..self.shape };
         let kvd = s.n_head_kv * s.head_dim;
         let (at, len) = (s.pos0 * kvd, s.n_tokens * kvd);
         b.store_kv(B::ro(&k), &mut self.kv.k[layer], at, len)?;
@@ -160,10 +172,14 @@ pub fn forward<B: Backend>(
         n_head: cfg.n_head,
         n_head_kv: cfg.n_head_kv,
         head_dim: cfg.head_dim,
+        opts: AttnOpts::CAUSAL,
     };
     b.get_rows(&w.token_embd, tokens, b.view_mut(&mut s.x, 0, n * d))?;
     let x = b.view_mut(&mut s.x, 0, n * d);
     lora.apply(b, Target::TokenEmbd, LoraInput::Ids(tokens), n, x)?;
+    if let Some(sc) = spec.embd_scale {
+        b.scale(b.view_mut(&mut s.x, 0, n * d), sc, n * d)?;
+    }
     let mut hooks = InferHooks { kv, lora, shape };
     for (l, lw) in w.layers.iter().enumerate() {
         let vecs = &s.vecs[l];
@@ -185,11 +201,13 @@ pub fn forward<B: Backend>(
             k: b.view_mut(&mut s.k, 0, n * kvd),
             v: b.view_mut(&mut s.v, 0, n * kvd),
             att: b.view_mut(&mut s.att, 0, n * qd),
+            o_pre: s.o_pre.as_mut().map(|o| b.view_mut(o, 0, n * d)),
             h: b.view_mut(&mut s.h, 0, n * d),
             xn2: b.view_mut(&mut s.xn2, 0, n * d),
             gate: b.view_mut(&mut s.gate, 0, n * ff),
             up: b.view_mut(&mut s.up, 0, n * ff),
             act: b.view_mut(&mut s.act, 0, n * ff),
+            down_pre: s.down_pre.as_mut().map(|o| b.view_mut(o, 0, n * d)),
             out: b.view_mut(&mut s.x_out, 0, n * d),
         };
         block_forward(b, &mut hooks, cfg, spec.layer(l), l, &weights, n, bufs)?;
@@ -214,5 +232,9 @@ pub fn forward<B: Backend>(
     let logits = cfg.n_vocab;
     let mut y = b.view_mut(&mut s.logits, 0, m * logits);
     b.matmul(&w.output, xn, m, B::rw(&mut y))?;
-    lora.apply(b, Target::Output, LoraInput::Dense(xn), m, y)
+    lora.apply(b, Target::Output, LoraInput::Dense(xn), m, B::rw(&mut y))?;
+    if let Some(cap) = spec.logit_softcap {
+        b.softcap(y, cap, m * logits)?;
+    }
+    Ok(())
 }

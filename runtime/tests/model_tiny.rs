@@ -3,7 +3,8 @@
 //! single-token decode over the KV cache) must equal graft-testkit's f64 reference forward (with
 //! keys and values rounded to f16, the cache's storage type). Each family's description is
 //! exercised: SmolLM3's NoPE layers, Qwen2's q/k/v biases and NEOX RoPE, Qwen3's per-head q/k
-//! norms, Llama 3's `rope_freqs` factors, linear and YaRN RoPE scaling, a head width other than
+//! norms, Gemma 3's sliding windows, post-norms, GeGLU and embedding scale, Llama 3's
+//! `rope_freqs` factors, linear and YaRN RoPE scaling, a head width other than
 //! `n_embd / n_head`. Files carrying what graft does not apply are refused by name.
 
 use graft_runtime::{Model, ModelError, ModelParams, Session, SessionParams};
@@ -121,6 +122,31 @@ fn qwen2_forward_adds_qkv_biases_with_neox_rope() {
 fn qwen3_forward_normalises_q_and_k_per_head() {
     check(&tiny("qwen3", 11, true), 512, 2);
     check(&tiny("qwen3", 12, false), 4, 1);
+}
+
+#[test]
+fn gemma3_forward_windows_post_norms_and_geglu() {
+    check(&tiny("gemma3", 16, true), 512, 1);
+    check(&tiny("gemma3", 17, false), 3, 2);
+    // Its own RoPE base in windowed layers.
+    let m = TinyModel {
+        rope_base_swa: Some(100.0),
+        ..tiny("gemma3", 18, true)
+    };
+    check(&m, 4, 2);
+    assert!(differs(&m, &tiny("gemma3", 18, true)) > 1e-3);
+    // Final soft-capping.
+    let capped = TinyModel {
+        final_softcap: Some(3.0),
+        ..tiny("gemma3", 19, false)
+    };
+    check(&capped, 512, 1);
+    // The window matters: without it the same weights give other logits.
+    let full = TinyModel {
+        sliding_window: None,
+        ..tiny("gemma3", 18, true)
+    };
+    assert!(differs(&full, &tiny("gemma3", 18, true)) > 1e-3);
 }
 
 #[test]

@@ -76,6 +76,17 @@ pub struct TinyModel {
     pub rope_scaling: Option<(String, f32)>,
     /// Head width when it is not `n_embd / n_head` (`attention.key_length`/`value_length`).
     pub head_dim_override: Option<usize>,
+    /// Post-attention and post-FFN norm weights (Gemma 3).
+    pub post_norms: bool,
+    /// `attention.sliding_window` (Gemma 3: windowed layers, with `swa_pattern`).
+    pub sliding_window: Option<usize>,
+    /// `attention.sliding_window_pattern` (every this-many-th layer is global; Gemma 3's
+    /// default is 6).
+    pub swa_pattern: Option<usize>,
+    /// `rope.freq_base_swa`: the RoPE base of windowed layers (default 10000).
+    pub rope_base_swa: Option<f32>,
+    /// `final_logit_softcapping` (Gemma 3).
+    pub final_softcap: Option<f32>,
     /// Write `tokenizer.ggml.model = none` and `<arch>.vocab_size`, so llama.cpp loads the file
     /// (with dummy tokens) and the oracle can evaluate ids on it.
     pub oracle_vocab: bool,
@@ -105,6 +116,11 @@ impl Default for TinyModel {
             rope_freqs: false,
             rope_scaling: None,
             head_dim_override: None,
+            post_norms: false,
+            sliding_window: None,
+            swa_pattern: None,
+            rope_base_swa: None,
+            final_softcap: None,
             oracle_vocab: false,
         }
     }
@@ -112,14 +128,27 @@ impl Default for TinyModel {
 
 impl TinyModel {
     /// The default tiny model of architecture `arch` with that family's tensors (q/k/v biases
-    /// for `qwen2`, q/k norms for `qwen3`).
+    /// for `qwen2`, q/k norms for `qwen3`; for `gemma3` q/k norms, post-norms and a sliding
+    /// window of 4 in all but every third layer).
     pub fn for_arch(arch: &str) -> TinyModel {
+        let gemma = arch == "gemma3";
         TinyModel {
             arch: arch.into(),
             qkv_bias: arch == "qwen2",
-            qk_norm: arch == "qwen3",
+            qk_norm: arch == "qwen3" || gemma,
+            post_norms: gemma,
+            sliding_window: gemma.then_some(4),
+            swa_pattern: gemma.then_some(3),
             ..TinyModel::default()
         }
+    }
+
+    /// Whether layer `l` uses the sliding window (Gemma 3's pattern: every `swa_pattern`-th
+    /// layer is global).
+    pub fn windowed(&self, l: usize) -> Option<usize> {
+        let w = self.sliding_window?;
+        let n = self.swa_pattern.unwrap_or(6);
+        (n == 0 || l % n < n - 1).then_some(w)
     }
 
     /// Width of one head.
@@ -190,6 +219,10 @@ impl TinyModel {
                 mat(n("attn_q_norm.weight"), 1, hd, 1.0, QuantType::F32);
                 mat(n("attn_k_norm.weight"), 1, hd, 1.0, QuantType::F32);
             }
+            if self.post_norms {
+                mat(n("post_attention_norm.weight"), 1, d, 1.0, QuantType::F32);
+                mat(n("post_ffw_norm.weight"), 1, d, 1.0, QuantType::F32);
+            }
         }
         if self.rope_freqs {
             // Llama 3's shape: 1 for high frequencies, growing to 8 for the lowest.
@@ -245,6 +278,18 @@ impl TinyModel {
                 format!("{arch}.rope.scaling.original_context_length"),
                 self.n_ctx as u32,
             );
+        }
+        if let Some(w) = self.sliding_window {
+            md.insert(format!("{arch}.attention.sliding_window"), w as u32);
+        }
+        if let Some(p) = self.swa_pattern {
+            md.insert(format!("{arch}.attention.sliding_window_pattern"), p as u32);
+        }
+        if let Some(c) = self.final_softcap {
+            md.insert(format!("{arch}.final_logit_softcapping"), c);
+        }
+        if let Some(b) = self.rope_base_swa {
+            md.insert(format!("{arch}.rope.freq_base_swa"), b);
         }
         if self.oracle_vocab {
             md.insert("tokenizer.ggml.model", "none");

@@ -9,6 +9,8 @@ use std::f64::consts::PI;
 
 /// RoPE of the reference, in f64.
 struct Rope {
+    /// Ignore the model's scaling (set by [`Rope::windowed`], applied in `with_base`'s caller).
+    scaling_off: bool,
     neox: bool,
     n_rot: usize,
     base: f64,
@@ -19,7 +21,19 @@ struct Rope {
 
 impl Rope {
     fn of(m: &TinyModel, factors: Option<Vec<f64>>) -> Rope {
-        let base = f64::from(m.rope_base);
+        Rope::with_base(m, factors, f64::from(m.rope_base))
+    }
+
+    /// Gemma 3's windowed layers: plain NEOX RoPE at their own base.
+    fn windowed(m: &TinyModel) -> Rope {
+        let base = f64::from(m.rope_base_swa.unwrap_or(10000.0));
+        Rope {
+            scaling_off: true,
+            ..Rope::with_base(m, None, base)
+        }
+    }
+
+    fn with_base(m: &TinyModel, factors: Option<Vec<f64>>, base: f64) -> Rope {
         let (mut freq_scale, mut yarn) = (1.0, None);
         if let Some((ty, factor)) = &m.rope_scaling {
             freq_scale = 1.0 / f64::from(*factor);
@@ -31,7 +45,8 @@ impl Rope {
             }
         }
         Rope {
-            neox: matches!(m.arch.as_str(), "qwen2" | "qwen3"),
+            scaling_off: false,
+            neox: matches!(m.arch.as_str(), "qwen2" | "qwen3" | "gemma3"),
             n_rot: m.n_rot,
             base,
             factors,
@@ -47,9 +62,14 @@ impl Rope {
             for i in 0..half {
                 let ff = self.factors.as_ref().map_or(1.0, |f| f[i]);
                 let extrap = pos as f64 * self.base.powf(-2.0 * i as f64 / self.n_rot as f64) / ff;
-                let mut theta = self.freq_scale * extrap;
+                let fs = if self.scaling_off {
+                    1.0
+                } else {
+                    self.freq_scale
+                };
+                let mut theta = fs * extrap;
                 let mut mag = 1.0;
-                if let Some([lo, hi]) = self.yarn {
+                if let Some([lo, hi]) = self.yarn.filter(|_| !self.scaling_off) {
                     let ramp = 1.0 - ((i as f64 - lo) / (hi - lo).max(0.001)).clamp(0.0, 1.0);
                     theta = theta * (1.0 - ramp) + extrap * ramp;
                     mag = 1.0 + 0.1 * (1.0 / self.freq_scale).ln();
@@ -105,12 +125,21 @@ pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -
             .collect()
     };
     let rope = Rope::of(m, t.get("rope_freqs.weight").cloned());
+    let rope_swa = Rope::windowed(m);
+    let gemma = m.arch == "gemma3";
     let n = tokens.len();
     let emb = get("token_embd.weight");
+    let embd_scale = if gemma { (d as f64).sqrt() } else { 1.0 };
     let mut xs: Vec<Vec<f64>> = tokens
         .iter()
-        .map(|&tok| emb[tok as usize * d..(tok as usize + 1) * d].to_vec())
+        .map(|&tok| {
+            emb[tok as usize * d..(tok as usize + 1) * d]
+                .iter()
+                .map(|v| v * embd_scale)
+                .collect()
+        })
         .collect();
+    let gelu = |x: f64| 0.5 * x * (1.0 + ((2.0 / PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
     for l in 0..m.n_layer {
         let nm = |s: &str| format!("blk.{l}.{s}");
         let linear = |name: &str, x: &[f64]| -> Vec<f64> {
@@ -121,6 +150,14 @@ pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -
             y
         };
         let rotary = m.arch != "smollm3" || !(l + 1).is_multiple_of(4);
+        let window = if gemma { m.windowed(l) } else { None };
+        let rope_l = if window.is_some() { &rope_swa } else { &rope };
+        let post = |name: &str, y: Vec<f64>| -> Vec<f64> {
+            match t.get(nm(&format!("{name}.weight")).as_str()) {
+                Some(w) => rmsnorm(&y, w),
+                None => y,
+            }
+        };
         let (mut qs, mut ks, mut vs) = (Vec::new(), Vec::new(), Vec::new());
         for (p, x) in xs.iter().enumerate() {
             let h = rmsnorm(x, get(&nm("attn_norm.weight")));
@@ -131,8 +168,8 @@ pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -
                 k = rmsnorm(&k, get(&nm("attn_k_norm.weight")));
             }
             if rotary {
-                rope.apply(&mut q, hd, p);
-                rope.apply(&mut k, hd, p);
+                rope_l.apply(&mut q, hd, p);
+                rope_l.apply(&mut k, hd, p);
             }
             qs.push(q);
             ks.push(round(k));
@@ -142,7 +179,8 @@ pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -
             let mut att = vec![0.0; nh * hd];
             for h in 0..nh {
                 let kh = h / (nh / nkv);
-                let sc: Vec<f64> = (0..=p)
+                let first = window.map_or(0, |w| (p + 1).saturating_sub(w));
+                let sc: Vec<f64> = (first..=p)
                     .map(|j| {
                         (0..hd)
                             .map(|i| qs[p][h * hd + i] * ks[j][kh * hd + i])
@@ -153,13 +191,13 @@ pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -
                 let mx = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = sc.iter().map(|s| (s - mx).exp()).collect();
                 let z: f64 = e.iter().sum();
-                for (j, ej) in e.iter().enumerate() {
+                for (j, ej) in (first..=p).zip(&e) {
                     for i in 0..hd {
                         att[h * hd + i] += ej / z * vs[j][kh * hd + i];
                     }
                 }
             }
-            let o = linear("attn_output", &att);
+            let o = post("post_attention_norm", linear("attn_output", &att));
             xs[p].iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let h = rmsnorm(&xs[p], get(&nm("ffn_norm.weight")));
             let g = linear("ffn_gate", &h);
@@ -167,16 +205,23 @@ pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -
             let a: Vec<f64> = g
                 .iter()
                 .zip(&u)
-                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .map(|(&g, u)| if gemma { gelu(g) } else { g / (1.0 + (-g).exp()) } * u)
                 .collect();
-            let dn = linear("ffn_down", &a);
+            let dn = post("post_ffw_norm", linear("ffn_down", &a));
             xs[p].iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
         }
     }
     let out = t
         .get("output.weight")
         .unwrap_or_else(|| get("token_embd.weight"));
+    let cap = m.final_softcap.filter(|_| gemma).map(f64::from);
     xs.iter()
-        .map(|x| matvec(out, &rmsnorm(x, get("output_norm.weight"))))
+        .map(|x| {
+            let z = matvec(out, &rmsnorm(x, get("output_norm.weight")));
+            match cap {
+                Some(c) => z.into_iter().map(|v| c * (v / c).tanh()).collect(),
+                None => z,
+            }
+        })
         .collect()
 }

@@ -172,6 +172,20 @@ fn fd_qwen3_per_head_qk_norms() {
 }
 
 #[test]
+fn fd_gemma3_windows_post_norms_geglu_softcap() {
+    // Back through post-norms, GeGLU, the query scale, windowed attention (window 4 in a
+    // packed rows of 24) and the final soft-cap.
+    let f = QuantType::F32;
+    fd_variant(
+        &TinyModel {
+            final_softcap: Some(4.0),
+            ..tiny("gemma3", 7, 3, f, f, true)
+        },
+        "gemma3.gguf",
+    );
+}
+
+#[test]
 fn fd_llama3_rope_factors_and_yarn() {
     let f = QuantType::F32;
     fd_variant(

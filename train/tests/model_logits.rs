@@ -113,6 +113,14 @@ fn base_only_matches_runtime_on_every_family_and_rope_variant() {
                 ..tiny("llama", 5, 3, q8, q8, true)
             },
         ),
+        ("gemma3", tiny("gemma3", 7, 3, q8, q8, true)),
+        (
+            "gemma3 softcap",
+            TinyModel {
+                final_softcap: Some(4.0),
+                ..tiny("gemma3", 8, 4, q8, q8, false)
+            },
+        ),
         (
             "qwen3 yarn",
             TinyModel {

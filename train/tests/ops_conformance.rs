@@ -11,6 +11,7 @@ use graft_quant::QuantType;
 use graft_runtime::backend::{
     CpuBackend, ForwardOps, LoraInput, LoraMats, Positions, RopeParams, RopeStyle,
 };
+use graft_runtime::spec::Activation;
 use graft_runtime::weights::Matrix;
 use graft_train::model::GradOps;
 use rand::rngs::StdRng;
@@ -140,6 +141,14 @@ fn rope_variants(n_rot: usize) -> Vec<(&'static str, RopeParams)> {
         ),
         ("yarn", yarn),
     ]
+}
+
+fn geglu_ref(g: &[f64], u: &[f64]) -> Vec<f64> {
+    let c = (2.0 / std::f64::consts::PI).sqrt();
+    g.iter()
+        .zip(u)
+        .map(|(&x, &u)| 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh()) * u)
+        .collect()
 }
 
 fn swiglu_ref(g: &[f64], u: &[f64]) -> Vec<f64> {
@@ -295,6 +304,31 @@ fn forward_ops_match_f64_references() {
                 .collect();
             check(&format!("{dev} add {len}"), &s, &want, 1e-6);
         }
+        // geglu: ggml's f16 table (2^-11 relative) and the exact training variant; scale;
+        // softcap.
+        let exact = CpuBackend::new(2)
+            .expect("cpu")
+            .with_exact_activations(true);
+        for len in [7, 40000] {
+            let (g, u) = (rnd(&mut rng, len, 12.0), rnd(&mut rng, len, 1.0));
+            let want = geglu_ref(&f64s(&g), &f64s(&u));
+            let mut y = vec![0.0; len];
+            ops.geglu(&g, &u, len, &mut y).expect("geglu");
+            check(&format!("{dev} geglu (table) {len}"), &y, &want, 2e-3);
+            exact.geglu(&g, &u, len, &mut y).expect("geglu");
+            check(&format!("{dev} geglu (exact) {len}"), &y, &want, 1e-5);
+            let mut y = g.clone();
+            ops.scale(&mut y, 0.37, len).expect("scale");
+            let want: Vec<f64> = g.iter().map(|&v| f64::from(v) * 0.37).collect();
+            check(&format!("{dev} scale {len}"), &y, &want, 1e-6);
+            let mut y = g.clone();
+            ops.softcap(&mut y, 3.0, len).expect("softcap");
+            let want: Vec<f64> = g
+                .iter()
+                .map(|&v| 3.0 * (f64::from(v) / 3.0).tanh())
+                .collect();
+            check(&format!("{dev} softcap {len}"), &y, &want, 1e-5);
+        }
         // matmul over block formats (quantized formats round activations to 8 bits).
         for (ty, tol) in [
             (QuantType::F32, 1e-5),
@@ -367,6 +401,8 @@ fn forward_ops_match_f64_references() {
             n_head: 4,
             n_kv: 2,
             head_dim: 16,
+            scale: None,
+            window: None,
         };
         let seg: Vec<u32> = (0..20).map(|t| if t < 9 { 0 } else { 1 }).collect();
         let q = rnd(&mut rng, 20 * 64, 1.0);
@@ -410,23 +446,31 @@ fn grad_ops_match_finite_differences() {
             let probes = fd_probe(&f, &f64s(&x), &f64s(&c), 24, &mut rng);
             check_fd(&format!("{dev} rope_backward {name}"), &g, &probes, 1e-4);
         }
-        // swiglu backward.
+        // swiglu and geglu backward.
         let (len, width) = (3 * 40, 40);
-        let (ga, up, dh) = (
-            rnd(&mut rng, len, 3.0),
-            rnd(&mut rng, len, 1.0),
-            rnd(&mut rng, len, 1.0),
-        );
-        let (mut dg, mut du) = (vec![0.0; len], vec![0.0; len]);
-        ops.swiglu_backward(&ga, &up, &dh, &mut dg, &mut du, width);
-        let upf = f64s(&up);
-        let fg = |g: &[f64]| swiglu_ref(g, &upf);
-        let probes = fd_probe(&fg, &f64s(&ga), &f64s(&dh), 16, &mut rng);
-        check_fd(&format!("{dev} swiglu_backward gate"), &dg, &probes, 1e-4);
-        let gf = f64s(&ga);
-        let fu = |u: &[f64]| swiglu_ref(&gf, u);
-        let probes = fd_probe(&fu, &f64s(&up), &f64s(&dh), 16, &mut rng);
-        check_fd(&format!("{dev} swiglu_backward up"), &du, &probes, 1e-4);
+        for (act, r) in [
+            (
+                Activation::Silu,
+                swiglu_ref as fn(&[f64], &[f64]) -> Vec<f64>,
+            ),
+            (Activation::GeluTanh, geglu_ref),
+        ] {
+            let (ga, up, dh) = (
+                rnd(&mut rng, len, 3.0),
+                rnd(&mut rng, len, 1.0),
+                rnd(&mut rng, len, 1.0),
+            );
+            let (mut dg, mut du) = (vec![0.0; len], vec![0.0; len]);
+            ops.glu_backward(act, &ga, &up, &dh, &mut dg, &mut du, width);
+            let upf = f64s(&up);
+            let fg = |g: &[f64]| r(g, &upf);
+            let probes = fd_probe(&fg, &f64s(&ga), &f64s(&dh), 16, &mut rng);
+            check_fd(&format!("{dev} {act:?} backward gate"), &dg, &probes, 1e-4);
+            let gf = f64s(&ga);
+            let fu = |u: &[f64]| r(&gf, u);
+            let probes = fd_probe(&fu, &f64s(&up), &f64s(&dh), 16, &mut rng);
+            check_fd(&format!("{dev} {act:?} backward up"), &du, &probes, 1e-4);
+        }
         // base Wᵀ dy (f32 weights: the exact transpose).
         let (rows, cols, n) = (24, 64, 3);
         let wv = rnd(&mut rng, rows * cols, 1.0);
@@ -491,6 +535,8 @@ fn grad_ops_match_finite_differences() {
             n_head: 4,
             n_kv: 2,
             head_dim: 8,
+            scale: None,
+            window: None,
         };
         let seg: Vec<u32> = (0..10).map(|t| u32::from(t >= 6)).collect();
         let (q, k, v) = (

@@ -62,7 +62,8 @@ enum Path {
 ///   rows `0..pos0 + n_tokens` are read (in place, never copied).
 /// - `out`: `n_tokens × n_head × head_dim`.
 ///
-/// Query `t` attends to positions `0..=pos0 + t`. Results are bit-identical for any pool
+/// Query `t` attends to positions `0..=pos0 + t` (the last `window` of them with a window).
+/// Results are bit-identical for any pool
 /// size. Panics if a slice is shorter than the shape needs or the head counts do not divide.
 pub fn attention(
     pool: &ThreadPool,
@@ -93,7 +94,9 @@ pub fn attention(
         return;
     }
     let path = if hd <= MAX_HEAD_DIM && hd.is_multiple_of(8) {
-        if n >= GGML_FA_TILE_Q {
+        // Windowed rows take the per-row kernel at any batch size: llama.cpp keeps windowed
+        // layers in a separate ring-buffer cache whose tile layout graft does not reproduce.
+        if n >= GGML_FA_TILE_Q && p.window.is_none() {
             Path::Tiled
         } else {
             Path::Rows
@@ -133,9 +136,11 @@ pub fn attention(
     let unit = |buf: &mut PlainScratch, i: usize, o: &mut [f32]| {
         let (t, h) = (i / per_token, i % per_token * heads);
         let g = h / group;
-        let n_kv = p.pos0 + t + 1;
+        let end = p.pos0 + t + 1;
+        let lo = p.window.map_or(0, |w| end.saturating_sub(w));
+        let n_kv = end - lo;
         let qh = &q[(t * p.n_head + h) * hd..][..heads * hd];
-        let (kh, vh) = (&k[g * hd..], &v[g * hd..]);
+        let (kh, vh) = (&k[lo * kvd + g * hd..], &v[lo * kvd + g * hd..]);
         match path {
             Path::Rows => row_f16(scalar, qh, hd, kh, vh, kvd, n_kv, p.scale, o),
             Path::Tiled => {

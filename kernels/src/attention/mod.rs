@@ -22,12 +22,11 @@ pub use ggml_rows::{
 pub use ggml_rows_f16::{attn_row_ggml_f16, attn_row_ggml_tiled_f16, transpose_k_tiles_f16};
 pub use infer::{attention, AttnScratch, GGML_FA_TILE_Q};
 
-/// The shape and scale of one inference attention call ([`attention`]).
+/// The shape, scale and window of one inference attention call ([`attention`]).
 ///
-/// There is no sliding window here yet: no model graft runs has one. When one does, it
-/// becomes a field (`window: Option<usize>`), and row `t` reads keys
-/// `pos0 + t + 1 - window ..= pos0 + t` instead of `0..=pos0 + t` (llama.cpp skips masked
-/// keys, so starting the row loop later keeps its numerics).
+/// With a sliding window, row `t` reads keys `pos0 + t + 1 - window ..= pos0 + t` instead of
+/// `0..=pos0 + t` (llama.cpp's per-row kernel skips masked keys, so starting the row loop later
+/// keeps its numerics).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttnParams {
     /// Query tokens in this call; query `t` sits at position `pos0 + t`.
@@ -43,6 +42,8 @@ pub struct AttnParams {
     pub head_dim: usize,
     /// Multiplies `q·k` before the softmax.
     pub scale: f32,
+    /// Sliding window: a query sees at most this many keys (itself included).
+    pub window: Option<usize>,
 }
 
 impl AttnParams {
@@ -61,6 +62,7 @@ impl AttnParams {
             n_head_kv,
             head_dim,
             scale: 1.0 / (head_dim as f32).sqrt(),
+            window: None,
         }
     }
 }

@@ -14,8 +14,9 @@
 //!
 //! Layouts: `q`, `out`, `dout`, `dq` are `[T, n_head, hd]`; `k`, `v`, `dk`, `dv` are
 //! `[T, n_kv, hd]`; `lse` is `[T, n_head]`. Query head `h` reads kv head
-//! `h / (n_head / n_kv)` (ggml's broadcast). Scale `1/sqrt(hd)`. Token `i` sees token `j` iff
-//! `j ≤ i` and, when `segments` is given, `segments[j] == segments[i]` (packed sequences).
+//! `h / (n_head / n_kv)` (ggml's broadcast). Scale `1/sqrt(hd)` unless the shape sets one.
+//! Token `i` sees token `j` iff `j ≤ i`, when `segments` is given `segments[j] == segments[i]`
+//! (packed sequences), and with a sliding window `i − j < window`.
 
 use crate::cpu::ThreadPool;
 #[cfg(target_arch = "x86_64")]
@@ -25,8 +26,8 @@ use crate::grad::parallel;
 use crate::grad::small_gemm::gemm;
 use crate::grad::vec::{axpy, dot, exp_fast};
 
-/// Attention problem size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Attention problem size, scale and window.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttnShape {
     /// Tokens (queries = keys).
     pub n_tok: usize,
@@ -36,6 +37,40 @@ pub struct AttnShape {
     pub n_kv: usize,
     /// Head dimension.
     pub head_dim: usize,
+    /// Multiplies `q·k`; `None`: `1/sqrt(head_dim)`.
+    pub scale: Option<f32>,
+    /// Sliding window: token `i` sees keys `i − window + 1 ..= i`; `None`: all earlier keys.
+    pub window: Option<usize>,
+}
+
+impl AttnShape {
+    /// Full causal attention of `n_tok` tokens scaled by `1/sqrt(head_dim)`.
+    pub fn causal(n_tok: usize, n_head: usize, n_kv: usize, head_dim: usize) -> AttnShape {
+        AttnShape {
+            n_tok,
+            n_head,
+            n_kv,
+            head_dim,
+            scale: None,
+            window: None,
+        }
+    }
+
+    fn mask<'a>(&self, segments: Option<&'a [u32]>) -> Mask<'a> {
+        Mask {
+            segments,
+            window: self.window,
+            scale: self.scale.unwrap_or(1.0 / (self.head_dim as f32).sqrt()),
+        }
+    }
+}
+
+/// Which keys a query sees, and the score scale.
+#[derive(Clone, Copy)]
+struct Mask<'a> {
+    segments: Option<&'a [u32]>,
+    window: Option<usize>,
+    scale: f32,
 }
 
 impl AttnShape {
@@ -56,14 +91,15 @@ const BQ: usize = 16;
 /// Keys per tile (the width of the small score GEMM: two AVX2 vectors).
 const BK: usize = 16;
 
-fn visible(segments: Option<&[u32]>, i: usize, j: usize) -> bool {
-    segments.is_none_or(|s| s[i] == s[j])
+/// Whether query `i` sees key `j ≤ i`.
+fn visible(mask: Mask<'_>, i: usize, j: usize) -> bool {
+    mask.segments.is_none_or(|s| s[i] == s[j]) && mask.window.is_none_or(|w| i - j < w)
 }
 
-/// For each token, the first token with the same segment id (0 without segments): keys
-/// before it are invisible, so packed sequences skip every earlier sequence's keys.
-fn first_same_segment(segments: Option<&[u32]>, n_tok: usize) -> Vec<usize> {
-    match segments {
+/// For each token, the first key it can see (its segment's first token, or the window's):
+/// keys before it are invisible, so packed sequences skip every earlier sequence's keys.
+fn first_visible(mask: Mask<'_>, n_tok: usize) -> Vec<usize> {
+    let mut first: Vec<usize> = match mask.segments {
         None => vec![0; n_tok],
         Some(seg) => {
             let mut first = std::collections::HashMap::new();
@@ -72,7 +108,13 @@ fn first_same_segment(segments: Option<&[u32]>, n_tok: usize) -> Vec<usize> {
                 .map(|(i, &id)| *first.entry(id).or_insert(i))
                 .collect()
         }
+    };
+    if let Some(w) = mask.window {
+        for (i, f) in first.iter_mut().enumerate() {
+            *f = (*f).max((i + 1).saturating_sub(w));
+        }
     }
+    first
 }
 
 /// First key any query of block `i0..i1` can see.
@@ -139,6 +181,7 @@ pub fn attention_forward(
     pool: &ThreadPool,
 ) {
     let hd = sh.head_dim;
+    let mask = sh.mask(segments);
     let results = per_head(sh.n_head, pool, |h| {
         let head = sh.gather(q, k, v, h);
         let mut o = vec![0f32; sh.n_tok * hd];
@@ -146,16 +189,16 @@ pub fn attention_forward(
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
-            unsafe { fwd_head_avx512(sh.n_tok, hd, &head, segments, &mut o, &mut l) };
+            unsafe { fwd_head_avx512(sh.n_tok, hd, &head, mask, &mut o, &mut l) };
             return (o, l);
         }
         #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
-            unsafe { fwd_head_avx2(sh.n_tok, hd, &head, segments, &mut o, &mut l) };
+            unsafe { fwd_head_avx2(sh.n_tok, hd, &head, mask, &mut o, &mut l) };
             return (o, l);
         }
-        fwd_head(Isa::Scalar, sh.n_tok, hd, &head, segments, &mut o, &mut l);
+        fwd_head(Isa::Scalar, sh.n_tok, hd, &head, mask, &mut o, &mut l);
         (o, l)
     });
     for (h, (o, l)) in results.into_iter().enumerate() {
@@ -172,11 +215,11 @@ unsafe fn fwd_head_avx2(
     n_tok: usize,
     hd: usize,
     head: &Head,
-    segments: Option<&[u32]>,
+    mask: Mask<'_>,
     out: &mut [f32],
     lse: &mut [f32],
 ) {
-    fwd_head(Isa::Avx2, n_tok, hd, head, segments, out, lse);
+    fwd_head(Isa::Avx2, n_tok, hd, head, mask, out, lse);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -185,11 +228,11 @@ unsafe fn fwd_head_avx512(
     n_tok: usize,
     hd: usize,
     head: &Head,
-    segments: Option<&[u32]>,
+    mask: Mask<'_>,
     out: &mut [f32],
     lse: &mut [f32],
 ) {
-    fwd_head(Isa::Avx512, n_tok, hd, head, segments, out, lse);
+    fwd_head(Isa::Avx512, n_tok, hd, head, mask, out, lse);
 }
 
 #[inline(always)]
@@ -198,12 +241,12 @@ fn fwd_head(
     n_tok: usize,
     hd: usize,
     head: &Head,
-    segments: Option<&[u32]>,
+    mask: Mask<'_>,
     out: &mut [f32],
     lse: &mut [f32],
 ) {
-    let scale = 1.0 / (hd as f32).sqrt();
-    let first = first_same_segment(segments, n_tok);
+    let scale = mask.scale;
+    let first = first_visible(mask, n_tok);
     let mut kt = vec![0f32; hd * BK];
     let mut acc = vec![0f32; BQ * hd];
     let mut sblk = [[0f32; BK]; BQ];
@@ -225,7 +268,7 @@ fn fwd_head(
                 let mut row_max = f32::NEG_INFINITY;
                 for (c, sc) in s.iter_mut().enumerate() {
                     let j = j0 + c;
-                    *sc = if c < bk && j <= i && visible(segments, i, j) {
+                    *sc = if c < bk && j <= i && visible(mask, i, j) {
                         scale * *sc
                     } else {
                         f32::NEG_INFINITY
@@ -342,6 +385,7 @@ pub fn attention_backward(
     pool: &ThreadPool,
 ) {
     let hd = sh.head_dim;
+    let mask = sh.mask(segments);
     let results = per_head(sh.n_head, pool, |h| {
         let head = sh.gather(q, k, v, h);
         let mut delta = vec![0f32; sh.n_tok];
@@ -361,13 +405,13 @@ pub fn attention_backward(
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
-            unsafe { bwd_head_avx512(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
+            unsafe { bwd_head_avx512(sh.n_tok, hd, &head, mask, &l, &delta, &d_o, &mut g) };
             return g;
         }
         #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
-            unsafe { bwd_head_avx2(sh.n_tok, hd, &head, segments, &l, &delta, &d_o, &mut g) };
+            unsafe { bwd_head_avx2(sh.n_tok, hd, &head, mask, &l, &delta, &d_o, &mut g) };
             return g;
         }
         bwd_head(
@@ -375,7 +419,7 @@ pub fn attention_backward(
             sh.n_tok,
             hd,
             &head,
-            segments,
+            mask,
             &l,
             &delta,
             &d_o,
@@ -401,13 +445,13 @@ unsafe fn bwd_head_avx2(
     n_tok: usize,
     hd: usize,
     head: &Head,
-    segments: Option<&[u32]>,
+    mask: Mask<'_>,
     lse: &[f32],
     delta: &[f32],
     dout: &[f32],
     g: &mut HeadGrad,
 ) {
-    bwd_head(Isa::Avx2, n_tok, hd, head, segments, lse, delta, dout, g);
+    bwd_head(Isa::Avx2, n_tok, hd, head, mask, lse, delta, dout, g);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -417,13 +461,13 @@ unsafe fn bwd_head_avx512(
     n_tok: usize,
     hd: usize,
     head: &Head,
-    segments: Option<&[u32]>,
+    mask: Mask<'_>,
     lse: &[f32],
     delta: &[f32],
     dout: &[f32],
     g: &mut HeadGrad,
 ) {
-    bwd_head(Isa::Avx512, n_tok, hd, head, segments, lse, delta, dout, g);
+    bwd_head(Isa::Avx512, n_tok, hd, head, mask, lse, delta, dout, g);
 }
 
 #[inline(always)]
@@ -433,14 +477,14 @@ fn bwd_head(
     n_tok: usize,
     hd: usize,
     head: &Head,
-    segments: Option<&[u32]>,
+    mask: Mask<'_>,
     lse: &[f32],
     delta: &[f32],
     dout: &[f32],
     g: &mut HeadGrad,
 ) {
-    let scale = 1.0 / (hd as f32).sqrt();
-    let first = first_same_segment(segments, n_tok);
+    let scale = mask.scale;
+    let first = first_visible(mask, n_tok);
     let (mut kt, mut vt) = (vec![0f32; hd * BK], vec![0f32; hd * BK]);
     let mut ds = [0f32; BQ * BK];
     let (mut pt, mut dst) = ([0f32; BK * BQ], [0f32; BK * BQ]);
@@ -460,7 +504,7 @@ fn bwd_head(
                 let (s, dp) = (&sblk[r], &dpblk[r]);
                 for c in 0..BK {
                     let j = j0 + c;
-                    let pv = if c < bk && j <= i && visible(segments, i, j) {
+                    let pv = if c < bk && j <= i && visible(mask, i, j) {
                         exp_fast(scale * s[c] - lse[i])
                     } else {
                         0.0

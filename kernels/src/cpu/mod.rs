@@ -26,6 +26,7 @@
 
 pub mod act_quant;
 mod dequant;
+mod gelu_ggml;
 mod get_rows;
 pub mod isa;
 pub mod matmul;
@@ -44,6 +45,7 @@ pub(crate) mod neon;
 pub(crate) mod x86;
 
 pub use dequant::dequantize_row;
+pub use gelu_ggml::{geglu_exact, geglu_ggml, gelu_ggml, gelu_table, gelu_tanh_f32};
 pub use get_rows::get_rows;
 pub use isa::{available_isas, isa, Isa};
 pub use matmul::matmul;

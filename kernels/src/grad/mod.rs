@@ -35,4 +35,4 @@ pub use matmul_t::{matmul_t, matmul_t_with};
 pub use residual::residual_backward;
 pub use rmsnorm::rmsnorm_backward;
 pub use rope::rope_backward;
-pub use swiglu::swiglu_backward;
+pub use swiglu::{geglu_backward, swiglu_backward};

@@ -21,6 +21,9 @@ pub struct CpuBackend {
     threads: usize,
     /// Attention scratch: the long-batch key tiles (grows to the context once).
     attn_scratch: std::sync::Mutex<attn::AttnScratch>,
+    /// GELU computed exactly in f32 instead of through ggml's f16 table (training, which
+    /// differentiates it; inference keeps llama.cpp's numerics).
+    exact_activations: bool,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -39,7 +42,15 @@ impl CpuBackend {
             pool: k::ThreadPool::new(threads).map_err(|e| ModelError::Kernel(e.to_string()))?,
             threads,
             attn_scratch: std::sync::Mutex::new(attn::AttnScratch::default()),
+            exact_activations: false,
         })
+    }
+
+    /// This backend with GELU computed exactly (no f16 table): the function a training
+    /// backward differentiates.
+    pub fn with_exact_activations(mut self, exact: bool) -> Self {
+        self.exact_activations = exact;
+        self
     }
 
     /// Threads used.
@@ -168,6 +179,40 @@ impl ForwardOps for CpuBackend {
         Ok(())
     }
 
+    fn geglu(&self, gate: &[f32], up: &[f32], len: usize, out: &mut [f32]) -> Result<(), OpError> {
+        check_len("geglu", &[gate.len(), up.len(), out.len()], len)?;
+        let piece = 1 << 15;
+        let exact = self.exact_activations;
+        let pieces: Vec<_> = out[..len]
+            .chunks_mut(piece)
+            .zip(gate[..len].chunks(piece))
+            .zip(up[..len].chunks(piece))
+            .collect();
+        for_each_piece(&self.pool, pieces, |((o, g), u)| {
+            if exact {
+                k::geglu_exact(g, u, o)
+            } else {
+                k::geglu_ggml(g, u, o)
+            }
+        });
+        Ok(())
+    }
+
+    fn scale(&self, x: &mut [f32], s: f32, len: usize) -> Result<(), OpError> {
+        check_len("scale", &[x.len()], len)?;
+        x[..len].iter_mut().for_each(|v| *v *= s);
+        Ok(())
+    }
+
+    fn softcap(&self, x: &mut [f32], cap: f32, len: usize) -> Result<(), OpError> {
+        check_len("softcap", &[x.len()], len)?;
+        let inv = 1.0 / cap;
+        x[..len]
+            .iter_mut()
+            .for_each(|v| *v = (*v * inv).tanh() * cap);
+        Ok(())
+    }
+
     fn add(&self, x: &mut [f32], y: &[f32], len: usize) -> Result<(), OpError> {
         check_len("add", &[x.len(), y.len()], len)?;
         for (a, &b) in x[..len].iter_mut().zip(&y[..len]) {
@@ -288,7 +333,11 @@ impl Backend for CpuBackend {
     ) -> Result<(), OpError> {
         // The kernels read the f16 cache in place, threaded over (token, head) rows on the
         // pool, with llama.cpp's flash-attention rounding (q is left as is).
-        let p = attn::AttnParams::new(s.n_tokens, s.pos0, s.n_head, s.n_head_kv, s.head_dim);
+        let mut p = attn::AttnParams::new(s.n_tokens, s.pos0, s.n_head, s.n_head_kv, s.head_dim);
+        p.window = s.opts.window;
+        if let Some(scale) = s.opts.scale {
+            p.scale = scale;
+        }
         let n_kv = (s.pos0 + s.n_tokens) * s.n_head_kv * s.head_dim;
         let nq = s.n_tokens * s.n_head * s.head_dim;
         check_len("attention", &[q.len(), out.len()], nq)?;

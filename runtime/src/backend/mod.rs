@@ -31,6 +31,25 @@ pub struct AttnShape {
     pub n_head_kv: usize,
     /// Width of one head.
     pub head_dim: usize,
+    /// Which keys each query sees and how scores are scaled.
+    pub opts: AttnOpts,
+}
+
+/// A layer's attention variant: sliding window and score scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttnOpts {
+    /// A query at position `p` sees keys `p - window + 1 ..= p`; `None`: every earlier key.
+    pub window: Option<usize>,
+    /// Multiplies `q·k`; `None`: `1/sqrt(head_dim)`.
+    pub scale: Option<f32>,
+}
+
+impl AttnOpts {
+    /// Full causal attention scaled by `1/sqrt(head_dim)`.
+    pub const CAUSAL: AttnOpts = AttnOpts {
+        window: None,
+        scale: None,
+    };
 }
 
 /// A compute backend for inference: the [`ForwardOps`] of a block plus buffers, the KV cache,

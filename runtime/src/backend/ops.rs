@@ -119,6 +119,22 @@ pub trait ForwardOps {
         out: Self::ViewMut<'_>,
     ) -> Result<(), OpError>;
 
+    /// `out[i] = gelu(gate[i]) · up[i]` for `i < len` (tanh GELU, ggml's CPU numerics).
+    fn geglu(
+        &self,
+        gate: Self::View<'_>,
+        up: Self::View<'_>,
+        len: usize,
+        out: Self::ViewMut<'_>,
+    ) -> Result<(), OpError>;
+
+    /// `x[i] *= s` for `i < len`.
+    fn scale(&self, x: Self::ViewMut<'_>, s: f32, len: usize) -> Result<(), OpError>;
+
+    /// `x[i] = cap · tanh(x[i] / cap)` for `i < len` (logit soft-capping, as ggml: scale,
+    /// tanh, scale).
+    fn softcap(&self, x: Self::ViewMut<'_>, cap: f32, len: usize) -> Result<(), OpError>;
+
     /// `x[i] += y[i]` for `i < len`.
     fn add(&self, x: Self::ViewMut<'_>, y: Self::View<'_>, len: usize) -> Result<(), OpError>;
 

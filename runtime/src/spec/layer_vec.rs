@@ -16,13 +16,18 @@ pub enum LayerVec {
     QNorm,
     /// Per-head key RMSNorm weight (`attn_k_norm`, `[head_dim]`).
     KNorm,
+    /// RMSNorm of the attention block's output before the residual add
+    /// (`post_attention_norm`, `[n_embd]`: Gemma 3).
+    PostAttnNorm,
+    /// RMSNorm of the FFN's output before the residual add (`post_ffw_norm`, `[n_embd]`).
+    PostFfnNorm,
     /// The bias of a projection (`<proj>.bias`, `[rows]`: Qwen2's q/k/v).
     Bias(Proj),
 }
 
 impl LayerVec {
     /// Number of distinct vectors (the length of a per-layer table indexed by [`LayerVec::index`]).
-    pub const COUNT: usize = 4 + 7;
+    pub const COUNT: usize = 6 + 7;
 
     /// Every vector, in [`LayerVec::index`] order.
     pub fn all() -> impl Iterator<Item = LayerVec> {
@@ -31,6 +36,8 @@ impl LayerVec {
             LayerVec::FfnNorm,
             LayerVec::QNorm,
             LayerVec::KNorm,
+            LayerVec::PostAttnNorm,
+            LayerVec::PostFfnNorm,
         ]
         .into_iter()
         .chain(Proj::ALL.into_iter().map(LayerVec::Bias))
@@ -43,7 +50,9 @@ impl LayerVec {
             LayerVec::FfnNorm => 1,
             LayerVec::QNorm => 2,
             LayerVec::KNorm => 3,
-            LayerVec::Bias(p) => 4 + p.index(),
+            LayerVec::PostAttnNorm => 4,
+            LayerVec::PostFfnNorm => 5,
+            LayerVec::Bias(p) => 6 + p.index(),
         }
     }
 
@@ -54,6 +63,8 @@ impl LayerVec {
             LayerVec::FfnNorm => format!("blk.{layer}.ffn_norm.weight"),
             LayerVec::QNorm => format!("blk.{layer}.attn_q_norm.weight"),
             LayerVec::KNorm => format!("blk.{layer}.attn_k_norm.weight"),
+            LayerVec::PostAttnNorm => format!("blk.{layer}.post_attention_norm.weight"),
+            LayerVec::PostFfnNorm => format!("blk.{layer}.post_ffw_norm.weight"),
             LayerVec::Bias(p) => format!("blk.{layer}.{}.bias", p.gguf_stem()),
         }
     }
@@ -61,7 +72,10 @@ impl LayerVec {
     /// Its length in a model with these hyperparameters.
     pub fn len(self, cfg: &ModelConfig) -> usize {
         match self {
-            LayerVec::AttnNorm | LayerVec::FfnNorm => cfg.n_embd,
+            LayerVec::AttnNorm
+            | LayerVec::FfnNorm
+            | LayerVec::PostAttnNorm
+            | LayerVec::PostFfnNorm => cfg.n_embd,
             LayerVec::QNorm | LayerVec::KNorm => cfg.head_dim,
             LayerVec::Bias(p) => p.dims(cfg).0,
         }

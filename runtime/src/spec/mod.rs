@@ -22,7 +22,7 @@ mod proj;
 mod refuse;
 mod rope;
 
-pub use family::Family;
+pub use family::{Family, FamilyKeys};
 pub use layer_vec::LayerVec;
 pub use proj::Proj;
 pub use rope::ROPE_FREQS;
@@ -44,6 +44,43 @@ pub struct LayerSpec {
     pub qk_norm: bool,
     /// Which projections ([`Proj::index`]) add a bias ([`LayerVec::Bias`]).
     pub bias: [bool; 7],
+    /// RMSNorms of the attention output and of the FFN output before their residual adds
+    /// ([`LayerVec::PostAttnNorm`], [`LayerVec::PostFfnNorm`]; Gemma 3).
+    pub post_norms: bool,
+    /// The gated FFN's activation.
+    pub act: Activation,
+    /// Sliding-window attention: a query at position `p` sees keys at `p - window + 1 ..= p`
+    /// (llama.cpp's `LLAMA_SWA_TYPE_STANDARD`); `None` attends to every earlier key.
+    pub window: Option<usize>,
+    /// Queries are multiplied by this after RoPE and attention uses scale 1 (Gemma 3's
+    /// `f_attention_scale`); `None`: attention scales `q·k` by `1/sqrt(head_dim)`.
+    pub q_scale: Option<f32>,
+}
+
+/// The activation of a gated FFN: `out = act(gate) ⊙ up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// SiLU (SwiGLU: llama, qwen, smollm3).
+    Silu,
+    /// GELU, tanh approximation (GeGLU: Gemma), as ggml's CPU computes it (through an f16
+    /// table of `gelu(x)`).
+    GeluTanh,
+}
+
+impl LayerSpec {
+    /// The plain llama block with `rope`: no norms or biases beyond the pre-norms, SwiGLU, full
+    /// causal attention scaled by `1/sqrt(head_dim)`.
+    pub fn llama(rope: Option<RopeParams>) -> LayerSpec {
+        LayerSpec {
+            rope,
+            qk_norm: false,
+            bias: [false; 7],
+            post_norms: false,
+            act: Activation::Silu,
+            window: None,
+            q_scale: None,
+        }
+    }
 }
 
 impl LayerSpec {
@@ -52,6 +89,7 @@ impl LayerSpec {
         match v {
             LayerVec::AttnNorm | LayerVec::FfnNorm => true,
             LayerVec::QNorm | LayerVec::KNorm => self.qk_norm,
+            LayerVec::PostAttnNorm | LayerVec::PostFfnNorm => self.post_norms,
             LayerVec::Bias(p) => self.bias[p.index()],
         }
     }
@@ -71,6 +109,10 @@ pub struct ModelSpec {
     pub config: ModelConfig,
     /// One entry per block.
     pub layers: Vec<LayerSpec>,
+    /// The token embedding rows are multiplied by this (Gemma: `sqrt(n_embd)`).
+    pub embd_scale: Option<f32>,
+    /// Final logits are soft-capped: `cap · tanh(logits / cap)`.
+    pub logit_softcap: Option<f32>,
 }
 
 impl ModelSpec {
@@ -81,7 +123,8 @@ impl ModelSpec {
         let family = Family::from_arch(&config.arch)
             .ok_or_else(|| ModelError::UnsupportedArchitecture(config.arch.clone()))?;
         let rope = rope::rope_from_gguf(file, &config, family)?;
-        let mut spec = family.spec(config, rope);
+        let keys = FamilyKeys::from_gguf(file, family)?;
+        let mut spec = family.spec(config, rope, &keys);
         for (l, layer) in spec.layers.iter_mut().enumerate() {
             for &p in family.optional_biases() {
                 layer.bias[p.index()] = file.tensor(&LayerVec::Bias(p).gguf_name(l)).is_some();

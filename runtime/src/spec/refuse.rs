@@ -30,6 +30,9 @@ pub(super) fn check_keys(file: &GgufFile, spec: &ModelSpec) -> Result<(), ModelE
         ),
         (key("final_logit_softcapping"), "final logit soft-capping"),
     ] {
+        if spec.logit_softcap.is_some() && k.ends_with("final_logit_softcapping") {
+            continue;
+        }
         if let Some(v) = md.get(&k) {
             let nonzero = v.as_f64().is_none_or(|x| x != 0.0);
             if nonzero {

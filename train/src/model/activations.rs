@@ -21,6 +21,9 @@ pub struct LayerDims {
     pub n_head: usize,
     /// Whether the blocks normalise q and k per head (their pre-norm values are kept).
     pub qk_norm: bool,
+    /// Whether the blocks post-normalise the attention and FFN outputs (the pre-norm values
+    /// are kept).
+    pub post_norms: bool,
     /// LoRA rank of each target (0 when not adapted).
     pub ranks: [usize; 7],
 }
@@ -31,6 +34,7 @@ impl LayerDims {
         let cfg = &spec.config;
         LayerDims {
             qk_norm: spec.layers.iter().any(|l| l.qk_norm),
+            post_norms: spec.layers.iter().any(|l| l.post_norms),
             n_tok,
             d: cfg.n_embd,
             qd: cfg.q_dim(),
@@ -44,7 +48,9 @@ impl LayerDims {
     /// Floats per token of one slot.
     fn per_token(&self) -> usize {
         let pre = if self.qk_norm { self.qd + self.kvd } else { 0 };
+        let post = if self.post_norms { 2 * self.d } else { 0 };
         4 * self.d
+            + post
             + 2 * self.qd
             + 2 * self.kvd
             + pre
@@ -79,6 +85,8 @@ pub struct LayerActs<'a> {
     pub att: &'a mut [f32],
     /// Attention log-sum-exp per token and head `[n_tok, n_head]`.
     pub lse: &'a mut [f32],
+    /// `Wo·att` before the post-attention norm (empty without post-norms).
+    pub o_pre: &'a mut [f32],
     /// Residual after attention.
     pub h: &'a mut [f32],
     /// `rmsnorm(h) · ffn_norm`.
@@ -87,8 +95,10 @@ pub struct LayerActs<'a> {
     pub gate: &'a mut [f32],
     /// Up projection.
     pub up: &'a mut [f32],
-    /// `silu(gate) ⊙ up` (input of the down projection).
+    /// `act(gate) ⊙ up` (input of the down projection).
     pub act: &'a mut [f32],
+    /// `Wd·act` before the post-FFN norm (empty without post-norms).
+    pub down_pre: &'a mut [f32],
     /// LoRA intermediates `u = x Aᵀ` `[n_tok, r]` per target ([`Target::ALL`] order; empty
     /// when the target is not adapted).
     pub u: [&'a mut [f32]; 7],
@@ -158,6 +168,9 @@ impl Activations {
         let v = take(&mut rest, n * dm.kvd);
         let att = take(&mut rest, n * dm.qd);
         let lse = take(&mut rest, n * dm.n_head);
+        let post = usize::from(dm.post_norms);
+        let o_pre = take(&mut rest, post * n * dm.d);
+        let down_pre = take(&mut rest, post * n * dm.d);
         let h = take(&mut rest, n * dm.d);
         let xn2 = take(&mut rest, n * dm.d);
         let gate = take(&mut rest, n * dm.ff);
@@ -174,11 +187,13 @@ impl Activations {
             v,
             att,
             lse,
+            o_pre,
             h,
             xn2,
             gate,
             up,
             act,
+            down_pre,
             u,
         }
     }

@@ -36,9 +36,15 @@ pub(crate) struct Base {
 }
 
 impl Base {
-    pub(crate) fn new(threads: usize, mode: BaseMatmul) -> Result<Base, TrainModelError> {
+    /// `exact_activations`: GELU computed exactly (the function the backward differentiates)
+    /// instead of through ggml's f16 table (the runtime's numerics).
+    pub(crate) fn new(
+        threads: usize,
+        mode: BaseMatmul,
+        exact_activations: bool,
+    ) -> Result<Base, TrainModelError> {
         Ok(Base {
-            cpu: CpuBackend::new(threads.max(1))?,
+            cpu: CpuBackend::new(threads.max(1))?.with_exact_activations(exact_activations),
             mode,
         })
     }

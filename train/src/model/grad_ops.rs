@@ -11,6 +11,7 @@ use super::base::BaseMatmul;
 use super::error::TrainModelError;
 use graft_kernels::grad::{self, parallel::for_each_piece, AttnShape, LoraShape};
 use graft_runtime::backend::{CpuBackend, ForwardOps, RopeParams};
+use graft_runtime::spec::Activation;
 use graft_runtime::weights::Matrix;
 
 /// The backward ops of a device.
@@ -87,11 +88,12 @@ pub trait GradOps: ForwardOps {
         rope: &RopeParams,
     );
 
-    /// `dg += ∂out/∂gate · dh`, `du += ∂out/∂up · dh` of `out = silu(gate) ⊙ up`, rows of
+    /// `dg += ∂out/∂gate · dh`, `du += ∂out/∂up · dh` of `out = act(gate) ⊙ up`, rows of
     /// `width`.
     #[allow(clippy::too_many_arguments)]
-    fn swiglu_backward(
+    fn glu_backward(
         &self,
+        act: Activation,
         gate: Self::View<'_>,
         up: Self::View<'_>,
         dh: Self::View<'_>,
@@ -253,8 +255,9 @@ impl GradOps for CpuBackend {
         grad::rope_backward(g, positions, n_heads, head_dim, rope)
     }
 
-    fn swiglu_backward(
+    fn glu_backward(
         &self,
+        act: Activation,
         gate: &[f32],
         up: &[f32],
         dh: &[f32],
@@ -272,8 +275,9 @@ impl GradOps for CpuBackend {
                     .zip(dh.chunks(piece)),
             )
             .collect();
-        for_each_piece(self.pool(), pieces, |((dg, du), ((g, u), dh))| {
-            grad::swiglu_backward(g, u, dh, dg, du)
+        for_each_piece(self.pool(), pieces, |((dg, du), ((g, u), dh))| match act {
+            Activation::Silu => grad::swiglu_backward(g, u, dh, dg, du),
+            Activation::GeluTanh => grad::geglu_backward(g, u, dh, dg, du),
         });
     }
 

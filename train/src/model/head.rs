@@ -20,6 +20,9 @@ pub(crate) struct HeadScratch {
     logits: Vec<f32>,
     /// Gradient of the normed states `[chunk, d]`.
     dxn: Vec<f32>,
+    /// Soft-capped logits `[chunk, n_vocab]` (models with a final soft-cap; kept for the
+    /// backward, whose factor is `1 − (y/cap)²`).
+    capped: Vec<f32>,
 }
 
 impl HeadScratch {
@@ -30,6 +33,7 @@ impl HeadScratch {
             xn: vec![0.0; chunk * cfg.n_embd],
             logits: vec![0.0; chunk * cfg.n_vocab],
             dxn: vec![0.0; chunk * cfg.n_embd],
+            capped: Vec::new(),
         }
     }
 }
@@ -51,6 +55,7 @@ pub(crate) enum HeadMode<'a> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn head(
     cfg: &ModelConfig,
+    softcap: Option<f32>,
     w: &Weights<'_>,
     base: &Base,
     x: &[f32],
@@ -83,6 +88,13 @@ pub(crate) fn head(
             None => &mut s.logits[..m * nv],
         };
         base.forward(&w.output, xn, m, logits)?;
+        if let Some(cap) = softcap {
+            base.cpu().softcap(logits, cap, m * nv)?;
+            if dx_out.is_some() {
+                s.capped.clear();
+                s.capped.extend_from_slice(logits);
+            }
+        }
         let tc = &targets[c0..c0 + m];
         let mc = &mask[c0..c0 + m];
         let chunk_scored = mc.iter().filter(|&&b| b).count();
@@ -106,6 +118,13 @@ pub(crate) fn head(
             // The chunk's gradient is of its own mean: rescale to the batch mean.
             let k = chunk_scored as f32 / n_scored as f32;
             logits.iter_mut().for_each(|g| *g *= k);
+            if let Some(cap) = softcap {
+                // d(cap·tanh(z/cap))/dz = 1 − tanh² = 1 − (y/cap)².
+                for (g, &y) in logits.iter_mut().zip(&s.capped) {
+                    let t = y / cap;
+                    *g *= 1.0 - t * t;
+                }
+            }
             let dxn = &mut s.dxn[..m * d];
             dxn.fill(0.0);
             base.backward(&w.output, logits, m, dxn)?;

@@ -46,6 +46,8 @@ pub(crate) struct Scratch {
     pub dres: Vec<f32>,
     /// Gradient of a normed input (`[n_tok, d]`).
     pub dxn: Vec<f32>,
+    /// Gradient of an output before its post-norm (`[n_tok, d]`, models with post-norms).
+    pub dpost: Vec<f32>,
     pub dq: Vec<f32>,
     pub dk: Vec<f32>,
     /// Gradients of the queries and keys before their per-head norm (models with q/k norms).
@@ -67,6 +69,7 @@ impl Scratch {
             wide,
             cfg.n_embd,
             cfg.n_embd,
+            cfg.n_embd,
             cfg.q_dim(),
             cfg.kv_dim(),
             cfg.q_dim(),
@@ -82,6 +85,7 @@ impl Scratch {
             &mut self.tmp,
             &mut self.dres,
             &mut self.dxn,
+            &mut self.dpost,
             &mut self.dq,
             &mut self.dk,
             &mut self.dq_pre,
@@ -219,12 +223,17 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    pub(super) fn attn_shape(&self) -> AttnShape {
+    /// The attention of layer `layer` over one packed row.
+    pub(super) fn attn_shape(&self, layer: usize) -> AttnShape {
+        let spec = &self.layers[layer];
         AttnShape {
             n_tok: self.batch.seq_len,
             n_head: self.cfg.n_head,
             n_kv: self.cfg.n_head_kv,
             head_dim: self.cfg.head_dim,
+            // A layer with a query scale attends with scale 1 (the scale is in q).
+            scale: spec.q_scale.map(|_| 1.0),
+            window: spec.window,
         }
     }
 
@@ -250,8 +259,30 @@ impl Ctx<'_> {
         );
         let n = self.batch.n_tokens();
         let [uq, uk, uv, uo, ug, uu, udn] = a.u;
+        let spec = &self.layers[layer];
         let (xd, tmp) = (&mut s.xd, &mut s.tmp);
-        // FFN: y = h + down(act).
+        let ops = self.base.cpu();
+        let missing = |v: LayerVec| {
+            TrainModelError::Op(graft_runtime::backend::OpError::new(
+                "layer backward",
+                format!("layer {layer} has no {v:?}"),
+            ))
+        };
+        // With post-norms a projection's output gradient is that of its pre-norm value.
+        let post_grad = |pre: &[f32], v: LayerVec, dy: &[f32], dpost: &mut [f32]| {
+            let w = lw.vec(v).ok_or_else(|| missing(v))?;
+            dpost.fill(0.0);
+            ops.rmsnorm_backward(pre, w, dy, dpost, d, cfg.rms_eps);
+            Ok::<(), TrainModelError>(())
+        };
+        // FFN: y = h + post(down(act)).
+        let dpost = &mut s.dpost[..n * d];
+        let dy_down: &[f32] = if spec.post_norms {
+            post_grad(a.down_pre, LayerVec::PostFfnNorm, &s.dres[..n * d], dpost)?;
+            dpost
+        } else {
+            &s.dres
+        };
         let dact = &mut s.dact[..n * ff];
         dact.fill(0.0);
         self.linear_bwd(
@@ -261,7 +292,7 @@ impl Ctx<'_> {
             Target::Down,
             a.act,
             udn,
-            &s.dres,
+            dy_down,
             Some(dact),
             xd,
             tmp,
@@ -269,8 +300,7 @@ impl Ctx<'_> {
         let (dg, du) = (&mut s.dgate[..n * ff], &mut s.dup[..n * ff]);
         dg.fill(0.0);
         du.fill(0.0);
-        let ops = self.base.cpu();
-        ops.swiglu_backward(a.gate, a.up, dact, dg, du, ff);
+        ops.glu_backward(spec.act, a.gate, a.up, dact, dg, du, ff);
         let dxn = &mut s.dxn[..n * d];
         dxn.fill(0.0);
         self.linear_bwd(
@@ -305,7 +335,14 @@ impl Ctx<'_> {
             d,
             cfg.rms_eps,
         );
-        // Attention: h = x + o(att).
+        // Attention: h = x + post(o(att)).
+        let dpost = &mut s.dpost[..n * d];
+        let dy_o: &[f32] = if spec.post_norms {
+            post_grad(a.o_pre, LayerVec::PostAttnNorm, &s.dres[..n * d], dpost)?;
+            dpost
+        } else {
+            &s.dres
+        };
         let datt = &mut s.datt[..n * qd];
         datt.fill(0.0);
         self.linear_bwd(
@@ -315,7 +352,7 @@ impl Ctx<'_> {
             Target::O,
             a.att,
             uo,
-            &s.dres,
+            dy_o,
             Some(datt),
             xd,
             tmp,
@@ -328,7 +365,7 @@ impl Ctx<'_> {
         dq.fill(0.0);
         dk.fill(0.0);
         dv.fill(0.0);
-        let sh = self.attn_shape();
+        let sh = self.attn_shape(layer);
         let tl = self.batch.seq_len;
         for r in 0..self.batch.n_rows {
             let (t0, t1) = (r * tl, (r + 1) * tl);
@@ -346,7 +383,10 @@ impl Ctx<'_> {
                 &mut dv[t0 * kvd..t1 * kvd],
             );
         }
-        let spec = &self.layers[layer];
+        // q was scaled after RoPE: its gradient scales the same way.
+        if let Some(qs) = spec.q_scale {
+            dq.iter_mut().for_each(|g| *g *= qs);
+        }
         if let Some(rp) = &spec.rope {
             let pos = &self.batch.positions;
             ops.rope_backward(dq, pos, cfg.n_head, hd, rp);
@@ -354,12 +394,6 @@ impl Ctx<'_> {
         }
         // Per-head q/k norms: the projections' gradients are those of the pre-norm values.
         let (dq, dk): (&[f32], &[f32]) = if spec.qk_norm {
-            let missing = |v: LayerVec| {
-                TrainModelError::Op(graft_runtime::backend::OpError::new(
-                    "qk_norm backward",
-                    format!("layer {layer} has no {v:?}"),
-                ))
-            };
             let qn = lw
                 .vec(LayerVec::QNorm)
                 .ok_or_else(|| missing(LayerVec::QNorm))?;

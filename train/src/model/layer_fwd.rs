@@ -10,8 +10,8 @@ use super::layer::Ctx;
 use super::lora_params::{LoraParams, Target};
 use graft_kernels::grad::LoraShape;
 use graft_runtime::backend::{
-    AttnShape as RtAttnShape, Backend, CpuBackend, ForwardOps, LoraInput, LoraMats, OpError,
-    Positions,
+    AttnOpts, AttnShape as RtAttnShape, Backend, CpuBackend, ForwardOps, LoraInput, LoraMats,
+    OpError, Positions,
 };
 use graft_runtime::block::{block_forward, BlockBufs, BlockHooks, BlockWeights};
 use graft_runtime::spec::{LayerVec, Proj};
@@ -48,7 +48,8 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
     fn attend(
         &mut self,
         ops: &CpuBackend,
-        _layer: usize,
+        layer: usize,
+        opts: AttnOpts,
         q: &mut [f32],
         k: &mut [f32],
         v: &mut [f32],
@@ -62,7 +63,7 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
                 *x = half::f16::from_f32(*x).to_f32();
             }
         }
-        let sh = ctx.attn_shape();
+        let sh = ctx.attn_shape(layer);
         let tl = ctx.batch.seq_len;
         for r in 0..ctx.batch.n_rows {
             let (t0, t1) = (r * tl, (r + 1) * tl);
@@ -87,6 +88,7 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
                     n_head: cfg.n_head,
                     n_head_kv: cfg.n_head_kv,
                     head_dim: hd,
+                    opts,
                 };
                 ops.attention(
                     &mut qv,
@@ -175,7 +177,7 @@ impl Ctx<'_> {
             lse: a.lse,
             xd,
         };
-        let qk = self.layers[layer].qk_norm;
+        let (qk, post) = (self.layers[layer].qk_norm, self.layers[layer].post_norms);
         let bufs = BlockBufs::<CpuBackend> {
             x: a.x_in,
             xn1: a.xn1,
@@ -185,11 +187,13 @@ impl Ctx<'_> {
             k: a.k,
             v: a.v,
             att: a.att,
+            o_pre: post.then_some(a.o_pre),
             h: a.h,
             xn2: a.xn2,
             gate: a.gate,
             up: a.up,
             act: a.act,
+            down_pre: post.then_some(a.down_pre),
             out: &mut out[..n * self.cfg.n_embd],
         };
         let proj = |p: Proj| lw.proj(p);

@@ -106,7 +106,7 @@ impl<'m> Trainable<'m> {
         }
         Ok(Trainable {
             plan: SegmentPlan::new(opts.checkpointing, cfg.n_layer)?,
-            base: Base::new(opts.threads, opts.base_matmul)?,
+            base: Base::new(opts.threads, opts.base_matmul, !opts.kv_f16)?,
             head: HeadScratch::new(cfg, opts.head_chunk),
             w: model.weights(),
             spec,
@@ -218,6 +218,9 @@ impl<'m> Trainable<'m> {
                 tensor: emb.name.clone(),
                 source,
             })?;
+        if let Some(sc) = self.spec.embd_scale {
+            b.ckpt[..n * d].iter_mut().for_each(|v| *v *= sc);
+        }
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate() {
             run_segment(&ctx, self.w, &self.lora, b, s, l0, cnt)?;
@@ -238,6 +241,7 @@ impl<'m> Trainable<'m> {
         };
         let loss = head(
             &self.spec.config,
+            self.spec.logit_softcap,
             self.w,
             &self.base,
             &b.xout,
@@ -304,6 +308,7 @@ impl<'m> Trainable<'m> {
         };
         head(
             &self.spec.config,
+            self.spec.logit_softcap,
             self.w,
             &self.base,
             &b.xout,
@@ -324,6 +329,7 @@ impl<'m> Trainable<'m> {
         let mut out = vec![0.0; batch.n_tokens() * self.spec.config.n_vocab];
         head(
             &self.spec.config,
+            self.spec.logit_softcap,
             self.w,
             &self.base,
             &b.xout,

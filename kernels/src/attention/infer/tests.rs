@@ -61,7 +61,17 @@ fn cases() -> Vec<Case> {
         case(150, 30, 4, 2, 32),
         case(64, 0, 2, 1, 16),
         case(40, 100, 4, 4, 12),
+        windowed(case(1, 3000, 9, 3, 64), 512),
+        windowed(case(20, 30, 4, 2, 32), 7),
+        windowed(case(150, 30, 4, 2, 256), 64),
+        windowed(case(40, 100, 4, 4, 12), 5),
     ]
+}
+
+/// `c` with a sliding window.
+fn windowed(mut c: Case, w: usize) -> Case {
+    c.p.window = Some(w);
+    c
 }
 
 #[test]
@@ -118,7 +128,7 @@ fn heads_per_unit_trades_sharing_for_threads() {
 fn in_place_equals_the_widened_cache_definition() {
     for c in cases()
         .into_iter()
-        .filter(|c| c.p.head_dim.is_multiple_of(8))
+        .filter(|c| c.p.head_dim.is_multiple_of(8) && c.p.window.is_none())
     {
         let AttnParams {
             n_tokens: n,
@@ -127,6 +137,7 @@ fn in_place_equals_the_widened_cache_definition() {
             n_head_kv,
             head_dim: hd,
             scale,
+            ..
         } = c.p;
         let kw: Vec<f32> = c.k.iter().map(|x| x.to_f32()).collect();
         let vw: Vec<f32> = c.v.iter().map(|x| x.to_f32()).collect();
@@ -165,15 +176,18 @@ fn matches_f64_softmax() {
             n_head_kv,
             head_dim: hd,
             scale,
+            window,
         } = c.p;
         let got = run(&c, 2);
         let (qd, kvd) = (n_head * hd, n_head_kv * hd);
-        let f16_rows = hd.is_multiple_of(8) && n < GGML_FA_TILE_Q;
+        // Windowed calls take the short-batch (f16) kernel at any length.
+        let f16_rows = hd.is_multiple_of(8) && (n < GGML_FA_TILE_Q || window.is_some());
         let tol = if f16_rows { 4e-3 } else { 2e-5 };
         for t in 0..n {
             for h in 0..n_head {
                 let off = h / (n_head / n_head_kv) * hd;
                 let n_kv = pos0 + t + 1;
+                let first = window.map_or(0, |w| n_kv.saturating_sub(w));
                 let qh: Vec<f64> = c.q[t * qd + h * hd..][..hd]
                     .iter()
                     .map(|&x| {
@@ -184,7 +198,7 @@ fn matches_f64_softmax() {
                         }
                     })
                     .collect();
-                let s: Vec<f64> = (0..n_kv)
+                let s: Vec<f64> = (first..n_kv)
                     .map(|j| {
                         (0..hd)
                             .map(|i| qh[i] * c.k[j * kvd + off + i].to_f64())
@@ -195,8 +209,8 @@ fn matches_f64_softmax() {
                 let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let z: f64 = s.iter().map(|x| (x - mx).exp()).sum();
                 for i in 0..hd {
-                    let want: f64 = (0..n_kv)
-                        .map(|j| (s[j] - mx).exp() / z * c.v[j * kvd + off + i].to_f64())
+                    let want: f64 = (first..n_kv)
+                        .map(|j| (s[j - first] - mx).exp() / z * c.v[j * kvd + off + i].to_f64())
                         .sum();
                     let g = got[t * qd + h * hd + i] as f64;
                     assert!(
