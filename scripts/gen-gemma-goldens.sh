@@ -10,16 +10,20 @@
 #       parsed, BOS per model: Gemma adds <bos>) and the detokenized text (specials rendered)
 #   runtime/tests/data/gemma3/tokenizer_gpl3.json
 #       llama.cpp's ids for all of /usr/share/common-licenses/GPL-3
+#   runtime/tests/data/gemma3/greedy_golden.json
+#       the 8 prompts of inputs/greedy_prompts.json (raw, and chat-templated with llama.cpp's
+#       built-in `gemma` template: the file has no template of its own), 32 greedy tokens each
+#       (ids, text, prompt ids, margins), for the gemma3 forward's parity tests
 #   runtime/tests/data/chat_templates_golden.json
 #       llama.cpp's llama_chat_apply_template output for every conversation of
 #       inputs/chat_conversations.json under each built-in template graft implements
 #
 # Usage:
 #   scripts/gen-gemma-goldens.sh                  # everything
-#   scripts/gen-gemma-goldens.sh tokenizer        # only some steps (tokenizer templates)
-# Env: GRAFT_MODELS (model dir), ORACLE_BIN (a built llama-oracle to use instead of building
+#   scripts/gen-gemma-goldens.sh tokenizer        # only some steps (tokenizer greedy templates)
+# Env: GRAFT_MODELS (model dir), THREADS (default: all cores), ORACLE_BIN (a built llama-oracle to use instead of building
 #      tools/llama-oracle from the repository root, i.e. for the generic x86-64 target, without
-#      AMX: tokenization and templates do not depend on the CPU features anyway).
+#      AMX, whose matmul segfaults on multi-token batches on Intel hosts).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,6 +33,7 @@ ORACLE="${ORACLE_BIN:-$ORACLE_DIR/target/release/llama-oracle}"
 INPUTS="$ORACLE_DIR/inputs"
 DATA="$ROOT/runtime/tests/data"
 GPL3=/usr/share/common-licenses/GPL-3
+THREADS="${THREADS:-$(nproc)}"
 # The built-in templates graft implements (runtime/src/chat_template/builtin.rs).
 TEMPLATES=(chatml llama2 llama2-sys llama2-sys-bos llama2-sys-strip llama3 gemma phi3 phi4
   mistral-v7 mistral-v7-tekken zephyr)
@@ -45,7 +50,7 @@ fi
 mkdir -p "$DATA/gemma3"
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(tokenizer templates)
+[ ${#steps[@]} -eq 0 ] && steps=(tokenizer greedy templates)
 
 # Wrap the oracle's JSON with provenance; writes atomically.
 emit() { # emit PATH [jq flags] < json
@@ -75,6 +80,11 @@ for step in "${steps[@]}"; do
           '{file: $f, file_sha256: $sha, count: (.ids | length), add_bos, parse_special, ids}' \
         | emit "$DATA/gemma3/tokenizer_gpl3.json" -c
       ;;
+    greedy)
+      "$ORACLE" generate -m "$MODEL" --prompts-json "$INPUTS/greedy_prompts.json" -n 32 \
+        --chat-template gemma -t "$THREADS" | jq '{chat_template: "gemma"} + .' \
+        | emit "$DATA/gemma3/greedy_golden.json"
+      ;;
     templates)
       args=()
       for t in "${TEMPLATES[@]}"; do args+=(--template "$t"); done
@@ -82,6 +92,6 @@ for step in "${steps[@]}"; do
         --conversations-json "$INPUTS/chat_conversations.json" \
         | emit "$DATA/chat_templates_golden.json"
       ;;
-    *) echo "unknown step '$step' (tokenizer templates)" >&2; exit 2 ;;
+    *) echo "unknown step '$step' (tokenizer greedy templates)" >&2; exit 2 ;;
   esac
 done

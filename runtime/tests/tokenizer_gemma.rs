@@ -147,3 +147,32 @@ fn end_of_generation_tokens_are_llama_cpps() {
     assert!(!tok.is_eog(105), "<start_of_turn> does not end generation");
     assert!(!tok.is_eog(2), "<bos> does not");
 }
+
+/// The chat prompts llama.cpp generated from (built-in `gemma` template: the file carries
+/// none): graft's `gemma` template renders the same text and the tokenizer gives the same ids,
+/// `<bos>` first. Goldens: runtime/tests/data/gemma3/greedy_golden.json.
+#[test]
+fn gemma_chat_prompts_tokenize_to_llama_cpps_prompt_ids() {
+    use graft_runtime::chat_template::{BuiltinTemplate, ChatMessage, ChatTemplate};
+    let tok = gemma();
+    let g = data("gemma3/greedy_golden.json");
+    assert_eq!(g["chat_template"], "gemma");
+    let template = ChatTemplate::builtin(BuiltinTemplate::Gemma);
+    let mut chats = 0;
+    for case in g["cases"].as_array().expect("cases") {
+        let prompt = case["prompt"].as_str().expect("prompt");
+        let text = if case["chat"].as_bool().expect("chat flag") {
+            chats += 1;
+            template
+                .render(&[ChatMessage::new("user", prompt)], true)
+                .unwrap_or_else(|e| panic!("{e}"))
+        } else {
+            prompt.to_string()
+        };
+        assert_eq!(text, case["prompt_text"].as_str().expect("prompt_text"));
+        let want = ids(&case["prompt_ids"]);
+        assert_eq!(tok.encode(&text, true, true), want, "prompt {prompt:?}");
+        assert_eq!(want[0], 2, "<bos> first");
+    }
+    assert_eq!(chats, 5);
+}

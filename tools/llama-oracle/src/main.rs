@@ -68,9 +68,9 @@ enum Cmd {
         /// Apply the model's chat template (one user message + generation prompt).
         #[arg(long)]
         chat: bool,
-        /// With --chat: one of llama.cpp's built-in templates (gemma, chatml, llama3, ...)
+        /// For chat prompts: one of llama.cpp's built-in templates (gemma, chatml, llama3, ...)
         /// instead of the model's own (for models that carry none).
-        #[arg(long, requires = "chat")]
+        #[arg(long)]
         chat_template: Option<String>,
         /// Maximum tokens to generate (stops early at end-of-generation).
         #[arg(short = 'n', long, default_value_t = 32)]
