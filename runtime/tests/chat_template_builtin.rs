@@ -123,8 +123,7 @@ fn a_template_file_is_rendered_with_the_tokenizers_special_texts() {
 #[test]
 fn bad_template_choices_are_clear_errors() {
     let err = ChatTemplate::from_name_or_file("gemma4-nonexistent", smollm())
-        .err()
-        .expect("unknown name is refused");
+        .expect_err("unknown name is refused");
     let msg = err.to_string();
     assert!(
         matches!(err, ChatTemplateError::Unknown { .. }) && msg.contains("gemma4-nonexistent"),
@@ -145,8 +144,7 @@ fn bad_template_choices_are_clear_errors() {
     let bin = dir.path().join("bin.jinja");
     std::fs::write(&bin, [0xff, 0xfe, b'{']).expect("write");
     let err = ChatTemplate::from_name_or_file(bin.to_str().expect("path"), smollm())
-        .err()
-        .expect("not UTF-8");
+        .expect_err("not UTF-8");
     assert!(err.to_string().contains("not UTF-8"), "{err}");
     let broken = dir.path().join("broken.jinja");
     std::fs::write(&broken, "{% for m in messages %}").expect("write");

@@ -157,7 +157,7 @@ pub(super) fn find_end_tokens(
     };
     let has = |text: &str| in_eog(text).is_some();
     let has_call = has("<|call|>") || has("<|calls|>");
-    let harmony = (has("<|return|>") && has_call) || (has_call && has("<|flush|>"));
+    let harmony = has_call && (has("<|return|>") || has("<|flush|>"));
     let end_not_eog = in_eog("<|end|>").filter(|_| harmony);
     let s_is_normal = in_eog("</s>").filter(|_| has("<|tool_response>") || has("<|plamo:eos|>"));
     if let Some(end) = end_not_eog {
