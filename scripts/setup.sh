@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what graft's build and tests need on a fresh Debian machine (run as root, or with sudo),
-# then fetches the test model. Idempotent: skips what is already there.
+# then fetches the test models (SmolLM2 and Gemma 3 270M). Idempotent: skips what is already there.
 #
 #   scripts/setup.sh            # base: model, cargo components, a C compiler + valgrind (C ABI tests)
 #   scripts/setup.sh --parity   # also cmake/clang for the llama.cpp oracle (tools/llama-oracle)
@@ -36,3 +36,4 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 if [ "$want_cross" = 1 ]; then rustup target add aarch64-unknown-linux-gnu >/dev/null; fi
 
 scripts/fetch-model.sh >/dev/null
+scripts/fetch-model.sh gemma3-270m >/dev/null

@@ -491,10 +491,30 @@ enum graft_status graft_detokenize(const struct graft_model *model,
                                    size_t capacity,
                                    size_t *len);
 
+// Chooses the chat template `graft_chat_apply`, `graft_train` and `graft_eval` render chats
+// with on this model, as `graft --chat-template NAME|FILE` does: one of llama.cpp's built-in
+// names (`chatml`, `llama2`, `llama2-sys`, `llama2-sys-bos`, `llama2-sys-strip`, `llama3`,
+// `gemma`, `phi3`, `phi4`, `mistral-v7`, `mistral-v7-tekken`, `zephyr`; rendered exactly as
+// llama.cpp renders them) or the path of a Jinja template file (UTF-8, at most 1 MiB, rendered
+// with the same bounds as a model's own template). NULL goes back to the model's own template.
+// Needed for the many GGUF files that carry no template. The choice is checked now: an unknown
+// name, a missing or unreadable file or a template that does not parse is
+// `GRAFT_ERR_TEMPLATE` and leaves the previous choice in place.
+//
+// Thread-safety: may be called while other threads use the model; a render that already
+// started keeps the template it had.
+//
+// # Safety
+// `template` is NULL or a NUL-terminated string.
+enum graft_status graft_model_set_chat_template(const struct graft_model *model,
+                                                const char *template_);
+
 // Formats `n_messages` messages with the model's chat template, exactly as
-// `graft run --chat` (and `--jinja` when `jinja` is true) does; `add_assistant` appends the
-// opening of the assistant's turn. The text goes to `buf` as in `graft_detokenize`
-// (`GRAFT_ERR_BUFFER_TOO_SMALL` with the size in `*len` when it does not fit).
+// `graft run --chat` (and `--jinja` when `jinja` is true) does, or with the template chosen by
+// `graft_model_set_chat_template` (as `--chat-template`; `jinja` then does not matter);
+// `add_assistant` appends the opening of the assistant's turn. The text goes to `buf` as in
+// `graft_detokenize` (`GRAFT_ERR_BUFFER_TOO_SMALL` with the size in `*len` when it does not
+// fit).
 //
 // # Safety
 // `messages` points to `n_messages` messages whose strings are NULL or NUL-terminated; `buf`

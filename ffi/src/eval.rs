@@ -137,7 +137,8 @@ pub unsafe extern "C" fn graft_eval(
             ));
         }
         let set = load_test_set(path, opts.limit).map_err(eval_err)?;
-        let renderer = Renderer::from_model(&m.model)
+        let choice = m.template_choice();
+        let renderer = Renderer::from_model_with_template(&m.model, choice.as_deref())
             .map_err(|e| FfiError::new(graft_status::GRAFT_ERR_TEMPLATE, e.to_string()))?;
         let mut progress = |pr: &EvalProgress| -> bool {
             match callback {

@@ -7,6 +7,7 @@ use crate::handle::{self, Handle, Kind};
 use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::{DeviceKind, Model, ModelParams};
 use std::ffi::c_char;
+use std::sync::RwLock;
 
 /// Most compute threads accepted.
 pub(crate) const MAX_THREADS: u32 = 1024;
@@ -53,6 +54,20 @@ pub struct graft_model {
     magic: u64,
     pub(crate) model: Model,
     pub(crate) tokenizer: Tokenizer,
+    /// The chat template chosen with `graft_model_set_chat_template` (a built-in name or a
+    /// Jinja file path), `None` for the model's own.
+    pub(crate) chat_template: RwLock<Option<String>>,
+}
+
+impl graft_model {
+    /// The chat template chosen with `graft_model_set_chat_template`, if any.
+    pub(crate) fn template_choice(&self) -> Option<String> {
+        // A panic while holding the lock cannot leave the Option half-written.
+        self.chat_template
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Handle for graft_model {
@@ -129,6 +144,7 @@ pub unsafe extern "C" fn graft_model_open(
             magic: Kind::Model.magic(),
             model,
             tokenizer,
+            chat_template: RwLock::new(None),
         });
         // SAFETY: checked non-NULL above; valid for writes per the caller.
         unsafe { out.write(h) };

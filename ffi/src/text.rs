@@ -126,16 +126,63 @@ pub struct graft_chat_message {
     pub content: *const c_char,
 }
 
-/// The chat template `graft run --chat` uses ([`ChatTemplate::for_model`]).
+/// The chat template `graft run --chat [--chat-template ..]` uses: the one chosen with
+/// `graft_model_set_chat_template`, else [`ChatTemplate::for_model`].
 pub(crate) fn template_of(m: &graft_model, jinja: bool) -> Result<ChatTemplate, FfiError> {
-    ChatTemplate::for_model(m.model.gguf().metadata(), &m.tokenizer, jinja)
-        .map_err(|e| FfiError::new(graft_status::GRAFT_ERR_TEMPLATE, e.to_string()))
+    let choice = m.template_choice();
+    ChatTemplate::select(
+        m.model.gguf().metadata(),
+        &m.tokenizer,
+        jinja,
+        choice.as_deref(),
+    )
+    .map_err(|e| FfiError::new(graft_status::GRAFT_ERR_TEMPLATE, e.to_string()))
+}
+
+/// Chooses the chat template `graft_chat_apply`, `graft_train` and `graft_eval` render chats
+/// with on this model, as `graft --chat-template NAME|FILE` does: one of llama.cpp's built-in
+/// names (`chatml`, `llama2`, `llama2-sys`, `llama2-sys-bos`, `llama2-sys-strip`, `llama3`,
+/// `gemma`, `phi3`, `phi4`, `mistral-v7`, `mistral-v7-tekken`, `zephyr`; rendered exactly as
+/// llama.cpp renders them) or the path of a Jinja template file (UTF-8, at most 1 MiB, rendered
+/// with the same bounds as a model's own template). NULL goes back to the model's own template.
+/// Needed for the many GGUF files that carry no template. The choice is checked now: an unknown
+/// name, a missing or unreadable file or a template that does not parse is
+/// `GRAFT_ERR_TEMPLATE` and leaves the previous choice in place.
+///
+/// Thread-safety: may be called while other threads use the model; a render that already
+/// started keeps the template it had.
+///
+/// # Safety
+/// `template` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn graft_model_set_chat_template(
+    model: *const graft_model,
+    template: *const c_char,
+) -> graft_status {
+    call(|| {
+        let m = handle::get(model, "model")?;
+        let choice = if template.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and NUL-terminated per the caller.
+            let spec = unsafe { str_arg(template, "template") }?;
+            ChatTemplate::from_name_or_file(spec, &m.tokenizer)
+                .map_err(|e| FfiError::new(graft_status::GRAFT_ERR_TEMPLATE, e.to_string()))?;
+            Some(spec.to_string())
+        };
+        *m.chat_template
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = choice;
+        Ok(())
+    })
 }
 
 /// Formats `n_messages` messages with the model's chat template, exactly as
-/// `graft run --chat` (and `--jinja` when `jinja` is true) does; `add_assistant` appends the
-/// opening of the assistant's turn. The text goes to `buf` as in `graft_detokenize`
-/// (`GRAFT_ERR_BUFFER_TOO_SMALL` with the size in `*len` when it does not fit).
+/// `graft run --chat` (and `--jinja` when `jinja` is true) does, or with the template chosen by
+/// `graft_model_set_chat_template` (as `--chat-template`; `jinja` then does not matter);
+/// `add_assistant` appends the opening of the assistant's turn. The text goes to `buf` as in
+/// `graft_detokenize` (`GRAFT_ERR_BUFFER_TOO_SMALL` with the size in `*len` when it does not
+/// fit).
 ///
 /// # Safety
 /// `messages` points to `n_messages` messages whose strings are NULL or NUL-terminated; `buf`

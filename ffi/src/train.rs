@@ -238,6 +238,7 @@ pub unsafe extern "C" fn graft_train(
             data: PathBuf::from(data),
             val,
             out: PathBuf::from(out),
+            chat_template: m.template_choice(),
             ..TrainIo::default()
         };
         let trainer = Trainer::new(&m.model, config, io).map_err(train_err)?;

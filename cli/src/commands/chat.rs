@@ -1,6 +1,6 @@
 //! `graft chat`: interactive multi-turn chat on stdin, reusing the KV cache between turns.
 
-use super::model_args::{chat_template, check_ctx, ModelArgs, SamplingArgs};
+use super::model_args::{chat_template, check_ctx, ModelArgs, SamplingArgs, TemplateArgs};
 use anyhow::Result;
 use graft_runtime::chat_template::ChatMessage;
 use graft_runtime::generate::{generate, GenerateParams, StopReason};
@@ -21,10 +21,13 @@ pub struct ChatArgs {
     /// Context size in tokens.
     #[arg(short = 'c', long = "ctx-size", default_value_t = 4096)]
     ctx: usize,
-    /// Render the model's own Jinja chat template (as llama.cpp's --jinja); by default a
-    /// ChatML template is formatted the way llama.cpp does without --jinja.
+    /// Render the model's own Jinja chat template (as llama.cpp's --jinja); by default the
+    /// built-in format llama.cpp detects in it (ChatML, gemma, llama3, ...) is used, as
+    /// llama.cpp does without --jinja.
     #[arg(long)]
     jinja: bool,
+    #[command(flatten)]
+    template: TemplateArgs,
     /// A system message to start the conversation with.
     #[arg(long = "system")]
     system: Option<String>,
@@ -36,7 +39,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let sampler = a.sampling.params()?;
     let (model, _) = a.model.load()?;
     let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
-    let tmpl = chat_template(&model, &tok, a.jinja)?;
+    let tmpl = chat_template(&model, &tok, a.jinja, &a.template)?;
     let mut session = Session::new(
         &model,
         SessionParams {

@@ -116,6 +116,8 @@ struct SampleArgs {
     /// One JSON object per example and line: line, text, tokens, scored, segments.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    template: super::model_args::TemplateArgs,
 }
 
 fn parse_ratios(s: &str) -> Result<SplitRatios, String> {
@@ -204,7 +206,7 @@ fn run_sample(args: SampleArgs) -> Result<()> {
             anyhow::Error::new(e).context(format!("cannot load the model {}", args.model.display()))
         }
     })?;
-    let renderer = Renderer::from_model(&model)
+    let renderer = Renderer::from_model_with_template(&model, args.template.choice())
         .with_context(|| format!("cannot build the chat renderer of {}", args.model.display()))?;
     let color = !args.json
         && std::io::stdout().is_terminal()

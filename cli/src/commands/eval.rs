@@ -1,7 +1,7 @@
 //! `graft eval`: loss, perplexity, exact match and token F1 of a model (and its adapters) on a
 //! held-out JSONL test set; `--compare` puts the base and the adapted model side by side.
 
-use super::model_args::{check_ctx, ModelArgs};
+use super::model_args::{check_ctx, ModelArgs, TemplateArgs};
 use anyhow::{bail, Context, Result};
 use graft_train::data::Renderer;
 use graft_train::eval::{
@@ -19,6 +19,8 @@ pub struct EvalArgs {
     /// The test set (JSONL: messages, instruction/output, prompt/completion or text).
     #[arg(long = "data")]
     data: PathBuf,
+    #[command(flatten)]
+    template: TemplateArgs,
     /// Print the report as one JSON object (with --compare: {"base":..,"adapted":..}).
     #[arg(long)]
     json: bool,
@@ -117,7 +119,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     )?;
     let data = load_test_set(&a.data, a.limit)?;
     let (model, _) = a.model.load()?;
-    let renderer = Renderer::from_model(&model)?;
+    let renderer = Renderer::from_model_with_template(&model, a.template.choice())?;
     let adapters = a.model.lora.load(&model)?;
     let opts = EvalOptions {
         n_ctx,

@@ -204,17 +204,36 @@ pub fn physical_cores() -> usize {
     }
 }
 
-/// The chat template as llama.cpp picks it: without `jinja`, a model whose template is ChatML
-/// (SmolLM2's) gets llama.cpp's built-in ChatML formatting (no default system message); with
-/// `jinja`, or for other templates, the model's own Jinja template is rendered.
+/// `--chat-template NAME|FILE`, on every command that renders chats.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TemplateArgs {
+    /// The chat template to render chats with, for models that carry none or to override
+    /// theirs: one of llama.cpp's built-in names (chatml, llama2, llama2-sys, llama2-sys-bos,
+    /// llama2-sys-strip, llama3, gemma, phi3, phi4, mistral-v7, mistral-v7-tekken, zephyr),
+    /// rendered exactly as llama.cpp renders it, or a Jinja template file (bounded like a
+    /// model's own). Default: the model's template.
+    #[arg(long = "chat-template", value_name = "NAME|FILE")]
+    pub chat_template: Option<String>,
+}
+
+impl TemplateArgs {
+    /// The choice, if one was made.
+    pub fn choice(&self) -> Option<&str> {
+        self.chat_template.as_deref()
+    }
+}
+
+/// The chat template as llama.cpp picks it: `--chat-template` when given; else, without
+/// `jinja`, the built-in format llama.cpp detects in the model's template (ChatML for SmolLM2's,
+/// no default system message; `gemma` for Gemma's); with `jinja`, or for templates llama.cpp
+/// has no built-in for, the model's own Jinja template.
 pub fn chat_template(
     model: &graft_runtime::Model,
     tok: &graft_runtime::tokenizer::Tokenizer,
     jinja: bool,
+    template: &TemplateArgs,
 ) -> Result<graft_runtime::chat_template::ChatTemplate> {
-    Ok(graft_runtime::chat_template::ChatTemplate::for_model(
-        model.gguf().metadata(),
-        tok,
-        jinja,
-    )?)
+    let md = model.gguf().metadata();
+    graft_runtime::chat_template::ChatTemplate::select(md, tok, jinja, template.choice())
+        .context("cannot choose the chat template")
 }

@@ -1,6 +1,8 @@
 //! `graft run`: generate text from a prompt, streaming it to stdout.
 
-use super::model_args::{chat_template, check_ctx, read_utf8, ModelArgs, SamplingArgs};
+use super::model_args::{
+    chat_template, check_ctx, read_utf8, ModelArgs, SamplingArgs, TemplateArgs,
+};
 use anyhow::{bail, Result};
 use graft_runtime::chat_template::ChatMessage;
 use graft_runtime::generate::{generate, GenerateParams};
@@ -31,10 +33,13 @@ pub struct RunArgs {
     /// Wrap the prompt in the model's chat template as a user message.
     #[arg(long)]
     chat: bool,
-    /// Render the model's own Jinja chat template (as llama.cpp's --jinja); by default a
-    /// ChatML template is formatted the way llama.cpp does without --jinja.
+    /// Render the model's own Jinja chat template (as llama.cpp's --jinja); by default the
+    /// built-in format llama.cpp detects in it (ChatML, gemma, llama3, ...) is used, as
+    /// llama.cpp does without --jinja.
     #[arg(long)]
     jinja: bool,
+    #[command(flatten)]
+    template: TemplateArgs,
     /// Stop when this string appears (repeatable).
     #[arg(long = "stop")]
     stop: Vec<String>,
@@ -56,7 +61,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let (model, _load_s) = a.model.load()?;
     let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
     let text = if a.chat {
-        let tmpl = chat_template(&model, &tok, a.jinja)?;
+        let tmpl = chat_template(&model, &tok, a.jinja, &a.template)?;
         tmpl.render(&[ChatMessage::new("user", &prompt)], true)?
     } else {
         prompt

@@ -24,6 +24,8 @@ pub struct Args {
     /// Validation data (JSONL), evaluated every --eval-every steps and at the end.
     #[arg(long)]
     val: Option<PathBuf>,
+    #[command(flatten)]
+    template: super::model_args::TemplateArgs,
     /// The GGUF LoRA adapter to write; `<stem>.metrics.jsonl` and `<stem>.loss.svg` go beside
     /// it.
     #[arg(short = 'o', long = "output")]
@@ -293,6 +295,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let io = TrainIo {
         test,
+        chat_template: args.template.chat_template.clone(),
         data: args.data.clone(),
         val: args.val.clone(),
         out: args.output.clone(),

@@ -13,6 +13,7 @@
 
 mod bpe_gpt2;
 mod decode_stream;
+mod eog;
 mod gguf;
 pub mod pretokenize;
 mod spm;
@@ -221,48 +222,6 @@ fn attr_of(t: TokenType) -> u8 {
     }
 }
 
-/// Token texts that end a turn, in the order llama.cpp checks them for the EOT token.
-const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-    "<EOT>",
-    "_<EOT>",
-    "<｜end▁of▁sentence｜>",
-    "<end_of_utterance>",
-];
-
-/// FIM pad / repo / file-separator token texts, which llama.cpp also treats as end of
-/// generation (one of each kind at most: the first found in this order).
-const FIM_EOG_TEXTS: &[&[&str]] = &[
-    &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
-    &[
-        "<|fim_repo|>",
-        "<|repo_name|>",
-        "<fim-repo>",
-        "<REPO>",
-        "<reponame>",
-    ],
-    &["<|file_sep|>"],
-];
-
-/// Token texts llama.cpp treats as end of generation.
-const EOG_TEXTS: &[&str] = &[
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "<|eom_id|>",
-    "<EOT>",
-    "_<EOT>",
-    "<|end_of_text|>",
-    "<end_of_utterance>",
-];
-
 #[derive(Debug)]
 enum Model {
     Bpe(Box<BpeGpt2>),
@@ -402,8 +361,6 @@ impl Tokenizer {
         if let Some(id) = read_id("tokenizer.ggml.unknown_token_id", spec.unk_id)? {
             unk = Some(id);
         }
-        let mut eot = read_id("tokenizer.ggml.eot_token_id", spec.eot_id)?;
-        let eom = read_id("tokenizer.ggml.eom_token_id", spec.eom_id)?;
         let pad = read_id("tokenizer.ggml.padding_token_id", spec.pad_id)?;
         let add_bos = spec.add_bos.unwrap_or(pre_cfg.add_bos);
         let add_eos = spec.add_eos.unwrap_or(false);
@@ -425,26 +382,10 @@ impl Tokenizer {
 
         // End-of-turn / end-of-generation tokens: tokens found by their text become control
         // tokens (as in llama.cpp); ids given by the file keep their type.
-        let mut by_text: Vec<u32> = Vec::new();
-        if eot.is_none() {
-            eot = EOT_TEXTS.iter().find_map(|t| token_to_id.get(*t).copied());
-            by_text.extend(eot);
-        }
-        by_text.extend(
-            EOG_TEXTS
-                .iter()
-                .filter_map(|t| token_to_id.get(*t).copied()),
-        );
-        for names in FIM_EOG_TEXTS {
-            by_text.extend(names.iter().find_map(|t| token_to_id.get(*t).copied()));
-        }
-        for &id in &by_text {
-            attrs[id as usize] |= ATTR_CONTROL;
-        }
-        let mut eog = by_text;
-        eog.extend([eos, eot, eom].into_iter().flatten());
-        eog.sort_unstable();
-        eog.dedup();
+        let eot_from_file = read_id("tokenizer.ggml.eot_token_id", spec.eot_id)?;
+        let eom_from_file = read_id("tokenizer.ggml.eom_token_id", spec.eom_id)?;
+        let eog::EndTokens { eot, eom, eog } =
+            eog::find_end_tokens(&token_to_id, &mut attrs, eos, eot_from_file, eom_from_file);
 
         let mut specials: Vec<u32> = (0..n as u32)
             .filter(|&i| attrs[i as usize] & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN) != 0)

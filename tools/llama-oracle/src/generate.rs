@@ -29,12 +29,10 @@ pub struct Generation {
     pub margins: Vec<f32>,
 }
 
-/// Apply the model's built-in chat template to one user message, with the generation prompt.
-pub fn chat_prompt(engine: &Engine, user: &str) -> Result<String> {
-    let tmpl = engine
-        .model
-        .chat_template(None)
-        .context("model has no chat template")?;
+/// Apply a chat template to one user message, with the generation prompt: `template` names one
+/// of llama.cpp's built-in templates (`gemma`, `chatml`, ...), `None` takes the model's own.
+pub fn chat_prompt(engine: &Engine, user: &str, template: Option<&str>) -> Result<String> {
+    let tmpl = crate::chat::template(engine, template)?;
     let msg = LlamaChatMessage::new("user".to_string(), user.to_string())
         .context("chat message contains a NUL byte")?;
     engine
@@ -48,12 +46,13 @@ pub fn generate(
     engine: &mut Engine,
     prompt: &str,
     chat: bool,
+    template: Option<&str>,
     n: usize,
     threads: i32,
     adapter: &mut Option<(LlamaLoraAdapter, f32)>,
 ) -> Result<Generation> {
     let prompt_text = if chat {
-        chat_prompt(engine, prompt)?
+        chat_prompt(engine, prompt, template)?
     } else {
         prompt.to_string()
     };

@@ -5,6 +5,7 @@
 //! `--verbose` is given. See README.md for the subcommands and how tests use them.
 
 mod bench;
+mod chat;
 mod engine;
 mod generate;
 mod logits;
@@ -67,6 +68,10 @@ enum Cmd {
         /// Apply the model's chat template (one user message + generation prompt).
         #[arg(long)]
         chat: bool,
+        /// For chat prompts: one of llama.cpp's built-in templates (gemma, chatml, llama3, ...)
+        /// instead of the model's own (for models that carry none).
+        #[arg(long)]
+        chat_template: Option<String>,
         /// Maximum tokens to generate (stops early at end-of-generation).
         #[arg(short = 'n', long, default_value_t = 32)]
         n: usize,
@@ -75,6 +80,20 @@ enum Cmd {
         threads: i32,
         #[command(flatten)]
         lora: LoraArgs,
+    },
+    /// llama.cpp's `llama_chat_apply_template` on conversations: the prompt text each named
+    /// template (a built-in name, or `model` for the model's own) renders.
+    ChatTemplate {
+        /// GGUF model file (only its own template is read; the weights are not used).
+        #[arg(short = 'm', long)]
+        model: PathBuf,
+        /// Template: a llama.cpp built-in name (chatml, llama3, gemma, phi3, ...) or `model`;
+        /// repeatable.
+        #[arg(long = "template", required = true)]
+        templates: Vec<String>,
+        /// JSON array of {"messages": [{"role", "content"}], "add_generation_prompt": bool}.
+        #[arg(long)]
+        conversations_json: PathBuf,
     },
     /// Top-K logits, argmax and log-softmax at every position of a fixed id sequence.
     Logits {
@@ -269,6 +288,7 @@ fn run(cli: Cli) -> Result<()> {
             prompt,
             prompts_json,
             chat,
+            chat_template,
             n,
             threads,
             lora,
@@ -283,6 +303,7 @@ fn run(cli: Cli) -> Result<()> {
                         &mut engine,
                         &s.prompt,
                         s.chat,
+                        chat_template.as_deref(),
                         n,
                         threads,
                         &mut adapter,
@@ -295,10 +316,19 @@ fn run(cli: Cli) -> Result<()> {
                 &mut engine,
                 &prompt,
                 chat,
+                chat_template.as_deref(),
                 n,
                 threads,
                 &mut adapter,
             )?)
+        }
+        Cmd::ChatTemplate {
+            model,
+            templates,
+            conversations_json,
+        } => {
+            let engine = Engine::load(&model, verbose)?;
+            print_json(&chat::render_all(&engine, &templates, &conversations_json)?)
         }
         Cmd::Logits {
             model,
@@ -338,7 +368,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
         } => {
             let mut engine = Engine::load(&model, verbose)?;
-            let g = generate::generate(&mut engine, &prompt, false, n, threads, &mut None)?;
+            let g = generate::generate(&mut engine, &prompt, false, None, n, threads, &mut None)?;
             anyhow::ensure!(!g.ids.is_empty(), "generated no tokens");
             print_json(&LoadCheckOut {
                 ok: true,

@@ -44,13 +44,24 @@ struct Piece {
 }
 
 impl Renderer {
-    /// The renderer of a loaded model: its GGUF tokenizer and chat template (llama.cpp's
-    /// built-in ChatML for ChatML models, as `graft run --chat` without `--jinja`).
+    /// The renderer of a loaded model: its GGUF tokenizer and chat template (the built-in
+    /// format llama.cpp detects in it, e.g. ChatML for ChatML models, as `graft run --chat`
+    /// without `--jinja`).
     pub fn from_model(model: &Model) -> Result<Renderer, DataError> {
+        Renderer::from_model_with_template(model, None)
+    }
+
+    /// As [`Renderer::from_model`], with the chat template the user chose when `template` is
+    /// given (`--chat-template NAME|FILE`: a llama.cpp built-in name or a Jinja file, see
+    /// [`ChatTemplate::from_name_or_file`]); needed for models that carry no template.
+    pub fn from_model_with_template(
+        model: &Model,
+        template: Option<&str>,
+    ) -> Result<Renderer, DataError> {
         let md = model.gguf().metadata();
         let tokenizer =
             Tokenizer::from_gguf(md).map_err(|e| DataError::Render(format!("tokenizer: {e}")))?;
-        let template = ChatTemplate::for_model(md, &tokenizer, false)
+        let template = ChatTemplate::select(md, &tokenizer, false, template)
             .map_err(|e| DataError::Render(format!("chat template: {e}")))?;
         Ok(Renderer::new(tokenizer, template))
     }

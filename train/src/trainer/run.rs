@@ -45,6 +45,9 @@ pub struct TrainIo {
     /// A held-out test set: the base (and prompt baseline) is evaluated on it before
     /// training, the adapter after, and the report card goes into the outputs.
     pub test: Option<TestSpec>,
+    /// The chat template chat examples are rendered with (training and test set): a llama.cpp
+    /// built-in name or a Jinja file (`--chat-template NAME|FILE`); `None`: the model's own.
+    pub chat_template: Option<String>,
 }
 
 /// Why a run ended.
@@ -136,7 +139,7 @@ impl<'m> Trainer<'m> {
     /// Validates the config, loads, checks, renders and packs the data with the model's chat
     /// template and tokenizer. Bad data is refused here, before any training.
     pub fn new(model: &'m Model, config: TrainConfig, io: TrainIo) -> Result<Self, TrainError> {
-        let renderer = Renderer::from_model(model)?;
+        let renderer = Renderer::from_model_with_template(model, io.chat_template.as_deref())?;
         Self::with_tokenizer(model, config, io, &renderer)
     }
 
@@ -264,7 +267,7 @@ impl<'m> Trainer<'m> {
     /// writes the outputs. A cancelled run writes no adapter, metrics or curve.
     pub fn run(self, obs: &mut dyn Observer) -> Result<TrainOutcome, TrainError> {
         let before = match &self.io.test {
-            Some(spec) => baselines(self.model, spec, obs)?,
+            Some(spec) => baselines(self.model, spec, self.io.chat_template.as_deref(), obs)?,
             None => Vec::new(),
         };
         Run::start(&self, obs)?.go(obs, &before)
@@ -646,7 +649,9 @@ impl<'t, 'm> Run<'t, 'm> {
             Some(spec) => {
                 let sha = file_sha256(&spec.data)?;
                 let name = t.io.out.display().to_string();
-                let card = adapted_card(t.model, spec, &adapter, &name, before, &sha, obs)?;
+                let template = t.io.chat_template.as_deref();
+                let card =
+                    adapted_card(t.model, spec, template, &adapter, &name, before, &sha, obs)?;
                 annotate_card(&mut adapter, &card);
                 Some(card)
             }

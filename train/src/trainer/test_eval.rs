@@ -44,12 +44,13 @@ impl TestSpec {
 fn run_eval(
     model: &Model,
     spec: &TestSpec,
+    template: Option<&str>,
     adapters: &[(Arc<LoadedAdapter>, f32)],
     prompting: Option<&Prompting>,
     label: &str,
     obs: &mut dyn Observer,
 ) -> Result<EvalReport, TrainError> {
-    let renderer = Renderer::from_model(model)?;
+    let renderer = Renderer::from_model_with_template(model, template)?;
     let data = load_test_set(&spec.data, None)?;
     obs.on_event(&Event::Info(format!(
         "test {}: evaluating {label} on {} examples",
@@ -79,21 +80,24 @@ fn run_eval(
 pub(crate) fn baselines(
     model: &Model,
     spec: &TestSpec,
+    template: Option<&str>,
     obs: &mut dyn Observer,
 ) -> Result<Vec<EvalReport>, TrainError> {
-    let mut out = vec![run_eval(model, spec, &[], None, "base", obs)?];
+    let mut out = vec![run_eval(model, spec, template, &[], None, "base", obs)?];
     if let Some(p) = &spec.prompting {
         let label = format!("base + {}", p.label());
-        out.push(run_eval(model, spec, &[], Some(p), &label, obs)?);
+        out.push(run_eval(model, spec, template, &[], Some(p), &label, obs)?);
     }
     Ok(out)
 }
 
 /// Evaluates the trained adapter (in memory, exactly the values written) and makes the
 /// report card of `baselines` + it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn adapted_card(
     model: &Model,
     spec: &TestSpec,
+    template: Option<&str>,
     adapter: &LoraAdapter,
     name: &str,
     baselines: &[EvalReport],
@@ -102,7 +106,15 @@ pub(crate) fn adapted_card(
 ) -> Result<ReportCard, TrainError> {
     let loaded = LoadedAdapter::new(model, adapter.clone(), name)
         .map_err(|e| TrainError::Config(format!("the trained adapter does not load: {e}")))?;
-    let adapted = run_eval(model, spec, &[(loaded, 1.0)], None, "adapted", obs)?;
+    let adapted = run_eval(
+        model,
+        spec,
+        template,
+        &[(loaded, 1.0)],
+        None,
+        "adapted",
+        obs,
+    )?;
     let reports: Vec<&EvalReport> = baselines.iter().chain([&adapted]).collect();
     Ok(ReportCard::new(
         &spec.data.display().to_string(),

@@ -1,12 +1,22 @@
 //! Chat templates: the model's own `tokenizer.chat_template` (Jinja), rendered with minijinja
 //! the way Hugging Face's `apply_chat_template` renders it (`trim_blocks` and `lstrip_blocks`
 //! on, Python string methods such as `.strip()` available, `raise_exception` for the
-//! template's own errors).
+//! template's own errors); llama.cpp's built-in formats by name ([`BuiltinTemplate`]: `chatml`,
+//! `llama3`, `gemma`, `phi3`, ...), rendered exactly as llama.cpp renders them; and a Jinja file
+//! chosen by the user ([`ChatTemplate::from_name_or_file`], `--chat-template NAME|FILE`), for
+//! the many GGUF files that carry no template.
 //!
 //! A template in a downloaded GGUF is code from a stranger, so every render is bounded: at most
 //! [`TEMPLATE_FUEL`] template instructions, [`TEMPLATE_RECURSION`] levels of nesting and
 //! [`MAX_RENDER_BYTES`] of output; past any of them the render stops with
 //! [`ChatTemplateError::Limit`] (a template that loops forever is refused in well under a second).
+
+mod builtin;
+mod detect;
+
+use std::path::{Path, PathBuf};
+
+pub use builtin::BuiltinTemplate;
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
@@ -43,10 +53,37 @@ impl ChatMessage {
 pub enum ChatTemplateError {
     /// The model carries no template.
     #[error(
-        "the model has no chat template ('{CHAT_TEMPLATE_KEY}' is missing): pass a template \
-         explicitly or format the prompt yourself"
+        "the model has no chat template ('{CHAT_TEMPLATE_KEY}' is missing): choose one with \
+         --chat-template NAME|FILE (built-in names: {names}) or format the prompt yourself",
+        names = BuiltinTemplate::names()
     )]
     Missing,
+    /// `--chat-template` named neither a built-in template nor an existing file.
+    #[error(
+        "chat template '{spec}' is neither a built-in template ({names}) nor an existing file",
+        names = BuiltinTemplate::names()
+    )]
+    Unknown {
+        /// What was given.
+        spec: String,
+    },
+    /// A template file could not be read.
+    #[error("cannot read chat template file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A template file larger than [`MAX_TEMPLATE_FILE_BYTES`] or not UTF-8.
+    #[error("chat template file {}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The template is not valid Jinja.
     #[error("the chat template does not parse: {0:#}")]
     Syntax(#[source] JinjaError),
@@ -67,13 +104,26 @@ pub enum ChatTemplateError {
     Limit(String),
 }
 
-/// A parsed chat template, ready to render conversations.
+/// A parsed chat template, ready to render conversations: a Jinja template or one of
+/// llama.cpp's built-in formats.
 #[derive(Debug)]
 pub struct ChatTemplate {
-    env: Environment<'static>,
-    bos_token: String,
-    eos_token: String,
+    kind: Kind,
 }
+
+#[derive(Debug)]
+enum Kind {
+    Jinja {
+        env: Box<Environment<'static>>,
+        bos_token: String,
+        eos_token: String,
+    },
+    Builtin(BuiltinTemplate),
+}
+
+/// The largest template file [`ChatTemplate::from_name_or_file`] reads (real templates are a
+/// few kB; the largest known ones, with tool-calling logic, are under 100 kB).
+pub const MAX_TEMPLATE_FILE_BYTES: u64 = 1 << 20;
 
 const TEMPLATE_NAME: &str = "chat";
 
@@ -109,10 +159,66 @@ impl ChatTemplate {
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
             .map_err(ChatTemplateError::Syntax)?;
         Ok(ChatTemplate {
-            env,
-            bos_token: bos_token.into(),
-            eos_token: eos_token.into(),
+            kind: Kind::Jinja {
+                env: Box::new(env),
+                bos_token: bos_token.into(),
+                eos_token: eos_token.into(),
+            },
         })
+    }
+
+    /// One of llama.cpp's built-in formats.
+    pub fn builtin(template: BuiltinTemplate) -> ChatTemplate {
+        ChatTemplate {
+            kind: Kind::Builtin(template),
+        }
+    }
+
+    /// The built-in format this template is, if it is one.
+    pub fn as_builtin(&self) -> Option<BuiltinTemplate> {
+        match self.kind {
+            Kind::Builtin(b) => Some(b),
+            Kind::Jinja { .. } => None,
+        }
+    }
+
+    /// The template a user chose (`--chat-template NAME|FILE`): a built-in name
+    /// ([`BuiltinTemplate::names`]) first, else a Jinja file (at most
+    /// [`MAX_TEMPLATE_FILE_BYTES`], UTF-8, rendered with the same bounds as a model's template),
+    /// whose `bos_token`/`eos_token` are the tokenizer's.
+    pub fn from_name_or_file(
+        spec: &str,
+        tokenizer: &Tokenizer,
+    ) -> Result<ChatTemplate, ChatTemplateError> {
+        if let Some(b) = BuiltinTemplate::from_name(spec) {
+            return Ok(ChatTemplate::builtin(b));
+        }
+        let path = Path::new(spec);
+        if spec.is_empty() || !path.exists() {
+            return Err(ChatTemplateError::Unknown {
+                spec: spec.to_string(),
+            });
+        }
+        let source = read_template_file(path)?;
+        ChatTemplate::new(
+            &source,
+            token_text(tokenizer, tokenizer.bos_id()),
+            token_text(tokenizer, tokenizer.eos_id()),
+        )
+    }
+
+    /// The template a command renders chats with: the user's choice (`choice`, see
+    /// [`ChatTemplate::from_name_or_file`]) when given, else [`ChatTemplate::for_model`].
+    pub fn select(
+        md: &Metadata,
+        tokenizer: &Tokenizer,
+        jinja: bool,
+        choice: Option<&str>,
+    ) -> Result<ChatTemplate, ChatTemplateError> {
+        match choice {
+            Some(spec) => ChatTemplate::from_name_or_file(spec, tokenizer),
+            None => ChatTemplate::for_model(md, tokenizer, jinja),
+        }
     }
 
     /// The template of a model: `source` is its `tokenizer.chat_template` value, `None` when
@@ -134,11 +240,7 @@ impl ChatTemplate {
     /// `<|im_start|>assistant\n` for the generation prompt. Unlike rendering SmolLM2's own
     /// template, it adds no default system message; use it to reproduce llama.cpp's prompts.
     pub fn chatml() -> Result<ChatTemplate, ChatTemplateError> {
-        const CHATML: &str = "{% for m in messages %}\
-            {{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}\
-            {% endfor %}\
-            {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-        ChatTemplate::new(CHATML, "", "")
+        Ok(ChatTemplate::builtin(BuiltinTemplate::ChatMl))
     }
 
     /// The template of a GGUF model, with BOS/EOS texts taken from its tokenizer (empty when
@@ -153,30 +255,30 @@ impl ChatTemplate {
                 found: v.type_name(),
             })?),
         };
-        let text = |id: Option<u32>| {
-            id.and_then(|i| tokenizer.token_text(i))
-                .unwrap_or("")
-                .to_string()
-        };
-        ChatTemplate::from_model(source, text(tokenizer.bos_id()), text(tokenizer.eos_id()))
+        ChatTemplate::from_model(
+            source,
+            token_text(tokenizer, tokenizer.bos_id()),
+            token_text(tokenizer, tokenizer.eos_id()),
+        )
     }
 
-    /// The template `graft run --chat` uses for a GGUF model: llama.cpp's built-in ChatML
-    /// ([`ChatTemplate::chatml`]) when the model's template is ChatML and `jinja` is false (as
-    /// llama.cpp does without `--jinja`), otherwise the model's own template.
+    /// The template `graft run --chat` uses for a GGUF model, as llama.cpp picks it: without
+    /// `jinja`, the built-in format llama.cpp's heuristics detect in the model's template
+    /// (ChatML for SmolLM2's, `gemma` for Gemma's, `llama3`, `phi3`, ... see
+    /// [`BuiltinTemplate::detect`]) when graft implements it; otherwise (or with `jinja`, as
+    /// llama.cpp's `--jinja`) the model's own Jinja template.
     pub fn for_model(
         md: &Metadata,
         tokenizer: &Tokenizer,
         jinja: bool,
     ) -> Result<ChatTemplate, ChatTemplateError> {
-        let is_chatml = md
+        let detected = md
             .get(CHAT_TEMPLATE_KEY)
             .and_then(|v| v.as_str())
-            .is_some_and(|t| t.contains("<|im_start|>"));
-        if is_chatml && !jinja {
-            ChatTemplate::chatml()
-        } else {
-            ChatTemplate::from_gguf(md, tokenizer)
+            .and_then(BuiltinTemplate::detect);
+        match detected {
+            Some(b) if !jinja => Ok(ChatTemplate::builtin(b)),
+            _ => ChatTemplate::from_gguf(md, tokenizer),
         }
     }
 
@@ -186,15 +288,30 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, ChatTemplateError> {
-        let tmpl = self
-            .env
+        let (env, bos_token, eos_token) = match &self.kind {
+            Kind::Builtin(b) => {
+                let text = b.render(messages, add_generation_prompt);
+                if text.len() > MAX_RENDER_BYTES {
+                    return Err(ChatTemplateError::Limit(format!(
+                        "it rendered more than {MAX_RENDER_BYTES} bytes"
+                    )));
+                }
+                return Ok(text);
+            }
+            Kind::Jinja {
+                env,
+                bos_token,
+                eos_token,
+            } => (env, bos_token, eos_token),
+        };
+        let tmpl = env
             .get_template(TEMPLATE_NAME)
             .map_err(ChatTemplateError::Render)?;
         let ctx = minijinja::context! {
             messages => Value::from(minijinja::value::Serde(messages)),
             add_generation_prompt => add_generation_prompt,
-            bos_token => self.bos_token.as_str(),
-            eos_token => self.eos_token.as_str(),
+            bos_token => bos_token.as_str(),
+            eos_token => eos_token.as_str(),
         };
         let mut out = CappedWriter::default();
         match tmpl.render_captured_to(ctx, &mut out) {
@@ -217,6 +334,37 @@ impl ChatTemplate {
             Err(e) => Err(ChatTemplateError::Render(e)),
         }
     }
+}
+
+/// The text of token `id`, empty when there is none.
+fn token_text(tokenizer: &Tokenizer, id: Option<u32>) -> String {
+    id.and_then(|i| tokenizer.token_text(i))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A template file's text: at most [`MAX_TEMPLATE_FILE_BYTES`], UTF-8.
+fn read_template_file(path: &Path) -> Result<String, ChatTemplateError> {
+    use std::io::Read;
+    let file_err = |source| ChatTemplateError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(file_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TEMPLATE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(file_err)?;
+    if bytes.len() as u64 > MAX_TEMPLATE_FILE_BYTES {
+        return Err(ChatTemplateError::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("larger than {MAX_TEMPLATE_FILE_BYTES} bytes"),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| ChatTemplateError::BadFile {
+        path: path.to_path_buf(),
+        reason: format!("not UTF-8 ({e})"),
+    })
 }
 
 /// The render's output, refusing to grow past [`MAX_RENDER_BYTES`].
