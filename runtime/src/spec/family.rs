@@ -251,7 +251,8 @@ mod tests {
         let l = Family::Llama.spec(cfg("llama", 8), rope, &k);
         assert!(l.layers.iter().all(|x| x.rope.is_some() && !x.qk_norm));
         assert_eq!(Family::from_arch("smollm3"), Some(Family::SmolLm3));
-        assert_eq!(Family::from_arch("gemma3"), None);
+        assert_eq!(Family::from_arch("gemma3"), Some(Family::Gemma3));
+        assert_eq!(Family::from_arch("phi3"), None);
         assert_eq!(Family::supported(), "llama, smollm3, qwen2, qwen3, gemma3");
     }
 
