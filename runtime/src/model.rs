@@ -202,6 +202,9 @@ impl SessionState {
 /// An inference session: a KV cache and activation arena over a borrowed model.
 pub struct Session<'m> {
     model: &'m Model,
+    /// The description this session runs when it differs from the model's (LongRoPE's long
+    /// factors for a context past the original one).
+    spec: Option<ModelSpec>,
     state: SessionState,
     logits: Vec<f32>,
     lora: ActiveAdapters,
@@ -224,6 +227,7 @@ impl<'m> Session<'m> {
         let n_batch = params.n_batch.min(n_ctx);
         Ok(Session {
             model,
+            spec: model.spec().for_context(n_ctx),
             state: SessionState::new(model, n_ctx, n_batch),
             logits: Vec::new(),
             lora: ActiveAdapters::default(),
@@ -342,11 +346,12 @@ impl<'m> Session<'m> {
             self.logits.resize(rows * nv, 0.0);
         }
         let (model, lora) = (self.model, &mut self.lora);
+        let spec = self.spec.as_ref().unwrap_or(model.spec());
         let out = &mut self.logits[..rows * nv];
         // A session's state was made for its model's device (SessionState::new).
         match (&mut self.state, model.device()) {
             (SessionState::Cpu { kv, scratch }, Device::Cpu(b)) => {
-                eval_chunks(b, model, kv, scratch, lora, tokens, first, out)
+                eval_chunks(b, model, spec, kv, scratch, lora, tokens, first, out)
                     .map_err(|e| ModelError::Kernel(e.to_string()))?
             }
         }
@@ -361,6 +366,7 @@ impl<'m> Session<'m> {
 fn eval_chunks<B: Backend>(
     b: &B,
     model: &Model,
+    spec: &ModelSpec,
     kv: &mut KvCache<B>,
     scratch: &mut Scratch<B>,
     lora: &mut ActiveAdapters,
@@ -373,7 +379,7 @@ fn eval_chunks<B: Backend>(
     let mut done = 0;
     for chunk in tokens.chunks(scratch.n_batch) {
         let out_from = first.saturating_sub(done).min(chunk.len());
-        forward(b, model.spec(), w, kv, scratch, lora, chunk, out_from)?;
+        forward(b, spec, w, kv, scratch, lora, chunk, out_from)?;
         let m = chunk.len() - out_from;
         if m > 0 {
             let row0 = done + out_from - first;

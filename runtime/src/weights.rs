@@ -95,12 +95,45 @@ impl<'a> Weights<'a> {
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let mut vecs: [Option<Vec<f32>>; LayerVec::COUNT] = Default::default();
+            let fused_qkv = spec.layer(i).fused_qkv;
+            let mut qkv_bias = None;
             for v in spec.layer(i).vecs() {
-                vecs[v.index()] = Some(vector(file, &v.gguf_name(i), v.len(cfg))?);
+                vecs[v.index()] = Some(match v {
+                    // One fused bias: its q, k and v ranges.
+                    LayerVec::Bias(p) if fused_qkv && p.index() < 3 => {
+                        let (qd, kvd) = (cfg.q_dim(), cfg.kv_dim());
+                        if qkv_bias.is_none() {
+                            let name = format!("blk.{i}.attn_qkv.bias");
+                            qkv_bias = Some(vector(file, &name, qd + 2 * kvd)?);
+                        }
+                        let b = qkv_bias.as_deref().unwrap_or_default();
+                        let first = [0, qd, qd + kvd][p.index()];
+                        b[first..first + v.len(cfg)].to_vec()
+                    }
+                    _ => vector(file, &v.gguf_name(i), v.len(cfg))?,
+                });
             }
+            let spec_l = spec.layer(i);
             let proj = |p: Proj| {
                 let (rows, cols) = p.dims(cfg);
-                mat(&p.gguf_name(i), rows, cols)
+                let (name, first) = spec_l.proj_tensor(p, i, cfg);
+                if name == p.gguf_name(i) && first == 0 {
+                    return mat(&name, rows, cols);
+                }
+                // A row range of a fused tensor (Phi-3's attn_qkv, gate|up ffn_up).
+                let total = match p {
+                    Proj::Q | Proj::K | Proj::V => cfg.q_dim() + 2 * cfg.kv_dim(),
+                    _ => 2 * cfg.n_ff,
+                };
+                let whole = mat(&name, total, cols)?;
+                let rb = whole.row_bytes();
+                Ok(Matrix {
+                    name: format!("{name} (rows of {})", p.gguf_stem()),
+                    ty: whole.ty,
+                    rows,
+                    cols,
+                    bytes: &whole.bytes[first * rb..(first + rows) * rb],
+                })
             };
             layers.push(LayerWeights {
                 vecs,

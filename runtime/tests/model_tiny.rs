@@ -150,6 +150,52 @@ fn gemma3_forward_windows_post_norms_and_geglu() {
 }
 
 #[test]
+fn phi3_forward_reads_fused_projections_and_long_rope() {
+    check(&tiny("phi3", 20, true), 512, 1);
+    check(&tiny("phi3", 21, false), 3, 2);
+    // LongRoPE: a session within the original context (1000) runs the short factors; one
+    // past it (32 > 16) the long ones.
+    let short = TinyModel {
+        long_rope: Some(1000),
+        ..tiny("phi3", 22, true)
+    };
+    check(&short, 4, 2);
+    let long = TinyModel {
+        long_rope: Some(16),
+        ..tiny("phi3", 22, true)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("long.gguf");
+    let tensors = long.write(&path);
+    let model = Model::load(&path, ModelParams { threads: 1 }).expect("load");
+    let tokens: Vec<u32> = vec![3, 17, 0, 60, 5, 5, 42, 11, 29, 8];
+    let mut s = Session::new(
+        &model,
+        SessionParams {
+            n_ctx: 32,
+            n_batch: 32,
+        },
+    )
+    .expect("session");
+    let got = s.eval_all(&tokens).expect("eval").to_vec();
+    let want = reference::logits_in(&long, &tensors, &tokens, true, 32);
+    for (p, w) in want.iter().enumerate() {
+        assert_close(
+            &got[p * VOCAB..(p + 1) * VOCAB],
+            w,
+            &format!("long rope pos {p}"),
+        );
+    }
+    let short_ref = reference::logits_in(&long, &tensors, &tokens, false, 8);
+    let diff = short_ref[9]
+        .iter()
+        .zip(&want[9])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff > 1e-3, "long factors changed nothing ({diff})");
+}
+
+#[test]
 fn llama3_rope_freqs_factors_are_applied() {
     let m = TinyModel {
         rope_freqs: true,
@@ -253,7 +299,7 @@ fn what_a_family_does_not_apply_is_refused_by_name() {
         &[],
     );
     assert!(e.contains("post_attention_norm"), "{e}");
-    // LongRoPE is not applied.
+    // LongRoPE is phi3's, not llama's.
     let e = load_error(
         &tiny("llama", 1, true),
         |_| {},

@@ -142,6 +142,18 @@ fn tiny_gemma3_matches_llama_cpp() {
 
 #[test]
 #[ignore = "needs the llama.cpp oracle (GRAFT_LLAMA_ORACLE); run by scripts/test.sh --parity"]
+fn tiny_phi3_matches_llama_cpp() {
+    parity(&tiny("phi3", 30));
+    // LongRoPE with a short original context: both engines take the long factors
+    // (llama.cpp's context here is padded past 16 tokens too).
+    parity(&TinyModel {
+        long_rope: Some(16),
+        ..tiny("phi3", 31)
+    });
+}
+
+#[test]
+#[ignore = "needs the llama.cpp oracle (GRAFT_LLAMA_ORACLE); run by scripts/test.sh --parity"]
 fn tiny_llama3_rope_factors_and_scaling_match_llama_cpp() {
     parity(&TinyModel {
         rope_freqs: true,

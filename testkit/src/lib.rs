@@ -87,6 +87,11 @@ pub struct TinyModel {
     pub rope_base_swa: Option<f32>,
     /// `final_logit_softcapping` (Gemma 3).
     pub final_softcap: Option<f32>,
+    /// Fused `attn_qkv` and gate|up `ffn_up` tensors instead of separate ones (Phi-3).
+    pub fused: bool,
+    /// LongRoPE (Phi-3): `rope_factors_short`/`rope_factors_long` tensors and
+    /// `rope.scaling.type = longrope` with this original context.
+    pub long_rope: Option<usize>,
     /// Write `tokenizer.ggml.model = none` and `<arch>.vocab_size`, so llama.cpp loads the file
     /// (with dummy tokens) and the oracle can evaluate ids on it.
     pub oracle_vocab: bool,
@@ -121,6 +126,8 @@ impl Default for TinyModel {
             swa_pattern: None,
             rope_base_swa: None,
             final_softcap: None,
+            fused: false,
+            long_rope: None,
             oracle_vocab: false,
         }
     }
@@ -139,8 +146,20 @@ impl TinyModel {
             post_norms: gemma,
             sliding_window: gemma.then_some(4),
             swa_pattern: gemma.then_some(3),
+            fused: arch == "phi3",
             ..TinyModel::default()
         }
+    }
+
+    /// LongRoPE's (short, long) factors of this model.
+    pub fn long_rope_factors(&self) -> (Vec<f32>, Vec<f32>) {
+        let half = self.n_rot / 2;
+        let ramp = |top: f32| -> Vec<f32> {
+            (0..half)
+                .map(|i| 1.0 + top * (i as f32 / (half.max(2) - 1) as f32))
+                .collect()
+        };
+        (ramp(0.5), ramp(6.0))
     }
 
     /// Whether layer `l` uses the sliding window (Gemma 3's pattern: every `swa_pattern`-th
@@ -183,13 +202,22 @@ impl TinyModel {
         for l in 0..self.n_layer {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
             mat(n("attn_norm"), 1, d, 1.0, QuantType::F32);
-            mat(n("attn_q"), self.n_head * hd, d, 0.3, p);
-            mat(n("attn_k"), self.n_head_kv * hd, d, 0.3, p);
-            mat(n("attn_v"), self.n_head_kv * hd, d, 0.3, p);
+            if self.fused {
+                let qkv = (self.n_head + 2 * self.n_head_kv) * hd;
+                mat(n("attn_qkv"), qkv, d, 0.3, p);
+            } else {
+                mat(n("attn_q"), self.n_head * hd, d, 0.3, p);
+                mat(n("attn_k"), self.n_head_kv * hd, d, 0.3, p);
+                mat(n("attn_v"), self.n_head_kv * hd, d, 0.3, p);
+            }
             mat(n("attn_output"), d, self.n_head * hd, 0.2, p);
             mat(n("ffn_norm"), 1, d, 1.0, QuantType::F32);
-            mat(n("ffn_gate"), self.n_ff, d, 0.3, p);
-            mat(n("ffn_up"), self.n_ff, d, 0.3, p);
+            if self.fused {
+                mat(n("ffn_up"), 2 * self.n_ff, d, 0.3, p);
+            } else {
+                mat(n("ffn_gate"), self.n_ff, d, 0.3, p);
+                mat(n("ffn_up"), self.n_ff, d, 0.3, p);
+            }
             mat(n("ffn_down"), d, self.n_ff, 0.2, p);
         }
         mat("output_norm.weight".into(), 1, d, 1.0, QuantType::F32);
@@ -235,6 +263,20 @@ impl TinyModel {
                     .map(|i| 1.0 + 7.0 * (i as f32 / (half.max(2) - 1) as f32).powi(2))
                     .collect(),
             });
+        }
+        if self.long_rope.is_some() {
+            let (short, long) = self.long_rope_factors();
+            for (name, values) in [
+                ("rope_factors_short.weight", short),
+                ("rope_factors_long.weight", long),
+            ] {
+                out.push(Tensor {
+                    name: name.into(),
+                    shape: vec![values.len() as u64],
+                    ty: QuantType::F32,
+                    values,
+                });
+            }
         }
         for t in out.iter_mut().filter(|t| t.name.contains("norm")) {
             t.shape = vec![t.values.len() as u64];
@@ -284,6 +326,13 @@ impl TinyModel {
         }
         if let Some(p) = self.swa_pattern {
             md.insert(format!("{arch}.attention.sliding_window_pattern"), p as u32);
+        }
+        if let Some(orig) = self.long_rope {
+            md.insert(format!("{arch}.rope.scaling.type"), "longrope");
+            md.insert(
+                format!("{arch}.rope.scaling.original_context_length"),
+                orig as u32,
+            );
         }
         if let Some(c) = self.final_softcap {
             md.insert(format!("{arch}.final_logit_softcapping"), c);

@@ -46,7 +46,7 @@ impl Rope {
         }
         Rope {
             scaling_off: false,
-            neox: matches!(m.arch.as_str(), "qwen2" | "qwen3" | "gemma3"),
+            neox: matches!(m.arch.as_str(), "qwen2" | "qwen3" | "gemma3" | "phi3"),
             n_rot: m.n_rot,
             base,
             factors,
@@ -90,18 +90,53 @@ impl Rope {
 
 /// Logits at every position of `tokens` for the model `m` holding `tensors` (as the file holds
 /// them). `kv_f16` rounds keys and values to f16, as graft's and llama.cpp's KV cache stores them.
+/// A LongRoPE model runs its short factors (a context within the original one).
 pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -> Vec<Vec<f64>> {
-    let t: HashMap<&str, Vec<f64>> = tensors
+    logits_in(m, tensors, tokens, kv_f16, 0)
+}
+
+/// [`logits`] for a session of `n_ctx` positions (LongRoPE takes its long factors past the
+/// original context).
+pub fn logits_in(
+    m: &TinyModel,
+    tensors: &[Tensor],
+    tokens: &[u32],
+    kv_f16: bool,
+    n_ctx: usize,
+) -> Vec<Vec<f64>> {
+    let mut owned: HashMap<String, Vec<f64>> = tensors
         .iter()
         .map(|x| {
-            (
-                x.name.as_str(),
-                x.values.iter().map(|&v| f64::from(v)).collect(),
-            )
+            let v: Vec<f64> = x.values.iter().map(|&v| f64::from(v)).collect();
+            (x.name.clone(), v)
         })
         .collect();
+    // Fused tensors (Phi-3): split into the separate projections.
+    let (d, hd) = (m.n_embd, m.head_dim());
+    for l in 0..m.n_layer {
+        if let Some(w) = owned.remove(&format!("blk.{l}.attn_qkv.weight")) {
+            let (qd, kvd) = (m.n_head * hd * d, m.n_head_kv * hd * d);
+            owned.insert(format!("blk.{l}.attn_q.weight"), w[..qd].to_vec());
+            owned.insert(format!("blk.{l}.attn_k.weight"), w[qd..qd + kvd].to_vec());
+            owned.insert(format!("blk.{l}.attn_v.weight"), w[qd + kvd..].to_vec());
+        }
+        if m.fused {
+            let w = owned
+                .remove(&format!("blk.{l}.ffn_up.weight"))
+                .expect("fused ffn_up");
+            let half = m.n_ff * d;
+            owned.insert(format!("blk.{l}.ffn_gate.weight"), w[..half].to_vec());
+            owned.insert(format!("blk.{l}.ffn_up.weight"), w[half..].to_vec());
+        }
+    }
+    let factor_name = match m.long_rope {
+        Some(orig) if n_ctx > orig => "rope_factors_long.weight",
+        Some(_) => "rope_factors_short.weight",
+        None => "rope_freqs.weight",
+    };
+    let t: HashMap<&str, Vec<f64>> = owned.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let get = |n: &str| -> &Vec<f64> { t.get(n).unwrap_or_else(|| panic!("no tensor {n}")) };
-    let (d, hd, nh, nkv) = (m.n_embd, m.head_dim(), m.n_head, m.n_head_kv);
+    let (nh, nkv) = (m.n_head, m.n_head_kv);
     let eps = f64::from(m.eps);
     let matvec = |w: &[f64], x: &[f64]| -> Vec<f64> {
         w.chunks_exact(x.len())
@@ -124,7 +159,7 @@ pub fn logits(m: &TinyModel, tensors: &[Tensor], tokens: &[u32], kv_f16: bool) -
             .map(|x| half::f16::from_f64(x).to_f64())
             .collect()
     };
-    let rope = Rope::of(m, t.get("rope_freqs.weight").cloned());
+    let rope = Rope::of(m, t.get(factor_name).cloned());
     let rope_swa = Rope::windowed(m);
     let gemma = m.arch == "gemma3";
     let n = tokens.len();

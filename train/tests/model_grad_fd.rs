@@ -186,6 +186,19 @@ fn fd_gemma3_windows_post_norms_geglu_softcap() {
 }
 
 #[test]
+fn fd_phi3_fused_projections() {
+    // LoRA on q/k/v and gate/up whose base matrices are row ranges of fused tensors.
+    let f = QuantType::F32;
+    fd_variant(
+        &TinyModel {
+            long_rope: Some(1000),
+            ..tiny("phi3", 7, 3, f, f, false)
+        },
+        "phi3.gguf",
+    );
+}
+
+#[test]
 fn fd_llama3_rope_factors_and_yarn() {
     let f = QuantType::F32;
     fd_variant(

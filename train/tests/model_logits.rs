@@ -114,6 +114,7 @@ fn base_only_matches_runtime_on_every_family_and_rope_variant() {
             },
         ),
         ("gemma3", tiny("gemma3", 7, 3, q8, q8, true)),
+        ("phi3", tiny("phi3", 9, 3, q8, q8, true)),
         (
             "gemma3 softcap",
             TinyModel {

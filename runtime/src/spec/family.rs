@@ -26,6 +26,11 @@ pub enum Family {
     /// global layer (`rope.freq_base`, with the file's RoPE scaling); optional final logit
     /// soft-capping.
     Gemma3,
+    /// `phi3` (Phi-3, Phi-3.5, Phi-4-mini): the llama block with fused `attn_qkv` and fused
+    /// gate|up `ffn_up` tensors (read as row ranges), NEOX RoPE (partial rotation by
+    /// `rope.dimension_count`) with LongRoPE short/long factors, queries scaled by
+    /// `1/sqrt(head_dim)` before attention.
+    Phi3,
 }
 
 /// The family-specific metadata a description reads besides the hyperparameters and RoPE.
@@ -89,12 +94,13 @@ impl FamilyKeys {
 
 impl Family {
     /// Every family, in the order errors list them.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Llama,
         Family::SmolLm3,
         Family::Qwen2,
         Family::Qwen3,
         Family::Gemma3,
+        Family::Phi3,
     ];
 
     /// The GGUF `general.architecture` string (also the prefix of its metadata keys).
@@ -105,6 +111,7 @@ impl Family {
             Family::Qwen2 => "qwen2",
             Family::Qwen3 => "qwen3",
             Family::Gemma3 => "gemma3",
+            Family::Phi3 => "phi3",
         }
     }
 
@@ -123,7 +130,7 @@ impl Family {
     pub fn rope_style(self) -> RopeStyle {
         match self {
             Family::Llama | Family::SmolLm3 => RopeStyle::Normal,
-            Family::Qwen2 | Family::Qwen3 | Family::Gemma3 => RopeStyle::Neox,
+            Family::Qwen2 | Family::Qwen3 | Family::Gemma3 | Family::Phi3 => RopeStyle::Neox,
         }
     }
 
@@ -132,11 +139,21 @@ impl Family {
         matches!(self, Family::Llama)
     }
 
+    /// Whether llama.cpp applies LongRoPE (`rope_factors_short/long`) for this family.
+    pub fn reads_long_rope(self) -> bool {
+        self == Family::Phi3
+    }
+
+    /// Whether the family's files may fuse q/k/v into `attn_qkv` and gate|up into `ffn_up`.
+    pub fn fuses_projections(self) -> bool {
+        self == Family::Phi3
+    }
+
     /// The projections whose `.bias` tensor llama.cpp adds when the file has one.
     pub fn optional_biases(self) -> &'static [Proj] {
         match self {
             Family::Llama => &Proj::ALL,
-            Family::SmolLm3 | Family::Qwen2 | Family::Qwen3 | Family::Gemma3 => {
+            Family::SmolLm3 | Family::Qwen2 | Family::Qwen3 | Family::Gemma3 | Family::Phi3 => {
                 &[Proj::Q, Proj::K, Proj::V]
             }
         }
@@ -162,6 +179,10 @@ impl Family {
                     ..LayerSpec::llama(Some(rope.clone()))
                 },
                 Family::Gemma3 => gemma3_layer(&config, &rope, keys, l),
+                Family::Phi3 => LayerSpec {
+                    q_scale: Some(1.0 / (config.head_dim as f32).sqrt()),
+                    ..LayerSpec::llama(Some(rope.clone()))
+                },
             })
             .collect();
         let gemma = self == Family::Gemma3;
@@ -169,6 +190,7 @@ impl Family {
             family: self,
             embd_scale: gemma.then(|| (config.n_embd as f32).sqrt()),
             logit_softcap: if gemma { keys.final_softcap } else { None },
+            long_rope: None,
             config,
             layers,
         }
@@ -214,6 +236,8 @@ fn gemma3_layer(cfg: &ModelConfig, rope: &RopeParams, keys: &FamilyKeys, l: usiz
         act: Activation::GeluTanh,
         window: swa,
         q_scale: Some(1.0 / (width as f32).sqrt()),
+        fused_qkv: false,
+        fused_gate_up: false,
     }
 }
 
@@ -252,8 +276,11 @@ mod tests {
         assert!(l.layers.iter().all(|x| x.rope.is_some() && !x.qk_norm));
         assert_eq!(Family::from_arch("smollm3"), Some(Family::SmolLm3));
         assert_eq!(Family::from_arch("gemma3"), Some(Family::Gemma3));
-        assert_eq!(Family::from_arch("phi3"), None);
-        assert_eq!(Family::supported(), "llama, smollm3, qwen2, qwen3, gemma3");
+        assert_eq!(Family::from_arch("phi2"), None);
+        assert_eq!(
+            Family::supported(),
+            "llama, smollm3, qwen2, qwen3, gemma3, phi3"
+        );
     }
 
     #[test]

@@ -53,8 +53,13 @@ pub struct LayerSpec {
     /// (llama.cpp's `LLAMA_SWA_TYPE_STANDARD`); `None` attends to every earlier key.
     pub window: Option<usize>,
     /// Queries are multiplied by this after RoPE and attention uses scale 1 (Gemma 3's
-    /// `f_attention_scale`); `None`: attention scales `q·k` by `1/sqrt(head_dim)`.
+    /// `f_attention_scale`, Phi-3's `1/sqrt(head_dim)`); `None`: attention scales `q·k` by
+    /// `1/sqrt(head_dim)`.
     pub q_scale: Option<f32>,
+    /// q, k and v are row ranges of one fused `attn_qkv` tensor (Phi-3).
+    pub fused_qkv: bool,
+    /// The FFN gate and up are the two halves of one `ffn_up` tensor of `2·n_ff` rows (Phi-3).
+    pub fused_gate_up: bool,
 }
 
 /// The activation of a gated FFN: `out = act(gate) ⊙ up`.
@@ -79,6 +84,28 @@ impl LayerSpec {
             act: Activation::Silu,
             window: None,
             q_scale: None,
+            fused_qkv: false,
+            fused_gate_up: false,
+        }
+    }
+
+    /// The GGUF tensor holding projection `p` of block `layer`, and the first of its rows
+    /// that belong to `p` (fused tensors hold several projections).
+    pub fn proj_tensor(&self, p: Proj, layer: usize, cfg: &ModelConfig) -> (String, usize) {
+        match p {
+            Proj::Q | Proj::K | Proj::V if self.fused_qkv => {
+                let first = match p {
+                    Proj::Q => 0,
+                    Proj::K => cfg.q_dim(),
+                    _ => cfg.q_dim() + cfg.kv_dim(),
+                };
+                (format!("blk.{layer}.attn_qkv.weight"), first)
+            }
+            Proj::Gate | Proj::Up if self.fused_gate_up => {
+                let first = if p == Proj::Gate { 0 } else { cfg.n_ff };
+                (Proj::Up.gguf_name(layer), first)
+            }
+            _ => (p.gguf_name(layer), 0),
         }
     }
 }
@@ -113,6 +140,19 @@ pub struct ModelSpec {
     pub embd_scale: Option<f32>,
     /// Final logits are soft-capped: `cap · tanh(logits / cap)`.
     pub logit_softcap: Option<f32>,
+    /// LongRoPE (Phi-3): the frequency factors for contexts longer than the original one
+    /// (the layers' RoPE carries the short factors), and that original context.
+    pub long_rope: Option<LongRope>,
+}
+
+/// LongRoPE's long-context factors (`rope_factors_long.weight`), used by a session whose
+/// context exceeds `n_ctx_orig` (llama.cpp's `get_rope_factors`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LongRope {
+    /// The long factors (`n_rot / 2`).
+    pub factors: std::sync::Arc<[f32]>,
+    /// `rope.scaling.original_context_length` (default: the training context).
+    pub n_ctx_orig: usize,
 }
 
 impl ModelSpec {
@@ -122,12 +162,22 @@ impl ModelSpec {
         let config = ModelConfig::from_gguf(file)?;
         let family = Family::from_arch(&config.arch)
             .ok_or_else(|| ModelError::UnsupportedArchitecture(config.arch.clone()))?;
-        let rope = rope::rope_from_gguf(file, &config, family)?;
+        let (rope, long_rope) = rope::rope_from_gguf(file, &config, family)?;
         let keys = FamilyKeys::from_gguf(file, family)?;
         let mut spec = family.spec(config, rope, &keys);
+        spec.long_rope = long_rope;
+        let has = |name: String| file.tensor(&name).is_some();
         for (l, layer) in spec.layers.iter_mut().enumerate() {
+            if family.fuses_projections() {
+                layer.fused_qkv = has(format!("blk.{l}.attn_qkv.weight"));
+                layer.fused_gate_up = !has(Proj::Gate.gguf_name(l));
+            }
             for &p in family.optional_biases() {
-                layer.bias[p.index()] = file.tensor(&LayerVec::Bias(p).gguf_name(l)).is_some();
+                layer.bias[p.index()] = if layer.fused_qkv && p.index() < 3 {
+                    has(format!("blk.{l}.attn_qkv.bias"))
+                } else {
+                    has(LayerVec::Bias(p).gguf_name(l))
+                };
             }
         }
         refuse::check_keys(file, &spec)?;
@@ -138,6 +188,18 @@ impl ModelSpec {
     /// Block `l`'s description.
     pub fn layer(&self, l: usize) -> &LayerSpec {
         &self.layers[l]
+    }
+
+    /// The description a session of `n_ctx` tokens runs: with LongRoPE and a context past the
+    /// original one, every rotary layer takes the long factors (llama.cpp's choice by
+    /// `n_ctx_seq`); otherwise `None` (this description as it is).
+    pub fn for_context(&self, n_ctx: usize) -> Option<ModelSpec> {
+        let long = self.long_rope.as_ref().filter(|lr| n_ctx > lr.n_ctx_orig)?;
+        let mut spec = self.clone();
+        for rope in spec.layers.iter_mut().filter_map(|l| l.rope.as_mut()) {
+            rope.factors = Some(long.factors.clone());
+        }
+        Some(spec)
     }
 
     /// Every tensor this description reads: `(name, required)`.
@@ -151,12 +213,27 @@ impl ModelSpec {
             .layers
             .iter()
             .any(|l| l.rope.as_ref().is_some_and(|r| r.factors.is_some()));
-        if factors {
+        if self.long_rope.is_some() {
+            v.push((rope::ROPE_FACTORS_SHORT.to_string(), true));
+            v.push((rope::ROPE_FACTORS_LONG.to_string(), true));
+        } else if factors {
             v.push((ROPE_FREQS.to_string(), true));
         }
         for (l, spec) in self.layers.iter().enumerate() {
-            v.extend(spec.vecs().map(|x| (x.gguf_name(l), true)));
-            v.extend(Proj::ALL.iter().map(|p| (p.gguf_name(l), true)));
+            for x in spec.vecs() {
+                match x {
+                    LayerVec::Bias(p) if spec.fused_qkv && p.index() < 3 => {
+                        v.push((format!("blk.{l}.attn_qkv.bias"), true))
+                    }
+                    _ => v.push((x.gguf_name(l), true)),
+                }
+            }
+            for &p in &Proj::ALL {
+                let name = spec.proj_tensor(p, l, &self.config).0;
+                if !v.iter().any(|(n, _)| *n == name) {
+                    v.push((name, true));
+                }
+            }
         }
         v
     }

