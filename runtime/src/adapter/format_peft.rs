@@ -593,7 +593,7 @@ pub fn save_peft(
         FloatType::BF16 => Dtype::BF16,
     };
     for (base, p) in &adapter.tensors {
-        let module = names::gguf_to_hf(base).ok_or_else(|| {
+        let module = names::gguf_to_hf_for(adapter.arch.as_deref(), base).ok_or_else(|| {
             AdapterError::Unrepresentable(format!("tensor `{base}` has no PEFT module name"))
         })?;
         let mut b = p.b.clone();

@@ -48,6 +48,7 @@ mod elements;
 mod error;
 pub mod format_gguf;
 pub mod format_peft;
+pub mod fused;
 pub mod info;
 pub mod merge;
 mod meta_json;

@@ -10,6 +10,8 @@
 //! | `blk.N.ffn_gate.weight`    | `model.layers.N.mlp.gate_proj`     |
 //! | `blk.N.ffn_up.weight`      | `model.layers.N.mlp.up_proj`       |
 //! | `blk.N.ffn_down.weight`    | `model.layers.N.mlp.down_proj`     |
+//! | `blk.N.attn_qkv.weight`    | `model.layers.N.self_attn.qkv_proj` (fused, Phi-3) |
+//! | `blk.N.ffn_up.weight` of a Phi-3 (gate\|up) | `model.layers.N.mlp.gate_up_proj` |
 //! | `token_embd.weight`        | `model.embed_tokens` (embedding)   |
 //! | `output.weight`            | `lm_head`                          |
 //!
@@ -25,6 +27,20 @@ pub const PEFT_PREFIX: &str = "base_model.model.";
 /// The GGUF base tensor name of the embedding table, whose LoRA halves llama.cpp stores flipped.
 pub const TOKEN_EMBD: &str = "token_embd.weight";
 
+/// [`gguf_to_hf`] for a model of architecture `arch`: Phi-3's `ffn_up` holds gate|up and is
+/// PEFT's `gate_up_proj`.
+pub fn gguf_to_hf_for(arch: Option<&str>, gguf: &str) -> Option<String> {
+    if arch == Some("phi3") {
+        if let Some(layer) = gguf
+            .strip_prefix("blk.")
+            .and_then(|r| r.strip_suffix(".ffn_up.weight"))
+        {
+            return Some(format!("model.layers.{layer}.mlp.gate_up_proj"));
+        }
+    }
+    gguf_to_hf(gguf)
+}
+
 /// The HF module name (e.g. `model.layers.3.self_attn.q_proj`) for a GGUF base tensor name
 /// (e.g. `blk.3.attn_q.weight`), or `None` if graft has no mapping for it.
 pub fn gguf_to_hf(gguf: &str) -> Option<String> {
@@ -38,7 +54,11 @@ pub fn gguf_to_hf(gguf: &str) -> Option<String> {
     if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let p = Proj::from_gguf_stem(rest.strip_suffix(".weight")?)?;
+    let stem = rest.strip_suffix(".weight")?;
+    if stem == "attn_qkv" {
+        return Some(format!("model.layers.{layer}.self_attn.qkv_proj"));
+    }
+    let p = Proj::from_gguf_stem(stem)?;
     Some(format!(
         "model.layers.{layer}.{}.{}",
         p.hf_parent(),
@@ -59,6 +79,11 @@ pub fn hf_to_gguf(hf: &str) -> Option<String> {
         return None;
     }
     let (parent, module) = rest.split_once('.')?;
+    match (parent, module) {
+        ("self_attn", "qkv_proj") => return Some(format!("blk.{layer}.attn_qkv.weight")),
+        ("mlp", "gate_up_proj") => return Some(format!("blk.{layer}.ffn_up.weight")),
+        _ => {}
+    }
     let p = Proj::from_hf(parent, module)?;
     Some(format!("blk.{layer}.{}.weight", p.gguf_stem()))
 }

@@ -58,6 +58,15 @@ impl LoadedAdapter {
             max_rank: 0,
         };
         for (tensor, pair) in adapter.tensors {
+            // A pair over a fused tensor (Phi-3's attn_qkv, gate|up ffn_up): one per projection.
+            if let Some(split) = crate::adapter::fused::split_fused(model.spec(), &tensor, &pair) {
+                for (l, p, part) in split.map_err(|m| err(&out.name, m))? {
+                    out.max_rank = out.max_rank.max(part.rank);
+                    out.n_pairs += 1;
+                    *out.slot_mut(Target::Layer(l, p)) = Some(part);
+                }
+                continue;
+            }
             let target = Target::from_tensor_name(&tensor, n_layer).ok_or_else(|| {
                 err(
                     &out.name,

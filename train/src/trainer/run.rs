@@ -295,9 +295,7 @@ struct Run<'t, 'm> {
 impl<'t, 'm> Run<'t, 'm> {
     fn start(t: &'t Trainer<'m>, obs: &mut dyn Observer) -> Result<Self, TrainError> {
         let cfg = &t.config;
-        let lora_cfg = cfg.lora_config()?;
-        fused_targets_refused(t.model.spec(), &lora_cfg.targets)?;
-        let lora = LoraParams::new(t.model.config(), lora_cfg)?;
+        let lora = LoraParams::new(t.model.config(), cfg.lora_config()?)?;
         let tr = Trainable::new(
             t.model,
             lora,
@@ -643,6 +641,8 @@ impl<'t, 'm> Run<'t, 'm> {
                 .unwrap_or_default(),
         };
         let mut adapter = self.tr.lora().to_adapter();
+        // Pairs of projections the file fuses (Phi-3) become one pair per fused tensor.
+        adapter.fuse_for(t.model.spec(), self.tr.lora().config().rslora);
         let mut shown = t.config.clone();
         shown.batch = t.sizing.batch;
         shown.grad_accum = t.sizing.grad_accum;
@@ -731,77 +731,5 @@ impl<'t, 'm> Run<'t, 'm> {
             model_card: done.then(|| card_path(&self.t.io.out)),
             warnings: self.all_warnings(),
         }
-    }
-}
-
-/// Adapters on projections that a file fuses into one tensor (Phi-3's `attn_qkv`, gate|up
-/// `ffn_up`) cannot be written yet in a form llama.cpp or graft loads (one LoRA pair over the
-/// fused tensor): refused before training starts, naming the targets that work.
-fn fused_targets_refused(
-    spec: &graft_runtime::spec::ModelSpec,
-    targets: &[graft_runtime::spec::Proj],
-) -> Result<(), TrainError> {
-    use graft_runtime::spec::Proj;
-    let fused = |p: Proj| {
-        spec.layers.iter().any(|l| match p {
-            Proj::Q | Proj::K | Proj::V => l.fused_qkv,
-            Proj::Gate | Proj::Up => l.fused_gate_up,
-            _ => false,
-        })
-    };
-    let bad: Vec<&str> = targets
-        .iter()
-        .filter(|&&p| fused(p))
-        .map(|p| p.short_name())
-        .collect();
-    if bad.is_empty() {
-        return Ok(());
-    }
-    Err(TrainError::Config(format!(
-        "this {} model fuses {} into one tensor; adapters on fused projections cannot be \
-         exported yet: train with --targets o,down",
-        spec.family.arch(),
-        bad.join(",")
-    )))
-}
-
-#[cfg(test)]
-mod fused_tests {
-    use super::*;
-    use graft_runtime::backend::{RopeParams, RopeStyle};
-    use graft_runtime::config::ModelConfig;
-    use graft_runtime::spec::{Family, FamilyKeys, Proj};
-
-    #[test]
-    fn adapters_on_fused_projections_are_refused_by_name() {
-        let cfg = ModelConfig {
-            arch: "phi3".into(),
-            n_vocab: 10,
-            n_ctx_train: 64,
-            n_embd: 8,
-            n_layer: 2,
-            n_ff: 16,
-            n_head: 2,
-            n_head_kv: 2,
-            head_dim: 4,
-            rms_eps: 1e-5,
-            rope_freq_base: 1e4,
-            n_rot: 4,
-        };
-        let rope = RopeParams::plain(RopeStyle::Neox, 1e4, 4);
-        let mut spec = Family::Phi3.spec(cfg, rope, &FamilyKeys::default());
-        assert!(
-            fused_targets_refused(&spec, &Proj::ALL).is_ok(),
-            "nothing fused yet"
-        );
-        for l in &mut spec.layers {
-            l.fused_qkv = true;
-            l.fused_gate_up = true;
-        }
-        let e = fused_targets_refused(&spec, &[Proj::Q, Proj::O, Proj::Up])
-            .expect_err("refused")
-            .to_string();
-        assert!(e.contains("q,up") && e.contains("--targets o,down"), "{e}");
-        assert!(fused_targets_refused(&spec, &[Proj::O, Proj::Down]).is_ok());
     }
 }
