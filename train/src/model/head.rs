@@ -1,7 +1,10 @@
 //! The output head: final RMS norm, the output matrix (`output.weight`, or `token_embd` when
 //! tied) and masked mean cross-entropy, run over chunks of tokens so the `[T, n_vocab]`
 //! logits never exist whole. With gradients, each chunk's `dlogits` is pushed straight back
-//! through the head into the gradient of the final residual stream.
+//! through the head into the gradient of the final residual stream. Only scored tokens go
+//! through it when the loss is all that is asked for (unscored rows contribute nothing to the
+//! loss and get a zero gradient): with completion-only masks that is most of the tokens, and
+//! with a 262,144-row head (Gemma 3) most of the step.
 
 use super::base::Base;
 use super::error::TrainModelError;
@@ -23,6 +26,10 @@ pub(crate) struct HeadScratch {
     /// Soft-capped logits `[chunk, n_vocab]` (models with a final soft-cap; kept for the
     /// backward, whose factor is `1 − (y/cap)²`).
     capped: Vec<f32>,
+    /// The scored rows of the final states, their targets and their gradient (compacted).
+    scored_x: Vec<f32>,
+    scored_t: Vec<u32>,
+    scored_dx: Vec<f32>,
 }
 
 impl HeadScratch {
@@ -34,6 +41,9 @@ impl HeadScratch {
             logits: vec![0.0; chunk * cfg.n_vocab],
             dxn: vec![0.0; chunk * cfg.n_embd],
             capped: Vec::new(),
+            scored_x: Vec::new(),
+            scored_t: Vec::new(),
+            scored_dx: Vec::new(),
         }
     }
 }
@@ -67,6 +77,9 @@ pub(crate) fn head(
     let (d, nv) = (cfg.n_embd, cfg.n_vocab);
     let n_tok = targets.len();
     let n_scored = mask.iter().filter(|&&m| m).count();
+    if n_scored < n_tok && !matches!(mode, HeadMode::Logits(_)) {
+        return head_scored(cfg, softcap, w, base, x, targets, mask, s, mode);
+    }
     let (mut logits_out, mut dx_out) = match mode {
         HeadMode::Loss => (None, None),
         HeadMode::LossAndGrad(dx) => (None, Some(dx)),
@@ -139,6 +152,68 @@ pub(crate) fn head(
     } else {
         total / n_scored as f64
     })
+}
+
+/// [`head`] over the scored rows only: gathered into one compact batch, run, and (with
+/// gradients) scattered back, unscored rows getting a zero gradient.
+#[allow(clippy::too_many_arguments)]
+fn head_scored(
+    cfg: &ModelConfig,
+    softcap: Option<f32>,
+    w: &Weights<'_>,
+    base: &Base,
+    x: &[f32],
+    targets: &[u32],
+    mask: &[bool],
+    s: &mut HeadScratch,
+    mode: HeadMode<'_>,
+) -> Result<f64, TrainModelError> {
+    let d = cfg.n_embd;
+    let mut xs = std::mem::take(&mut s.scored_x);
+    let mut ts = std::mem::take(&mut s.scored_t);
+    let mut dxs = std::mem::take(&mut s.scored_dx);
+    xs.clear();
+    ts.clear();
+    for (t, (&tg, _)) in targets
+        .iter()
+        .zip(mask)
+        .enumerate()
+        .filter(|(_, (_, &m))| m)
+    {
+        xs.extend_from_slice(&x[t * d..(t + 1) * d]);
+        ts.push(tg);
+    }
+    let all = vec![true; ts.len()];
+    let result = match mode {
+        HeadMode::LossAndGrad(dx) => {
+            dxs.clear();
+            dxs.resize(ts.len() * d, 0.0);
+            let loss = head(
+                cfg,
+                softcap,
+                w,
+                base,
+                &xs,
+                &ts,
+                &all,
+                s,
+                HeadMode::LossAndGrad(&mut dxs),
+            );
+            if loss.is_ok() {
+                dx[..targets.len() * d].fill(0.0);
+                let rows = mask.iter().enumerate().filter(|(_, &m)| m).map(|(t, _)| t);
+                for (t, g) in rows.zip(dxs.chunks_exact(d)) {
+                    dx[t * d..(t + 1) * d].copy_from_slice(g);
+                }
+            }
+            loss
+        }
+        other => head(cfg, softcap, w, base, &xs, &ts, &all, s, other),
+    };
+    s.scored_x = xs;
+    s.scored_t = ts;
+    s.scored_dx = dxs;
+    result
 }
 
 /// `Σ −log softmax(row)[target]` over the masked rows, in f64.
