@@ -91,3 +91,44 @@ fn decode_matmul_equals_per_row_kernel_bitwise() {
         }
     }
 }
+
+/// The four-token prefill kernels (`vec_dot_x4`) are bit-identical to the single-row kernel
+/// for each of the four activation rows: random rows at any alignment, activation rows at a
+/// stride larger than one row, on every ISA this CPU has.
+#[test]
+fn four_token_kernels_equal_single_row_bitwise() {
+    let mut r = rng(43);
+    let mut checked = 0;
+    for isa in available_isas() {
+        let k = kernels_for(isa);
+        for ty in FORMATS {
+            let Some(fk) = k.format(ty) else { continue };
+            let Some(x4) = fk.vec_dot_x4 else { continue };
+            let bs = ty.block_size().max(fk.act.block());
+            for cols in [bs, 3 * bs, 576, 1536].into_iter().filter(|c| c % bs == 0) {
+                let arow = fk.act.row_bytes(cols);
+                let stride = arow + fk.act.block_bytes();
+                for _ in 0..8 {
+                    let (w, _) = weights(&mut r, ty, 1, cols);
+                    let (wm, off) = misaligned(&w);
+                    let wm = &wm[off..];
+                    let mut act = vec![0u8; 4 * stride];
+                    for t in 0..4 {
+                        let x = randn(&mut r, cols, 1.0);
+                        k.quantize_act(fk.act, &x, &mut act[t * stride..t * stride + arow]);
+                    }
+                    let (am, aoff) = misaligned(&act);
+                    let am = &am[aoff..];
+                    let want: Vec<f32> = (0..4)
+                        .map(|t| (fk.vec_dot)(&w, &act[t * stride..t * stride + arow]))
+                        .collect();
+                    let mut got = [0.0f32; 4];
+                    x4(wm, am, stride, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "{isa:?} {ty} cols {cols}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{checked} four-token calls checked");
+}

@@ -30,12 +30,28 @@ macro_rules! x86_dot_kernels {
         }
 
         /// One f16 at `p` as f32.
+        ///
+        /// Written as `vmovd` from a general register on purpose: LLVM turns the obvious
+        /// `_mm_cvtsi32_si128(u16)` into `vpinsrw` into whatever register it deems undefined,
+        /// often the kernel's accumulator, which put every block's scale conversion on the
+        /// accumulator's FMA chain (a false dependency: ~26 cycles per Q5_0 block).
         #[target_feature(enable = $feat)]
         #[inline]
         unsafe fn f16_1(p: *const u8) -> f32 {
             // SAFETY: callers point `p` at 2 readable bytes.
-            let v = unsafe { std::ptr::read_unaligned(p as *const u16) };
-            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v as i32)))
+            let v = unsafe { std::ptr::read_unaligned(p as *const u16) } as u32;
+            let x: __m128i;
+            // SAFETY: `vmovd` only moves a general register into an xmm register (zeroing the
+            // rest); it touches no memory, stack or flags, and AVX is enabled here.
+            unsafe {
+                std::arch::asm!(
+                    "vmovd {x}, {v:e}",
+                    x = lateout(xmm_reg) x,
+                    v = in(reg) v,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+            _mm_cvtss_f32(_mm_cvtph_ps(x))
         }
 
         /// 16 bytes of nibbles → 32 bytes: low nibbles in lanes 0..16, high in 16..32.
@@ -232,7 +248,19 @@ macro_rules! x86_dot_kernels {
             }
         }
 
-        /// Q5_0 · Q8_0.
+        /// The 32 signed codes (-16..=15) of the Q5_0 block at `wp`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn q5_0_codes(wp: *const u8) -> __m256i {
+            // SAFETY: callers point `wp` at a 22-byte Q5_0 block.
+            unsafe {
+                let hi = _mm256_andnot_si256(bits32(wp.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
+                _mm256_or_si256(nibbles32(wp.add(6)), hi)
+            }
+        }
+
+        /// Q5_0 · Q8_0, rounding as llama.cpp's x86 `ggml_vec_dot_q5_0_q8_0`: one 8-lane
+        /// accumulator `fma(d_w d_a, codes, acc)` over the blocks in order, then `hsum`.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
             let nb = w.len() / 22;
@@ -243,12 +271,67 @@ macro_rules! x86_dot_kernels {
                 for b in 0..nb {
                     let (wp, ap) = (w.as_ptr().add(22 * b), a.as_ptr().add(34 * b));
                     let d = f16_1(wp) * f16_1(ap);
-                    let hi = _mm256_andnot_si256(bits32(wp.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
-                    let q = _mm256_or_si256(nibbles32(wp.add(6)), hi);
-                    let p = mul_sum_i8(q, ld(ap.add(2)));
+                    let p = mul_sum_i8(q5_0_codes(wp), ld(ap.add(2)));
                     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
                 }
                 hsum_ps(acc)
+            }
+        }
+
+        /// Q5_0 · four Q8_0 rows `stride` bytes apart: each weight block decoded once; each
+        /// result rounds exactly as [`dot_q5_0`].
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q5_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            let nb = w.len() / 22;
+            assert!(stride >= nb * 34 && a.len() >= 3 * stride + nb * 34);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            // SAFETY: block b reads w[22b..][..22] and a[t*stride + 34b..][..34] for t < 4,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wp = w.as_ptr().add(22 * b);
+                    let dw = f16_1(wp);
+                    let q = q5_0_codes(wp);
+                    let aq = _mm256_sign_epi8(q, q);
+                    for t in 0..4 {
+                        let ap = a.as_ptr().add(t * stride + 34 * b);
+                        let d = dw * f16_1(ap);
+                        let p = mul_sum_us8(aq, _mm256_sign_epi8(ld(ap.add(2)), q));
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]);
+                }
+            }
+        }
+
+        /// Q5_0 rows `r..r + 4` (`row_bytes` apart in `w`) · one Q8_0 row: four independent
+        /// chains, each exactly [`dot_q5_0`]'s, so every result equals it bit for bit. The
+        /// rows are prefetched a few groups ahead ([`prefetch_ahead`]).
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q5_0_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            let nb = row_bytes / 22;
+            assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 34);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            // SAFETY: block b reads w[t*row_bytes + 22b..][..22] for t < 4 and a[34b..][..34],
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let ap = a.as_ptr().add(34 * b);
+                    prefetch_ahead(w.as_ptr(), 4 * row_bytes, 88 * b, 2);
+                    let da = f16_1(ap);
+                    let y = ld(ap.add(2));
+                    for t in 0..4 {
+                        let wp = w.as_ptr().add(t * row_bytes + 22 * b);
+                        let d = f16_1(wp) * da;
+                        let p = mul_sum_i8(q5_0_codes(wp), y);
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]);
+                }
             }
         }
 
@@ -727,6 +810,14 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q4_1_x4(w, a, stride, out) }
         }
+        fn dot_q5_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q5_0_x4(w, a, stride, out) }
+        }
+        fn dot_q5_0_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q5_0_r4(w, row_bytes, a, out) }
+        }
         fn dot_q8_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q8_0_x4(w, a, stride, out) }
@@ -773,7 +864,10 @@ macro_rules! x86_table {
                 vec_dot_r4: $q4_1_r4,
                 ..fk(ActFormat::Q8_1, $q4_1, Some(dot_q4_1_x4))
             },
-            q5_0: fk(ActFormat::Q8_0, dot_q5_0, None),
+            q5_0: FormatKernels {
+                vec_dot_r4: Some(dot_q5_0_r4),
+                ..fk(ActFormat::Q8_0, dot_q5_0, Some(dot_q5_0_x4))
+            },
             q5_1: fk(ActFormat::Q8_1, dot_q5_1, None),
             q8_0: FormatKernels {
                 vec_dot_r4: $q8_0_r4,
