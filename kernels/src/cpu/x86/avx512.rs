@@ -22,6 +22,14 @@ mod imp {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
     }
 
+    /// `acc + madd(a, b)` in one `vpdpwssd`: i16 × i16 pairs summed into the i32 lanes of
+    /// `acc` (exact for graft's operands).
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    fn madd16_acc(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(acc, a, b)
+    }
+
     /// The 4 bytes at `p` and at `q` as f16 pairs → `[p0, p1, q0, q1]` in f32.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     #[inline]

@@ -508,43 +508,124 @@ macro_rules! x86_dot_kernels {
             s
         }
 
+        /// Sum of the eight i32 lanes of `v`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn hsum_epi32(v: __m256i) -> i32 {
+            let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+            _mm_cvtsi128_si32(s)
+        }
+
+        /// The 16 i16 block sums of the Q8_K block at `ab`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn q8k_bsums(ab: *const u8) -> __m256i {
+            // SAFETY: callers point `ab` at a 292-byte Q8_K block (sums at 260..292).
+            unsafe { ld(ab.add(260)) }
+        }
+
+        /// The 6-bit scales and mins of a Q4_K/Q5_K block (12 bytes at `p`) as two u64 of 8
+        /// bytes each: `(scales, mins)`, sub-block j in byte j (the bit layout of
+        /// `kquants_scale_min`).
+        #[inline(always)]
+        unsafe fn k4_scales_packed(p: *const u8) -> (u64, u64) {
+            // SAFETY: callers point `p` at 12 readable bytes.
+            let (u0, u1, u2) = unsafe {
+                (
+                    std::ptr::read_unaligned(p as *const u32),
+                    std::ptr::read_unaligned(p.add(4) as *const u32),
+                    std::ptr::read_unaligned(p.add(8) as *const u32),
+                )
+            };
+            let (m6, m4, m2) = (0x3f3f_3f3fu32, 0x0f0f_0f0fu32, 0x0303_0303u32);
+            let sc_lo = u0 & m6;
+            let mn_lo = u1 & m6;
+            let sc_hi = (u2 & m4) | (((u0 >> 6) & m2) << 4);
+            let mn_hi = ((u2 >> 4) & m4) | (((u1 >> 6) & m2) << 4);
+            (
+                sc_lo as u64 | (sc_hi as u64) << 32,
+                mn_lo as u64 | (mn_hi as u64) << 32,
+            )
+        }
+
+        /// Q4_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
+        /// once. Every row's floats go exactly as the original single-row kernel's (one 8-lane
+        /// `fma(d_w d_a, sumi, acc)` per block, the mins in a scalar `accm += dmin * mins`,
+        /// `hsum(acc) - accm`); the integer sums are exact in any order (u4 × i8 pairs in i16
+        /// through `maddubs`, then × the 6-bit scale into i32), so results do not depend on N.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn dot_q4_k_n<const N: usize>(
+            w: &[u8],
+            a: &[u8],
+            stride: usize,
+            out: &mut [f32; N],
+        ) {
+            let nb = w.len() / 144;
+            assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut accm = [0.0f32; N];
+            let m4 = _mm256_set1_epi8(0x0F);
+            // SAFETY: block b reads w[144b..][..144] and a[t*stride + 292b..][..292] for t < N,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wb = w.as_ptr().add(144 * b);
+                    let (sc, mn) = k4_scales_packed(wb.add(4));
+                    let scv: [__m256i; 8] =
+                        std::array::from_fn(|j| _mm256_set1_epi16((sc >> (8 * j)) as u8 as i16));
+                    let mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn as i64));
+                    let mnv = _mm256_set_m128i(
+                        _mm_unpackhi_epi16(mn8, mn8),
+                        _mm_unpacklo_epi16(mn8, mn8),
+                    );
+                    let (dw, dminw) = (f16_1(wb), f16_1(wb.add(2)));
+                    let mut sumi = [_mm256_setzero_si256(); N];
+                    for j in 0..4 {
+                        let q = ld(wb.add(16 + 32 * j));
+                        let lo = _mm256_and_si256(q, m4);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                        for t in 0..N {
+                            let ab = a.as_ptr().add(t * stride + 292 * b);
+                            let pa = _mm256_maddubs_epi16(lo, ld(ab.add(4 + 64 * j)));
+                            let pb = _mm256_maddubs_epi16(hi, ld(ab.add(36 + 64 * j)));
+                            sumi[t] = madd16_acc(sumi[t], pa, scv[2 * j]);
+                            sumi[t] = madd16_acc(sumi[t], pb, scv[2 * j + 1]);
+                        }
+                    }
+                    for t in 0..N {
+                        let ab = a.as_ptr().add(t * stride + 292 * b);
+                        let yd = std::ptr::read_unaligned(ab as *const f32);
+                        let d = dw * yd;
+                        let dmin = dminw * yd;
+                        acc[t] =
+                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                        let mins = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), mnv));
+                        accm[t] += dmin * mins as f32;
+                    }
+                }
+            }
+            for t in 0..N {
+                out[t] = hsum_ps(acc[t]) - accm[t];
+            }
+        }
+
         /// Q4_K · Q8_K.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
-            let nb = w.len() / 144;
-            assert!(a.len() >= nb * 292);
-            let mut acc = _mm256_setzero_ps();
-            let mut accm = 0.0f32;
-            let m4 = _mm256_set1_epi8(0x0F);
-            for b in 0..nb {
-                let (wb, ab) = (&w[144 * b..144 * b + 144], &a[292 * b..292 * b + 292]);
-                let (sc, mn) = k4_scales(&wb[4..16]);
-                let yd = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
-                // SAFETY: reads stay inside the 144-byte block `wb` and 292-byte block `ab`.
-                unsafe {
-                    let d = f16_1(wb.as_ptr()) * yd;
-                    let dmin = f16_1(wb.as_ptr().add(2)) * yd;
-                    let mut sumi = _mm256_setzero_si256();
-                    for j in 0..4 {
-                        let q = ld(wb.as_ptr().add(16 + 32 * j));
-                        let lo = _mm256_and_si256(q, m4);
-                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-                        let pa = mul_sum_us8(lo, ld(ab.as_ptr().add(4 + 64 * j)));
-                        let pb = mul_sum_us8(hi, ld(ab.as_ptr().add(36 + 64 * j)));
-                        sumi = _mm256_add_epi32(
-                            sumi,
-                            _mm256_mullo_epi32(pa, _mm256_set1_epi32(sc[2 * j])),
-                        );
-                        sumi = _mm256_add_epi32(
-                            sumi,
-                            _mm256_mullo_epi32(pb, _mm256_set1_epi32(sc[2 * j + 1])),
-                        );
-                    }
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-                    accm += dmin * k4_mins(ab, &mn) as f32;
-                }
-            }
-            hsum_ps(acc) - accm
+            let mut out = [0.0f32; 1];
+            // SAFETY: as dot_q4_k_n (which asserts the lengths).
+            unsafe { dot_q4_k_n::<1>(w, a, a.len(), &mut out) };
+            out[0]
+        }
+
+        /// Q4_K · four Q8_K rows `stride` bytes apart; each result equals [`dot_q4_k`]'s.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as dot_q4_k_n (which asserts the lengths).
+            unsafe { dot_q4_k_n::<4>(w, a, stride, out) }
         }
 
         /// Q5_K · Q8_K.
@@ -600,30 +681,36 @@ macro_rules! x86_dot_kernels {
             hsum_ps(acc) - accm
         }
 
-        /// Q6_K · Q8_K (codes offset by 32 through the Q8_K block sums).
+        /// Q6_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
+        /// once (codes offset by 32 through the Q8_K block sums). Every row's floats go exactly
+        /// as the original single-row kernel's (`fma(d_w d_a, sumi, acc)`, then lane 0 minus
+        /// `d * 32 * off`); the integer sums are exact in any order (u6 × i8 pairs in i16
+        /// through `maddubs`, then × the i8 scale into i32).
         #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+        #[inline]
+        unsafe fn dot_q6_k_n<const N: usize>(
+            w: &[u8],
+            a: &[u8],
+            stride: usize,
+            out: &mut [f32; N],
+        ) {
             let nb = w.len() / 210;
-            assert!(a.len() >= nb * 292);
-            let mut acc = _mm256_setzero_ps();
+            assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
+            let mut acc = [_mm256_setzero_ps(); N];
             let m4 = _mm256_set1_epi8(0x0F);
             let m2 = _mm256_set1_epi8(3);
-            for b in 0..nb {
-                let (wb, ab) = (&w[210 * b..210 * b + 210], &a[292 * b..292 * b + 292]);
-                let yd = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
-                let sc: [i32; 16] = std::array::from_fn(|i| wb[192 + i] as i8 as i32);
-                let mut off = 0i32;
-                for (i, s) in sc.iter().enumerate() {
-                    off += s * crate::cpu::scalar::kquants_bsum(ab, i);
-                }
-                // SAFETY: reads stay inside the 210-byte block `wb` and 292-byte block `ab`.
-                unsafe {
-                    let d = f16_1(wb.as_ptr().add(208)) * yd;
-                    let mut sumi = _mm256_setzero_si256();
+            // SAFETY: block b reads w[210b..][..210] and a[t*stride + 292b..][..292] for t < N,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wb = w.as_ptr().add(210 * b);
+                    let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(192) as *const __m128i));
+                    let dw = f16_1(wb.add(208));
+                    let mut sumi = [_mm256_setzero_si256(); N];
                     for n in 0..2 {
-                        let ql0 = ld(wb.as_ptr().add(64 * n));
-                        let ql1 = ld(wb.as_ptr().add(64 * n + 32));
-                        let qh = ld(wb.as_ptr().add(128 + 32 * n));
+                        let ql0 = ld(wb.add(64 * n));
+                        let ql1 = ld(wb.add(64 * n + 32));
+                        let qh = ld(wb.add(128 + 32 * n));
                         let q = [
                             _mm256_or_si256(
                                 _mm256_and_si256(ql0, m4),
@@ -652,23 +739,52 @@ macro_rules! x86_dot_kernels {
                             ),
                         ];
                         for (k, qk) in q.iter().enumerate() {
-                            let p = mul_sum_us8(*qk, ld(ab.as_ptr().add(4 + 128 * n + 32 * k)));
+                            // Scales 8n+2k (lanes 0..8) and 8n+2k+1 (lanes 8..16) as i16.
+                            let i = 8 * n + 2 * k;
                             let s = _mm256_set_m128i(
-                                _mm_set1_epi32(sc[8 * n + 2 * k + 1]),
-                                _mm_set1_epi32(sc[8 * n + 2 * k]),
+                                _mm_set1_epi16(*wb.add(192 + i + 1) as i8 as i16),
+                                _mm_set1_epi16(*wb.add(192 + i) as i8 as i16),
                             );
-                            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, s));
+                            for t in 0..N {
+                                let ab = a.as_ptr().add(t * stride + 292 * b);
+                                let p = _mm256_maddubs_epi16(*qk, ld(ab.add(4 + 128 * n + 32 * k)));
+                                sumi[t] = madd16_acc(sumi[t], p, s);
+                            }
                         }
                     }
-                    let v = _mm256_cvtepi32_ps(sumi);
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc);
-                    acc = _mm256_sub_ps(
-                        acc,
-                        _mm256_set_ps(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d * 32.0 * off as f32),
-                    );
+                    for t in 0..N {
+                        let ab = a.as_ptr().add(t * stride + 292 * b);
+                        let yd = std::ptr::read_unaligned(ab as *const f32);
+                        let off = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), sc));
+                        let d = dw * yd;
+                        let v = _mm256_cvtepi32_ps(sumi[t]);
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc[t]);
+                        acc[t] = _mm256_sub_ps(
+                            acc[t],
+                            _mm256_set_ps(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d * 32.0 * off as f32),
+                        );
+                    }
                 }
             }
-            hsum_ps(acc)
+            for t in 0..N {
+                out[t] = hsum_ps(acc[t]);
+            }
+        }
+
+        /// Q6_K · Q8_K (codes offset by 32 through the Q8_K block sums).
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+            let mut out = [0.0f32; 1];
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<1>(w, a, a.len(), &mut out) };
+            out[0]
+        }
+
+        /// Q6_K · four Q8_K rows `stride` bytes apart; each result equals [`dot_q6_k`]'s.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<4>(w, a, stride, out) }
         }
     };
 }
@@ -818,6 +934,14 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q5_0_r4(w, row_bytes, a, out) }
         }
+        fn dot_q4_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q4_k_x4(w, a, stride, out) }
+        }
+        fn dot_q6_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q6_k_x4(w, a, stride, out) }
+        }
         fn dot_q8_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q8_0_x4(w, a, stride, out) }
@@ -873,9 +997,9 @@ macro_rules! x86_table {
                 vec_dot_r4: $q8_0_r4,
                 ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
             },
-            q4_k: fk(ActFormat::Q8_K, dot_q4_k, None),
+            q4_k: fk(ActFormat::Q8_K, dot_q4_k, Some(dot_q4_k_x4)),
             q5_k: fk(ActFormat::Q8_K, dot_q5_k, None),
-            q6_k: fk(ActFormat::Q8_K, dot_q6_k, None),
+            q6_k: fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4)),
             quantize_q8_0,
             quantize_q8_1,
             quantize_q8_k: crate::cpu::act_quant::quantize_row_q8_k,
