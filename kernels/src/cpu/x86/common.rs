@@ -848,6 +848,83 @@ macro_rules! x86_quant_kernels {
             }
         }
 
+        /// f32 row → Q8_K, byte for byte `act_quant::quantize_row_q8_k` (ggml's
+        /// `quantize_row_q8_K_ref`): `d = 1 / iscale` with `iscale = -127 / max` (`max` the
+        /// first element of largest magnitude, NaNs skipped), codes `iscale * x` rounded half to
+        /// even (`cvtps2dq` in the default rounding mode; NaN products give 0 as Rust's `as`
+        /// does) and capped at 127, i16 sums of each 16 codes.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+            assert!(x.len() % 256 == 0 && out.len() == x.len() / 256 * 292);
+            for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(292)) {
+                let xp = xb.as_ptr();
+                let sm = _mm256_set1_ps(-0.0);
+                // SAFETY: every load reads x[32i + 8k..][..8] of the 256-float block `xb`.
+                let mut m = _mm256_setzero_ps();
+                for i in 0..32 {
+                    let v = unsafe { _mm256_loadu_ps(xp.add(8 * i)) };
+                    // max(|v|, m) returns m where |v| is NaN: NaNs are skipped, as in the scalar.
+                    m = _mm256_max_ps(_mm256_andnot_ps(sm, v), m);
+                }
+                let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+                let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+                if amax == 0.0 {
+                    ob.fill(0);
+                    continue;
+                }
+                // The first element whose magnitude is amax (the scalar keeps the first of ties).
+                let Some(&max) = xb.iter().find(|v| v.abs() == amax) else {
+                    ob.fill(0);
+                    continue;
+                };
+                let iscale = -127.0 / max;
+                let is = _mm256_set1_ps(iscale);
+                let cap = _mm256_set1_epi32(127);
+                let mut g = [_mm256_setzero_si256(); 16];
+                for k in 0..8 {
+                    // SAFETY: reads x[32k..32k + 32] of the block; writes ob[4 + 32k..][..32].
+                    unsafe {
+                        let i: [__m256i; 4] = std::array::from_fn(|j| {
+                            let p = _mm256_mul_ps(is, _mm256_loadu_ps(xp.add(32 * k + 8 * j)));
+                            let p = _mm256_and_ps(p, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
+                            _mm256_min_epi32(_mm256_cvtps_epi32(p), cap)
+                        });
+                        g[2 * k] = _mm256_add_epi32(i[0], i[1]);
+                        g[2 * k + 1] = _mm256_add_epi32(i[2], i[3]);
+                        let p = _mm256_packs_epi16(
+                            _mm256_packs_epi32(i[0], i[1]),
+                            _mm256_packs_epi32(i[2], i[3]),
+                        );
+                        let p = _mm256_permutevar8x32_epi32(
+                            p,
+                            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+                        );
+                        _mm256_storeu_si256(ob.as_mut_ptr().add(4 + 32 * k) as *mut __m256i, p);
+                    }
+                }
+                // Horizontal sums of the 16 groups, four at a time: lanes [g0..g3 | g0..g3]
+                // halves, added.
+                let mut sums = [_mm_setzero_si128(); 4];
+                for (q, s) in sums.iter_mut().enumerate() {
+                    let h01 = _mm256_hadd_epi32(g[4 * q], g[4 * q + 1]);
+                    let h23 = _mm256_hadd_epi32(g[4 * q + 2], g[4 * q + 3]);
+                    let h = _mm256_hadd_epi32(h01, h23);
+                    *s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+                }
+                let s16 = [
+                    _mm_packs_epi32(sums[0], sums[1]),
+                    _mm_packs_epi32(sums[2], sums[3]),
+                ];
+                // SAFETY: writes ob[260..292] of the 292-byte block.
+                unsafe {
+                    _mm_storeu_si128(ob.as_mut_ptr().add(260) as *mut __m128i, s16[0]);
+                    _mm_storeu_si128(ob.as_mut_ptr().add(276) as *mut __m128i, s16[1]);
+                }
+                ob[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+            }
+        }
+
         /// f32 row → Q8_1.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
@@ -960,6 +1037,10 @@ macro_rules! x86_table {
             // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
             unsafe { imp::quantize_q8_0(x, out) }
         }
+        fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+            // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
+            unsafe { imp::quantize_q8_k(x, out) }
+        }
         fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
             // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
             unsafe { imp::quantize_q8_1(x, out) }
@@ -1002,7 +1083,7 @@ macro_rules! x86_table {
             q6_k: fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4)),
             quantize_q8_0,
             quantize_q8_1,
-            quantize_q8_k: crate::cpu::act_quant::quantize_row_q8_k,
+            quantize_q8_k,
         };
     };
 }
