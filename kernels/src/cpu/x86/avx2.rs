@@ -29,5 +29,7 @@ super::common::x86_table!(
     dot_q4_1,
     dot_q8_0,
     Some(dot_q4_1_r4),
-    Some(dot_q8_0_r4)
+    Some(dot_q8_0_r4),
+    dot_q5_0_x4,
+    None
 );

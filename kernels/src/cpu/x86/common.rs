@@ -942,11 +942,12 @@ macro_rules! x86_quant_kernels {
 pub(crate) use x86_quant_kernels;
 
 /// Defines safe wrappers around the `imp` module's kernels and the static table `$name` for
-/// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels and the optional
-/// four-row decode kernels `$q4_1_r4` / `$q8_0_r4`. The wrappers are only reachable through that table, which
+/// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels, the optional
+/// four-row decode kernels `$q4_1_r4` / `$q8_0_r4` and the four-token Q5_0 kernel `$q5_0_x4` and optional Q5_0 tile kernel `$q5_0_r4x4`. The wrappers are only reachable through that table, which
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
-    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr) => {
+    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr, $q5_0_x4:expr,
+     $q5_0_r4x4:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -1003,6 +1004,7 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q4_1_x4(w, a, stride, out) }
         }
+        #[allow(dead_code)]
         fn dot_q5_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q5_0_x4(w, a, stride, out) }
@@ -1056,6 +1058,7 @@ macro_rules! x86_table {
                 vec_dot,
                 vec_dot_x4,
                 vec_dot_r4: None,
+                vec_dot_r4x4: None,
             }
         }
 
@@ -1071,7 +1074,8 @@ macro_rules! x86_table {
             },
             q5_0: FormatKernels {
                 vec_dot_r4: Some(dot_q5_0_r4),
-                ..fk(ActFormat::Q8_0, dot_q5_0, Some(dot_q5_0_x4))
+                vec_dot_r4x4: $q5_0_r4x4,
+                ..fk(ActFormat::Q8_0, dot_q5_0, Some($q5_0_x4))
             },
             q5_1: fk(ActFormat::Q8_1, dot_q5_1, None),
             q8_0: FormatKernels {
