@@ -859,9 +859,9 @@ macro_rules! x86_quant_kernels {
             for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(292)) {
                 let xp = xb.as_ptr();
                 let sm = _mm256_set1_ps(-0.0);
-                // SAFETY: every load reads x[32i + 8k..][..8] of the 256-float block `xb`.
                 let mut m = _mm256_setzero_ps();
                 for i in 0..32 {
+                    // SAFETY: reads x[8i..8i + 8] of the 256-float block `xb`.
                     let v = unsafe { _mm256_loadu_ps(xp.add(8 * i)) };
                     // max(|v|, m) returns m where |v| is NaN: NaNs are skipped, as in the scalar.
                     m = _mm256_max_ps(_mm256_andnot_ps(sm, v), m);
