@@ -1,5 +1,6 @@
 //! Times the matmul shapes of Gemma 3 270M Q4_K_M (d 640, FFN 2048, q 1024) for the formats
-//! that model mixes: Q5_0 (q/k/gate/up), Q4_K and Q6_K (down/output/v), Q8_0 (v/output), for
+//! that model mixes: Q5_0 (q/k/gate/up), Q4_K and Q6_K (down/output/v), Q8_0 (v/output and
+//! the 178 MB tied output head, decode only), for
 //! 128-token prefill and single-token decode (streamed over ~64 MB of distinct copies, as
 //! decode does over the model), on the best ISA and AVX2. Times are CPU time of the process,
 //! so a busy shared machine inflates them less than wall time. Run with
@@ -71,10 +72,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (QuantType::Q5_0, 2048, 640, 1),
             (QuantType::Q4_K, 640, 2048, 1),
             (QuantType::Q6_K, 640, 2048, 1),
+            (QuantType::Q8_0, 262144, 640, 1),
         ];
         for (ty, rows, cols, n) in cases {
             let one = rows * cols / ty.block_size() * ty.type_size();
-            let copies = if n == 1 { (64 << 20) / one } else { 1 };
+            let copies = if n == 1 { ((64 << 20) / one).max(1) } else { 1 };
             let ws: Vec<Vec<u8>> = (0..copies)
                 .map(|c| weights(ty, rows, cols, 7 + c as u64))
                 .collect();

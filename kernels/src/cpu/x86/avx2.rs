@@ -31,5 +31,6 @@ super::common::x86_table!(
     Some(dot_q4_1_r4),
     Some(dot_q8_0_r4),
     dot_q5_0_x4,
-    None
+    None,
+    dot_q5_0_r4
 );

@@ -283,6 +283,72 @@ mod imp {
             }
         }
     }
+
+    /// Q5_0 rows `r..r + 4` (`row_bytes` apart) · one Q8_0 row, rows `2k` and `2k + 1` in
+    /// the two 8-lane halves of accumulator `k`, the codes unsigned with `-16 Σ y` as the dot
+    /// product's start as in [`dot_q5_0_r4x4_512`]: each half is exactly [`dot_q5_0`]'s
+    /// chain, so all four results equal the single-row kernel's bit for bit. The rows are
+    /// prefetched ahead in one linear sweep.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(crate) unsafe fn dot_q5_0_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+        let nb = row_bytes / 22;
+        assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 34);
+        let m4 = _mm512_set1_epi8(0x0F);
+        let c16 = _mm512_set1_epi8(16);
+        let zero = _mm512_setzero_si512();
+        let perm = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
+        let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        let mut acc = [_mm512_setzero_ps(); 2];
+        // SAFETY: block b reads w[i * row_bytes + 22b..][..22] for i < 4 and a[34b..][..34],
+        // inside the slices (checked above).
+        unsafe {
+            for b in 0..nb {
+                let ap = a.as_ptr().add(34 * b);
+                prefetch_stream(w.as_ptr().wrapping_add(88 * b), 88);
+                let da = _mm512_set1_ps(f16_1(ap));
+                let y = _mm512_broadcast_i64x4(ld(ap.add(2)));
+                let nys = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c16, y));
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let w0 = w.as_ptr().add(2 * k * row_bytes + 22 * b);
+                    let w1 = w0.add(row_bytes);
+                    let (s0, s1) = (
+                        std::ptr::read_unaligned(w0 as *const u16) as i32,
+                        std::ptr::read_unaligned(w1 as *const u16) as i32,
+                    );
+                    let dw = _mm512_permutexvar_ps(
+                        sperm,
+                        _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(s0 | (s1 << 16)))),
+                    );
+                    let qh = std::ptr::read_unaligned(w0.add(2) as *const u32) as u64
+                        | (std::ptr::read_unaligned(w1.add(2) as *const u32) as u64) << 32;
+                    let t = _mm256_set_m128i(
+                        _mm_loadu_si128(w1.add(6) as *const __m128i),
+                        _mm_loadu_si128(w0.add(6) as *const __m128i),
+                    );
+                    let t = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(t),
+                        _mm256_srli_epi16::<4>(t),
+                    );
+                    let nib = _mm512_permutexvar_epi64(perm, _mm512_and_si512(t, m4));
+                    let u = _mm512_mask_add_epi8(nib, qh, nib, c16);
+                    let p = _mm512_dpbusd_epi32(nys, u, y);
+                    *acc = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(p), *acc);
+                }
+            }
+            for k in 0..2 {
+                out[2 * k] = hsum_ps(_mm512_castps512_ps256(acc[k]));
+                out[2 * k + 1] = hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                    _mm512_castps_pd(acc[k]),
+                )));
+            }
+        }
+    }
+}
+
+fn dot_q5_0_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+    // SAFETY: only reachable through the AVX512 table, handed out after detection; the kernel
+    // asserts the lengths.
+    unsafe { imp::dot_q5_0_r4_512(w, row_bytes, a, out) }
 }
 
 fn dot_q5_0_r4x4_512(w: &[u8], row_bytes: usize, a: &[u8], stride: usize, out: &mut [[f32; 4]; 4]) {
@@ -317,5 +383,6 @@ super::common::x86_table!(
     Some(dot_q4_1_r4_512),
     Some(dot_q8_0_r4_512),
     dot_q5_0_x4_512,
-    Some(dot_q5_0_r4x4_512)
+    Some(dot_q5_0_r4x4_512),
+    dot_q5_0_r4_512
 );

@@ -319,7 +319,7 @@ macro_rules! x86_dot_kernels {
             unsafe {
                 for b in 0..nb {
                     let ap = a.as_ptr().add(34 * b);
-                    prefetch_ahead(w.as_ptr(), 4 * row_bytes, 88 * b, 2);
+                    prefetch_stream(w.as_ptr().wrapping_add(88 * b), 88);
                     let da = f16_1(ap);
                     let y = ld(ap.add(2));
                     for t in 0..4 {
@@ -399,6 +399,25 @@ macro_rules! x86_dot_kernels {
                 for t in 0..4 {
                     out[t] = hsum_ps(acc[t]);
                 }
+            }
+        }
+
+        /// How far ahead [`prefetch_stream`] reads.
+        const PF_STREAM: usize = 4096;
+
+        /// Prefetches the `len` bytes [`PF_STREAM`] bytes after `p`: single-row kernels walk
+        /// consecutive rows of one matrix, so this runs ahead of the weight stream (across row
+        /// ends too) where the hardware prefetcher stops at page boundaries.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn prefetch_stream(p: *const u8, len: usize) {
+            let p = p.wrapping_add(PF_STREAM);
+            let mut o = 0;
+            while o < len {
+                // A hint that never faults, even past the end of the matrix (wrapping
+                // arithmetic, never dereferenced).
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o) as *const i8);
+                o += 64;
             }
         }
 
@@ -573,6 +592,7 @@ macro_rules! x86_dot_kernels {
             unsafe {
                 for b in 0..nb {
                     let wb = w.as_ptr().add(144 * b);
+                    prefetch_stream(wb, 144);
                     let (sc, mn) = k4_scales_packed(wb.add(4));
                     let scv: [__m256i; 8] =
                         std::array::from_fn(|j| _mm256_set1_epi16((sc >> (8 * j)) as u8 as i16));
@@ -704,6 +724,7 @@ macro_rules! x86_dot_kernels {
             unsafe {
                 for b in 0..nb {
                     let wb = w.as_ptr().add(210 * b);
+                    prefetch_stream(wb, 210);
                     let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(192) as *const __m128i));
                     let dw = f16_1(wb.add(208));
                     let mut sumi = [_mm256_setzero_si256(); N];
@@ -942,12 +963,14 @@ macro_rules! x86_quant_kernels {
 pub(crate) use x86_quant_kernels;
 
 /// Defines safe wrappers around the `imp` module's kernels and the static table `$name` for
-/// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels, the optional
-/// four-row decode kernels `$q4_1_r4` / `$q8_0_r4` and the four-token Q5_0 kernel `$q5_0_x4` and optional Q5_0 tile kernel `$q5_0_r4x4`. The wrappers are only reachable through that table, which
+/// ISA `$isa`. The ISA picks: `$q4_1` / `$q8_0`, the single-row Q4_1 and Q8_0 kernels; the
+/// optional four-row decode kernels `$q4_1_r4` / `$q8_0_r4`; the four-token Q5_0 kernel
+/// `$q5_0_x4`; the optional Q5_0 4 × 4 tile kernel `$q5_0_r4x4`; the four-row Q5_0 kernel
+/// `$q5_0_r4`. The wrappers are only reachable through that table, which
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
     ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr, $q5_0_x4:expr,
-     $q5_0_r4x4:expr) => {
+     $q5_0_r4x4:expr, $q5_0_r4:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -1009,6 +1032,7 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q5_0_x4(w, a, stride, out) }
         }
+        #[allow(dead_code)]
         fn dot_q5_0_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q5_0_r4(w, row_bytes, a, out) }
@@ -1073,7 +1097,7 @@ macro_rules! x86_table {
                 ..fk(ActFormat::Q8_1, $q4_1, Some(dot_q4_1_x4))
             },
             q5_0: FormatKernels {
-                vec_dot_r4: Some(dot_q5_0_r4),
+                vec_dot_r4: Some($q5_0_r4),
                 vec_dot_r4x4: $q5_0_r4x4,
                 ..fk(ActFormat::Q8_0, dot_q5_0, Some($q5_0_x4))
             },
