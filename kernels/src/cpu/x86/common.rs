@@ -192,13 +192,15 @@ macro_rules! x86_dot_kernels {
 
         /// Q4_1 · Q8_1, rounding exactly as llama.cpp's x86 `ggml_vec_dot_q4_1_q8_1`: one
         /// 8-lane accumulator `fma(d_w d_a, codes, acc)` over the blocks in order, the
-        /// `m_w s_a` terms summed with scalar FMAs, `hsum(acc) + summs`.
+        /// `m_w s_a` terms summed with FMAs (one lane of a vector FMA: the same single
+        /// rounding as the scalar `fmaf`), `hsum(acc) + summs`.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
             let nb = w.len() / 20;
             assert!(a.len() >= nb * 36);
             let mut acc = _mm256_setzero_ps();
-            let mut summs = 0.0f32;
+            // Lane 1: summs = fma(m_w, s_a, summs), the scalar FMA (lane 0 is unused).
+            let mut sm = _mm_setzero_ps();
             // SAFETY: block b reads w[20b..20b+20] and a[36b..36b+36], inside the rows.
             unsafe {
                 for b in 0..nb {
@@ -206,11 +208,11 @@ macro_rules! x86_dot_kernels {
                     // [d_w, m_w] * [d_a, s_a]
                     let (dw, da) = (f16x2(wp), f16x2(ap));
                     let dm = _mm_mul_ps(dw, da);
-                    summs = f16_1(wp.add(2)).mul_add(f16_1(ap.add(2)), summs);
+                    sm = _mm_fmadd_ps(dw, da, sm);
                     let p = mul_sum_us8(nibbles32(wp.add(4)), ld(ap.add(4)));
                     acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(p), acc);
                 }
-                hsum_ps(acc) + summs
+                hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(sm))
             }
         }
 
@@ -221,19 +223,20 @@ macro_rules! x86_dot_kernels {
             let nb = w.len() / 20;
             assert!(stride >= nb * 36 && a.len() >= 3 * stride + nb * 36);
             let mut acc = [_mm256_setzero_ps(); 4];
-            let mut summs = [0.0f32; 4];
+            // Lane 1 of each: the summs FMA chain of dot_q4_1.
+            let mut sm = [_mm_setzero_ps(); 4];
             // SAFETY: block b reads w[20b..][..20] and a[t*stride + 36b..][..36] for t < 4,
             // inside the slices (checked above).
             unsafe {
                 for b in 0..nb {
                     let wp = w.as_ptr().add(20 * b);
                     let dmw = f16x2(wp);
-                    let mw = f16_1(wp.add(2));
                     let q = nibbles32(wp.add(4));
                     for t in 0..4 {
                         let ap = a.as_ptr().add(t * stride + 36 * b);
-                        let dm = _mm_mul_ps(dmw, f16x2(ap));
-                        summs[t] = mw.mul_add(f16_1(ap.add(2)), summs[t]);
+                        let da = f16x2(ap);
+                        let dm = _mm_mul_ps(dmw, da);
+                        sm[t] = _mm_fmadd_ps(dmw, da, sm[t]);
                         let p = mul_sum_us8(q, ld(ap.add(4)));
                         acc[t] = _mm256_fmadd_ps(
                             _mm256_broadcastss_ps(dm),
@@ -243,7 +246,7 @@ macro_rules! x86_dot_kernels {
                     }
                 }
                 for t in 0..4 {
-                    out[t] = hsum_ps(acc[t]) + summs[t];
+                    out[t] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(sm[t]));
                 }
             }
         }
@@ -446,7 +449,8 @@ macro_rules! x86_dot_kernels {
             let nb = row_bytes / 20;
             assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 36);
             let mut acc = [_mm256_setzero_ps(); 4];
-            let mut summs = [0.0f32; 4];
+            // Lane 1 of each: the summs FMA chain of dot_q4_1.
+            let mut sm = [_mm_setzero_ps(); 4];
             // SAFETY: block b reads w[t*row_bytes + 20b..][..20] for t < 4 and a[36b..][..36],
             // inside the slices (checked above).
             unsafe {
@@ -454,12 +458,12 @@ macro_rules! x86_dot_kernels {
                     let ap = a.as_ptr().add(36 * b);
                     prefetch_ahead(w.as_ptr(), 4 * row_bytes, 80 * b, 2);
                     let da = f16x2(ap);
-                    let sa = f16_1(ap.add(2));
                     let y = ld(ap.add(4));
                     for t in 0..4 {
                         let wp = w.as_ptr().add(t * row_bytes + 20 * b);
-                        let dm = _mm_mul_ps(f16x2(wp), da);
-                        summs[t] = f16_1(wp.add(2)).mul_add(sa, summs[t]);
+                        let dmw = f16x2(wp);
+                        let dm = _mm_mul_ps(dmw, da);
+                        sm[t] = _mm_fmadd_ps(dmw, da, sm[t]);
                         let p = mul_sum_us8(nibbles32(wp.add(4)), y);
                         acc[t] = _mm256_fmadd_ps(
                             _mm256_broadcastss_ps(dm),
@@ -469,7 +473,7 @@ macro_rules! x86_dot_kernels {
                     }
                 }
                 for t in 0..4 {
-                    out[t] = hsum_ps(acc[t]) + summs[t];
+                    out[t] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(sm[t]));
                 }
             }
         }
