@@ -5,7 +5,8 @@
 //! (a descheduled thread just claims fewer). Within a chunk each weight
 //! row is decoded once per group of four tokens (the ISA's `vec_dot_x4` where it has one), so
 //! prefill reads every weight block once per four tokens; rows go in tiles of about 16 KB so
-//! that a tile and one group of four activation rows stay in L1 together.
+//! that a tile and one group of four activation rows stay in L1 together, four rows at a time
+//! through a 4 × 4 register-tile kernel (`vec_dot_r4x4`) where the ISA has one.
 //! Leftover tokens (all of them in decode) take four rows at a time where the ISA has a
 //! `vec_dot_r4` kernel: four independent accumulator chains (each bit-identical to `vec_dot`)
 //! overlap in the FMA pipeline, and each activation block is loaded once per four rows. Rows

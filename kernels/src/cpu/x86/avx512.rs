@@ -8,6 +8,15 @@
 //! overlap. Interleaved row streams defeat the hardware prefetcher on Zen 4 (measured up to
 //! 2.5× slower streamed from memory), so these kernels software-prefetch the rows a few groups
 //! ahead in one linear sweep.
+//!
+//! Q5_0 (Gemma 3's q/k/gate/up projections) has the same kind of kernels, each 8-lane half
+//! again exactly the single-row chain: four rows ([`imp::dot_q5_0_r4_512`]), four tokens
+//! ([`imp::dot_q5_0_x4_512`]) and a 4 rows × 4 tokens register tile for prefill
+//! ([`imp::dot_q5_0_r4x4_512`]). The high bits come straight from a mask register, and the
+//! tile and four-row kernels take the codes unsigned (`q + 16`) with `-16 Σ y` as the starting
+//! value of `vpdpbusd`, which leaves every i32 lane equal to the signed kernel's. Q4_K and
+//! Q6_K keep the shared 256-bit bodies: their `maddubs` + `vpdpwssd` products gained nothing
+//! at 512 bits (measured slower), only the decode prefetch.
 
 mod imp {
     use super::super::common::{x86_dot_kernels, x86_quant_kernels};
