@@ -93,3 +93,39 @@ fn q8_1_matches_reference() {
 fn q8_k_matches_reference() {
     check(ActFormat::Q8_K, QuantType::Q8_K);
 }
+
+/// Every ISA's Q8_K quantizer equals the scalar `quantize_row_q8_k` byte for byte on many
+/// random blocks, including magnitude ties of opposite sign (the first one sets the scale),
+/// exact half-way codes, NaNs (skipped for the scale, code 0) and all-zero blocks.
+#[test]
+fn q8_k_every_isa_equals_scalar() {
+    use graft_kernels::cpu::act_quant::quantize_row_q8_k;
+    let mut r = rng(13);
+    for isa in available_isas() {
+        let k = kernels_for(isa);
+        for case in 0..200 {
+            let n = 256 * (1 + case % 3);
+            let mut x = randn(&mut r, n, 1.0 + case as f32);
+            match case % 5 {
+                1 => {
+                    x[7] = -4.0 * (1.0 + case as f32);
+                    x[200] = 4.0 * (1.0 + case as f32);
+                }
+                2 => {
+                    x[3] = f32::NAN;
+                    x[100] = 127.0;
+                    x[101] = 2.5;
+                    x[102] = -3.5;
+                }
+                3 => x[..256].iter_mut().for_each(|v| *v = 0.0),
+                4 => x[..256].iter_mut().for_each(|v| *v = f32::NAN),
+                _ => {}
+            }
+            let mut want = vec![0u8; n / 256 * 292];
+            quantize_row_q8_k(&x, &mut want);
+            let mut got = vec![0xAAu8; want.len()];
+            k.quantize_act(ActFormat::Q8_K, &x, &mut got);
+            assert_eq!(got, want, "{isa} case {case}");
+        }
+    }
+}

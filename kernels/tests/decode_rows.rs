@@ -91,3 +91,127 @@ fn decode_matmul_equals_per_row_kernel_bitwise() {
         }
     }
 }
+
+/// The four-token prefill kernels (`vec_dot_x4`) are bit-identical to the single-row kernel
+/// for each of the four activation rows: random rows at any alignment, activation rows at a
+/// stride larger than one row, on every ISA this CPU has.
+#[test]
+fn four_token_kernels_equal_single_row_bitwise() {
+    let mut r = rng(43);
+    let mut checked = 0;
+    for isa in available_isas() {
+        let k = kernels_for(isa);
+        for ty in FORMATS {
+            let Some(fk) = k.format(ty) else { continue };
+            let Some(x4) = fk.vec_dot_x4 else { continue };
+            let bs = ty.block_size().max(fk.act.block());
+            for cols in [bs, 3 * bs, 576, 1536].into_iter().filter(|c| c % bs == 0) {
+                let arow = fk.act.row_bytes(cols);
+                let stride = arow + fk.act.block_bytes();
+                for _ in 0..8 {
+                    let (w, _) = weights(&mut r, ty, 1, cols);
+                    let (wm, off) = misaligned(&w);
+                    let wm = &wm[off..];
+                    let mut act = vec![0u8; 4 * stride];
+                    for t in 0..4 {
+                        let x = randn(&mut r, cols, 1.0);
+                        k.quantize_act(fk.act, &x, &mut act[t * stride..t * stride + arow]);
+                    }
+                    let (am, aoff) = misaligned(&act);
+                    let am = &am[aoff..];
+                    let want: Vec<f32> = (0..4)
+                        .map(|t| (fk.vec_dot)(&w, &act[t * stride..t * stride + arow]))
+                        .collect();
+                    let mut got = [0.0f32; 4];
+                    x4(wm, am, stride, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "{isa:?} {ty} cols {cols}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{checked} four-token calls checked");
+}
+
+/// The 4 × 4 tile kernels (`vec_dot_r4x4`) are bit-identical to the single-row kernel for
+/// every (weight row, activation row) pair: random rows at any alignment, activation rows at a
+/// stride larger than one row, and through `matmul` for ragged row and token counts.
+#[test]
+fn tile_kernels_equal_single_row_bitwise() {
+    let mut r = rng(44);
+    let mut checked = 0;
+    for isa in available_isas() {
+        let k = kernels_for(isa);
+        for ty in FORMATS {
+            let Some(fk) = k.format(ty) else { continue };
+            let Some(r4x4) = fk.vec_dot_r4x4 else {
+                continue;
+            };
+            let bs = ty.block_size().max(fk.act.block());
+            for cols in [bs, 3 * bs, 576, 640, 1536]
+                .into_iter()
+                .filter(|c| c % bs == 0)
+            {
+                let row_bytes = cols / ty.block_size() * ty.type_size();
+                let arow = fk.act.row_bytes(cols);
+                let stride = arow + fk.act.block_bytes();
+                for _ in 0..8 {
+                    let (w, _) = weights(&mut r, ty, 4, cols);
+                    let (wm, off) = misaligned(&w);
+                    let wm = &wm[off..];
+                    let mut act = vec![0u8; 4 * stride];
+                    for t in 0..4 {
+                        let x = randn(&mut r, cols, 1.0);
+                        k.quantize_act(fk.act, &x, &mut act[t * stride..t * stride + arow]);
+                    }
+                    let (am, aoff) = misaligned(&act);
+                    let am = &am[aoff..];
+                    let mut got = [[0.0f32; 4]; 4];
+                    r4x4(wm, row_bytes, am, stride, &mut got);
+                    for (i, gi) in got.iter().enumerate() {
+                        let want: Vec<f32> = (0..4)
+                            .map(|t| {
+                                (fk.vec_dot)(
+                                    &w[i * row_bytes..(i + 1) * row_bytes],
+                                    &act[t * stride..t * stride + arow],
+                                )
+                            })
+                            .collect();
+                        assert_eq!(bits(gi), bits(&want), "{isa:?} {ty} cols {cols} row {i}");
+                    }
+                    checked += 1;
+                }
+            }
+            // Through matmul: tiles, leftover rows (x4) and leftover tokens (r4 / vec_dot).
+            let cols = 640.max(bs) / bs * bs;
+            let row_bytes = cols / ty.block_size() * ty.type_size();
+            let arow = fk.act.row_bytes(cols);
+            let pool = ThreadPool::new(2).expect("pool");
+            for (rows, n) in [(4usize, 4usize), (7, 9), (67, 13), (130, 8)] {
+                let (w, _) = weights(&mut r, ty, rows, cols);
+                let x = randn(&mut r, n * cols, 1.0);
+                let mut act = vec![0u8; n * arow];
+                for t in 0..n {
+                    k.quantize_act(
+                        fk.act,
+                        &x[t * cols..(t + 1) * cols],
+                        &mut act[t * arow..(t + 1) * arow],
+                    );
+                }
+                let mut want = vec![0.0f32; rows * n];
+                for t in 0..n {
+                    for i in 0..rows {
+                        want[t * rows + i] = (fk.vec_dot)(
+                            &w[i * row_bytes..(i + 1) * row_bytes],
+                            &act[t * arow..(t + 1) * arow],
+                        );
+                    }
+                }
+                let mut y = vec![0.0f32; rows * n];
+                matmul(k, &pool, ty, &w, rows, cols, &x, n, &mut y).expect("matmul");
+                assert_eq!(bits(&y), bits(&want), "{isa:?} {ty} rows {rows} n {n}");
+            }
+        }
+    }
+    eprintln!("{checked} tile calls checked");
+}

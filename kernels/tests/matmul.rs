@@ -184,11 +184,11 @@ fn nested_pool_use_runs_inline() {
     assert_eq!(done.load(Ordering::Relaxed), 8);
 }
 
-/// Q4_1 and Q8_0 (the test model's formats) round exactly as llama.cpp's x86 kernels on both
-/// x86 tables: AVX2 and AVX-512 (their four-row and four-token kernels included) agree bit for
-/// bit, whatever the thread count.
+/// Q4_1 and Q8_0 (SmolLM2's formats) and Q5_0, Q4_K, Q6_K (Gemma 3 270M Q4_K_M's) round
+/// exactly as llama.cpp's x86 kernels on both x86 tables: AVX2 and AVX-512 (their four-row,
+/// four-token and tile kernels included) agree bit for bit, whatever the thread count.
 #[test]
-fn x86_tables_agree_bit_for_bit_on_q4_1_and_q8_0() {
+fn x86_tables_agree_bit_for_bit_on_llama_formats() {
     let avail = available_isas();
     if !(avail.contains(&Isa::Avx2) && avail.contains(&Isa::Avx512)) {
         eprintln!("needs AVX2 and AVX-512: nothing to compare on this CPU");
@@ -199,9 +199,15 @@ fn x86_tables_agree_bit_for_bit_on_q4_1_and_q8_0() {
         .map(|&n| ThreadPool::new(n).expect("pool"))
         .collect();
     let mut r = rng(9);
-    for ty in [QuantType::Q4_1, QuantType::Q8_0] {
+    for ty in [
+        QuantType::Q4_1,
+        QuantType::Q8_0,
+        QuantType::Q5_0,
+        QuantType::Q4_K,
+        QuantType::Q6_K,
+    ] {
         for &cols in col_sizes(ty) {
-            for (rows, n) in [(67usize, 1usize), (66, 1), (67, 5), (8, 4)] {
+            for (rows, n) in [(67usize, 1usize), (66, 1), (67, 5), (8, 4), (37, 17)] {
                 let (w, _) = weights(&mut r, ty, rows, cols);
                 let x = randn(&mut r, n * cols, 1.0);
                 let want = run(Isa::Avx2, &pools[0], ty, &w, rows, cols, &x, n);

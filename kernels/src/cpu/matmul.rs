@@ -4,7 +4,9 @@
 //! does), then rows are split into chunks that the pool's threads claim from an atomic counter
 //! (a descheduled thread just claims fewer). Within a chunk each weight
 //! row is decoded once per group of four tokens (the ISA's `vec_dot_x4` where it has one), so
-//! prefill reads every weight block once per four tokens, and the row stays in L1 for the rest.
+//! prefill reads every weight block once per four tokens; rows go in tiles of about 16 KB so
+//! that a tile and one group of four activation rows stay in L1 together, four rows at a time
+//! through a 4 × 4 register-tile kernel (`vec_dot_r4x4`) where the ISA has one.
 //! Leftover tokens (all of them in decode) take four rows at a time where the ISA has a
 //! `vec_dot_r4` kernel: four independent accumulator chains (each bit-identical to `vec_dot`)
 //! overlap in the FMA pipeline, and each activation block is loaded once per four rows. Rows
@@ -16,6 +18,10 @@ use crate::KernelError;
 use graft_quant::QuantType;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bytes of weight rows in one prefill tile (see the four-token loop in [`matmul`]): small
+/// enough to share L1 with four activation rows.
+const TILE_BYTES: usize = 16 << 10;
 
 /// Below this many multiply-adds a matmul runs on the calling thread only.
 const MIN_PARALLEL_WORK: usize = 1 << 16;
@@ -90,6 +96,46 @@ pub fn matmul(
             } else {
                 0
             };
+            if let Some(x4) = fk.vec_dot_x4 {
+                // Tiles of `tile` rows × 4 tokens: the tile's weight rows and the four
+                // activation rows both stay in L1 while every pair meets (a whole row's pass
+                // over all tokens would stream the activations from L2 once per row).
+                // Rows four at a time through the 4 × 4 register tile where the ISA has one.
+                let tile = (TILE_BYTES / row_bytes.max(1)).clamp(4, 64) / 4 * 4;
+                let mut o44 = [[0.0f32; 4]; 4];
+                let mut rt = r0;
+                while rt < r1 {
+                    let rt1 = (rt + tile).min(r1);
+                    for t in (0..n4).step_by(4) {
+                        let at = &acts[t * arow..(t + 4) * arow];
+                        let mut rr = rt;
+                        if let Some(r4x4) = fk.vec_dot_r4x4 {
+                            while rr + 4 <= rt1 {
+                                r4x4(
+                                    &w[rr * row_bytes..(rr + 4) * row_bytes],
+                                    row_bytes,
+                                    at,
+                                    arow,
+                                    &mut o44,
+                                );
+                                for (i, oi) in o44.iter().enumerate() {
+                                    for (j, &v) in oi.iter().enumerate() {
+                                        out.write((t + j) * rows + rr + i, v);
+                                    }
+                                }
+                                rr += 4;
+                            }
+                        }
+                        for rr in rr..rt1 {
+                            x4(&w[rr * row_bytes..(rr + 1) * row_bytes], at, arow, &mut o4);
+                            for (j, &v) in o4.iter().enumerate() {
+                                out.write((t + j) * rows + rr, v);
+                            }
+                        }
+                    }
+                    rt = rt1;
+                }
+            }
             let mut r = r0;
             while r < r1 {
                 let nr = if fk.vec_dot_r4.is_some() && r + 3 < r1 {
@@ -97,17 +143,6 @@ pub fn matmul(
                 } else {
                     1
                 };
-                if let Some(x4) = fk.vec_dot_x4 {
-                    for rr in r..r + nr {
-                        let wr = &w[rr * row_bytes..(rr + 1) * row_bytes];
-                        for t in (0..n4).step_by(4) {
-                            x4(wr, &acts[t * arow..(t + 4) * arow], arow, &mut o4);
-                            for (j, &v) in o4.iter().enumerate() {
-                                out.write((t + j) * rows + rr, v);
-                            }
-                        }
-                    }
-                }
                 for t in n4..n_tokens {
                     let at = &acts[t * arow..(t + 1) * arow];
                     match fk.vec_dot_r4 {

@@ -54,6 +54,11 @@ pub type VecDotX4Fn = fn(w: &[u8], act: &[u8], stride: usize, out: &mut [f32; 4]
 /// exactly the single-row kernel's operation order, so `out[i]` equals `vec_dot` bit for bit;
 /// the four independent chains overlap in the FMA pipeline.
 pub type VecDotR4Fn = fn(w: &[u8], row_bytes: usize, act: &[u8], out: &mut [f32; 4]);
+/// `out[i][t] = dot(w[i * row_bytes ..][..row_bytes], act[t * stride ..])` for `i`, `t` in
+/// 0..4: a register tile of four weight rows × four activation rows (prefill), each weight and
+/// activation block loaded once per tile. Every `out[i][t]` equals `vec_dot` bit for bit.
+pub type VecDotR4X4Fn =
+    fn(w: &[u8], row_bytes: usize, act: &[u8], stride: usize, out: &mut [[f32; 4]; 4]);
 /// Quantizes `x` (a whole number of blocks) into `out` (exactly the row's bytes).
 pub type QuantizeRowFn = fn(x: &[f32], out: &mut [u8]);
 
@@ -68,6 +73,8 @@ pub struct FormatKernels {
     pub vec_dot_x4: Option<VecDotX4Fn>,
     /// Four rows times one activation row, where the ISA has a kernel (decode).
     pub vec_dot_r4: Option<VecDotR4Fn>,
+    /// Four rows times four activation rows, where the ISA has a tile kernel (prefill).
+    pub vec_dot_r4x4: Option<VecDotR4X4Fn>,
 }
 
 /// Function pointers for every supported weight format and activation quantizer, for one ISA.

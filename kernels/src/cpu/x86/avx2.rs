@@ -13,6 +13,14 @@ mod imp {
     fn mul_sum_us8(a: __m256i, b: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
     }
+
+    /// `acc + madd(a, b)`: i16 × i16 pairs summed into the i32 lanes of `acc` (exact for
+    /// graft's operands).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn madd16_acc(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+    }
 }
 
 super::common::x86_table!(
@@ -21,5 +29,8 @@ super::common::x86_table!(
     dot_q4_1,
     dot_q8_0,
     Some(dot_q4_1_r4),
-    Some(dot_q8_0_r4)
+    Some(dot_q8_0_r4),
+    dot_q5_0_x4,
+    None,
+    dot_q5_0_r4
 );

@@ -30,12 +30,28 @@ macro_rules! x86_dot_kernels {
         }
 
         /// One f16 at `p` as f32.
+        ///
+        /// Written as `vmovd` from a general register on purpose: LLVM turns the obvious
+        /// `_mm_cvtsi32_si128(u16)` into `vpinsrw` into whatever register it deems undefined,
+        /// often the kernel's accumulator, which put every block's scale conversion on the
+        /// accumulator's FMA chain (a false dependency: ~26 cycles per Q5_0 block).
         #[target_feature(enable = $feat)]
         #[inline]
         unsafe fn f16_1(p: *const u8) -> f32 {
             // SAFETY: callers point `p` at 2 readable bytes.
-            let v = unsafe { std::ptr::read_unaligned(p as *const u16) };
-            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v as i32)))
+            let v = unsafe { std::ptr::read_unaligned(p as *const u16) } as u32;
+            let x: __m128i;
+            // SAFETY: `vmovd` only moves a general register into an xmm register (zeroing the
+            // rest); it touches no memory, stack or flags, and AVX is enabled here.
+            unsafe {
+                std::arch::asm!(
+                    "vmovd {x}, {v:e}",
+                    x = lateout(xmm_reg) x,
+                    v = in(reg) v,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+            _mm_cvtss_f32(_mm_cvtph_ps(x))
         }
 
         /// 16 bytes of nibbles → 32 bytes: low nibbles in lanes 0..16, high in 16..32.
@@ -176,13 +192,15 @@ macro_rules! x86_dot_kernels {
 
         /// Q4_1 · Q8_1, rounding exactly as llama.cpp's x86 `ggml_vec_dot_q4_1_q8_1`: one
         /// 8-lane accumulator `fma(d_w d_a, codes, acc)` over the blocks in order, the
-        /// `m_w s_a` terms summed with scalar FMAs, `hsum(acc) + summs`.
+        /// `m_w s_a` terms summed with FMAs (one lane of a vector FMA: the same single
+        /// rounding as the scalar `fmaf`), `hsum(acc) + summs`.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q4_1(w: &[u8], a: &[u8]) -> f32 {
             let nb = w.len() / 20;
             assert!(a.len() >= nb * 36);
             let mut acc = _mm256_setzero_ps();
-            let mut summs = 0.0f32;
+            // Lane 1: summs = fma(m_w, s_a, summs), the scalar FMA (lane 0 is unused).
+            let mut sm = _mm_setzero_ps();
             // SAFETY: block b reads w[20b..20b+20] and a[36b..36b+36], inside the rows.
             unsafe {
                 for b in 0..nb {
@@ -190,11 +208,11 @@ macro_rules! x86_dot_kernels {
                     // [d_w, m_w] * [d_a, s_a]
                     let (dw, da) = (f16x2(wp), f16x2(ap));
                     let dm = _mm_mul_ps(dw, da);
-                    summs = f16_1(wp.add(2)).mul_add(f16_1(ap.add(2)), summs);
+                    sm = _mm_fmadd_ps(dw, da, sm);
                     let p = mul_sum_us8(nibbles32(wp.add(4)), ld(ap.add(4)));
                     acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(p), acc);
                 }
-                hsum_ps(acc) + summs
+                hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(sm))
             }
         }
 
@@ -205,19 +223,20 @@ macro_rules! x86_dot_kernels {
             let nb = w.len() / 20;
             assert!(stride >= nb * 36 && a.len() >= 3 * stride + nb * 36);
             let mut acc = [_mm256_setzero_ps(); 4];
-            let mut summs = [0.0f32; 4];
+            // Lane 1 of each: the summs FMA chain of dot_q4_1.
+            let mut sm = [_mm_setzero_ps(); 4];
             // SAFETY: block b reads w[20b..][..20] and a[t*stride + 36b..][..36] for t < 4,
             // inside the slices (checked above).
             unsafe {
                 for b in 0..nb {
                     let wp = w.as_ptr().add(20 * b);
                     let dmw = f16x2(wp);
-                    let mw = f16_1(wp.add(2));
                     let q = nibbles32(wp.add(4));
                     for t in 0..4 {
                         let ap = a.as_ptr().add(t * stride + 36 * b);
-                        let dm = _mm_mul_ps(dmw, f16x2(ap));
-                        summs[t] = mw.mul_add(f16_1(ap.add(2)), summs[t]);
+                        let da = f16x2(ap);
+                        let dm = _mm_mul_ps(dmw, da);
+                        sm[t] = _mm_fmadd_ps(dmw, da, sm[t]);
                         let p = mul_sum_us8(q, ld(ap.add(4)));
                         acc[t] = _mm256_fmadd_ps(
                             _mm256_broadcastss_ps(dm),
@@ -227,12 +246,24 @@ macro_rules! x86_dot_kernels {
                     }
                 }
                 for t in 0..4 {
-                    out[t] = hsum_ps(acc[t]) + summs[t];
+                    out[t] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(sm[t]));
                 }
             }
         }
 
-        /// Q5_0 · Q8_0.
+        /// The 32 signed codes (-16..=15) of the Q5_0 block at `wp`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn q5_0_codes(wp: *const u8) -> __m256i {
+            // SAFETY: callers point `wp` at a 22-byte Q5_0 block.
+            unsafe {
+                let hi = _mm256_andnot_si256(bits32(wp.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
+                _mm256_or_si256(nibbles32(wp.add(6)), hi)
+            }
+        }
+
+        /// Q5_0 · Q8_0, rounding as llama.cpp's x86 `ggml_vec_dot_q5_0_q8_0`: one 8-lane
+        /// accumulator `fma(d_w d_a, codes, acc)` over the blocks in order, then `hsum`.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q5_0(w: &[u8], a: &[u8]) -> f32 {
             let nb = w.len() / 22;
@@ -243,12 +274,67 @@ macro_rules! x86_dot_kernels {
                 for b in 0..nb {
                     let (wp, ap) = (w.as_ptr().add(22 * b), a.as_ptr().add(34 * b));
                     let d = f16_1(wp) * f16_1(ap);
-                    let hi = _mm256_andnot_si256(bits32(wp.add(2)), _mm256_set1_epi8(0xF0u8 as i8));
-                    let q = _mm256_or_si256(nibbles32(wp.add(6)), hi);
-                    let p = mul_sum_i8(q, ld(ap.add(2)));
+                    let p = mul_sum_i8(q5_0_codes(wp), ld(ap.add(2)));
                     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
                 }
                 hsum_ps(acc)
+            }
+        }
+
+        /// Q5_0 · four Q8_0 rows `stride` bytes apart: each weight block decoded once; each
+        /// result rounds exactly as [`dot_q5_0`].
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q5_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            let nb = w.len() / 22;
+            assert!(stride >= nb * 34 && a.len() >= 3 * stride + nb * 34);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            // SAFETY: block b reads w[22b..][..22] and a[t*stride + 34b..][..34] for t < 4,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wp = w.as_ptr().add(22 * b);
+                    let dw = f16_1(wp);
+                    let q = q5_0_codes(wp);
+                    let aq = _mm256_sign_epi8(q, q);
+                    for t in 0..4 {
+                        let ap = a.as_ptr().add(t * stride + 34 * b);
+                        let d = dw * f16_1(ap);
+                        let p = mul_sum_us8(aq, _mm256_sign_epi8(ld(ap.add(2)), q));
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]);
+                }
+            }
+        }
+
+        /// Q5_0 rows `r..r + 4` (`row_bytes` apart in `w`) · one Q8_0 row: four independent
+        /// chains, each exactly [`dot_q5_0`]'s, so every result equals it bit for bit. The
+        /// rows are prefetched a few groups ahead ([`prefetch_ahead`]).
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q5_0_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            let nb = row_bytes / 22;
+            assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 34);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            // SAFETY: block b reads w[t*row_bytes + 22b..][..22] for t < 4 and a[34b..][..34],
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let ap = a.as_ptr().add(34 * b);
+                    prefetch_stream(w.as_ptr().wrapping_add(88 * b), 88);
+                    let da = f16_1(ap);
+                    let y = ld(ap.add(2));
+                    for t in 0..4 {
+                        let wp = w.as_ptr().add(t * row_bytes + 22 * b);
+                        let d = f16_1(wp) * da;
+                        let p = mul_sum_i8(q5_0_codes(wp), y);
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+                    }
+                }
+                for t in 0..4 {
+                    out[t] = hsum_ps(acc[t]);
+                }
             }
         }
 
@@ -319,6 +405,25 @@ macro_rules! x86_dot_kernels {
             }
         }
 
+        /// How far ahead [`prefetch_stream`] reads.
+        const PF_STREAM: usize = 4096;
+
+        /// Prefetches the `len` bytes [`PF_STREAM`] bytes after `p`: single-row kernels walk
+        /// consecutive rows of one matrix, so this runs ahead of the weight stream (across row
+        /// ends too) where the hardware prefetcher stops at page boundaries.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn prefetch_stream(p: *const u8, len: usize) {
+            let p = p.wrapping_add(PF_STREAM);
+            let mut o = 0;
+            while o < len {
+                // A hint that never faults, even past the end of the matrix (wrapping
+                // arithmetic, never dereferenced).
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o) as *const i8);
+                o += 64;
+            }
+        }
+
         /// How many 4-row groups ahead [`prefetch_ahead`] reads.
         const PF_GROUPS: usize = 4;
 
@@ -344,7 +449,8 @@ macro_rules! x86_dot_kernels {
             let nb = row_bytes / 20;
             assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 36);
             let mut acc = [_mm256_setzero_ps(); 4];
-            let mut summs = [0.0f32; 4];
+            // Lane 1 of each: the summs FMA chain of dot_q4_1.
+            let mut sm = [_mm_setzero_ps(); 4];
             // SAFETY: block b reads w[t*row_bytes + 20b..][..20] for t < 4 and a[36b..][..36],
             // inside the slices (checked above).
             unsafe {
@@ -352,12 +458,12 @@ macro_rules! x86_dot_kernels {
                     let ap = a.as_ptr().add(36 * b);
                     prefetch_ahead(w.as_ptr(), 4 * row_bytes, 80 * b, 2);
                     let da = f16x2(ap);
-                    let sa = f16_1(ap.add(2));
                     let y = ld(ap.add(4));
                     for t in 0..4 {
                         let wp = w.as_ptr().add(t * row_bytes + 20 * b);
-                        let dm = _mm_mul_ps(f16x2(wp), da);
-                        summs[t] = f16_1(wp.add(2)).mul_add(sa, summs[t]);
+                        let dmw = f16x2(wp);
+                        let dm = _mm_mul_ps(dmw, da);
+                        sm[t] = _mm_fmadd_ps(dmw, da, sm[t]);
                         let p = mul_sum_us8(nibbles32(wp.add(4)), y);
                         acc[t] = _mm256_fmadd_ps(
                             _mm256_broadcastss_ps(dm),
@@ -367,7 +473,7 @@ macro_rules! x86_dot_kernels {
                     }
                 }
                 for t in 0..4 {
-                    out[t] = hsum_ps(acc[t]) + summs[t];
+                    out[t] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(sm[t]));
                 }
             }
         }
@@ -425,43 +531,125 @@ macro_rules! x86_dot_kernels {
             s
         }
 
+        /// Sum of the eight i32 lanes of `v`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        fn hsum_epi32(v: __m256i) -> i32 {
+            let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+            _mm_cvtsi128_si32(s)
+        }
+
+        /// The 16 i16 block sums of the Q8_K block at `ab`.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn q8k_bsums(ab: *const u8) -> __m256i {
+            // SAFETY: callers point `ab` at a 292-byte Q8_K block (sums at 260..292).
+            unsafe { ld(ab.add(260)) }
+        }
+
+        /// The 6-bit scales and mins of a Q4_K/Q5_K block (12 bytes at `p`) as two u64 of 8
+        /// bytes each: `(scales, mins)`, sub-block j in byte j (the bit layout of
+        /// `kquants_scale_min`).
+        #[inline(always)]
+        unsafe fn k4_scales_packed(p: *const u8) -> (u64, u64) {
+            // SAFETY: callers point `p` at 12 readable bytes.
+            let (u0, u1, u2) = unsafe {
+                (
+                    std::ptr::read_unaligned(p as *const u32),
+                    std::ptr::read_unaligned(p.add(4) as *const u32),
+                    std::ptr::read_unaligned(p.add(8) as *const u32),
+                )
+            };
+            let (m6, m4, m2) = (0x3f3f_3f3fu32, 0x0f0f_0f0fu32, 0x0303_0303u32);
+            let sc_lo = u0 & m6;
+            let mn_lo = u1 & m6;
+            let sc_hi = (u2 & m4) | (((u0 >> 6) & m2) << 4);
+            let mn_hi = ((u2 >> 4) & m4) | (((u1 >> 6) & m2) << 4);
+            (
+                sc_lo as u64 | (sc_hi as u64) << 32,
+                mn_lo as u64 | (mn_hi as u64) << 32,
+            )
+        }
+
+        /// Q4_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
+        /// once. Every row's floats go exactly as the original single-row kernel's (one 8-lane
+        /// `fma(d_w d_a, sumi, acc)` per block, the mins in a scalar `accm += dmin * mins`,
+        /// `hsum(acc) - accm`); the integer sums are exact in any order (u4 × i8 pairs in i16
+        /// through `maddubs`, then × the 6-bit scale into i32), so results do not depend on N.
+        #[target_feature(enable = $feat)]
+        #[inline]
+        unsafe fn dot_q4_k_n<const N: usize>(
+            w: &[u8],
+            a: &[u8],
+            stride: usize,
+            out: &mut [f32; N],
+        ) {
+            let nb = w.len() / 144;
+            assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut accm = [0.0f32; N];
+            let m4 = _mm256_set1_epi8(0x0F);
+            // SAFETY: block b reads w[144b..][..144] and a[t*stride + 292b..][..292] for t < N,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wb = w.as_ptr().add(144 * b);
+                    prefetch_stream(wb, 144);
+                    let (sc, mn) = k4_scales_packed(wb.add(4));
+                    let scv: [__m256i; 8] =
+                        std::array::from_fn(|j| _mm256_set1_epi16((sc >> (8 * j)) as u8 as i16));
+                    let mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn as i64));
+                    let mnv = _mm256_set_m128i(
+                        _mm_unpackhi_epi16(mn8, mn8),
+                        _mm_unpacklo_epi16(mn8, mn8),
+                    );
+                    let (dw, dminw) = (f16_1(wb), f16_1(wb.add(2)));
+                    let mut sumi = [_mm256_setzero_si256(); N];
+                    for j in 0..4 {
+                        let q = ld(wb.add(16 + 32 * j));
+                        let lo = _mm256_and_si256(q, m4);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                        for t in 0..N {
+                            let ab = a.as_ptr().add(t * stride + 292 * b);
+                            let pa = _mm256_maddubs_epi16(lo, ld(ab.add(4 + 64 * j)));
+                            let pb = _mm256_maddubs_epi16(hi, ld(ab.add(36 + 64 * j)));
+                            sumi[t] = madd16_acc(sumi[t], pa, scv[2 * j]);
+                            sumi[t] = madd16_acc(sumi[t], pb, scv[2 * j + 1]);
+                        }
+                    }
+                    for t in 0..N {
+                        let ab = a.as_ptr().add(t * stride + 292 * b);
+                        let yd = std::ptr::read_unaligned(ab as *const f32);
+                        let d = dw * yd;
+                        let dmin = dminw * yd;
+                        acc[t] =
+                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                        let mins = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), mnv));
+                        accm[t] += dmin * mins as f32;
+                    }
+                }
+            }
+            for t in 0..N {
+                out[t] = hsum_ps(acc[t]) - accm[t];
+            }
+        }
+
         /// Q4_K · Q8_K.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
-            let nb = w.len() / 144;
-            assert!(a.len() >= nb * 292);
-            let mut acc = _mm256_setzero_ps();
-            let mut accm = 0.0f32;
-            let m4 = _mm256_set1_epi8(0x0F);
-            for b in 0..nb {
-                let (wb, ab) = (&w[144 * b..144 * b + 144], &a[292 * b..292 * b + 292]);
-                let (sc, mn) = k4_scales(&wb[4..16]);
-                let yd = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
-                // SAFETY: reads stay inside the 144-byte block `wb` and 292-byte block `ab`.
-                unsafe {
-                    let d = f16_1(wb.as_ptr()) * yd;
-                    let dmin = f16_1(wb.as_ptr().add(2)) * yd;
-                    let mut sumi = _mm256_setzero_si256();
-                    for j in 0..4 {
-                        let q = ld(wb.as_ptr().add(16 + 32 * j));
-                        let lo = _mm256_and_si256(q, m4);
-                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-                        let pa = mul_sum_us8(lo, ld(ab.as_ptr().add(4 + 64 * j)));
-                        let pb = mul_sum_us8(hi, ld(ab.as_ptr().add(36 + 64 * j)));
-                        sumi = _mm256_add_epi32(
-                            sumi,
-                            _mm256_mullo_epi32(pa, _mm256_set1_epi32(sc[2 * j])),
-                        );
-                        sumi = _mm256_add_epi32(
-                            sumi,
-                            _mm256_mullo_epi32(pb, _mm256_set1_epi32(sc[2 * j + 1])),
-                        );
-                    }
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-                    accm += dmin * k4_mins(ab, &mn) as f32;
-                }
-            }
-            hsum_ps(acc) - accm
+            let mut out = [0.0f32; 1];
+            // SAFETY: as dot_q4_k_n (which asserts the lengths).
+            unsafe { dot_q4_k_n::<1>(w, a, a.len(), &mut out) };
+            out[0]
+        }
+
+        /// Q4_K · four Q8_K rows `stride` bytes apart; each result equals [`dot_q4_k`]'s.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as dot_q4_k_n (which asserts the lengths).
+            unsafe { dot_q4_k_n::<4>(w, a, stride, out) }
         }
 
         /// Q5_K · Q8_K.
@@ -517,30 +705,37 @@ macro_rules! x86_dot_kernels {
             hsum_ps(acc) - accm
         }
 
-        /// Q6_K · Q8_K (codes offset by 32 through the Q8_K block sums).
+        /// Q6_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
+        /// once (codes offset by 32 through the Q8_K block sums). Every row's floats go exactly
+        /// as the original single-row kernel's (`fma(d_w d_a, sumi, acc)`, then lane 0 minus
+        /// `d * 32 * off`); the integer sums are exact in any order (u6 × i8 pairs in i16
+        /// through `maddubs`, then × the i8 scale into i32).
         #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+        #[inline]
+        unsafe fn dot_q6_k_n<const N: usize>(
+            w: &[u8],
+            a: &[u8],
+            stride: usize,
+            out: &mut [f32; N],
+        ) {
             let nb = w.len() / 210;
-            assert!(a.len() >= nb * 292);
-            let mut acc = _mm256_setzero_ps();
+            assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
+            let mut acc = [_mm256_setzero_ps(); N];
             let m4 = _mm256_set1_epi8(0x0F);
             let m2 = _mm256_set1_epi8(3);
-            for b in 0..nb {
-                let (wb, ab) = (&w[210 * b..210 * b + 210], &a[292 * b..292 * b + 292]);
-                let yd = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
-                let sc: [i32; 16] = std::array::from_fn(|i| wb[192 + i] as i8 as i32);
-                let mut off = 0i32;
-                for (i, s) in sc.iter().enumerate() {
-                    off += s * crate::cpu::scalar::kquants_bsum(ab, i);
-                }
-                // SAFETY: reads stay inside the 210-byte block `wb` and 292-byte block `ab`.
-                unsafe {
-                    let d = f16_1(wb.as_ptr().add(208)) * yd;
-                    let mut sumi = _mm256_setzero_si256();
+            // SAFETY: block b reads w[210b..][..210] and a[t*stride + 292b..][..292] for t < N,
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wb = w.as_ptr().add(210 * b);
+                    prefetch_stream(wb, 210);
+                    let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(192) as *const __m128i));
+                    let dw = f16_1(wb.add(208));
+                    let mut sumi = [_mm256_setzero_si256(); N];
                     for n in 0..2 {
-                        let ql0 = ld(wb.as_ptr().add(64 * n));
-                        let ql1 = ld(wb.as_ptr().add(64 * n + 32));
-                        let qh = ld(wb.as_ptr().add(128 + 32 * n));
+                        let ql0 = ld(wb.add(64 * n));
+                        let ql1 = ld(wb.add(64 * n + 32));
+                        let qh = ld(wb.add(128 + 32 * n));
                         let q = [
                             _mm256_or_si256(
                                 _mm256_and_si256(ql0, m4),
@@ -569,23 +764,52 @@ macro_rules! x86_dot_kernels {
                             ),
                         ];
                         for (k, qk) in q.iter().enumerate() {
-                            let p = mul_sum_us8(*qk, ld(ab.as_ptr().add(4 + 128 * n + 32 * k)));
+                            // Scales 8n+2k (lanes 0..8) and 8n+2k+1 (lanes 8..16) as i16.
+                            let i = 8 * n + 2 * k;
                             let s = _mm256_set_m128i(
-                                _mm_set1_epi32(sc[8 * n + 2 * k + 1]),
-                                _mm_set1_epi32(sc[8 * n + 2 * k]),
+                                _mm_set1_epi16(*wb.add(192 + i + 1) as i8 as i16),
+                                _mm_set1_epi16(*wb.add(192 + i) as i8 as i16),
                             );
-                            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p, s));
+                            for t in 0..N {
+                                let ab = a.as_ptr().add(t * stride + 292 * b);
+                                let p = _mm256_maddubs_epi16(*qk, ld(ab.add(4 + 128 * n + 32 * k)));
+                                sumi[t] = madd16_acc(sumi[t], p, s);
+                            }
                         }
                     }
-                    let v = _mm256_cvtepi32_ps(sumi);
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc);
-                    acc = _mm256_sub_ps(
-                        acc,
-                        _mm256_set_ps(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d * 32.0 * off as f32),
-                    );
+                    for t in 0..N {
+                        let ab = a.as_ptr().add(t * stride + 292 * b);
+                        let yd = std::ptr::read_unaligned(ab as *const f32);
+                        let off = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), sc));
+                        let d = dw * yd;
+                        let v = _mm256_cvtepi32_ps(sumi[t]);
+                        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc[t]);
+                        acc[t] = _mm256_sub_ps(
+                            acc[t],
+                            _mm256_set_ps(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d * 32.0 * off as f32),
+                        );
+                    }
                 }
             }
-            hsum_ps(acc)
+            for t in 0..N {
+                out[t] = hsum_ps(acc[t]);
+            }
+        }
+
+        /// Q6_K · Q8_K (codes offset by 32 through the Q8_K block sums).
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
+            let mut out = [0.0f32; 1];
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<1>(w, a, a.len(), &mut out) };
+            out[0]
+        }
+
+        /// Q6_K · four Q8_K rows `stride` bytes apart; each result equals [`dot_q6_k`]'s.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<4>(w, a, stride, out) }
         }
     };
 }
@@ -649,6 +873,83 @@ macro_rules! x86_quant_kernels {
             }
         }
 
+        /// f32 row → Q8_K, byte for byte `act_quant::quantize_row_q8_k` (ggml's
+        /// `quantize_row_q8_K_ref`): `d = 1 / iscale` with `iscale = -127 / max` (`max` the
+        /// first element of largest magnitude, NaNs skipped), codes `iscale * x` rounded half to
+        /// even (`cvtps2dq` in the default rounding mode; NaN products give 0 as Rust's `as`
+        /// does) and capped at 127, i16 sums of each 16 codes.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+            assert!(x.len() % 256 == 0 && out.len() == x.len() / 256 * 292);
+            for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(292)) {
+                let xp = xb.as_ptr();
+                let sm = _mm256_set1_ps(-0.0);
+                let mut m = _mm256_setzero_ps();
+                for i in 0..32 {
+                    // SAFETY: reads x[8i..8i + 8] of the 256-float block `xb`.
+                    let v = unsafe { _mm256_loadu_ps(xp.add(8 * i)) };
+                    // max(|v|, m) returns m where |v| is NaN: NaNs are skipped, as in the scalar.
+                    m = _mm256_max_ps(_mm256_andnot_ps(sm, v), m);
+                }
+                let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+                let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+                if amax == 0.0 {
+                    ob.fill(0);
+                    continue;
+                }
+                // The first element whose magnitude is amax (the scalar keeps the first of ties).
+                let Some(&max) = xb.iter().find(|v| v.abs() == amax) else {
+                    ob.fill(0);
+                    continue;
+                };
+                let iscale = -127.0 / max;
+                let is = _mm256_set1_ps(iscale);
+                let cap = _mm256_set1_epi32(127);
+                let mut g = [_mm256_setzero_si256(); 16];
+                for k in 0..8 {
+                    // SAFETY: reads x[32k..32k + 32] of the block; writes ob[4 + 32k..][..32].
+                    unsafe {
+                        let i: [__m256i; 4] = std::array::from_fn(|j| {
+                            let p = _mm256_mul_ps(is, _mm256_loadu_ps(xp.add(32 * k + 8 * j)));
+                            let p = _mm256_and_ps(p, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
+                            _mm256_min_epi32(_mm256_cvtps_epi32(p), cap)
+                        });
+                        g[2 * k] = _mm256_add_epi32(i[0], i[1]);
+                        g[2 * k + 1] = _mm256_add_epi32(i[2], i[3]);
+                        let p = _mm256_packs_epi16(
+                            _mm256_packs_epi32(i[0], i[1]),
+                            _mm256_packs_epi32(i[2], i[3]),
+                        );
+                        let p = _mm256_permutevar8x32_epi32(
+                            p,
+                            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+                        );
+                        _mm256_storeu_si256(ob.as_mut_ptr().add(4 + 32 * k) as *mut __m256i, p);
+                    }
+                }
+                // Horizontal sums of the 16 groups, four at a time: lanes [g0..g3 | g0..g3]
+                // halves, added.
+                let mut sums = [_mm_setzero_si128(); 4];
+                for (q, s) in sums.iter_mut().enumerate() {
+                    let h01 = _mm256_hadd_epi32(g[4 * q], g[4 * q + 1]);
+                    let h23 = _mm256_hadd_epi32(g[4 * q + 2], g[4 * q + 3]);
+                    let h = _mm256_hadd_epi32(h01, h23);
+                    *s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+                }
+                let s16 = [
+                    _mm_packs_epi32(sums[0], sums[1]),
+                    _mm_packs_epi32(sums[2], sums[3]),
+                ];
+                // SAFETY: writes ob[260..292] of the 292-byte block.
+                unsafe {
+                    _mm_storeu_si128(ob.as_mut_ptr().add(260) as *mut __m128i, s16[0]);
+                    _mm_storeu_si128(ob.as_mut_ptr().add(276) as *mut __m128i, s16[1]);
+                }
+                ob[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+            }
+        }
+
         /// f32 row → Q8_1.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
@@ -666,11 +967,14 @@ macro_rules! x86_quant_kernels {
 pub(crate) use x86_quant_kernels;
 
 /// Defines safe wrappers around the `imp` module's kernels and the static table `$name` for
-/// ISA `$isa`, with `$q4_1` / `$q8_0` as the single-row Q4_1 and Q8_0 kernels and the optional
-/// four-row decode kernels `$q4_1_r4` / `$q8_0_r4`. The wrappers are only reachable through that table, which
+/// ISA `$isa`. The ISA picks: `$q4_1` / `$q8_0`, the single-row Q4_1 and Q8_0 kernels; the
+/// optional four-row decode kernels `$q4_1_r4` / `$q8_0_r4`; the four-token Q5_0 kernel
+/// `$q5_0_x4`; the optional Q5_0 4 × 4 tile kernel `$q5_0_r4x4`; the four-row Q5_0 kernel
+/// `$q5_0_r4`. The wrappers are only reachable through that table, which
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
-    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr) => {
+    ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr, $q5_0_x4:expr,
+     $q5_0_r4x4:expr, $q5_0_r4:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -727,6 +1031,24 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q4_1_x4(w, a, stride, out) }
         }
+        #[allow(dead_code)]
+        fn dot_q5_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q5_0_x4(w, a, stride, out) }
+        }
+        #[allow(dead_code)]
+        fn dot_q5_0_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q5_0_r4(w, row_bytes, a, out) }
+        }
+        fn dot_q4_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q4_k_x4(w, a, stride, out) }
+        }
+        fn dot_q6_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q6_k_x4(w, a, stride, out) }
+        }
         fn dot_q8_0_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q8_0_x4(w, a, stride, out) }
@@ -745,6 +1067,10 @@ macro_rules! x86_table {
             // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
             unsafe { imp::quantize_q8_0(x, out) }
         }
+        fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+            // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
+            unsafe { imp::quantize_q8_k(x, out) }
+        }
         fn quantize_q8_1(x: &[f32], out: &mut [u8]) {
             // SAFETY: as for the dot wrappers; the kernel asserts the lengths.
             unsafe { imp::quantize_q8_1(x, out) }
@@ -760,6 +1086,7 @@ macro_rules! x86_table {
                 vec_dot,
                 vec_dot_x4,
                 vec_dot_r4: None,
+                vec_dot_r4x4: None,
             }
         }
 
@@ -773,18 +1100,22 @@ macro_rules! x86_table {
                 vec_dot_r4: $q4_1_r4,
                 ..fk(ActFormat::Q8_1, $q4_1, Some(dot_q4_1_x4))
             },
-            q5_0: fk(ActFormat::Q8_0, dot_q5_0, None),
+            q5_0: FormatKernels {
+                vec_dot_r4: Some($q5_0_r4),
+                vec_dot_r4x4: $q5_0_r4x4,
+                ..fk(ActFormat::Q8_0, dot_q5_0, Some($q5_0_x4))
+            },
             q5_1: fk(ActFormat::Q8_1, dot_q5_1, None),
             q8_0: FormatKernels {
                 vec_dot_r4: $q8_0_r4,
                 ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
             },
-            q4_k: fk(ActFormat::Q8_K, dot_q4_k, None),
+            q4_k: fk(ActFormat::Q8_K, dot_q4_k, Some(dot_q4_k_x4)),
             q5_k: fk(ActFormat::Q8_K, dot_q5_k, None),
-            q6_k: fk(ActFormat::Q8_K, dot_q6_k, None),
+            q6_k: fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4)),
             quantize_q8_0,
             quantize_q8_1,
-            quantize_q8_k: crate::cpu::act_quant::quantize_row_q8_k,
+            quantize_q8_k,
         };
     };
 }
