@@ -24,6 +24,11 @@
 # Env: GRAFT_MODELS (model dir), THREADS (default: all cores), ORACLE_BIN (a built llama-oracle to use instead of building
 #      tools/llama-oracle from the repository root, i.e. for the generic x86-64 target, without
 #      AMX, whose matmul segfaults on multi-token batches on Intel hosts).
+#      The committed greedy goldens were made with an oracle built for AVX-512 without AMX, the
+#      build closest to graft's kernels (the generic build rounds differently):
+#        CARGO_TARGET_DIR=/tmp/oracle-native RUSTFLAGS="-C target-cpu=x86-64-v4 -C target-feature=+avx512vnni,+avx512bf16,+avx512vbmi,+avxvnni,+f16c,+fma,+bmi2" \
+#          cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
+#        ORACLE_BIN=/tmp/oracle-native/release/llama-oracle scripts/gen-gemma-goldens.sh greedy
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
