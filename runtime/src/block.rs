@@ -120,6 +120,33 @@ fn project<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
     Ok(())
 }
 
+/// `y = post(W x)`: [`project`], then, when the layer has post-norms, the RMSNorm `post.0`
+/// of the projection (written first to the pre-norm buffer `post.1`).
+#[allow(clippy::too_many_arguments)]
+fn project_post<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
+    ops: &O,
+    hooks: &mut H,
+    cfg: &ModelConfig,
+    spec: &LayerSpec,
+    layer: usize,
+    w: &BlockWeights<'_, 'v, O>,
+    p: Proj,
+    n: usize,
+    x: O::View<'_>,
+    post: (LayerVec, Option<O::ViewMut<'_>>),
+    y: O::ViewMut<'_>,
+) -> Result<(), OpError> {
+    if !spec.post_norms {
+        return project(ops, hooks, spec, layer, w, p, n, x, y);
+    }
+    let (norm, pre) = post;
+    let mut pre =
+        pre.ok_or_else(|| OpError::new("block", "post-norms without a pre-norm buffer"))?;
+    project(ops, hooks, spec, layer, w, p, n, x, O::rw(&mut pre))?;
+    let wn = w.need(layer, norm)?;
+    ops.rmsnorm(O::ro(&pre), wn, cfg.rms_eps, n, cfg.n_embd, y)
+}
+
 /// Runs block `layer` (described by `spec`, weights `w`) on `n` tokens.
 #[allow(clippy::too_many_arguments)]
 pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
@@ -150,7 +177,6 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         down_pre,
         mut out,
     } = b;
-    let no_post = || OpError::new("block", "post-norms without o_pre/down_pre buffers");
     let (d, ff, eps, hd) = (cfg.n_embd, cfg.n_ff, cfg.rms_eps, cfg.head_dim);
     // Attention.
     ops.rmsnorm(
@@ -191,34 +217,20 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         ops.scale(O::rw(&mut q), s, n * cfg.q_dim())?;
     }
     hooks.attend(ops, layer, opts, q, k, v, O::rw(&mut att))?;
-    if spec.post_norms {
-        let mut o = o_pre.ok_or_else(no_post)?;
-        project(
-            ops,
-            hooks,
-            spec,
-            layer,
-            w,
-            Proj::O,
-            n,
-            O::ro(&att),
-            O::rw(&mut o),
-        )?;
-        let pn = w.need(layer, LayerVec::PostAttnNorm)?;
-        ops.rmsnorm(O::ro(&o), pn, eps, n, d, O::rw(&mut h))?;
-    } else {
-        project(
-            ops,
-            hooks,
-            spec,
-            layer,
-            w,
-            Proj::O,
-            n,
-            O::ro(&att),
-            O::rw(&mut h),
-        )?;
-    }
+    let post_attn = (LayerVec::PostAttnNorm, o_pre);
+    project_post(
+        ops,
+        hooks,
+        cfg,
+        spec,
+        layer,
+        w,
+        Proj::O,
+        n,
+        O::ro(&att),
+        post_attn,
+        O::rw(&mut h),
+    )?;
     ops.add(O::rw(&mut h), x, n * d)?;
     // Feed-forward.
     ops.rmsnorm(
@@ -246,33 +258,19 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         Activation::Silu => ops.swiglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,
         Activation::GeluTanh => ops.geglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,
     }
-    if spec.post_norms {
-        let mut dn = down_pre.ok_or_else(no_post)?;
-        project(
-            ops,
-            hooks,
-            spec,
-            layer,
-            w,
-            Proj::Down,
-            n,
-            O::ro(&act),
-            O::rw(&mut dn),
-        )?;
-        let pn = w.need(layer, LayerVec::PostFfnNorm)?;
-        ops.rmsnorm(O::ro(&dn), pn, eps, n, d, O::rw(&mut out))?;
-    } else {
-        project(
-            ops,
-            hooks,
-            spec,
-            layer,
-            w,
-            Proj::Down,
-            n,
-            O::ro(&act),
-            O::rw(&mut out),
-        )?;
-    }
+    let post_ffn = (LayerVec::PostFfnNorm, down_pre);
+    project_post(
+        ops,
+        hooks,
+        cfg,
+        spec,
+        layer,
+        w,
+        Proj::Down,
+        n,
+        O::ro(&act),
+        post_ffn,
+        O::rw(&mut out),
+    )?;
     ops.add(O::rw(&mut out), O::ro(&h), n * d)
 }

@@ -64,6 +64,27 @@ impl CpuBackend {
     }
 }
 
+impl CpuBackend {
+    /// Runs `f(out, gate, up)` over matching pieces of the first `len` elements on the pool
+    /// (the gated activations; lengths checked by the caller).
+    fn glu_pieces(
+        &self,
+        gate: &[f32],
+        up: &[f32],
+        len: usize,
+        out: &mut [f32],
+        f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
+    ) {
+        let piece = 1 << 15;
+        let pieces: Vec<_> = out[..len]
+            .chunks_mut(piece)
+            .zip(gate[..len].chunks(piece))
+            .zip(up[..len].chunks(piece))
+            .collect();
+        for_each_piece(&self.pool, pieces, |((o, g), u)| f(o, g, u));
+    }
+}
+
 /// Token rows per piece of the row-parallel ops (norms, SwiGLU).
 const ROWS: usize = 32;
 
@@ -166,13 +187,7 @@ impl ForwardOps for CpuBackend {
     fn swiglu(&self, gate: &[f32], up: &[f32], len: usize, out: &mut [f32]) -> Result<(), OpError> {
         check_len("swiglu", &[gate.len(), up.len(), out.len()], len)?;
         // llama.cpp's rounding (its AVX-512 expf), so greedy runs compare with it exactly.
-        let piece = 1 << 15;
-        let pieces: Vec<_> = out[..len]
-            .chunks_mut(piece)
-            .zip(gate[..len].chunks(piece))
-            .zip(up[..len].chunks(piece))
-            .collect();
-        for_each_piece(&self.pool, pieces, |((o, g), u)| {
+        self.glu_pieces(gate, up, len, out, |o, g, u| {
             o.copy_from_slice(g);
             k::swiglu_ggml(o, u);
         });
@@ -181,14 +196,8 @@ impl ForwardOps for CpuBackend {
 
     fn geglu(&self, gate: &[f32], up: &[f32], len: usize, out: &mut [f32]) -> Result<(), OpError> {
         check_len("geglu", &[gate.len(), up.len(), out.len()], len)?;
-        let piece = 1 << 15;
         let exact = self.exact_activations;
-        let pieces: Vec<_> = out[..len]
-            .chunks_mut(piece)
-            .zip(gate[..len].chunks(piece))
-            .zip(up[..len].chunks(piece))
-            .collect();
-        for_each_piece(&self.pool, pieces, |((o, g), u)| {
+        self.glu_pieces(gate, up, len, out, |o, g, u| {
             if exact {
                 k::geglu_exact(g, u, o)
             } else {
