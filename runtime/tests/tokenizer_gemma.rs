@@ -10,7 +10,7 @@
 
 mod tok_common;
 
-use tok_common::{data, gemma, gemma_gguf, ids};
+use tok_common::{data, gemma, gemma_gguf, golden_mismatches, ids};
 
 #[test]
 fn gemma_metadata_is_what_the_tokenizer_expects() {
@@ -39,25 +39,7 @@ fn every_golden_text_matches_llama_cpp() {
         "expected the 65 shared + 15 Gemma texts, got {}",
         cases.len()
     );
-    let mut failures = Vec::new();
-    for case in cases {
-        let text = case["text"].as_str().expect("text");
-        let want = ids(&case["ids"]);
-        let got = tok.encode(text, true, parse_special);
-        if got != want {
-            failures.push(format!(
-                "encode {text:?}:\n  llama.cpp {want:?}\n  graft     {got:?}"
-            ));
-            continue;
-        }
-        let detok = case["detok"].as_str().expect("detok");
-        let back = tok.decode(&got);
-        if back != detok {
-            failures.push(format!(
-                "decode {text:?}: llama.cpp {detok:?}, graft {back:?}"
-            ));
-        }
-    }
+    let failures = golden_mismatches(tok, cases, true, parse_special);
     println!(
         "{} of {} golden texts match llama.cpp",
         cases.len() - failures.len(),

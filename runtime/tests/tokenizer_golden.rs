@@ -7,7 +7,7 @@ mod tok_common;
 
 use std::time::Instant;
 
-use tok_common::{golden, ids, smollm};
+use tok_common::{golden, golden_mismatches, ids, smollm};
 
 #[test]
 fn every_golden_text_matches_llama_cpp() {
@@ -21,25 +21,7 @@ fn every_golden_text_matches_llama_cpp() {
         "expected the full golden set, got {}",
         cases.len()
     );
-    let mut failures = Vec::new();
-    for case in cases {
-        let text = case["text"].as_str().expect("text");
-        let want = ids(&case["ids"]);
-        let got = tok.encode(text, false, parse_special);
-        if got != want {
-            failures.push(format!(
-                "encode {text:?}:\n  llama.cpp {want:?}\n  graft     {got:?}"
-            ));
-            continue;
-        }
-        let detok = case["detok"].as_str().expect("detok");
-        let back = tok.decode(&got);
-        if back != detok {
-            failures.push(format!(
-                "decode {text:?}: llama.cpp {detok:?}, graft {back:?}"
-            ));
-        }
-    }
+    let failures = golden_mismatches(tok, cases, false, parse_special);
     println!(
         "{} of {} golden texts match llama.cpp",
         cases.len() - failures.len(),

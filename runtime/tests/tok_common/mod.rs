@@ -91,3 +91,33 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| u32::try_from(x.as_u64().expect("id is an integer")).expect("id fits u32"))
         .collect()
 }
+
+/// Every golden case (`text`, `ids`, `detok`) that `tok` does not encode (with `add_bos`) and
+/// decode as llama.cpp did, described; empty when all match.
+pub fn golden_mismatches(
+    tok: &Tokenizer,
+    cases: &[serde_json::Value],
+    add_bos: bool,
+    parse_special: bool,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for case in cases {
+        let text = case["text"].as_str().expect("text");
+        let want = ids(&case["ids"]);
+        let got = tok.encode(text, add_bos, parse_special);
+        if got != want {
+            failures.push(format!(
+                "encode {text:?}:\n  llama.cpp {want:?}\n  graft     {got:?}"
+            ));
+            continue;
+        }
+        let detok = case["detok"].as_str().expect("detok");
+        let back = tok.decode(&got);
+        if back != detok {
+            failures.push(format!(
+                "decode {text:?}: llama.cpp {detok:?}, graft {back:?}"
+            ));
+        }
+    }
+    failures
+}
