@@ -18,7 +18,8 @@
 //!   and value accumulator);
 //! - those head sizes and [`GGML_FA_TILE_Q`] tokens or more: llama.cpp's tiled f32 path
 //!   ([`attn_row_ggml_tiled_f16`](super::attn_row_ggml_tiled_f16)) over key tiles built from
-//!   the cache once per call (in [`AttnScratch`]);
+//!   the cache once per call (in [`AttnScratch`]), unless a sliding window hides keys from
+//!   some query of the call (then the per-row kernel, at any batch size);
 //! - other head sizes: a plain two-pass softmax in f32 (scores, then the weighted sum).
 
 use super::ggml_rows::{k_tiles_len, scalar_only, MAX_HEAD_DIM, ROW_HEADS};
@@ -94,9 +95,13 @@ pub fn attention(
         return;
     }
     let path = if hd <= MAX_HEAD_DIM && hd.is_multiple_of(8) {
-        // Windowed rows take the per-row kernel at any batch size: llama.cpp keeps windowed
-        // layers in a separate ring-buffer cache whose tile layout graft does not reproduce.
-        if n >= GGML_FA_TILE_Q && p.window.is_none() {
+        // Windowed rows whose window bites take the per-row kernel at any batch size:
+        // llama.cpp keeps windowed layers in a separate ring-buffer cache whose tile layout
+        // graft does not reproduce. While every position of the call lies inside the window
+        // (`pos0 + n <= window`) that cache has never wrapped nor reused a cell, so its cells
+        // hold positions `0..pos0 + n` in order, as the full cache does, and the tiled kernel
+        // gives its numbers.
+        if n >= GGML_FA_TILE_Q && !window_bites(p) {
             Path::Tiled
         } else {
             Path::Rows
@@ -159,6 +164,12 @@ pub fn attention(
             unit(&mut buf, i, o);
         }
     }
+}
+
+/// Whether `p`'s sliding window hides any key from any query of the call (some position of
+/// the call lies `window` or more past position 0).
+fn window_bites(p: &AttnParams) -> bool {
+    p.window.is_some_and(|w| p.pos0 + p.n_tokens > w)
 }
 
 /// Query heads per unit of work on the short-batch path: a divisor `d` of the GQA group (at

@@ -65,6 +65,8 @@ fn cases() -> Vec<Case> {
         windowed(case(20, 30, 4, 2, 32), 7),
         windowed(case(150, 30, 4, 2, 256), 64),
         windowed(case(40, 100, 4, 4, 12), 5),
+        windowed(case(150, 30, 4, 2, 32), 180),
+        windowed(case(100, 0, 4, 2, 64), 512),
     ]
 }
 
@@ -128,7 +130,7 @@ fn heads_per_unit_trades_sharing_for_threads() {
 fn in_place_equals_the_widened_cache_definition() {
     for c in cases()
         .into_iter()
-        .filter(|c| c.p.head_dim.is_multiple_of(8) && c.p.window.is_none())
+        .filter(|c| c.p.head_dim.is_multiple_of(8) && !window_bites(&c.p))
     {
         let AttnParams {
             n_tokens: n,
@@ -180,8 +182,8 @@ fn matches_f64_softmax() {
         } = c.p;
         let got = run(&c, 2);
         let (qd, kvd) = (n_head * hd, n_head_kv * hd);
-        // Windowed calls take the short-batch (f16) kernel at any length.
-        let f16_rows = hd.is_multiple_of(8) && (n < GGML_FA_TILE_Q || window.is_some());
+        // Calls whose window bites take the short-batch (f16) kernel at any length.
+        let f16_rows = hd.is_multiple_of(8) && (n < GGML_FA_TILE_Q || window_bites(&c.p));
         let tol = if f16_rows { 4e-3 } else { 2e-5 };
         for t in 0..n {
             for h in 0..n_head {
@@ -222,4 +224,29 @@ fn matches_f64_softmax() {
             }
         }
     }
+}
+
+/// A window that hides no key (every position of the call inside it) changes nothing: the
+/// call gives the bits of the same call without a window, on the tiled path for long batches.
+#[test]
+fn a_window_that_does_not_bite_changes_nothing() {
+    for c in cases()
+        .into_iter()
+        .filter(|c| c.p.window.is_some() && !window_bites(&c.p))
+    {
+        let mut plain = Case {
+            p: c.p,
+            q: c.q.clone(),
+            k: c.k.clone(),
+            v: c.v.clone(),
+        };
+        plain.p.window = None;
+        for threads in [1, 2] {
+            assert_eq!(run(&c, threads), run(&plain, threads), "{:?}", c.p);
+        }
+    }
+    assert!(window_bites(&windowed(case(64, 0, 1, 1, 8), 63).p));
+    assert!(!window_bites(&windowed(case(64, 0, 1, 1, 8), 64).p));
+    assert!(!window_bites(&windowed(case(60, 4, 1, 1, 8), 64).p));
+    assert!(window_bites(&windowed(case(60, 5, 1, 1, 8), 64).p));
 }
