@@ -11,6 +11,12 @@
 //! `vec_dot_r4` kernel: four independent accumulator chains (each bit-identical to `vec_dot`)
 //! overlap in the FMA pipeline, and each activation block is loaded once per four rows. Rows
 //! left over at the end of the matrix take `vec_dot`.
+//!
+//! Formats with a repacked GEMM ([`PackedGemm`](super::table::PackedGemm)) run batches of
+//! [`packed::MIN_TOKENS`] tokens or more through it instead of the four-token tiles (see
+//! [`packed`]).
+
+mod packed;
 
 use super::table::{ActFormat, Kernels};
 use super::threadpool::ThreadPool;
@@ -28,6 +34,7 @@ const MIN_PARALLEL_WORK: usize = 1 << 16;
 
 thread_local! {
     static ACT_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static PREP_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `y[t * rows + r] = sum_c W[r, c] * x[t * cols + c]` for `t` in `0..n_tokens`.
@@ -66,6 +73,7 @@ pub fn matmul(
     let arow = fk.act.row_bytes(cols);
     ACT_SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
+        let mut prep_scratch = PREP_SCRATCH.with_borrow_mut(std::mem::take);
         let acts: &[u8] = if fk.act == ActFormat::F32 {
             bytemuck::cast_slice(x)
         } else {
@@ -86,15 +94,34 @@ pub fn matmul(
         let n_chunks = rows.div_ceil(chunk);
         let next = AtomicUsize::new(0);
         let out = OutPtr(y.as_mut_ptr());
+        // Tokens 0..n4 go through the four-token kernels, the rest one at a time (four rows
+        // at once where the ISA has a four-row kernel).
+        let n4 = if fk.vec_dot_x4.is_some() {
+            n_tokens / 4 * 4
+        } else {
+            0
+        };
+        // The packed GEMM's prepared activations, once for all threads (a format with a
+        // packed GEMM also has a four-token kernel, for its leftover rows).
+        let pk = fk.packed.filter(|_| n4 >= packed::MIN_TOKENS);
+        let blocks = cols / fk.act.block();
+        let prep: &[u8] = match &pk {
+            Some(pg) => packed::prepare(pg, acts, arow, blocks, n4, &mut prep_scratch),
+            None => &[],
+        };
         let range = |r0: usize, r1: usize| {
             let mut o4 = [0.0f32; 4];
             let mut o4r = [0.0f32; 4];
-            // Tokens 0..n4 go through the four-token kernel, the rest one at a time (two rows
-            // at once where the ISA has a four-row kernel).
-            let n4 = if fk.vec_dot_x4.is_some() {
-                n_tokens / 4 * 4
-            } else {
-                0
+            let shape = packed::Shape {
+                row_bytes,
+                blocks: cols / bs,
+                rows,
+                n4,
+            };
+            // Whole groups of four rows through the packed GEMM, the rest below.
+            let rx = match &pk {
+                Some(pg) => packed::rows(pg, &shape, w, r0, r1, prep, &out),
+                None => r0,
             };
             if let Some(x4) = fk.vec_dot_x4 {
                 // Tiles of `tile` rows × 4 tokens: the tile's weight rows and the four
@@ -103,7 +130,7 @@ pub fn matmul(
                 // Rows four at a time through the 4 × 4 register tile where the ISA has one.
                 let tile = (TILE_BYTES / row_bytes.max(1)).clamp(4, 64) / 4 * 4;
                 let mut o44 = [[0.0f32; 4]; 4];
-                let mut rt = r0;
+                let mut rt = rx;
                 while rt < r1 {
                     let rt1 = (rt + tile).min(r1);
                     for t in (0..n4).step_by(4) {
@@ -178,6 +205,7 @@ pub fn matmul(
         } else {
             pool.run(&task);
         }
+        PREP_SCRATCH.with_borrow_mut(|s| *s = prep_scratch);
     });
     Ok(())
 }

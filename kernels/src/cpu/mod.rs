@@ -14,7 +14,7 @@
 //! | F16    | f32  | yes    | yes (F16C)      | = AVX2                           | scalar |
 //! | Q4_0   | Q8_0 | yes    | yes             | ymm VNNI                         | yes    |
 //! | Q4_1   | Q8_1 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes    |
-//! | Q5_0   | Q8_0 | yes    | yes             | ymm VNNI                         | scalar |
+//! | Q5_0   | Q8_0 | yes    | yes             | zmm tiles, repacked prefill GEMM | scalar |
 //! | Q5_1   | Q8_1 | yes    | yes             | ymm VNNI                         | scalar |
 //! | Q8_0   | Q8_0 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes    |
 //! | Q4_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |

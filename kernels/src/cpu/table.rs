@@ -62,6 +62,30 @@ pub type VecDotR4X4Fn =
 /// Quantizes `x` (a whole number of blocks) into `out` (exactly the row's bytes).
 pub type QuantizeRowFn = fn(x: &[f32], out: &mut [u8]);
 
+/// `tile(packed, prep, stride, out)` of a [`PackedGemm`].
+pub type PackedTileFn = fn(packed: &[u8], prep: &[u8], stride: usize, out: &mut [[f32; 4]; 4]);
+
+/// A prefill GEMM on repacked operands (like llamafile's tinyBLAS, which unpacks each weight
+/// block once per tile): weight rows are decoded four at a time into an ISA-private packed
+/// form once per row tile, activation rows are prepared once per call, and a 4 rows × 4
+/// tokens register tile runs on the two. Every output equals `vec_dot` on the raw rows bit for
+/// bit. The packed and prepared layouts are private to the ISA that wrote them.
+#[derive(Clone, Copy)]
+pub struct PackedGemm {
+    /// Bytes of four packed weight rows, per weight block.
+    pub packed_block_bytes: usize,
+    /// Bytes of one prepared activation row, per activation block.
+    pub prep_block_bytes: usize,
+    /// `pack(w, row_bytes, out)`: weight rows `0..4` of `w` (`row_bytes` apart) into `out`
+    /// (`row_bytes / type_size * packed_block_bytes` bytes).
+    pub pack: fn(w: &[u8], row_bytes: usize, out: &mut [u8]),
+    /// `prep(act, out)`: one activation row into `out` (`blocks * prep_block_bytes` bytes).
+    pub prep: fn(act: &[u8], out: &mut [u8]),
+    /// `tile(packed, prep, stride, out)`: `out[i][t]` = row `i` of `packed` · prepared row
+    /// `prep[t * stride ..]`, for `i`, `t` in 0..4.
+    pub tile: PackedTileFn,
+}
+
 /// The kernels for one weight format.
 #[derive(Clone, Copy)]
 pub struct FormatKernels {
@@ -75,6 +99,9 @@ pub struct FormatKernels {
     pub vec_dot_r4: Option<VecDotR4Fn>,
     /// Four rows times four activation rows, where the ISA has a tile kernel (prefill).
     pub vec_dot_r4x4: Option<VecDotR4X4Fn>,
+    /// The repacked prefill GEMM, where the ISA has one (preferred over `vec_dot_r4x4`; only
+    /// with a `vec_dot_x4`, which takes the rows left over by its groups of four).
+    pub packed: Option<PackedGemm>,
 }
 
 /// Function pointers for every supported weight format and activation quantizer, for one ISA.

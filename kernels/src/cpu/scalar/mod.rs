@@ -34,6 +34,7 @@ const fn fk(act: ActFormat, vec_dot: super::table::VecDotFn) -> FormatKernels {
         vec_dot_x4: None,
         vec_dot_r4: None,
         vec_dot_r4x4: None,
+        packed: None,
     }
 }
 

@@ -970,11 +970,12 @@ pub(crate) use x86_quant_kernels;
 /// ISA `$isa`. The ISA picks: `$q4_1` / `$q8_0`, the single-row Q4_1 and Q8_0 kernels; the
 /// optional four-row decode kernels `$q4_1_r4` / `$q8_0_r4`; the four-token Q5_0 kernel
 /// `$q5_0_x4`; the optional Q5_0 4 × 4 tile kernel `$q5_0_r4x4`; the four-row Q5_0 kernel
-/// `$q5_0_r4`. The wrappers are only reachable through that table, which
+/// `$q5_0_r4`; the optional repacked Q5_0 prefill GEMM `$q5_0_packed`. The wrappers are only
+/// reachable through that table, which
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
     ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr, $q5_0_x4:expr,
-     $q5_0_r4x4:expr, $q5_0_r4:expr) => {
+     $q5_0_r4x4:expr, $q5_0_r4:expr, $q5_0_packed:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -1087,6 +1088,7 @@ macro_rules! x86_table {
                 vec_dot_x4,
                 vec_dot_r4: None,
                 vec_dot_r4x4: None,
+                packed: None,
             }
         }
 
@@ -1103,6 +1105,7 @@ macro_rules! x86_table {
             q5_0: FormatKernels {
                 vec_dot_r4: Some($q5_0_r4),
                 vec_dot_r4x4: $q5_0_r4x4,
+                packed: $q5_0_packed,
                 ..fk(ActFormat::Q8_0, dot_q5_0, Some($q5_0_x4))
             },
             q5_1: fk(ActFormat::Q8_1, dot_q5_1, None),

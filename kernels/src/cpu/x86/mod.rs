@@ -3,5 +3,6 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+mod q5_0_packed;
 #[macro_use]
 mod common;
