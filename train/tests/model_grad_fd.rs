@@ -299,6 +299,55 @@ fn fd_f32_dropout_every_two_layers() {
     check_fd(&mut tr, FD_EPS, 1e-2, FD_ATOL);
 }
 
+/// The base anchor (a penalty on the LoRA output at unscored tokens) is part of the function
+/// the backward differentiates: FD of `loss(_, true)` (cross-entropy + penalty) with dropout
+/// and checkpointing, and the penalty is a real share of the loss.
+#[test]
+fn fd_f32_anchor_dropout_every_two_layers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, _) = tiny_model(
+        dir.path(),
+        "f32a.gguf",
+        3,
+        QuantType::F32,
+        QuantType::F32,
+        true,
+    );
+    let cfg = LoraConfig {
+        dropout: 0.2,
+        anchor: 0.5,
+        ..lora_cfg()
+    };
+    let lora = lora_nonzero(&model, cfg.clone(), 3);
+    let mut tr = Trainable::new(
+        &model,
+        lora,
+        opts(Checkpointing::EveryN(2), BaseMatmul::Fast),
+    )
+    .expect("trainable");
+    tr.set_dropout_step(5);
+    let batch = packed_batch();
+    let ce = f64::from(tr.forward(&batch).expect("forward"));
+    let penalty = tr.anchor_penalty();
+    let total = tr.loss(&batch, true).expect("loss");
+    assert!(
+        penalty > 0.05 * ce,
+        "anchor penalty {penalty} is not a real share of the loss (cross-entropy {ce})"
+    );
+    assert!(
+        (total - (ce + penalty)).abs() < 1e-4 * total,
+        "loss(_, true) {total} is not cross-entropy {ce} + penalty {penalty}"
+    );
+    let eval = tr.loss(&batch, false).expect("eval loss");
+    assert!(
+        (eval - total).abs() > 0.5 * penalty,
+        "evaluation loss {eval} carries the penalty"
+    );
+    // The penalty makes some entries' gradients large (|g| ~ 0.4): a half step keeps the
+    // curvature of the cross-entropy out of the difference, at twice the noise.
+    check_fd(&mut tr, FD_EPS / 2.0, 1e-2, 2.0 * FD_ATOL);
+}
+
 #[test]
 fn fd_q8_0_exact_base() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -19,6 +19,7 @@ fn tiny_run_writes_adapter_metadata_peft_metrics_and_curve() {
         max_steps: Some(4),
         eval_every: Some(2),
         targets: vec!["q".into(), "k".into(), "gate".into(), "down".into()],
+        anchor: 0.25,
         ..tiny_config()
     };
     let mut io = io(dir.path(), &data);
@@ -56,6 +57,9 @@ fn tiny_run_writes_adapter_metadata_peft_metrics_and_curve() {
         assert!(l["lr"].as_f64().is_some());
         assert!(l["tokens_per_sec"].as_f64().is_some_and(|v| v > 0.0));
         assert!(l["rss_mb"].as_f64().is_some_and(|v| v > 0.0));
+        // The base anchor's penalty: 0 at the first step (B starts at 0), then positive.
+        let anchor = l["anchor"].as_f64().expect("anchor penalty logged");
+        assert!(anchor.is_finite() && (anchor > 0.0) == (i > 0), "line {l}");
         assert_eq!(l.get("val_loss").is_some(), (i + 1) % 2 == 0, "line {l}");
     }
     // Warmup 1 step: half the peak at step 1 (the ramp is (step + 1) / (warmup + 1), so the
@@ -80,6 +84,7 @@ fn tiny_run_writes_adapter_metadata_peft_metrics_and_curve() {
     assert_eq!(md.get_u32("graft.train.rank").ok(), Some(4));
     assert_eq!(md.get_f32("graft.train.alpha").ok(), Some(8.0));
     assert_eq!(md.get_f32("graft.train.dropout").ok(), Some(0.1));
+    assert_eq!(md.get_f32("graft.train.anchor").ok(), Some(0.25));
     assert_eq!(
         md.get_str("graft.train.targets").ok(),
         Some("q,k,gate,down")

@@ -42,6 +42,10 @@ pub struct Args {
     /// LoRA dropout.
     #[arg(long, default_value_t = 0.05)]
     dropout: f32,
+    /// Base anchor weight: penalises what the adapter adds on the tokens the loss does not
+    /// score (prompts), so the model drifts less on unrelated text; 0 turns it off.
+    #[arg(long, default_value_t = graft_train::trainer::DEFAULT_ANCHOR)]
+    anchor: f32,
     /// Adapted projections, comma-separated.
     #[arg(long, default_value = "q,k,v,o,gate,up,down", value_delimiter = ',')]
     targets: Vec<String>,
@@ -199,8 +203,12 @@ impl Observer for Bar {
             .val_loss
             .map(|v| format!(" | val {v:.4}"))
             .unwrap_or_default();
+        let anchor = p
+            .anchor
+            .map(|a| format!(" | anchor {a:.4}"))
+            .unwrap_or_default();
         let msg = format!(
-            "loss {:.4}{val} | lr {:.2e} | {:.0} tok/s",
+            "loss {:.4}{anchor}{val} | lr {:.2e} | {:.0} tok/s",
             p.loss, p.lr, p.tokens_per_sec
         );
         match &self.bar {
@@ -255,6 +263,7 @@ pub fn run(args: Args) -> Result<()> {
         rank: args.rank,
         alpha: args.alpha,
         dropout: args.dropout,
+        anchor: args.anchor,
         targets: args.targets.clone(),
         lr: args.lr,
         epochs: args.epochs,

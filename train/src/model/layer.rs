@@ -11,6 +11,9 @@ use super::base::Base;
 use super::batch::Batch;
 use super::error::TrainModelError;
 use super::grad_ops::GradOps;
+use std::cell::Cell;
+
+use super::anchor;
 use super::lora_params::{splitmix64, unit_f32, LoraParams, Target};
 use crate::optim::ParamTensor;
 use graft_kernels::grad::{AttnShape, LoraShape};
@@ -33,6 +36,9 @@ pub(crate) struct Ctx<'a> {
     /// the attention values and the LoRA update by the runtime's own CPU ops, so the forward
     /// equals the runtime's.
     pub kv_f16: bool,
+    /// Where the forward adds the base anchor's penalty ([`super::anchor`]); `None` where it
+    /// is not wanted (evaluation, and the backward's recomputation of checkpointed layers).
+    pub anchor_sum: Option<&'a Cell<f64>>,
 }
 
 /// Work buffers shared by every layer (`[n_tok, max(d, ff)]` each, plus gradients).
@@ -167,7 +173,7 @@ impl Ctx<'_> {
         if let Some(dx) = dx.as_deref_mut() {
             self.base.backward(m, dy, n, dx)?;
         }
-        let (rank, scale) = (lora.config().rank, lora.scale());
+        let (rank, scale, weight) = (lora.config().rank, lora.scale(), lora.config().anchor);
         let Some((a, b)) = lora.pair_mut(layer, t) else {
             return Ok(());
         };
@@ -190,7 +196,16 @@ impl Ctx<'_> {
             },
         ) = (a, b);
         let len = n * m.cols;
-        let dy = &dy[..n * m.rows];
+        let anchored;
+        let dy = if weight > 0.0 {
+            let mut d = dy[..n * m.rows].to_vec();
+            let mask = &self.batch.mask[..n];
+            anchor::add_gradient(weight, scale, mask, u, bv, rank, m.rows, &mut d);
+            anchored = d;
+            &anchored[..]
+        } else {
+            &dy[..n * m.rows]
+        };
         let ops = self.base.cpu();
         if self.dropout == 0.0 {
             ops.lora_backward(

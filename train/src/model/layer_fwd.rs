@@ -4,6 +4,7 @@
 //! the log-sum-exp. Every activation the backward reads lands in the layer's [`LayerActs`] slot.
 
 use super::activations::LayerActs;
+use super::anchor;
 use super::error::TrainModelError;
 use super::grad_ops::GradOps;
 use super::layer::Ctx;
@@ -141,19 +142,43 @@ impl Ctx<'_> {
         };
         let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
         let y = &mut y[..n * m.rows];
+        let res = self.lora_update(ops, m, lora, sh, xin, &a.values, &b.values, u, y);
+        if let Some(sum) = self.anchor_sum {
+            let (w, s) = (lora.config().anchor, lora.scale());
+            let mask = &self.batch.mask[..n];
+            sum.set(sum.get() + anchor::penalty(w, s, mask, u, &b.values, sh.rank, m.rows));
+        }
+        res
+    }
+
+    /// `y += s · B A x` (and `u = A x`) by the runtime's op (`kv_f16`: the forward equals
+    /// the runtime's) or the training kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn lora_update(
+        &self,
+        ops: &CpuBackend,
+        m: &Matrix<'_>,
+        lora: &LoraParams,
+        sh: LoraShape,
+        xin: &[f32],
+        a: &[f32],
+        b: &[f32],
+        u: &mut [f32],
+        y: &mut [f32],
+    ) -> Result<(), TrainModelError> {
         if self.kv_f16 {
             // The runtime's update, so the forward equals the runtime's.
             let mats = LoraMats {
-                a: &a.values,
-                b: &b.values,
+                a,
+                b,
                 rank: sh.rank,
                 n_in: m.cols,
                 n_out: m.rows,
                 scale: lora.scale(),
             };
-            return Ok(ops.lora(&mats, LoraInput::Dense(xin), n, u, y)?);
+            return Ok(ops.lora(&mats, LoraInput::Dense(xin), sh.n_tok, u, y)?);
         }
-        ops.lora_forward(sh, xin, &a.values, &b.values, lora.scale(), u, y);
+        ops.lora_forward(sh, xin, a, b, lora.scale(), u, y);
         Ok(())
     }
 

@@ -26,6 +26,11 @@ pub struct LoraConfig {
     pub rslora: bool,
     /// Seed of the initialisation and of the dropout masks.
     pub seed: u64,
+    /// Weight `λ` of the base anchor (`super::anchor`): `λ` times the mean, over the tokens
+    /// the loss does not score, of `Σ ‖s·B A x‖²` over the adapted projections is added to
+    /// the training loss, so the adapter stays near zero on prompts (less drift on unrelated
+    /// text). 0 turns it off.
+    pub anchor: f32,
 }
 
 impl Default for LoraConfig {
@@ -37,6 +42,7 @@ impl Default for LoraConfig {
             dropout: 0.0,
             rslora: false,
             seed: 0,
+            anchor: 0.0,
         }
     }
 }
@@ -59,6 +65,12 @@ impl LoraConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("LoRA dropout {} is not in [0, 1)", self.dropout));
+        }
+        if !(self.anchor.is_finite() && self.anchor >= 0.0) {
+            return bad(format!(
+                "anchor weight {} is not a finite number ≥ 0",
+                self.anchor
+            ));
         }
         if !self.alpha.is_finite() {
             return bad(format!("LoRA alpha {} is not finite", self.alpha));

@@ -14,6 +14,7 @@
 //! - [`trainable`]: [`Trainable`], `forward(batch) -> loss`, `backward()`.
 
 pub mod activations;
+mod anchor;
 mod base;
 pub mod batch;
 pub mod checkpoint;

@@ -1,6 +1,8 @@
 //! The trainable model: a frozen (quantized, memory-mapped) llama base plus LoRA parameters;
 //! `forward(batch) -> loss`, then `backward()` accumulates the LoRA gradients.
 
+use std::cell::Cell;
+
 use super::activations::{Activations, LayerDims};
 use super::base::{Base, BaseMatmul};
 use super::batch::Batch;
@@ -72,6 +74,8 @@ pub struct Trainable<'m> {
     pending: Option<Batch>,
     dropout_step: u64,
     kv_f16: bool,
+    /// The base anchor's penalty of the last training forward (0 without an anchor).
+    anchor_penalty: f64,
 }
 
 impl<'m> Trainable<'m> {
@@ -115,6 +119,7 @@ impl<'m> Trainable<'m> {
             pending: None,
             dropout_step: 0,
             kv_f16: opts.kv_f16,
+            anchor_penalty: 0.0,
         })
     }
 
@@ -189,12 +194,15 @@ impl<'m> Trainable<'m> {
     }
 
     /// Embedding and every layer; leaves the final residual stream in `xout` and the last
-    /// segment's activations in the arena.
+    /// segment's activations in the arena. With `train`, the base anchor's penalty of the
+    /// batch (0 without an anchor) is left in `anchor_penalty`.
     fn run_layers(&mut self, batch: &Batch, train: bool) -> Result<(), TrainModelError> {
         batch.validate(self.spec.config.n_vocab)?;
         let n = batch.n_tokens();
         self.ensure_buffers(n);
         let d = self.spec.config.n_embd;
+        let anchor_sum = Cell::new(0.0);
+        let anchored = train && self.lora.config().anchor > 0.0;
         let ctx = Ctx {
             cfg: &self.spec.config,
             layers: &self.spec.layers,
@@ -208,6 +216,7 @@ impl<'m> Trainable<'m> {
             seed: self.lora.config().seed,
             step: self.dropout_step,
             kv_f16: self.kv_f16,
+            anchor_sum: anchored.then_some(&anchor_sum),
         };
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
@@ -228,11 +237,20 @@ impl<'m> Trainable<'m> {
                 b.ckpt[(s + 1) * n * d..(s + 2) * n * d].copy_from_slice(&b.xout);
             }
         }
+        self.anchor_penalty = anchor_sum.get();
         Ok(())
     }
 
-    /// Training forward: the mean cross-entropy over the batch's scored tokens. Keeps what
-    /// [`Self::backward`] needs (the head's gradient is computed here, chunk by chunk).
+    /// The base anchor's penalty of the last training forward or `loss(_, true)` (0 without
+    /// an anchor, [`super::LoraConfig::anchor`]). [`Self::backward`] differentiates the
+    /// cross-entropy plus this.
+    pub fn anchor_penalty(&self) -> f64 {
+        self.anchor_penalty
+    }
+
+    /// Training forward: the mean cross-entropy over the batch's scored tokens (without the
+    /// base anchor's penalty: [`Self::anchor_penalty`]). Keeps what [`Self::backward`] needs
+    /// (the head's gradient is computed here, chunk by chunk).
     pub fn forward(&mut self, batch: &Batch) -> Result<f32, TrainModelError> {
         self.pending = None;
         self.run_layers(batch, true)?;
@@ -272,6 +290,7 @@ impl<'m> Trainable<'m> {
             seed: self.lora.config().seed,
             step: self.dropout_step,
             kv_f16: self.kv_f16,
+            anchor_sum: None,
         };
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate().rev() {
@@ -299,14 +318,16 @@ impl<'m> Trainable<'m> {
     }
 
     /// Mean loss without gradients, summed in f64 from the logits; `train` applies the LoRA
-    /// dropout masks of the current dropout step (the function [`Self::forward`] differentiates).
+    /// dropout masks of the current dropout step and adds the base anchor's penalty (the
+    /// function [`Self::backward`] differentiates).
     pub fn loss(&mut self, batch: &Batch, train: bool) -> Result<f64, TrainModelError> {
         self.pending = None;
         self.run_layers(batch, train)?;
+        let penalty = if train { self.anchor_penalty } else { 0.0 };
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
         };
-        head(
+        let ce = head(
             &self.spec.config,
             self.spec.logit_softcap,
             self.w,
@@ -316,7 +337,8 @@ impl<'m> Trainable<'m> {
             &batch.mask,
             &mut self.head,
             HeadMode::Loss,
-        )
+        )?;
+        Ok(ce + penalty)
     }
 
     /// Every logit `[B·T, n_vocab]` (no dropout).

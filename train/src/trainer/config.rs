@@ -104,6 +104,13 @@ impl MaskPolicy {
     }
 }
 
+/// The default weight of the base anchor ([`LoraConfig::anchor`]).
+pub const DEFAULT_ANCHOR: f32 = 0.0;
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
+}
+
 /// Every hyperparameter of a run. `Default` gives the `graft train` flag defaults.
 ///
 /// Fields that change the trained adapter enter [`TrainConfig::hash`]; `threads`,
@@ -118,6 +125,10 @@ pub struct TrainConfig {
     pub alpha: f32,
     /// LoRA dropout probability.
     pub dropout: f32,
+    /// Weight of the base anchor ([`LoraConfig::anchor`]); 0 = off (not serialized then, so
+    /// configurations and checkpoints from before the anchor keep their hash).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub anchor: f32,
     /// Adapted projections, by short name (`q,k,v,o,gate,up,down`).
     pub targets: Vec<String>,
     /// Peak learning rate.
@@ -166,6 +177,7 @@ impl Default for TrainConfig {
             rank: 16,
             alpha: 32.0,
             dropout: 0.05,
+            anchor: DEFAULT_ANCHOR,
             targets: ["q", "k", "v", "o", "gate", "up", "down"]
                 .map(String::from)
                 .to_vec(),
@@ -213,6 +225,12 @@ impl TrainConfig {
             return bad(format!(
                 "alpha must be a positive number, got {}",
                 self.alpha
+            ));
+        }
+        if !(self.anchor.is_finite() && self.anchor >= 0.0) {
+            return bad(format!(
+                "anchor must be a finite number >= 0, got {}",
+                self.anchor
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -296,6 +314,7 @@ impl TrainConfig {
             rank: self.rank,
             alpha: self.alpha,
             dropout: self.dropout,
+            anchor: self.anchor,
             rslora: false,
             seed: self.seed,
         })

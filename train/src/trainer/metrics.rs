@@ -11,8 +11,12 @@ pub struct StepMetrics {
     pub epoch: usize,
     /// Learning rate used.
     pub lr: f32,
-    /// Mean training loss of the step's micro-batches.
+    /// Mean training loss (cross-entropy) of the step's micro-batches.
     pub train_loss: f64,
+    /// Mean base-anchor penalty of the step's micro-batches (runs with an anchor), added to
+    /// `train_loss` in what the step minimises.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub anchor: Option<f64>,
     /// Validation loss, when computed at this step.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f64>,

@@ -31,6 +31,7 @@ mod test_eval;
 
 pub use config::{
     parse_target, target_name, CheckpointPolicy, MaskPolicy, OptimizerKind, Schedule, TrainConfig,
+    DEFAULT_ANCHOR,
 };
 pub use error::TrainError;
 pub use metrics::{peak_rss_mb, rss_mb, to_jsonl, StepMetrics};

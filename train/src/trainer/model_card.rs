@@ -155,6 +155,7 @@ pub fn model_card(f: &CardFacts<'_>) -> String {
         ("rank", c.rank.to_string()),
         ("alpha", c.alpha.to_string()),
         ("dropout", c.dropout.to_string()),
+        ("base anchor", c.anchor.to_string()),
         ("targets", targets.join(",")),
         ("learning rate", format!("{:e}", c.lr)),
         ("schedule", format!("{:?}", c.schedule).to_lowercase()),

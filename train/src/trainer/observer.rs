@@ -20,8 +20,10 @@ pub struct Progress {
     pub total_steps: u64,
     /// Epoch of this step (0-based).
     pub epoch: usize,
-    /// Mean training loss of this step's micro-batches.
+    /// Mean training loss (cross-entropy) of this step's micro-batches.
     pub loss: f64,
+    /// Mean base-anchor penalty of this step's micro-batches (runs with an anchor).
+    pub anchor: Option<f64>,
     /// Learning rate used for this step.
     pub lr: f32,
     /// Gradient norm before clipping.

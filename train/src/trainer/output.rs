@@ -72,6 +72,7 @@ pub fn annotate(
         ("rank", Value::U32(cfg.rank as u32)),
         ("alpha", Value::F32(cfg.alpha)),
         ("dropout", Value::F32(cfg.dropout)),
+        ("anchor", Value::F32(cfg.anchor)),
         ("targets", s(&targets.join(","))),
         ("lr", Value::F32(cfg.lr)),
         ("epochs", Value::U32(cfg.epochs as u32)),

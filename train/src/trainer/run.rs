@@ -384,7 +384,7 @@ impl<'t, 'm> Run<'t, 'm> {
         let n_micro = micros.len();
         let t0 = Instant::now();
         self.tr.lora_mut().zero_grad();
-        let (mut loss_sum, mut tokens) = (0.0f64, 0usize);
+        let (mut loss_sum, mut anchor_sum, mut tokens) = (0.0f64, 0.0f64, 0usize);
         for (i, m) in micros.clone().enumerate() {
             if obs.on_micro_batch(i, n_micro) == Control::Stop {
                 // Discard the unfinished step: parameters and optimizer are untouched.
@@ -405,6 +405,7 @@ impl<'t, 'm> Run<'t, 'm> {
             }
             self.tr.backward()?;
             loss_sum += f64::from(loss);
+            anchor_sum += self.tr.anchor_penalty();
         }
         let params = self.tr.lora_mut().tensors_mut();
         if n_micro > 1 {
@@ -437,6 +438,7 @@ impl<'t, 'm> Run<'t, 'm> {
             epoch,
             lr,
             train_loss: loss_sum / n_micro as f64,
+            anchor: (self.tr.lora().config().anchor > 0.0).then(|| anchor_sum / n_micro as f64),
             val_loss: None,
             grad_norm,
             tokens,
@@ -570,6 +572,7 @@ impl<'t, 'm> Run<'t, 'm> {
                 total_steps: plan.run_steps,
                 epoch: m.epoch,
                 loss: m.train_loss,
+                anchor: m.anchor,
                 lr: m.lr,
                 grad_norm: m.grad_norm,
                 tokens_per_sec: self.tokens as f64 / self.step_secs.max(1e-9),
