@@ -261,6 +261,10 @@ typedef struct graft_train_params {
   uint64_t max_steps;
   // Compute threads of the training kernels, 1..=1024 (default 1).
   uint32_t threads;
+  // Weight of the base anchor, >= 0: penalises what the adapter adds on the tokens the
+  // loss does not score (prompts), so the model drifts less on unrelated text; 0 turns it
+  // off (default: `graft train`'s `--anchor`).
+  float anchor;
 } graft_train_params;
 
 // Progress after one optimizer step.

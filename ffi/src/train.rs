@@ -52,6 +52,10 @@ pub struct graft_train_params {
     pub max_steps: u64,
     /// Compute threads of the training kernels, 1..=1024 (default 1).
     pub threads: u32,
+    /// Weight of the base anchor, >= 0: penalises what the adapter adds on the tokens the
+    /// loss does not score (prompts), so the model drifts less on unrelated text; 0 turns it
+    /// off (default: `graft train`'s `--anchor`).
+    pub anchor: f32,
 }
 
 /// The defaults of `graft train`.
@@ -76,6 +80,7 @@ pub extern "C" fn graft_train_params_default() -> graft_train_params {
         seed: c.seed,
         max_steps: c.max_steps.unwrap_or(0),
         threads: c.threads as u32,
+        anchor: c.anchor,
     }
 }
 
@@ -147,6 +152,7 @@ impl graft_train_params {
             rank: self.rank as usize,
             alpha: self.alpha,
             dropout: self.dropout,
+            anchor: self.anchor,
             lr: self.lr,
             epochs: self.epochs as usize,
             batch: self.batch as usize,
