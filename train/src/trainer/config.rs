@@ -105,7 +105,7 @@ impl MaskPolicy {
 }
 
 /// The default weight of the base anchor ([`LoraConfig::anchor`]).
-pub const DEFAULT_ANCHOR: f32 = 1.0;
+pub const DEFAULT_ANCHOR: f32 = 0.0;
 
 fn is_zero(v: &f32) -> bool {
     *v == 0.0
