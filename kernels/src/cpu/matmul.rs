@@ -11,6 +11,10 @@
 //! `vec_dot_r4` kernel: four independent accumulator chains (each bit-identical to `vec_dot`)
 //! overlap in the FMA pipeline, and each activation block is loaded once per four rows. Rows
 //! left over at the end of the matrix take `vec_dot`.
+//!
+//! Grouped formats (Q4_K, see [`super::table::FormatKernels::quantize_x4`]) quantize each
+//! group of four tokens together and compute it in the group order on every ISA, as
+//! llama.cpp's repacked x86 kernels do (`gemm` for groups of four, `gemv` for the rest).
 
 use super::table::{ActFormat, Kernels};
 use super::threadpool::ThreadPool;
@@ -47,6 +51,7 @@ pub fn matmul(
     y: &mut [f32],
 ) -> Result<(), KernelError> {
     let fk = *k.format(ty).ok_or(KernelError::UnsupportedType(ty))?;
+    debug_assert!(fk.quantize_x4.is_none() || fk.vec_dot_x4.is_some());
     let bs = ty.block_size();
     if !cols.is_multiple_of(bs) || !cols.is_multiple_of(fk.act.block()) {
         return Err(KernelError::BadCols {
@@ -70,7 +75,24 @@ pub fn matmul(
             bytemuck::cast_slice(x)
         } else {
             scratch.resize(n_tokens * arow, 0);
-            for (xr, ar) in x.chunks_exact(cols).zip(scratch.chunks_exact_mut(arow)) {
+            // Grouped formats: whole groups of four tokens are quantized together.
+            let g4 = match fk.quantize_x4 {
+                Some(q4) => {
+                    let g4 = n_tokens / 4 * 4;
+                    for (xg, ag) in x[..g4 * cols]
+                        .chunks_exact(4 * cols)
+                        .zip(scratch.chunks_exact_mut(4 * arow))
+                    {
+                        q4(xg, cols, ag);
+                    }
+                    g4
+                }
+                None => 0,
+            };
+            for (xr, ar) in x[g4 * cols..]
+                .chunks_exact(cols)
+                .zip(scratch[g4 * arow..].chunks_exact_mut(arow))
+            {
                 k.quantize_act(fk.act, xr, ar);
             }
             &scratch[..]
@@ -89,8 +111,9 @@ pub fn matmul(
         let range = |r0: usize, r1: usize| {
             let mut o4 = [0.0f32; 4];
             let mut o4r = [0.0f32; 4];
-            // Tokens 0..n4 go through the four-token kernel, the rest one at a time (two rows
-            // at once where the ISA has a four-row kernel).
+            // Tokens 0..n4 go through the four-token kernel, the rest one at a time (four rows
+            // at once where the ISA has a four-row kernel). Grouped formats always have a
+            // four-token kernel (their groups are a product of their own).
             let n4 = if fk.vec_dot_x4.is_some() {
                 n_tokens / 4 * 4
             } else {

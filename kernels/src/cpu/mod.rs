@@ -25,6 +25,7 @@
 //! scalar reference); Q8_K is scalar everywhere.
 
 pub mod act_quant;
+pub mod act_quant_x4;
 mod dequant;
 mod gelu_ggml;
 mod get_rows;

@@ -61,6 +61,9 @@ pub type VecDotR4X4Fn =
     fn(w: &[u8], row_bytes: usize, act: &[u8], stride: usize, out: &mut [[f32; 4]; 4]);
 /// Quantizes `x` (a whole number of blocks) into `out` (exactly the row's bytes).
 pub type QuantizeRowFn = fn(x: &[f32], out: &mut [u8]);
+/// Quantizes four activation rows of `cols` elements (`x.len() = 4 * cols`) together into one
+/// token group (`out.len()` = four rows' bytes), in the layout the format's grouped kernels read.
+pub type QuantizeX4Fn = fn(x: &[f32], cols: usize, out: &mut [u8]);
 
 /// The kernels for one weight format.
 #[derive(Clone, Copy)]
@@ -75,6 +78,13 @@ pub struct FormatKernels {
     pub vec_dot_r4: Option<VecDotR4Fn>,
     /// Four rows times four activation rows, where the ISA has a tile kernel (prefill).
     pub vec_dot_r4x4: Option<VecDotR4X4Fn>,
+    /// Grouped formats only (Q4_K, following llama.cpp's repacked x86 kernels): tokens in
+    /// groups of four are a product of their own. [`crate::cpu::matmul`] quantizes each group of
+    /// four activation rows with this (on every ISA), and `vec_dot_x4` / `vec_dot_r4x4` (then
+    /// required) read that group layout (`act` = the group, `stride` = one row's bytes) and
+    /// round in the group order, which differs from `vec_dot`'s; leftover tokens take the
+    /// per-row quantizer and `vec_dot`.
+    pub quantize_x4: Option<QuantizeX4Fn>,
 }
 
 /// Function pointers for every supported weight format and activation quantizer, for one ISA.

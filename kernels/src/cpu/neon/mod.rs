@@ -16,6 +16,7 @@ const fn fk(act: ActFormat, vec_dot: crate::cpu::table::VecDotFn) -> FormatKerne
         vec_dot_x4: None,
         vec_dot_r4: None,
         vec_dot_r4x4: None,
+        quantize_x4: None,
     }
 }
 

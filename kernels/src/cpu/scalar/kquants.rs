@@ -24,9 +24,12 @@ pub(crate) fn bsum(ab: &[u8], i: usize) -> i32 {
     i16::from_le_bytes([ab[260 + 2 * i], ab[261 + 2 * i]]) as i32
 }
 
-/// Q4_K (144 B) · Q8_K (292 B).
+/// Q4_K (144 B) · Q8_K (292 B), in llama.cpp's x86 per-token order
+/// (`ggml_gemv_q4_K_8x8_q8_K`): per super-block the exact integer sums `Σ sc·(q·y)` and
+/// `Σ m·bsums`, then `acc = fma(sumi, d·yd, acc)` and `accm = fma(summ, dmin·yd, accm)`, and
+/// `acc - accm` at the end.
 pub(crate) fn dot_q4_k(w: &[u8], act: &[u8]) -> f32 {
-    let mut s = 0.0f32;
+    let (mut acc, mut accm) = (0.0f32, 0.0f32);
     for (wb, ab) in w.chunks_exact(144).zip(act.chunks_exact(292)) {
         let (d, dmin, yd) = (f16_at(wb, 0), f16_at(wb, 2), f32_at(ab, 0));
         let sc = &wb[4..16];
@@ -46,9 +49,10 @@ pub(crate) fn dot_q4_k(w: &[u8], act: &[u8]) -> f32 {
             summ += ma as i32 * (bsum(ab, 4 * j) + bsum(ab, 4 * j + 1))
                 + mb as i32 * (bsum(ab, 4 * j + 2) + bsum(ab, 4 * j + 3));
         }
-        s += yd * (d * sumi as f32 - dmin * summ as f32);
+        acc = (sumi as f32).mul_add(d * yd, acc);
+        accm = (summ as f32).mul_add(dmin * yd, accm);
     }
-    s
+    acc - accm
 }
 
 /// Q5_K (176 B) · Q8_K.

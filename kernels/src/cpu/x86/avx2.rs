@@ -32,5 +32,6 @@ super::common::x86_table!(
     Some(dot_q8_0_r4),
     dot_q5_0_x4,
     None,
-    dot_q5_0_r4
+    dot_q5_0_r4,
+    None
 );

@@ -393,5 +393,6 @@ super::common::x86_table!(
     Some(dot_q8_0_r4_512),
     dot_q5_0_x4_512,
     Some(dot_q5_0_r4x4_512),
-    dot_q5_0_r4_512
+    dot_q5_0_r4_512,
+    None
 );

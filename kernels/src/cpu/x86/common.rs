@@ -573,83 +573,115 @@ macro_rules! x86_dot_kernels {
             )
         }
 
-        /// Q4_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
-        /// once. Every row's floats go exactly as the original single-row kernel's (one 8-lane
-        /// `fma(d_w d_a, sumi, acc)` per block, the mins in a scalar `accm += dmin * mins`,
-        /// `hsum(acc) - accm`); the integer sums are exact in any order (u4 × i8 pairs in i16
-        /// through `maddubs`, then × the 6-bit scale into i32), so results do not depend on N.
+        /// Q4_K · Q8_K in llama.cpp's x86 per-token order (`ggml_gemv_q4_K_8x8_q8_K`, see
+        /// the scalar `dot_q4_k`): the integer sums of a super-block are exact (u4 × i8 pairs
+        /// in i16 through `maddubs`, × the 6-bit scale into i32 lanes, then a horizontal sum),
+        /// and each block takes `acc = fma(sumi, d·yd, acc)`, `accm = fma(summ, dmin·yd, accm)`.
         #[target_feature(enable = $feat)]
-        #[inline]
-        unsafe fn dot_q4_k_n<const N: usize>(
-            w: &[u8],
-            a: &[u8],
-            stride: usize,
-            out: &mut [f32; N],
-        ) {
+        pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
             let nb = w.len() / 144;
-            assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
-            let mut acc = [_mm256_setzero_ps(); N];
-            let mut accm = [0.0f32; N];
+            assert!(a.len() >= nb * 292);
+            let (mut acc, mut accm) = (0.0f32, 0.0f32);
             let m4 = _mm256_set1_epi8(0x0F);
-            // SAFETY: block b reads w[144b..][..144] and a[t*stride + 292b..][..292] for t < N,
-            // inside the slices (checked above).
+            // SAFETY: block b reads w[144b..][..144] and a[292b..][..292], inside the slices
+            // (checked above).
             unsafe {
                 for b in 0..nb {
                     let wb = w.as_ptr().add(144 * b);
+                    let ab = a.as_ptr().add(292 * b);
                     prefetch_stream(wb, 144);
                     let (sc, mn) = k4_scales_packed(wb.add(4));
-                    let scv: [__m256i; 8] =
-                        std::array::from_fn(|j| _mm256_set1_epi16((sc >> (8 * j)) as u8 as i16));
                     let mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn as i64));
                     let mnv = _mm256_set_m128i(
                         _mm_unpackhi_epi16(mn8, mn8),
                         _mm_unpacklo_epi16(mn8, mn8),
                     );
-                    let (dw, dminw) = (f16_1(wb), f16_1(wb.add(2)));
-                    let mut sumi = [_mm256_setzero_si256(); N];
+                    let mut sumi = _mm256_setzero_si256();
                     for j in 0..4 {
                         let q = ld(wb.add(16 + 32 * j));
                         let lo = _mm256_and_si256(q, m4);
                         let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-                        for t in 0..N {
-                            let ab = a.as_ptr().add(t * stride + 292 * b);
-                            let pa = _mm256_maddubs_epi16(lo, ld(ab.add(4 + 64 * j)));
-                            let pb = _mm256_maddubs_epi16(hi, ld(ab.add(36 + 64 * j)));
-                            sumi[t] = madd16_acc(sumi[t], pa, scv[2 * j]);
-                            sumi[t] = madd16_acc(sumi[t], pb, scv[2 * j + 1]);
-                        }
+                        let pa = _mm256_maddubs_epi16(lo, ld(ab.add(4 + 64 * j)));
+                        let pb = _mm256_maddubs_epi16(hi, ld(ab.add(36 + 64 * j)));
+                        let sa = _mm256_set1_epi16((sc >> (16 * j)) as u8 as i16);
+                        let sb = _mm256_set1_epi16((sc >> (16 * j + 8)) as u8 as i16);
+                        sumi = madd16_acc(sumi, pa, sa);
+                        sumi = madd16_acc(sumi, pb, sb);
                     }
-                    for t in 0..N {
-                        let ab = a.as_ptr().add(t * stride + 292 * b);
-                        let yd = std::ptr::read_unaligned(ab as *const f32);
-                        let d = dw * yd;
-                        let dmin = dminw * yd;
-                        acc[t] =
-                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-                        let mins = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), mnv));
-                        accm[t] += dmin * mins as f32;
+                    let yd = std::ptr::read_unaligned(ab as *const f32);
+                    let (dw, dminw) = (f16_1(wb), f16_1(wb.add(2)));
+                    let mins = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), mnv));
+                    acc = (hsum_epi32(sumi) as f32).mul_add(dw * yd, acc);
+                    accm = (mins as f32).mul_add(dminw * yd, accm);
+                }
+            }
+            acc - accm
+        }
+
+        /// Q4_K · a four-token group (`crate::cpu::act_quant_x4` layout) in llama.cpp's
+        /// batched order, bit for bit the scalar `dot_q4_k_group`. Lanes are (element pair
+        /// position, token): the group's interleaved codes are loaded as they lie (two dword
+        /// positions × four tokens), the weight dwords broadcast to match through `vpermd`;
+        /// the two halves are added per sub-block, leaving the four tokens' exact sums in an
+        /// xmm, where scales, mins and the FMAs go four tokens at a time.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_k_x4(w: &[u8], a: &[u8], _stride: usize, out: &mut [f32; 4]) {
+            use crate::cpu::act_quant_x4::{GROUP_BLOCK_BYTES, GROUP_QS, GROUP_SUMS};
+            let nb = w.len() / 144;
+            assert!(a.len() >= nb * GROUP_BLOCK_BYTES);
+            let m4 = _mm256_set1_epi8(0x0F);
+            let idx: [__m256i; 4] = std::array::from_fn(|k| {
+                let k = 2 * k as i32;
+                _mm256_setr_epi32(k, k, k, k, k + 1, k + 1, k + 1, k + 1)
+            });
+            let mut acc = _mm_setzero_ps();
+            let mut accm = _mm_setzero_ps();
+            // SAFETY: block b reads w[144b..][..144] and a[GROUP_BLOCK_BYTES * b..][..1104],
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wb = w.as_ptr().add(144 * b);
+                    let g = a.as_ptr().add(GROUP_BLOCK_BYTES * b);
+                    let (sc, mn) = k4_scales_packed(wb.add(4));
+                    let yd = _mm_loadu_ps(g as *const f32);
+                    let dd = _mm_mul_ps(_mm_set1_ps(f16_1(wb)), yd);
+                    let ddm = _mm_mul_ps(_mm_set1_ps(f16_1(wb.add(2))), yd);
+                    for j in 0..4 {
+                        let q = ld(wb.add(16 + 32 * j));
+                        let half = [
+                            _mm256_and_si256(q, m4),
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+                        ];
+                        let mut s4 = [_mm_setzero_si128(); 2];
+                        for (h, s4) in s4.iter_mut().enumerate() {
+                            let mut s = _mm256_setzero_si256();
+                            for (k, idx) in idx.iter().enumerate() {
+                                let y = ld(g.add(GROUP_QS + 16 * (16 * j + 8 * h + 2 * k)));
+                                let wv = _mm256_permutevar8x32_epi32(half[h], *idx);
+                                s = _mm256_add_epi32(s, mul_sum_us8(wv, y));
+                            }
+                            *s4 = _mm_add_epi32(
+                                _mm256_castsi256_si128(s),
+                                _mm256_extracti128_si256::<1>(s),
+                            );
+                        }
+                        let sa = _mm_set1_epi32((sc >> (16 * j)) as u8 as i32);
+                        let sb = _mm_set1_epi32((sc >> (16 * j + 8)) as u8 as i32);
+                        let isum = _mm_add_epi32(
+                            _mm_mullo_epi32(s4[0], sa),
+                            _mm_mullo_epi32(s4[1], sb),
+                        );
+                        let mpair = (mn >> (16 * j)) as u16 as i32;
+                        let mpair = (mpair & 0xFF) | ((mpair >> 8) << 16);
+                        let sums = _mm_loadu_si128(g.add(GROUP_SUMS + 16 * j) as *const __m128i);
+                        let imin = _mm_madd_epi16(sums, _mm_set1_epi32(mpair));
+                        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), dd, acc);
+                        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(imin), ddm, accm);
                     }
                 }
             }
-            for t in 0..N {
-                out[t] = hsum_ps(acc[t]) - accm[t];
-            }
-        }
-
-        /// Q4_K · Q8_K.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
-            let mut out = [0.0f32; 1];
-            // SAFETY: as dot_q4_k_n (which asserts the lengths).
-            unsafe { dot_q4_k_n::<1>(w, a, a.len(), &mut out) };
-            out[0]
-        }
-
-        /// Q4_K · four Q8_K rows `stride` bytes apart; each result equals [`dot_q4_k`]'s.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn dot_q4_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
-            // SAFETY: as dot_q4_k_n (which asserts the lengths).
-            unsafe { dot_q4_k_n::<4>(w, a, stride, out) }
+            // SAFETY: `out` is 4 writable floats.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_sub_ps(acc, accm)) };
         }
 
         /// Q5_K · Q8_K.
@@ -974,7 +1006,7 @@ pub(crate) use x86_quant_kernels;
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
     ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr, $q5_0_x4:expr,
-     $q5_0_r4x4:expr, $q5_0_r4:expr) => {
+     $q5_0_r4x4:expr, $q5_0_r4:expr, $q4_k_r4x4:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -1087,6 +1119,7 @@ macro_rules! x86_table {
                 vec_dot_x4,
                 vec_dot_r4: None,
                 vec_dot_r4x4: None,
+                quantize_x4: None,
             }
         }
 
@@ -1110,7 +1143,11 @@ macro_rules! x86_table {
                 vec_dot_r4: $q8_0_r4,
                 ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
             },
-            q4_k: fk(ActFormat::Q8_K, dot_q4_k, Some(dot_q4_k_x4)),
+            q4_k: FormatKernels {
+                vec_dot_r4x4: $q4_k_r4x4,
+                quantize_x4: Some(crate::cpu::act_quant_x4::quantize_q8_k_x4),
+                ..fk(ActFormat::Q8_K, dot_q4_k, Some(dot_q4_k_x4))
+            },
             q5_k: fk(ActFormat::Q8_K, dot_q5_k, None),
             q6_k: fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4)),
             quantize_q8_0,
