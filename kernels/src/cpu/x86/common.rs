@@ -907,9 +907,10 @@ macro_rules! x86_quant_kernels {
 
         /// f32 row → Q8_K, byte for byte `act_quant::quantize_row_q8_k` (ggml's
         /// `quantize_row_q8_K_ref`): `d = 1 / iscale` with `iscale = -127 / max` (`max` the
-        /// first element of largest magnitude, NaNs skipped), codes `iscale * x` rounded half to
-        /// even (`cvtps2dq` in the default rounding mode; NaN products give 0 as Rust's `as`
-        /// does) and capped at 127, i16 sums of each 16 codes.
+        /// first element of largest magnitude, NaNs skipped), codes the exact `iscale * x`
+        /// rounded half to even through one FMA with the magic number (as GCC compiles ggml's
+        /// `nearest_int(iscale * x)`; NaN products give 0) and capped at 127, i16 sums of each
+        /// 16 codes.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
             assert!(x.len() % 256 == 0 && out.len() == x.len() / 256 * 292);
@@ -938,14 +939,26 @@ macro_rules! x86_quant_kernels {
                 let iscale = -127.0 / max;
                 let is = _mm256_set1_ps(iscale);
                 let cap = _mm256_set1_epi32(127);
+                let magic = _mm256_set1_ps(12582912.0);
+                let (mbits, mbias) = (
+                    _mm256_set1_epi32(0x007f_ffff),
+                    _mm256_set1_epi32(0x0040_0000),
+                );
                 let mut g = [_mm256_setzero_si256(); 16];
                 for k in 0..8 {
                     // SAFETY: reads x[32k..32k + 32] of the block; writes ob[4 + 32k..][..32].
                     unsafe {
                         let i: [__m256i; 4] = std::array::from_fn(|j| {
-                            let p = _mm256_mul_ps(is, _mm256_loadu_ps(xp.add(32 * k + 8 * j)));
-                            let p = _mm256_and_ps(p, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
-                            _mm256_min_epi32(_mm256_cvtps_epi32(p), cap)
+                            // fma(iscale, x, 1.5 * 2^23): the exact product rounded half to
+                            // even into the low mantissa bits (NaN lanes → the magic → 0).
+                            let p =
+                                _mm256_fmadd_ps(is, _mm256_loadu_ps(xp.add(32 * k + 8 * j)), magic);
+                            let p = _mm256_blendv_ps(magic, p, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
+                            let q = _mm256_sub_epi32(
+                                _mm256_and_si256(_mm256_castps_si256(p), mbits),
+                                mbias,
+                            );
+                            _mm256_min_epi32(q, cap)
                         });
                         g[2 * k] = _mm256_add_epi32(i[0], i[1]);
                         g[2 * k + 1] = _mm256_add_epi32(i[2], i[3]);
