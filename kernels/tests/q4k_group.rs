@@ -132,8 +132,8 @@ fn group_quantizer_sign_rule() {
         quantize_row_q8_k(&x[t * cols..(t + 1) * cols], &mut row);
         for b in 0..cols / 256 {
             let gb = &g[b * GROUP_BLOCK_BYTES..];
-            let d = f32::from_le_bytes(gb[4 * t..4 * t + 4].try_into().unwrap());
-            let rd = f32::from_le_bytes(row[292 * b..292 * b + 4].try_into().unwrap());
+            let d = f32::from_le_bytes(gb[4 * t..4 * t + 4].try_into().expect("4 bytes"));
+            let rd = f32::from_le_bytes(row[292 * b..292 * b + 4].try_into().expect("4 bytes"));
             let flipped = t == 1 && b == 0;
             assert_eq!(d, if flipped { -rd } else { rd }, "row {t} block {b} d");
             for e in 0..256 {
