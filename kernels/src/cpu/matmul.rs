@@ -15,8 +15,11 @@
 //! Grouped formats (Q4_K, see [`super::table::FormatKernels::quantize_x4`]) quantize each
 //! group of four tokens together and compute it in the group order on every ISA, as
 //! llama.cpp's repacked x86 kernels do (`gemm` for groups of four, `gemv` for the rest).
+//! Formats with [`super::table::FormatKernels::tiled`] kernels (Q6_K, which llama.cpp does not
+//! repack on x86) take them for every token of batches of
+//! [`super::table::TILED_MIN_BATCH`] tokens or more, as llama.cpp's tiled K-quant matmul does.
 
-use super::table::{ActFormat, Kernels};
+use super::table::{ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH};
 use super::threadpool::ThreadPool;
 use crate::KernelError;
 use graft_quant::QuantType;
@@ -51,6 +54,17 @@ pub fn matmul(
     y: &mut [f32],
 ) -> Result<(), KernelError> {
     let fk = *k.format(ty).ok_or(KernelError::UnsupportedType(ty))?;
+    // Batches llama.cpp hands to its tiled K-quant matmul: every token through the tiled dot.
+    let fk = match fk.tiled {
+        Some((dot, dot_x4)) if n_tokens >= TILED_MIN_BATCH => FormatKernels {
+            vec_dot: dot,
+            vec_dot_x4: Some(dot_x4),
+            vec_dot_r4: None,
+            vec_dot_r4x4: None,
+            ..fk
+        },
+        _ => fk,
+    };
     debug_assert!(fk.quantize_x4.is_none() || fk.vec_dot_x4.is_some());
     let bs = ty.block_size();
     if !cols.is_multiple_of(bs) || !cols.is_multiple_of(fk.act.block()) {

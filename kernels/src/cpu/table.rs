@@ -85,7 +85,17 @@ pub struct FormatKernels {
     /// round in the group order, which differs from `vec_dot`'s; leftover tokens take the
     /// per-row quantizer and `vec_dot`.
     pub quantize_x4: Option<QuantizeX4Fn>,
+    /// K-quants llama.cpp does not repack on x86 (Q6_K): its tiled matmul (`ggml-cpu/tiled`),
+    /// which takes every batch of [`TILED_MIN_BATCH`] tokens or more, rounds each block once
+    /// (`acc = fma(sumi · d_w, d_a, acc)`) instead of `vec_dot`'s way. Where set,
+    /// [`crate::cpu::matmul`] uses these (one row × one activation row, × four activation
+    /// rows) for every token of such batches, in place of all the other dot kernels.
+    pub tiled: Option<(VecDotFn, VecDotX4Fn)>,
 }
+
+/// Batches of at least this many tokens take the [`FormatKernels::tiled`] kernels (ggml's
+/// `ggml_tiled_min_batch`).
+pub const TILED_MIN_BATCH: usize = 8;
 
 /// Function pointers for every supported weight format and activation quantizer, for one ISA.
 pub struct Kernels {

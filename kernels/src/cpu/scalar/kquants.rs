@@ -90,30 +90,56 @@ pub(crate) fn dot_q6_k(w: &[u8], act: &[u8]) -> f32 {
     let mut s = 0.0f32;
     for (wb, ab) in w.chunks_exact(210).zip(act.chunks_exact(292)) {
         let (d, yd) = (f16_at(wb, 208), f32_at(ab, 0));
-        let y = &ab[4..260];
-        let mut sumi = 0i32;
-        for n in 0..2 {
-            let ql = &wb[64 * n..64 * n + 64];
-            let qh = &wb[128 + 32 * n..128 + 32 * n + 32];
-            let sc = &wb[192 + 8 * n..192 + 8 * n + 8];
-            let yb = &y[128 * n..128 * n + 128];
-            let mut isum = [0i32; 8];
-            for l in 0..32 {
-                let is = l / 16;
-                let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-                let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-                let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-                isum[is] += q1 * yb[l] as i8 as i32;
-                isum[is + 2] += q2 * yb[l + 32] as i8 as i32;
-                isum[is + 4] += q3 * yb[l + 64] as i8 as i32;
-                isum[is + 6] += q4 * yb[l + 96] as i8 as i32;
-            }
-            for (k, v) in isum.iter().enumerate() {
-                sumi += sc[k] as i8 as i32 * v;
-            }
-        }
-        s += d * yd * sumi as f32;
+        s += d * yd * q6_k_block_sumi(wb, ab) as f32;
     }
     s
+}
+
+/// Q6_K · Q8_K as llama.cpp's x86 tiled K-quant matmul (`ggml-cpu/tiled`, taken for
+/// batches of [`crate::cpu::table::TILED_MIN_BATCH`] tokens or more) rounds it: per block
+/// the exact integer sum times the weight scale, then one fma with the activation scale,
+/// `acc = fma(sumi · d_w, d_a, acc)`.
+pub(crate) fn dot_q6_k_tiled(w: &[u8], act: &[u8]) -> f32 {
+    let mut acc = 0.0f32;
+    for (wb, ab) in w.chunks_exact(210).zip(act.chunks_exact(292)) {
+        let (d, yd) = (f16_at(wb, 208), f32_at(ab, 0));
+        acc = (q6_k_block_sumi(wb, ab) as f32 * d).mul_add(yd, acc);
+    }
+    acc
+}
+
+/// [`dot_q6_k_tiled`] for four activation rows `stride` bytes apart.
+pub(crate) fn dot_q6_k_tiled_x4(w: &[u8], act: &[u8], stride: usize, out: &mut [f32; 4]) {
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = dot_q6_k_tiled(w, &act[t * stride..]);
+    }
+}
+
+/// The exact integer sum of one Q6_K block (210 B) times one Q8_K block (292 B):
+/// `sum over the 16 sub-blocks of scale × sum (q - 32) y`.
+fn q6_k_block_sumi(wb: &[u8], ab: &[u8]) -> i32 {
+    let y = &ab[4..260];
+    let mut sumi = 0i32;
+    for n in 0..2 {
+        let ql = &wb[64 * n..64 * n + 64];
+        let qh = &wb[128 + 32 * n..128 + 32 * n + 32];
+        let sc = &wb[192 + 8 * n..192 + 8 * n + 8];
+        let yb = &y[128 * n..128 * n + 128];
+        let mut isum = [0i32; 8];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            isum[is] += q1 * yb[l] as i8 as i32;
+            isum[is + 2] += q2 * yb[l + 32] as i8 as i32;
+            isum[is + 4] += q3 * yb[l + 64] as i8 as i32;
+            isum[is + 6] += q4 * yb[l + 96] as i8 as i32;
+        }
+        for (k, v) in isum.iter().enumerate() {
+            sumi += sc[k] as i8 as i32 * v;
+        }
+    }
+    sumi
 }

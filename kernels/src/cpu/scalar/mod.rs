@@ -9,7 +9,7 @@ mod q4k_group;
 pub(crate) use float::{dot_f16, dot_f32};
 #[allow(unused_imports)]
 pub(crate) use kquants::{bsum as kquants_bsum, scale_min_k4 as kquants_scale_min};
-pub(crate) use kquants::{dot_q4_k, dot_q5_k, dot_q6_k};
+pub(crate) use kquants::{dot_q4_k, dot_q5_k, dot_q6_k, dot_q6_k_tiled, dot_q6_k_tiled_x4};
 pub(crate) use legacy::{dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0};
 pub(crate) use q4k_group::dot_q4_k_x4;
 
@@ -38,6 +38,7 @@ const fn fk(act: ActFormat, vec_dot: super::table::VecDotFn) -> FormatKernels {
         vec_dot_r4: None,
         vec_dot_r4x4: None,
         quantize_x4: None,
+        tiled: None,
     }
 }
 
@@ -57,7 +58,10 @@ pub(crate) static SCALAR: Kernels = Kernels {
         ..fk(ActFormat::Q8_K, dot_q4_k)
     },
     q5_k: fk(ActFormat::Q8_K, dot_q5_k),
-    q6_k: fk(ActFormat::Q8_K, dot_q6_k),
+    q6_k: FormatKernels {
+        tiled: Some((dot_q6_k_tiled, dot_q6_k_tiled_x4)),
+        ..fk(ActFormat::Q8_K, dot_q6_k)
+    },
     quantize_q8_0: quantize_row_q8_0,
     quantize_q8_1: quantize_row_q8_1,
     quantize_q8_k: quantize_row_q8_k,

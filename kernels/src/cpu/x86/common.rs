@@ -741,10 +741,12 @@ macro_rules! x86_dot_kernels {
         /// once (codes offset by 32 through the Q8_K block sums). Every row's floats go exactly
         /// as the original single-row kernel's (`fma(d_w d_a, sumi, acc)`, then lane 0 minus
         /// `d * 32 * off`); the integer sums are exact in any order (u6 × i8 pairs in i16
-        /// through `maddubs`, then × the i8 scale into i32).
+        /// through `maddubs`, then × the i8 scale into i32). `TILED`: llama.cpp's tiled
+        /// rounding instead (the block's whole integer sum, `acc = fma(sumi · d_w, d_a, acc)`
+        /// in a scalar accumulator), as the scalar `dot_q6_k_tiled`.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn dot_q6_k_n<const N: usize>(
+        unsafe fn dot_q6_k_n<const N: usize, const TILED: bool>(
             w: &[u8],
             a: &[u8],
             stride: usize,
@@ -753,6 +755,7 @@ macro_rules! x86_dot_kernels {
             let nb = w.len() / 210;
             assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
             let mut acc = [_mm256_setzero_ps(); N];
+            let mut tiled = [0.0f32; N];
             let m4 = _mm256_set1_epi8(0x0F);
             let m2 = _mm256_set1_epi8(3);
             // SAFETY: block b reads w[210b..][..210] and a[t*stride + 292b..][..292] for t < N,
@@ -813,6 +816,12 @@ macro_rules! x86_dot_kernels {
                         let ab = a.as_ptr().add(t * stride + 292 * b);
                         let yd = std::ptr::read_unaligned(ab as *const f32);
                         let off = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), sc));
+                        if TILED {
+                            // The exact block sum (|sumi| < 2^29: no i32 overflow).
+                            let sumi = hsum_epi32(sumi[t]) - 32 * off;
+                            tiled[t] = (sumi as f32 * dw).mul_add(yd, tiled[t]);
+                            continue;
+                        }
                         let d = dw * yd;
                         let v = _mm256_cvtepi32_ps(sumi[t]);
                         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc[t]);
@@ -824,7 +833,7 @@ macro_rules! x86_dot_kernels {
                 }
             }
             for t in 0..N {
-                out[t] = hsum_ps(acc[t]);
+                out[t] = if TILED { tiled[t] } else { hsum_ps(acc[t]) };
             }
         }
 
@@ -833,7 +842,7 @@ macro_rules! x86_dot_kernels {
         pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
             let mut out = [0.0f32; 1];
             // SAFETY: as dot_q6_k_n (which asserts the lengths).
-            unsafe { dot_q6_k_n::<1>(w, a, a.len(), &mut out) };
+            unsafe { dot_q6_k_n::<1, false>(w, a, a.len(), &mut out) };
             out[0]
         }
 
@@ -841,7 +850,28 @@ macro_rules! x86_dot_kernels {
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q6_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             // SAFETY: as dot_q6_k_n (which asserts the lengths).
-            unsafe { dot_q6_k_n::<4>(w, a, stride, out) }
+            unsafe { dot_q6_k_n::<4, false>(w, a, stride, out) }
+        }
+
+        /// Q6_K · Q8_K in llama.cpp's tiled rounding (the scalar `dot_q6_k_tiled`, bit for bit).
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k_tiled(w: &[u8], a: &[u8]) -> f32 {
+            let mut out = [0.0f32; 1];
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<1, true>(w, a, a.len(), &mut out) };
+            out[0]
+        }
+
+        /// [`dot_q6_k_tiled`] for four Q8_K rows `stride` bytes apart.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k_tiled_x4(
+            w: &[u8],
+            a: &[u8],
+            stride: usize,
+            out: &mut [f32; 4],
+        ) {
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<4, true>(w, a, stride, out) }
         }
     };
 }
@@ -1098,6 +1128,14 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q8_0_x4(w, a, stride, out) }
         }
+        fn dot_q6_k_tiled(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q6_k_tiled(w, a) }
+        }
+        fn dot_q6_k_tiled_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q6_k_tiled_x4(w, a, stride, out) }
+        }
         #[allow(dead_code)]
         fn dot_q4_1_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
@@ -1133,6 +1171,7 @@ macro_rules! x86_table {
                 vec_dot_r4: None,
                 vec_dot_r4x4: None,
                 quantize_x4: None,
+                tiled: None,
             }
         }
 
@@ -1162,7 +1201,10 @@ macro_rules! x86_table {
                 ..fk(ActFormat::Q8_K, dot_q4_k, Some(dot_q4_k_x4))
             },
             q5_k: fk(ActFormat::Q8_K, dot_q5_k, None),
-            q6_k: fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4)),
+            q6_k: FormatKernels {
+                tiled: Some((dot_q6_k_tiled, dot_q6_k_tiled_x4)),
+                ..fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4))
+            },
             quantize_q8_0,
             quantize_q8_1,
             quantize_q8_k,
