@@ -739,9 +739,11 @@ macro_rules! x86_dot_kernels {
 
         /// Q6_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
         /// once (codes offset by 32 through the Q8_K block sums). Every row's floats go exactly
-        /// as the original single-row kernel's (`fma(d_w d_a, sumi, acc)`, then lane 0 minus
-        /// `d * 32 * off`); the integer sums are exact in any order (u6 × i8 pairs in i16
-        /// through `maddubs`, then × the i8 scale into i32). `TILED`: llama.cpp's tiled
+        /// as llama.cpp's AVX2 `ggml_vec_dot_q6_K_q8_K`: per block and lane, the lane's i32 sum
+        /// minus its share of the offset (`32 ·` two sub-blocks' sums × scales), then
+        /// `fma(d_a d_w, ·, acc)`, the eight lanes summed at the end; the integer sums are exact
+        /// in any order (u6 × i8 pairs in i16 through `maddubs`, then × the i8 scale into i32),
+        /// but which lane holds what is llama.cpp's. `TILED`: llama.cpp's tiled
         /// rounding instead (the block's whole integer sum, `acc = fma(sumi · d_w, d_a, acc)`
         /// in a scalar accumulator), as the scalar `dot_q6_k_tiled`.
         #[target_feature(enable = $feat)]
@@ -822,13 +824,13 @@ macro_rules! x86_dot_kernels {
                             tiled[t] = (sumi as f32 * dw).mul_add(yd, tiled[t]);
                             continue;
                         }
-                        let d = dw * yd;
-                        let v = _mm256_cvtepi32_ps(sumi[t]);
+                        let d = yd * dw;
+                        // llama.cpp's AVX2 `ggml_vec_dot_q6_K_q8_K`: each lane's share of the
+                        // -32 offset (32 · the sub-block sums × scales of its two sub-blocks)
+                        // comes off in i32, then one fma per lane.
+                        let sub = _mm256_slli_epi32::<5>(_mm256_madd_epi16(q8k_bsums(ab), sc));
+                        let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], sub));
                         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc[t]);
-                        acc[t] = _mm256_sub_ps(
-                            acc[t],
-                            _mm256_set_ps(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d * 32.0 * off as f32),
-                        );
                     }
                 }
             }
