@@ -1,7 +1,7 @@
-//! Q6_K in llama.cpp's tiled rounding (its x86 `ggml-cpu/tiled` matmul, which takes every
-//! batch of `TILED_MIN_BATCH` tokens or more for the K-quants it does not repack): every x86
-//! kernel equals the scalar definition bit for bit, and matmul takes it for exactly those
-//! batches.
+//! Q6_K: every x86 kernel equals the scalar definitions bit for bit, both the plain product
+//! (llama.cpp's AVX2 `ggml_vec_dot_q6_K_q8_K` lane order) and the tiled one (its x86
+//! `ggml-cpu/tiled` matmul, which takes every batch of `TILED_MIN_BATCH` tokens or more for
+//! the K-quants it does not repack), and matmul takes the tiled one for exactly those batches.
 
 mod common;
 
@@ -17,7 +17,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 }
 
 #[test]
-fn tiled_kernels_equal_scalar_bitwise() {
+fn kernels_equal_scalar_bitwise() {
     let mut r = rng(83);
     let (sdot, _) = kernels_for(Isa::Scalar)
         .q6_k
@@ -46,6 +46,18 @@ fn tiled_kernels_equal_scalar_bitwise() {
                 let mut got4 = [0.0f32; 4];
                 dot_x4(&w, &a, arow, &mut got4);
                 assert_eq!(bits(&got4), bits(&want), "{isa:?} tiled x4 cols {cols}");
+                // And the plain (`vec_dot`) Q6_K product, llama.cpp's AVX2 lane order.
+                let plain = kernels_for(Isa::Scalar).q6_k.vec_dot;
+                let fk = kernels_for(isa).q6_k;
+                for t in 0..4 {
+                    let at = &a[t * arow..(t + 1) * arow];
+                    let want = plain(&w, at);
+                    assert_eq!(
+                        (fk.vec_dot)(&w, at).to_bits(),
+                        want.to_bits(),
+                        "{isa:?} vec_dot cols {cols} row {t}"
+                    );
+                }
             }
         }
     }

@@ -85,14 +85,34 @@ pub(crate) fn dot_q5_k(w: &[u8], act: &[u8]) -> f32 {
     s
 }
 
-/// Q6_K (210 B) · Q8_K: codes `q - 32` with signed 8-bit scales per 16 weights.
+/// Q6_K (210 B) · Q8_K: codes `q - 32` with signed 8-bit scales per 16 weights, in the order
+/// of llama.cpp's AVX2 `ggml_vec_dot_q6_K_q8_K`: eight i32 lanes (lane `m` of the 32-weight
+/// chunk `c` holds its weights `4m..4m + 4`, codes unbiased), each less its share of the
+/// offset (`32 ·` sub-blocks `2m` and `2m + 1`'s Q8_K sums × scales), then one fma per lane
+/// and block with `d_a · d_w`; the lanes summed at the end as `hsum_float_8` does.
 pub(crate) fn dot_q6_k(w: &[u8], act: &[u8]) -> f32 {
-    let mut s = 0.0f32;
+    let mut acc = [0.0f32; 8];
     for (wb, ab) in w.chunks_exact(210).zip(act.chunks_exact(292)) {
-        let (d, yd) = (f16_at(wb, 208), f32_at(ab, 0));
-        s += d * yd * q6_k_block_sumi(wb, ab) as f32;
+        let (dw, yd) = (f16_at(wb, 208), f32_at(ab, 0));
+        let sc = |i: usize| wb[192 + i] as i8 as i32;
+        let mut lanes = [0i32; 8];
+        for (e, &y) in ab[4..260].iter().enumerate() {
+            let (n, r) = (e / 128, e % 128);
+            let (part, l) = (r / 32, r % 32);
+            let ql = wb[64 * n + l + 32 * (part % 2)];
+            let lo = if part < 2 { ql & 0xF } else { ql >> 4 };
+            let hi = (wb[128 + 32 * n + l] >> (2 * part)) & 3;
+            let q = (lo | (hi << 4)) as i32;
+            lanes[l / 4] += sc(e / 16) * q * y as i8 as i32;
+        }
+        let d = yd * dw;
+        for (m, a) in acc.iter_mut().enumerate() {
+            let sub = 32 * (bsum(ab, 2 * m) * sc(2 * m) + bsum(ab, 2 * m + 1) * sc(2 * m + 1));
+            *a = d.mul_add((lanes[m] - sub) as f32, *a);
+        }
     }
-    s
+    let r: [f32; 4] = std::array::from_fn(|i| acc[i] + acc[i + 4]);
+    (r[0] + r[2]) + (r[1] + r[3])
 }
 
 /// Q6_K · Q8_K as llama.cpp's x86 tiled K-quant matmul (`ggml-cpu/tiled`, taken for
