@@ -169,3 +169,80 @@ fn tiny_llama3_rope_factors_and_scaling_match_llama_cpp() {
         ..tiny("qwen2", 27)
     });
 }
+
+/// A tiny model with Q4_K projections (256-wide, so every projection has whole Q4_K blocks)
+/// and a tied Q8_0 embedding as its output (as Gemma 3's Q4_K_M files have).
+fn tiny_q4k(arch: &str, seed: u64) -> TinyModel {
+    TinyModel {
+        n_embd: 256,
+        n_ff: 512,
+        n_rot: 64,
+        tied: true,
+        embd_type: graft_quant::QuantType::Q8_0,
+        proj_type: graft_quant::QuantType::Q4_K,
+        ..tiny(arch, seed)
+    }
+}
+
+/// Evaluates `len`-token sequences in one batch on both engines (llama.cpp's `logits` decodes
+/// its ids as one batch: groups of four through its repacked Q4_K `gemm`, the rest through
+/// `gemv`) and requires every logit at every position to be the same f32.
+fn exact_logits(m: &TinyModel, lens: &[usize]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tiny.gguf");
+    m.write(&path);
+    let model = Model::load(&path, ModelParams { threads: 1 }).expect("load tiny model");
+    for &len in lens {
+        let seq: Vec<u32> = (0..len as u32)
+            .map(|i| (i * 37 + 11) % VOCAB as u32)
+            .collect();
+        let mut s = Session::new(
+            &model,
+            SessionParams {
+                n_ctx: 64,
+                n_batch: 64,
+            },
+        )
+        .expect("session");
+        let graft = s.eval_all(&seq).expect("eval").to_vec();
+        let rep = oracle::logits(&path, &seq, dir.path());
+        let positions = rep["positions"].as_array().expect("positions");
+        assert_eq!(positions.len(), len);
+        let (mut differ, mut max_diff) = (0usize, 0.0f64);
+        for (p, pos) in positions.iter().enumerate() {
+            let top = pos["top"].as_array().expect("top");
+            assert_eq!(top.len(), VOCAB, "the oracle reports every logit");
+            for c in top {
+                let id = c["id"].as_u64().expect("id") as usize;
+                let l = c["logit"].as_f64().expect("logit") as f32;
+                let g = graft[p * VOCAB + id];
+                if l.to_bits() != g.to_bits() {
+                    differ += 1;
+                    max_diff = max_diff.max((l as f64 - g as f64).abs());
+                }
+            }
+        }
+        assert_eq!(
+            differ, 0,
+            "{} seed {} len {len}: {differ} logits differ from llama.cpp's (max |diff| {max_diff:e})",
+            m.arch, m.seed
+        );
+        eprintln!(
+            "{} seed {} len {len}: all logits equal llama.cpp's",
+            m.arch, m.seed
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the llama.cpp oracle (GRAFT_LLAMA_ORACLE); run by scripts/test.sh --parity"]
+fn tiny_q4k_logits_equal_llama_cpp_exactly() {
+    // 1..3 tokens: gemv only; 5, 30: groups of four (gemm) plus leftovers.
+    for m in [
+        tiny_q4k("gemma3", 40),
+        tiny_q4k("llama", 41),
+        tiny_q4k("gemma3", 43),
+    ] {
+        exact_logits(&m, &[1, 3, 5, 30]);
+    }
+}

@@ -61,7 +61,9 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [u8]) {
 }
 
 /// Scalar f32 → Q8_K (292-byte blocks: f32 `d`, 256 × i8, 16 × i16 sums of 16 codes). The
-/// element of largest magnitude maps to -127 exactly; codes round half to even.
+/// element of largest magnitude maps to -127 exactly; codes are [`nearest_int_fused`]`(iscale,
+/// x)`, as llama.cpp's `quantize_row_q8_K_ref` is compiled (GCC contracts its
+/// `iscale * x + 12582912` into one FMA).
 pub fn quantize_row_q8_k(x: &[f32], out: &mut [u8]) {
     assert_eq!(
         x.len() % 256,
@@ -88,8 +90,7 @@ pub fn quantize_row_q8_k(x: &[f32], out: &mut [u8]) {
         }
         let iscale = -127.0 / max;
         for (o, v) in ob[4..260].iter_mut().zip(xb) {
-            let q = ((iscale * v).round_ties_even() as i32).min(127);
-            *o = q as i8 as u8;
+            *o = nearest_int_fused(iscale, *v).min(127) as i8 as u8;
         }
         for g in 0..16 {
             let s: i32 = ob[4 + g * 16..4 + g * 16 + 16]
@@ -99,5 +100,17 @@ pub fn quantize_row_q8_k(x: &[f32], out: &mut [u8]) {
             ob[260 + 2 * g..262 + 2 * g].copy_from_slice(&(s as i16).to_le_bytes());
         }
         ob[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+    }
+}
+
+/// `round_half_even(a * b)` of the exact product, as ggml's `nearest_int(a * b)` runs once
+/// contracted into `fma(a, b, 12582912)` (the magic-number rounding); `|a b| < 2^22`. NaN gives 0.
+#[inline(always)]
+pub fn nearest_int_fused(a: f32, b: f32) -> i32 {
+    let f = a.mul_add(b, 12582912.0);
+    if f.is_nan() {
+        0
+    } else {
+        (f.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
     }
 }

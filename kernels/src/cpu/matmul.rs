@@ -15,10 +15,17 @@
 //! Formats with a repacked GEMM ([`PackedGemm`](super::table::PackedGemm)) run batches of
 //! [`packed::MIN_TOKENS`] tokens or more through it instead of the four-token tiles (see
 //! [`packed`]).
+//!
+//! Grouped formats (Q4_K, see [`super::table::FormatKernels::quantize_x4`]) quantize each
+//! group of four tokens together and compute it in the group order on every ISA, as
+//! llama.cpp's repacked x86 kernels do (`gemm` for groups of four, `gemv` for the rest).
+//! Formats with [`super::table::FormatKernels::tiled`] kernels (Q6_K, which llama.cpp does not
+//! repack on x86) take them for every token of batches of
+//! [`super::table::TILED_MIN_BATCH`] tokens or more, as llama.cpp's tiled K-quant matmul does.
 
 mod packed;
 
-use super::table::{ActFormat, Kernels};
+use super::table::{ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH};
 use super::threadpool::ThreadPool;
 use crate::KernelError;
 use graft_quant::QuantType;
@@ -54,6 +61,20 @@ pub fn matmul(
     y: &mut [f32],
 ) -> Result<(), KernelError> {
     let fk = *k.format(ty).ok_or(KernelError::UnsupportedType(ty))?;
+    // Batches llama.cpp hands to its tiled K-quant matmul: every token through the tiled dot.
+    let fk = match fk.tiled {
+        Some((dot, dot_x4)) if n_tokens >= TILED_MIN_BATCH => FormatKernels {
+            vec_dot: dot,
+            vec_dot_x4: Some(dot_x4),
+            vec_dot_r4: None,
+            vec_dot_r4x4: None,
+            packed: None,
+            ..fk
+        },
+        _ => fk,
+    };
+    debug_assert!(fk.quantize_x4.is_none() || fk.vec_dot_x4.is_some());
+    debug_assert!(fk.quantize_x4.is_none() || fk.packed.is_none());
     let bs = ty.block_size();
     if !cols.is_multiple_of(bs) || !cols.is_multiple_of(fk.act.block()) {
         return Err(KernelError::BadCols {
@@ -78,7 +99,24 @@ pub fn matmul(
             bytemuck::cast_slice(x)
         } else {
             scratch.resize(n_tokens * arow, 0);
-            for (xr, ar) in x.chunks_exact(cols).zip(scratch.chunks_exact_mut(arow)) {
+            // Grouped formats: whole groups of four tokens are quantized together.
+            let g4 = match fk.quantize_x4 {
+                Some(q4) => {
+                    let g4 = n_tokens / 4 * 4;
+                    for (xg, ag) in x[..g4 * cols]
+                        .chunks_exact(4 * cols)
+                        .zip(scratch.chunks_exact_mut(4 * arow))
+                    {
+                        q4(xg, cols, ag);
+                    }
+                    g4
+                }
+                None => 0,
+            };
+            for (xr, ar) in x[g4 * cols..]
+                .chunks_exact(cols)
+                .zip(scratch[g4 * arow..].chunks_exact_mut(arow))
+            {
                 k.quantize_act(fk.act, xr, ar);
             }
             &scratch[..]
@@ -95,7 +133,8 @@ pub fn matmul(
         let next = AtomicUsize::new(0);
         let out = OutPtr(y.as_mut_ptr());
         // Tokens 0..n4 go through the four-token kernels, the rest one at a time (four rows
-        // at once where the ISA has a four-row kernel).
+        // at once where the ISA has a four-row kernel). Grouped formats always have a
+        // four-token kernel (their groups are a product of their own).
         let n4 = if fk.vec_dot_x4.is_some() {
             n_tokens / 4 * 4
         } else {

@@ -25,6 +25,7 @@
 //! scalar reference); Q8_K is scalar everywhere.
 
 pub mod act_quant;
+pub mod act_quant_x4;
 mod dequant;
 mod gelu_ggml;
 mod get_rows;
@@ -54,5 +55,5 @@ pub use rope::{rope_normal, rotate_back, rotate_ggml, rotate_pairs_ggml, RopePar
 pub use silu_ggml::swiglu_ggml;
 pub use softmax::softmax;
 pub use swiglu::swiglu;
-pub use table::{kernels, kernels_for, ActFormat, FormatKernels, Kernels};
+pub use table::{kernels, kernels_for, ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH};
 pub use threadpool::ThreadPool;

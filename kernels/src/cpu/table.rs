@@ -61,6 +61,9 @@ pub type VecDotR4X4Fn =
     fn(w: &[u8], row_bytes: usize, act: &[u8], stride: usize, out: &mut [[f32; 4]; 4]);
 /// Quantizes `x` (a whole number of blocks) into `out` (exactly the row's bytes).
 pub type QuantizeRowFn = fn(x: &[f32], out: &mut [u8]);
+/// Quantizes four activation rows of `cols` elements (`x.len() = 4 * cols`) together into one
+/// token group (`out.len()` = four rows' bytes), in the layout the format's grouped kernels read.
+pub type QuantizeX4Fn = fn(x: &[f32], cols: usize, out: &mut [u8]);
 
 /// `tile(packed, prep, stride, out)` of a [`PackedGemm`].
 pub type PackedTileFn = fn(packed: &[u8], prep: &[u8], stride: usize, out: &mut [[f32; 4]; 4]);
@@ -102,7 +105,24 @@ pub struct FormatKernels {
     /// The repacked prefill GEMM, where the ISA has one (preferred over `vec_dot_r4x4`; only
     /// with a `vec_dot_x4`, which takes the rows left over by its groups of four).
     pub packed: Option<PackedGemm>,
+    /// Grouped formats only (Q4_K, following llama.cpp's repacked x86 kernels): tokens in
+    /// groups of four are a product of their own. [`crate::cpu::matmul`] quantizes each group of
+    /// four activation rows with this (on every ISA), and `vec_dot_x4` / `vec_dot_r4x4` (then
+    /// required) read that group layout (`act` = the group, `stride` = one row's bytes) and
+    /// round in the group order, which differs from `vec_dot`'s; leftover tokens take the
+    /// per-row quantizer and `vec_dot`.
+    pub quantize_x4: Option<QuantizeX4Fn>,
+    /// K-quants llama.cpp does not repack on x86 (Q6_K): its tiled matmul (`ggml-cpu/tiled`),
+    /// which takes every batch of [`TILED_MIN_BATCH`] tokens or more, rounds each block once
+    /// (`acc = fma(sumi · d_w, d_a, acc)`) instead of `vec_dot`'s way. Where set,
+    /// [`crate::cpu::matmul`] uses these (one row × one activation row, × four activation
+    /// rows) for every token of such batches, in place of all the other dot kernels.
+    pub tiled: Option<(VecDotFn, VecDotX4Fn)>,
 }
+
+/// Batches of at least this many tokens take the [`FormatKernels::tiled`] kernels (ggml's
+/// `ggml_tiled_min_batch`).
+pub const TILED_MIN_BATCH: usize = 8;
 
 /// Function pointers for every supported weight format and activation quantizer, for one ISA.
 pub struct Kernels {

@@ -17,6 +17,8 @@ const fn fk(act: ActFormat, vec_dot: crate::cpu::table::VecDotFn) -> FormatKerne
         vec_dot_r4: None,
         vec_dot_r4x4: None,
         packed: None,
+        quantize_x4: None,
+        tiled: None,
     }
 }
 
@@ -27,5 +29,10 @@ pub(crate) static NEON: Kernels = Kernels {
     q4_0: fk(ActFormat::Q8_0, dot::dot_q4_0),
     q4_1: fk(ActFormat::Q8_1, dot::dot_q4_1),
     q8_0: fk(ActFormat::Q8_0, dot::dot_q8_0),
+    // llama.cpp's tiled K-quant matmul is x86-only: on Arm every batch takes `vec_dot`.
+    q6_k: FormatKernels {
+        tiled: None,
+        ..SCALAR.q6_k
+    },
     ..SCALAR
 };

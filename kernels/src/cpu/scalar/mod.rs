@@ -4,14 +4,17 @@
 mod float;
 mod kquants;
 mod legacy;
+mod q4k_group;
 
 pub(crate) use float::{dot_f16, dot_f32};
 #[allow(unused_imports)]
 pub(crate) use kquants::{bsum as kquants_bsum, scale_min_k4 as kquants_scale_min};
-pub(crate) use kquants::{dot_q4_k, dot_q5_k, dot_q6_k};
+pub(crate) use kquants::{dot_q4_k, dot_q5_k, dot_q6_k, dot_q6_k_tiled, dot_q6_k_tiled_x4};
 pub(crate) use legacy::{dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0};
+pub(crate) use q4k_group::dot_q4_k_x4;
 
 use super::act_quant::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
+use super::act_quant_x4::quantize_q8_k_x4;
 use super::isa::Isa;
 use super::table::{ActFormat, FormatKernels, Kernels};
 
@@ -35,6 +38,8 @@ const fn fk(act: ActFormat, vec_dot: super::table::VecDotFn) -> FormatKernels {
         vec_dot_r4: None,
         vec_dot_r4x4: None,
         packed: None,
+        quantize_x4: None,
+        tiled: None,
     }
 }
 
@@ -48,9 +53,16 @@ pub(crate) static SCALAR: Kernels = Kernels {
     q5_0: fk(ActFormat::Q8_0, dot_q5_0),
     q5_1: fk(ActFormat::Q8_1, dot_q5_1),
     q8_0: fk(ActFormat::Q8_0, dot_q8_0),
-    q4_k: fk(ActFormat::Q8_K, dot_q4_k),
+    q4_k: FormatKernels {
+        vec_dot_x4: Some(dot_q4_k_x4),
+        quantize_x4: Some(quantize_q8_k_x4),
+        ..fk(ActFormat::Q8_K, dot_q4_k)
+    },
     q5_k: fk(ActFormat::Q8_K, dot_q5_k),
-    q6_k: fk(ActFormat::Q8_K, dot_q6_k),
+    q6_k: FormatKernels {
+        tiled: Some((dot_q6_k_tiled, dot_q6_k_tiled_x4)),
+        ..fk(ActFormat::Q8_K, dot_q6_k)
+    },
     quantize_q8_0: quantize_row_q8_0,
     quantize_q8_1: quantize_row_q8_1,
     quantize_q8_k: quantize_row_q8_k,

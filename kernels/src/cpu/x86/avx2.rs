@@ -33,5 +33,6 @@ super::common::x86_table!(
     dot_q5_0_x4,
     None,
     dot_q5_0_r4,
+    None,
     None
 );

@@ -394,5 +394,6 @@ super::common::x86_table!(
     dot_q5_0_x4_512,
     Some(dot_q5_0_r4x4_512),
     dot_q5_0_r4_512,
-    Some(super::q5_0_packed::Q5_0_PACKED)
+    Some(super::q5_0_packed::Q5_0_PACKED),
+    None
 );

@@ -573,83 +573,115 @@ macro_rules! x86_dot_kernels {
             )
         }
 
-        /// Q4_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
-        /// once. Every row's floats go exactly as the original single-row kernel's (one 8-lane
-        /// `fma(d_w d_a, sumi, acc)` per block, the mins in a scalar `accm += dmin * mins`,
-        /// `hsum(acc) - accm`); the integer sums are exact in any order (u4 × i8 pairs in i16
-        /// through `maddubs`, then × the 6-bit scale into i32), so results do not depend on N.
+        /// Q4_K · Q8_K in llama.cpp's x86 per-token order (`ggml_gemv_q4_K_8x8_q8_K`, see
+        /// the scalar `dot_q4_k`): the integer sums of a super-block are exact (u4 × i8 pairs
+        /// in i16 through `maddubs`, × the 6-bit scale into i32 lanes, then a horizontal sum),
+        /// and each block takes `acc = fma(sumi, d·yd, acc)`, `accm = fma(summ, dmin·yd, accm)`.
         #[target_feature(enable = $feat)]
-        #[inline]
-        unsafe fn dot_q4_k_n<const N: usize>(
-            w: &[u8],
-            a: &[u8],
-            stride: usize,
-            out: &mut [f32; N],
-        ) {
+        pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
             let nb = w.len() / 144;
-            assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
-            let mut acc = [_mm256_setzero_ps(); N];
-            let mut accm = [0.0f32; N];
+            assert!(a.len() >= nb * 292);
+            let (mut acc, mut accm) = (0.0f32, 0.0f32);
             let m4 = _mm256_set1_epi8(0x0F);
-            // SAFETY: block b reads w[144b..][..144] and a[t*stride + 292b..][..292] for t < N,
-            // inside the slices (checked above).
+            // SAFETY: block b reads w[144b..][..144] and a[292b..][..292], inside the slices
+            // (checked above).
             unsafe {
                 for b in 0..nb {
                     let wb = w.as_ptr().add(144 * b);
+                    let ab = a.as_ptr().add(292 * b);
                     prefetch_stream(wb, 144);
                     let (sc, mn) = k4_scales_packed(wb.add(4));
-                    let scv: [__m256i; 8] =
-                        std::array::from_fn(|j| _mm256_set1_epi16((sc >> (8 * j)) as u8 as i16));
                     let mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn as i64));
                     let mnv = _mm256_set_m128i(
                         _mm_unpackhi_epi16(mn8, mn8),
                         _mm_unpacklo_epi16(mn8, mn8),
                     );
-                    let (dw, dminw) = (f16_1(wb), f16_1(wb.add(2)));
-                    let mut sumi = [_mm256_setzero_si256(); N];
+                    let mut sumi = _mm256_setzero_si256();
                     for j in 0..4 {
                         let q = ld(wb.add(16 + 32 * j));
                         let lo = _mm256_and_si256(q, m4);
                         let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-                        for t in 0..N {
-                            let ab = a.as_ptr().add(t * stride + 292 * b);
-                            let pa = _mm256_maddubs_epi16(lo, ld(ab.add(4 + 64 * j)));
-                            let pb = _mm256_maddubs_epi16(hi, ld(ab.add(36 + 64 * j)));
-                            sumi[t] = madd16_acc(sumi[t], pa, scv[2 * j]);
-                            sumi[t] = madd16_acc(sumi[t], pb, scv[2 * j + 1]);
-                        }
+                        let pa = _mm256_maddubs_epi16(lo, ld(ab.add(4 + 64 * j)));
+                        let pb = _mm256_maddubs_epi16(hi, ld(ab.add(36 + 64 * j)));
+                        let sa = _mm256_set1_epi16((sc >> (16 * j)) as u8 as i16);
+                        let sb = _mm256_set1_epi16((sc >> (16 * j + 8)) as u8 as i16);
+                        sumi = madd16_acc(sumi, pa, sa);
+                        sumi = madd16_acc(sumi, pb, sb);
                     }
-                    for t in 0..N {
-                        let ab = a.as_ptr().add(t * stride + 292 * b);
-                        let yd = std::ptr::read_unaligned(ab as *const f32);
-                        let d = dw * yd;
-                        let dmin = dminw * yd;
-                        acc[t] =
-                            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-                        let mins = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), mnv));
-                        accm[t] += dmin * mins as f32;
+                    let yd = std::ptr::read_unaligned(ab as *const f32);
+                    let (dw, dminw) = (f16_1(wb), f16_1(wb.add(2)));
+                    let mins = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), mnv));
+                    acc = (hsum_epi32(sumi) as f32).mul_add(dw * yd, acc);
+                    accm = (mins as f32).mul_add(dminw * yd, accm);
+                }
+            }
+            acc - accm
+        }
+
+        /// Q4_K · a four-token group (`crate::cpu::act_quant_x4` layout) in llama.cpp's
+        /// batched order, bit for bit the scalar `dot_q4_k_group`. Lanes are (element pair
+        /// position, token): the group's interleaved codes are loaded as they lie (two dword
+        /// positions × four tokens), the weight dwords broadcast to match through `vpermd`;
+        /// the two halves are added per sub-block, leaving the four tokens' exact sums in an
+        /// xmm, where scales, mins and the FMAs go four tokens at a time.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q4_k_x4(w: &[u8], a: &[u8], _stride: usize, out: &mut [f32; 4]) {
+            use crate::cpu::act_quant_x4::{GROUP_BLOCK_BYTES, GROUP_QS, GROUP_SUMS};
+            let nb = w.len() / 144;
+            assert!(a.len() >= nb * GROUP_BLOCK_BYTES);
+            let m4 = _mm256_set1_epi8(0x0F);
+            let idx: [__m256i; 4] = std::array::from_fn(|k| {
+                let k = 2 * k as i32;
+                _mm256_setr_epi32(k, k, k, k, k + 1, k + 1, k + 1, k + 1)
+            });
+            let mut acc = _mm_setzero_ps();
+            let mut accm = _mm_setzero_ps();
+            // SAFETY: block b reads w[144b..][..144] and a[GROUP_BLOCK_BYTES * b..][..1104],
+            // inside the slices (checked above).
+            unsafe {
+                for b in 0..nb {
+                    let wb = w.as_ptr().add(144 * b);
+                    let g = a.as_ptr().add(GROUP_BLOCK_BYTES * b);
+                    let (sc, mn) = k4_scales_packed(wb.add(4));
+                    let yd = _mm_loadu_ps(g as *const f32);
+                    let dd = _mm_mul_ps(_mm_set1_ps(f16_1(wb)), yd);
+                    let ddm = _mm_mul_ps(_mm_set1_ps(f16_1(wb.add(2))), yd);
+                    for j in 0..4 {
+                        let q = ld(wb.add(16 + 32 * j));
+                        let half = [
+                            _mm256_and_si256(q, m4),
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+                        ];
+                        let mut s4 = [_mm_setzero_si128(); 2];
+                        for (h, s4) in s4.iter_mut().enumerate() {
+                            let mut s = _mm256_setzero_si256();
+                            for (k, idx) in idx.iter().enumerate() {
+                                let y = ld(g.add(GROUP_QS + 16 * (16 * j + 8 * h + 2 * k)));
+                                let wv = _mm256_permutevar8x32_epi32(half[h], *idx);
+                                s = _mm256_add_epi32(s, mul_sum_us8(wv, y));
+                            }
+                            *s4 = _mm_add_epi32(
+                                _mm256_castsi256_si128(s),
+                                _mm256_extracti128_si256::<1>(s),
+                            );
+                        }
+                        let sa = _mm_set1_epi32((sc >> (16 * j)) as u8 as i32);
+                        let sb = _mm_set1_epi32((sc >> (16 * j + 8)) as u8 as i32);
+                        let isum = _mm_add_epi32(
+                            _mm_mullo_epi32(s4[0], sa),
+                            _mm_mullo_epi32(s4[1], sb),
+                        );
+                        let mpair = (mn >> (16 * j)) as u16 as i32;
+                        let mpair = (mpair & 0xFF) | ((mpair >> 8) << 16);
+                        let sums = _mm_loadu_si128(g.add(GROUP_SUMS + 16 * j) as *const __m128i);
+                        let imin = _mm_madd_epi16(sums, _mm_set1_epi32(mpair));
+                        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), dd, acc);
+                        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(imin), ddm, accm);
                     }
                 }
             }
-            for t in 0..N {
-                out[t] = hsum_ps(acc[t]) - accm[t];
-            }
-        }
-
-        /// Q4_K · Q8_K.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn dot_q4_k(w: &[u8], a: &[u8]) -> f32 {
-            let mut out = [0.0f32; 1];
-            // SAFETY: as dot_q4_k_n (which asserts the lengths).
-            unsafe { dot_q4_k_n::<1>(w, a, a.len(), &mut out) };
-            out[0]
-        }
-
-        /// Q4_K · four Q8_K rows `stride` bytes apart; each result equals [`dot_q4_k`]'s.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn dot_q4_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
-            // SAFETY: as dot_q4_k_n (which asserts the lengths).
-            unsafe { dot_q4_k_n::<4>(w, a, stride, out) }
+            // SAFETY: `out` is 4 writable floats.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_sub_ps(acc, accm)) };
         }
 
         /// Q5_K · Q8_K.
@@ -707,12 +739,16 @@ macro_rules! x86_dot_kernels {
 
         /// Q6_K · Q8_K for `N` activation rows `stride` bytes apart, each weight block decoded
         /// once (codes offset by 32 through the Q8_K block sums). Every row's floats go exactly
-        /// as the original single-row kernel's (`fma(d_w d_a, sumi, acc)`, then lane 0 minus
-        /// `d * 32 * off`); the integer sums are exact in any order (u6 × i8 pairs in i16
-        /// through `maddubs`, then × the i8 scale into i32).
+        /// as llama.cpp's AVX2 `ggml_vec_dot_q6_K_q8_K`: per block and lane, the lane's i32 sum
+        /// minus its share of the offset (`32 ·` two sub-blocks' sums × scales), then
+        /// `fma(d_a d_w, ·, acc)`, the eight lanes summed at the end; the integer sums are exact
+        /// in any order (u6 × i8 pairs in i16 through `maddubs`, then × the i8 scale into i32),
+        /// but which lane holds what is llama.cpp's. `TILED`: llama.cpp's tiled
+        /// rounding instead (the block's whole integer sum, `acc = fma(sumi · d_w, d_a, acc)`
+        /// in a scalar accumulator), as the scalar `dot_q6_k_tiled`.
         #[target_feature(enable = $feat)]
         #[inline]
-        unsafe fn dot_q6_k_n<const N: usize>(
+        unsafe fn dot_q6_k_n<const N: usize, const TILED: bool>(
             w: &[u8],
             a: &[u8],
             stride: usize,
@@ -721,6 +757,7 @@ macro_rules! x86_dot_kernels {
             let nb = w.len() / 210;
             assert!(N >= 1 && stride >= nb * 292 && a.len() >= (N - 1) * stride + nb * 292);
             let mut acc = [_mm256_setzero_ps(); N];
+            let mut tiled = [0.0f32; N];
             let m4 = _mm256_set1_epi8(0x0F);
             let m2 = _mm256_set1_epi8(3);
             // SAFETY: block b reads w[210b..][..210] and a[t*stride + 292b..][..292] for t < N,
@@ -781,18 +818,24 @@ macro_rules! x86_dot_kernels {
                         let ab = a.as_ptr().add(t * stride + 292 * b);
                         let yd = std::ptr::read_unaligned(ab as *const f32);
                         let off = hsum_epi32(_mm256_madd_epi16(q8k_bsums(ab), sc));
-                        let d = dw * yd;
-                        let v = _mm256_cvtepi32_ps(sumi[t]);
+                        if TILED {
+                            // The exact block sum (|sumi| < 2^29: no i32 overflow).
+                            let sumi = hsum_epi32(sumi[t]) - 32 * off;
+                            tiled[t] = (sumi as f32 * dw).mul_add(yd, tiled[t]);
+                            continue;
+                        }
+                        let d = yd * dw;
+                        // llama.cpp's AVX2 `ggml_vec_dot_q6_K_q8_K`: each lane's share of the
+                        // -32 offset (32 · the sub-block sums × scales of its two sub-blocks)
+                        // comes off in i32, then one fma per lane.
+                        let sub = _mm256_slli_epi32::<5>(_mm256_madd_epi16(q8k_bsums(ab), sc));
+                        let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], sub));
                         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc[t]);
-                        acc[t] = _mm256_sub_ps(
-                            acc[t],
-                            _mm256_set_ps(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, d * 32.0 * off as f32),
-                        );
                     }
                 }
             }
             for t in 0..N {
-                out[t] = hsum_ps(acc[t]);
+                out[t] = if TILED { tiled[t] } else { hsum_ps(acc[t]) };
             }
         }
 
@@ -801,7 +844,7 @@ macro_rules! x86_dot_kernels {
         pub(crate) unsafe fn dot_q6_k(w: &[u8], a: &[u8]) -> f32 {
             let mut out = [0.0f32; 1];
             // SAFETY: as dot_q6_k_n (which asserts the lengths).
-            unsafe { dot_q6_k_n::<1>(w, a, a.len(), &mut out) };
+            unsafe { dot_q6_k_n::<1, false>(w, a, a.len(), &mut out) };
             out[0]
         }
 
@@ -809,7 +852,28 @@ macro_rules! x86_dot_kernels {
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn dot_q6_k_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             // SAFETY: as dot_q6_k_n (which asserts the lengths).
-            unsafe { dot_q6_k_n::<4>(w, a, stride, out) }
+            unsafe { dot_q6_k_n::<4, false>(w, a, stride, out) }
+        }
+
+        /// Q6_K · Q8_K in llama.cpp's tiled rounding (the scalar `dot_q6_k_tiled`, bit for bit).
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k_tiled(w: &[u8], a: &[u8]) -> f32 {
+            let mut out = [0.0f32; 1];
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<1, true>(w, a, a.len(), &mut out) };
+            out[0]
+        }
+
+        /// [`dot_q6_k_tiled`] for four Q8_K rows `stride` bytes apart.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn dot_q6_k_tiled_x4(
+            w: &[u8],
+            a: &[u8],
+            stride: usize,
+            out: &mut [f32; 4],
+        ) {
+            // SAFETY: as dot_q6_k_n (which asserts the lengths).
+            unsafe { dot_q6_k_n::<4, true>(w, a, stride, out) }
         }
     };
 }
@@ -875,9 +939,10 @@ macro_rules! x86_quant_kernels {
 
         /// f32 row → Q8_K, byte for byte `act_quant::quantize_row_q8_k` (ggml's
         /// `quantize_row_q8_K_ref`): `d = 1 / iscale` with `iscale = -127 / max` (`max` the
-        /// first element of largest magnitude, NaNs skipped), codes `iscale * x` rounded half to
-        /// even (`cvtps2dq` in the default rounding mode; NaN products give 0 as Rust's `as`
-        /// does) and capped at 127, i16 sums of each 16 codes.
+        /// first element of largest magnitude, NaNs skipped), codes the exact `iscale * x`
+        /// rounded half to even through one FMA with the magic number (as GCC compiles ggml's
+        /// `nearest_int(iscale * x)`; NaN products give 0) and capped at 127, i16 sums of each
+        /// 16 codes.
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
             assert!(x.len() % 256 == 0 && out.len() == x.len() / 256 * 292);
@@ -906,14 +971,26 @@ macro_rules! x86_quant_kernels {
                 let iscale = -127.0 / max;
                 let is = _mm256_set1_ps(iscale);
                 let cap = _mm256_set1_epi32(127);
+                let magic = _mm256_set1_ps(12582912.0);
+                let (mbits, mbias) = (
+                    _mm256_set1_epi32(0x007f_ffff),
+                    _mm256_set1_epi32(0x0040_0000),
+                );
                 let mut g = [_mm256_setzero_si256(); 16];
                 for k in 0..8 {
                     // SAFETY: reads x[32k..32k + 32] of the block; writes ob[4 + 32k..][..32].
                     unsafe {
                         let i: [__m256i; 4] = std::array::from_fn(|j| {
-                            let p = _mm256_mul_ps(is, _mm256_loadu_ps(xp.add(32 * k + 8 * j)));
-                            let p = _mm256_and_ps(p, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
-                            _mm256_min_epi32(_mm256_cvtps_epi32(p), cap)
+                            // fma(iscale, x, 1.5 * 2^23): the exact product rounded half to
+                            // even into the low mantissa bits (NaN lanes → the magic → 0).
+                            let p =
+                                _mm256_fmadd_ps(is, _mm256_loadu_ps(xp.add(32 * k + 8 * j)), magic);
+                            let p = _mm256_blendv_ps(magic, p, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
+                            let q = _mm256_sub_epi32(
+                                _mm256_and_si256(_mm256_castps_si256(p), mbits),
+                                mbias,
+                            );
+                            _mm256_min_epi32(q, cap)
                         });
                         g[2 * k] = _mm256_add_epi32(i[0], i[1]);
                         g[2 * k + 1] = _mm256_add_epi32(i[2], i[3]);
@@ -970,12 +1047,13 @@ pub(crate) use x86_quant_kernels;
 /// ISA `$isa`. The ISA picks: `$q4_1` / `$q8_0`, the single-row Q4_1 and Q8_0 kernels; the
 /// optional four-row decode kernels `$q4_1_r4` / `$q8_0_r4`; the four-token Q5_0 kernel
 /// `$q5_0_x4`; the optional Q5_0 4 × 4 tile kernel `$q5_0_r4x4`; the four-row Q5_0 kernel
-/// `$q5_0_r4`; the optional repacked Q5_0 prefill GEMM `$q5_0_packed`. The wrappers are only
+/// `$q5_0_r4`; the optional repacked Q5_0 prefill GEMM `$q5_0_packed`; the optional grouped
+/// Q4_K 4 × 4 tile kernel `$q4_k_r4x4`. The wrappers are only
 /// reachable through that table, which
 /// [`crate::cpu::kernels_for`] hands out only after detecting the ISA.
 macro_rules! x86_table {
     ($name:ident, $isa:expr, $q4_1:expr, $q8_0:expr, $q4_1_r4:expr, $q8_0_r4:expr, $q5_0_x4:expr,
-     $q5_0_r4x4:expr, $q5_0_r4:expr, $q5_0_packed:expr) => {
+     $q5_0_r4x4:expr, $q5_0_r4:expr, $q5_0_packed:expr, $q4_k_r4x4:expr) => {
         use crate::cpu::table::{ActFormat, FormatKernels, Kernels};
 
         fn dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -1054,6 +1132,14 @@ macro_rules! x86_table {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q8_0_x4(w, a, stride, out) }
         }
+        fn dot_q6_k_tiled(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q6_k_tiled(w, a) }
+        }
+        fn dot_q6_k_tiled_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            // SAFETY: as for the single-row wrappers.
+            unsafe { imp::dot_q6_k_tiled_x4(w, a, stride, out) }
+        }
         #[allow(dead_code)]
         fn dot_q4_1_r4(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
@@ -1089,6 +1175,8 @@ macro_rules! x86_table {
                 vec_dot_r4: None,
                 vec_dot_r4x4: None,
                 packed: None,
+                quantize_x4: None,
+                tiled: None,
             }
         }
 
@@ -1113,9 +1201,16 @@ macro_rules! x86_table {
                 vec_dot_r4: $q8_0_r4,
                 ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
             },
-            q4_k: fk(ActFormat::Q8_K, dot_q4_k, Some(dot_q4_k_x4)),
+            q4_k: FormatKernels {
+                vec_dot_r4x4: $q4_k_r4x4,
+                quantize_x4: Some(crate::cpu::act_quant_x4::quantize_q8_k_x4),
+                ..fk(ActFormat::Q8_K, dot_q4_k, Some(dot_q4_k_x4))
+            },
             q5_k: fk(ActFormat::Q8_K, dot_q5_k, None),
-            q6_k: fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4)),
+            q6_k: FormatKernels {
+                tiled: Some((dot_q6_k_tiled, dot_q6_k_tiled_x4)),
+                ..fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4))
+            },
             quantize_q8_0,
             quantize_q8_1,
             quantize_q8_k,
