@@ -235,8 +235,8 @@ fn exact_logits(m: &TinyModel, lens: &[usize]) {
 }
 
 #[test]
-#[ignore = "needs the llama.cpp oracle (GRAFT_LLAMA_ORACLE); run by scripts/test.sh --parity"]
-fn tiny_q4k_logits_equal_llama_cpp_exactly() {
+#[ignore = "needs an x86 llama.cpp oracle built for AVX2/AVX-512 without AMX; run by scripts/test-native-parity.sh"]
+fn tiny_q4k_logits_equal_native_oracle_exactly() {
     // 1..3 tokens: gemv only; 5, 30: groups of four (gemm) plus leftovers.
     for m in [
         tiny_q4k("gemma3", 40),
