@@ -9,23 +9,6 @@ use common::*;
 use graft_kernels::cpu::{available_isas, kernels_for, matmul, ThreadPool};
 use graft_quant::QuantType;
 
-const FORMATS: [QuantType; 10] = [
-    QuantType::F32,
-    QuantType::F16,
-    QuantType::Q4_0,
-    QuantType::Q4_1,
-    QuantType::Q5_0,
-    QuantType::Q5_1,
-    QuantType::Q8_0,
-    QuantType::Q4_K,
-    QuantType::Q5_K,
-    QuantType::Q6_K,
-];
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
 #[test]
 fn four_row_kernels_equal_single_row_bitwise() {
     let mut r = rng(41);

@@ -11,10 +11,6 @@ use graft_kernels::cpu::act_quant_x4::{quantize_q8_k_x4, GROUP_BLOCK_BYTES, GROU
 use graft_kernels::cpu::{available_isas, kernels_for, matmul, Isa, ThreadPool};
 use graft_quant::QuantType;
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
 #[test]
 fn group_kernels_equal_scalar_bitwise() {
     let mut r = rng(71);

@@ -12,10 +12,6 @@ use graft_kernels::cpu::{
 };
 use graft_quant::QuantType;
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
 #[test]
 fn kernels_equal_scalar_bitwise() {
     let mut r = rng(83);

@@ -19,6 +19,11 @@ pub const FORMATS: [QuantType; 10] = [
     QuantType::Q6_K,
 ];
 
+/// The bit patterns of `v` (for bit-for-bit comparisons with readable failures).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 /// A seeded RNG.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)

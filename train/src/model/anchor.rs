@@ -15,16 +15,28 @@
 //! before the LoRA backward (the base weight's backward does not see it: `P` does not depend
 //! on `W x`).
 
-/// The unscored rows of `mask` (`[n_tok]`) and their count.
-fn unscored(mask: &[bool]) -> usize {
-    mask.iter().filter(|&&m| !m).count()
-}
-
-/// `out = B u_t` for row `t` (`u`: `[n_tok, rank]`, `b`: `[n_out, rank]`).
-fn lora_row(u: &[f32], b: &[f32], rank: usize, t: usize, out: &mut [f32]) {
-    let ut = &u[t * rank..(t + 1) * rank];
-    for (o, bo) in out.iter_mut().zip(b.chunks_exact(rank)) {
-        *o = bo.iter().zip(ut).map(|(x, y)| x * y).sum();
+/// Calls `f(t, B u_t, n)` for every unscored row `t` of `mask` (`u`: `[n_tok, rank]`, `b`:
+/// `[n_out, rank]`, `n` the number of unscored rows); calls nothing when `weight` is 0.
+fn each_unscored_output(
+    weight: f32,
+    mask: &[bool],
+    u: &[f32],
+    b: &[f32],
+    rank: usize,
+    n_out: usize,
+    mut f: impl FnMut(usize, &[f32], usize),
+) {
+    let n = mask.iter().filter(|&&m| !m).count();
+    if weight == 0.0 || n == 0 {
+        return;
+    }
+    let mut row = vec![0f32; n_out];
+    for t in (0..mask.len()).filter(|&t| !mask[t]) {
+        let ut = &u[t * rank..(t + 1) * rank];
+        for (o, bo) in row.iter_mut().zip(b.chunks_exact(rank)) {
+            *o = bo.iter().zip(ut).map(|(x, y)| x * y).sum();
+        }
+        f(t, &row, n);
     }
 }
 
@@ -39,23 +51,18 @@ pub(crate) fn penalty(
     rank: usize,
     n_out: usize,
 ) -> f64 {
-    let n = unscored(mask);
-    if weight == 0.0 || n == 0 {
-        return 0.0;
-    }
-    let mut row = vec![0f32; n_out];
     let mut sum = 0f64;
-    for t in (0..mask.len()).filter(|&t| !mask[t]) {
-        lora_row(u, b, rank, t, &mut row);
-        sum += row
+    each_unscored_output(weight, mask, u, b, rank, n_out, |_, row, n| {
+        let sq: f64 = row
             .iter()
             .map(|&v| {
                 let o = f64::from(scale * v);
                 o * o
             })
-            .sum::<f64>();
-    }
-    f64::from(weight) * sum / n as f64
+            .sum();
+        sum += f64::from(weight) * sq / n as f64;
+    });
+    sum
 }
 
 /// `dy_t += 2λ s / n · B u_t` on the unscored rows: the penalty's gradient with respect to
@@ -71,16 +78,10 @@ pub(crate) fn add_gradient(
     n_out: usize,
     dy: &mut [f32],
 ) {
-    let n = unscored(mask);
-    if weight == 0.0 || n == 0 {
-        return;
-    }
-    let c = 2.0 * weight * scale / n as f32;
-    let mut row = vec![0f32; n_out];
-    for t in (0..mask.len()).filter(|&t| !mask[t]) {
-        lora_row(u, b, rank, t, &mut row);
-        for (d, &v) in dy[t * n_out..(t + 1) * n_out].iter_mut().zip(&row) {
+    each_unscored_output(weight, mask, u, b, rank, n_out, |t, row, n| {
+        let c = 2.0 * weight * scale / n as f32;
+        for (d, &v) in dy[t * n_out..(t + 1) * n_out].iter_mut().zip(row) {
             *d += c * v;
         }
-    }
+    });
 }
