@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use graft_kernels::cpu::{available_isas, kernels_for, matmul, ThreadPool};
-use graft_quant::QuantType;
 
 #[test]
 fn packed_tiles_equal_single_row_bitwise() {
