@@ -54,6 +54,66 @@ fn group_kernels_equal_scalar_bitwise() {
     }
 }
 
+/// The 4 × 4 tile equals the scalar group definition and the ISA's own four-token kernel row
+/// by row, bit for bit, for weights and activation groups at every byte offset modulo 64 and
+/// with the four rows further apart than one row (a tile inside a larger matrix).
+#[test]
+fn tile_equals_scalar_and_x4_at_any_alignment() {
+    let mut r = rng(74);
+    let sx4 = kernels_for(Isa::Scalar)
+        .q4_k
+        .vec_dot_x4
+        .expect("scalar grouped kernel");
+    for isa in available_isas() {
+        let fk = kernels_for(isa).q4_k;
+        if isa == Isa::Avx512 {
+            assert!(fk.vec_dot_r4x4.is_some(), "AVX-512 has the Q4_K tile");
+        }
+        let Some(r4x4) = fk.vec_dot_r4x4 else {
+            continue;
+        };
+        let q4 = fk.quantize_x4.expect("Q4_K is grouped on every ISA");
+        let x4 = fk.vec_dot_x4.expect("four-token kernel");
+        for cols in [256usize, 512, 2304] {
+            let row_bytes = cols / 256 * 144;
+            let arow = cols / 256 * 292;
+            for off in 0..64usize {
+                // Eight rows; the tile takes rows `first..first + 4`.
+                let (w, _) = weights(&mut r, QuantType::Q4_K, 8, cols);
+                let scale = if off % 7 == 0 { 100.0 } else { 1.0 };
+                let x = randn(&mut r, 4 * cols, scale);
+                let mut g = vec![0u8; 4 * arow];
+                q4(&x, cols, &mut g);
+                let first = off % 5;
+                let mut wm = vec![0u8; off + w.len()];
+                wm[off..].copy_from_slice(&w);
+                let aoff = (off * 13) % 64;
+                let mut gm = vec![0u8; aoff + g.len()];
+                gm[aoff..].copy_from_slice(&g);
+                let wt = &wm[off + first * row_bytes..off + (first + 4) * row_bytes];
+                let mut got = [[0.0f32; 4]; 4];
+                r4x4(wt, row_bytes, &gm[aoff..], arow, &mut got);
+                for (i, gi) in got.iter().enumerate() {
+                    let wr = &w[(first + i) * row_bytes..(first + i + 1) * row_bytes];
+                    let (mut want, mut via_x4) = ([0.0f32; 4], [0.0f32; 4]);
+                    sx4(wr, &g, arow, &mut want);
+                    x4(wr, &g, arow, &mut via_x4);
+                    assert_eq!(
+                        bits(gi),
+                        bits(&want),
+                        "{isa:?} cols {cols} off {off} row {i}"
+                    );
+                    assert_eq!(
+                        bits(gi),
+                        bits(&via_x4),
+                        "{isa:?} cols {cols} off {off} row {i}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Through matmul, every ISA gives the scalar table's floats exactly, for ragged row and token
 /// counts (groups of four, leftover tokens, leftover rows) and any thread count.
 #[test]
@@ -68,6 +128,13 @@ fn matmul_is_bit_identical_across_isas() {
         (13, 512, 9),
         (64, 640 / 128 * 256, 7),
         (6, 256, 1),
+        // Ragged row counts around the 4-row tile: 1..3 rows left over, fewer rows than a
+        // tile, and more rows than one L1 tile of rows.
+        (5, 256, 8),
+        (3, 512, 4),
+        (18, 768, 12),
+        (71, 2304, 5),
+        (131, 256, 16),
     ] {
         let (w, _) = weights(&mut r, QuantType::Q4_K, rows, cols);
         let x = randn(&mut r, n * cols, 1.0);

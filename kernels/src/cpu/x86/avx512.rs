@@ -16,7 +16,9 @@
 //! tile and four-row kernels take the codes unsigned (`q + 16`) with `-16 Σ y` as the starting
 //! value of `vpdpbusd`, which leaves every i32 lane equal to the signed kernel's. Q4_K and
 //! Q6_K keep the shared 256-bit bodies: their `maddubs` + `vpdpwssd` products gained nothing
-//! at 512 bits (measured slower), only the decode prefetch.
+//! at 512 bits (measured slower), only the decode prefetch. Grouped Q4_K prefill has a 4 rows
+//! × 4 tokens tile ([`imp::dot_q4_k_r4x4_512`]), the 16 pairs in the lanes of one zmm, bit for
+//! bit the four-token kernel row by row.
 
 mod imp {
     use super::super::common::{x86_dot_kernels, x86_quant_kernels};
@@ -293,6 +295,163 @@ mod imp {
         }
     }
 
+    /// Q4_K rows `r..r + 4` (`row_bytes` apart) × a four-token group (`a`, the
+    /// `crate::cpu::act_quant_x4` layout; `stride`, one activation row's bytes, only bounds
+    /// it): a 4 × 4 register tile with pair (row `i`, token `t`) in lane `4i + t` of one zmm.
+    /// For each 4-byte position the group's 16 code bytes (four tokens) are broadcast to the
+    /// four 128-bit lanes and one `vpermt2d` spreads each row's weight dword over its four
+    /// lanes, so one `vpdpbusd` adds the 16 pairs' exact products. Sub-block scales and mins
+    /// are applied as in [`dot_q4_k_x4`] (exact integers) and each pair takes the same
+    /// `d·yd` rounding and FMA per 64 weights in the same order, so every result equals
+    /// [`dot_q4_k_x4`]'s for that row bit for bit.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(crate) unsafe fn dot_q4_k_r4x4_512(
+        w: &[u8],
+        row_bytes: usize,
+        a: &[u8],
+        stride: usize,
+        out: &mut [[f32; 4]; 4],
+    ) {
+        use crate::cpu::act_quant_x4::{GROUP_BLOCK_BYTES, GROUP_QS, GROUP_SUMS};
+        let nb = row_bytes / 144;
+        assert!(
+            w.len() >= 4 * row_bytes
+                && stride >= nb * 292
+                && a.len() >= 4 * stride
+                && a.len() >= nb * GROUP_BLOCK_BYTES
+        );
+        let m4 = _mm512_set1_epi8(0x0F);
+        let lo16 = _mm512_set1_epi32(0xFFFF);
+        // Lane 4i + t takes row i's dword k (of rows 0, 1 in the first table, 2, 3 in the
+        // second, eight dwords each).
+        let idx: [__m512i; 8] = std::array::from_fn(|k| {
+            let k = k as i32;
+            _mm512_setr_epi32(
+                k,
+                k,
+                k,
+                k,
+                8 + k,
+                8 + k,
+                8 + k,
+                8 + k,
+                16 + k,
+                16 + k,
+                16 + k,
+                16 + k,
+                24 + k,
+                24 + k,
+                24 + k,
+                24 + k,
+            )
+        });
+        // Lane 4i + t takes row i's dword j of the widened scale / min pairs.
+        let jdx: [__m512i; 4] = std::array::from_fn(|j| {
+            let j = j as i32;
+            _mm512_setr_epi32(
+                j,
+                j,
+                j,
+                j,
+                4 + j,
+                4 + j,
+                4 + j,
+                4 + j,
+                8 + j,
+                8 + j,
+                8 + j,
+                8 + j,
+                12 + j,
+                12 + j,
+                12 + j,
+                12 + j,
+            )
+        });
+        let rdx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        let mut acc = _mm512_setzero_ps();
+        let mut accm = _mm512_setzero_ps();
+        // SAFETY: block b reads w[i * row_bytes + 144b..][..144] for i < 4 and
+        // a[GROUP_BLOCK_BYTES * b..][..1104], inside the slices (checked above).
+        unsafe {
+            for b in 0..nb {
+                let wb: [*const u8; 4] =
+                    std::array::from_fn(|i| w.as_ptr().add(i * row_bytes + 144 * b));
+                let g = a.as_ptr().add(GROUP_BLOCK_BYTES * b);
+                let mut scs = [0u64; 4];
+                let mut mns = [0u64; 4];
+                for i in 0..4 {
+                    (scs[i], mns[i]) = k4_scales_packed(wb[i].add(4));
+                }
+                // Word 8i + s is row i's scale (min) s, so dword 4i + j is the pair (2j, 2j + 1).
+                let scw = _mm512_cvtepu8_epi16(_mm256_setr_epi64x(
+                    scs[0] as i64,
+                    scs[1] as i64,
+                    scs[2] as i64,
+                    scs[3] as i64,
+                ));
+                let mnw = _mm512_cvtepu8_epi16(_mm256_setr_epi64x(
+                    mns[0] as i64,
+                    mns[1] as i64,
+                    mns[2] as i64,
+                    mns[3] as i64,
+                ));
+                let h = |i: usize| std::ptr::read_unaligned(wb[i] as *const u16) as u64;
+                let hm = |i: usize| std::ptr::read_unaligned(wb[i].add(2) as *const u16) as u64;
+                let dw = _mm_cvtph_ps(_mm_cvtsi64_si128(
+                    (h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48) as i64,
+                ));
+                let dmw = _mm_cvtph_ps(_mm_cvtsi64_si128(
+                    (hm(0) | hm(1) << 16 | hm(2) << 32 | hm(3) << 48) as i64,
+                ));
+                let yd = _mm512_broadcast_f32x4(_mm_loadu_ps(g as *const f32));
+                let dd = _mm512_mul_ps(_mm512_permutexvar_ps(rdx, _mm512_castps128_ps512(dw)), yd);
+                let ddm =
+                    _mm512_mul_ps(_mm512_permutexvar_ps(rdx, _mm512_castps128_ps512(dmw)), yd);
+                for (j, jdx) in jdx.iter().enumerate() {
+                    let q01 = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(ld(wb[0].add(16 + 32 * j))),
+                        ld(wb[1].add(16 + 32 * j)),
+                    );
+                    let q23 = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(ld(wb[2].add(16 + 32 * j))),
+                        ld(wb[3].add(16 + 32 * j)),
+                    );
+                    let half = [
+                        [_mm512_and_si512(q01, m4), _mm512_and_si512(q23, m4)],
+                        [
+                            _mm512_and_si512(_mm512_srli_epi16::<4>(q01), m4),
+                            _mm512_and_si512(_mm512_srli_epi16::<4>(q23), m4),
+                        ],
+                    ];
+                    let mut s = [[_mm512_setzero_si512(); 2]; 2];
+                    for (k, idx) in idx.iter().enumerate() {
+                        for (hh, [t01, t23]) in half.iter().enumerate() {
+                            let y = _mm512_broadcast_i32x4(_mm_loadu_si128(
+                                g.add(GROUP_QS + 16 * (16 * j + 8 * hh + k)) as *const __m128i,
+                            ));
+                            let wv = _mm512_permutex2var_epi32(*t01, *idx, *t23);
+                            s[hh][k & 1] = _mm512_dpbusd_epi32(s[hh][k & 1], wv, y);
+                        }
+                    }
+                    let sa_sb = _mm512_permutexvar_epi32(*jdx, scw);
+                    let ia = _mm512_add_epi32(s[0][0], s[0][1]);
+                    let ib = _mm512_add_epi32(s[1][0], s[1][1]);
+                    let isum = _mm512_add_epi32(
+                        _mm512_mullo_epi32(ia, _mm512_and_si512(sa_sb, lo16)),
+                        _mm512_mullo_epi32(ib, _mm512_srli_epi32::<16>(sa_sb)),
+                    );
+                    let sums = _mm512_broadcast_i32x4(_mm_loadu_si128(
+                        g.add(GROUP_SUMS + 16 * j) as *const __m128i
+                    ));
+                    let imin = _mm512_madd_epi16(sums, _mm512_permutexvar_epi32(*jdx, mnw));
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), dd, acc);
+                    accm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), ddm, accm);
+                }
+            }
+            _mm512_storeu_ps(out.as_mut_ptr() as *mut f32, _mm512_sub_ps(acc, accm));
+        }
+    }
+
     /// Q5_0 rows `r..r + 4` (`row_bytes` apart) · one Q8_0 row, rows `2k` and `2k + 1` in
     /// the two 8-lane halves of accumulator `k`, the codes unsigned with `-16 Σ y` as the dot
     /// product's start as in [`dot_q5_0_r4x4_512`]: each half is exactly [`dot_q5_0`]'s
@@ -366,6 +525,12 @@ fn dot_q5_0_r4x4_512(w: &[u8], row_bytes: usize, a: &[u8], stride: usize, out: &
     unsafe { imp::dot_q5_0_r4x4_512(w, row_bytes, a, stride, out) }
 }
 
+fn dot_q4_k_r4x4_512(w: &[u8], row_bytes: usize, a: &[u8], stride: usize, out: &mut [[f32; 4]; 4]) {
+    // SAFETY: only reachable through the AVX512 table, handed out after detection; the kernel
+    // asserts the lengths.
+    unsafe { imp::dot_q4_k_r4x4_512(w, row_bytes, a, stride, out) }
+}
+
 fn dot_q5_0_x4_512(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
     // SAFETY: only reachable through the AVX512 table, handed out after detection; the kernel
     // asserts the lengths.
@@ -395,5 +560,5 @@ super::common::x86_table!(
     Some(dot_q5_0_r4x4_512),
     dot_q5_0_r4_512,
     Some(super::q5_0_packed::Q5_0_PACKED),
-    None
+    Some(dot_q4_k_r4x4_512)
 );
