@@ -184,6 +184,121 @@ fn sigkill_and_resume_gives_the_same_adapter() {
     assert_complete(&ckpt_b, false);
 }
 
+/// xorshift64*: the kill points' random numbers (seeded, printed, reproducible).
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The fault test: one training run SIGKILLed at 20 random moments (during start-up,
+/// steps, checkpoint writes or the final writes), each kill followed by a restart with
+/// `--resume` from the checkpoint root (or from scratch while it holds no checkpoint yet, as
+/// a supervisor would), ends in the same adapter bytes as an uninterrupted run. The kill
+/// moments are uniform in [0, T/20] after each start, T the uninterrupted run's wall time, so
+/// the 20 kills all land before the run can finish. `GRAFT_KILL_SEED=N` replays a seed.
+#[test]
+fn sigkill_at_20_random_points_with_resume_gives_the_same_adapter() {
+    let model = model_path();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = small_file(dir.path(), "train.jsonl", 300, 16);
+    let args = |out: &Path, ckpt: &Path| {
+        let mut a = train_args(&model, &data, out, ckpt);
+        // 4 epochs of 8 steps: long enough for 20 kills to land mid-run.
+        let i = a.iter().position(|x| x == "--epochs").expect("--epochs") + 1;
+        a[i] = "4".into();
+        let i = a
+            .iter()
+            .position(|x| x == "--max-steps")
+            .expect("--max-steps")
+            + 1;
+        a[i] = "32".into();
+        a
+    };
+
+    let out_a = dir.path().join("a.gguf");
+    let t0 = Instant::now();
+    let o = graft(&args(&out_a, &dir.path().join("ckpt-a")));
+    let run_time = t0.elapsed();
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    let bytes_a = std::fs::read(&out_a).expect("adapter A");
+
+    let seed = std::env::var("GRAFT_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+        | 1;
+    eprintln!("kill seed {seed} (GRAFT_KILL_SEED={seed} replays it); run time {run_time:?}");
+    let mut rng = Rng(seed);
+    let out_b = dir.path().join("b.gguf");
+    let ckpt_b = dir.path().join("ckpt-b");
+    let leg = |resume: bool| {
+        let mut a = args(&out_b, &ckpt_b);
+        if resume {
+            a.extend(["--resume".to_string(), s(&ckpt_b).to_string()]);
+        }
+        a
+    };
+    let mut resumed_steps = Vec::new();
+    for kill in 0..20 {
+        let resume = !graft_train::trainer::checkpoint::list(&ckpt_b)
+            .expect("list checkpoints")
+            .is_empty();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_graft"))
+            .args(leg(resume))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn graft train");
+        let at = run_time.mul_f64(rng.unit() / 20.0);
+        std::thread::sleep(at);
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("leg {kill} ended before its kill at {at:?} ({st}): {err}");
+        }
+        child.kill().expect("SIGKILL");
+        assert!(!child.wait().expect("wait").success());
+        assert!(!out_b.exists(), "kill {kill}: a killed run left an adapter");
+        if ckpt_b.exists() {
+            assert_complete(&ckpt_b, true);
+        }
+        if let Some((step, _)) = graft_train::trainer::checkpoint::list(&ckpt_b)
+            .expect("list")
+            .pop()
+        {
+            resumed_steps.push(step);
+        }
+    }
+    eprintln!("newest checkpoint after each kill: {resumed_steps:?}");
+    let resume = !resumed_steps.is_empty();
+    let o = graft(&leg(resume));
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout).contains("resumed at step"),
+        resume,
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        std::fs::read(&out_b).expect("adapter B") == bytes_a,
+        "after 20 kills and resumes the adapter differs from the uninterrupted one (seed {seed})"
+    );
+    assert_complete(&ckpt_b, false);
+}
+
 #[test]
 fn bad_data_names_the_line_and_writes_nothing() {
     let model = model_path();

@@ -29,7 +29,7 @@ fn sync_dir(dir: &Path) {
 /// rename several files into place together; [`write_file_with`] does one.
 pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".graft-tmp-");
+    builder.prefix(TEMP_PREFIX);
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
     builder.tempfile_in(dir)
@@ -63,7 +63,44 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_file_with(path, |w| w.write_all(bytes), |e| e)
 }
 
-/// A sibling path of `target` that no other writer uses: `.<name>.<tag>-<pid>-<nanos>`.
+/// The prefix of every temporary name graft's writers use (files and directories): what a
+/// killed writer leaves behind is recognisable, and [`remove_stale`] removes it.
+pub const TEMP_PREFIX: &str = ".graft-tmp-";
+
+/// Removes what killed writers left in `dir`: entries whose names start with [`TEMP_PREFIX`].
+/// Call only while no other writer works in `dir`. A missing `dir` is not an error.
+pub fn remove_stale(dir: &Path) -> io::Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in rd {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let p = entry.path();
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(&p)?;
+            } else {
+                std::fs::remove_file(&p)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes directory `dir` so that a kill part-way never leaves a half-deleted `dir` under its
+/// own name: it is first renamed to a [`TEMP_PREFIX`] sibling (atomic), then deleted; a kill
+/// during the deletion leaves only a temporary name that [`remove_stale`] cleans.
+pub fn remove_dir(dir: &Path) -> io::Result<()> {
+    let doomed = sibling(dir, "tmp")?;
+    std::fs::rename(dir, &doomed)?;
+    std::fs::remove_dir_all(&doomed)
+}
+
+/// A sibling path of `target` that no other writer uses: `.graft-tmp-<name>.tmp-<pid>-<nanos>`
+/// for temporaries (`tag` "tmp"), `.<name>.<tag>-<pid>-<nanos>` otherwise (the previous
+/// version of a directory being replaced: never removed by [`remove_stale`]).
 fn sibling(target: &Path, tag: &str) -> io::Result<PathBuf> {
     let name = target
         .file_name()
@@ -72,7 +109,11 @@ fn sibling(target: &Path, tag: &str) -> io::Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let mut s = std::ffi::OsString::from(".");
+    let mut s = if tag == "tmp" {
+        std::ffi::OsString::from(TEMP_PREFIX)
+    } else {
+        std::ffi::OsString::from(".")
+    };
     s.push(name);
     s.push(format!(".{tag}-{}-{nanos}", std::process::id()));
     Ok(target.with_file_name(s))

@@ -233,35 +233,18 @@ pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
     Ok(out)
 }
 
-/// Removes temporary directories a killed writer left in `root` (names starting with
-/// `.graft-tmp-`; never a checkpoint). Call only while no other run writes to `root`.
+/// Removes what a killed writer left in `root` (names starting with `.graft-tmp-`: partial
+/// checkpoints and checkpoints being pruned; never a complete checkpoint). Call only while no
+/// other run writes to `root`.
 pub fn clean_stale(root: &Path) -> Result<(), TrainError> {
-    let Ok(rd) = std::fs::read_dir(root) else {
-        return Ok(());
-    };
-    for entry in rd.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".graft-tmp-")
-        {
-            let p = entry.path();
-            let r = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            r.map_err(|e| TrainError::io(&p, e))?;
-        }
-    }
-    Ok(())
+    graft_quant::atomic_write::remove_stale(root).map_err(|e| TrainError::io(root, e))
 }
 
 fn prune(root: &Path) -> Result<(), TrainError> {
     let all = list(root)?;
     if all.len() > KEEP {
         for (_, dir) in &all[..all.len() - KEEP] {
-            std::fs::remove_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+            graft_quant::atomic_write::remove_dir(dir).map_err(|e| TrainError::io(dir, e))?;
         }
     }
     Ok(())
