@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # graft's test command (what CI runs):
-#   scripts/test.sh             # setup, fmt, clippy, the whole test suite
+#   scripts/test.sh             # setup, fmt, clippy, the whole test suite, the full-disk tests
 #   scripts/test.sh --parity    # also build llama.cpp (tools/llama-oracle) and run the parity tests
 #   scripts/test.sh --cross     # also cross-compile the kernels for aarch64 and test them under qemu
 # CI (CI=true) runs all of it.
@@ -39,6 +39,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace
 
+step "faults: a full disk (64 MiB tmpfs) while writing models, splits, adapters, checkpoints"
+scripts/test-faults.sh
+
 if [ "$parity" = 1 ]; then
   step "llama.cpp parity (tools/llama-oracle)"
   # Built from the repository root, so the oracle's own .cargo/config.toml (target-cpu=native)
@@ -50,7 +53,7 @@ if [ "$parity" = 1 ]; then
   export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
   # The bit-exactness tests against llama.cpp's x86 kernels (repacked Q4_K, tiled Q6_K) need
   # an AVX2/AVX-512 build of the oracle: scripts/test-native-parity.sh runs them.
-  cargo test --workspace -- --ignored --skip native_oracle
+  cargo test --workspace -- --ignored --skip native_oracle --skip small_fs
 fi
 
 if [ "$cross" = 1 ] && [ -x targets/aarch64-linux/test.sh ]; then

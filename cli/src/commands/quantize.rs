@@ -118,9 +118,8 @@ pub fn run(args: Args) -> Result<()> {
             .add_tensor(t.name, to, t.shape, data)
             .with_context(|| format!("cannot add tensor '{}' to the output", t.name))?;
     }
-    writer
-        .write_file(&args.output)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    // The library's error names the file and the operation.
+    writer.write_file(&args.output)?;
 
     let changed = views
         .iter()
