@@ -17,6 +17,14 @@ fn last_error() -> String {
 
 /// `graft_chat_apply` of system + user messages, with the generation prompt.
 fn apply(model: *mut graft_model) -> String {
+    match try_apply(model) {
+        Ok(s) => s,
+        Err(st) => panic!("{st:?}: {}", last_error()),
+    }
+}
+
+/// [`apply`], returning the status on failure.
+fn try_apply(model: *mut graft_model) -> Result<String, graft_status> {
     let role_s = CString::new("system").expect("no NUL");
     let sys = CString::new("Be terse.").expect("no NUL");
     let role_u = CString::new("user").expect("no NUL");
@@ -46,8 +54,10 @@ fn apply(model: *mut graft_model) -> String {
             &mut len,
         )
     };
-    assert_eq!(st, graft_status::GRAFT_OK, "{}", last_error());
-    String::from_utf8(buf[..len].to_vec()).expect("UTF-8 prompt")
+    if st != graft_status::GRAFT_OK {
+        return Err(st);
+    }
+    Ok(String::from_utf8(buf[..len].to_vec()).expect("UTF-8 prompt"))
 }
 
 fn set(model: *mut graft_model, template: Option<&str>) -> graft_status {
@@ -115,6 +125,29 @@ fn a_chosen_template_is_used_until_reset() {
         last_error()
     );
     assert_eq!(apply(model), "system: Be terse.\nuser: Hi\n");
+
+    // The issue's hostile template (a nested range(10000) loop): graft_chat_apply stops it
+    // with GRAFT_ERR_TEMPLATE naming the bound; the model stays usable.
+    let hostile = dir.path().join("nested.jinja");
+    std::fs::write(
+        &hostile,
+        "{% for i in range(10000) %}{% for j in range(10000) %}\
+         {{ 'twenty bytes a turn' }}{% endfor %}{% endfor %}",
+    )
+    .expect("write template");
+    assert_eq!(
+        set(model, Some(hostile.to_str().expect("UTF-8 path"))),
+        graft_status::GRAFT_OK,
+        "{}",
+        last_error()
+    );
+    assert_eq!(
+        try_apply(model),
+        Err(graft_status::GRAFT_ERR_TEMPLATE),
+        "the nested loop rendered"
+    );
+    let msg = last_error();
+    assert!(msg.contains("chat template was stopped"), "{msg}");
 
     assert_eq!(set(model, None), graft_status::GRAFT_OK);
     assert_eq!(apply(model), chatml);

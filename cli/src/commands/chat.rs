@@ -4,7 +4,6 @@ use super::model_args::{chat_template, check_ctx, ModelArgs, SamplingArgs, Templ
 use anyhow::Result;
 use graft_runtime::chat_template::ChatMessage;
 use graft_runtime::generate::{generate, GenerateParams, StopReason};
-use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::{Session, SessionParams};
 use std::io::{BufRead, Write};
 
@@ -37,9 +36,19 @@ pub struct ChatArgs {
 pub fn run(a: ChatArgs) -> Result<()> {
     let n_ctx = check_ctx(a.ctx)?;
     let sampler = a.sampling.params()?;
+    // The template is chosen and tried on a first turn from the file's metadata before the
+    // weights are loaded: a template that cannot render is refused at once, in a few MB.
+    let (gguf, tok) = a.model.tokenizer()?;
+    let tmpl = chat_template(gguf.metadata(), &tok, a.jinja, &a.template)?;
+    let mut probe: Vec<ChatMessage> = a
+        .system
+        .iter()
+        .map(|s| ChatMessage::new("system", s))
+        .collect();
+    probe.push(ChatMessage::new("user", "Hi"));
+    tmpl.render(&probe, true)?;
+    drop(gguf);
     let (model, _) = a.model.load()?;
-    let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
-    let tmpl = chat_template(&model, &tok, a.jinja, &a.template)?;
     let mut session = Session::new(
         &model,
         SessionParams {

@@ -81,6 +81,24 @@ impl ModelArgs {
         }
     }
 
+    /// The model file's metadata and tokenizer only (the header is mapped and parsed, no
+    /// weight is touched): commands build and check the prompt with these before paying for
+    /// the model load, so a hostile chat template is refused in a few MB.
+    pub fn tokenizer(
+        &self,
+    ) -> Result<(
+        graft_quant::gguf::GgufFile,
+        graft_runtime::tokenizer::Tokenizer,
+    )> {
+        if !self.model.is_file() {
+            bail!("model file not found: {}", self.model.display());
+        }
+        let gguf = graft_quant::gguf::GgufFile::open(&self.model)
+            .with_context(|| format!("cannot read {}", self.model.display()))?;
+        let tok = graft_runtime::tokenizer::Tokenizer::from_gguf(gguf.metadata())?;
+        Ok((gguf, tok))
+    }
+
     /// Loads the model; returns it with the load time in seconds.
     pub fn load(&self) -> Result<(Model, f64)> {
         let threads = self.threads()?;
@@ -228,12 +246,11 @@ impl TemplateArgs {
 /// no default system message; `gemma` for Gemma's); with `jinja`, or for templates llama.cpp
 /// has no built-in for, the model's own Jinja template.
 pub fn chat_template(
-    model: &graft_runtime::Model,
+    md: &graft_quant::gguf::Metadata,
     tok: &graft_runtime::tokenizer::Tokenizer,
     jinja: bool,
     template: &TemplateArgs,
 ) -> Result<graft_runtime::chat_template::ChatTemplate> {
-    let md = model.gguf().metadata();
     graft_runtime::chat_template::ChatTemplate::select(md, tok, jinja, template.choice())
         .context("cannot choose the chat template")
 }

@@ -6,7 +6,6 @@ use super::model_args::{
 use anyhow::{bail, Result};
 use graft_runtime::chat_template::ChatMessage;
 use graft_runtime::generate::{generate, GenerateParams};
-use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::{Session, SessionParams};
 use std::io::Write;
 use std::path::PathBuf;
@@ -58,14 +57,16 @@ pub fn run(a: RunArgs) -> Result<()> {
         (None, Some(f)) => read_utf8(f)?,
         (None, None) => bail!("give a prompt with -p PROMPT or -f FILE"),
     };
-    let (model, _load_s) = a.model.load()?;
-    let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
+    // The prompt is rendered from the file's metadata before the weights are loaded.
+    let (gguf, tok) = a.model.tokenizer()?;
     let text = if a.chat {
-        let tmpl = chat_template(&model, &tok, a.jinja, &a.template)?;
+        let tmpl = chat_template(gguf.metadata(), &tok, a.jinja, &a.template)?;
         tmpl.render(&[ChatMessage::new("user", &prompt)], true)?
     } else {
         prompt
     };
+    drop(gguf);
+    let (model, _load_s) = a.model.load()?;
     let ids = tok.encode(&text, true, true);
     if ids.is_empty() {
         bail!("the prompt is empty");
