@@ -53,7 +53,7 @@ pub struct graft_train_params {
     /// Compute threads of the training kernels, 1..=1024 (default 1).
     pub threads: u32,
     /// Weight of the base anchor, >= 0: penalises what the adapter adds on the tokens the
-    /// loss does not score (prompts), so the model drifts less on unrelated text (1 suits base
+    /// loss does not score (prompts), so the model drifts less on unrelated text (0.5 suits base
     /// models such as Gemma 3 270M); 0 turns it off (default 0, as `graft train --anchor`).
     pub anchor: f32,
 }
