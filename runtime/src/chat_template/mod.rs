@@ -7,16 +7,20 @@
 //! the many GGUF files that carry no template.
 //!
 //! A template in a downloaded GGUF is code from a stranger, so every render is bounded: at most
-//! [`TEMPLATE_FUEL`] template instructions, [`TEMPLATE_RECURSION`] levels of nesting and
-//! [`MAX_RENDER_BYTES`] of output; past any of them the render stops with
-//! [`ChatTemplateError::Limit`] (a template that loops forever is refused in well under a second).
+//! [`TEMPLATE_FUEL`] template instructions, [`TEMPLATE_RECURSION`] levels of nesting,
+//! [`MAX_RENDER_BYTES`] of output and [`RENDER_BUDGET_BYTES`] of text and values built on the
+//! way (what renders is a guarded copy of the template that charges each value it builds:
+//! `guard/`); past any of them the render stops with [`ChatTemplateError::Limit`] (a template
+//! that loops forever or doubles a string is refused in well under a second).
 
 mod builtin;
 mod detect;
+mod guard;
 
 use std::path::{Path, PathBuf};
 
 pub use builtin::BuiltinTemplate;
+pub use guard::budget::RENDER_BUDGET_BYTES;
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
@@ -96,7 +100,12 @@ pub enum ChatTemplateError {
     /// Rendering failed, or the template called `raise_exception`.
     #[error("rendering the chat template failed: {0:#}")]
     Render(#[source] JinjaError),
-    /// The template ran past a bound (steps, nesting or output size): it is treated as hostile.
+    /// The template uses something chat templates may not (loading other templates, a
+    /// growing filter on a block).
+    #[error("the chat template is refused: {0}")]
+    Unsupported(String),
+    /// The template ran past a bound (steps, nesting, output size or the bytes it builds): it
+    /// is treated as hostile.
     #[error(
         "the chat template was stopped: {0} (graft bounds every render; pass another template \
          or format the prompt yourself)"
@@ -151,12 +160,19 @@ impl ChatTemplate {
             .lstrip_blocks(true)
             .build()
             .map_err(ChatTemplateError::Syntax)?;
-        env.set_syntax(syntax);
+        // What renders is the guarded copy (same text, every value it builds charged to the
+        // render's budget), compiled without whitespace rules: the parse applied them.
+        let guarded = guard::guard(source, syntax).map_err(|e| match e {
+            guard::GuardError::Syntax(e) => ChatTemplateError::Syntax(e),
+            guard::GuardError::Unsupported(what) => ChatTemplateError::Unsupported(what),
+        })?;
+        env.set_syntax(guard::guarded_syntax().map_err(ChatTemplateError::Syntax)?);
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_recursion_limit(TEMPLATE_RECURSION);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned(TEMPLATE_NAME, source.to_string())
+        guard::install(&mut env);
+        env.add_template_owned(TEMPLATE_NAME, guarded)
             .map_err(ChatTemplateError::Syntax)?;
         Ok(ChatTemplate {
             kind: Kind::Jinja {
@@ -314,9 +330,16 @@ impl ChatTemplate {
             eos_token => eos_token.as_str(),
         };
         let mut out = CappedWriter::default();
-        match tmpl.render_captured_to(ctx, &mut out) {
+        let budget = guard::budget::RenderBudget::start();
+        let result = tmpl.render_captured_to(ctx, &mut out);
+        let exceeded = budget.exceeded();
+        drop(budget);
+        match result {
             Ok(_) => String::from_utf8(out.buf)
                 .map_err(|e| ChatTemplateError::Limit(format!("output is not UTF-8: {e}"))),
+            Err(_) if exceeded => Err(ChatTemplateError::Limit(format!(
+                "it built more than {RENDER_BUDGET_BYTES} bytes of text and values"
+            ))),
             Err(_) if out.overflowed => Err(ChatTemplateError::Limit(format!(
                 "it rendered more than {MAX_RENDER_BYTES} bytes"
             ))),
