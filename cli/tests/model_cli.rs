@@ -81,6 +81,28 @@ fn zero_threads_and_zero_context_are_refused() {
 }
 
 #[test]
+fn a_context_larger_than_memory_is_refused_with_the_numbers() {
+    let m = model();
+    let out = graft(&[
+        "run",
+        "-m",
+        &m,
+        "-p",
+        "Hi",
+        "-n",
+        "1",
+        "-c",
+        "1000000000000",
+    ]);
+    fails_with(&out, "not enough memory");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1000000000000 tokens") && err.contains("TiB") && err.contains("available"),
+        "{err}"
+    );
+}
+
+#[test]
 fn prompt_longer_than_context_is_refused() {
     let m = model();
     let prompt = "word ".repeat(100);

@@ -77,6 +77,9 @@ typedef enum graft_status {
   GRAFT_ERR_TRAIN = 13,
   // An internal error (a bug in graft, caught at the boundary).
   GRAFT_ERR_INTERNAL = 14,
+  // What was asked for needs more memory than the machine has available (checked before
+  // allocating; the message names both numbers).
+  GRAFT_ERR_NO_MEMORY = 15,
 } graft_status;
 
 // Why a generation ended.

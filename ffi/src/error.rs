@@ -41,6 +41,9 @@ pub enum graft_status {
     GRAFT_ERR_TRAIN = 13,
     /// An internal error (a bug in graft, caught at the boundary).
     GRAFT_ERR_INTERNAL = 14,
+    /// What was asked for needs more memory than the machine has available (checked before
+    /// allocating; the message names both numbers).
+    GRAFT_ERR_NO_MEMORY = 15,
 }
 
 /// An error on its way to the C caller: a status and a message.
@@ -89,6 +92,7 @@ impl From<ModelError> for FfiError {
             ModelError::TokenOutOfRange { .. } | ModelError::InvalidParam(_) => {
                 S::GRAFT_ERR_INVALID_ARG
             }
+            ModelError::OutOfMemory(_) => S::GRAFT_ERR_NO_MEMORY,
             ModelError::Adapter { .. } => S::GRAFT_ERR_ADAPTER,
             ModelError::Kernel(_) => S::GRAFT_ERR_INTERNAL,
         };
@@ -137,6 +141,7 @@ pub extern "C" fn graft_status_name(status: i32) -> *const c_char {
         12 => c"GRAFT_ERR_TEMPLATE",
         13 => c"GRAFT_ERR_TRAIN",
         14 => c"GRAFT_ERR_INTERNAL",
+        15 => c"GRAFT_ERR_NO_MEMORY",
         _ => c"unknown status",
     };
     s.as_ptr()

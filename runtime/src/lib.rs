@@ -11,6 +11,7 @@ pub mod forward;
 pub mod generate;
 pub mod kv_cache;
 pub mod lora;
+pub mod memory;
 pub mod model;
 pub mod model_error;
 pub mod perplexity;

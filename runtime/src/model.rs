@@ -199,6 +199,31 @@ impl SessionState {
     }
 }
 
+/// Bytes a session's KV cache (f16 keys and values for every layer and position) and
+/// activation arena (f32, `n_batch` rows of every buffer in [`crate::forward::Scratch`]) take;
+/// `None` if that overflows.
+fn session_bytes(cfg: &crate::config::ModelConfig, n_ctx: usize, n_batch: usize) -> Option<u64> {
+    let (n_ctx, n_batch) = (n_ctx as u64, n_batch as u64);
+    let kv = 2u64
+        .checked_mul(cfg.n_layer as u64)?
+        .checked_mul(n_ctx)?
+        .checked_mul(cfg.kv_dim() as u64)?
+        .checked_mul(2)?;
+    let row = 9u64
+        .checked_mul(cfg.n_embd as u64)?
+        .checked_add(3u64.checked_mul(cfg.q_dim() as u64)?)?
+        .checked_add(4u64.checked_mul(cfg.kv_dim() as u64)?)?
+        .checked_add(3u64.checked_mul(cfg.n_ff as u64)?)?
+        .checked_add(cfg.n_vocab as u64)?;
+    let scratch = row.checked_mul(n_batch)?.checked_mul(4)?;
+    // Attention scores: one row of the context per head, per batch row.
+    let scores = (cfg.n_head as u64)
+        .checked_mul(n_ctx)?
+        .checked_mul(n_batch.min(64))?
+        .checked_mul(4)?;
+    kv.checked_add(scratch)?.checked_add(scores)
+}
+
 /// An inference session: a KV cache and activation arena over a borrowed model.
 pub struct Session<'m> {
     model: &'m Model,
@@ -225,6 +250,11 @@ impl<'m> Session<'m> {
             ));
         }
         let n_batch = params.n_batch.min(n_ctx);
+        crate::memory::check_fits(
+            &format!("a session with a context of {n_ctx} tokens and batches of {n_batch}"),
+            session_bytes(cfg, n_ctx, n_batch),
+        )
+        .map_err(ModelError::OutOfMemory)?;
         Ok(Session {
             model,
             spec: model.spec().for_context(n_ctx),

@@ -75,6 +75,10 @@ pub enum ModelError {
     /// A parameter is out of its valid range.
     #[error("invalid parameter: {0}")]
     InvalidParam(String),
+    /// What the parameters ask for needs more memory than the machine has (checked before
+    /// allocating; the message names both numbers).
+    #[error("not enough memory: {0}")]
+    OutOfMemory(String),
     /// A compute kernel failed.
     #[error("kernel error: {0}")]
     Kernel(String),

@@ -226,6 +226,7 @@ const CONSTRUCTS: &[&str] = &[
     "{% for i in range(3) %}{% if i == 1 %}{% continue %}{% endif %}{{ i }}{% if i == 2 %}{% break %}{% endif %}{% endfor %}{% filter upper %}shout {{ messages[-1].content }}{% endfilter %}",
     "{{ messages[0]['content'] | tojson(indent=2) }}{{ messages | tojson }}{% raw %}{{ not a tag }}{% endraw %}{# comment #}\n  {% if true %}\n    kept\n  {% endif %}\nend\n",
     "{% if messages[0].role == 'system' %}{{ raise_exception('no system turn please') }}{% endif %}ok",
+    "{\n{%- for m in messages %}\n  \"{{ m.role }}\": {\n  {%- if m.content %}{{ m.content }}{% endif -%}\n}{% endfor %}{{ '{' }}{% if true %}x{% endif %}",
     "{{ messages | first | attr('role') }}{{ (messages | last).content | length }}{{ '\\n'.join(['a','b']) }}{{ \"q\\\"uote\" }}{{ 'tab\\there' }}{{ messages[0].content.startswith('Be') }}{{ 10 / 4 }}{{ [1,2] * 2 }}",
 ];
 

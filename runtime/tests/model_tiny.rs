@@ -387,3 +387,31 @@ fn missing_tensor_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_context_the_machine_cannot_hold_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tiny.gguf");
+    tiny("llama", 7, false).write(&path);
+    let model = Model::load(&path, ModelParams { threads: 1 }).expect("load");
+    for (n_ctx, n_batch) in [(1usize << 40, 512usize), (usize::MAX / 2, usize::MAX / 2)] {
+        let e = Session::new(&model, SessionParams { n_ctx, n_batch })
+            .err()
+            .expect("a session of 2^40 positions");
+        assert!(matches!(e, ModelError::OutOfMemory(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("{n_ctx} tokens")) && msg.contains("memory"),
+            "{msg}"
+        );
+    }
+    // A real size still works.
+    Session::new(
+        &model,
+        SessionParams {
+            n_ctx: 64,
+            n_batch: 16,
+        },
+    )
+    .expect("a small session");
+}

@@ -121,7 +121,13 @@ impl Printer {
                 self.out.push_str(") }}");
             }
             Stmt::EmitRaw(r) => {
-                if r.raw.contains("{{") || r.raw.contains("{%") || r.raw.contains("{#") {
+                // Text that could read as a tag, or that ends in `{` (the next tag would make
+                // `{{%`), is written as a string constant.
+                if r.raw.contains("{{")
+                    || r.raw.contains("{%")
+                    || r.raw.contains("{#")
+                    || r.raw.ends_with('{')
+                {
                     self.out.push_str("{{ ");
                     string_literal(r.raw, &mut self.out);
                     self.out.push_str(" }}");
