@@ -300,6 +300,52 @@ fn sigkill_at_20_random_points_with_resume_gives_the_same_adapter() {
 }
 
 #[test]
+fn batches_larger_than_memory_are_refused_before_training() {
+    let model = model_path();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 64 examples of ~8,000 tokens in batches of 64 rows: ~512k tokens a micro-batch, about
+    // 1 MB of activations each on this model: far past any machine's memory.
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(900);
+    let mut lines = String::new();
+    for i in 0..64 {
+        let ex = serde_json::json!({"messages": [
+            {"role": "user", "content": format!("{i} {long}")},
+            {"role": "assistant", "content": "ok"},
+        ]});
+        lines.push_str(&ex.to_string());
+        lines.push('\n');
+    }
+    let data = dir.path().join("long.jsonl");
+    std::fs::write(&data, lines).expect("write data");
+    let out = dir.path().join("x.gguf");
+    let o = graft(&strs(&[
+        "train",
+        "-m",
+        s(&model),
+        "--data",
+        s(&data),
+        "-o",
+        s(&out),
+        "--seq",
+        "16384",
+        "--batch",
+        "64",
+        "--max-steps",
+        "1",
+        "-t",
+        "1",
+        "--no-progress",
+    ]));
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("not enough memory") && err.contains("64 rows") && err.contains("available"),
+        "{err}"
+    );
+    assert!(!out.exists(), "an adapter was written");
+}
+
+#[test]
 fn bad_data_names_the_line_and_writes_nothing() {
     let model = model_path();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -178,6 +178,7 @@ impl graft_train_params {
 fn train_err(e: TrainError) -> FfiError {
     let status = match &e {
         TrainError::Config(_) => graft_status::GRAFT_ERR_INVALID_ARG,
+        TrainError::OutOfMemory(_) => graft_status::GRAFT_ERR_NO_MEMORY,
         TrainError::Io { .. } => graft_status::GRAFT_ERR_IO,
         _ => graft_status::GRAFT_ERR_TRAIN,
     };

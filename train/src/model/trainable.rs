@@ -157,6 +157,36 @@ impl<'m> Trainable<'m> {
             .map_or(0, |b| b.arena.bytes() + 4 * (b.ckpt.len() + b.xout.len()))
     }
 
+    /// Bytes the activation buffers take for micro-batches of `n_tok` tokens (the arena of
+    /// one checkpoint segment, the segment inputs, the work buffers) plus the output head's
+    /// logits for every token (an upper bound: only scored tokens go through it); `None` if
+    /// that overflows. What [`Trainable`] allocates for such a batch, computed first.
+    pub fn batch_bytes(&self, n_tok: usize) -> Option<u64> {
+        let cfg = &self.spec.config;
+        let n = n_tok as u64;
+        let dims = LayerDims::new(&self.spec, 1, self.ranks());
+        let arena = (dims.slot_len() as u64)
+            .checked_mul(self.plan.seg_len as u64)?
+            .checked_mul(n)?;
+        let d = cfg.n_embd as u64;
+        let ckpt = (self.plan.segments.len() as u64 + 1)
+            .checked_mul(d)?
+            .checked_mul(n)?;
+        let wide = cfg.n_embd.max(cfg.n_ff).max(cfg.q_dim()) as u64;
+        let work = (2 * wide
+            + 3 * d
+            + 4 * cfg.q_dim() as u64
+            + 3 * cfg.kv_dim() as u64
+            + 3 * cfg.n_ff as u64)
+            .checked_mul(n)?;
+        let head = (cfg.n_vocab as u64).checked_mul(n)?;
+        arena
+            .checked_add(ckpt)?
+            .checked_add(work)?
+            .checked_add(head)?
+            .checked_mul(4)
+    }
+
     fn ranks(&self) -> [usize; 7] {
         Target::ALL.map(|t| {
             if self.lora.slot(0, t).is_some() {

@@ -13,6 +13,10 @@ pub enum TrainError {
     /// A hyperparameter is out of range.
     #[error("invalid training configuration: {0}")]
     Config(String),
+    /// The batches asked for need more memory than the machine has available (checked
+    /// before allocating; the message names both numbers).
+    #[error("not enough memory: {0}")]
+    OutOfMemory(String),
     /// The training or validation data cannot be used.
     #[error(transparent)]
     Data(#[from] DataError),

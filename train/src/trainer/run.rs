@@ -305,6 +305,19 @@ impl<'t, 'm> Run<'t, 'm> {
                 ..TrainOptions::default()
             },
         )?;
+        // The largest micro-batch: `batch` rows (at most the data's) as long as the longest
+        // packed row (a micro-batch is as long as its longest row), training or validation.
+        let longest = |d: &PreparedData| d.rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+        let (mut rows, mut len) = (t.plan.batch.min(t.train.rows.len()), longest(&t.train));
+        if let Some(v) = &t.val {
+            rows = rows.max(t.plan.batch.min(v.rows.len()));
+            len = len.max(longest(v));
+        }
+        graft_runtime::memory::check_fits(
+            &format!("training micro-batches of {rows} rows × {len} tokens"),
+            tr.batch_bytes(rows.saturating_mul(len)),
+        )
+        .map_err(TrainError::OutOfMemory)?;
         let acfg = AdamWConfig {
             weight_decay: cfg.weight_decay,
             ..AdamWConfig::default()
