@@ -87,7 +87,8 @@ impl From<ModelError> for FfiError {
             | ModelError::Config(_)
             | ModelError::MissingTensor(_)
             | ModelError::Tensor { .. }
-            | ModelError::Tokenizer(_) => S::GRAFT_ERR_MODEL,
+            | ModelError::Tokenizer(_)
+            | ModelError::FileChanged(_) => S::GRAFT_ERR_MODEL,
             ModelError::ContextFull { .. } => S::GRAFT_ERR_CONTEXT_FULL,
             ModelError::TokenOutOfRange { .. } | ModelError::InvalidParam(_) => {
                 S::GRAFT_ERR_INVALID_ARG

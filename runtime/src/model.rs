@@ -350,6 +350,10 @@ impl<'m> Session<'m> {
 
     /// Evaluates `tokens`; returns the logits of tokens `first..` (`[(n - first) × n_vocab]`).
     pub fn eval_from(&mut self, tokens: &[u32], first: usize) -> Result<&[f32], ModelError> {
+        self.model
+            .gguf()
+            .check_unchanged()
+            .map_err(|e| ModelError::FileChanged(e.to_string()))?;
         let cfg = self.model.config();
         let nv = cfg.n_vocab;
         if tokens.is_empty() {

@@ -75,6 +75,10 @@ pub enum ModelError {
     /// A parameter is out of its valid range.
     #[error("invalid parameter: {0}")]
     InvalidParam(String),
+    /// The model file was truncated or rewritten while mapped (checked before each forward
+    /// pass: reading a truncated map would raise SIGBUS).
+    #[error("{0}")]
+    FileChanged(String),
     /// What the parameters ask for needs more memory than the machine has (checked before
     /// allocating; the message names both numbers).
     #[error("not enough memory: {0}")]

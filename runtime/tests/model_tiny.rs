@@ -415,3 +415,68 @@ fn a_context_the_machine_cannot_hold_is_refused_before_allocating() {
     )
     .expect("a small session");
 }
+
+#[test]
+fn a_model_file_changed_while_held_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("held.gguf");
+    tiny("llama", 3, false).write(&path);
+    let model = Model::load(&path, ModelParams { threads: 1 }).expect("load");
+    let params = || SessionParams {
+        n_ctx: 32,
+        n_batch: 8,
+    };
+    let want = Session::new(&model, params())
+        .expect("session")
+        .eval(&[1, 2, 3])
+        .expect("eval")
+        .to_vec();
+
+    // Another file renamed over it (how graft and most tools replace files): the map keeps
+    // the old inode, the model runs on unchanged.
+    let other = dir.path().join("other.gguf");
+    tiny("llama", 99, false).write(&other);
+    std::fs::rename(&other, &path).expect("rename over");
+    let got = Session::new(&model, params())
+        .expect("session")
+        .eval(&[1, 2, 3])
+        .expect("eval after the file was replaced")
+        .to_vec();
+    assert_eq!(got, want, "a replaced file changed a held model's output");
+
+    // Truncated in place: reading the lost pages would be SIGBUS; the forward pass refuses.
+    let path2 = dir.path().join("truncated.gguf");
+    tiny("llama", 5, false).write(&path2);
+    let model2 = Model::load(&path2, ModelParams { threads: 1 }).expect("load");
+    let mut s2 = Session::new(&model2, params()).expect("session");
+    s2.eval(&[1, 2]).expect("eval before truncation");
+    let len = std::fs::metadata(&path2).expect("stat").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path2)
+        .expect("open for writing")
+        .set_len(len / 2)
+        .expect("truncate");
+    let e = s2.eval(&[3]).expect_err("a truncated model ran");
+    assert!(matches!(e, ModelError::FileChanged(_)), "{e}");
+    assert!(
+        e.to_string().contains("shrank") && e.to_string().contains("truncated.gguf"),
+        "{e}"
+    );
+
+    // Rewritten in place (same size, new modification time): refused too.
+    let path3 = dir.path().join("rewritten.gguf");
+    tiny("llama", 6, false).write(&path3);
+    let model3 = Model::load(&path3, ModelParams { threads: 1 }).expect("load");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path3)
+        .expect("open for writing");
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .expect("set mtime");
+    let e = Session::new(&model3, params())
+        .expect("session")
+        .eval(&[1])
+        .expect_err("a rewritten model ran");
+    assert!(e.to_string().contains("rewritten in place"), "{e}");
+}

@@ -95,6 +95,9 @@ impl ModelArgs {
         }
         let gguf = graft_quant::gguf::GgufFile::open(&self.model)
             .with_context(|| format!("cannot read {}", self.model.display()))?;
+        // The architecture and hyperparameters first: a model graft cannot run is named as
+        // such before anything else is read.
+        graft_runtime::config::ModelConfig::from_gguf(&gguf)?;
         let tok = graft_runtime::tokenizer::Tokenizer::from_gguf(gguf.metadata())?;
         Ok((gguf, tok))
     }

@@ -22,6 +22,14 @@ pub enum GgufError {
         #[source]
         source: io::Error,
     },
+    /// A memory-mapped file was truncated or rewritten in place while mapped.
+    #[error("{path} changed while graft had it mapped ({what}); reload the model")]
+    ChangedWhileMapped {
+        /// The file.
+        path: PathBuf,
+        /// What changed.
+        what: String,
+    },
     /// Writing to a caller-supplied writer failed.
     #[error("writing GGUF {what} failed: {source}")]
     Write {

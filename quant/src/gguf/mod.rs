@@ -42,14 +42,23 @@ pub const MAX_ARRAY_DEPTH: usize = 16;
 /// The bytes of a file: a read-only memory map, or an owned buffer.
 #[derive(Debug)]
 enum Storage {
-    Mmap(memmap2::Mmap),
+    Mmap(Mapped),
     Owned(Vec<u8>),
+}
+
+/// A memory-mapped file, with what is needed to notice it changing underneath the map.
+#[derive(Debug)]
+struct Mapped {
+    map: memmap2::Mmap,
+    file: File,
+    path: std::path::PathBuf,
+    modified: Option<std::time::SystemTime>,
 }
 
 impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::Mmap(m) => m,
+            Storage::Mmap(m) => &m.map,
             Storage::Owned(v) => v,
         }
     }
@@ -93,7 +102,47 @@ impl GgufFile {
         // `GgufWriter::write_file`), which replaces the directory entry instead of the mapped
         // inode, so a mapped file is never modified in place by graft.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(ioerr("memory-map"))?;
-        GgufFile::from_storage(Storage::Mmap(map))
+        let modified = file.metadata().ok().and_then(|m| m.modified().ok());
+        GgufFile::from_storage(Storage::Mmap(Mapped {
+            map,
+            file,
+            path: path.to_path_buf(),
+            modified,
+        }))
+    }
+
+    /// Checks that the mapped file is still the one that was mapped: not shrunk (reading a
+    /// page past the new end raises SIGBUS, which kills the process) and not rewritten in
+    /// place (its modification time moved: the map would show other weights). Replacing the
+    /// file by renaming another over it is harmless (the map keeps the old inode) and passes.
+    /// Cheap (one `fstat`): the runtime calls it before each forward pass, which turns a file
+    /// truncated while an app holds the model into an error instead of a crash, except in
+    /// the window of a truncation during the pass itself (see the README's Faults section).
+    /// Files parsed from memory always pass.
+    pub fn check_unchanged(&self) -> Result<(), GgufError> {
+        let Storage::Mmap(m) = &self.storage else {
+            return Ok(());
+        };
+        let meta = m.file.metadata().map_err(|source| GgufError::Io {
+            op: "stat",
+            path: m.path.clone(),
+            source,
+        })?;
+        let changed = |what: String| GgufError::ChangedWhileMapped {
+            path: m.path.clone(),
+            what,
+        };
+        if meta.len() < m.map.len() as u64 {
+            return Err(changed(format!(
+                "it shrank from {} to {} bytes",
+                m.map.len(),
+                meta.len()
+            )));
+        }
+        if meta.modified().ok() != m.modified {
+            return Err(changed("it was rewritten in place".into()));
+        }
+        Ok(())
     }
 
     /// Parses a file held in memory, with exactly the checks of [`GgufFile::open`].

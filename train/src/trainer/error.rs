@@ -13,6 +13,10 @@ pub enum TrainError {
     /// A hyperparameter is out of range.
     #[error("invalid training configuration: {0}")]
     Config(String),
+    /// The base model's file was truncated or rewritten while mapped (checked before each
+    /// optimizer step).
+    #[error("{0}")]
+    ModelFileChanged(String),
     /// The batches asked for need more memory than the machine has available (checked
     /// before allocating; the message names both numbers).
     #[error("not enough memory: {0}")]

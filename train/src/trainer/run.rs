@@ -390,6 +390,12 @@ impl<'t, 'm> Run<'t, 'm> {
 
     /// One optimizer step; `None` when the observer stopped it midway (nothing changed).
     fn step(&mut self, obs: &mut dyn Observer) -> Result<Option<StepMetrics>, TrainError> {
+        // A base file truncated under the map would raise SIGBUS in the forward pass.
+        self.t
+            .model
+            .gguf()
+            .check_unchanged()
+            .map_err(|e| TrainError::ModelFileChanged(e.to_string()))?;
         let plan = self.t.plan;
         let s = self.state.step;
         let epoch = plan.epoch_of(s);
