@@ -204,8 +204,13 @@ pub struct FuzzTokenizer {
     /// The tokenizer.
     pub tok: Tokenizer,
     /// `decode(encode(text, false, parse_special)) == text` for every UTF-8 `text` with
-    /// either `parse_special` (byte-level BPE whose pre-tokenizer keeps spaces as they are).
+    /// either `parse_special` (byte-level BPE whose pre-tokenizer keeps spaces as they are),
+    /// as long as every byte of `text` has a token (see [`FuzzTokenizer::has_byte`]).
     pub round_trips: bool,
+    /// Byte-level BPE: whether each byte's GPT-2 character is a token. A vocabulary can lack
+    /// some (SmolLM2 has no token for 21 bytes, among them 0x04 and 0x06); their bytes are
+    /// dropped when encoding, as llama.cpp drops them.
+    pub has_byte: [bool; 256],
     /// SentencePiece: round-trips only without special tokens and without `▁` in the text
     /// (`▁` decodes to a space, and a space prefix follows every special token).
     pub spm: bool,
@@ -213,12 +218,17 @@ pub struct FuzzTokenizer {
 
 fn build(name: &'static str, md: &Metadata, round_trips: bool, spm: bool) -> FuzzTokenizer {
     match Tokenizer::from_gguf(md) {
-        Ok(tok) => FuzzTokenizer {
-            name,
-            tok,
-            round_trips,
-            spm,
-        },
+        Ok(tok) => {
+            let chars = gpt2_byte_chars();
+            let has_byte = std::array::from_fn(|b| tok.token_id(&chars[b].to_string()).is_some());
+            FuzzTokenizer {
+                name,
+                tok,
+                round_trips,
+                has_byte,
+                spm,
+            }
+        }
         Err(e) => panic!("the tiny {name} vocabulary does not build: {e}"),
     }
 }
