@@ -313,8 +313,8 @@ pub fn from_peft_bytes(
             .as_bool()
             .ok_or_else(|| config_err(config_path, "`use_rslora` must be a boolean"))?,
     };
-    let rank_pattern = compile_patterns(&config_path, cfg, "rank_pattern")?;
-    let alpha_pattern = compile_patterns(&config_path, cfg, "alpha_pattern")?;
+    let rank_pattern = compile_patterns(config_path, cfg, "rank_pattern")?;
+    let alpha_pattern = compile_patterns(config_path, cfg, "alpha_pattern")?;
 
     // Weights.
     let st_err = |message: String| AdapterError::Safetensors {
