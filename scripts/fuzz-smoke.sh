@@ -13,16 +13,16 @@ cd "$(dirname "$0")/../fuzz"
 
 secs="${1:-60}"
 shift || true
-if [ "$#" -gt 0 ]; then
-  targets=("$@")
-else
-  mapfile -t targets < <(sed -n 's/^name = "\([a-z0-9_]*\)"$/\1/p' Cargo.toml | grep -v '^graft-fuzz$')
-fi
-
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"
   cargo install cargo-fuzz --locked
+fi
+
+if [ "$#" -gt 0 ]; then
+  targets=("$@")
+else
+  mapfile -t targets < <(cargo fuzz list)
 fi
 
 echo "==> building ${#targets[@]} fuzz targets"
