@@ -339,3 +339,30 @@ fn qk_rows_need_head_counts_or_a_non_permuting_arch() {
     let err = LoraAdapter::load_with_base(&out, &base).unwrap_err();
     assert!(matches!(err, AdapterError::ArchMismatch { .. }), "{err}");
 }
+
+/// `from_peft_bytes` (the fuzz target's entry point) reads what `load` reads from the
+/// directory, and refuses config bytes that are not UTF-8 and weights that are not
+/// safetensors with clear errors.
+#[test]
+fn from_bytes_matches_the_directory_loader() {
+    use graft_runtime::adapter::format_peft::from_peft_bytes;
+    let dir = tempfile::tempdir().unwrap();
+    let out = plain_peft(dir.path(), 4);
+    let config = std::fs::read(out.join("adapter_config.json")).unwrap();
+    let weights = std::fs::read(out.join("adapter_model.safetensors")).unwrap();
+    let (cp, wp) = (Path::new("adapter_config.json"), Path::new("w.safetensors"));
+    let a = from_peft_bytes((cp, &config), (wp, &weights), None, None).unwrap();
+    assert_eq!(a.tensors, LoraAdapter::load(&out).unwrap().tensors);
+
+    let err = from_peft_bytes((cp, b"{\"r\": 4, \xff}"), (wp, &weights), None, None).unwrap_err();
+    assert!(matches!(err, AdapterError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("UTF-8"), "{err}");
+    let err = from_peft_bytes(
+        (cp, &config),
+        (wp, &weights[..weights.len() / 2]),
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AdapterError::Safetensors { .. }), "{err}");
+}

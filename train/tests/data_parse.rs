@@ -362,3 +362,37 @@ fn missing_file_is_an_io_error_naming_the_path() {
     assert!(matches!(err, DataError::Io { .. }));
     assert!(err.to_string().contains("nope.jsonl"), "{err}");
 }
+
+/// `Dataset::from_reader` and `check_reader` (the fuzz target's entry points) give what
+/// `Dataset::load` and `check` give for the same bytes in a file; bad options are refused
+/// before anything is read.
+#[test]
+fn readers_match_the_file_loaders() {
+    let bytes: &[u8] = b"{\"text\":\"one two\"}\r\n\nnot json\n{\"text\":\"one two\"}\n{\"prompt\":\"a\",\"completion\":\"b\"}";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write_file(&dir, "mixed.jsonl", bytes);
+    let opts = LoadOptions::drop_bad();
+    let opts = LoadOptions {
+        max_drop_fraction: 0.5,
+        ..opts
+    };
+    let from_file = Dataset::load(&p, &opts).expect("loads");
+    let from_reader = Dataset::from_reader(std::io::Cursor::new(bytes), &p, &opts).expect("loads");
+    assert_eq!(from_file.0, from_reader.0);
+    assert_eq!(from_file.1.to_string(), from_reader.1.to_string());
+    let checked =
+        graft_train::data::check_reader(std::io::Cursor::new(bytes), &p, &opts).expect("checks");
+    assert_eq!(
+        checked.to_string(),
+        graft_train::data::check(&p, &opts)
+            .expect("checks")
+            .to_string()
+    );
+
+    let bad = LoadOptions {
+        max_line_bytes: 0,
+        ..LoadOptions::default()
+    };
+    let err = Dataset::from_reader(std::io::Cursor::new(bytes), &p, &bad).expect_err("bad option");
+    assert!(matches!(err, DataError::InvalidOption(_)), "{err}");
+}

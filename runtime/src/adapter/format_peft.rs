@@ -243,13 +243,32 @@ pub fn load_peft(
     heads: Option<HeadLayout>,
 ) -> Result<LoraAdapter, AdapterError> {
     let (config_path, weights_path) = resolve(path)?;
-    let config_text =
-        std::fs::read_to_string(&config_path).map_err(|e| AdapterError::io(&config_path, e))?;
+    let config = std::fs::read(&config_path).map_err(|e| AdapterError::io(&config_path, e))?;
+    let weights = std::fs::read(&weights_path).map_err(|e| AdapterError::io(&weights_path, e))?;
+    from_peft_bytes(
+        (&config_path, &config),
+        (&weights_path, &weights),
+        arch,
+        heads,
+    )
+}
+
+/// Builds a PEFT adapter from the bytes of its `adapter_config.json` and
+/// `adapter_model.safetensors` (each with the path its messages name), as [`load_peft`] does
+/// after reading them. Any input returns an adapter or an error.
+pub fn from_peft_bytes(
+    (config_path, config): (&Path, &[u8]),
+    (weights_path, bytes): (&Path, &[u8]),
+    arch: Option<&str>,
+    heads: Option<HeadLayout>,
+) -> Result<LoraAdapter, AdapterError> {
+    let config_text = std::str::from_utf8(config)
+        .map_err(|e| config_err(config_path, format!("not UTF-8 ({e})")))?;
     let cfg: Value =
-        serde_json::from_str(&config_text).map_err(|e| config_err(&config_path, e.to_string()))?;
+        serde_json::from_str(config_text).map_err(|e| config_err(config_path, e.to_string()))?;
     let cfg = cfg
         .as_object()
-        .ok_or_else(|| config_err(&config_path, "top level is not an object"))?;
+        .ok_or_else(|| config_err(config_path, "top level is not an object"))?;
 
     // Refuse what graft does not implement.
     if let Some(t) = cfg.get("peft_type").and_then(Value::as_str) {
@@ -281,30 +300,29 @@ pub fn load_peft(
         .get("r")
         .and_then(Value::as_u64)
         .filter(|r| *r > 0)
-        .ok_or_else(|| config_err(&config_path, "`r` must be a positive integer"))?;
+        .ok_or_else(|| config_err(config_path, "`r` must be a positive integer"))?;
     let lora_alpha = match cfg.get("lora_alpha") {
         None => 8.0, // PEFT's default
         Some(v) => v
             .as_f64()
-            .ok_or_else(|| config_err(&config_path, "`lora_alpha` must be a number"))?,
+            .ok_or_else(|| config_err(config_path, "`lora_alpha` must be a number"))?,
     };
     let use_rslora = match cfg.get("use_rslora") {
         None | Some(Value::Null) => false,
         Some(v) => v
             .as_bool()
-            .ok_or_else(|| config_err(&config_path, "`use_rslora` must be a boolean"))?,
+            .ok_or_else(|| config_err(config_path, "`use_rslora` must be a boolean"))?,
     };
-    let rank_pattern = compile_patterns(&config_path, cfg, "rank_pattern")?;
-    let alpha_pattern = compile_patterns(&config_path, cfg, "alpha_pattern")?;
+    let rank_pattern = compile_patterns(config_path, cfg, "rank_pattern")?;
+    let alpha_pattern = compile_patterns(config_path, cfg, "alpha_pattern")?;
 
     // Weights.
-    let bytes = std::fs::read(&weights_path).map_err(|e| AdapterError::io(&weights_path, e))?;
     let st_err = |message: String| AdapterError::Safetensors {
-        path: weights_path.clone(),
+        path: weights_path.to_path_buf(),
         message,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| st_err(describe(&e)))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| st_err(describe(&e)))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| st_err(describe(&e)))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| st_err(describe(&e)))?;
     let empty = HashMap::new();
     let st_meta = header.metadata().as_ref().unwrap_or(&empty);
 
@@ -324,8 +342,8 @@ pub fn load_peft(
         Some(h) => Some(h),
         None => {
             match (
-                read_usize_meta(&weights_path, st_meta, ST_N_HEAD)?,
-                read_usize_meta(&weights_path, st_meta, ST_N_HEAD_KV)?,
+                read_usize_meta(weights_path, st_meta, ST_N_HEAD)?,
+                read_usize_meta(weights_path, st_meta, ST_N_HEAD_KV)?,
             ) {
                 (Some(n_head), Some(n_head_kv)) => Some(HeadLayout { n_head, n_head_kv }),
                 _ => None,
@@ -400,7 +418,7 @@ pub fn load_peft(
         let want_r = pattern_value(&rank_pattern, &module, "rank_pattern")?.unwrap_or(r as f64);
         if want_r != rank as f64 {
             return Err(config_err(
-                &config_path,
+                config_path,
                 format!(
                     "tensor `{}` has rank {rank} but the config says r = {want_r}",
                     a.key
@@ -458,7 +476,7 @@ pub fn load_peft(
     }
     if tensors.is_empty() {
         return Err(AdapterError::UnknownFormat {
-            path: weights_path.clone(),
+            path: weights_path.to_path_buf(),
             reason: "no LoRA tensors".into(),
         });
     }

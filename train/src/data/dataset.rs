@@ -1,7 +1,7 @@
 //! Loading a JSONL file into a validated, deduplicated [`Dataset`].
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use super::dedup::{near_text, normalized, ExactIndex, NearIndex};
@@ -32,7 +32,18 @@ impl Dataset {
     /// the report, and the load fails with [`DataError::TooMuchDropped`] when nothing is left
     /// or the bad fraction exceeds [`LoadOptions::max_drop_fraction`].
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport), DataError> {
-        let (ds, report) = scan(path, opts, opts.policy == Policy::Strict)?;
+        let file = open(path, opts)?;
+        Self::from_reader(BufReader::new(file), path, opts)
+    }
+
+    /// [`Dataset::load`] from a reader of JSONL text; `path` only names the source in errors
+    /// and in the report.
+    pub fn from_reader<R: BufRead>(
+        reader: R,
+        path: &Path,
+        opts: &LoadOptions,
+    ) -> Result<(Dataset, LoadReport), DataError> {
+        let (ds, report) = scan(reader, path, opts, opts.policy == Policy::Strict)?;
         if let Err(summary) = report.verdict() {
             return Err(DataError::TooMuchDropped {
                 path: path.to_path_buf(),
@@ -72,11 +83,31 @@ impl Dataset {
 /// policy) and the report says what is wrong and whether a load under `opts` would pass
 /// ([`LoadReport::verdict`], also printed by its Display). Errors only on I/O or bad options.
 pub fn check(path: &Path, opts: &LoadOptions) -> Result<LoadReport, DataError> {
-    scan(path, opts, false).map(|(_, r)| r)
+    let file = open(path, opts)?;
+    check_reader(BufReader::new(file), path, opts)
+}
+
+/// [`check`] on a reader of JSONL text; `path` only names the source in the report.
+pub fn check_reader<R: BufRead>(
+    reader: R,
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<LoadReport, DataError> {
+    scan(reader, path, opts, false).map(|(_, r)| r)
+}
+
+/// Opens `path` after checking `opts` (bad options are reported before any I/O).
+fn open(path: &Path, opts: &LoadOptions) -> Result<File, DataError> {
+    opts.validate().map_err(DataError::InvalidOption)?;
+    File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Read every line; `stop_at_first` returns the first bad line as an error.
-fn scan(
+fn scan<R: BufRead>(
+    reader: R,
     path: &Path,
     opts: &LoadOptions,
     stop_at_first: bool,
@@ -86,8 +117,7 @@ fn scan(
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
-    let mut lines = BoundedLines::new(BufReader::new(file), opts.max_line_bytes);
+    let mut lines = BoundedLines::new(reader, opts.max_line_bytes);
     let mut report = LoadReport::new(path.to_path_buf(), opts.policy, opts.max_drop_fraction);
     let mut records = Vec::new();
     let mut exact = ExactIndex::default();

@@ -16,7 +16,7 @@ mod sample;
 mod segment;
 mod split;
 
-pub use dataset::{check, Dataset, Record};
+pub use dataset::{check, check_reader, Dataset, Record};
 pub use dedup::{jaccard, normalized, shingles};
 pub use error::{DataError, LineError};
 pub use example::{Example, Message, Role};
