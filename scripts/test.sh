@@ -3,17 +3,20 @@
 #   scripts/test.sh             # setup, fmt, clippy, the whole test suite, the full-disk tests
 #   scripts/test.sh --parity    # also build llama.cpp (tools/llama-oracle) and run the parity tests
 #   scripts/test.sh --cross     # also cross-compile the kernels for aarch64 and test them under qemu
+#   scripts/test.sh --fuzz      # also a 60-second smoke run of every fuzz target (scripts/fuzz-smoke.sh)
 # CI (CI=true) runs all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 parity=0
 cross=0
-if [ "${CI:-}" = "true" ]; then parity=1; cross=1; fi
+fuzz=0
+if [ "${CI:-}" = "true" ]; then parity=1; cross=1; fuzz=1; fi
 for a in "$@"; do
   case "$a" in
     --parity) parity=1 ;;
     --cross) cross=1 ;;
+    --fuzz) fuzz=1 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -54,6 +57,11 @@ if [ "$parity" = 1 ]; then
   # The bit-exactness tests against llama.cpp's x86 kernels (repacked Q4_K, tiled Q6_K) need
   # an AVX2/AVX-512 build of the oracle: scripts/test-native-parity.sh runs them.
   cargo test --workspace -- --ignored --skip native_oracle --skip small_fs
+fi
+
+if [ "$fuzz" = 1 ]; then
+  step "fuzz smoke: every target for 60 s (scripts/fuzz-smoke.sh)"
+  scripts/fuzz-smoke.sh 60
 fi
 
 if [ "$cross" = 1 ] && [ -x targets/aarch64-linux/test.sh ]; then
