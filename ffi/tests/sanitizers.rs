@@ -3,11 +3,13 @@
 //! real model: clean exit, no AddressSanitizer / LeakSanitizer / UBSan report.
 //!
 //! What this checks: the C side is instrumented (every read and write the programs make,
-//! including those into buffers graft fills and the strings graft hands back); libgraft
-//! itself is not (the Rust side is built as usual), but ASan replaces malloc/free for the
-//! whole process, so a heap overflow by graft into a caller buffer, a double free or a buffer
-//! graft frees twice, and every leak at exit (LeakSanitizer sees the Rust allocations too) are
-//! caught. Data races are the business of the ThreadSanitizer soak (`scripts/soak.sh --tsan`).
+//! including reads of the text graft writes into caller buffers and of the strings it hands
+//! back). libgraft itself is not instrumented (the Rust side is built as usual), but ASan
+//! replaces malloc/free and the libc memory functions for the whole process: a double or
+//! invalid free by graft, an overflow through memcpy/memmove/memset (which Rust calls for
+//! bulk copies), and every leak at exit (LeakSanitizer sees the Rust allocations too) are
+//! caught; plain stores from the uninstrumented Rust code are not. Data races are the business
+//! of the ThreadSanitizer soak (`scripts/soak.sh --tsan`, Rust side instrumented).
 
 mod common;
 
@@ -151,4 +153,30 @@ fn soak_c_under_asan_ubsan() {
         &[("SOAK_RSS_CHECK", "0")],
     );
     assert!(out.contains("soak: OK"), "{out}");
+}
+
+#[test]
+fn leaked_handles_are_reported_by_leak_sanitizer() {
+    // Regression: the handle registry used to hold each live handle's address, so a model,
+    // session or adapter the application lost looked reachable and LeakSanitizer (and
+    // valgrind) said nothing. It now keeps only a transformed key.
+    let r = Reference::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [pa, _] = test_adapters(&r.model, dir.path());
+    drop(r);
+    let exe = asan("tests/c/leak_handle.c");
+    let args = [model(), pa.to_str().expect("UTF-8").to_string()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Freed: clean.
+    let mut freed = args.clone();
+    freed.push("free");
+    run_clean(&exe, &freed, &[]);
+    // Lost: reported.
+    let out = exe.output_env(&args, false, ASAN_ENV);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("LeakSanitizer: detected memory leaks"),
+        "LeakSanitizer did not report the lost handles ({}):\n{stderr}",
+        out.status
+    );
 }

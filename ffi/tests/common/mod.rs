@@ -206,6 +206,15 @@ impl CProgram {
         cmd
     }
 
+    /// Runs it with `args` and extra environment variables; returns what it did, failed or not.
+    pub fn output_env(&self, args: &[&str], valgrind: bool, env: &[(&str, &str)]) -> Output {
+        self.command(valgrind)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run C program")
+    }
+
     /// Runs it with `args`; panics with its output if it fails.
     pub fn run(&self, args: &[&str], valgrind: bool) -> Output {
         self.run_env(args, valgrind, &[])
@@ -214,12 +223,7 @@ impl CProgram {
     /// As [`Self::run`], with extra environment variables.
     #[allow(dead_code)]
     pub fn run_env(&self, args: &[&str], valgrind: bool, env: &[(&str, &str)]) -> Output {
-        let out = self
-            .command(valgrind)
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("run C program");
+        let out = self.output_env(args, valgrind, env);
         assert!(
             out.status.success(),
             "{} {args:?} (valgrind: {valgrind}) exited with {}:\nstdout:\n{}\nstderr:\n{}",
