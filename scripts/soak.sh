@@ -21,11 +21,14 @@ if [ "$tsan" = 0 ]; then
   exit 0
 fi
 
-host=$(rustc +nightly -vV | sed -n 's/^host: //p')
-if ! rustup component list --toolchain nightly --installed | grep -q '^rust-src'; then
-  echo "soak.sh --tsan needs the nightly toolchain's rust-src: rustup component add rust-src --toolchain nightly" >&2
-  exit 2
+# -Zsanitizer and -Zbuild-std need nightly with the standard library's sources. soak.c is
+# compiled with clang -fsanitize=thread (TSAN_CC changes the compiler) and linked with the Rust
+# toolchain's TSan runtime, the one the Rust side's instrumentation was built for.
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+  rustup toolchain install nightly --profile minimal --component rust-src
 fi
+command -v "${TSAN_CC:-clang}" >/dev/null || { echo "soak.sh --tsan needs clang (apt-get install clang)" >&2; exit 2; }
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 # The instrumented library lives in its own target dir; the build scripts and proc macros are
 # not instrumented (RUSTFLAGS with an explicit --target applies to the target crates only).
 RUSTFLAGS="-Zsanitizer=thread" cargo +nightly build -Zbuild-std --target "$host" --release \
