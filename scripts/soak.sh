@@ -6,7 +6,7 @@
 #   scripts/soak.sh --tsan [SECONDS=120]   # ThreadSanitizer on both sides of the ABI: libgraft
 #                                          # and the Rust std built with -Zsanitizer=thread
 #                                          # (nightly + rust-src), soak.c with clang -fsanitize=thread
-# CI runs the 20-second plain soak and a 10-second ASan/UBSan soak in `cargo test`
+# CI runs the 30-second plain soak and a 10-second ASan/UBSan soak in `cargo test`
 # (ffi/tests/soak.rs, ffi/tests/sanitizers.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."

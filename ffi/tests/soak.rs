@@ -1,7 +1,7 @@
 //! The multi-threaded soak (tests/c/soak.c): 8 threads share one model, create and free
 //! sessions, hot-swap adapters at random scales, generate, cancel each other's generations,
 //! use each other's busy sessions (GRAFT_ERR_BUSY) and replace adapters other threads are
-//! using; RSS must stay flat after warm-up. 20 s here; `GRAFT_SOAK_SECS` sets the duration
+//! using; RSS must stay flat after warm-up. 30 s here; `GRAFT_SOAK_SECS` sets the duration
 //! (`scripts/soak.sh SECONDS`).
 //!
 //! `soak_c_under_thread_sanitizer` (ignored; `scripts/soak.sh --tsan SECONDS` builds what it
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn seconds() -> String {
-    std::env::var("GRAFT_SOAK_SECS").unwrap_or_else(|_| "20".into())
+    std::env::var("GRAFT_SOAK_SECS").unwrap_or_else(|_| "30".into())
 }
 
 /// Two test adapters in a fresh directory, and the arguments of soak.c up to SECONDS.
