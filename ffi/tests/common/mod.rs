@@ -135,16 +135,24 @@ pub struct CProgram {
 
 /// Compiles `src` (relative to ffi/) with `cc -Wall -Werror` against include/graft.h.
 pub fn compile(src: &str, link: Link) -> CProgram {
+    compile_with(src, link, "", &[])
+}
+
+/// As [`compile`], with extra compiler flags (e.g. `-fsanitize=address`); `tag` goes into the
+/// executable's name so that builds with different flags do not overwrite each other.
+pub fn compile_with(src: &str, link: Link, tag: &str, flags: &[&str]) -> CProgram {
     let a = artifacts();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let stem = Path::new(src)
         .file_stem()
         .and_then(|s| s.to_str())
         .expect("source name");
-    let exe = a.dir.path().join(format!("{stem}-{link:?}"));
+    let exe = a.dir.path().join(format!("{stem}-{link:?}{tag}"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let mut cmd = Command::new(&cc);
-    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-I"])
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
+        .args(flags)
+        .arg("-I")
         .arg(manifest.join("include"))
         .arg(manifest.join(src))
         .arg("-o")
@@ -198,6 +206,15 @@ impl CProgram {
         cmd
     }
 
+    /// Runs it with `args` and extra environment variables; returns what it did, failed or not.
+    pub fn output_env(&self, args: &[&str], valgrind: bool, env: &[(&str, &str)]) -> Output {
+        self.command(valgrind)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run C program")
+    }
+
     /// Runs it with `args`; panics with its output if it fails.
     pub fn run(&self, args: &[&str], valgrind: bool) -> Output {
         self.run_env(args, valgrind, &[])
@@ -206,12 +223,7 @@ impl CProgram {
     /// As [`Self::run`], with extra environment variables.
     #[allow(dead_code)]
     pub fn run_env(&self, args: &[&str], valgrind: bool, env: &[(&str, &str)]) -> Output {
-        let out = self
-            .command(valgrind)
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("run C program");
+        let out = self.output_env(args, valgrind, env);
         assert!(
             out.status.success(),
             "{} {args:?} (valgrind: {valgrind}) exited with {}:\nstdout:\n{}\nstderr:\n{}",
