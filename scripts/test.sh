@@ -56,7 +56,11 @@ if [ "$parity" = 1 ]; then
   export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
   # The bit-exactness tests against llama.cpp's x86 kernels (repacked Q4_K, tiled Q6_K) need
   # an AVX2/AVX-512 build of the oracle: scripts/test-native-parity.sh runs them.
-  cargo test --workspace -- --ignored --skip native_oracle --skip small_fs
+  # Ignored tests that need something else are run by their own scripts: native_oracle
+  # (test-native-parity.sh), small_fs (test-faults.sh), thread_sanitizer (soak.sh --tsan),
+  # real_templates (a directory of real templates, see runtime/tests/chat_template.rs).
+  cargo test --workspace -- --ignored --skip native_oracle --skip small_fs \
+    --skip thread_sanitizer --skip real_templates
 fi
 
 if [ "$fuzz" = 1 ]; then
