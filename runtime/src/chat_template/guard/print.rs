@@ -549,17 +549,23 @@ impl Printer {
             ValueKind::Bool => self
                 .out
                 .push_str(if v.is_true() { "true" } else { "false" }),
-            ValueKind::Number => match f64::try_from(v.clone()) {
-                Ok(f) if !v.to_string().contains(['.', 'e', 'E', 'i', 'n']) || f.is_finite() => {
-                    // Integers print as digits; floats with Rust's shortest round trip.
-                    if v.as_i64().is_some() || !v.to_string().contains(['.', 'e', 'E']) {
-                        let _ = write!(self.out, "{v}");
-                    } else {
-                        let _ = write!(self.out, "{f:?}");
+            ValueKind::Number => {
+                let text = v.to_string();
+                if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                    // An integer of any width: its digits.
+                    self.out.push_str(&text);
+                } else {
+                    // A float: Rust's shortest round trip; infinities and NaN have no literal.
+                    match f64::try_from(v.clone()) {
+                        Ok(f) if f.is_finite() => {
+                            let _ = write!(self.out, "{f:?}");
+                        }
+                        _ => {
+                            return Err(format!("a number constant graft cannot print back ({v})"))
+                        }
                     }
                 }
-                _ => return Err(format!("a number constant graft cannot print back ({v})")),
-            },
+            }
             _ => return Err(format!("a constant graft cannot print back ({v})")),
         }
         Ok(())
