@@ -11,5 +11,7 @@ pub mod attention;
 pub mod cpu;
 mod error;
 pub mod grad;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 pub use error::KernelError;

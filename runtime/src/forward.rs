@@ -59,45 +59,55 @@ pub struct Scratch<B: Backend> {
 
 impl<B: Backend> Scratch<B> {
     /// Allocates the arena and uploads the blocks' vectors.
-    pub fn new(b: &B, cfg: &ModelConfig, w: &Weights<'_>, n_batch: usize) -> Self {
+    pub fn new(
+        b: &B,
+        cfg: &ModelConfig,
+        w: &Weights<'_>,
+        n_batch: usize,
+    ) -> Result<Self, OpError> {
         let buf = |n: usize| b.alloc(n_batch * n);
-        let upload = |v: &[f32]| {
-            let mut buf = b.alloc(v.len());
-            b.write(&mut buf, 0, v);
-            buf
+        let upload = |v: &[f32]| -> Result<B::Buffer, OpError> {
+            let mut buf = b.alloc(v.len())?;
+            b.write(&mut buf, 0, v)?;
+            Ok(buf)
         };
-        let vecs: Vec<[Option<B::Buffer>; LayerVec::COUNT]> = w
-            .layers
-            .iter()
-            .map(|l| std::array::from_fn(|i| l.vecs[i].as_deref().map(upload)))
-            .collect();
+        let mut vecs: Vec<[Option<B::Buffer>; LayerVec::COUNT]> = Vec::new();
+        for l in &w.layers {
+            let mut row: [Option<B::Buffer>; LayerVec::COUNT] = std::array::from_fn(|_| None);
+            for (slot, v) in row.iter_mut().zip(&l.vecs) {
+                if let Some(v) = v {
+                    *slot = Some(upload(v)?);
+                }
+            }
+            vecs.push(row);
+        }
         let qk_norm = w.layers.iter().any(|l| l.vec(LayerVec::QNorm).is_some());
         let post = w
             .layers
             .iter()
             .any(|l| l.vec(LayerVec::PostAttnNorm).is_some());
-        Scratch {
-            o_pre: post.then(|| buf(cfg.n_embd)),
-            down_pre: post.then(|| buf(cfg.n_embd)),
-            q_pre: qk_norm.then(|| buf(cfg.q_dim())),
-            k_pre: qk_norm.then(|| buf(cfg.kv_dim())),
-            x: buf(cfg.n_embd),
-            x_out: buf(cfg.n_embd),
-            xn1: buf(cfg.n_embd),
-            xn2: buf(cfg.n_embd),
-            q: buf(cfg.q_dim()),
-            k: buf(cfg.kv_dim()),
-            v: buf(cfg.kv_dim()),
-            att: buf(cfg.q_dim()),
-            h: buf(cfg.n_embd),
-            gate: buf(cfg.n_ff),
-            up: buf(cfg.n_ff),
-            act: buf(cfg.n_ff),
-            logits: buf(cfg.n_vocab),
-            output_norm: upload(&w.output_norm),
+        Ok(Scratch {
+            o_pre: post.then(|| buf(cfg.n_embd)).transpose()?,
+            down_pre: post.then(|| buf(cfg.n_embd)).transpose()?,
+            q_pre: qk_norm.then(|| buf(cfg.q_dim())).transpose()?,
+            k_pre: qk_norm.then(|| buf(cfg.kv_dim())).transpose()?,
+            x: buf(cfg.n_embd)?,
+            x_out: buf(cfg.n_embd)?,
+            xn1: buf(cfg.n_embd)?,
+            xn2: buf(cfg.n_embd)?,
+            q: buf(cfg.q_dim())?,
+            k: buf(cfg.kv_dim())?,
+            v: buf(cfg.kv_dim())?,
+            att: buf(cfg.q_dim())?,
+            h: buf(cfg.n_embd)?,
+            gate: buf(cfg.n_ff)?,
+            up: buf(cfg.n_ff)?,
+            act: buf(cfg.n_ff)?,
+            logits: buf(cfg.n_vocab)?,
+            output_norm: upload(&w.output_norm)?,
             vecs,
             n_batch,
-        }
+        })
     }
 }
 

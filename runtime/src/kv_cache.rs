@@ -17,18 +17,24 @@ pub struct KvCache<B: Backend> {
 
 impl<B: Backend> KvCache<B> {
     /// Allocates the cache for `n_layer` layers.
-    pub fn new(backend: &B, n_layer: usize, n_ctx: usize, kv_dim: usize) -> Self {
-        KvCache {
-            k: (0..n_layer)
+    pub fn new(
+        backend: &B,
+        n_layer: usize,
+        n_ctx: usize,
+        kv_dim: usize,
+    ) -> Result<Self, crate::backend::OpError> {
+        let alloc = || -> Result<Vec<B::KvBuffer>, crate::backend::OpError> {
+            (0..n_layer)
                 .map(|_| backend.alloc_kv(n_ctx * kv_dim))
-                .collect(),
-            v: (0..n_layer)
-                .map(|_| backend.alloc_kv(n_ctx * kv_dim))
-                .collect(),
+                .collect()
+        };
+        Ok(KvCache {
+            k: alloc()?,
+            v: alloc()?,
             n_ctx,
             kv_dim,
             n_past: 0,
-        }
+        })
     }
 
     /// Positions the cache holds.

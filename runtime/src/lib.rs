@@ -20,6 +20,6 @@ pub mod spec;
 pub mod tokenizer;
 pub mod weights;
 
-pub use device::{Device, DeviceKind};
+pub use device::{list_devices, Device, DeviceInfo, DeviceKind};
 pub use model::{Model, ModelParams, Session, SessionParams};
 pub use model_error::ModelError;

@@ -47,6 +47,8 @@ pub struct Model {
     device: Device,
     path: PathBuf,
     adapters: AdapterSet,
+    /// What `--device auto` chose and why (`None` for an explicit device).
+    device_note: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -66,7 +68,9 @@ impl Model {
         Model::load_on(path, params, DeviceKind::Cpu)
     }
 
-    /// [`Model::load`] onto a device of `kind`.
+    /// [`Model::load`] onto a device of `kind`. `Auto` loads onto the first hardware GPU and
+    /// falls back to the CPU when there is none or it cannot hold or read the model
+    /// ([`Model::device_note`] says which and why).
     pub fn load_on(
         path: impl AsRef<Path>,
         params: ModelParams,
@@ -78,22 +82,61 @@ impl Model {
                 "threads must be at least 1".into(),
             ));
         }
+        if kind != DeviceKind::Auto {
+            return Model::load_with(path, Device::new(kind, params.threads)?);
+        }
+        #[cfg(feature = "wgpu")]
+        let why = {
+            use graft_kernels::wgpu::AdapterChoice;
+            let gpu = crate::backend::GpuBackend::new(AdapterChoice::FirstHardware)
+                .and_then(|g| Model::load_with(path.clone(), Device::Gpu(Box::new(g))));
+            match gpu {
+                Ok(mut m) => {
+                    m.device_note = Some(format!("--device auto: running on {}", m.device.name()));
+                    return Ok(m);
+                }
+                Err(e @ ModelError::Open { .. }) => return Err(e),
+                Err(e) => e.to_string(),
+            }
+        };
+        #[cfg(not(feature = "wgpu"))]
+        let why = "this build has no GPU backend".to_string();
+        let mut m = Model::load_with(path, Device::new(DeviceKind::Cpu, params.threads)?)?;
+        m.device_note = Some(format!(
+            "--device auto: running on the CPU ({}): {why}",
+            m.device.name()
+        ));
+        Ok(m)
+    }
+
+    /// Maps the file and builds the model on `device` (uploading the weights to a GPU).
+    fn load_with(path: PathBuf, device: Device) -> Result<Model, ModelError> {
         let file = GgufFile::open(&path).map_err(|e| ModelError::Open {
             path: path.clone(),
             msg: e.to_string(),
         })?;
         let spec = ModelSpec::from_gguf(&file)?;
-        let device = Device::new(kind, params.threads)?;
         let cell = ModelCell::try_new(file, |f| {
             Weights::from_gguf(f, &spec, &|ty| device.supports(ty))
         })?;
+        #[cfg(feature = "wgpu")]
+        if let Device::Gpu(g) = &device {
+            g.upload(cell.borrow_dependent())?;
+        }
         Ok(Model {
             cell,
             spec,
             device,
             path,
             adapters: AdapterSet::new(),
+            device_note: None,
         })
+    }
+
+    /// What `--device auto` chose and why, as one line for the user (`None` when the device
+    /// was named).
+    pub fn device_note(&self) -> Option<&str> {
+        self.device_note.as_deref()
     }
 
     /// The hyperparameters.
@@ -161,41 +204,59 @@ enum SessionState {
         kv: KvCache<CpuBackend>,
         scratch: Scratch<CpuBackend>,
     },
+    #[cfg(feature = "wgpu")]
+    Gpu {
+        kv: KvCache<crate::backend::GpuBackend>,
+        scratch: Scratch<crate::backend::GpuBackend>,
+    },
+}
+
+/// Runs `$body` with `$kv` bound to the session's cache, whatever its device.
+macro_rules! with_kv {
+    ($state:expr, $kv:ident => $body:expr) => {
+        match $state {
+            SessionState::Cpu { kv: $kv, .. } => $body,
+            #[cfg(feature = "wgpu")]
+            SessionState::Gpu { kv: $kv, .. } => $body,
+        }
+    };
 }
 
 impl SessionState {
-    fn new(model: &Model, n_ctx: usize, n_batch: usize) -> SessionState {
+    fn new(model: &Model, n_ctx: usize, n_batch: usize) -> Result<SessionState, ModelError> {
         let cfg = model.config();
-        match model.device() {
+        let dev = |e: crate::backend::OpError| ModelError::Device(e.to_string());
+        Ok(match model.device() {
             Device::Cpu(b) => SessionState::Cpu {
-                kv: KvCache::new(b, cfg.n_layer, n_ctx, cfg.kv_dim()),
-                scratch: Scratch::new(b, cfg, model.weights(), n_batch),
+                kv: KvCache::new(b, cfg.n_layer, n_ctx, cfg.kv_dim()).map_err(dev)?,
+                scratch: Scratch::new(b, cfg, model.weights(), n_batch).map_err(dev)?,
             },
-        }
+            #[cfg(feature = "wgpu")]
+            Device::Gpu(b) => SessionState::Gpu {
+                kv: KvCache::new(b.as_ref(), cfg.n_layer, n_ctx, cfg.kv_dim()).map_err(dev)?,
+                scratch: Scratch::new(b.as_ref(), cfg, model.weights(), n_batch).map_err(dev)?,
+            },
+        })
     }
 
     fn n_past(&self) -> usize {
-        match self {
-            SessionState::Cpu { kv, .. } => kv.n_past(),
-        }
+        with_kv!(self, kv => kv.n_past())
     }
 
     fn n_ctx(&self) -> usize {
-        match self {
-            SessionState::Cpu { kv, .. } => kv.n_ctx(),
-        }
+        with_kv!(self, kv => kv.n_ctx())
     }
 
     fn n_batch(&self) -> usize {
         match self {
             SessionState::Cpu { scratch, .. } => scratch.n_batch,
+            #[cfg(feature = "wgpu")]
+            SessionState::Gpu { scratch, .. } => scratch.n_batch,
         }
     }
 
     fn set_n_past(&mut self, n_past: usize) {
-        match self {
-            SessionState::Cpu { kv, .. } => kv.set_n_past(n_past),
-        }
+        with_kv!(self, kv => kv.set_n_past(n_past))
     }
 }
 
@@ -258,7 +319,7 @@ impl<'m> Session<'m> {
         Ok(Session {
             model,
             spec: model.spec().for_context(n_ctx),
-            state: SessionState::new(model, n_ctx, n_batch),
+            state: SessionState::new(model, n_ctx, n_batch)?,
             logits: Vec::new(),
             lora: ActiveAdapters::default(),
         })
@@ -388,6 +449,17 @@ impl<'m> Session<'m> {
                 eval_chunks(b, model, spec, kv, scratch, lora, tokens, first, out)
                     .map_err(|e| ModelError::Kernel(e.to_string()))?
             }
+            #[cfg(feature = "wgpu")]
+            (SessionState::Gpu { kv, scratch }, Device::Gpu(b)) => {
+                eval_chunks(b.as_ref(), model, spec, kv, scratch, lora, tokens, first, out)
+                    .map_err(|e| ModelError::Kernel(e.to_string()))?
+            }
+            #[cfg(feature = "wgpu")]
+            _ => {
+                return Err(ModelError::Device(
+                    "the session was made for another device".into(),
+                ))
+            }
         }
         Ok(&self.logits[..rows * nv])
     }
@@ -417,7 +489,7 @@ fn eval_chunks<B: Backend>(
         let m = chunk.len() - out_from;
         if m > 0 {
             let row0 = done + out_from - first;
-            b.read(&scratch.logits, 0, &mut out[row0 * nv..(row0 + m) * nv]);
+            b.read(&scratch.logits, 0, &mut out[row0 * nv..(row0 + m) * nv])?;
         }
         done += chunk.len();
     }

@@ -83,6 +83,10 @@ pub enum ModelError {
     /// allocating; the message names both numbers).
     #[error("not enough memory: {0}")]
     OutOfMemory(String),
+    /// The device could not be opened or used (no GPU adapter, a lost device, a weight the
+    /// device cannot hold or read).
+    #[error("device: {0}")]
+    Device(String),
     /// A compute kernel failed.
     #[error("kernel error: {0}")]
     Kernel(String),

@@ -276,14 +276,14 @@ impl Backend for CpuBackend {
         self.kernels.format(ty).is_some()
     }
 
-    fn alloc(&self, len: usize) -> Vec<f32> {
+    fn alloc(&self, len: usize) -> Result<Vec<f32>, OpError> {
         // Zeroed allocations come from calloc: pages are only touched (and counted in RSS) when
         // written.
-        vec![0.0; len]
+        Ok(vec![0.0; len])
     }
 
-    fn alloc_kv(&self, len: usize) -> Vec<f16> {
-        vec![f16::ZERO; len]
+    fn alloc_kv(&self, len: usize) -> Result<Vec<f16>, OpError> {
+        Ok(vec![f16::ZERO; len])
     }
 
     fn view<'a>(&self, b: &'a Vec<f32>, off: usize, len: usize) -> &'a [f32] {
@@ -308,13 +308,20 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn write(&self, dst: &mut Vec<f32>, offset: usize, src: &[f32]) {
-        dst[offset..offset + src.len()].copy_from_slice(src);
+    fn write(&self, dst: &mut Vec<f32>, offset: usize, src: &[f32]) -> Result<(), OpError> {
+        dst.get_mut(offset..offset + src.len())
+            .ok_or_else(|| OpError::new("write", "past the end of the buffer"))?
+            .copy_from_slice(src);
+        Ok(())
     }
 
-    fn read(&self, src: &Vec<f32>, offset: usize, dst: &mut [f32]) {
+    fn read(&self, src: &Vec<f32>, offset: usize, dst: &mut [f32]) -> Result<(), OpError> {
         let n = dst.len();
-        dst.copy_from_slice(&src[offset..offset + n]);
+        dst.copy_from_slice(
+            src.get(offset..offset + n)
+                .ok_or_else(|| OpError::new("read", "past the end of the buffer"))?,
+        );
+        Ok(())
     }
 
     fn get_rows(&self, table: &Matrix<'_>, ids: &[u32], out: &mut [f32]) -> Result<(), OpError> {

@@ -67,6 +67,7 @@ mod tests {
         let b: Vec<f32> = (0..n_out * r).map(|i| f(i + 5)).collect();
         let x: Vec<f32> = (0..n * n_in).map(|i| f(i + 11)).collect();
         let m = LoraMats {
+            cache_key: None,
             a: &a,
             b: &b,
             rank: r,

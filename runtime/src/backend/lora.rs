@@ -15,6 +15,10 @@ pub struct LoraMats<'a> {
     pub n_out: usize,
     /// `user_scale × alpha / r`, applied after `B`.
     pub scale: f32,
+    /// A key naming these factors for as long as they live unchanged (a loaded adapter's id and
+    /// the target), so a device backend uploads them once; `None` for factors that change
+    /// between calls (training), uploaded per call.
+    pub cache_key: Option<(u64, usize)>,
 }
 
 /// What the update multiplies `A` with (`V`: a backend's read-only view).

@@ -9,12 +9,16 @@
 
 pub mod cpu;
 mod cpu_lora;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 pub mod lora;
 pub mod ops;
 
 use crate::weights::Matrix;
 
 pub use cpu::CpuBackend;
+#[cfg(feature = "wgpu")]
+pub use gpu::GpuBackend;
 pub use lora::{LoraInput, LoraMats};
 pub use ops::{ForwardOps, OpError, Positions, RopeParams, RopeStyle};
 
@@ -65,9 +69,9 @@ pub trait Backend: ForwardOps {
     /// Whether `matmul`/`get_rows` support weights in this block format.
     fn supports(&self, ty: graft_quant::QuantType) -> bool;
     /// A zeroed buffer of `len` floats.
-    fn alloc(&self, len: usize) -> Self::Buffer;
+    fn alloc(&self, len: usize) -> Result<Self::Buffer, OpError>;
     /// A zeroed KV-cache buffer of `len` elements.
-    fn alloc_kv(&self, len: usize) -> Self::KvBuffer;
+    fn alloc_kv(&self, len: usize) -> Result<Self::KvBuffer, OpError>;
     /// Elements `off..off + len` of `b`, read-only.
     fn view<'a>(&self, b: &'a Self::Buffer, off: usize, len: usize) -> Self::View<'a>;
     /// Elements `off..off + len` of `b`, writable.
@@ -80,10 +84,11 @@ pub trait Backend: ForwardOps {
         dst_off: usize,
         len: usize,
     ) -> Result<(), OpError>;
-    /// Copies host data into `dst[offset..]`.
-    fn write(&self, dst: &mut Self::Buffer, offset: usize, src: &[f32]);
-    /// Copies `src[offset..offset + dst.len()]` to the host.
-    fn read(&self, src: &Self::Buffer, offset: usize, dst: &mut [f32]);
+    /// Copies host data into `dst[offset..]` (after the work already recorded).
+    fn write(&self, dst: &mut Self::Buffer, offset: usize, src: &[f32]) -> Result<(), OpError>;
+    /// Copies `src[offset..offset + dst.len()]` to the host (a device backend submits the
+    /// recorded work and waits for it here).
+    fn read(&self, src: &Self::Buffer, offset: usize, dst: &mut [f32]) -> Result<(), OpError>;
     /// Gathers rows `ids` of `table` (dequantized) into `out` (`[ids.len() × table.cols]`).
     fn get_rows(
         &self,

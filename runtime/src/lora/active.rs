@@ -18,6 +18,16 @@ pub enum Target {
 }
 
 impl Target {
+    /// A small number naming the target within a model (token embedding 0, output 1, then
+    /// seven per layer): with an adapter's id, the key a device caches the pair under.
+    pub fn slot(self) -> usize {
+        match self {
+            Target::TokenEmbd => 0,
+            Target::Output => 1,
+            Target::Layer(l, p) => 2 + 7 * l + p.index(),
+        }
+    }
+
     /// The target for a GGUF tensor name, if graft applies LoRAs to it.
     pub fn from_tensor_name(name: &str, n_layer: usize) -> Option<Target> {
         match name {
@@ -93,6 +103,7 @@ impl ActiveAdapters {
         for (adapter, user_scale) in &self.list {
             if let Some(p) = adapter.pair(target) {
                 let m = LoraMats {
+                    cache_key: Some((adapter.uid(), target.slot())),
                     a: &p.a,
                     b: &p.b,
                     rank: p.rank,

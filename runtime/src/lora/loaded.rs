@@ -17,7 +17,12 @@ pub struct LoadedAdapter {
     output: Option<LoraPair>,
     n_pairs: usize,
     max_rank: usize,
+    uid: u64,
 }
+
+/// Ids of loaded adapters: unique in the process, so a device never mistakes a new adapter for a
+/// dropped one that lived at the same address.
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn err(name: &str, msg: impl Into<String>) -> ModelError {
     ModelError::Adapter {
@@ -56,6 +61,7 @@ impl LoadedAdapter {
             output: None,
             n_pairs: 0,
             max_rank: 0,
+            uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         for (tensor, pair) in adapter.tensors {
             // A pair over a fused tensor (Phi-3's attn_qkv, gate|up ffn_up): one per projection.
@@ -109,6 +115,11 @@ impl LoadedAdapter {
             Target::Output => self.output.as_ref(),
             Target::Layer(l, p) => self.layers.get(l)?[p.index()].as_ref(),
         }
+    }
+
+    /// An id unique among the adapters loaded in this process.
+    pub fn uid(&self) -> u64 {
+        self.uid
     }
 
     /// Where it came from (the file path, or the name given to [`LoadedAdapter::new`]).

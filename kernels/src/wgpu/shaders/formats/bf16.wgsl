@@ -1,0 +1,12 @@
+// BF16: 32 consecutive bfloat16 values (the kernels guard the row's tail).
+const QK: u32 = 32u;
+const BB: u32 = 64u;
+fn deq32(blk: u32, j: u32) -> array<f32, 32> {
+    var o: array<f32, 32>;
+    for (var i = 0u; i < 16u; i++) {
+        let v = w_u32(blk + 4u * i);
+        o[2u * i] = bitcast<f32>(v << 16u);
+        o[2u * i + 1u] = bitcast<f32>(v & 0xffff0000u);
+    }
+    return o;
+}
