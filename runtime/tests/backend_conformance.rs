@@ -20,11 +20,11 @@ use rand::{Rng, SeedableRng};
 
 /// Matmul and get_rows against the CPU's (which rounds activations to 8 bits for quantized
 /// weights): test-backend-ops' bound for mul_mat.
-const NMSE_MATMUL: f64 = 5e-4;
+const NMSE_MATMUL: f64 = 1e-6;
 /// Element-wise ops, norms, RoPE: both sides in f32.
 const NMSE_F32: f64 = 1e-7;
 /// Attention over the f16 cache (the CPU rounds differently inside its softmax).
-const NMSE_ATTN: f64 = 5e-4;
+const NMSE_ATTN: f64 = 1e-7;
 
 fn gpu() -> GpuBackend {
     GpuBackend::new(AdapterChoice::First).unwrap_or_else(|e| {
@@ -65,6 +65,7 @@ fn nmse(got: &[f32], want: &[f32]) -> f64 {
 
 fn check(what: &str, got: &[f32], want: &[f32], max: f64) {
     let e = nmse(got, want);
+    eprintln!("{what}: NMSE {e:.2e}");
     assert!(e <= max, "{what}: NMSE {e:.3e} > {max:.0e}");
 }
 

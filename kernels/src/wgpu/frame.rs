@@ -118,6 +118,9 @@ impl GpuContext {
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+        if std::env::var_os("GRAFT_GPU_SYNC_EACH").is_some() {
+            self.submit_frame(&mut f);
+        }
         Ok(())
     }
 

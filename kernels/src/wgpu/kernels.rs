@@ -47,6 +47,20 @@ pub const FORMATS: [QuantType; 13] = [
     QuantType::Q6_K,
 ];
 
+/// How activations are rounded before a matmul with weights of `ty`, as the CPU backend
+/// quantizes them: `None` (f32), `Some(0)` (32-blocks, Q8_0), `Some(2)` (32-blocks with the
+/// Q8_1 sum corrections), `Some(1)` (256-blocks, Q8_K).
+pub(crate) fn act_rounding(ty: QuantType) -> Option<u32> {
+    match ty {
+        QuantType::Q4_0 | QuantType::Q5_0 | QuantType::Q8_0 => Some(0),
+        QuantType::Q4_1 | QuantType::Q5_1 => Some(2),
+        QuantType::Q2_K | QuantType::Q3_K | QuantType::Q4_K | QuantType::Q5_K | QuantType::Q6_K => {
+            Some(1)
+        }
+        _ => None,
+    }
+}
+
 /// Whether the GPU kernels read weights of type `ty`.
 pub fn supports(ty: QuantType) -> bool {
     format_source(ty).is_some()
@@ -64,6 +78,7 @@ pub(crate) enum Plain {
     Glu,
     LoraA,
     LoraB,
+    ActRound,
 }
 
 impl Plain {
@@ -96,6 +111,11 @@ impl Plain {
                 "lora_a",
                 include_str!("shaders/lora_a.wgsl"),
                 &[false, false, true],
+            ),
+            Plain::ActRound => (
+                "act_round",
+                include_str!("shaders/act_round.wgsl"),
+                &[false, true],
             ),
             Plain::LoraB => (
                 "lora_b",

@@ -63,11 +63,53 @@ impl GpuContext {
         Ok(([gx as u32, gy as u32, 1], gx as u32))
     }
 
-    /// `y[t][r] = alpha · W[r]·x[t] (+ y[t][r])` for `t < n`, `y` rows `w.rows` apart.
+    /// Floats of scratch [`GpuContext::round_activations`] needs for `n` rows of `cols`.
+    pub fn rounding_scratch(n: usize, cols: usize) -> usize {
+        n * cols + n * cols.div_ceil(32)
+    }
+
+    /// Rounds `n · w.cols` activations at `x` into `scratch` (from element 0) as the CPU
+    /// backend quantizes them for a dot product with `w`'s format; returns where `matmul` should
+    /// read them (`x` itself for float weights) and where the Q8_1 sum corrections are.
+    pub fn round_activations<'a>(
+        &self,
+        w: &GpuMatrix,
+        x: At<'a>,
+        n: usize,
+        scratch: &'a GpuBuf,
+    ) -> Result<(At<'a>, Option<usize>), GpuError> {
+        let Some(mode) = super::kernels::act_rounding(w.ty) else {
+            return Ok((x, None));
+        };
+        let block = if mode == 1 { 256 } else { 32 };
+        let len = n * w.cols;
+        let need = Self::rounding_scratch(n, w.cols);
+        if len % block != 0 || scratch.bytes() < need as u64 * 4 {
+            return Err(GpuError::Limit(format!(
+                "activation rounding: {len} values in blocks of {block}, {} bytes of scratch",
+                scratch.bytes()
+            )));
+        }
+        let blocks = len / block;
+        let (grid, gx) = self.grid(blocks.div_ceil(GROUP))?;
+        let corr = (mode == 2).then_some(len);
+        let params = [0, u(blocks, "blocks")?, u(x.off, "offset")?, mode, gx, u(len, "offset")?];
+        self.dispatch(plain(Plain::ActRound), &params, &[], &[x.buf, scratch], grid)?;
+        let at = At {
+            buf: scratch,
+            off: 0,
+        };
+        Ok((at, corr))
+    }
+
+    /// `y[t][r] = alpha · W[r]·x[t] (+ y[t][r])` for `t < n`, `y` rows `w.rows` apart; `corr`:
+    /// where in `x`'s buffer the Q8_1 sum corrections of [`GpuContext::round_activations`] are.
+    #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
         w: &GpuMatrix,
         x: At<'_>,
+        corr: Option<usize>,
         n: usize,
         y: At<'_>,
         alpha: f32,
@@ -75,7 +117,8 @@ impl GpuContext {
     ) -> Result<(), GpuError> {
         let k = weighted(Weighted::MatMul, w.ty).ok_or(GpuError::Unsupported(w.ty))?;
         for c in &w.chunks {
-            let ([gx, gy, _], width) = self.grid(c.rows)?;
+            // Eight rows per workgroup.
+            let ([gx, gy, _], width) = self.grid(c.rows.div_ceil(8))?;
             let gz = u(n.div_ceil(8), "token tiles")?;
             let params = [
                 0,
@@ -90,6 +133,10 @@ impl GpuContext {
                 width,
                 alpha.to_bits(),
                 accumulate as u32,
+                match corr {
+                    Some(c) => u(c, "offset")?,
+                    None => u32::MAX,
+                },
             ];
             self.dispatch(k, &params, &[], &[&c.buf, x.buf, y.buf], [gx, gy, gz])?;
         }
@@ -231,6 +278,7 @@ impl GpuContext {
             u(out.off, "offset")?,
             gelu as u32,
             gx,
+            u(n / 16 * 16, "length")?,
         ];
         self.dispatch(plain(Plain::Glu), &params, &[], &[gate.buf, up.buf, out.buf], grid)
     }
@@ -288,6 +336,9 @@ impl GpuContext {
             u(out.off, "offset")?,
             u(s.window.unwrap_or(0), "window")?,
             s.scale.to_bits(),
+            // The CPU's choice of llama.cpp kernel: per-row for short batches and for windows
+            // that hide keys from a query of the call, tiled otherwise.
+            (s.n_tok < 64 || s.window.is_some_and(|w| s.pos0 + s.n_tok > w)) as u32,
         ];
         let grid = [u(s.n_head, "heads")?, u(s.n_tok, "tokens")?, 1];
         self.dispatch(plain(Plain::Attention), &params, &[], &[q.buf, k, v, out.buf], grid)

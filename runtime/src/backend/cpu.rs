@@ -46,6 +46,20 @@ impl CpuBackend {
         })
     }
 
+    /// A backend on `threads` threads with the kernels of `isa` instead of the best one: the
+    /// scalar reference beside the SIMD paths, e.g. to measure how far two valid roundings of
+    /// the same model drift apart. An ISA this CPU lacks is an error.
+    pub fn with_isa(threads: usize, isa: k::Isa) -> Result<Self, ModelError> {
+        if !isa.is_available() {
+            return Err(ModelError::InvalidParam(format!(
+                "this CPU cannot run the {isa:?} kernels"
+            )));
+        }
+        let mut b = CpuBackend::new(threads)?;
+        b.kernels = k::kernels_for(isa);
+        Ok(b)
+    }
+
     /// This backend with GELU computed exactly (no f16 table): the function a training
     /// backward differentiates.
     pub fn with_exact_activations(mut self, exact: bool) -> Self {

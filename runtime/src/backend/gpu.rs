@@ -82,6 +82,8 @@ pub struct GpuBackend {
     lora: Mutex<LoraCache>,
     /// `A x` of the LoRA updates, grown to the largest `n × rank` seen.
     lora_u: Mutex<Option<GpuBuf>>,
+    /// Matmul inputs rounded as the CPU quantizes them, grown to the largest `n × cols` seen.
+    act_scratch: Mutex<Option<GpuBuf>>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -117,6 +119,7 @@ impl GpuBackend {
             weights: Mutex::new(HashMap::new()),
             lora: Mutex::new(LoraCache::default()),
             lora_u: Mutex::new(None),
+            act_scratch: Mutex::new(None),
         })
     }
 
@@ -215,9 +218,25 @@ impl ForwardOps for GpuBackend {
         check_len("matmul", &[x.len], n * w.cols)?;
         check_len("matmul", &[y.len], n * w.rows)?;
         let m = self.matrix(w)?;
+        let err = |e: GpuError| OpError::new("matmul", format!("{}: {e}", w.name));
+        // Quantized weights multiply activations rounded to the CPU's 8-bit grid, so both
+        // backends compute the same products (llama.cpp's GPU backends do the same).
+        let need = GpuContext::rounding_scratch(n, w.cols) as u64 * 4;
+        let mut slot = lock(&self.act_scratch);
+        if slot.as_ref().is_none_or(|b| b.bytes() < need) {
+            *slot = Some(
+                self.ctx
+                    .buffer(need.next_power_of_two(), "rounded activations")
+                    .map_err(err)?,
+            );
+        }
+        let scratch = slot
+            .as_ref()
+            .ok_or_else(|| OpError::new("matmul", "no scratch"))?;
+        let (xr, corr) = self.ctx.round_activations(&m, x.at(), n, scratch).map_err(err)?;
         self.ctx
-            .matmul(&m, x.at(), n, y.at(), 1.0, false)
-            .map_err(|e| OpError::new("matmul", format!("{}: {e}", w.name)))
+            .matmul(&m, xr, corr, n, y.at(), 1.0, false)
+            .map_err(err)
     }
 
     fn rmsnorm(

@@ -13,18 +13,25 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
-    let k = gid.y;
+    let kp = gid.y;
     let chunks = (p.cols + 31u) / 32u;
-    if c >= chunks || k >= p.n_pairs {
+    if c >= chunks || kp >= p.n_pairs {
         return;
     }
-    let t = D[p.data_off + 2u * k];
-    let r = D[p.data_off + 2u * k + 1u];
+    let t = D[p.data_off + 2u * kp];
+    let r = D[p.data_off + 2u * kp + 1u];
     let per_block = QK / 32u;
-    let w = deq32(r * p.row_bytes + (c / per_block) * BB, c % per_block);
+    let blk = r * p.row_bytes + (c / per_block) * BB;
+    let j = c % per_block;
     let e0 = c * 32u;
-    let n_e = min(32u, p.cols - e0);
-    for (var i = 0u; i < n_e; i++) {
-        O[p.out_off + t * p.cols + e0 + i] = w[i];
+    let ob = p.out_off + t * p.cols;
+    for (var k = 0u; k < 8u; k++) {
+        let w = deq4(blk, j, k);
+        for (var i = 0u; i < 4u; i++) {
+            let e = e0 + 4u * k + i;
+            if e < p.cols {
+                O[ob + e] = w[i];
+            }
+        }
     }
 }

@@ -29,3 +29,23 @@ fn w_f16(i: u32) -> f32 {
 fn w_i8(i: u32) -> f32 {
     return f32(i32(w_byte(i) << 24u) >> 24u);
 }
+
+// The four bytes of `w` as floats (low byte first).
+fn bytes4(w: u32) -> vec4<f32> {
+    return vec4<f32>(f32(w & 0xffu), f32((w >> 8u) & 0xffu), f32((w >> 16u) & 0xffu), f32(w >> 24u));
+}
+
+// The four bytes of `w` as signed floats.
+fn sbytes4(w: u32) -> vec4<f32> {
+    return vec4<f32>(
+        f32(i32(w << 24u) >> 24u),
+        f32(i32(w << 16u) >> 24u),
+        f32(i32(w << 8u) >> 24u),
+        f32(i32(w) >> 24u),
+    );
+}
+
+// The low (hi = 0) or high (hi = 4) nibbles of the four bytes at `i`.
+fn nib4(i: u32, hi: u32) -> vec4<f32> {
+    return bytes4((w_u32(i) >> hi) & 0x0f0f0f0fu);
+}

@@ -1,12 +1,12 @@
-// F16: 32 consecutive halves (the kernels guard the row's tail).
+// F16: 32 consecutive halves (the kernels mask the row's tail).
 const QK: u32 = 32u;
 const BB: u32 = 64u;
-fn deq32(blk: u32, j: u32) -> array<f32, 32> {
-    var o: array<f32, 32>;
-    for (var i = 0u; i < 16u; i++) {
-        let v = unpack2x16float(w_u32(blk + 4u * i));
-        o[2u * i] = v.x;
-        o[2u * i + 1u] = v.y;
-    }
-    return o;
+fn deq4(blk: u32, j: u32, k: u32) -> vec4<f32> {
+    let a = unpack2x16float(w_u32(blk + 8u * k));
+    let b = unpack2x16float(w_u32(blk + 8u * k + 4u));
+    return vec4<f32>(a, b);
+}
+// No per-block minimum.
+fn blk_min(blk: u32) -> f32 {
+    return 0.0;
 }

@@ -1,14 +1,11 @@
 // Q4_1: f16 d, f16 m, 16 bytes of nibbles; x = d * q + m.
 const QK: u32 = 32u;
 const BB: u32 = 20u;
-fn deq32(blk: u32, j: u32) -> array<f32, 32> {
-    var o: array<f32, 32>;
-    let d = w_f16(blk);
-    let m = w_f16(blk + 2u);
-    for (var i = 0u; i < 16u; i++) {
-        let q = w_byte(blk + 4u + i);
-        o[i] = d * f32(q & 15u) + m;
-        o[i + 16u] = d * f32(q >> 4u) + m;
-    }
-    return o;
+fn deq4(blk: u32, j: u32, k: u32) -> vec4<f32> {
+    let q = nib4(blk + 4u + 4u * (k & 3u), 4u * (k >> 2u));
+    return w_f16(blk) * q + vec4<f32>(w_f16(blk + 2u));
+}
+// The block minimum m (paired with the activations' Q8_1 sum on the CPU).
+fn blk_min(blk: u32) -> f32 {
+    return w_f16(blk + 2u);
 }

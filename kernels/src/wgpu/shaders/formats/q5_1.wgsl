@@ -1,17 +1,13 @@
 // Q5_1: f16 d, f16 m, u32 of fifth bits, 16 bytes of nibbles; x = d * q + m.
 const QK: u32 = 32u;
 const BB: u32 = 24u;
-fn deq32(blk: u32, j: u32) -> array<f32, 32> {
-    var o: array<f32, 32>;
-    let d = w_f16(blk);
-    let m = w_f16(blk + 2u);
-    let qh = w_u32(blk + 4u);
-    for (var i = 0u; i < 16u; i++) {
-        let q = w_byte(blk + 8u + i);
-        let h0 = ((qh >> i) & 1u) << 4u;
-        let h1 = ((qh >> (i + 16u)) & 1u) << 4u;
-        o[i] = d * f32((q & 15u) | h0) + m;
-        o[i + 16u] = d * f32((q >> 4u) | h1) + m;
-    }
-    return o;
+fn deq4(blk: u32, j: u32, k: u32) -> vec4<f32> {
+    let q = nib4(blk + 8u + 4u * (k & 3u), 4u * (k >> 2u));
+    let h = (w_u32(blk + 4u) >> (4u * k)) & 15u;
+    let hb = vec4<f32>(f32(h & 1u), f32((h >> 1u) & 1u), f32((h >> 2u) & 1u), f32(h >> 3u));
+    return w_f16(blk) * (q + 16.0 * hb) + vec4<f32>(w_f16(blk + 2u));
+}
+// The block minimum m (paired with the activations' Q8_1 sum on the CPU).
+fn blk_min(blk: u32) -> f32 {
+    return w_f16(blk + 2u);
 }

@@ -1,11 +1,10 @@
 // Q8_0: f16 d, 32 signed bytes; x = d * q.
 const QK: u32 = 32u;
 const BB: u32 = 34u;
-fn deq32(blk: u32, j: u32) -> array<f32, 32> {
-    var o: array<f32, 32>;
-    let d = w_f16(blk);
-    for (var i = 0u; i < 32u; i++) {
-        o[i] = d * w_i8(blk + 2u + i);
-    }
-    return o;
+fn deq4(blk: u32, j: u32, k: u32) -> vec4<f32> {
+    return w_f16(blk) * sbytes4(w_u32(blk + 2u + 4u * k));
+}
+// No per-block minimum.
+fn blk_min(blk: u32) -> f32 {
+    return 0.0;
 }
