@@ -2,7 +2,8 @@
 # Installs what graft's build and tests need on a fresh Debian machine (run as root, or with sudo),
 # then fetches the test models (SmolLM2 and Gemma 3 270M). Idempotent: skips what is already there.
 #
-#   scripts/setup.sh            # base: model, cargo components, a C compiler + valgrind (C ABI tests)
+#   scripts/setup.sh            # base: model, cargo components, a C compiler + valgrind (C ABI
+#                               # tests), Mesa's lavapipe (GPU tests on a software Vulkan device)
 #   scripts/setup.sh --parity   # also cmake/clang for the llama.cpp oracle (tools/llama-oracle)
 #   scripts/setup.sh --cross    # also the aarch64 cross linker and qemu-user
 set -euo pipefail
@@ -22,6 +23,8 @@ pkgs=()
 need() { dpkg -s "$1" >/dev/null 2>&1 || pkgs+=("$1"); }
 # The C ABI tests (ffi/) build the C examples with the system compiler and run them under valgrind.
 need gcc; need libc6-dev; need pkg-config; need valgrind
+# The GPU backend's conformance and model tests run on Mesa's lavapipe (software Vulkan).
+need mesa-vulkan-drivers; need libvulkan1
 if [ "$want_parity" = 1 ]; then need cmake; need clang; need libclang-dev; fi
 if [ "$want_cross" = 1 ]; then need gcc-aarch64-linux-gnu; need libc6-dev-arm64-cross; need qemu-user; fi
 if [ ${#pkgs[@]} -gt 0 ]; then
@@ -33,7 +36,11 @@ if [ ${#pkgs[@]} -gt 0 ]; then
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-if [ "$want_cross" = 1 ]; then rustup target add aarch64-unknown-linux-gnu >/dev/null; fi
+if [ "$want_cross" = 1 ]; then
+  rustup target add aarch64-unknown-linux-gnu >/dev/null
+  # The Metal build of the GPU backend is type-checked for Apple silicon (no linking).
+  rustup target add aarch64-apple-darwin >/dev/null
+fi
 
 scripts/fetch-model.sh >/dev/null
 scripts/fetch-model.sh gemma3-270m >/dev/null

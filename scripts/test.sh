@@ -2,7 +2,8 @@
 # graft's test command (what CI runs):
 #   scripts/test.sh             # setup, fmt, clippy, the whole test suite, the full-disk tests
 #   scripts/test.sh --parity    # also build llama.cpp (tools/llama-oracle) and run the parity tests
-#   scripts/test.sh --cross     # also cross-compile the kernels for aarch64 and test them under qemu
+#   scripts/test.sh --cross     # also cross-compile the kernels for aarch64 and test them under qemu,
+#                               # and type-check the Metal build for aarch64-apple-darwin
 #   scripts/test.sh --fuzz      # also a 60-second smoke run of every fuzz target (scripts/fuzz-smoke.sh)
 # CI (CI=true) runs all of it.
 set -euo pipefail
@@ -27,6 +28,9 @@ setup_args=()
 scripts/setup.sh "${setup_args[@]}"
 
 step() { echo; echo "==> $*"; }
+
+# wgpu's Vulkan loader warns without a runtime directory (the GPU tests run on lavapipe).
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
 # Incremental caches only help rebuilds; on a one-shot CI machine they cost gigabytes of disk.
 if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
@@ -66,6 +70,11 @@ fi
 if [ "$fuzz" = 1 ]; then
   step "fuzz smoke: every target for 60 s (scripts/fuzz-smoke.sh)"
   scripts/fuzz-smoke.sh 60
+fi
+
+if [ "$cross" = 1 ]; then
+  step "Metal: the runtime with the wgpu backend type-checks for Apple silicon"
+  cargo check -p graft-runtime --features wgpu --target aarch64-apple-darwin
 fi
 
 if [ "$cross" = 1 ] && [ -x targets/aarch64-linux/test.sh ]; then
