@@ -155,7 +155,9 @@ impl Device {
             DeviceKind::Gpu(n) => {
                 use graft_kernels::wgpu::AdapterChoice;
                 let choice = n.map_or(AdapterChoice::First, AdapterChoice::Index);
-                Ok(Device::Gpu(Box::new(crate::backend::GpuBackend::new(choice)?)))
+                Ok(Device::Gpu(Box::new(crate::backend::GpuBackend::new(
+                    choice,
+                )?)))
             }
             #[cfg(not(feature = "wgpu"))]
             DeviceKind::Gpu(_) => Err(ModelError::Device(
@@ -238,7 +240,10 @@ mod tests {
         #[cfg(feature = "wgpu")]
         {
             assert_eq!(DeviceKind::parse("gpu").ok(), Some(DeviceKind::Gpu(None)));
-            assert_eq!(DeviceKind::parse("GPU:2").ok(), Some(DeviceKind::Gpu(Some(2))));
+            assert_eq!(
+                DeviceKind::parse("GPU:2").ok(),
+                Some(DeviceKind::Gpu(Some(2)))
+            );
             assert_eq!(DeviceKind::Gpu(Some(2)).name(), "gpu:2");
             assert!(DeviceKind::parse("gpu:x").is_err());
         }

@@ -59,12 +59,7 @@ pub struct Scratch<B: Backend> {
 
 impl<B: Backend> Scratch<B> {
     /// Allocates the arena and uploads the blocks' vectors.
-    pub fn new(
-        b: &B,
-        cfg: &ModelConfig,
-        w: &Weights<'_>,
-        n_batch: usize,
-    ) -> Result<Self, OpError> {
+    pub fn new(b: &B, cfg: &ModelConfig, w: &Weights<'_>, n_batch: usize) -> Result<Self, OpError> {
         let buf = |n: usize| b.alloc(n_batch * n);
         let upload = |v: &[f32]| -> Result<B::Buffer, OpError> {
             let mut buf = b.alloc(v.len())?;

@@ -199,6 +199,8 @@ impl Default for SessionParams {
 }
 
 /// A session's KV cache and activation arena, on its model's device.
+// One per session: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum SessionState {
     Cpu {
         kv: KvCache<CpuBackend>,
@@ -450,10 +452,18 @@ impl<'m> Session<'m> {
                     .map_err(|e| ModelError::Kernel(e.to_string()))?
             }
             #[cfg(feature = "wgpu")]
-            (SessionState::Gpu { kv, scratch }, Device::Gpu(b)) => {
-                eval_chunks(b.as_ref(), model, spec, kv, scratch, lora, tokens, first, out)
-                    .map_err(|e| ModelError::Kernel(e.to_string()))?
-            }
+            (SessionState::Gpu { kv, scratch }, Device::Gpu(b)) => eval_chunks(
+                b.as_ref(),
+                model,
+                spec,
+                kv,
+                scratch,
+                lora,
+                tokens,
+                first,
+                out,
+            )
+            .map_err(|e| ModelError::Kernel(e.to_string()))?,
             #[cfg(feature = "wgpu")]
             _ => {
                 return Err(ModelError::Device(

@@ -48,7 +48,9 @@ fn rng(seed: u64) -> rand::rngs::StdRng {
 }
 
 fn randn(r: &mut impl Rng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| (r.gen::<f32>() * 2.0 - 1.0) * scale).collect()
+    (0..n)
+        .map(|_| (r.gen::<f32>() * 2.0 - 1.0) * scale)
+        .collect()
 }
 
 /// `Σ(a-b)² / Σb²`.
@@ -101,7 +103,13 @@ fn matmul_matches_the_cpu_for_every_format_and_shape() {
     let shapes: &[(usize, usize, usize)] = if small() {
         &[(1, 256, 1), (37, 256, 3), (70, 512, 9)]
     } else {
-        &[(1, 256, 1), (37, 256, 3), (70, 512, 9), (129, 768, 17), (300, 1536, 1)]
+        &[
+            (1, 256, 1),
+            (37, 256, 3),
+            (70, 512, 9),
+            (129, 768, 17),
+            (300, 1536, 1),
+        ]
     };
     let mut r = rng(1);
     for ty in formats(&c) {
@@ -120,8 +128,13 @@ fn matmul_matches_the_cpu_for_every_format_and_shape() {
             c.matmul(&w, &x, n, &mut want).expect("cpu matmul");
             let xb = up(&g, &x);
             let mut yb = g.alloc(n * rows).expect("alloc");
-            g.matmul(&w, g.view(&xb, 0, n * cols), n, g.view_mut(&mut yb, 0, n * rows))
-                .expect("gpu matmul");
+            g.matmul(
+                &w,
+                g.view(&xb, 0, n * cols),
+                n,
+                g.view_mut(&mut yb, 0, n * rows),
+            )
+            .expect("gpu matmul");
             let got = down(&g, &yb, n * rows);
             check(
                 &format!("matmul {ty:?} {rows}x{cols} n={n}"),
@@ -153,7 +166,12 @@ fn get_rows_matches_the_cpu_for_every_format() {
         let mut ob = g.alloc(ids.len() * cols).expect("alloc");
         g.get_rows(&w, &ids, g.view_mut(&mut ob, 0, ids.len() * cols))
             .expect("gpu get_rows");
-        check(&format!("get_rows {ty:?}"), &down(&g, &ob, ids.len() * cols), &want, 1e-12);
+        check(
+            &format!("get_rows {ty:?}"),
+            &down(&g, &ob, ids.len() * cols),
+            &want,
+            1e-12,
+        );
         let e = g
             .get_rows(&w, &[97], g.view_mut(&mut ob, 0, cols))
             .expect_err("row past the table");
@@ -181,7 +199,12 @@ fn rmsnorm_matches_the_cpu() {
             g.view_mut(&mut ob, 0, n * dim),
         )
         .expect("gpu");
-        check(&format!("rmsnorm {n}x{dim}"), &down(&g, &ob, n * dim), &want, NMSE_F32);
+        check(
+            &format!("rmsnorm {n}x{dim}"),
+            &down(&g, &ob, n * dim),
+            &want,
+            NMSE_F32,
+        );
     }
 }
 
@@ -208,7 +231,12 @@ fn rope_matches_the_cpu_in_both_styles_with_factors_and_partial_rotation() {
             let mut xb = up(&g, &x);
             g.rope(g.view_mut(&mut xb, 0, len), n, heads, hd, pos, &rope)
                 .expect("gpu");
-            check(&format!("rope case {i}"), &down(&g, &xb, len), &want, NMSE_F32);
+            check(
+                &format!("rope case {i}"),
+                &down(&g, &xb, len),
+                &want,
+                NMSE_F32,
+            );
         }
     }
 }
@@ -230,7 +258,11 @@ fn element_wise_ops_match_the_cpu() {
                 c.swiglu(&a, &b, len, &mut want).expect("cpu");
             }
             let mut ob = g.alloc(len).expect("alloc");
-            let (av, bv, ov) = (g.view(&ab, 0, len), g.view(&bb, 0, len), g.view_mut(&mut ob, 0, len));
+            let (av, bv, ov) = (
+                g.view(&ab, 0, len),
+                g.view(&bb, 0, len),
+                g.view_mut(&mut ob, 0, len),
+            );
             if gelu {
                 g.geglu(av, bv, len, ov).expect("gpu");
             } else {
@@ -238,7 +270,12 @@ fn element_wise_ops_match_the_cpu() {
             }
             // The CPU takes GELU from ggml's f16 table and SiLU through its own expf.
             let bound = if gelu { 1e-5 } else { 1e-6 };
-            check(&format!("glu gelu={gelu} len={len}"), &down(&g, &ob, len), &want, bound);
+            check(
+                &format!("glu gelu={gelu} len={len}"),
+                &down(&g, &ob, len),
+                &want,
+                bound,
+            );
         }
         // add, scale, softcap (in place on a copy of a)
         let mut want = a.clone();
@@ -246,17 +283,34 @@ fn element_wise_ops_match_the_cpu() {
         let mut xb = up(&g, &a);
         g.add(g.view_mut(&mut xb, 0, len), g.view(&bb, 0, len), len)
             .expect("gpu");
-        check(&format!("add len={len}"), &down(&g, &xb, len), &want, NMSE_F32);
+        check(
+            &format!("add len={len}"),
+            &down(&g, &xb, len),
+            &want,
+            NMSE_F32,
+        );
         let mut want = a.clone();
         c.scale(&mut want, 0.125, len).expect("cpu");
         let mut xb = up(&g, &a);
-        g.scale(g.view_mut(&mut xb, 0, len), 0.125, len).expect("gpu");
-        check(&format!("scale len={len}"), &down(&g, &xb, len), &want, NMSE_F32);
+        g.scale(g.view_mut(&mut xb, 0, len), 0.125, len)
+            .expect("gpu");
+        check(
+            &format!("scale len={len}"),
+            &down(&g, &xb, len),
+            &want,
+            NMSE_F32,
+        );
         let mut want = a.clone();
         c.softcap(&mut want, 3.0, len).expect("cpu");
         let mut xb = up(&g, &a);
-        g.softcap(g.view_mut(&mut xb, 0, len), 3.0, len).expect("gpu");
-        check(&format!("softcap len={len}"), &down(&g, &xb, len), &want, 1e-6);
+        g.softcap(g.view_mut(&mut xb, 0, len), 3.0, len)
+            .expect("gpu");
+        check(
+            &format!("softcap len={len}"),
+            &down(&g, &xb, len),
+            &want,
+            1e-6,
+        );
     }
     // add_bias over rows
     let (n, width) = (7, 300);
@@ -265,8 +319,13 @@ fn element_wise_ops_match_the_cpu() {
     let mut want = x.clone();
     c.add_bias(&mut want, &bias, n, width).expect("cpu");
     let (mut xb, bb) = (up(&g, &x), up(&g, &bias));
-    g.add_bias(g.view_mut(&mut xb, 0, n * width), g.view(&bb, 0, width), n, width)
-        .expect("gpu");
+    g.add_bias(
+        g.view_mut(&mut xb, 0, n * width),
+        g.view(&bb, 0, width),
+        n,
+        width,
+    )
+    .expect("gpu");
     check("add_bias", &down(&g, &xb, n * width), &want, NMSE_F32);
 }
 
@@ -280,26 +339,41 @@ fn attention_case(g: &GpuBackend, c: &CpuBackend, s: AttnShape, seed: u64) {
     let nq = s.n_tokens * s.n_head * s.head_dim;
     let q = randn(&mut r, nq, 1.0);
     // CPU
-    let (mut kc, mut vc) = (c.alloc_kv(n_ctx * kvd).expect("kv"), c.alloc_kv(n_ctx * kvd).expect("kv"));
+    let (mut kc, mut vc) = (
+        c.alloc_kv(n_ctx * kvd).expect("kv"),
+        c.alloc_kv(n_ctx * kvd).expect("kv"),
+    );
     c.store_kv(&k, &mut kc, 0, total).expect("store");
     c.store_kv(&v, &mut vc, 0, total).expect("store");
     let mut want = vec![0.0; nq];
     let mut qc = q.clone();
-    c.attention(&mut qc, &kc, &vc, s, &mut want).expect("cpu attention");
+    c.attention(&mut qc, &kc, &vc, s, &mut want)
+        .expect("cpu attention");
     // GPU: the cache filled in two stores (earlier positions, then this call's), as a session.
-    let (mut kg, mut vg) = (g.alloc_kv(n_ctx * kvd).expect("kv"), g.alloc_kv(n_ctx * kvd).expect("kv"));
+    let (mut kg, mut vg) = (
+        g.alloc_kv(n_ctx * kvd).expect("kv"),
+        g.alloc_kv(n_ctx * kvd).expect("kv"),
+    );
     let (kb, vb) = (up(g, &k), up(g, &v));
     let split = s.pos0 * kvd;
     for (off, len) in [(0, split), (split, total - split)] {
         if len > 0 {
-            g.store_kv(g.view(&kb, off, len), &mut kg, off, len).expect("store k");
-            g.store_kv(g.view(&vb, off, len), &mut vg, off, len).expect("store v");
+            g.store_kv(g.view(&kb, off, len), &mut kg, off, len)
+                .expect("store k");
+            g.store_kv(g.view(&vb, off, len), &mut vg, off, len)
+                .expect("store v");
         }
     }
     let mut qb = up(g, &q);
     let mut ob = g.alloc(nq).expect("alloc");
-    g.attention(g.view_mut(&mut qb, 0, nq), &kg, &vg, s, g.view_mut(&mut ob, 0, nq))
-        .expect("gpu attention");
+    g.attention(
+        g.view_mut(&mut qb, 0, nq),
+        &kg,
+        &vg,
+        s,
+        g.view_mut(&mut ob, 0, nq),
+    )
+    .expect("gpu attention");
     check(
         &format!("attention {s:?}"),
         &down(g, &ob, nq),

@@ -70,7 +70,12 @@ fn greedy(s: &mut Session<'_>, prompt: &[u32], n: usize, stop: Option<u32>) -> V
 fn france_answer_on_the_gpu_is_the_cpus() {
     let gpu = load(DeviceKind::Gpu(None));
     let got = greedy(&mut session(&gpu, 64, 16), &FRANCE_PROMPT, 10, Some(2));
-    assert_eq!(got, FRANCE_ANSWER, "greedy answer on {}", gpu.device().name());
+    assert_eq!(
+        got,
+        FRANCE_ANSWER,
+        "greedy answer on {}",
+        gpu.device().name()
+    );
 }
 
 /// Logits of every position of `win` on backend `b` (the generic forward, as a session runs it
@@ -86,7 +91,8 @@ fn logits_on<B: Backend>(b: &B, m: &Model, win: &[u32]) -> Vec<f32> {
     for (i, chunk) in win.chunks(128).enumerate() {
         forward(b, m.spec(), w, &mut kv, &mut s, &mut lora, chunk, 0).expect("forward");
         let at = i * 128 * nv;
-        b.read(&s.logits, 0, &mut out[at..at + chunk.len() * nv]).expect("read");
+        b.read(&s.logits, 0, &mut out[at..at + chunk.len() * nv])
+            .expect("read");
     }
     out
 }
@@ -117,8 +123,14 @@ fn top1_agreement_and_perplexity_over_510_positions_match_the_cpu() {
     let nv = cpu.config().n_vocab;
     for w in 0..windows {
         let win = &ids[w * n_ctx..(w + 1) * n_ctx];
-        let lc = session(&cpu, n_ctx, 128).eval_all(win).expect("cpu").to_vec();
-        let lg = session(&gpu, n_ctx, 128).eval_all(win).expect("gpu").to_vec();
+        let lc = session(&cpu, n_ctx, 128)
+            .eval_all(win)
+            .expect("cpu")
+            .to_vec();
+        let lg = session(&gpu, n_ctx, 128)
+            .eval_all(win)
+            .expect("gpu")
+            .to_vec();
         let ls = logits_on(&scalar, &cpu, win);
         for t in 0..n_ctx - 1 {
             let row = |l: &[f32]| l[t * nv..(t + 1) * nv].to_vec();
@@ -175,7 +187,10 @@ fn adapters_give_the_cpus_greedy_text_and_hot_swap_equals_fresh_sessions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cpu = load(DeviceKind::Cpu);
     let gpu = load(DeviceKind::Gpu(None));
-    let (ac, ag) = (write_adapters(&cpu, dir.path()), write_adapters(&gpu, dir.path()));
+    let (ac, ag) = (
+        write_adapters(&cpu, dir.path()),
+        write_adapters(&gpu, dir.path()),
+    );
     // A run-time adapter: the same greedy text as on the CPU.
     let with = |m: &Model, a: &Arc<LoadedAdapter>| {
         let mut s = session(m, 64, 16);
@@ -219,7 +234,12 @@ fn adapters_give_the_cpus_greedy_text_and_hot_swap_equals_fresh_sessions() {
     }
     // Swapping uploaded nothing: the base and both adapters were already on the device.
     let after = gpu.device().gpu_counters().expect("gpu").upload_bytes;
-    assert_eq!(after, uploaded, "hot swap uploaded {} bytes", after - uploaded);
+    assert_eq!(
+        after,
+        uploaded,
+        "hot swap uploaded {} bytes",
+        after - uploaded
+    );
 }
 
 #[test]
@@ -235,7 +255,11 @@ fn one_submit_and_one_logits_readback_per_generated_token() {
         logits = s.eval(&[id]).expect("decode").to_vec();
     }
     let after = gpu.device().gpu_counters().expect("gpu");
-    assert_eq!(after.submits - before.submits, steps, "{before:?} -> {after:?}");
+    assert_eq!(
+        after.submits - before.submits,
+        steps,
+        "{before:?} -> {after:?}"
+    );
     assert_eq!(after.readbacks - before.readbacks, steps);
     assert_eq!(after.readback_bytes - before.readback_bytes, steps * nv * 4);
 }
@@ -246,7 +270,10 @@ fn auto_picks_a_hardware_gpu_or_the_cpu_and_says_which() {
     let note = m.device_note().expect("auto says what it chose");
     let hardware = list_devices().iter().any(|d| d.hardware_gpu);
     if hardware {
-        assert!(matches!(m.device().kind(), DeviceKind::Gpu(Some(_))), "{note}");
+        assert!(
+            matches!(m.device().kind(), DeviceKind::Gpu(Some(_))),
+            "{note}"
+        );
     } else {
         assert_eq!(m.device().kind(), DeviceKind::Cpu, "{note}");
         assert!(note.contains("CPU"), "{note}");

@@ -361,6 +361,7 @@ fn forward_ops_match_f64_references() {
         let (r, n_in, n_out, n) = (4, 40, 24, 5);
         let (a, b) = (rnd(&mut rng, r * n_in, 1.0), rnd(&mut rng, n_out * r, 1.0));
         let m = LoraMats {
+            cache_key: None,
             a: &a,
             b: &b,
             rank: r,

@@ -35,10 +35,8 @@ pub struct AdapterSummary {
 pub(crate) fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     // Vulkan, Metal, DX12 and GL; not the browser's WebGPU.
-    desc.backends &= wgpu::Backends::VULKAN
-        | wgpu::Backends::METAL
-        | wgpu::Backends::DX12
-        | wgpu::Backends::GL;
+    desc.backends &=
+        wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL;
     wgpu::Instance::new(desc)
 }
 
@@ -48,7 +46,10 @@ pub(crate) fn adapters(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     let mut list = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
     list.sort_by_key(|a| {
         let info = a.get_info();
-        (type_rank(info.device_type), info.backend == wgpu::Backend::Gl)
+        (
+            type_rank(info.device_type),
+            info.backend == wgpu::Backend::Gl,
+        )
     });
     list
 }
@@ -91,7 +92,7 @@ pub(crate) fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
         subgroups: features.contains(wgpu::Features::SUBGROUP),
         max_buffer_size: limits.max_buffer_size,
-        max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+        max_storage_binding: limits.max_storage_buffer_binding_size,
         max_workgroup_storage: limits.max_compute_workgroup_storage_size,
     }
 }
@@ -139,7 +140,12 @@ pub(crate) fn pick(
         AdapterChoice::Index(i) => (i < n).then_some(i),
     };
     match found {
-        Some(i) => Ok((i, list.into_iter().nth(i).ok_or_else(|| GpuError::NoAdapter(String::new()))?)),
+        Some(i) => Ok((
+            i,
+            list.into_iter()
+                .nth(i)
+                .ok_or_else(|| GpuError::NoAdapter(String::new()))?,
+        )),
         None if n == 0 => Err(GpuError::NoAdapter(
             "wgpu found no Vulkan, Metal, DX12 or GL adapter on this machine (is a GPU driver \
              installed? lavapipe: apt-get install mesa-vulkan-drivers)"

@@ -60,7 +60,11 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GpuContext({} via {})", self.info.name, self.info.backend)
+        write!(
+            f,
+            "GpuContext({} via {})",
+            self.info.name, self.info.backend
+        )
     }
 }
 
@@ -95,13 +99,12 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-                GpuError::RequestDevice {
-                    adapter: info.name.clone(),
-                    msg: e.to_string(),
-                }
-            })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            GpuError::RequestDevice {
+                adapter: info.name.clone(),
+                msg: e.to_string(),
+            }
+        })?;
         let errors = Arc::new(ErrorSink::default());
         let sink = Arc::clone(&errors);
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -152,7 +155,10 @@ impl GpuContext {
 
     /// The largest storage binding, in bytes (weights bigger than this are split).
     pub fn max_binding(&self) -> u64 {
-        let hw = (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size);
+        let hw = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         self.binding_cap.map_or(hw, |c| c.min(hw))
     }
 
@@ -240,10 +246,13 @@ impl GpuContext {
             mapped_at_creation: true,
         });
         {
-            let mut view = buf.slice(..).get_mapped_range_mut().map_err(|e| GpuError::Device {
-                adapter: self.info.name.clone(),
-                msg: format!("{what}: mapping a new buffer: {e}"),
-            })?;
+            let mut view = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| GpuError::Device {
+                    adapter: self.info.name.clone(),
+                    msg: format!("{what}: mapping a new buffer: {e}"),
+                })?;
             // A buffer mapped at creation starts zeroed: the padding needs no write.
             view.slice(..data.len()).copy_from_slice(data);
         }

@@ -162,7 +162,7 @@ impl GpuContext {
         if bytes == 0 {
             return Ok(());
         }
-        if offset + bytes > src.bytes() || offset % 4 != 0 {
+        if offset + bytes > src.bytes() || !offset.is_multiple_of(4) {
             return Err(GpuError::Limit(format!(
                 "read of {bytes} bytes at {offset} from a {}-byte buffer",
                 src.bytes()
@@ -179,7 +179,10 @@ impl GpuContext {
                     mapped_at_creation: false,
                 }));
             }
-            let staging = f.staging.clone().ok_or_else(|| GpuError::Limit("no staging".into()))?;
+            let staging = f
+                .staging
+                .clone()
+                .ok_or_else(|| GpuError::Limit("no staging".into()))?;
             let device = &self.device;
             let enc = f.encoder.get_or_insert_with(|| {
                 device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
@@ -228,7 +231,10 @@ impl GpuContext {
     /// Writes `data` into `dst` at byte `offset`, after the work recorded so far (which is
     /// submitted first, so a write never overtakes a dispatch that reads the old contents).
     pub fn write(&self, dst: &GpuBuf, offset: u64, data: &[u8]) -> Result<(), GpuError> {
-        if offset + data.len() as u64 > dst.bytes() || offset % 4 != 0 || data.len() % 4 != 0 {
+        if offset + data.len() as u64 > dst.bytes()
+            || !offset.is_multiple_of(4)
+            || !data.len().is_multiple_of(4)
+        {
             return Err(GpuError::Limit(format!(
                 "write of {} bytes at {offset} to a {}-byte buffer",
                 data.len(),

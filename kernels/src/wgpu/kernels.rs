@@ -170,7 +170,11 @@ pub(crate) fn weighted(k: Weighted, ty: QuantType) -> Option<&'static Kernel> {
             include_str!("shaders/matmul.wgsl"),
             &[false, false, true],
         ),
-        Weighted::GetRows => ("get_rows", include_str!("shaders/get_rows.wgsl"), &[false, true]),
+        Weighted::GetRows => (
+            "get_rows",
+            include_str!("shaders/get_rows.wgsl"),
+            &[false, true],
+        ),
     };
     let name = format!("{stem}_{}", ty.name().to_ascii_lowercase());
     Some(cached(name.clone(), || Kernel {

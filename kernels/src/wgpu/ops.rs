@@ -58,7 +58,9 @@ impl GpuContext {
         let gx = groups.clamp(1, max);
         let gy = groups.div_ceil(gx);
         if gy > max {
-            return Err(GpuError::Limit(format!("{groups} workgroups is over the grid")));
+            return Err(GpuError::Limit(format!(
+                "{groups} workgroups is over the grid"
+            )));
         }
         Ok(([gx as u32, gy as u32, 1], gx as u32))
     }
@@ -84,7 +86,7 @@ impl GpuContext {
         let block = if mode == 1 { 256 } else { 32 };
         let len = n * w.cols;
         let need = Self::rounding_scratch(n, w.cols);
-        if len % block != 0 || scratch.bytes() < need as u64 * 4 {
+        if !len.is_multiple_of(block) || scratch.bytes() < need as u64 * 4 {
             return Err(GpuError::Limit(format!(
                 "activation rounding: {len} values in blocks of {block}, {} bytes of scratch",
                 scratch.bytes()
@@ -93,8 +95,21 @@ impl GpuContext {
         let blocks = len / block;
         let (grid, gx) = self.grid(blocks.div_ceil(GROUP))?;
         let corr = (mode == 2).then_some(len);
-        let params = [0, u(blocks, "blocks")?, u(x.off, "offset")?, mode, gx, u(len, "offset")?];
-        self.dispatch(plain(Plain::ActRound), &params, &[], &[x.buf, scratch], grid)?;
+        let params = [
+            0,
+            u(blocks, "blocks")?,
+            u(x.off, "offset")?,
+            mode,
+            gx,
+            u(len, "offset")?,
+        ];
+        self.dispatch(
+            plain(Plain::ActRound),
+            &params,
+            &[],
+            &[x.buf, scratch],
+            grid,
+        )?;
         let at = At {
             buf: scratch,
             off: 0,
@@ -166,7 +181,13 @@ impl GpuContext {
                 u(out.off, "offset")?,
             ];
             let gx = u(w.cols.div_ceil(32).div_ceil(GROUP), "chunks")?;
-            self.dispatch(k, &params, &pairs, &[&c.buf, out.buf], [gx, u(n_pairs, "ids")?, 1])?;
+            self.dispatch(
+                k,
+                &params,
+                &pairs,
+                &[&c.buf, out.buf],
+                [gx, u(n_pairs, "ids")?, 1],
+            )?;
         }
         Ok(())
     }
@@ -192,7 +213,13 @@ impl GpuContext {
             eps.to_bits(),
             gx,
         ];
-        self.dispatch(plain(Plain::RmsNorm), &params, &[], &[x.buf, w.buf, out.buf], grid)
+        self.dispatch(
+            plain(Plain::RmsNorm),
+            &params,
+            &[],
+            &[x.buf, w.buf, out.buf],
+            grid,
+        )
     }
 
     /// Rotates `n` tokens of `n_heads` heads in place by `cs` (`[n × half]` (cos, sin) pairs).
@@ -280,7 +307,13 @@ impl GpuContext {
             gx,
             u(n / 16 * 16, "length")?,
         ];
-        self.dispatch(plain(Plain::Glu), &params, &[], &[gate.buf, up.buf, out.buf], grid)
+        self.dispatch(
+            plain(Plain::Glu),
+            &params,
+            &[],
+            &[gate.buf, up.buf, out.buf],
+            grid,
+        )
     }
 
     /// Rounds `len` floats of `src` to f16 into the cache `dst` (f16 pairs in words) from element
@@ -292,7 +325,7 @@ impl GpuContext {
         dst_off: usize,
         len: usize,
     ) -> Result<(), GpuError> {
-        if dst_off % 2 != 0 || len % 2 != 0 {
+        if !dst_off.is_multiple_of(2) || !len.is_multiple_of(2) {
             return Err(GpuError::Limit(format!(
                 "store_kv: offset {dst_off} and length {len} must be even (f16 pairs)"
             )));
@@ -318,7 +351,10 @@ impl GpuContext {
         s: AttnDims,
         out: At<'_>,
     ) -> Result<(), GpuError> {
-        if s.head_dim > 256 || s.head_dim % 2 != 0 || s.n_head_kv == 0 || s.n_head % s.n_head_kv != 0
+        if s.head_dim > 256
+            || !s.head_dim.is_multiple_of(2)
+            || s.n_head_kv == 0
+            || !s.n_head.is_multiple_of(s.n_head_kv)
         {
             return Err(GpuError::Limit(format!(
                 "attention: head_dim {} (even, at most 256), {} heads over {} KV heads",
@@ -341,7 +377,13 @@ impl GpuContext {
             (s.n_tok < 64 || s.window.is_some_and(|w| s.pos0 + s.n_tok > w)) as u32,
         ];
         let grid = [u(s.n_head, "heads")?, u(s.n_tok, "tokens")?, 1];
-        self.dispatch(plain(Plain::Attention), &params, &[], &[q.buf, k, v, out.buf], grid)
+        self.dispatch(
+            plain(Plain::Attention),
+            &params,
+            &[],
+            &[q.buf, k, v, out.buf],
+            grid,
+        )
     }
 
     /// `y[t] += scale · B (A x[t])` for `t < n` (`A` `rank × n_in`, `B` `n_out × rank`, f32;

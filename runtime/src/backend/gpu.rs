@@ -183,7 +183,10 @@ impl GpuBackend {
                 .buffer_init(bytemuck::cast_slice(v), what)
                 .map_err(op_err("lora"))
         };
-        Ok((up(&m.a[..m.rank * m.n_in], "lora a")?, up(&m.b[..m.n_out * m.rank], "lora b")?))
+        Ok((
+            up(&m.a[..m.rank * m.n_in], "lora a")?,
+            up(&m.b[..m.n_out * m.rank], "lora b")?,
+        ))
     }
 }
 
@@ -233,7 +236,10 @@ impl ForwardOps for GpuBackend {
         let scratch = slot
             .as_ref()
             .ok_or_else(|| OpError::new("matmul", "no scratch"))?;
-        let (xr, corr) = self.ctx.round_activations(&m, x.at(), n, scratch).map_err(err)?;
+        let (xr, corr) = self
+            .ctx
+            .round_activations(&m, x.at(), n, scratch)
+            .map_err(err)?;
         self.ctx
             .matmul(&m, xr, corr, n, y.at(), 1.0, false)
             .map_err(err)
@@ -326,7 +332,9 @@ impl ForwardOps for GpuBackend {
 
     fn softcap(&self, x: GpuViewMut<'_>, cap: f32, len: usize) -> Result<(), OpError> {
         check_len("softcap", &[x.len], len)?;
-        self.ctx.softcap(x.at(), cap, len).map_err(op_err("softcap"))
+        self.ctx
+            .softcap(x.at(), cap, len)
+            .map_err(op_err("softcap"))
     }
 
     fn add(&self, x: GpuViewMut<'_>, y: GpuView<'_>, len: usize) -> Result<(), OpError> {
@@ -334,7 +342,9 @@ impl ForwardOps for GpuBackend {
         if x.buf.id() == y.buf.id() {
             return Err(OpError::new("add", "x and y are the same buffer"));
         }
-        self.ctx.add(x.at(), y.at(), len, len).map_err(op_err("add"))
+        self.ctx
+            .add(x.at(), y.at(), len, len)
+            .map_err(op_err("add"))
     }
 
     /// On the GPU `A x` stays on the device: `u` is left as it is (the training backward that
@@ -521,7 +531,10 @@ impl Backend for GpuBackend {
     ) -> Result<(), OpError> {
         check_len("get_rows", &[out.len], ids.len() * table.cols)?;
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= table.rows) {
-            return Err(OpError::new("get_rows", format!("{}: row {id}", table.name)));
+            return Err(OpError::new(
+                "get_rows",
+                format!("{}: row {id}", table.name),
+            ));
         }
         let m = self.matrix(table)?;
         self.ctx
@@ -548,10 +561,7 @@ impl Backend for GpuBackend {
             n_head_kv: s.n_head_kv,
             head_dim: s.head_dim,
             window: s.opts.window,
-            scale: s
-                .opts
-                .scale
-                .unwrap_or(1.0 / (s.head_dim as f32).sqrt()),
+            scale: s.opts.scale.unwrap_or(1.0 / (s.head_dim as f32).sqrt()),
         };
         self.ctx
             .attention(q.at(), &k.buf, &v.buf, dims, out.at())

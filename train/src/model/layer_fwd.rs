@@ -169,6 +169,7 @@ impl Ctx<'_> {
         if self.kv_f16 {
             // The runtime's update, so the forward equals the runtime's.
             let mats = LoraMats {
+                cache_key: None,
                 a,
                 b,
                 rank: sh.rank,
