@@ -173,3 +173,30 @@ impl GpuContext {
         g
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wgpu::AdapterChoice;
+
+    /// A kernel wgpu rejects is an error naming it, and the device stays usable. Needs a GPU
+    /// adapter (lavapipe in CI: apt-get install mesa-vulkan-drivers).
+    #[test]
+    fn a_shader_that_does_not_compile_is_an_error_not_an_abort() {
+        let ctx = GpuContext::open(AdapterChoice::First).unwrap_or_else(|e| {
+            panic!("no GPU adapter ({e}): apt-get install mesa-vulkan-drivers libvulkan1")
+        });
+        let bad = Kernel {
+            name: "broken".into(),
+            source: "@compute @workgroup_size(64) fn main() { let x: u32 = 1.5; }".into(),
+            writes: vec![],
+        };
+        let e = ctx.pipeline(&bad).expect_err("invalid WGSL");
+        assert!(e.to_string().contains("broken"), "{e}");
+        ctx.check().expect("the device is still usable");
+        let buf = ctx.buffer_init(&[1, 0, 0, 0], "probe").expect("buffer");
+        let mut out = [0.0f32];
+        ctx.read(&buf, 0, &mut out).expect("read after the failed compile");
+        assert_eq!(out[0].to_bits(), 1);
+    }
+}
