@@ -269,7 +269,7 @@ fn element_wise_ops_match_the_cpu() {
                 g.swiglu(av, bv, len, ov).expect("gpu");
             }
             // The CPU takes GELU from ggml's f16 table and SiLU through its own expf.
-            let bound = if gelu { 1e-5 } else { 1e-6 };
+            let bound = 1e-12;
             check(
                 &format!("glu gelu={gelu} len={len}"),
                 &down(&g, &ob, len),

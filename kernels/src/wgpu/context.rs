@@ -56,6 +56,8 @@ pub struct GpuContext {
     pub(crate) dead: Arc<Mutex<Vec<u64>>>,
     next_id: AtomicU64,
     binding_cap: Option<u64>,
+    /// ggml's GELU table (f16 pairs), uploaded by the first GeGLU.
+    pub(crate) gelu: std::sync::OnceLock<GpuBuf>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -135,6 +137,7 @@ impl GpuContext {
             dead: Arc::new(Mutex::new(Vec::new())),
             next_id: AtomicU64::new(1),
             binding_cap: None,
+            gelu: std::sync::OnceLock::new(),
         })
     }
 

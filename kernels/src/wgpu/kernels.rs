@@ -105,7 +105,7 @@ impl Plain {
             Plain::Glu => (
                 "glu",
                 include_str!("shaders/glu.wgsl"),
-                &[false, false, true],
+                &[false, false, false, true],
             ),
             Plain::LoraA => (
                 "lora_a",

@@ -307,13 +307,24 @@ impl GpuContext {
             gx,
             u(n / 16 * 16, "length")?,
         ];
+        let table = self.gelu_table()?;
         self.dispatch(
             plain(Plain::Glu),
             &params,
             &[],
-            &[gate.buf, up.buf, out.buf],
+            &[gate.buf, up.buf, table, out.buf],
             grid,
         )
+    }
+
+    /// ggml's GELU table on the device (uploaded on first use).
+    fn gelu_table(&self) -> Result<&GpuBuf, GpuError> {
+        if let Some(t) = self.gelu.get() {
+            return Ok(t);
+        }
+        let table = crate::cpu::gelu_table();
+        let buf = self.buffer_init(bytemuck::cast_slice(table), "gelu table")?;
+        Ok(self.gelu.get_or_init(|| buf))
     }
 
     /// Rounds `len` floats of `src` to f16 into the cache `dst` (f16 pairs in words) from element

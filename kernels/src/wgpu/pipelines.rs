@@ -196,7 +196,8 @@ mod tests {
         ctx.check().expect("the device is still usable");
         let buf = ctx.buffer_init(&[1, 0, 0, 0], "probe").expect("buffer");
         let mut out = [0.0f32];
-        ctx.read(&buf, 0, &mut out).expect("read after the failed compile");
+        ctx.read(&buf, 0, &mut out)
+            .expect("read after the failed compile");
         assert_eq!(out[0].to_bits(), 1);
     }
 }

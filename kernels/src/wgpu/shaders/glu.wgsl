@@ -1,4 +1,6 @@
-// out = act(gate) * up for i < n: op 0 SiLU (SwiGLU), op 1 tanh GELU (GeGLU). SiLU rounds as
+// out = act(gate) * up for i < n: op 0 SiLU (SwiGLU), op 1 tanh GELU (GeGLU). GELU is ggml's
+// f16 table (`T`, f16 pairs: the gate rounded to f16 indexes it; 0 at or below -10, the gate at
+// or above 10), as the CPU backend reads it. SiLU rounds as
 // the CPU backend (llama.cpp's AVX-512 kernel): g / (1 + ggml_v_expf(-g)) for the elements
 // before the last multiple of 16 (`n16`), libm's expf after.
 struct Params {
@@ -33,7 +35,8 @@ fn ggml_expf(x: f32) -> f32 {
 }
 @group(0) @binding(2) var<storage, read> G: array<f32>;
 @group(0) @binding(3) var<storage, read> U: array<f32>;
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(4) var<storage, read> T: array<u32>;
+@group(0) @binding(5) var<storage, read_write> O: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -52,8 +55,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         a = div_rn(g, 1.0 + e);
     } else {
-        let c = 0.7978845608028654;
-        a = 0.5 * g * (1.0 + tanh(c * (g + 0.044715 * g * g * g)));
+        if g <= -10.0 {
+            a = 0.0;
+        } else if g >= 10.0 {
+            a = g;
+        } else {
+            let bits = pack2x16float(vec2<f32>(g, 0.0)) & 0xffffu;
+            let pair = unpack2x16float(T[bits >> 1u]);
+            a = select(pair.x, pair.y, (bits & 1u) == 1u);
+        }
     }
     O[p.o_off + i] = a * U[p.u_off + i];
 }
