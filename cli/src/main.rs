@@ -41,6 +41,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Train a LoRA adapter on the frozen (quantized) base model.
     Train(commands::train::Args),
+    /// List the devices --device can name (the CPU, then each GPU adapter found).
+    Devices(commands::devices::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => commands::merge::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Train(args) => commands::train::run(args),
+        Command::Devices(args) => commands::devices::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -287,6 +287,8 @@ fn graft_greedy_on(
     n: usize,
 ) -> Vec<i64> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graft"));
+    // The CPU kernels are what is held to llama.cpp's greedy ids (`--device auto`, the
+    // default, would take a hardware GPU where there is one).
     cmd.arg("run").arg("-m").arg(model).args([
         "-p",
         prompt,
@@ -295,6 +297,8 @@ fn graft_greedy_on(
         "-n",
         &n.to_string(),
         "--json",
+        "--device",
+        "cpu",
     ]);
     if let Some(a) = adapter {
         cmd.arg("--lora").arg(a);

@@ -37,6 +37,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Bytes of `graft_device_properties.id`, `.backend` and `.device_type`, the NUL included.
+#define GRAFT_DEVICE_ID_SIZE 32
+
+// Bytes of `graft_device_properties.name` and `.driver`, the NUL included.
+#define GRAFT_DEVICE_NAME_SIZE 256
+
 // Optimizer of a training run.
 #define GRAFT_OPTIMIZER_ADAMW 0
 
@@ -80,6 +86,9 @@ typedef enum graft_status {
   // What was asked for needs more memory than the machine has available (checked before
   // allocating; the message names both numbers).
   GRAFT_ERR_NO_MEMORY = 15,
+  // The device could not be opened or used: no such GPU adapter, a GPU that cannot hold or
+  // read the model, a lost device.
+  GRAFT_ERR_DEVICE = 16,
 } graft_status;
 
 // Why a generation ended.
@@ -102,6 +111,13 @@ typedef enum graft_stop_reason {
 typedef enum graft_device {
   // The CPU (SIMD kernels picked at run time, `threads` threads).
   GRAFT_DEVICE_CPU = 0,
+  // The first hardware GPU that can hold and run the model, else the CPU (software
+  // adapters such as lavapipe are never picked this way). `graft_model_device` says which.
+  GRAFT_DEVICE_AUTO = 1,
+  // A GPU: adapter `graft_model_params.device_index` (`gpu:N`, `graft_device_info` index
+  // N + 1), or with -1 the first adapter, software ones included. No such adapter, or one
+  // that cannot hold the model, is `GRAFT_ERR_DEVICE`.
+  GRAFT_DEVICE_GPU = 2,
 } graft_device;
 
 // A LoRA adapter loaded for one model (llama.cpp GGUF LoRA, or a PEFT directory / its
@@ -127,6 +143,32 @@ typedef struct graft_model graft_model;
 // session returns `GRAFT_ERR_BUSY` (never a data race). `graft_session_cancel` may be called
 // from any thread at any time.
 typedef struct graft_session graft_session;
+
+// One device a model can run on, as `graft_device_info()` describes it. The strings are UTF-8
+// and NUL-terminated; a longer one is cut at a character boundary to fit.
+typedef struct graft_device_properties {
+  // What the CLI's `--device` calls it: "cpu", "gpu:0", "gpu:1", ... Device `gpu:N` is
+  // opened with `graft_model_params.device = GRAFT_DEVICE_GPU` and `.device_index = N`.
+  char id[GRAFT_DEVICE_ID_SIZE];
+  // Its name: the CPU's kernel set ("cpu-avx2"), the GPU adapter's name.
+  char name[GRAFT_DEVICE_NAME_SIZE];
+  // "cpu", or the API the GPU is driven through: "vulkan", "metal", "dx12" or "gl".
+  char backend[GRAFT_DEVICE_ID_SIZE];
+  // "cpu", "discrete", "integrated", "virtual", "software" (e.g. lavapipe) or "other".
+  char device_type[GRAFT_DEVICE_ID_SIZE];
+  // The GPU driver's name and version ("" for the CPU).
+  char driver[GRAFT_DEVICE_NAME_SIZE];
+  // A hardware GPU: what `GRAFT_DEVICE_AUTO` picks over the CPU (the first such one).
+  bool hardware_gpu;
+  // The GPU has 16-bit float shaders (`shader-f16`).
+  bool shader_f16;
+  // The GPU has subgroup operations.
+  bool subgroups;
+  // Largest GPU buffer in bytes (0 for the CPU).
+  uint64_t max_buffer_size;
+  // Largest GPU storage binding in bytes (0 for the CPU).
+  uint64_t max_storage_binding;
+} graft_device_properties;
 
 // Options of an evaluation. Defaults from `graft_eval_params_default()`.
 typedef struct graft_eval_params {
@@ -196,6 +238,9 @@ typedef struct graft_model_params {
   // The device to run on, a `graft_device` value (default `GRAFT_DEVICE_CPU`); a value this
   // build does not run on is `GRAFT_ERR_INVALID_ARG`.
   uint32_t device;
+  // With `GRAFT_DEVICE_GPU`: the adapter, N >= 0 for `gpu:N` (`graft_device_info` index
+  // N + 1), -1 for the first one (default -1). Must be -1 with the other devices.
+  int32_t device_index;
 } graft_model_params;
 
 // Options for a session. Get the defaults from `graft_session_params_default()` and change
@@ -338,6 +383,22 @@ enum graft_status graft_session_set_adapters(struct graft_session *session,
                                              const float *scales,
                                              size_t n);
 
+// The number of devices `graft_device_info` describes, at least 1: the CPU (index 0), then
+// each GPU adapter this build can drive (index N + 1 is `gpu:N`; none without a GPU driver
+// or in a build without the GPU backend). The list is taken at the first call of this
+// function or `graft_device_info` and kept for the life of the process.
+//
+// Thread-safety: may be called from any thread.
+int32_t graft_device_count(void);
+
+// Describes device `index` (0 = the CPU, N + 1 = `gpu:N`, below `graft_device_count()`) in
+// `*out`. An index out of range is `GRAFT_ERR_INVALID_ARG`, a NULL `out`
+// `GRAFT_ERR_NULL_ARG`; `*out` is left unchanged on error.
+//
+// # Safety
+// `out` is NULL or valid for writing a `graft_device_properties`.
+enum graft_status graft_device_info(int32_t index, struct graft_device_properties *out);
+
 // The message of the last failed graft call on the calling thread, or "" when none failed.
 //
 // Ownership: the string belongs to graft; do not free it. It stays valid until the next
@@ -428,6 +489,21 @@ enum graft_status graft_model_close(struct graft_model *model);
 enum graft_status graft_model_info(const struct graft_model *model,
                                    int32_t *n_vocab,
                                    int32_t *n_ctx_train);
+
+// Writes the name of the device the model runs on to `buf` (UTF-8, NUL-terminated), as
+// `graft bench` reports it: the CPU's kernel set (`cpu-avx2`) or the GPU adapter
+// (`gpu:0 <adapter name> (vulkan)`); with `GRAFT_DEVICE_AUTO` this is what was chosen. The
+// length without the NUL goes to `*len`; too small a buffer gives
+// `GRAFT_ERR_BUFFER_TOO_SMALL` with the size in `*len` (pass `buf = NULL, capacity = 0` to
+// ask for it).
+//
+// # Safety
+// `buf` is valid for `capacity` writes when `capacity > 0`; `len` is NULL or valid for a
+// write.
+enum graft_status graft_model_device(const struct graft_model *model,
+                                     char *buf,
+                                     size_t capacity,
+                                     size_t *len);
 
 // The default session options (llama.cpp's sampling defaults).
 struct graft_session_params graft_session_params_default(void);

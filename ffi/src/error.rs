@@ -44,6 +44,9 @@ pub enum graft_status {
     /// What was asked for needs more memory than the machine has available (checked before
     /// allocating; the message names both numbers).
     GRAFT_ERR_NO_MEMORY = 15,
+    /// The device could not be opened or used: no such GPU adapter, a GPU that cannot hold or
+    /// read the model, a lost device.
+    GRAFT_ERR_DEVICE = 16,
 }
 
 /// An error on its way to the C caller: a status and a message.
@@ -96,6 +99,7 @@ impl From<ModelError> for FfiError {
             ModelError::OutOfMemory(_) => S::GRAFT_ERR_NO_MEMORY,
             ModelError::Adapter { .. } => S::GRAFT_ERR_ADAPTER,
             ModelError::Kernel(_) => S::GRAFT_ERR_INTERNAL,
+            ModelError::Device(_) => S::GRAFT_ERR_DEVICE,
         };
         FfiError::new(status, e.to_string())
     }
@@ -143,6 +147,7 @@ pub extern "C" fn graft_status_name(status: i32) -> *const c_char {
         13 => c"GRAFT_ERR_TRAIN",
         14 => c"GRAFT_ERR_INTERNAL",
         15 => c"GRAFT_ERR_NO_MEMORY",
+        16 => c"GRAFT_ERR_DEVICE",
         _ => c"unknown status",
     };
     s.as_ptr()

@@ -12,6 +12,7 @@
 
 mod adapter;
 mod cbuf;
+mod device;
 mod error;
 mod eval;
 mod generate;
@@ -24,6 +25,7 @@ mod train;
 mod version;
 
 pub use adapter::*;
+pub use device::*;
 pub use error::{graft_last_error, graft_status, graft_status_name};
 pub use eval::*;
 pub use generate::*;

@@ -1,6 +1,6 @@
 //! Model handles: open (memory-map) and close.
 
-use crate::cbuf::{str_arg, write_opt};
+use crate::cbuf::{str_arg, write_opt, write_text};
 use crate::error::{graft_status, FfiError};
 use crate::guard::call;
 use crate::handle::{self, Handle, Kind};
@@ -19,6 +19,13 @@ pub(crate) const MAX_THREADS: u32 = 1024;
 pub enum graft_device {
     /// The CPU (SIMD kernels picked at run time, `threads` threads).
     GRAFT_DEVICE_CPU = 0,
+    /// The first hardware GPU that can hold and run the model, else the CPU (software
+    /// adapters such as lavapipe are never picked this way). `graft_model_device` says which.
+    GRAFT_DEVICE_AUTO = 1,
+    /// A GPU: adapter `graft_model_params.device_index` (`gpu:N`, `graft_device_info` index
+    /// N + 1), or with -1 the first adapter, software ones included. No such adapter, or one
+    /// that cannot hold the model, is `GRAFT_ERR_DEVICE`.
+    GRAFT_DEVICE_GPU = 2,
 }
 
 /// Options for opening a model. Get the defaults from `graft_model_params_default()`.
@@ -31,16 +38,45 @@ pub struct graft_model_params {
     /// The device to run on, a `graft_device` value (default `GRAFT_DEVICE_CPU`); a value this
     /// build does not run on is `GRAFT_ERR_INVALID_ARG`.
     pub device: u32,
+    /// With `GRAFT_DEVICE_GPU`: the adapter, N >= 0 for `gpu:N` (`graft_device_info` index
+    /// N + 1), -1 for the first one (default -1). Must be -1 with the other devices.
+    pub device_index: i32,
 }
 
-/// The device kind a `graft_model_params.device` value names.
-fn device_kind(device: u32) -> Result<DeviceKind, FfiError> {
-    match device {
-        d if d == graft_device::GRAFT_DEVICE_CPU as u32 => Ok(DeviceKind::Cpu),
-        d => Err(FfiError::invalid(format!(
-            "params.device = {d} is not a device this build runs on (GRAFT_DEVICE_CPU = 0)"
-        ))),
+/// The device kind `graft_model_params.device` and `.device_index` name.
+fn device_kind(device: u32, index: i32) -> Result<DeviceKind, FfiError> {
+    use graft_device as D;
+    let gpu = cfg!(feature = "wgpu");
+    let kind = match device {
+        d if d == D::GRAFT_DEVICE_CPU as u32 => DeviceKind::Cpu,
+        d if d == D::GRAFT_DEVICE_AUTO as u32 => DeviceKind::Auto,
+        d if d == D::GRAFT_DEVICE_GPU as u32 && gpu => match index {
+            -1 => DeviceKind::Gpu(None),
+            i => DeviceKind::Gpu(Some(usize::try_from(i).map_err(|_| {
+                FfiError::invalid(format!(
+                    "params.device_index = {i} is out of range (-1 for the first GPU, N >= 0 \
+                     for gpu:N)"
+                ))
+            })?)),
+        },
+        d => {
+            return Err(FfiError::invalid(format!(
+                "params.device = {d} is not a device this build runs on (GRAFT_DEVICE_CPU = 0, \
+                 GRAFT_DEVICE_AUTO = 1{})",
+                if gpu {
+                    ", GRAFT_DEVICE_GPU = 2"
+                } else {
+                    "; no GPU backend in this build"
+                }
+            )))
+        }
+    };
+    if index != -1 && !matches!(kind, DeviceKind::Gpu(_)) {
+        return Err(FfiError::invalid(format!(
+            "params.device_index = {index} applies to GRAFT_DEVICE_GPU only (use -1)"
+        )));
     }
+    Ok(kind)
 }
 
 /// A loaded model: the memory-mapped GGUF file, its weights and tokenizer.
@@ -84,6 +120,7 @@ pub extern "C" fn graft_model_params_default() -> graft_model_params {
     graft_model_params {
         threads: (threads as u32).clamp(1, MAX_THREADS),
         device: graft_device::GRAFT_DEVICE_CPU as u32,
+        device_index: -1,
     }
 }
 
@@ -119,7 +156,7 @@ pub unsafe extern "C" fn graft_model_open(
                 p.threads
             )));
         }
-        let device = device_kind(p.device)?;
+        let device = device_kind(p.device, p.device_index)?;
         let fs_path = std::path::Path::new(path);
         if !fs_path.is_file() {
             return Err(FfiError::new(
@@ -182,5 +219,33 @@ pub unsafe extern "C" fn graft_model_info(
             );
         }
         Ok(())
+    })
+}
+
+/// Writes the name of the device the model runs on to `buf` (UTF-8, NUL-terminated), as
+/// `graft bench` reports it: the CPU's kernel set (`cpu-avx2`) or the GPU adapter
+/// (`gpu:0 <adapter name> (vulkan)`); with `GRAFT_DEVICE_AUTO` this is what was chosen. The
+/// length without the NUL goes to `*len`; too small a buffer gives
+/// `GRAFT_ERR_BUFFER_TOO_SMALL` with the size in `*len` (pass `buf = NULL, capacity = 0` to
+/// ask for it).
+///
+/// # Safety
+/// `buf` is valid for `capacity` writes when `capacity > 0`; `len` is NULL or valid for a
+/// write.
+#[no_mangle]
+pub unsafe extern "C" fn graft_model_device(
+    model: *const graft_model,
+    buf: *mut c_char,
+    capacity: usize,
+    len: *mut usize,
+) -> graft_status {
+    call(|| {
+        let m = handle::get(model, "model")?;
+        if len.is_null() {
+            return Err(FfiError::null("len"));
+        }
+        let name = m.model.device().name();
+        // SAFETY: `len` checked non-NULL; `buf` valid for `capacity` per the caller.
+        unsafe { write_text(name.as_bytes(), buf, capacity, len) }
     })
 }

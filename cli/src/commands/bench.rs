@@ -1,10 +1,12 @@
 //! `graft bench`: llama-bench's pp/tg table (mean ± stddev tok/s) at the given context depths,
-//! plus peak RSS and load time.
+//! plus peak RSS and load time; on a GPU, the queue submits and bytes read back per generated
+//! token.
 
-use super::model_args::ModelArgs;
+use super::model_args::{parse_device, ModelArgs};
 use anyhow::{bail, Result};
-use graft_runtime::bench::{peak_rss_bytes, run_test_at_depth, BenchTest};
+use graft_runtime::bench::{peak_rss_bytes, run_test_at_depth, BenchResult, BenchTest};
 use graft_runtime::tokenizer::Tokenizer;
+use graft_runtime::{DeviceKind, Model};
 
 /// Arguments of `graft bench`.
 #[derive(clap::Args, Debug)]
@@ -12,6 +14,11 @@ pub struct BenchArgs {
     /// Path of the GGUF model.
     #[arg(short = 'm', long = "model")]
     model: std::path::PathBuf,
+    /// Device to run on: auto (the first hardware GPU that can hold the model, else the CPU;
+    /// says on stderr which it chose and why), cpu, gpu (the first GPU adapter, software ones
+    /// included) or gpu:N (adapter N of `graft devices`).
+    #[arg(long = "device", default_value = "auto", value_parser = parse_device)]
+    device: DeviceKind,
     /// Prompt lengths to test (comma-separated; 0 = none).
     #[arg(
         short = 'p',
@@ -55,6 +62,60 @@ pub struct BenchArgs {
     lora: super::model_args::LoraArgs,
 }
 
+/// GPU work per generated token of one `tg` test: the device's counters taken before and
+/// after the test, divided by the tokens it generated (the warm-up token and every
+/// repetition's; at a depth above 0 the counts also hold the one untimed fill of the context).
+#[derive(Clone, Copy, Debug)]
+struct GpuPerToken {
+    /// Tokens generated during the test (the divisor).
+    tokens: u64,
+    /// Command buffers submitted to the queue, per token.
+    submits: f64,
+    /// Compute dispatches, per token.
+    dispatches: f64,
+    /// Readbacks (buffer maps waited for), per token.
+    readbacks: f64,
+    /// Bytes read back to the host, per token.
+    readback_bytes: f64,
+}
+
+/// The GPU's counters (submits, dispatches, readbacks, readback bytes), `None` on the CPU.
+#[cfg(feature = "wgpu")]
+fn gpu_counts(model: &Model) -> Option<[u64; 4]> {
+    model
+        .device()
+        .gpu_counters()
+        .map(|c| [c.submits, c.dispatches, c.readbacks, c.readback_bytes])
+}
+
+/// The GPU's counters: never any without the `wgpu` feature.
+#[cfg(not(feature = "wgpu"))]
+fn gpu_counts(_model: &Model) -> Option<[u64; 4]> {
+    None
+}
+
+/// [`GpuPerToken`] of a generation test from the counters before and after it.
+fn per_token(
+    test: BenchTest,
+    reps: usize,
+    before: Option<[u64; 4]>,
+    after: Option<[u64; 4]>,
+) -> Option<GpuPerToken> {
+    let (BenchTest::Generate(n), Some(b), Some(a)) = (test, before, after) else {
+        return None;
+    };
+    // The warm-up generates one token, then each repetition n.
+    let tokens = 1 + (reps * n) as u64;
+    let d = |i: usize| a[i].saturating_sub(b[i]) as f64 / tokens as f64;
+    Some(GpuPerToken {
+        tokens,
+        submits: d(0),
+        dispatches: d(1),
+        readbacks: d(2),
+        readback_bytes: d(3),
+    })
+}
+
 /// Runs `graft bench`.
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.reps == 0 {
@@ -90,15 +151,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         || a.model.display().to_string(),
         |s| s.to_string_lossy().into_owned(),
     );
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut load_times = Vec::new();
     let mut size_params = (0u64, 0u64);
     let mut backend = String::new();
+    let mut device_id = String::new();
     let mut lora_info = (0usize, 0usize);
     for &t in &threads {
         let margs = ModelArgs {
             model: a.model.clone(),
-            device: graft_runtime::DeviceKind::Cpu,
+            device: a.device,
             threads: Some(t),
             lora: a.lora.clone(),
         };
@@ -118,12 +180,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
             (s + v.bytes.len() as u64, p + v.n_elements())
         });
         backend = model.device().name();
+        device_id = model.device().kind().name();
         let bos = Tokenizer::from_gguf(model.gguf().metadata())
             .ok()
             .and_then(|tok| if tok.add_bos() { tok.bos_id() } else { None });
         for &test in &tests {
             for &depth in &a.n_depth {
+                let before = gpu_counts(&model);
                 let r = run_test_at_depth(&model, test, depth, a.reps, a.n_batch, bos, &adapters)?;
+                let gpu = per_token(test, a.reps, before, gpu_counts(&model));
                 if !a.json {
                     eprintln!(
                         "{} t={t}: {:.2} ± {:.2} tok/s",
@@ -132,7 +197,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                         r.stddev()
                     );
                 }
-                rows.push((t, r));
+                rows.push(Row { threads: t, r, gpu });
             }
         }
     }
@@ -141,16 +206,26 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.json {
         let results: Vec<_> = rows
             .iter()
-            .map(|(t, r)| {
-                serde_json::json!({
+            .map(|Row { threads, r, gpu }| {
+                let mut v = serde_json::json!({
                     "test": r.name(),
-                    "threads": t,
+                    "threads": threads,
                     "n_tokens": r.test.n_tokens(),
                     "n_depth": r.depth,
                     "avg_ts": r.mean(),
                     "stddev_ts": r.stddev(),
                     "samples_ts": r.samples,
-                })
+                });
+                if let Some(g) = gpu {
+                    v["gpu_per_token"] = serde_json::json!({
+                        "tokens": g.tokens,
+                        "submits": g.submits,
+                        "dispatches": g.dispatches,
+                        "readbacks": g.readbacks,
+                        "readback_bytes": g.readback_bytes,
+                    });
+                }
+                v
             })
             .collect();
         let v = serde_json::json!({
@@ -158,6 +233,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "model_size": size_params.0,
             "model_n_params": size_params.1,
             "backend": backend,
+            "device": backend,
+            "device_id": device_id,
             "load_ms": load_ms,
             "peak_rss_bytes": rss,
             "lora_adapters": lora_info.0,
@@ -169,7 +246,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     println!("| model | size | params | backend | threads | test | t/s |");
     println!("| --- | ---: | ---: | --- | ---: | ---: | ---: |");
-    for (t, r) in &rows {
+    for Row { threads: t, r, .. } in &rows {
         println!(
             "| {name} | {:.2} MiB | {:.2} M | {backend} | {t} | {} | {:.2} ± {:.2} |",
             size_params.0 as f64 / (1 << 20) as f64,
@@ -180,6 +257,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     println!();
+    println!("device: {backend}");
+    for Row { threads, r, gpu } in &rows {
+        if let Some(g) = gpu {
+            println!(
+                "{} t={threads}: {:.1} queue submits, {:.0} bytes read back per generated token",
+                r.name(),
+                g.submits,
+                g.readback_bytes
+            );
+        }
+    }
     match rss {
         Some(b) => println!(
             "load time: {load_ms:.1} ms | peak RSS (VmHWM): {:.1} MB",
@@ -188,4 +276,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
         None => println!("load time: {load_ms:.1} ms | peak RSS: not available on this OS"),
     }
     Ok(())
+}
+
+/// One measured test: the thread count, the speeds, the GPU work per token.
+struct Row {
+    threads: usize,
+    r: BenchResult,
+    gpu: Option<GpuPerToken>,
 }

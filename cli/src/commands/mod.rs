@@ -4,6 +4,7 @@ pub mod adapter;
 pub mod bench;
 pub mod chat;
 pub mod data;
+pub mod devices;
 pub mod eval;
 pub mod inspect;
 pub mod merge;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use graft_runtime::lora::LoadedAdapter;
 use graft_runtime::sampling::SamplerParams;
-use graft_runtime::{DeviceKind, Model, ModelParams};
+use graft_runtime::{DeviceKind, Model, ModelError, ModelParams};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,8 +14,10 @@ pub struct ModelArgs {
     /// Path of the GGUF model.
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
-    /// Device to run on (this build: cpu).
-    #[arg(long = "device", default_value = "cpu", value_parser = parse_device)]
+    /// Device to run on: auto (the first hardware GPU that can hold the model, else the CPU;
+    /// says on stderr which it chose and why), cpu, gpu (the first GPU adapter, software ones
+    /// such as lavapipe included) or gpu:N (adapter N of `graft devices`).
+    #[arg(long = "device", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceKind,
     /// Compute threads (default: number of physical cores).
     #[arg(short = 't', long = "threads")]
@@ -102,16 +104,33 @@ impl ModelArgs {
         Ok((gguf, tok))
     }
 
-    /// Loads the model; returns it with the load time in seconds.
+    /// Loads the model on `--device`; returns it with the load time in seconds. Under
+    /// `--device auto` the device chosen, and why, is printed to stderr as one line.
     pub fn load(&self) -> Result<(Model, f64)> {
         let threads = self.threads()?;
         if !self.model.is_file() {
             bail!("model file not found: {}", self.model.display());
         }
         let t0 = Instant::now();
-        let model = Model::load_on(&self.model, ModelParams { threads }, self.device)?;
-        Ok((model, t0.elapsed().as_secs_f64()))
+        let model = Model::load_on(&self.model, ModelParams { threads }, self.device).map_err(
+            |e| match e {
+                ModelError::Device(_) => {
+                    anyhow::Error::new(e).context(format!("cannot run on --device {}", self.device))
+                }
+                e => e.into(),
+            },
+        )?;
+        let load_s = t0.elapsed().as_secs_f64();
+        if let Some(note) = model.device_note() {
+            eprintln!("{}", one_line(note));
+        }
+        Ok((model, load_s))
     }
+}
+
+/// `text` on one line: every run of whitespace (line breaks included) becomes one space.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Parses `--device` (clap value parser).

@@ -82,6 +82,35 @@ int main(int argc, char **argv) {
     EXPECT(graft_model_info((graft_model *)garbage, &i32, NULL), GRAFT_ERR_INVALID_HANDLE);
     EXPECT(graft_model_info(model, NULL, NULL), GRAFT_OK);
 
+    /* Devices. */
+    graft_device_properties dev;
+    memset(&dev, 0, sizeof dev);
+    int32_t n_dev = graft_device_count();
+    checks++;
+    if (n_dev < 1) failures++, printf("FAIL graft_device_count = %d\n", n_dev);
+    EXPECT(graft_device_info(0, &dev), GRAFT_OK);
+    checks++;
+    if (strcmp(dev.id, "cpu") != 0 || strcmp(dev.device_type, "cpu") != 0)
+        failures++, printf("FAIL graft_device_info(0): id %s, type %s\n", dev.id, dev.device_type);
+    EXPECT(graft_device_info(n_dev, &dev), GRAFT_ERR_INVALID_ARG);
+    EXPECT(graft_device_info(-1, &dev), GRAFT_ERR_INVALID_ARG);
+    EXPECT(graft_device_info(0, NULL), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_model_device(NULL, buf, sizeof buf, &n), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_model_device((graft_model *)garbage, buf, sizeof buf, &n), GRAFT_ERR_INVALID_HANDLE);
+    EXPECT(graft_model_device(model, buf, sizeof buf, NULL), GRAFT_ERR_NULL_ARG);
+    EXPECT(graft_model_device(model, NULL, 0, &n), GRAFT_ERR_BUFFER_TOO_SMALL);
+    EXPECT(graft_model_device(model, buf, sizeof buf, &n), GRAFT_OK);
+    checks++;
+    if (strncmp(buf, "cpu", 3) != 0 || strlen(buf) != n) failures++, printf("FAIL graft_model_device: %s\n", buf);
+    graft_model *no_model = (graft_model *)garbage;
+    graft_model_params dp = graft_model_params_default();
+    dp.threads = 1;
+    dp.device_index = 0; /* only with GRAFT_DEVICE_GPU */
+    EXPECT(graft_model_open(path, &dp, &no_model), GRAFT_ERR_INVALID_ARG);
+    dp.device = 99;
+    dp.device_index = -1;
+    EXPECT(graft_model_open(path, &dp, &no_model), GRAFT_ERR_INVALID_ARG);
+
     /* Sessions. */
     graft_session *s = NULL;
     graft_session_params sp = graft_session_params_default();

@@ -236,14 +236,15 @@ impl CProgram {
     }
 }
 
-/// Runs `graft run --chat` greedily on the test model; returns its stdout.
+/// Runs `graft run --chat` greedily on the test model on the CPU (the device the C programs
+/// open by default); returns its stdout.
 pub fn graft_run_chat(prompt: &str, n: usize, lora: Option<(&Path, f32)>) -> String {
     let mut cmd = Command::new(&artifacts().graft_cli);
     cmd.arg("run")
         .arg("-m")
         .arg(model_path())
         .args([
-            "--chat", "--temp", "0", "-t", "1", "-c", "512", "-p", prompt,
+            "--chat", "--temp", "0", "-t", "1", "-c", "512", "--device", "cpu", "-p", prompt,
         ])
         .args(["-n", &n.to_string()]);
     if let Some((path, scale)) = lora {
