@@ -1,7 +1,8 @@
 //! The frame being recorded: one command encoder that every dispatch of a forward pass goes
 //! into, and the arena its parameters and small per-call data (token ids, RoPE angles) are
 //! written to. Nothing is submitted until the host reads a buffer back (or the arena fills):
-//! one forward pass, one submit.
+//! one forward pass, one submit. `GRAFT_GPU_SYNC_EACH=1` submits after every dispatch instead
+//! (a debugging aid that rules out a missing barrier when GPU results look wrong).
 
 use super::context::{lock, GpuBuf, GpuContext};
 use super::error::GpuError;
