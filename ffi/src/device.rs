@@ -50,20 +50,7 @@ fn devices() -> &'static [DeviceInfo] {
             .ok()
             .filter(|l| !l.is_empty())
             // A driver that panics while being enumerated leaves the CPU only.
-            .unwrap_or_else(|| {
-                vec![DeviceInfo {
-                    id: "cpu".into(),
-                    name: "cpu".into(),
-                    backend: "cpu".into(),
-                    device_type: "cpu".into(),
-                    hardware_gpu: false,
-                    shader_f16: false,
-                    subgroups: false,
-                    max_buffer_size: 0,
-                    max_storage_binding: 0,
-                    driver: String::new(),
-                }]
-            })
+            .unwrap_or_else(|| vec![DeviceInfo::cpu()])
     })
 }
 

@@ -95,23 +95,30 @@ pub struct DeviceInfo {
     pub driver: String,
 }
 
+impl DeviceInfo {
+    /// The CPU's entry (named after the kernels this process runs: `cpu-avx512`, ...).
+    pub fn cpu() -> DeviceInfo {
+        let isa = format!("{:?}", graft_kernels::cpu::isa()).to_lowercase();
+        DeviceInfo {
+            id: "cpu".into(),
+            name: format!("cpu-{isa}"),
+            backend: "cpu".into(),
+            device_type: "cpu".into(),
+            hardware_gpu: false,
+            shader_f16: false,
+            subgroups: false,
+            max_buffer_size: 0,
+            max_storage_binding: 0,
+            driver: String::new(),
+        }
+    }
+}
+
 /// Every device this build of graft can run on: the CPU first, then the GPU adapters wgpu
 /// finds (none without the `wgpu` feature or a GPU driver).
 pub fn list_devices() -> Vec<DeviceInfo> {
-    let isa = format!("{:?}", graft_kernels::cpu::isa()).to_lowercase();
     #[allow(unused_mut)]
-    let mut list = vec![DeviceInfo {
-        id: "cpu".into(),
-        name: format!("cpu-{isa}"),
-        backend: "cpu".into(),
-        device_type: "cpu".into(),
-        hardware_gpu: false,
-        shader_f16: false,
-        subgroups: false,
-        max_buffer_size: 0,
-        max_storage_binding: 0,
-        driver: String::new(),
-    }];
+    let mut list = vec![DeviceInfo::cpu()];
     #[cfg(feature = "wgpu")]
     for a in graft_kernels::wgpu::list_adapters() {
         list.push(DeviceInfo {

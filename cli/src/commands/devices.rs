@@ -127,16 +127,8 @@ mod tests {
 
     fn cpu() -> DeviceInfo {
         DeviceInfo {
-            id: "cpu".into(),
             name: "cpu-avx2".into(),
-            backend: "cpu".into(),
-            device_type: "cpu".into(),
-            hardware_gpu: false,
-            shader_f16: false,
-            subgroups: false,
-            max_buffer_size: 0,
-            max_storage_binding: 0,
-            driver: String::new(),
+            ..DeviceInfo::cpu()
         }
     }
 

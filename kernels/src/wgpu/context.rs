@@ -56,6 +56,8 @@ pub struct GpuContext {
     pub(crate) dead: Arc<Mutex<Vec<u64>>>,
     next_id: AtomicU64,
     binding_cap: Option<u64>,
+    /// `GRAFT_GPU_SYNC_EACH` was set when the device was opened: submit after every dispatch.
+    pub(crate) sync_each: bool,
     /// ggml's GELU table (f16 pairs), uploaded by the first GeGLU.
     pub(crate) gelu: std::sync::OnceLock<GpuBuf>,
 }
@@ -138,6 +140,7 @@ impl GpuContext {
             next_id: AtomicU64::new(1),
             binding_cap: None,
             gelu: std::sync::OnceLock::new(),
+            sync_each: std::env::var_os("GRAFT_GPU_SYNC_EACH").is_some(),
         })
     }
 
@@ -204,9 +207,9 @@ impl GpuContext {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A zeroed storage buffer of `bytes` (rounded up to 4), or an error past the device's
-    /// buffer limit.
-    pub fn buffer(&self, bytes: u64, what: &str) -> Result<GpuBuf, GpuError> {
+    /// A storage buffer of `bytes` rounded up to 4 (optionally mapped for its first write), or
+    /// an error past the device's buffer limit.
+    fn storage(&self, bytes: u64, what: &str, mapped: bool) -> Result<GpuBuf, GpuError> {
         let size = bytes.max(4).next_multiple_of(4);
         if size > self.limits.max_buffer_size {
             return Err(GpuError::Limit(format!(
@@ -220,7 +223,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_DST
                 | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
+            mapped_at_creation: mapped,
         });
         Ok(GpuBuf {
             buf,
@@ -230,24 +233,17 @@ impl GpuContext {
         })
     }
 
+    /// A zeroed storage buffer of `bytes` (rounded up to 4), or an error past the device's
+    /// buffer limit.
+    pub fn buffer(&self, bytes: u64, what: &str) -> Result<GpuBuf, GpuError> {
+        self.storage(bytes, what, false)
+    }
+
     /// A storage buffer holding `data` (padded with zeros to a multiple of 4 bytes), written
     /// when the buffer is made (no staging copy, no submit).
     pub fn buffer_init(&self, data: &[u8], what: &str) -> Result<GpuBuf, GpuError> {
-        let size = (data.len() as u64).max(4).next_multiple_of(4);
-        if size > self.limits.max_buffer_size {
-            return Err(GpuError::Limit(format!(
-                "{what}: {size} bytes is over the device's largest buffer ({} bytes)",
-                self.limits.max_buffer_size
-            )));
-        }
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: true,
-        });
+        let g = self.storage(data.len() as u64, what, true)?;
+        let buf = &g.buf;
         {
             let mut view = buf
                 .slice(..)
@@ -262,13 +258,8 @@ impl GpuContext {
         buf.unmap();
         self.counters
             .upload_bytes
-            .fetch_add(size, Ordering::Relaxed);
-        Ok(GpuBuf {
-            buf,
-            id: self.next_id(),
-            bytes: size,
-            dead: Arc::clone(&self.dead),
-        })
+            .fetch_add(g.bytes, Ordering::Relaxed);
+        Ok(g)
     }
 }
 

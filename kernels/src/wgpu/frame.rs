@@ -1,8 +1,9 @@
 //! The frame being recorded: one command encoder that every dispatch of a forward pass goes
 //! into, and the arena its parameters and small per-call data (token ids, RoPE angles) are
 //! written to. Nothing is submitted until the host reads a buffer back (or the arena fills):
-//! one forward pass, one submit. `GRAFT_GPU_SYNC_EACH=1` submits after every dispatch instead
-//! (a debugging aid that rules out a missing barrier when GPU results look wrong).
+//! one forward pass, one submit. `GRAFT_GPU_SYNC_EACH=1` (read when the device opens) submits
+//! after every dispatch instead (a debugging aid that rules out a missing barrier when GPU
+//! results look wrong).
 
 use super::context::{lock, GpuBuf, GpuContext};
 use super::error::GpuError;
@@ -119,7 +120,7 @@ impl GpuContext {
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
-        if std::env::var_os("GRAFT_GPU_SYNC_EACH").is_some() {
+        if self.sync_each {
             self.submit_frame(&mut f);
         }
         Ok(())

@@ -133,28 +133,35 @@ pub(crate) enum Weighted {
     GetRows,
 }
 
-type Table = Mutex<HashMap<String, &'static Kernel>>;
+/// What names a kernel in the table: looked up on every dispatch, so a plain `Copy` value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Plain(Plain),
+    Weighted(Weighted, QuantType),
+}
+
+type Table = Mutex<HashMap<Key, &'static Kernel>>;
 
 fn table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn cached(name: String, make: impl FnOnce() -> Kernel) -> &'static Kernel {
+fn cached(key: Key, make: impl FnOnce() -> Kernel) -> &'static Kernel {
     let mut t = super::context::lock(table());
-    if let Some(k) = t.get(&name) {
+    if let Some(k) = t.get(&key) {
         return k;
     }
     // A bounded set (one per kernel and format), kept for the life of the process.
     let k: &'static Kernel = Box::leak(Box::new(make()));
-    t.insert(name, k);
+    t.insert(key, k);
     k
 }
 
 /// The kernel `k`.
 pub(crate) fn plain(k: Plain) -> &'static Kernel {
     let (name, body, writes) = k.parts();
-    cached(name.to_string(), || Kernel {
+    cached(Key::Plain(k), || Kernel {
         name: name.to_string(),
         source: format!("{HEADER}\n{body}"),
         writes: writes.to_vec(),
@@ -176,9 +183,8 @@ pub(crate) fn weighted(k: Weighted, ty: QuantType) -> Option<&'static Kernel> {
             &[false, true],
         ),
     };
-    let name = format!("{stem}_{}", ty.name().to_ascii_lowercase());
-    Some(cached(name.clone(), || Kernel {
-        name,
+    Some(cached(Key::Weighted(k, ty), || Kernel {
+        name: format!("{stem}_{}", ty.name().to_ascii_lowercase()),
         // The format's functions read `W`, declared by the body: WGSL resolves module-scope
         // names in any order.
         source: format!("{HEADER}\n{body}\n{WEIGHTS}\n{K_SCALE}\n{fmt}"),

@@ -3,7 +3,7 @@
 //! thread count), attention over the f16 cache. Views are plain slices.
 
 use super::lora::{LoraInput, LoraMats};
-use super::{AttnShape, Backend, ForwardOps, OpError, Positions, RopeParams};
+use super::{check_len, AttnShape, Backend, ForwardOps, OpError, Positions, RopeParams};
 use crate::config::MAX_HEAD_DIM;
 use crate::model_error::ModelError;
 use crate::weights::Matrix;
@@ -264,17 +264,6 @@ impl ForwardOps for CpuBackend {
         }
         super::cpu_lora::lora_add(m, x, n, u, y);
         Ok(())
-    }
-}
-
-/// Checks every length in `lens` is at least `need`.
-fn check_len(op: &'static str, lens: &[usize], need: usize) -> Result<(), OpError> {
-    match lens.iter().find(|&&l| l < need) {
-        Some(l) => Err(OpError::new(
-            op,
-            format!("a view of {l} floats where {need} are needed"),
-        )),
-        None => Ok(()),
     }
 }
 

@@ -3,7 +3,7 @@
 //! the logits are read back (one submit per forward pass).
 
 use super::lora::{LoraInput, LoraMats};
-use super::{AttnShape, Backend, ForwardOps, OpError, Positions, RopeParams, RopeStyle};
+use super::{check_len, AttnShape, Backend, ForwardOps, OpError, Positions, RopeParams, RopeStyle};
 use crate::model_error::ModelError;
 use crate::weights::{Matrix, Weights};
 use graft_kernels::wgpu::{
@@ -100,16 +100,6 @@ fn op_err(op: &'static str) -> impl Fn(GpuError) -> OpError {
     move |e| OpError::new(op, e.to_string())
 }
 
-fn check_len(op: &'static str, lens: &[usize], need: usize) -> Result<(), OpError> {
-    match lens.iter().find(|&&l| l < need) {
-        Some(l) => Err(OpError::new(
-            op,
-            format!("a view of {l} floats where {need} are needed"),
-        )),
-        None => Ok(()),
-    }
-}
-
 impl GpuBackend {
     /// Opens the adapter `choice` names.
     pub fn new(choice: AdapterChoice) -> Result<GpuBackend, ModelError> {
@@ -175,8 +165,24 @@ impl GpuBackend {
         Ok(m)
     }
 
-    /// The factors of an uncached pair (factors that change between calls), uploaded for this
-    /// call.
+    /// The buffer in `slot`, replaced by one of at least `bytes` (rounded up to a power of two)
+    /// when it is missing or smaller: a scratch that grows to the largest call seen.
+    fn grown<'s>(
+        &self,
+        slot: &'s mut Option<GpuBuf>,
+        bytes: u64,
+        what: &str,
+    ) -> Result<&'s GpuBuf, GpuError> {
+        match slot {
+            Some(b) if b.bytes() >= bytes => {}
+            _ => *slot = Some(self.ctx.buffer(bytes.next_power_of_two(), what)?),
+        }
+        slot.as_ref()
+            .ok_or_else(|| GpuError::Limit(format!("{what}: no buffer")))
+    }
+
+    /// The factors of `m` uploaded to the device (per call for an uncached pair, once for a
+    /// cached one).
     fn lora_fresh(&self, m: &LoraMats<'_>) -> Result<(GpuBuf, GpuBuf), OpError> {
         let up = |v: &[f32], what: &str| {
             self.ctx
@@ -226,16 +232,9 @@ impl ForwardOps for GpuBackend {
         // backends compute the same products (llama.cpp's GPU backends do the same).
         let need = GpuContext::rounding_scratch(n, w.cols) as u64 * 4;
         let mut slot = lock(&self.act_scratch);
-        if slot.as_ref().is_none_or(|b| b.bytes() < need) {
-            *slot = Some(
-                self.ctx
-                    .buffer(need.next_power_of_two(), "rounded activations")
-                    .map_err(err)?,
-            );
-        }
-        let scratch = slot
-            .as_ref()
-            .ok_or_else(|| OpError::new("matmul", "no scratch"))?;
+        let scratch = self
+            .grown(&mut slot, need, "rounded activations")
+            .map_err(err)?;
         let (xr, corr) = self
             .ctx
             .round_activations(&m, x.at(), n, scratch)
@@ -375,16 +374,9 @@ impl ForwardOps for GpuBackend {
         };
         let need = (n * m.rank).max(1) as u64 * 4;
         let mut u_slot = lock(&self.lora_u);
-        if u_slot.as_ref().is_none_or(|u| u.bytes() < need) {
-            *u_slot = Some(
-                self.ctx
-                    .buffer(need.next_power_of_two(), "lora u")
-                    .map_err(op_err("lora"))?,
-            );
-        }
-        let u_buf = u_slot
-            .as_ref()
-            .ok_or_else(|| OpError::new("lora", "no scratch"))?;
+        let u_buf = self
+            .grown(&mut u_slot, need, "lora u")
+            .map_err(op_err("lora"))?;
         let dims = [m.rank, m.n_in, m.n_out];
         match m.cache_key {
             None => {
@@ -398,13 +390,7 @@ impl ForwardOps for GpuBackend {
                 cache.clock += 1;
                 let clock = cache.clock;
                 if !cache.entries.contains_key(&key) {
-                    let up = |v: &[f32], what: &str| {
-                        self.ctx
-                            .buffer_init(bytemuck::cast_slice(v), what)
-                            .map_err(op_err("lora"))
-                    };
-                    let a = up(&m.a[..m.rank * m.n_in], "lora a")?;
-                    let b = up(&m.b[..m.n_out * m.rank], "lora b")?;
+                    let (a, b) = self.lora_fresh(m)?;
                     let bytes = a.bytes() + b.bytes();
                     cache.bytes += bytes;
                     cache.entries.insert(

@@ -22,6 +22,17 @@ pub use gpu::GpuBackend;
 pub use lora::{LoraInput, LoraMats};
 pub use ops::{ForwardOps, OpError, Positions, RopeParams, RopeStyle};
 
+/// Checks every length in `lens` is at least `need` (a backend's view-length check).
+pub(crate) fn check_len(op: &'static str, lens: &[usize], need: usize) -> Result<(), OpError> {
+    match lens.iter().find(|&&l| l < need) {
+        Some(l) => Err(OpError::new(
+            op,
+            format!("a view of {l} floats where {need} are needed"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Shape of one causal attention call.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnShape {
