@@ -9,10 +9,12 @@
 //!   moments), gradient clipping and accumulation, learning-rate schedules;
 //! - [`eval`]: evaluation on a held-out test set (loss, perplexity, exact match, token F1,
 //!   general-text perplexity);
+//! - [`preference`]: DPO and IPO over (chosen, rejected) pairs;
 //! - [`trainer`]: the training loop, checkpoints, metrics and adapter output.
 
 pub mod data;
 pub mod eval;
 pub mod model;
 pub mod optim;
+pub mod preference;
 pub mod trainer;

@@ -57,6 +57,19 @@ pub(crate) enum HeadMode<'a> {
     LossAndGrad(&'a mut [f32]),
     /// Every logit, written to the slice (`[n_tok, n_vocab]`).
     Logits(&'a mut [f32]),
+    /// Each token's log-probability of its target, written to the slice (`[n_tok]`, 0 where
+    /// unscored), summed in f64 from the logits.
+    TokenLogp(&'a mut [f64]),
+    /// [`HeadMode::TokenLogp`], and in `dx` (`[n_tok, d]`, overwritten) the gradient of
+    /// `−logp[t]` w.r.t. row `t` of the final residual, for every scored `t` with weight 1
+    /// (not divided by the token count): the caller scales row `t` by `∂loss/∂(−logp[t])`.
+    /// Rows are independent through the head, so scaling afterwards is exact.
+    TokenLogpAndGrad {
+        /// Gradient rows.
+        dx: &'a mut [f32],
+        /// Log-probabilities.
+        logp: &'a mut [f64],
+    },
 }
 
 /// Runs the head over `x` (`[n_tok, d]` final residual stream); returns the mean masked
@@ -80,11 +93,17 @@ pub(crate) fn head(
     if n_scored < n_tok && !matches!(mode, HeadMode::Logits(_)) {
         return head_scored(cfg, softcap, w, base, x, targets, mask, s, mode);
     }
-    let (mut logits_out, mut dx_out) = match mode {
-        HeadMode::Loss => (None, None),
-        HeadMode::LossAndGrad(dx) => (None, Some(dx)),
-        HeadMode::Logits(out) => (Some(out), None),
+    let unit_grad = matches!(mode, HeadMode::TokenLogpAndGrad { .. });
+    let (mut logits_out, mut dx_out, mut logp_out) = match mode {
+        HeadMode::Loss => (None, None, None),
+        HeadMode::LossAndGrad(dx) => (None, Some(dx), None),
+        HeadMode::Logits(out) => (Some(out), None, None),
+        HeadMode::TokenLogp(logp) => (None, None, Some(logp)),
+        HeadMode::TokenLogpAndGrad { dx, logp } => (None, Some(dx), Some(logp)),
     };
+    if let Some(lp) = logp_out.as_deref_mut() {
+        lp[..n_tok].fill(0.0);
+    }
     let ce_err = |source| TrainModelError::Grad {
         tensor: w.output.name.clone(),
         source,
@@ -117,6 +136,19 @@ pub(crate) fn head(
             }
             continue;
         }
+        if let Some(lp) = logp_out.as_deref_mut() {
+            // Per token, in f64, before the fused kernel overwrites the logits.
+            let lp = &mut lp[c0..c0 + m];
+            for (i, row) in logits.chunks_exact(nv).enumerate() {
+                if mc[i] {
+                    lp[i] = -row_nll(row, tc[i]);
+                }
+            }
+            total -= lp.iter().sum::<f64>();
+            if dx_out.is_none() {
+                continue;
+            }
+        }
         if dx_out.is_none() {
             // Loss only: summed in f64 here, keeping the logits.
             total += masked_nll_sum(logits, nv, tc, mc);
@@ -126,10 +158,17 @@ pub(crate) fn head(
             .cpu()
             .cross_entropy(logits, nv, tc, mc)
             .map_err(ce_err)?;
-        total += f64::from(l) * chunk_scored as f64;
+        if logp_out.is_none() {
+            total += f64::from(l) * chunk_scored as f64;
+        }
         if let Some(dx) = dx_out.as_deref_mut() {
-            // The chunk's gradient is of its own mean: rescale to the batch mean.
-            let k = chunk_scored as f32 / n_scored as f32;
+            // The chunk's gradient is of its own mean: rescale to the batch mean (or to one
+            // per token).
+            let k = if unit_grad {
+                chunk_scored as f32
+            } else {
+                chunk_scored as f32 / n_scored as f32
+            };
             logits.iter_mut().for_each(|g| *g *= k);
             if let Some(cap) = softcap {
                 // d(cap·tanh(z/cap))/dz = 1 − tanh² = 1 − (y/cap)².
@@ -184,7 +223,55 @@ fn head_scored(
         ts.push(tg);
     }
     let all = vec![true; ts.len()];
+    let scored_rows = || mask.iter().enumerate().filter(|(_, &m)| m).map(|(t, _)| t);
     let result = match mode {
+        HeadMode::TokenLogp(logp) => {
+            let mut lps = vec![0.0; ts.len()];
+            let loss = head(
+                cfg,
+                softcap,
+                w,
+                base,
+                &xs,
+                &ts,
+                &all,
+                s,
+                HeadMode::TokenLogp(&mut lps),
+            );
+            logp[..targets.len()].fill(0.0);
+            for (t, v) in scored_rows().zip(&lps) {
+                logp[t] = *v;
+            }
+            loss
+        }
+        HeadMode::TokenLogpAndGrad { dx, logp } => {
+            let mut lps = vec![0.0; ts.len()];
+            dxs.clear();
+            dxs.resize(ts.len() * d, 0.0);
+            let loss = head(
+                cfg,
+                softcap,
+                w,
+                base,
+                &xs,
+                &ts,
+                &all,
+                s,
+                HeadMode::TokenLogpAndGrad {
+                    dx: &mut dxs,
+                    logp: &mut lps,
+                },
+            );
+            if loss.is_ok() {
+                dx[..targets.len() * d].fill(0.0);
+                logp[..targets.len()].fill(0.0);
+                for ((t, g), v) in scored_rows().zip(dxs.chunks_exact(d)).zip(&lps) {
+                    dx[t * d..(t + 1) * d].copy_from_slice(g);
+                    logp[t] = *v;
+                }
+            }
+            loss
+        }
         HeadMode::LossAndGrad(dx) => {
             dxs.clear();
             dxs.resize(ts.len() * d, 0.0);
@@ -201,8 +288,7 @@ fn head_scored(
             );
             if loss.is_ok() {
                 dx[..targets.len() * d].fill(0.0);
-                let rows = mask.iter().enumerate().filter(|(_, &m)| m).map(|(t, _)| t);
-                for (t, g) in rows.zip(dxs.chunks_exact(d)) {
+                for (t, g) in scored_rows().zip(dxs.chunks_exact(d)) {
                     dx[t * d..(t + 1) * d].copy_from_slice(g);
                 }
             }
@@ -222,13 +308,16 @@ fn masked_nll_sum(logits: &[f32], nv: usize, targets: &[u32], mask: &[bool]) -> 
         .chunks_exact(nv)
         .zip(targets.iter().zip(mask))
         .filter(|(_, (_, &m))| m)
-        .map(|(row, (&t, _))| {
-            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row
-                .iter()
-                .map(|&v| (f64::from(v) - f64::from(mx)).exp())
-                .sum();
-            f64::from(mx) + sum.ln() - f64::from(row[t as usize])
-        })
+        .map(|(row, (&t, _))| row_nll(row, t))
         .sum()
+}
+
+/// `−log softmax(row)[target]`, in f64.
+fn row_nll(row: &[f32], target: u32) -> f64 {
+    let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row
+        .iter()
+        .map(|&v| (f64::from(v) - f64::from(mx)).exp())
+        .sum();
+    f64::from(mx) + sum.ln() - f64::from(row[target as usize])
 }

@@ -76,6 +76,9 @@ pub struct Trainable<'m> {
     kv_f16: bool,
     /// The base anchor's penalty of the last training forward (0 without an anchor).
     anchor_penalty: f64,
+    /// The pending backward's head gradient is per token with weight 1
+    /// ([`Trainable::forward_token_logps`]): it needs [`Trainable::backward_weighted`].
+    unit_head_grad: bool,
 }
 
 impl<'m> Trainable<'m> {
@@ -120,6 +123,7 @@ impl<'m> Trainable<'m> {
             dropout_step: 0,
             kv_f16: opts.kv_f16,
             anchor_penalty: 0.0,
+            unit_head_grad: false,
         })
     }
 
@@ -227,6 +231,7 @@ impl<'m> Trainable<'m> {
     /// segment's activations in the arena. With `train`, the base anchor's penalty of the
     /// batch (0 without an anchor) is left in `anchor_penalty`.
     fn run_layers(&mut self, batch: &Batch, train: bool) -> Result<(), TrainModelError> {
+        self.unit_head_grad = false;
         batch.validate(self.spec.config.n_vocab)?;
         let n = batch.n_tokens();
         self.ensure_buffers(n);
@@ -299,12 +304,101 @@ impl<'m> Trainable<'m> {
             HeadMode::LossAndGrad(&mut b.scratch.dres),
         )?;
         self.pending = Some(batch.clone());
+        self.unit_head_grad = false;
         Ok(loss as f32)
+    }
+
+    /// Training forward for a loss over whole sequences (preference tuning): each token's
+    /// log-probability of its target (`[B·T]`, 0 where unscored; summed in f64 from the
+    /// logits), with the dropout masks of the current step, keeping what
+    /// [`Self::backward_weighted`] needs.
+    pub fn forward_token_logps(&mut self, batch: &Batch) -> Result<Vec<f64>, TrainModelError> {
+        self.pending = None;
+        self.run_layers(batch, true)?;
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let mut logp = vec![0.0; batch.n_tokens()];
+        head(
+            &self.spec.config,
+            self.spec.logit_softcap,
+            self.w,
+            &self.base,
+            &b.xout,
+            &batch.targets,
+            &batch.mask,
+            &mut self.head,
+            HeadMode::TokenLogpAndGrad {
+                dx: &mut b.scratch.dres,
+                logp: &mut logp,
+            },
+        )?;
+        self.pending = Some(batch.clone());
+        self.unit_head_grad = true;
+        Ok(logp)
+    }
+
+    /// Accumulates into every LoRA tensor's `grad` the gradient of `Σ_t weights[t] · logp[t]`
+    /// (the log-probabilities [`Self::forward_token_logps`] returned; `weights[t]` is the
+    /// loss's derivative by them) plus the base anchor's penalty, for the batch of the last
+    /// [`Self::forward_token_logps`].
+    pub fn backward_weighted(&mut self, weights: &[f32]) -> Result<(), TrainModelError> {
+        if !self.unit_head_grad || self.pending.is_none() {
+            return Err(TrainModelError::NoForward);
+        }
+        let n = self.pending.as_ref().map_or(0, Batch::n_tokens);
+        if weights.len() != n {
+            return Err(TrainModelError::InvalidBatch(format!(
+                "{} token weights for a batch of {n} tokens",
+                weights.len()
+            )));
+        }
+        let d = self.spec.config.n_embd;
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        // The head left the gradient of −logp[t] in row t.
+        for (row, &w) in b.scratch.dres.chunks_exact_mut(d).zip(weights) {
+            row.iter_mut().for_each(|g| *g *= -w);
+        }
+        self.unit_head_grad = false;
+        self.backward()
+    }
+
+    /// Each token's log-probability of its target (`[B·T]`, 0 where unscored), in f64 from
+    /// the logits, without gradients; `train` applies the LoRA dropout masks of the current
+    /// dropout step (the function [`Self::backward_weighted`] differentiates) and computes the
+    /// base anchor's penalty ([`Self::anchor_penalty`]).
+    pub fn token_logps(&mut self, batch: &Batch, train: bool) -> Result<Vec<f64>, TrainModelError> {
+        self.pending = None;
+        self.run_layers(batch, train)?;
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let mut logp = vec![0.0; batch.n_tokens()];
+        head(
+            &self.spec.config,
+            self.spec.logit_softcap,
+            self.w,
+            &self.base,
+            &b.xout,
+            &batch.targets,
+            &batch.mask,
+            &mut self.head,
+            HeadMode::TokenLogp(&mut logp),
+        )?;
+        Ok(logp)
     }
 
     /// Accumulates `dloss/dA`, `dloss/dB` of every LoRA tensor into its `grad` (zero them
     /// first for a plain gradient) for the batch of the last [`Self::forward`].
     pub fn backward(&mut self) -> Result<(), TrainModelError> {
+        if self.unit_head_grad {
+            // A sequence-level forward: its head gradient is not the loss's until weighted.
+            return Err(TrainModelError::InvalidOption(
+                "forward_token_logps must be followed by backward_weighted".into(),
+            ));
+        }
         let Some(batch) = self.pending.take() else {
             return Err(TrainModelError::NoForward);
         };
