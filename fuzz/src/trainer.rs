@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use graft_train::data::{DataError, Example, LossMask, TokenizedExample};
+use graft_train::data::{DataError, Example, LossMask, TokenizedExample, TokenizedPair};
 use graft_train::trainer::checkpoint::RunIdentity;
 use graft_train::trainer::{file_sha256, ExampleTokenizer, TrainConfig, TrainIo};
 
@@ -32,6 +32,37 @@ impl ExampleTokenizer for ByteTokenizer {
             }
         }
         Ok(out)
+    }
+
+    fn tokenize_pair(&self, example: &Example) -> Result<TokenizedPair, DataError> {
+        let (chosen, rejected) = example
+            .preference_segments(LossMask::CompletionOnly)
+            .ok_or_else(|| {
+                DataError::InvalidOption(format!(
+                    "a `{}` example is not a preference pair (prompt/chosen/rejected)",
+                    example.shape()
+                ))
+            })?;
+        let side = |segs: Vec<graft_train::data::Segment>| {
+            let mut out = TokenizedExample {
+                ids: Vec::new(),
+                mask: Vec::new(),
+            };
+            for seg in segs {
+                for b in seg.text.bytes() {
+                    out.ids.push(u32::from(b) % 61);
+                    out.mask.push(seg.trainable);
+                }
+            }
+            if let Some(m) = out.mask.first_mut() {
+                *m = false;
+            }
+            out
+        };
+        Ok(TokenizedPair {
+            chosen: side(chosen),
+            rejected: side(rejected),
+        })
     }
 }
 

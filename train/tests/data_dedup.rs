@@ -147,3 +147,76 @@ fn dedup_is_deterministic_and_keeps_the_first() {
     assert!(a.records().iter().all(|r| r.line <= 100));
     assert_eq!(ra.near_duplicates.len(), 200);
 }
+
+#[test]
+fn preference_dedup_sees_the_prompt_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sys_a = sentence(11, 40);
+    let sys_b = sentence(12, 40);
+    let pair = |system: &str, user: &str| {
+        serde_json::json!({
+            "prompt": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "chosen": [{"role": "assistant", "content": "Yes."}],
+            "rejected": "No.",
+        })
+        .to_string()
+    };
+    let lines = vec![
+        pair(&sys_a, "Is it on?"),
+        // Same after whitespace normalisation, chosen written as a string: a duplicate.
+        serde_json::json!({
+            "prompt": [
+                {"role": "system", "content": format!(" {}\n", sys_a.replace(' ', "  "))},
+                {"role": "user", "content": "Is  it on?"},
+            ],
+            "chosen": "Yes.",
+            "rejected": "No.",
+        })
+        .to_string(),
+        // Another system message: a different example even though the responses match.
+        pair(&sys_b, "Is it on?"),
+        // The same words as a raw prompt: rendered differently, so not a duplicate.
+        serde_json::json!({
+            "prompt": format!("{sys_a} Is it on?"),
+            "chosen": "Yes.",
+            "rejected": "No.",
+        })
+        .to_string(),
+        // The turns' roles matter: the system text said by the user.
+        serde_json::json!({
+            "prompt": [
+                {"role": "user", "content": sys_a},
+                {"role": "user", "content": "Is it on?"},
+            ],
+            "chosen": "Yes.",
+            "rejected": "No.",
+        })
+        .to_string(),
+    ];
+    let p = write_lines(&dir, &lines);
+    let opts = LoadOptions {
+        near_dup_threshold: None,
+        ..LoadOptions::default()
+    };
+    let (ds, report) = Dataset::load(&p, &opts).expect("valid");
+    let dups: Vec<(usize, usize)> = report
+        .exact_duplicates
+        .iter()
+        .map(|d| (d.line, d.of_line))
+        .collect();
+    assert_eq!(dups, vec![(2, 1)]);
+    let kept: Vec<usize> = ds.records().iter().map(|r| r.line).collect();
+    assert_eq!(kept, vec![1, 3, 4, 5]);
+    // Near-duplicate detection sees the prompt's text too: line 3's system prompt differs
+    // in every word, so it survives the default threshold.
+    let (ds, report) = Dataset::load(&p, &LoadOptions::default()).expect("valid");
+    assert!(
+        !report.near_duplicates.iter().any(|d| d.line == 3),
+        "{:?}",
+        report.near_duplicates
+    );
+    assert!(ds.records().iter().any(|r| r.line == 3));
+}

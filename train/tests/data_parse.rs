@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use graft_train::data::{
-    DataError, Dataset, Example, LineError, LoadOptions, LossMask, Message, Role, Segment,
+    check, DataError, Dataset, Example, LineError, LoadOptions, LossMask, Message,
+    PreferencePrompt, Role, Segment,
 };
 
 fn write_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
@@ -34,12 +35,14 @@ fn every_shape_parses() {
         r#"{"text":"Once upon a time there was a fox."}"#,
         "\n",
         r#"{"prompt":"Best pet?","chosen":"A cat.","rejected":"A rock."}"#,
+        "\n",
+        r#"{"prompt":[{"role":"system","content":"Be kind."},{"role":"user","content":"Best pet?"}],"chosen":[{"role":"assistant","content":"A dog."}],"rejected":"A brick."}"#,
         "\n"
     );
     let p = write_file(&dir, "shapes.jsonl", text.as_bytes());
     let (ds, report) = Dataset::load(&p, &LoadOptions::default()).expect("all shapes valid");
-    assert_eq!(ds.len(), 6);
-    assert_eq!(report.kept, 6);
+    assert_eq!(ds.len(), 7);
+    assert_eq!(report.kept, 7);
     assert!(report.dropped.is_empty());
     let ex: Vec<&Example> = ds.examples().collect();
     assert_eq!(
@@ -89,17 +92,36 @@ fn every_shape_parses() {
     assert_eq!(
         ex[5],
         &Example::Preference {
-            prompt: "Best pet?".into(),
+            prompt: PreferencePrompt::Text("Best pet?".into()),
             chosen: "A cat.".into(),
             rejected: "A rock.".into()
         }
     );
+    // TRL's conversational form: the prompt is a conversation, a response is a string or a
+    // one-element list holding the assistant's message.
+    assert_eq!(
+        ex[6],
+        &Example::Preference {
+            prompt: PreferencePrompt::Chat(vec![
+                Message {
+                    role: Role::System,
+                    content: "Be kind.".into()
+                },
+                Message {
+                    role: Role::User,
+                    content: "Best pet?".into()
+                },
+            ]),
+            chosen: "A dog.".into(),
+            rejected: "A brick.".into()
+        }
+    );
     assert_eq!(report.shapes.get("messages"), Some(&1));
     assert_eq!(report.shapes.get("instruction"), Some(&2));
-    assert_eq!(report.shapes.get("preference"), Some(&1));
+    assert_eq!(report.shapes.get("preference"), Some(&2));
     // Line numbers are kept.
     let lines: Vec<usize> = ds.records().iter().map(|r| r.line).collect();
-    assert_eq!(lines, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(lines, vec![1, 2, 3, 4, 5, 6, 7]);
 }
 
 #[test]
@@ -162,6 +184,42 @@ fn segments_follow_the_loss_mask_policy() {
     assert_eq!((c[1].text.as_str(), r[1].text.as_str()), ("c", "r"));
     assert!(!c[0].trainable && c[1].trainable);
     assert!(t.preference_segments(LossMask::default()).is_none());
+
+    // A conversational prompt: one segment per turn. In the pair view only the response is
+    // trained on (an assistant turn inside the prompt is context); in the supervised view the
+    // pair is the conversation + chosen, trained as a `messages` example would be.
+    let chat = parse_one(
+        r#"{"prompt":[{"role":"user","content":"U1"},{"role":"assistant","content":"A1"},{"role":"user","content":"U2"}],"chosen":[{"role":"assistant","content":"good"}],"rejected":[{"role":"assistant","content":"bad"}]}"#,
+    )
+    .expect("valid");
+    let (c, r) = chat
+        .preference_segments(LossMask::default())
+        .expect("preference pair");
+    let flags = |segs: &[Segment]| -> Vec<(String, Option<Role>, bool)> {
+        segs.iter()
+            .map(|s| (s.text.clone(), s.role, s.trainable))
+            .collect()
+    };
+    let prompt_flags = vec![
+        ("U1".to_string(), Some(Role::User), false),
+        ("A1".to_string(), Some(Role::Assistant), false),
+        ("U2".to_string(), Some(Role::User), false),
+    ];
+    let mut want_c = prompt_flags.clone();
+    want_c.push(("good".into(), Some(Role::Assistant), true));
+    let mut want_r = prompt_flags;
+    want_r.push(("bad".into(), Some(Role::Assistant), true));
+    assert_eq!(flags(&c), want_c);
+    assert_eq!(flags(&r), want_r);
+    let sup_segs = chat.segments(LossMask::CompletionOnly);
+    let sup: Vec<(&str, bool)> = sup_segs
+        .iter()
+        .map(|s| (s.text.as_str(), s.trainable))
+        .collect();
+    assert_eq!(
+        sup,
+        vec![("U1", false), ("A1", true), ("U2", false), ("good", true)]
+    );
 }
 
 /// Load a file whose line 3 is `bad` (lines 1, 2 and 4 valid) under the strict policy and
@@ -321,12 +379,202 @@ fn structural_errors_are_precise() {
             },
         ),
     ];
+    check_cases(cases);
+}
+
+fn check_cases(cases: Vec<(&[u8], LineError)>) {
     for (bad, expected) in cases {
         let (line, err, msg) = strict_error(bad);
         assert_eq!(line, 3, "line for {}", String::from_utf8_lossy(bad));
         assert_eq!(err, expected, "for {}", String::from_utf8_lossy(bad));
         assert!(msg.contains(":3: "), "{msg}");
         assert!(msg.contains(&expected.to_string()), "{msg}");
+    }
+}
+
+#[test]
+fn preference_errors_are_precise() {
+    let cases: Vec<(&[u8], LineError)> = vec![
+        (
+            br#"{"prompt":"p","rejected":"r"}"#,
+            LineError::MissingField {
+                field: "chosen".into(),
+            },
+        ),
+        (
+            br#"{"chosen":"c","rejected":"r"}"#,
+            LineError::MissingField {
+                field: "prompt".into(),
+            },
+        ),
+        (
+            br#"{"prompt":" \n ","chosen":"c","rejected":"r"}"#,
+            LineError::EmptyField {
+                field: "prompt".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[],"chosen":"c","rejected":"r"}"#,
+            LineError::EmptyField {
+                field: "prompt".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"system","content":"s"},{"role":"user","content":" "}],"chosen":"c","rejected":"r"}"#,
+            LineError::EmptyField {
+                field: "prompt[1].content".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"},{"role":"robot","content":"a"}],"chosen":"c","rejected":"r"}"#,
+            LineError::UnknownRole {
+                field: "prompt[1].role".into(),
+                role: "robot".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}],"chosen":"c","rejected":"r"}"#,
+            LineError::PromptNotEndingWithUser {
+                last_role: "assistant".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"system","content":"s"}],"chosen":"c","rejected":"r"}"#,
+            LineError::PromptNotEndingWithUser {
+                last_role: "system".into(),
+            },
+        ),
+        (
+            br#"{"prompt":7,"chosen":"c","rejected":"r"}"#,
+            LineError::WrongType {
+                field: "prompt".into(),
+                expected: "a string or an array of messages",
+                found: "a number",
+            },
+        ),
+        (
+            br#"{"prompt":"p","chosen":"  same answer ","rejected":"same answer\n"}"#,
+            LineError::IdenticalResponses,
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"}],"chosen":[{"role":"assistant","content":"same"}],"rejected":" same"}"#,
+            LineError::IdenticalResponses,
+        ),
+        (
+            br#"{"prompt":"p","chosen":"","rejected":"r"}"#,
+            LineError::EmptyField {
+                field: "chosen".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"}],"chosen":[],"rejected":"r"}"#,
+            LineError::EmptyField {
+                field: "chosen".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"}],"chosen":"c","rejected":[{"role":"assistant","content":""}]}"#,
+            LineError::EmptyField {
+                field: "rejected[0].content".into(),
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"}],"chosen":[{"role":"assistant","content":"a"},{"role":"assistant","content":"b"}],"rejected":"r"}"#,
+            LineError::NotOneResponse {
+                field: "chosen".into(),
+                count: 2,
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"}],"chosen":"c","rejected":[{"role":"user","content":"r"}]}"#,
+            LineError::NotAssistantResponse {
+                field: "rejected[0].role".into(),
+                role: "user".into(),
+            },
+        ),
+        (
+            br#"{"prompt":"p","chosen":[{"role":"assistant","content":"c"}],"rejected":"r"}"#,
+            LineError::WrongType {
+                field: "chosen".into(),
+                expected: "a string when `prompt` is a string",
+                found: "an array",
+            },
+        ),
+        (
+            br#"{"prompt":[{"role":"user","content":"q"}],"chosen":{"role":"assistant","content":"c"},"rejected":"r"}"#,
+            LineError::WrongType {
+                field: "chosen".into(),
+                expected: "a string or a one-element array of messages",
+                found: "an object",
+            },
+        ),
+        (
+            br#"{"prompt":"p","chosen":"c","rejected":null}"#,
+            LineError::WrongType {
+                field: "rejected".into(),
+                expected: "a string",
+                found: "null",
+            },
+        ),
+    ];
+    // Each kind of mistake has its own message, naming the field.
+    let messages: std::collections::BTreeSet<String> =
+        cases.iter().map(|(_, e)| e.to_string()).collect();
+    assert_eq!(messages.len(), cases.len() - 3, "{messages:#?}");
+    check_cases(cases);
+}
+
+#[test]
+fn data_check_reports_bad_preference_lines_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = concat!(
+        r#"{"prompt":"Best pet?","chosen":"A cat.","rejected":"A rock."}"#,
+        "\n",
+        r#"{"prompt":"Best pet?","chosen":"A cat."}"#,
+        "\n",
+        r#"{"prompt":[],"chosen":"A cat.","rejected":"A rock."}"#,
+        "\n",
+        r#"{"prompt":"Best food?","chosen":"Soup","rejected":" Soup "}"#,
+        "\n",
+        r#"{"prompt":[{"role":"user","content":"Best pet?"}],"chosen":[{"role":"assistant","content":"A cat."}],"rejected":[{"role":"assistant","content":"A rock."}]}"#,
+        "\n",
+    );
+    let p = write_file(&dir, "pairs.jsonl", text.as_bytes());
+    let report = check(&p, &LoadOptions::default()).expect("check reads the file");
+    assert_eq!(
+        report.kept, 2,
+        "the raw and the conversational pair are different"
+    );
+    let bad: Vec<(usize, &str)> = report
+        .dropped
+        .iter()
+        .map(|d| (d.line, d.error.reason()))
+        .collect();
+    assert_eq!(
+        bad,
+        vec![
+            (2, "missing_field"),
+            (3, "empty_field"),
+            (4, "identical_responses")
+        ]
+    );
+    let shown = report.to_string();
+    for want in [
+        "pairs.jsonl:2: missing field `rejected`",
+        "pairs.jsonl:3: field `prompt` is empty",
+        "pairs.jsonl:4: fields `chosen` and `rejected` are identical (after trimming whitespace)",
+    ] {
+        assert!(shown.contains(want), "{want:?} not in {shown}");
+    }
+    assert!(report.verdict().is_err());
+    // The strict load (what the trainer does) stops at the first one, with file:line.
+    match Dataset::load(&p, &LoadOptions::default()) {
+        Err(e @ DataError::Line { line: 2, .. }) => {
+            assert!(e
+                .to_string()
+                .contains("pairs.jsonl:2: missing field `rejected`"))
+        }
+        other => panic!("expected line 2's error, got {other:?}"),
     }
 }
 

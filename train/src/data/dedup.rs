@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::rng::{hash_bytes, mix64, SplitMix64};
-use super::Example;
+use super::{Example, PreferencePrompt};
 
 /// Number of MinHash functions in a signature.
 pub const MINHASH_PERMS: usize = 128;
@@ -16,7 +16,9 @@ pub const SHINGLE_WORDS: usize = 5;
 
 /// The normalised form of an example used for exact-duplicate detection: the shape, then
 /// each field with runs of whitespace collapsed to one space and ends trimmed, separated by
-/// control characters that cannot be confused with text. Case is kept.
+/// control characters that cannot be confused with text. Case is kept. A preference pair's
+/// conversational prompt contributes each turn as `prompt.<role>`, so it never equals a raw
+/// text prompt with the same words.
 pub fn normalized(example: &Example) -> String {
     let mut s = String::new();
     s.push_str(example.shape());
@@ -58,7 +60,14 @@ pub fn normalized(example: &Example) -> String {
             chosen,
             rejected,
         } => {
-            field("prompt", prompt);
+            match prompt {
+                PreferencePrompt::Text(p) => field("prompt", p),
+                PreferencePrompt::Chat(msgs) => {
+                    for m in msgs {
+                        field(&format!("prompt.{}", m.role.as_str()), &m.content);
+                    }
+                }
+            }
             field("chosen", chosen);
             field("rejected", rejected);
         }

@@ -58,6 +58,34 @@ pub enum LineError {
         /// The role of the last turn.
         last_role: String,
     },
+    /// A preference pair's conversational `prompt` does not end with a user turn (the
+    /// responses are the assistant's reply to it).
+    #[error("conversational `prompt` must end with a user turn, last turn is {last_role}")]
+    PromptNotEndingWithUser {
+        /// The role of the prompt's last turn.
+        last_role: String,
+    },
+    /// A preference pair's `chosen` or `rejected`, given as a list, holds more than one
+    /// message.
+    #[error("field `{field}` must hold exactly one assistant message, found {count} messages")]
+    NotOneResponse {
+        /// `chosen` or `rejected`.
+        field: String,
+        /// How many messages the list holds.
+        count: usize,
+    },
+    /// A preference pair's `chosen` or `rejected` message is not the assistant's.
+    #[error("field `{field}` must be \"assistant\", found {role:?}")]
+    NotAssistantResponse {
+        /// Path of the role field, e.g. `rejected[0].role`.
+        field: String,
+        /// The role found.
+        role: String,
+    },
+    /// A preference pair's `chosen` and `rejected` are the same text (after trimming
+    /// whitespace), so the pair prefers nothing.
+    #[error("fields `chosen` and `rejected` are identical (after trimming whitespace)")]
+    IdenticalResponses,
     /// A text field that must not be empty is empty (or only whitespace).
     #[error("field `{field}` is empty")]
     EmptyField {
@@ -100,6 +128,10 @@ impl LineError {
             LineError::UnknownRole { .. } => "unknown_role",
             LineError::NoAssistantTurn => "no_assistant_turn",
             LineError::NotEndingWithAssistant { .. } => "not_ending_with_assistant",
+            LineError::PromptNotEndingWithUser { .. } => "prompt_not_ending_with_user",
+            LineError::NotOneResponse { .. } => "not_one_response",
+            LineError::NotAssistantResponse { .. } => "not_assistant_response",
+            LineError::IdenticalResponses => "identical_responses",
             LineError::EmptyField { .. } => "empty_field",
             LineError::InvalidUtf8 { .. } => "invalid_utf8",
             LineError::LineTooLong { .. } => "line_too_long",

@@ -58,15 +58,50 @@ pub enum Example {
     },
     /// `{"text":..}`: all tokens are trainable.
     Text(String),
-    /// `{"prompt":..,"chosen":..,"rejected":..}`: a preference pair.
+    /// `{"prompt":..,"chosen":..,"rejected":..}`: a preference pair, in TRL's standard form
+    /// (three strings, raw text) or its conversational form (`prompt` a list of messages
+    /// ending with a user turn, `chosen`/`rejected` each a string or a one-element list
+    /// `[{"role":"assistant","content":..}]`).
     Preference {
-        /// The prompt (non-empty).
-        prompt: String,
-        /// The preferred response (non-empty).
+        /// The prompt (non-empty): raw text or a conversation.
+        prompt: PreferencePrompt,
+        /// The preferred response (non-empty); for a conversational pair, the content of the
+        /// assistant's reply.
         chosen: String,
-        /// The rejected response (non-empty).
+        /// The rejected response (non-empty, not equal to `chosen` after trimming).
         rejected: String,
     },
+}
+
+/// The prompt of a preference pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreferencePrompt {
+    /// Raw text, rendered without the chat template (TRL's standard form).
+    Text(String),
+    /// A conversation (system/user/assistant turns, ending with a user turn), rendered with
+    /// the model's chat template; the responses are the assistant's next turn (TRL's
+    /// conversational form).
+    Chat(Vec<Message>),
+}
+
+impl PreferencePrompt {
+    /// Whether this is the conversational form.
+    pub fn is_chat(&self) -> bool {
+        matches!(self, PreferencePrompt::Chat(_))
+    }
+
+    /// The text a user would type last: the raw prompt, or the content of the last user turn
+    /// of the conversation (empty when there is none).
+    pub fn last_user_text(&self) -> &str {
+        match self {
+            PreferencePrompt::Text(t) => t,
+            PreferencePrompt::Chat(msgs) => msgs
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::User)
+                .map_or("", |m| m.content.as_str()),
+        }
+    }
 }
 
 impl Example {
@@ -90,11 +125,7 @@ impl Example {
         if obj.contains_key("messages") {
             parse_messages(obj)
         } else if obj.contains_key("chosen") || obj.contains_key("rejected") {
-            Ok(Example::Preference {
-                prompt: req_str(obj, "prompt", true)?,
-                chosen: req_str(obj, "chosen", true)?,
-                rejected: req_str(obj, "rejected", true)?,
-            })
+            parse_preference(obj)
         } else if obj.contains_key("instruction") {
             let input = match obj.get("input") {
                 None | Some(Value::Null) => None,
@@ -134,29 +165,48 @@ impl Example {
 }
 
 fn parse_messages(obj: &Map<String, Value>) -> Result<Example, LineError> {
-    let arr = match obj.get("messages") {
-        Some(Value::Array(a)) => a,
-        Some(other) => {
-            return Err(LineError::WrongType {
-                field: "messages".into(),
-                expected: "an array",
-                found: type_name(other),
-            })
-        }
+    let messages = match obj.get("messages") {
+        Some(v) => parse_message_list(v, "messages")?,
         None => {
             return Err(LineError::MissingField {
                 field: "messages".into(),
             })
         }
     };
+    if !messages.iter().any(|m| m.role == Role::Assistant) {
+        return Err(LineError::NoAssistantTurn);
+    }
+    if let Some(last) = messages.last() {
+        if last.role != Role::Assistant {
+            return Err(LineError::NotEndingWithAssistant {
+                last_role: last.role.as_str().into(),
+            });
+        }
+    }
+    Ok(Example::Messages(messages))
+}
+
+/// A non-empty array of `{"role":..,"content":..}` objects (non-empty content); errors name
+/// `field[i].role` / `field[i].content`.
+fn parse_message_list(value: &Value, field: &str) -> Result<Vec<Message>, LineError> {
+    let arr = match value {
+        Value::Array(a) => a,
+        other => {
+            return Err(LineError::WrongType {
+                field: field.into(),
+                expected: "an array",
+                found: type_name(other),
+            })
+        }
+    };
     if arr.is_empty() {
         return Err(LineError::EmptyField {
-            field: "messages".into(),
+            field: field.into(),
         });
     }
     let mut messages = Vec::with_capacity(arr.len());
     for (i, m) in arr.iter().enumerate() {
-        let field = format!("messages[{i}]");
+        let field = format!("{field}[{i}]");
         let mo = m.as_object().ok_or_else(|| LineError::WrongType {
             field: field.clone(),
             expected: "an object",
@@ -188,17 +238,92 @@ fn parse_messages(obj: &Map<String, Value>) -> Result<Example, LineError> {
         let content = req_str(mo, "content", true).map_err(|e| prefix_field(e, &field))?;
         messages.push(Message { role, content });
     }
-    if !messages.iter().any(|m| m.role == Role::Assistant) {
-        return Err(LineError::NoAssistantTurn);
-    }
-    if let Some(last) = messages.last() {
-        if last.role != Role::Assistant {
-            return Err(LineError::NotEndingWithAssistant {
-                last_role: last.role.as_str().into(),
-            });
+    Ok(messages)
+}
+
+/// A preference pair: `prompt` (string or conversation ending with a user turn), `chosen` and
+/// `rejected` (strings, or one assistant message each when the prompt is a conversation),
+/// the two responses different after trimming.
+fn parse_preference(obj: &Map<String, Value>) -> Result<Example, LineError> {
+    let prompt = match obj.get("prompt") {
+        None => {
+            return Err(LineError::MissingField {
+                field: "prompt".into(),
+            })
         }
+        Some(Value::String(_)) => PreferencePrompt::Text(req_str(obj, "prompt", true)?),
+        Some(v @ Value::Array(_)) => {
+            let msgs = parse_message_list(v, "prompt")?;
+            if let Some(last) = msgs.last() {
+                if last.role != Role::User {
+                    return Err(LineError::PromptNotEndingWithUser {
+                        last_role: last.role.as_str().into(),
+                    });
+                }
+            }
+            PreferencePrompt::Chat(msgs)
+        }
+        Some(other) => {
+            return Err(LineError::WrongType {
+                field: "prompt".into(),
+                expected: "a string or an array of messages",
+                found: type_name(other),
+            })
+        }
+    };
+    let chosen = parse_response(obj, "chosen", prompt.is_chat())?;
+    let rejected = parse_response(obj, "rejected", prompt.is_chat())?;
+    if chosen.trim() == rejected.trim() {
+        return Err(LineError::IdenticalResponses);
     }
-    Ok(Example::Messages(messages))
+    Ok(Example::Preference {
+        prompt,
+        chosen,
+        rejected,
+    })
+}
+
+/// One response of a preference pair: a non-empty string, or (when the prompt is a
+/// conversation) a one-element list holding an assistant message.
+fn parse_response(
+    obj: &Map<String, Value>,
+    key: &str,
+    chat_prompt: bool,
+) -> Result<String, LineError> {
+    match obj.get(key) {
+        Some(v @ Value::Array(items)) if chat_prompt => {
+            if items.len() > 1 {
+                return Err(LineError::NotOneResponse {
+                    field: key.into(),
+                    count: items.len(),
+                });
+            }
+            let mut msgs = parse_message_list(v, key)?;
+            match msgs.pop() {
+                Some(m) if m.role == Role::Assistant => Ok(m.content),
+                Some(m) => Err(LineError::NotAssistantResponse {
+                    field: format!("{key}[0].role"),
+                    role: m.role.as_str().into(),
+                }),
+                None => Err(LineError::EmptyField { field: key.into() }),
+            }
+        }
+        Some(Value::Array(_)) => Err(LineError::WrongType {
+            field: key.into(),
+            expected: "a string when `prompt` is a string",
+            found: "an array",
+        }),
+        Some(other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_)))
+            if chat_prompt =>
+        {
+            Err(LineError::WrongType {
+                field: key.into(),
+                expected: "a string or a one-element array of messages",
+                found: type_name(other),
+            })
+        }
+        _ => req_str(obj, key, true),
+    }
 }
 
 fn prefix_field(e: LineError, prefix: &str) -> LineError {

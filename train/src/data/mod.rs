@@ -19,11 +19,11 @@ mod split;
 pub use dataset::{check, check_reader, Dataset, Record};
 pub use dedup::{jaccard, normalized, shingles};
 pub use error::{DataError, LineError};
-pub use example::{Example, Message, Role};
+pub use example::{Example, Message, PreferencePrompt, Role};
 pub use options::{LoadOptions, Policy, TokenCounter, TokenLimit, DEFAULT_MAX_LINE_BYTES};
 pub use pack::{pack, pack_limited, Overlong, PackedRow, Packing, TokenizedExample};
 pub use reader::{BoundedLines, RawLine};
-pub use render::{PromptExample, Renderer};
+pub use render::{PromptExample, Renderer, TokenizedPair};
 pub use report::{DroppedLine, Duplicate, LoadReport};
 pub use sample::{
     parse_marked, sample_indices, MaskedRun, RenderedExample, SCORED_CLOSE, SCORED_OPEN,

@@ -10,10 +10,16 @@
 //! including the last end-of-generation token of the turn (a separator after it, like ChatML's
 //! trailing newline, is never generated and is not trained on).
 //!
-//! `prompt`/`completion`, preference pairs (their chosen side) and `text` are raw text (no
-//! template): the completion, or the whole text, is followed by the EOS token.
+//! `prompt`/`completion`, preference pairs with a text prompt and `text` are raw text (no
+//! template): the completion, or the whole text, is followed by the EOS token. A preference
+//! pair with a conversational prompt is rendered as that conversation followed by the
+//! response as the assistant's turn, exactly as a `messages` example.
+//!
+//! [`Renderer::tokenize`] renders a preference pair's chosen side (the supervised view);
+//! [`Renderer::tokenize_pair`] renders both sides for preference training, scoring only the
+//! responses.
 
-use super::{DataError, Example, LossMask, Message, Role, TokenizedExample};
+use super::{DataError, Example, LossMask, Message, PreferencePrompt, Role, TokenizedExample};
 use graft_runtime::chat_template::{ChatMessage, ChatTemplate};
 use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::Model;
@@ -35,6 +41,36 @@ pub struct PromptExample {
     pub ids: Vec<u32>,
     /// The reference completion text (the final assistant turn's content, or the completion).
     pub reference: String,
+}
+
+/// A preference pair tokenized for DPO: each side is the whole sequence (prompt + response);
+/// only response tokens (up to and including the last end-of-generation token the response
+/// renders, as the supervised loss mask) are marked in `mask`; the first token never is. The
+/// prompt's tokens are the same ids on both sides (see [`Renderer::tokenize_pair`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizedPair {
+    /// The prompt followed by the chosen response.
+    pub chosen: TokenizedExample,
+    /// The prompt followed by the rejected response.
+    pub rejected: TokenizedExample,
+}
+
+impl TokenizedPair {
+    /// How many leading tokens the two sides share as the prompt (BOS included): the length
+    /// of the common prefix of their ids before the first scored token.
+    pub fn prompt_len(&self) -> usize {
+        let first_scored = |t: &TokenizedExample| t.mask.iter().position(|&m| m);
+        let limit = first_scored(&self.chosen)
+            .unwrap_or(self.chosen.ids.len())
+            .min(first_scored(&self.rejected).unwrap_or(self.rejected.ids.len()));
+        self.chosen
+            .ids
+            .iter()
+            .zip(&self.rejected.ids)
+            .take(limit)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
 }
 
 /// One piece of an example before tokenization.
@@ -121,6 +157,116 @@ impl Renderer {
         Ok(out)
     }
 
+    /// Both sides of a preference pair as ids and masks, for preference training (DPO): each
+    /// side is BOS (when the tokenizer adds one and the rendering does not start with it),
+    /// the prompt, then the response. The prompt is rendered and tokenized once, so its ids
+    /// are identical on both sides; a raw text prompt is followed by the response and the EOS
+    /// text (as [`Renderer::tokenize`]), a conversational prompt is rendered with the chat
+    /// template and the response is the assistant's next turn, located as in a `messages`
+    /// example. Only the response's tokens are scored, whatever the loss-mask policy (an
+    /// assistant turn inside the prompt is context); the first token never is.
+    ///
+    /// Errors: [`DataError::InvalidOption`] for an example that is not a preference pair,
+    /// [`DataError::Render`] when the template cannot render the conversation or renders the
+    /// prompt differently depending on the response.
+    pub fn tokenize_pair(&self, ex: &Example) -> Result<TokenizedPair, DataError> {
+        let Example::Preference {
+            prompt,
+            chosen,
+            rejected,
+        } = ex
+        else {
+            return Err(DataError::InvalidOption(format!(
+                "a `{}` example is not a preference pair (prompt/chosen/rejected)",
+                ex.shape()
+            )));
+        };
+        let (context, chosen_pieces) = self.pair_side(prompt, chosen)?;
+        let (context_rejected, rejected_pieces) = self.pair_side(prompt, rejected)?;
+        let same_context = context.len() == context_rejected.len()
+            && context
+                .iter()
+                .zip(&context_rejected)
+                .all(|(a, b)| a.text == b.text);
+        if !same_context {
+            return Err(DataError::Render(
+                "the chat template renders the prompt differently for the chosen and the \
+                 rejected response, so the pair has no common prompt"
+                    .into(),
+            ));
+        }
+        let first = context
+            .first()
+            .or(chosen_pieces.first())
+            .map_or("", |p| p.text.as_str());
+        let mut prompt_ids: Vec<u32> = self.bos_before(first).into_iter().collect();
+        for p in &context {
+            prompt_ids.extend(self.tokenizer.encode(&p.text, false, true));
+        }
+        let side = |pieces: &[Piece]| {
+            let mut out = TokenizedExample {
+                ids: prompt_ids.clone(),
+                mask: vec![false; prompt_ids.len()],
+            };
+            for piece in pieces {
+                let ids = self.tokenizer.encode(&piece.text, false, true);
+                let keep = if piece.trainable {
+                    self.trained_prefix(&ids)
+                } else {
+                    0
+                };
+                out.mask.extend((0..ids.len()).map(|i| i < keep));
+                out.ids.extend(ids);
+            }
+            if let Some(m) = out.mask.first_mut() {
+                // Nothing predicts the first token.
+                *m = false;
+            }
+            out
+        };
+        Ok(TokenizedPair {
+            chosen: side(&chosen_pieces),
+            rejected: side(&rejected_pieces),
+        })
+    }
+
+    /// One side of a preference pair split into the prompt's pieces (never scored, whatever
+    /// their flag: an assistant turn inside the prompt is context) and the response's pieces
+    /// (the response trainable; a template's tail after it not).
+    fn pair_side(
+        &self,
+        prompt: &PreferencePrompt,
+        response: &str,
+    ) -> Result<(Vec<Piece>, Vec<Piece>), DataError> {
+        let mut pieces = self.preference_pieces(prompt, response)?;
+        let last = pieces.iter().rposition(|p| p.trainable).ok_or_else(|| {
+            DataError::Render("the preference pair's response renders to no text".into())
+        })?;
+        let response_pieces = pieces.split_off(last);
+        Ok((pieces, response_pieces))
+    }
+
+    /// A preference prompt followed by one response: raw text, or the conversation with the
+    /// response as the assistant's turn.
+    fn preference_pieces(
+        &self,
+        prompt: &PreferencePrompt,
+        response: &str,
+    ) -> Result<Vec<Piece>, DataError> {
+        match prompt {
+            PreferencePrompt::Text(p) => Ok(self.raw_pieces(p, response)),
+            PreferencePrompt::Chat(msgs) => {
+                let mut conv = Vec::with_capacity(msgs.len() + 1);
+                conv.extend(msgs.iter().cloned());
+                conv.push(Message {
+                    role: Role::Assistant,
+                    content: response.to_owned(),
+                });
+                self.chat_pieces(&conv)
+            }
+        }
+    }
+
     /// The prompt and reference completion of an example, for generation and evaluation;
     /// `None` for `text` examples (nothing to complete).
     pub fn prompt(&self, ex: &Example) -> Result<Option<PromptExample>, DataError> {
@@ -186,7 +332,7 @@ impl Renderer {
             Example::PromptCompletion { prompt, completion } => {
                 Ok(self.raw_pieces(prompt, completion))
             }
-            Example::Preference { prompt, chosen, .. } => Ok(self.raw_pieces(prompt, chosen)),
+            Example::Preference { prompt, chosen, .. } => self.preference_pieces(prompt, chosen),
             Example::Text(text) => Ok(self.raw_pieces("", text)),
         }
     }

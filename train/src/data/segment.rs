@@ -1,6 +1,6 @@
 //! What an example renders to before tokenization: text segments, each trainable or not.
 
-use super::{Example, Message, Role};
+use super::{Example, Message, PreferencePrompt, Role};
 
 /// Which tokens the loss is computed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,8 +65,10 @@ impl Example {
     /// instruction: prompt (instruction + input) then output; prompt/completion: prompt
     /// then completion; text: one trainable segment. A preference pair renders as its
     /// prompt then its *chosen* response (supervised view; see
-    /// [`Example::preference_segments`] for both sides). With [`LossMask::AllTokens`]
-    /// every segment is trainable. Empty prompts produce no segment.
+    /// [`Example::preference_segments`] for both sides); a conversational prompt is one
+    /// segment per turn, as `messages` (so an assistant turn inside it is trainable, as it
+    /// would be in a `messages` example). With [`LossMask::AllTokens`] every segment is
+    /// trainable. Empty prompts produce no segment.
     pub fn segments(&self, policy: LossMask) -> Vec<Segment> {
         let all = policy == LossMask::AllTokens;
         let mut out = Vec::new();
@@ -96,7 +98,14 @@ impl Example {
             }
             Example::Text(t) => push(t, true, None),
             Example::Preference { prompt, chosen, .. } => {
-                push(prompt, false, Some(Role::User));
+                match prompt {
+                    PreferencePrompt::Text(p) => push(p, false, Some(Role::User)),
+                    PreferencePrompt::Chat(msgs) => {
+                        for m in msgs {
+                            push(&m.content, m.role == Role::Assistant, Some(m.role));
+                        }
+                    }
+                }
                 push(chosen, true, Some(Role::Assistant));
             }
         }
@@ -104,7 +113,8 @@ impl Example {
     }
 
     /// For a preference pair: the (chosen, rejected) renderings, each prompt + response.
-    /// `None` for other shapes.
+    /// Only the response is trainable (an assistant turn inside a conversational prompt is
+    /// context), unless `policy` is [`LossMask::AllTokens`]. `None` for other shapes.
     pub fn preference_segments(&self, policy: LossMask) -> Option<(Vec<Segment>, Vec<Segment>)> {
         match self {
             Example::Preference {
@@ -114,10 +124,15 @@ impl Example {
             } => {
                 let all = policy == LossMask::AllTokens;
                 let side = |resp: &str| {
-                    vec![
-                        Segment::new(prompt, all, Some(Role::User)),
-                        Segment::new(resp, true, Some(Role::Assistant)),
-                    ]
+                    let mut out = match prompt {
+                        PreferencePrompt::Text(p) => vec![Segment::new(p, all, Some(Role::User))],
+                        PreferencePrompt::Chat(msgs) => msgs
+                            .iter()
+                            .map(|m| Segment::new(&m.content, all, Some(m.role)))
+                            .collect(),
+                    };
+                    out.push(Segment::new(resp, true, Some(Role::Assistant)));
+                    out
                 };
                 Some((side(chosen), side(rejected)))
             }

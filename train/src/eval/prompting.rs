@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use super::EvalError;
-use crate::data::{sample_indices, Dataset, Example, LoadOptions, Message, Role};
+use crate::data::{sample_indices, Dataset, Example, LoadOptions, Message, PreferencePrompt, Role};
 
 /// Demonstrations and a system prompt put before every test example.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,10 @@ impl Prompting {
                 chosen,
                 rejected,
             } => Example::Preference {
-                prompt: self.raw_prefix() + prompt,
+                prompt: match prompt {
+                    PreferencePrompt::Text(p) => PreferencePrompt::Text(self.raw_prefix() + p),
+                    PreferencePrompt::Chat(msgs) => PreferencePrompt::Chat(self.turns(msgs)),
+                },
                 chosen: chosen.clone(),
                 rejected: rejected.clone(),
             },
@@ -131,6 +134,11 @@ impl Prompting {
     }
 
     fn conversation(&self, msgs: &[Message]) -> Example {
+        Example::Messages(self.turns(msgs))
+    }
+
+    /// `msgs` with the system prompt and the demonstrations in front.
+    fn turns(&self, msgs: &[Message]) -> Vec<Message> {
         let own_system = msgs
             .iter()
             .find(|m| m.role == Role::System)
@@ -153,7 +161,7 @@ impl Prompting {
             });
         }
         out.extend(msgs.iter().filter(|m| m.role != Role::System).cloned());
-        Example::Messages(out)
+        out
     }
 
     fn raw_prefix(&self) -> String {
@@ -191,7 +199,9 @@ fn demo_pair(ex: &Example) -> Option<(String, String)> {
         Example::PromptCompletion { prompt, completion } => {
             Some((prompt.clone(), completion.clone()))
         }
-        Example::Preference { prompt, chosen, .. } => Some((prompt.clone(), chosen.clone())),
+        Example::Preference { prompt, chosen, .. } => {
+            Some((prompt.last_user_text().to_owned(), chosen.clone()))
+        }
         Example::Text(_) => None,
     }
 }

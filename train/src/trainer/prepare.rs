@@ -9,7 +9,7 @@ use super::config::hex;
 use super::TrainError;
 use crate::data::{
     check, pack_limited, DataError, Dataset, Example, LoadOptions, LoadReport, LossMask, Overlong,
-    PackedRow, TokenizedExample,
+    PackedRow, TokenizedExample, TokenizedPair,
 };
 
 /// Renders and tokenizes one example (the model's chat template and tokenizer; see
@@ -21,6 +21,9 @@ pub trait ExampleTokenizer {
         example: &Example,
         mask: LossMask,
     ) -> Result<TokenizedExample, DataError>;
+
+    /// Token ids and masks of both sides of a preference pair (see [`TokenizedPair`]).
+    fn tokenize_pair(&self, example: &Example) -> Result<TokenizedPair, DataError>;
 }
 
 impl ExampleTokenizer for crate::data::render::Renderer {
@@ -30,6 +33,10 @@ impl ExampleTokenizer for crate::data::render::Renderer {
         mask: LossMask,
     ) -> Result<TokenizedExample, DataError> {
         self.tokenize(example, mask)
+    }
+
+    fn tokenize_pair(&self, example: &Example) -> Result<TokenizedPair, DataError> {
+        crate::data::render::Renderer::tokenize_pair(self, example)
     }
 }
 
