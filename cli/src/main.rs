@@ -40,7 +40,7 @@ enum Command {
     /// match, token F1; --compare shows the base and the adapted model side by side.
     Eval(commands::eval::EvalArgs),
     /// Train a LoRA adapter on the frozen (quantized) base model.
-    Train(commands::train::Args),
+    Train(Box<commands::train::Args>),
     /// List the devices --device can name (the CPU, then each GPU adapter found).
     Devices(commands::devices::Args),
 }
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         Command::Adapter(args) => commands::adapter::run(args),
         Command::Merge(args) => commands::merge::run(args),
         Command::Eval(args) => commands::eval::run(args),
-        Command::Train(args) => commands::train::run(args),
+        Command::Train(args) => commands::train::run(*args),
         Command::Devices(args) => commands::devices::run(args),
     };
     match result {

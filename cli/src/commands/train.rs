@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use graft_runtime::{Model, ModelParams};
 use graft_train::trainer::{
     CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress, Schedule,
-    StopReason, TestSpec, TrainConfig, TrainIo, Trainer,
+    StopReason, TestSpec, TrainConfig, TrainIo, TrainMethod, Trainer, DEFAULT_BETA,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -18,9 +18,25 @@ pub struct Args {
     /// The base model (GGUF; stays quantized and frozen).
     #[arg(short = 'm', long = "model")]
     model: PathBuf,
-    /// Training data (JSONL: messages, instruction/output, prompt/completion or text).
+    /// Training data (JSONL: messages, instruction/output, prompt/completion or text; with
+    /// --method dpo|ipo: prompt/chosen/rejected pairs).
     #[arg(long)]
     data: PathBuf,
+    /// What to optimize: sft (supervised fine-tuning), dpo (direct preference optimization
+    /// on prompt/chosen/rejected pairs) or ipo. The preference methods use the starting
+    /// model (the base, or --init-adapter) as the frozen reference policy.
+    #[arg(long, default_value = "sft", value_parser = ["sft", "dpo", "ipo"])]
+    method: String,
+    /// DPO/IPO β: how far the adapter may move from the reference (higher: closer).
+    #[arg(long, default_value_t = DEFAULT_BETA)]
+    beta: f64,
+    /// DPO label smoothing in [0, 0.5): the assumed share of pairs with flipped labels.
+    #[arg(long = "label-smoothing", default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Start from this adapter (GGUF or PEFT, e.g. an SFT adapter before DPO) instead of a
+    /// fresh one; --rank and --targets must be its own.
+    #[arg(long = "init-adapter", value_name = "ADAPTER")]
+    init_adapter: Option<PathBuf>,
     /// Validation data (JSONL), evaluated every --eval-every steps and at the end.
     #[arg(long)]
     val: Option<PathBuf>,
@@ -207,8 +223,16 @@ impl Observer for Bar {
             .anchor
             .map(|a| format!(" | anchor {a:.4}"))
             .unwrap_or_default();
+        let pref = p
+            .preference
+            .map(|m| format!(" | acc {:.2} margin {:.3}", m.accuracy, m.margin))
+            .unwrap_or_default();
+        let val_pref = p
+            .val_preference
+            .map(|m| format!(" | val acc {:.3} margin {:.3}", m.accuracy, m.margin))
+            .unwrap_or_default();
         let msg = format!(
-            "loss {:.4}{anchor}{val} | lr {:.2e} | {:.0} tok/s",
+            "loss {:.4}{anchor}{pref}{val}{val_pref} | lr {:.2e} | {:.0} tok/s",
             p.loss, p.lr, p.tokens_per_sec
         );
         match &self.bar {
@@ -283,6 +307,14 @@ pub fn run(args: Args) -> Result<()> {
         max_steps: args.max_steps,
         loss_mask: args.loss_mask,
         threads,
+        method: match args.method.as_str() {
+            "dpo" => TrainMethod::Dpo {
+                beta: args.beta,
+                label_smoothing: args.label_smoothing,
+            },
+            "ipo" => TrainMethod::Ipo { beta: args.beta },
+            _ => TrainMethod::Sft,
+        },
     };
     config.validate().context("bad training flags")?;
     let checkpoint_dir = args
@@ -311,6 +343,7 @@ pub fn run(args: Args) -> Result<()> {
         peft: args.peft.clone(),
         checkpoint_dir,
         resume: args.resume.clone(),
+        init_adapter: args.init_adapter.clone(),
     };
     let model = Model::load(&args.model, ModelParams { threads })
         .with_context(|| format!("cannot load base model {}", args.model.display()))?;

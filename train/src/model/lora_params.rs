@@ -222,6 +222,68 @@ impl LoraParams {
         self.dims[target.index()]
     }
 
+    /// Takes the values of `adapter` (a starting adapter: `--init-adapter`): every adapted
+    /// projection of these parameters must be in it with the same rank and shape, and it may
+    /// hold nothing else. `B` is rescaled so that the update `scale · B·A` equals the
+    /// adapter's own (its alpha may differ from this configuration's).
+    pub fn load_adapter(&mut self, adapter: &LoraAdapter) -> Result<(), TrainModelError> {
+        let bad = |m: String| Err(TrainModelError::InvalidOption(m));
+        let r = self.config.rank;
+        let scale = self.scale();
+        let mut used = 0;
+        for l in 0..self.n_layer() {
+            for t in Target::ALL {
+                let Some(i) = self.slot(l, t) else {
+                    continue;
+                };
+                let name = format!("blk.{l}.{}.weight", t.gguf_stem());
+                let Some(pair) = adapter.tensors.get(&name) else {
+                    return bad(format!(
+                        "the adapter has no `{name}` pair, which this run adapts (targets and                          layers must match the adapter's)"
+                    ));
+                };
+                let (n_out, n_in) = self.dims(t);
+                if pair.rank != r || pair.n_in != n_in || pair.n_out != n_out {
+                    return bad(format!(
+                        "`{name}`: rank {} and shape {}x{} in the adapter, the run has rank {r}                          and {n_out}x{n_in} (set --rank to the adapter's)",
+                        pair.rank, pair.n_out, pair.n_in
+                    ));
+                }
+                let k = pair.scale_factor / scale;
+                if !k.is_finite() {
+                    return bad(format!("`{name}`: scale factor {}", pair.scale_factor));
+                }
+                self.tensors[i].values.copy_from_slice(&pair.a);
+                for (v, &b) in self.tensors[i + 1].values.iter_mut().zip(&pair.b) {
+                    *v = b * k;
+                }
+                used += 1;
+            }
+        }
+        if used != adapter.tensors.len() {
+            let extra: Vec<&str> = adapter
+                .tensors
+                .keys()
+                .filter(|n| {
+                    !(0..self.n_layer()).any(|l| {
+                        Target::ALL.iter().any(|t| {
+                            self.slot(l, *t).is_some()
+                                && **n == format!("blk.{l}.{}.weight", t.gguf_stem())
+                        })
+                    })
+                })
+                .map(String::as_str)
+                .take(3)
+                .collect();
+            return bad(format!(
+                "the adapter adapts {} tensors this run does not (e.g. {}): set --targets to                  the adapter's",
+                adapter.tensors.len() - used,
+                extra.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     /// The adapter in the runtime's in-memory form (save it with `save_gguf` / `save_peft`).
     pub fn to_adapter(&self) -> LoraAdapter {
         let r = self.config.rank;

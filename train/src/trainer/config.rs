@@ -8,6 +8,7 @@ use super::TrainError;
 use crate::data::LossMask;
 use crate::model::{Checkpointing, LoraConfig, Target};
 use crate::optim::{ScheduleKind, Warmup};
+use crate::preference::PreferenceLoss;
 
 /// Which optimizer updates the LoRA parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -104,6 +105,63 @@ impl MaskPolicy {
     }
 }
 
+/// What a run optimizes.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainMethod {
+    /// Supervised fine-tuning: the cross-entropy of the completions (the default).
+    #[default]
+    Sft,
+    /// Direct preference optimization on `prompt`/`chosen`/`rejected` pairs (see
+    /// [`crate::preference::PreferenceLoss::Sigmoid`]).
+    Dpo {
+        /// β (TRL's default 0.1).
+        beta: f64,
+        /// Label smoothing ε in `[0, 0.5)` (0: plain DPO).
+        label_smoothing: f64,
+    },
+    /// IPO on preference pairs (see [`crate::preference::PreferenceLoss::Ipo`]).
+    Ipo {
+        /// β.
+        beta: f64,
+    },
+}
+
+/// β of `--method dpo|ipo` when not given (TRL's default).
+pub const DEFAULT_BETA: f64 = 0.1;
+
+impl TrainMethod {
+    /// Whether this is supervised fine-tuning (the default, not serialized so that older
+    /// configurations keep their hash).
+    pub fn is_sft(&self) -> bool {
+        *self == TrainMethod::Sft
+    }
+
+    /// The preference loss, for DPO and IPO.
+    pub fn preference_loss(&self) -> Option<PreferenceLoss> {
+        match *self {
+            TrainMethod::Sft => None,
+            TrainMethod::Dpo {
+                beta,
+                label_smoothing,
+            } => Some(PreferenceLoss::Sigmoid {
+                beta,
+                label_smoothing,
+            }),
+            TrainMethod::Ipo { beta } => Some(PreferenceLoss::Ipo { beta }),
+        }
+    }
+
+    /// The method's name (`sft`, `dpo`, `ipo`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrainMethod::Sft => "sft",
+            TrainMethod::Dpo { .. } => "dpo",
+            TrainMethod::Ipo { .. } => "ipo",
+        }
+    }
+}
+
 /// The default weight of the base anchor ([`LoraConfig::anchor`]).
 pub const DEFAULT_ANCHOR: f32 = 0.0;
 
@@ -169,6 +227,9 @@ pub struct TrainConfig {
     pub loss_mask: MaskPolicy,
     /// Compute threads.
     pub threads: usize,
+    /// What the run optimizes (default supervised fine-tuning; not serialized then).
+    #[serde(skip_serializing_if = "TrainMethod::is_sft")]
+    pub method: TrainMethod,
 }
 
 impl Default for TrainConfig {
@@ -199,6 +260,7 @@ impl Default for TrainConfig {
             max_steps: None,
             loss_mask: MaskPolicy::Completion,
             threads: 1,
+            method: TrainMethod::Sft,
         }
     }
 }
@@ -283,6 +345,10 @@ impl TrainConfig {
         }
         if self.early_stopping == Some(0) {
             return bad("early_stopping must be at least 1 evaluation".into());
+        }
+        if let Some(loss) = self.method.preference_loss() {
+            loss.validate()
+                .map_err(|m| TrainError::Config(format!("--method {}: {m}", self.method.name())))?;
         }
         Ok(())
     }

@@ -20,6 +20,12 @@ pub struct StepMetrics {
     /// Validation loss, when computed at this step.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_loss: Option<f64>,
+    /// Preference runs: the step's training pairs (rewards, margin, accuracy).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub preference: Option<PreferenceMetrics>,
+    /// Preference runs: the validation pairs, when evaluated at this step.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_preference: Option<PreferenceMetrics>,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
     /// Training tokens (not padding) in the step.
@@ -28,6 +34,32 @@ pub struct StepMetrics {
     pub tokens_per_sec: f64,
     /// Resident set size of the process after the step, MB.
     pub rss_mb: f64,
+}
+
+/// Means over a set of preference pairs (DPO/IPO runs): the implicit rewards
+/// `β·log(π/π_ref)` of the chosen and rejected responses, their margin, and the fraction of
+/// pairs whose chosen reward is the higher.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PreferenceMetrics {
+    /// Mean reward of the chosen responses.
+    pub chosen_reward: f64,
+    /// Mean reward of the rejected responses.
+    pub rejected_reward: f64,
+    /// Mean margin (chosen − rejected).
+    pub margin: f64,
+    /// Fraction of pairs ranked right.
+    pub accuracy: f64,
+}
+
+impl From<&crate::preference::PreferenceStats> for PreferenceMetrics {
+    fn from(s: &crate::preference::PreferenceStats) -> Self {
+        PreferenceMetrics {
+            chosen_reward: s.chosen_reward(),
+            rejected_reward: s.rejected_reward(),
+            margin: s.margin(),
+            accuracy: s.accuracy(),
+        }
+    }
 }
 
 /// The metrics as JSONL text: one line per step, in order.

@@ -24,6 +24,7 @@ mod observer;
 pub mod output;
 mod plan;
 mod prepare;
+mod prepare_pairs;
 mod run;
 pub mod sizing;
 mod svg;
@@ -31,15 +32,16 @@ mod test_eval;
 
 pub use config::{
     parse_target, target_name, CheckpointPolicy, MaskPolicy, OptimizerKind, Schedule, TrainConfig,
-    DEFAULT_ANCHOR,
+    TrainMethod, DEFAULT_ANCHOR, DEFAULT_BETA,
 };
 pub use error::TrainError;
-pub use metrics::{peak_rss_mb, rss_mb, to_jsonl, StepMetrics};
+pub use metrics::{peak_rss_mb, rss_mb, to_jsonl, PreferenceMetrics, StepMetrics};
 pub use observer::{Control, Event, Observer, Progress, Silent};
 pub use plan::{epoch_order, Plan};
 pub use prepare::{
     file_sha256, pack_data, prepare, tokenize_file, ExampleTokenizer, PreparedData, TokenizedData,
 };
+pub use prepare_pairs::prepare_pairs;
 pub use run::{StopReason, TrainIo, TrainOutcome, Trainer};
 pub use sizing::Sizing;
 pub use svg::loss_svg;

@@ -36,6 +36,10 @@ pub struct Progress {
     pub val_loss: Option<f64>,
     /// Best validation loss so far.
     pub best_val_loss: Option<f64>,
+    /// Preference runs: the step's pairs (rewards, margin, accuracy).
+    pub preference: Option<super::PreferenceMetrics>,
+    /// Preference runs: the validation pairs, when evaluated at this step.
+    pub val_preference: Option<super::PreferenceMetrics>,
 }
 
 /// Something that happened during the run besides a step (for logs).

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use graft_runtime::Model;
+use sha2::Digest;
 
 use super::checkpoint::{self, RunIdentity, RunState};
-use super::metrics::{peak_rss_mb, rss_mb, to_jsonl, StepMetrics};
+use super::metrics::{peak_rss_mb, rss_mb, to_jsonl, PreferenceMetrics, StepMetrics};
 use super::model_card::{card_path, model_card, CardFacts};
 use super::observer::{Control, Event, Observer, Progress};
 use super::output::{annotate, side_paths, write_adapter, RunRecord};
@@ -16,6 +17,7 @@ use super::plan::{epoch_order, Plan};
 use super::prepare::{
     file_sha256, pack_data, prepare, tokenize_file, ExampleTokenizer, PreparedData,
 };
+use super::prepare_pairs::prepare_pairs;
 use super::sizing::{overfit_warning, plan_warnings, Sizing};
 use super::svg::loss_svg;
 use super::test_eval::{adapted_card, annotate_card, baselines, TestSpec};
@@ -25,6 +27,7 @@ use crate::data::PackedRow;
 use crate::eval::{EvalReport, ReportCard};
 use crate::model::{Batch, LoraParams, TrainOptions, Trainable};
 use crate::optim::{clip_grad_norm, AdamW, AdamW8bit, AdamWConfig, LrSchedule, Optimizer};
+use crate::preference::{self, PreferenceLoss, PreferenceStats, SeqLogp};
 use graft_quant::atomic_write;
 
 /// Where a run reads and writes.
@@ -48,6 +51,9 @@ pub struct TrainIo {
     /// The chat template chat examples are rendered with (training and test set): a llama.cpp
     /// built-in name or a Jinja file (`--chat-template NAME|FILE`); `None`: the model's own.
     pub chat_template: Option<String>,
+    /// Start from this adapter (GGUF or PEFT; its rank and targets must be the run's) instead
+    /// of a fresh one. In a preference run it is also the frozen reference policy.
+    pub init_adapter: Option<PathBuf>,
 }
 
 /// Why a run ended.
@@ -168,10 +174,21 @@ impl<'m> Trainer<'m> {
             )));
         }
         let mask = config.loss_mask.to_data();
-        let tokenized = tokenize_file(&io.data, tok, mask, config.seq)?;
-        let sizing = Sizing::choose(&config, tokenized.examples.len(), tokenized.mean_len());
-        let train = pack_data(tokenized, config.seq, sizing.examples_per_row)?;
+        let preference = !config.method.is_sft();
+        let (train, sizing) = if preference {
+            // One pair per row: the pair's two sequences side by side.
+            let train = prepare_pairs(&io.data, tok, config.seq)?;
+            let mean = train.tokens as f64 / train.rows.len().max(1) as f64;
+            let sizing = Sizing::choose_one_per_row(&config, train.rows.len(), mean);
+            (train, sizing)
+        } else {
+            let tokenized = tokenize_file(&io.data, tok, mask, config.seq)?;
+            let sizing = Sizing::choose(&config, tokenized.examples.len(), tokenized.mean_len());
+            let train = pack_data(tokenized, config.seq, sizing.examples_per_row)?;
+            (train, sizing)
+        };
         let val = match &io.val {
+            Some(p) if preference => Some(prepare_pairs(p, tok, config.seq)?),
             Some(p) => Some(prepare(p, tok, mask, config.seq)?),
             None => None,
         };
@@ -196,8 +213,16 @@ impl<'m> Trainer<'m> {
             ))
         })?;
         let warnings = plan_warnings(&config, &plan, &sizing, train.examples);
+        // A starting adapter is part of what the run computes: its bytes enter the identity.
+        let config_hash = match &io.init_adapter {
+            Some(p) => {
+                let both = format!("{}{}", config.hash(), file_sha256(p)?);
+                super::config::hex(&sha2::Sha256::digest(both.as_bytes()))
+            }
+            None => config.hash(),
+        };
         let id = RunIdentity {
-            config_hash: config.hash(),
+            config_hash,
             data_sha256: train.sha256.clone(),
             val_sha256: val.as_ref().map(|v| v.sha256.clone()),
             model_sha256: file_sha256(model.path())?,
@@ -290,12 +315,47 @@ struct Run<'t, 'm> {
     order: Option<(usize, Vec<usize>)>,
     overfit_warned: bool,
     run_warnings: Vec<String>,
+    /// Preference runs: the loss and the reference policy's log-probabilities of every
+    /// training and validation row (computed once, before the first step).
+    preference: Option<References>,
+}
+
+/// The reference policy's log-probabilities of a preference run's pairs.
+struct References {
+    loss: PreferenceLoss,
+    train: Vec<[SeqLogp; 2]>,
+    val: Vec<[SeqLogp; 2]>,
+}
+
+/// The reference log-probabilities of every row of `data` (no dropout), `batch` rows at a
+/// time, with the parameters `tr` holds now.
+fn reference_logps(
+    tr: &mut Trainable<'_>,
+    data: &PreparedData,
+    batch: usize,
+) -> Result<Vec<[SeqLogp; 2]>, TrainError> {
+    let mut out = Vec::with_capacity(data.rows.len());
+    for chunk in data.rows.chunks(batch.max(1)) {
+        let seq = chunk.iter().map(PackedRow::len).max().unwrap_or(1).max(1);
+        let b = Batch::from_rows(chunk, seq)?;
+        out.extend(preference::sequence_logps(tr, &b, false)?);
+    }
+    Ok(out)
 }
 
 impl<'t, 'm> Run<'t, 'm> {
     fn start(t: &'t Trainer<'m>, obs: &mut dyn Observer) -> Result<Self, TrainError> {
         let cfg = &t.config;
-        let lora = LoraParams::new(t.model.config(), cfg.lora_config()?)?;
+        let mut lora = LoraParams::new(t.model.config(), cfg.lora_config()?)?;
+        if let Some(path) = &t.io.init_adapter {
+            let adapter = graft_runtime::adapter::LoraAdapter::load_with_base(path, t.model.gguf())
+                .map_err(|e| {
+                    TrainError::Config(format!("--init-adapter {}: {e}", path.display()))
+                })?;
+            lora.load_adapter(&adapter).map_err(|e| {
+                TrainError::Config(format!("--init-adapter {}: {e}", path.display()))
+            })?;
+        }
         let tr = Trainable::new(
             t.model,
             lora,
@@ -350,7 +410,23 @@ impl<'t, 'm> Run<'t, 'm> {
             order: None,
             overfit_warned: false,
             run_warnings: Vec::new(),
+            preference: None,
         };
+        if let Some(loss) = cfg.method.preference_loss() {
+            // The reference is the starting policy (B = 0: the base; or the given adapter),
+            // so it is scored before any step or checkpoint changes the parameters.
+            obs.on_event(&Event::Info(format!(
+                "scoring {} training and {} validation pairs under the reference policy",
+                t.train.rows.len(),
+                t.val.as_ref().map_or(0, |v| v.rows.len())
+            )));
+            let train = reference_logps(&mut run.tr, &t.train, t.plan.batch)?;
+            let val = match &t.val {
+                Some(v) => reference_logps(&mut run.tr, v, t.plan.batch)?,
+                None => Vec::new(),
+            };
+            run.preference = Some(References { loss, train, val });
+        }
         if let Some(root) = &t.io.checkpoint_dir {
             checkpoint::clean_stale(root)?;
         }
@@ -376,16 +452,20 @@ impl<'t, 'm> Run<'t, 'm> {
         Ok(run)
     }
 
-    fn rows(&mut self, epoch: usize, positions: std::ops::Range<usize>) -> Vec<PackedRow> {
+    /// The rows at `positions` of the epoch's order, and their indices in the data.
+    fn rows(
+        &mut self,
+        epoch: usize,
+        positions: std::ops::Range<usize>,
+    ) -> (Vec<PackedRow>, Vec<usize>) {
         if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
             let order = epoch_order(self.t.config.seed, epoch, self.t.plan.n_rows);
             self.order = Some((epoch, order));
         }
         let order = self.order.as_ref().map_or(&[][..], |(_, o)| o.as_slice());
-        order[positions]
-            .iter()
-            .map(|&r| self.t.train.rows[r].clone())
-            .collect()
+        let idx = order[positions].to_vec();
+        let rows = idx.iter().map(|&r| self.t.train.rows[r].clone()).collect();
+        (rows, idx)
     }
 
     /// One optimizer step; `None` when the observer stopped it midway (nothing changed).
@@ -404,26 +484,40 @@ impl<'t, 'm> Run<'t, 'm> {
         let t0 = Instant::now();
         self.tr.lora_mut().zero_grad();
         let (mut loss_sum, mut anchor_sum, mut tokens) = (0.0f64, 0.0f64, 0usize);
+        let mut pref_stats = PreferenceStats::default();
         for (i, m) in micros.clone().enumerate() {
             if obs.on_micro_batch(i, n_micro) == Control::Stop {
                 // Discard the unfinished step: parameters and optimizer are untouched.
                 self.tr.lora_mut().zero_grad();
                 return Ok(None);
             }
-            let rows = self.rows(epoch, plan.rows_of(m));
+            let (rows, idx) = self.rows(epoch, plan.rows_of(m));
             let seq = rows.iter().map(PackedRow::len).max().unwrap_or(1).max(1);
             tokens += rows.iter().map(PackedRow::len).sum::<usize>();
             let batch = Batch::from_rows(&rows, seq)?;
             self.tr.set_dropout_step(plan.dropout_step(epoch, m));
-            let loss = self.tr.forward(&batch)?;
+            let loss = match &self.preference {
+                Some(r) => {
+                    let refs: Vec<[SeqLogp; 2]> = idx.iter().map(|&i| r.train[i]).collect();
+                    let st = preference::train_micro_batch(&mut self.tr, &batch, &refs, r.loss)?;
+                    pref_stats.add(&st);
+                    st.loss()
+                }
+                None => {
+                    let loss = f64::from(self.tr.forward(&batch)?);
+                    if loss.is_finite() {
+                        self.tr.backward()?;
+                    }
+                    loss
+                }
+            };
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite {
                     step: s + 1,
                     what: "the training loss",
                 });
             }
-            self.tr.backward()?;
-            loss_sum += f64::from(loss);
+            loss_sum += loss;
             anchor_sum += self.tr.anchor_penalty();
         }
         let params = self.tr.lora_mut().tensors_mut();
@@ -459,6 +553,11 @@ impl<'t, 'm> Run<'t, 'm> {
             train_loss: loss_sum / n_micro as f64,
             anchor: (self.tr.lora().config().anchor > 0.0).then(|| anchor_sum / n_micro as f64),
             val_loss: None,
+            preference: self
+                .preference
+                .is_some()
+                .then(|| PreferenceMetrics::from(&pref_stats)),
+            val_preference: None,
             grad_norm,
             tokens,
             tokens_per_sec: tokens as f64 / secs.max(1e-9),
@@ -466,11 +565,23 @@ impl<'t, 'm> Run<'t, 'm> {
         }))
     }
 
-    /// Mean validation loss over every scored token of the validation rows.
-    fn evaluate(&mut self) -> Result<Option<f64>, TrainError> {
+    /// Mean validation loss over every scored token of the validation rows (preference
+    /// runs: the mean pair loss, with the pairs' rewards and accuracy).
+    fn evaluate(&mut self) -> Result<Option<(f64, Option<PreferenceMetrics>)>, TrainError> {
         let Some(val) = &self.t.val else {
             return Ok(None);
         };
+        if let Some(r) = &self.preference {
+            let mut st = PreferenceStats::default();
+            let per = self.t.sizing.batch.max(1);
+            for (k, chunk) in val.rows.chunks(per).enumerate() {
+                let seq = chunk.iter().map(PackedRow::len).max().unwrap_or(1).max(1);
+                let batch = Batch::from_rows(chunk, seq)?;
+                let refs = &r.val[k * per..k * per + chunk.len()];
+                st.add(&preference::eval_batch(&mut self.tr, &batch, refs, r.loss)?);
+            }
+            return Ok(Some((st.loss(), Some(PreferenceMetrics::from(&st)))));
+        }
         let (mut sum, mut n) = (0.0f64, 0usize);
         for chunk in val.rows.chunks(self.t.sizing.batch) {
             let seq = chunk.iter().map(PackedRow::len).max().unwrap_or(1).max(1);
@@ -482,7 +593,7 @@ impl<'t, 'm> Run<'t, 'm> {
             sum += self.tr.evaluate(&batch)? * scored as f64;
             n += scored;
         }
-        Ok((n > 0).then(|| sum / n as f64))
+        Ok((n > 0).then(|| (sum / n as f64, None)))
     }
 
     /// The plan's warnings, then those raised during the run.
@@ -549,8 +660,9 @@ impl<'t, 'm> Run<'t, 'm> {
             } || step == plan.run_steps;
             let mut early = false;
             if due {
-                if let Some(v) = self.evaluate()? {
+                if let Some((v, pref)) = self.evaluate()? {
                     m.val_loss = Some(v);
+                    m.val_preference = pref;
                     last_val = Some(v);
                     if self.state.best_val.is_none_or(|b| v < b) {
                         self.state.best_val = Some(v);
@@ -598,6 +710,8 @@ impl<'t, 'm> Run<'t, 'm> {
                 eta_secs: per_step * remaining as f64,
                 val_loss: m.val_loss,
                 best_val_loss: self.state.best_val,
+                preference: m.preference,
+                val_preference: m.val_preference,
             };
             if obs.on_step(&progress) == Control::Stop {
                 stop = StopReason::Cancelled;

@@ -92,6 +92,18 @@ impl Sizing {
         }
     }
 
+    /// [`Sizing::choose`] for data that holds one example per row (preference pairs, each
+    /// packed alone): the same examples per step, one row each.
+    pub fn choose_one_per_row(cfg: &TrainConfig, n_examples: usize, mean_len: f64) -> Sizing {
+        let mut s = Self::choose(cfg, n_examples, mean_len);
+        if let Some(per_step) = s.examples_per_step {
+            s.examples_per_row = Some(1);
+            s.batch = per_step.min((MAX_MICRO_BATCH_TOKENS / cfg.seq.max(1)).max(1));
+            s.grad_accum = per_step.div_ceil(s.batch);
+        }
+        s
+    }
+
     /// One line saying why the step count is what it is (printed by `graft train`).
     pub fn explain(
         &self,
