@@ -49,6 +49,16 @@
 // 8-bit AdamW (block-quantized moments; the default).
 #define GRAFT_OPTIMIZER_ADAMW_8BIT 1
 
+// What a training run optimizes: supervised fine-tuning on the completions (the default).
+#define GRAFT_TRAIN_METHOD_SFT 0
+
+// Direct preference optimization on prompt/chosen/rejected pairs (`graft train --method dpo`);
+// the starting model (the base, or `init_adapter`) is the frozen reference policy.
+#define GRAFT_TRAIN_METHOD_DPO 1
+
+// IPO on prompt/chosen/rejected pairs (`graft train --method ipo`).
+#define GRAFT_TRAIN_METHOD_IPO 2
+
 // The result of every fallible graft function. `GRAFT_OK` is 0; on any other value
 // `graft_last_error()` describes what went wrong and where.
 typedef enum graft_status {
@@ -313,6 +323,19 @@ typedef struct graft_train_params {
   // loss does not score (prompts), so the model drifts less on unrelated text (0.5 suits base
   // models such as Gemma 3 270M); 0 turns it off (default 0, as `graft train --anchor`).
   float anchor;
+  // GRAFT_TRAIN_METHOD_SFT (default), GRAFT_TRAIN_METHOD_DPO or GRAFT_TRAIN_METHOD_IPO. The
+  // preference methods read JSONL of prompt/chosen/rejected pairs.
+  int32_t method;
+  // DPO/IPO beta, > 0: how far the adapter may move from the reference (higher: closer)
+  // (default 0.1, as `graft train --beta`). Ignored by SFT.
+  double beta;
+  // DPO label smoothing in [0, 0.5): the assumed share of pairs with flipped labels
+  // (default 0, as `graft train --label-smoothing`). Ignored by SFT and IPO.
+  double label_smoothing;
+  // Start from this adapter (GGUF or PEFT; rank and targets must be the run's) instead of a
+  // fresh one; in a preference run it is also the reference. NULL = none (default), as
+  // `graft train --init-adapter`. Owned by the caller.
+  const char *init_adapter;
 } graft_train_params;
 
 // Progress after one optimizer step.
@@ -331,6 +354,15 @@ typedef struct graft_train_progress {
   double eta_secs;
   // Validation loss computed at this step, NaN when none was.
   double val_loss;
+  // Preference runs (DPO/IPO): mean reward margin of this step's training pairs (chosen
+  // minus rejected implicit reward, beta * log-ratio); NaN for SFT.
+  double margin;
+  // Preference runs: share of this step's training pairs whose chosen reward beats the
+  // rejected one, in [0, 1]; NaN for SFT.
+  double accuracy;
+  // Preference runs: that share over the validation pairs, NaN when no validation was
+  // computed at this step or for SFT.
+  double val_accuracy;
 } graft_train_progress;
 
 // Called after every optimizer step with the progress (valid only during the call). Return
@@ -619,10 +651,14 @@ struct graft_train_params graft_train_params_default(void);
 // loss-curve SVG beside it, as `graft train` does). `params` may be NULL for the defaults;
 // `callback` (may be NULL) sees every step and may cancel, in which case this returns
 // `GRAFT_ERR_CANCELLED` and no adapter file exists. `*result` (may be NULL) gets the summary.
-// Bad data is refused before training (`GRAFT_ERR_TRAIN`, the message names file:line).
+// Bad data is refused before training (`GRAFT_ERR_TRAIN`, the message names file:line); a
+// missing `data`, `val` or `params->init_adapter` is `GRAFT_ERR_IO`, an unknown
+// `params->method` or an out-of-range parameter `GRAFT_ERR_INVALID_ARG`. With
+// `GRAFT_TRAIN_METHOD_DPO`/`_IPO` the data (and `val`) are prompt/chosen/rejected pairs.
 //
 // # Safety
-// `data`, `out` are NUL-terminated strings, `val` is NULL or one; `params` is NULL or valid;
+// `data`, `out` are NUL-terminated strings, `val` is NULL or one; `params` is NULL or valid
+// (its `targets` and `init_adapter` NULL or NUL-terminated);
 // `callback`, if given, has the documented signature; `result` is NULL or valid for a write.
 enum graft_status graft_train(const struct graft_model *model,
                               const char *data,

@@ -6,7 +6,8 @@ use crate::guard::call;
 use crate::handle;
 use crate::model::{graft_model, MAX_THREADS};
 use graft_train::trainer::{
-    Control, OptimizerKind, Progress, StopReason, TrainConfig, TrainError, TrainIo, Trainer,
+    Control, OptimizerKind, Progress, StopReason, TrainConfig, TrainError, TrainIo, TrainMethod,
+    Trainer, DEFAULT_BETA,
 };
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
@@ -15,6 +16,14 @@ use std::path::PathBuf;
 pub const GRAFT_OPTIMIZER_ADAMW: i32 = 0;
 /// 8-bit AdamW (block-quantized moments; the default).
 pub const GRAFT_OPTIMIZER_ADAMW_8BIT: i32 = 1;
+
+/// What a training run optimizes: supervised fine-tuning on the completions (the default).
+pub const GRAFT_TRAIN_METHOD_SFT: i32 = 0;
+/// Direct preference optimization on prompt/chosen/rejected pairs (`graft train --method dpo`);
+/// the starting model (the base, or `init_adapter`) is the frozen reference policy.
+pub const GRAFT_TRAIN_METHOD_DPO: i32 = 1;
+/// IPO on prompt/chosen/rejected pairs (`graft train --method ipo`).
+pub const GRAFT_TRAIN_METHOD_IPO: i32 = 2;
 
 /// Hyperparameters of a training run. Get the defaults (those of `graft train`) from
 /// `graft_train_params_default()` and change what you need.
@@ -56,6 +65,19 @@ pub struct graft_train_params {
     /// loss does not score (prompts), so the model drifts less on unrelated text (0.5 suits base
     /// models such as Gemma 3 270M); 0 turns it off (default 0, as `graft train --anchor`).
     pub anchor: f32,
+    /// GRAFT_TRAIN_METHOD_SFT (default), GRAFT_TRAIN_METHOD_DPO or GRAFT_TRAIN_METHOD_IPO. The
+    /// preference methods read JSONL of prompt/chosen/rejected pairs.
+    pub method: i32,
+    /// DPO/IPO beta, > 0: how far the adapter may move from the reference (higher: closer)
+    /// (default 0.1, as `graft train --beta`). Ignored by SFT.
+    pub beta: f64,
+    /// DPO label smoothing in [0, 0.5): the assumed share of pairs with flipped labels
+    /// (default 0, as `graft train --label-smoothing`). Ignored by SFT and IPO.
+    pub label_smoothing: f64,
+    /// Start from this adapter (GGUF or PEFT; rank and targets must be the run's) instead of a
+    /// fresh one; in a preference run it is also the reference. NULL = none (default), as
+    /// `graft train --init-adapter`. Owned by the caller.
+    pub init_adapter: *const c_char,
 }
 
 /// The defaults of `graft train`.
@@ -81,6 +103,22 @@ pub extern "C" fn graft_train_params_default() -> graft_train_params {
         max_steps: c.max_steps.unwrap_or(0),
         threads: c.threads as u32,
         anchor: c.anchor,
+        method: match c.method {
+            TrainMethod::Sft => GRAFT_TRAIN_METHOD_SFT,
+            TrainMethod::Dpo { .. } => GRAFT_TRAIN_METHOD_DPO,
+            TrainMethod::Ipo { .. } => GRAFT_TRAIN_METHOD_IPO,
+        },
+        beta: match c.method {
+            TrainMethod::Dpo { beta, .. } | TrainMethod::Ipo { beta } => beta,
+            TrainMethod::Sft => DEFAULT_BETA,
+        },
+        label_smoothing: match c.method {
+            TrainMethod::Dpo {
+                label_smoothing, ..
+            } => label_smoothing,
+            _ => 0.0,
+        },
+        init_adapter: std::ptr::null(),
     }
 }
 
@@ -102,6 +140,15 @@ pub struct graft_train_progress {
     pub eta_secs: f64,
     /// Validation loss computed at this step, NaN when none was.
     pub val_loss: f64,
+    /// Preference runs (DPO/IPO): mean reward margin of this step's training pairs (chosen
+    /// minus rejected implicit reward, beta * log-ratio); NaN for SFT.
+    pub margin: f64,
+    /// Preference runs: share of this step's training pairs whose chosen reward beats the
+    /// rejected one, in [0, 1]; NaN for SFT.
+    pub accuracy: f64,
+    /// Preference runs: that share over the validation pairs, NaN when no validation was
+    /// computed at this step or for SFT.
+    pub val_accuracy: f64,
 }
 
 /// Called after every optimizer step with the progress (valid only during the call). Return
@@ -148,6 +195,20 @@ impl graft_train_params {
                 ))
             }
         };
+        let method = match self.method {
+            GRAFT_TRAIN_METHOD_SFT => TrainMethod::Sft,
+            GRAFT_TRAIN_METHOD_DPO => TrainMethod::Dpo {
+                beta: self.beta,
+                label_smoothing: self.label_smoothing,
+            },
+            GRAFT_TRAIN_METHOD_IPO => TrainMethod::Ipo { beta: self.beta },
+            m => {
+                return bad(format!(
+                    "params.method = {m} is not a GRAFT_TRAIN_METHOD_* value \
+                     (SFT = 0, DPO = 1, IPO = 2)"
+                ))
+            }
+        };
         let mut c = TrainConfig {
             rank: self.rank as usize,
             alpha: self.alpha,
@@ -163,6 +224,7 @@ impl graft_train_params {
             seed: self.seed,
             max_steps: (self.max_steps > 0).then_some(self.max_steps),
             threads: self.threads as usize,
+            method,
             ..TrainConfig::default()
         };
         if !self.targets.is_null() {
@@ -202,10 +264,14 @@ pub(crate) unsafe fn opt_path(p: *const c_char, arg: &str) -> Result<Option<Path
 /// loss-curve SVG beside it, as `graft train` does). `params` may be NULL for the defaults;
 /// `callback` (may be NULL) sees every step and may cancel, in which case this returns
 /// `GRAFT_ERR_CANCELLED` and no adapter file exists. `*result` (may be NULL) gets the summary.
-/// Bad data is refused before training (`GRAFT_ERR_TRAIN`, the message names file:line).
+/// Bad data is refused before training (`GRAFT_ERR_TRAIN`, the message names file:line); a
+/// missing `data`, `val` or `params->init_adapter` is `GRAFT_ERR_IO`, an unknown
+/// `params->method` or an out-of-range parameter `GRAFT_ERR_INVALID_ARG`. With
+/// `GRAFT_TRAIN_METHOD_DPO`/`_IPO` the data (and `val`) are prompt/chosen/rejected pairs.
 ///
 /// # Safety
-/// `data`, `out` are NUL-terminated strings, `val` is NULL or one; `params` is NULL or valid;
+/// `data`, `out` are NUL-terminated strings, `val` is NULL or one; `params` is NULL or valid
+/// (its `targets` and `init_adapter` NULL or NUL-terminated);
 /// `callback`, if given, has the documented signature; `result` is NULL or valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn graft_train(
@@ -233,6 +299,8 @@ pub unsafe extern "C" fn graft_train(
             unsafe { params.read() }
         };
         let config = p.config()?;
+        // SAFETY: the caller guarantees `params.init_adapter` is NULL or NUL-terminated.
+        let init_adapter = unsafe { opt_path(p.init_adapter, "params.init_adapter") }?;
         for (arg, path) in [("data", Some(PathBuf::from(data))), ("val", val.clone())] {
             if let Some(path) = path.filter(|p| !p.is_file()) {
                 return Err(FfiError::new(
@@ -241,11 +309,19 @@ pub unsafe extern "C" fn graft_train(
                 ));
             }
         }
+        // A GGUF file or a PEFT folder.
+        if let Some(path) = init_adapter.as_ref().filter(|p| !p.exists()) {
+            return Err(FfiError::new(
+                graft_status::GRAFT_ERR_IO,
+                format!("params.init_adapter: adapter not found: {}", path.display()),
+            ));
+        }
         let io = TrainIo {
             data: PathBuf::from(data),
             val,
             out: PathBuf::from(out),
             chat_template: m.template_choice(),
+            init_adapter,
             ..TrainIo::default()
         };
         let trainer = Trainer::new(&m.model, config, io).map_err(train_err)?;
@@ -261,6 +337,9 @@ pub unsafe extern "C" fn graft_train(
                 tokens_per_sec: pr.tokens_per_sec,
                 eta_secs: pr.eta_secs,
                 val_loss: pr.val_loss.unwrap_or(f64::NAN),
+                margin: pr.preference.map_or(f64::NAN, |p| p.margin),
+                accuracy: pr.preference.map_or(f64::NAN, |p| p.accuracy),
+                val_accuracy: pr.val_preference.map_or(f64::NAN, |p| p.accuracy),
             };
             // SAFETY: the caller's callback with the documented signature; `c` outlives it.
             if unsafe { cb(&c, user_data) } {
