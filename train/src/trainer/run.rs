@@ -56,6 +56,30 @@ pub struct TrainIo {
     pub init_adapter: Option<PathBuf>,
 }
 
+/// SHA-256 (hex) of an adapter: its file, or for a PEFT directory its files (name and hash
+/// of each, in name order).
+fn adapter_sha256(path: &Path) -> Result<String, TrainError> {
+    if !path.is_dir() {
+        return file_sha256(path);
+    }
+    let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| TrainError::io(path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    let mut all = String::new();
+    for p in &names {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        all.push_str(&format!(
+            "{}:{}\n",
+            name.unwrap_or_default(),
+            file_sha256(p)?
+        ));
+    }
+    Ok(super::config::hex(&sha2::Sha256::digest(all.as_bytes())))
+}
+
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -216,7 +240,7 @@ impl<'m> Trainer<'m> {
         // A starting adapter is part of what the run computes: its bytes enter the identity.
         let config_hash = match &io.init_adapter {
             Some(p) => {
-                let both = format!("{}{}", config.hash(), file_sha256(p)?);
+                let both = format!("{}{}", config.hash(), adapter_sha256(p)?);
                 super::config::hex(&sha2::Sha256::digest(both.as_bytes()))
             }
             None => config.hash(),
