@@ -78,6 +78,9 @@ pub struct graft_train_params {
     /// fresh one; in a preference run it is also the reference. NULL = none (default), as
     /// `graft train --init-adapter`. Owned by the caller.
     pub init_adapter: *const c_char,
+    /// DPO/IPO: weight >= 0 of the chosen responses' mean negative log-likelihood added to the
+    /// loss (RPO; default 0, as `graft train --rpo-alpha`). Ignored by SFT.
+    pub rpo_alpha: f64,
 }
 
 /// The defaults of `graft train`.
@@ -109,7 +112,7 @@ pub extern "C" fn graft_train_params_default() -> graft_train_params {
             TrainMethod::Ipo { .. } => GRAFT_TRAIN_METHOD_IPO,
         },
         beta: match c.method {
-            TrainMethod::Dpo { beta, .. } | TrainMethod::Ipo { beta } => beta,
+            TrainMethod::Dpo { beta, .. } | TrainMethod::Ipo { beta, .. } => beta,
             TrainMethod::Sft => DEFAULT_BETA,
         },
         label_smoothing: match c.method {
@@ -119,6 +122,7 @@ pub extern "C" fn graft_train_params_default() -> graft_train_params {
             _ => 0.0,
         },
         init_adapter: std::ptr::null(),
+        rpo_alpha: 0.0,
     }
 }
 
@@ -200,8 +204,12 @@ impl graft_train_params {
             GRAFT_TRAIN_METHOD_DPO => TrainMethod::Dpo {
                 beta: self.beta,
                 label_smoothing: self.label_smoothing,
+                rpo_alpha: self.rpo_alpha,
             },
-            GRAFT_TRAIN_METHOD_IPO => TrainMethod::Ipo { beta: self.beta },
+            GRAFT_TRAIN_METHOD_IPO => TrainMethod::Ipo {
+                beta: self.beta,
+                rpo_alpha: self.rpo_alpha,
+            },
             m => {
                 return bad(format!(
                     "params.method = {m} is not a GRAFT_TRAIN_METHOD_* value \

@@ -19,8 +19,18 @@ use rand::{Rng, SeedableRng};
 const DPO: PreferenceLoss = PreferenceLoss::Sigmoid {
     beta: 0.5,
     label_smoothing: 0.1,
+    rpo_alpha: 0.0,
 };
-const IPO: PreferenceLoss = PreferenceLoss::Ipo { beta: 0.5 };
+const IPO: PreferenceLoss = PreferenceLoss::Ipo {
+    beta: 0.5,
+    rpo_alpha: 0.0,
+};
+/// DPO with the chosen responses' NLL (RPO).
+const RPO: PreferenceLoss = PreferenceLoss::Sigmoid {
+    beta: 0.1,
+    label_smoothing: 0.0,
+    rpo_alpha: 1.0,
+};
 
 fn opts() -> TrainOptions {
     opts_with(BaseMatmul::Fast)
@@ -178,6 +188,17 @@ fn ipo_gradient_equals_finite_differences_on_a_quantized_base() {
 }
 
 #[test]
+fn rpo_gradient_equals_finite_differences() {
+    let f = QuantType::F32;
+    fd_check(
+        &tiny("llama", 9, 3, f, f, true),
+        "rpo.gguf",
+        RPO,
+        BaseMatmul::Fast,
+    );
+}
+
+#[test]
 fn dpo_gradient_through_gemma_softcap() {
     let f = QuantType::F32;
     fd_check(
@@ -230,6 +251,7 @@ fn losses_equal_a_direct_implementation_of_the_formulas() {
         let loss = PreferenceLoss::Sigmoid {
             beta,
             label_smoothing: eps,
+            rpo_alpha: 0.0,
         };
         let st = eval_batch(&mut tr, &batch, &reference, loss).expect("eval");
         let (mut want, mut correct, mut margin) = (0.0, 0, 0.0);
@@ -265,6 +287,22 @@ fn losses_equal_a_direct_implementation_of_the_formulas() {
         "IPO: {} vs {want}",
         st.loss()
     );
+    // RPO: DPO plus α times the chosen response's mean negative log-likelihood.
+    let st = eval_batch(&mut tr, &batch, &reference, RPO).expect("eval");
+    let want: f64 = direct_pol
+        .iter()
+        .zip(&direct_ref)
+        .map(|(p, r)| {
+            let h = (p[0].0 - r[0].0) - (p[1].0 - r[1].0);
+            neg_log_sigmoid(0.1 * h) - p[0].0 / p[0].1 as f64
+        })
+        .sum::<f64>()
+        / 3.0;
+    assert!(
+        (st.loss() - want).abs() < 1e-6,
+        "RPO: {} vs {want}",
+        st.loss()
+    );
 }
 
 #[test]
@@ -297,7 +335,9 @@ fn pair_loss_derivatives_equal_differences_of_the_formula() {
         PreferenceLoss::Sigmoid {
             beta: 3.0,
             label_smoothing: 0.0,
+            rpo_alpha: 0.0,
         },
+        RPO,
     ] {
         let pl = loss.pair(&base);
         for side in 0..2 {

@@ -39,6 +39,7 @@ fn dpo_config() -> TrainConfig {
         method: TrainMethod::Dpo {
             beta: 0.1,
             label_smoothing: 0.0,
+            rpo_alpha: 0.0,
         },
         batch: 2,
         grad_accum: 1,

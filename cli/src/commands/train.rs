@@ -33,6 +33,11 @@ pub struct Args {
     /// DPO label smoothing in [0, 0.5): the assumed share of pairs with flipped labels.
     #[arg(long = "label-smoothing", default_value_t = 0.0)]
     label_smoothing: f64,
+    /// DPO/IPO: add this weight times the chosen responses' mean negative log-likelihood
+    /// (RPO, TRL's rpo_alpha): keeps the chosen answers likely and the model from drifting
+    /// on other text; 0 turns it off.
+    #[arg(long = "rpo-alpha", default_value_t = 0.0)]
+    rpo_alpha: f64,
     /// Start from this adapter (GGUF or PEFT, e.g. an SFT adapter before DPO) instead of a
     /// fresh one; --rank and --targets must be its own.
     #[arg(long = "init-adapter", value_name = "ADAPTER")]
@@ -311,8 +316,12 @@ pub fn run(args: Args) -> Result<()> {
             "dpo" => TrainMethod::Dpo {
                 beta: args.beta,
                 label_smoothing: args.label_smoothing,
+                rpo_alpha: args.rpo_alpha,
             },
-            "ipo" => TrainMethod::Ipo { beta: args.beta },
+            "ipo" => TrainMethod::Ipo {
+                beta: args.beta,
+                rpo_alpha: args.rpo_alpha,
+            },
             _ => TrainMethod::Sft,
         },
     };

@@ -12,12 +12,18 @@ pub enum PreferenceLoss {
         beta: f64,
         /// ε in `[0, 0.5)`: the assumed probability that a pair's labels are flipped.
         label_smoothing: f64,
+        /// Weight of the chosen response's mean negative log-likelihood added to the loss
+        /// (RPO, TRL's `rpo_alpha`; 0: none). Keeps the chosen responses likely: plain DPO
+        /// lowers both sides' likelihood and lets the model drift on other text.
+        rpo_alpha: f64,
     },
     /// IPO (Azar et al., 2023): `(h − 1/(2β))²`, with the log-ratios averaged over each
     /// response's tokens (as TRL computes it).
     Ipo {
         /// β: the regularisation (the target margin is `1/(2β)`).
         beta: f64,
+        /// As for [`PreferenceLoss::Sigmoid`].
+        rpo_alpha: f64,
     },
 }
 
@@ -25,7 +31,16 @@ impl PreferenceLoss {
     /// β of either loss.
     pub fn beta(&self) -> f64 {
         match *self {
-            PreferenceLoss::Sigmoid { beta, .. } | PreferenceLoss::Ipo { beta } => beta,
+            PreferenceLoss::Sigmoid { beta, .. } | PreferenceLoss::Ipo { beta, .. } => beta,
+        }
+    }
+
+    /// The weight of the chosen responses' negative log-likelihood (RPO).
+    pub fn rpo_alpha(&self) -> f64 {
+        match *self {
+            PreferenceLoss::Sigmoid { rpo_alpha, .. } | PreferenceLoss::Ipo { rpo_alpha, .. } => {
+                rpo_alpha
+            }
         }
     }
 
@@ -34,6 +49,10 @@ impl PreferenceLoss {
         let beta = self.beta();
         if !(beta.is_finite() && beta > 0.0) {
             return Err(format!("beta must be a positive number, got {beta}"));
+        }
+        let alpha = self.rpo_alpha();
+        if !(alpha.is_finite() && alpha >= 0.0) {
+            return Err(format!("rpo alpha must be a number >= 0, got {alpha}"));
         }
         if let PreferenceLoss::Sigmoid {
             label_smoothing, ..
@@ -51,12 +70,26 @@ impl PreferenceLoss {
     /// One pair's loss, its derivatives by the policy's summed log-probabilities of the
     /// chosen and rejected responses, and the implicit rewards `β·(log-ratio)`.
     pub fn pair(&self, p: &PairLogps) -> PairLoss {
+        let mut out = self.preference_term(p);
+        let alpha = self.rpo_alpha();
+        if alpha > 0.0 {
+            // α · (−log p(chosen) / tokens).
+            let n = p.policy[0].tokens.max(1) as f64;
+            out.loss -= alpha * p.policy[0].sum / n;
+            out.d_policy[0] -= alpha / n;
+        }
+        out
+    }
+
+    /// [`Self::pair`] without the RPO term.
+    fn preference_term(&self, p: &PairLogps) -> PairLoss {
         let [pc, pr] = p.policy;
         let [rc, rr] = p.reference;
         match *self {
             PreferenceLoss::Sigmoid {
                 beta,
                 label_smoothing: eps,
+                ..
             } => {
                 let (ratio_c, ratio_r) = (pc.sum - rc.sum, pr.sum - rr.sum);
                 let z = beta * (ratio_c - ratio_r);
@@ -70,7 +103,7 @@ impl PreferenceLoss {
                     rewards: [beta * ratio_c, beta * ratio_r],
                 }
             }
-            PreferenceLoss::Ipo { beta } => {
+            PreferenceLoss::Ipo { beta, .. } => {
                 let (nc, nr) = (pc.tokens.max(1) as f64, pr.tokens.max(1) as f64);
                 let ratio_c = (pc.sum - rc.sum) / nc;
                 let ratio_r = (pr.sum - rr.sum) / nr;

@@ -119,11 +119,17 @@ pub enum TrainMethod {
         beta: f64,
         /// Label smoothing ε in `[0, 0.5)` (0: plain DPO).
         label_smoothing: f64,
+        /// Weight of the chosen responses' negative log-likelihood (RPO; 0: none).
+        #[serde(default)]
+        rpo_alpha: f64,
     },
     /// IPO on preference pairs (see [`crate::preference::PreferenceLoss::Ipo`]).
     Ipo {
         /// β.
         beta: f64,
+        /// Weight of the chosen responses' negative log-likelihood (RPO; 0: none).
+        #[serde(default)]
+        rpo_alpha: f64,
     },
 }
 
@@ -144,11 +150,13 @@ impl TrainMethod {
             TrainMethod::Dpo {
                 beta,
                 label_smoothing,
+                rpo_alpha,
             } => Some(PreferenceLoss::Sigmoid {
                 beta,
                 label_smoothing,
+                rpo_alpha,
             }),
-            TrainMethod::Ipo { beta } => Some(PreferenceLoss::Ipo { beta }),
+            TrainMethod::Ipo { beta, rpo_alpha } => Some(PreferenceLoss::Ipo { beta, rpo_alpha }),
         }
     }
 
