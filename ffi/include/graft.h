@@ -336,6 +336,9 @@ typedef struct graft_train_params {
   // fresh one; in a preference run it is also the reference. NULL = none (default), as
   // `graft train --init-adapter`. Owned by the caller.
   const char *init_adapter;
+  // DPO/IPO: weight >= 0 of the chosen responses' mean negative log-likelihood added to the
+  // loss (RPO; default 0, as `graft train --rpo-alpha`). Ignored by SFT.
+  double rpo_alpha;
 } graft_train_params;
 
 // Progress after one optimizer step.
