@@ -433,7 +433,10 @@ fn greedy_matches_llama_cpp(oracle: &Path, adapter: &Path, dir: &Path) -> usize 
 }
 
 /// An adapter trained by `graft train --method dpo` (the triage-preference pairs) loads in
-/// llama.cpp and gives the same greedy outputs as graft with it.
+/// llama.cpp and gives the same greedy outputs as graft with it. With RPO (the chosen answers
+/// kept likely): eight plain DPO steps at this learning rate leave a model whose top logits
+/// are within ulps of each other, where llama.cpp's own prompt-batch and whole-sequence logits
+/// already disagree on the argmax (seen: 0.43 between the top two).
 #[test]
 #[ignore = "needs the llama.cpp oracle: scripts/test.sh --parity"]
 fn dpo_adapter_matches_llama_cpp_greedy() {
@@ -448,7 +451,7 @@ fn dpo_adapter_matches_llama_cpp_greedy() {
         .arg("train")
         .arg("-m")
         .arg(model())
-        .args(["--method", "dpo", "--data", data, "-o"])
+        .args(["--method", "dpo", "--rpo-alpha", "1", "--data", data, "-o"])
         .arg(&adapter)
         .args([
             "--rank",
