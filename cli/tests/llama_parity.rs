@@ -367,24 +367,43 @@ fn trained_adapter_matches_llama_cpp_greedy() {
     let oracle = oracle();
     let dir = tempfile::tempdir().expect("temp dir");
     let adapter = dir.path().join("triage.gguf");
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/support-triage/data/train.jsonl"
-    );
     // A short, strong run: enough to change what the model answers.
-    let status = Command::new(env!("CARGO_BIN_EXE_graft"))
-        .arg("train")
-        .arg("-m")
-        .arg(model())
-        .args(["--data", data, "-o"])
-        .arg(&adapter)
-        .args([
-            "--rank",
-            "8",
+    train_short(
+        "support-triage",
+        &adapter,
+        &[
             "--seq",
             "128",
             "--batch",
             "4",
+            "--max-steps",
+            "12",
+            "--checkpointing",
+            "off",
+        ],
+    );
+    let changed = greedy_matches_llama_cpp(&oracle, &adapter, dir.path());
+    assert!(changed > 0, "the trained adapter changed no answer");
+}
+
+/// A short, strong `graft train` run (rank 8, lr 2e-3 constant, one micro-batch per step, one
+/// epoch) on `examples/<example>/data/train.jsonl`, with `extra` flags, writing `adapter`.
+fn train_short(example: &str, adapter: &Path, extra: &[&str]) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example)
+        .join("data/train.jsonl");
+    let status = Command::new(env!("CARGO_BIN_EXE_graft"))
+        .arg("train")
+        .arg("-m")
+        .arg(model())
+        .arg("--data")
+        .arg(&data)
+        .arg("-o")
+        .arg(adapter)
+        .args([
+            "--rank",
+            "8",
             "--grad-accum",
             "1",
             "--lr",
@@ -393,22 +412,16 @@ fn trained_adapter_matches_llama_cpp_greedy() {
             "0",
             "--schedule",
             "constant",
-            "--max-steps",
-            "12",
             "--epochs",
             "1",
-            "--checkpointing",
-            "off",
             "-t",
             "2",
             "--no-progress",
         ])
+        .args(extra)
         .status()
         .expect("graft train runs");
-    assert!(status.success(), "graft train failed");
-
-    let changed = greedy_matches_llama_cpp(&oracle, &adapter, dir.path());
-    assert!(changed > 0, "the trained adapter changed no answer");
+    assert!(status.success(), "graft train {extra:?} failed");
 }
 
 /// Greedy ids of graft and llama.cpp with `adapter` on six triage prompts are equal; returns
@@ -443,42 +456,22 @@ fn dpo_adapter_matches_llama_cpp_greedy() {
     let oracle = oracle();
     let dir = tempfile::tempdir().expect("temp dir");
     let adapter = dir.path().join("dpo.gguf");
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/triage-preference/data/train.jsonl"
-    );
-    let status = Command::new(env!("CARGO_BIN_EXE_graft"))
-        .arg("train")
-        .arg("-m")
-        .arg(model())
-        .args(["--method", "dpo", "--rpo-alpha", "1", "--data", data, "-o"])
-        .arg(&adapter)
-        .args([
-            "--rank",
-            "8",
+    train_short(
+        "triage-preference",
+        &adapter,
+        &[
+            "--method",
+            "dpo",
+            "--rpo-alpha",
+            "1",
             "--seq",
             "256",
             "--batch",
             "2",
-            "--grad-accum",
-            "1",
-            "--lr",
-            "2e-3",
-            "--warmup",
-            "0",
-            "--schedule",
-            "constant",
             "--max-steps",
-            "6",
-            "--epochs",
-            "1",
-            "-t",
-            "2",
-            "--no-progress",
-        ])
-        .status()
-        .expect("graft train runs");
-    assert!(status.success(), "graft train --method dpo failed");
+            "8",
+        ],
+    );
     greedy_matches_llama_cpp(&oracle, &adapter, dir.path());
 }
 

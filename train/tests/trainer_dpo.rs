@@ -8,9 +8,7 @@ mod trainer_common;
 
 use std::path::{Path, PathBuf};
 
-use graft_train::trainer::{
-    Control, Observer, Progress, Silent, TrainConfig, TrainMethod, Trainer,
-};
+use graft_train::trainer::{Silent, TrainConfig, TrainMethod, Trainer};
 use trainer_common::*;
 
 /// `n` pairs of the triage-preference example from line `skip` on, without the system turn
@@ -48,18 +46,6 @@ fn dpo_config() -> TrainConfig {
         lr: 2e-3,
         eval_every: Some(2),
         ..tiny_config()
-    }
-}
-
-struct StopAfter(u64);
-
-impl Observer for StopAfter {
-    fn on_step(&mut self, p: &Progress) -> Control {
-        if p.step >= self.0 {
-            Control::Stop
-        } else {
-            Control::Continue
-        }
     }
 }
 

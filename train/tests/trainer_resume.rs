@@ -7,7 +7,7 @@ mod trainer_common;
 use std::path::Path;
 
 use graft_train::trainer::{
-    checkpoint, Control, Observer, Progress, Silent, StopReason, TrainConfig, Trainer,
+    checkpoint, Control, Observer, Silent, StopReason, TrainConfig, Trainer,
 };
 use trainer_common::*;
 
@@ -20,18 +20,6 @@ fn config() -> TrainConfig {
         eval_every: Some(2),
         early_stopping: Some(5),
         ..tiny_config()
-    }
-}
-
-struct StopAfter(u64);
-
-impl Observer for StopAfter {
-    fn on_step(&mut self, p: &Progress) -> Control {
-        if p.step >= self.0 {
-            Control::Stop
-        } else {
-            Control::Continue
-        }
     }
 }
 

@@ -223,79 +223,49 @@ fn head_scored(
         ts.push(tg);
     }
     let all = vec![true; ts.len()];
-    let scored_rows = || mask.iter().enumerate().filter(|(_, &m)| m).map(|(t, _)| t);
-    let result = match mode {
+    let n = ts.len();
+    let mut lps: Vec<f64> = Vec::new();
+    let run = |mode: HeadMode<'_>, s: &mut HeadScratch| {
+        head(cfg, softcap, w, base, &xs, &ts, &all, s, mode)
+    };
+    // Run on the compact rows, then scatter the per-row outputs back (unscored rows: zero).
+    let (result, dx_out, logp_out) = match mode {
+        HeadMode::LossAndGrad(dx) => {
+            dxs.clear();
+            dxs.resize(n * d, 0.0);
+            (run(HeadMode::LossAndGrad(&mut dxs), s), Some(dx), None)
+        }
         HeadMode::TokenLogp(logp) => {
-            let mut lps = vec![0.0; ts.len()];
-            let loss = head(
-                cfg,
-                softcap,
-                w,
-                base,
-                &xs,
-                &ts,
-                &all,
-                s,
-                HeadMode::TokenLogp(&mut lps),
-            );
+            lps.resize(n, 0.0);
+            (run(HeadMode::TokenLogp(&mut lps), s), None, Some(logp))
+        }
+        HeadMode::TokenLogpAndGrad { dx, logp } => {
+            dxs.clear();
+            dxs.resize(n * d, 0.0);
+            lps.resize(n, 0.0);
+            let inner = HeadMode::TokenLogpAndGrad {
+                dx: &mut dxs,
+                logp: &mut lps,
+            };
+            (run(inner, s), Some(dx), Some(logp))
+        }
+        other => (run(other, s), None, None),
+    };
+    if result.is_ok() {
+        let scored_rows = || mask.iter().enumerate().filter(|(_, &m)| m).map(|(t, _)| t);
+        if let Some(dx) = dx_out {
+            dx[..targets.len() * d].fill(0.0);
+            for (t, g) in scored_rows().zip(dxs.chunks_exact(d)) {
+                dx[t * d..(t + 1) * d].copy_from_slice(g);
+            }
+        }
+        if let Some(logp) = logp_out {
             logp[..targets.len()].fill(0.0);
             for (t, v) in scored_rows().zip(&lps) {
                 logp[t] = *v;
             }
-            loss
         }
-        HeadMode::TokenLogpAndGrad { dx, logp } => {
-            let mut lps = vec![0.0; ts.len()];
-            dxs.clear();
-            dxs.resize(ts.len() * d, 0.0);
-            let loss = head(
-                cfg,
-                softcap,
-                w,
-                base,
-                &xs,
-                &ts,
-                &all,
-                s,
-                HeadMode::TokenLogpAndGrad {
-                    dx: &mut dxs,
-                    logp: &mut lps,
-                },
-            );
-            if loss.is_ok() {
-                dx[..targets.len() * d].fill(0.0);
-                logp[..targets.len()].fill(0.0);
-                for ((t, g), v) in scored_rows().zip(dxs.chunks_exact(d)).zip(&lps) {
-                    dx[t * d..(t + 1) * d].copy_from_slice(g);
-                    logp[t] = *v;
-                }
-            }
-            loss
-        }
-        HeadMode::LossAndGrad(dx) => {
-            dxs.clear();
-            dxs.resize(ts.len() * d, 0.0);
-            let loss = head(
-                cfg,
-                softcap,
-                w,
-                base,
-                &xs,
-                &ts,
-                &all,
-                s,
-                HeadMode::LossAndGrad(&mut dxs),
-            );
-            if loss.is_ok() {
-                dx[..targets.len() * d].fill(0.0);
-                for (t, g) in scored_rows().zip(dxs.chunks_exact(d)) {
-                    dx[t * d..(t + 1) * d].copy_from_slice(g);
-                }
-            }
-            loss
-        }
-        other => head(cfg, softcap, w, base, &xs, &ts, &all, s, other),
-    };
+    }
     s.scored_x = xs;
     s.scored_t = ts;
     s.scored_dx = dxs;

@@ -107,15 +107,10 @@ impl TokenizedData {
     }
 }
 
-/// Loads `path` (strict: any bad line refuses the run, and the error carries the whole
-/// report with `file:line` of every bad line) and tokenizes each example. Examples with no
-/// scored token within their first `seq` tokens are left out (and counted).
-pub fn tokenize_file(
-    path: &Path,
-    tok: &dyn ExampleTokenizer,
-    mask: LossMask,
-    seq: usize,
-) -> Result<TokenizedData, TrainError> {
+/// Loads `path` strictly (any bad line refuses the run, and the error carries the whole
+/// report with `file:line` of every bad line): the dataset, what loading saw, and the file's
+/// SHA-256 (hex).
+pub(crate) fn load_strict(path: &Path) -> Result<(Dataset, LoadReport, String), TrainError> {
     let opts = LoadOptions::default();
     let report = check(path, &opts)?;
     if let Err(why) = report.verdict() {
@@ -126,7 +121,19 @@ pub fn tokenize_file(
         });
     }
     let (ds, report) = Dataset::load(path, &opts)?;
-    let sha256 = file_sha256(path)?;
+    Ok((ds, report, file_sha256(path)?))
+}
+
+/// Loads `path` (strict: any bad line refuses the run, and the error carries the whole
+/// report with `file:line` of every bad line) and tokenizes each example. Examples with no
+/// scored token within their first `seq` tokens are left out (and counted).
+pub fn tokenize_file(
+    path: &Path,
+    tok: &dyn ExampleTokenizer,
+    mask: LossMask,
+    seq: usize,
+) -> Result<TokenizedData, TrainError> {
+    let (ds, report, sha256) = load_strict(path)?;
     let mut examples = Vec::with_capacity(ds.len());
     let mut unscored = 0;
     for rec in ds.records() {

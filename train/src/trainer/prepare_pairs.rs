@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use super::prepare::{file_sha256, ExampleTokenizer, PreparedData};
+use super::prepare::{load_strict, ExampleTokenizer, PreparedData};
 use super::TrainError;
-use crate::data::{check, DataError, Dataset, Example, LoadOptions, PackedRow};
+use crate::data::{DataError, Example, PackedRow};
 use crate::preference::pair_row;
 
 /// Loads `path` strictly (as [`super::tokenize_file`]: any bad line refuses the run with the
@@ -18,17 +18,7 @@ pub fn prepare_pairs(
     tok: &dyn ExampleTokenizer,
     seq: usize,
 ) -> Result<PreparedData, TrainError> {
-    let opts = LoadOptions::default();
-    let report = check(path, &opts)?;
-    if let Err(why) = report.verdict() {
-        return Err(TrainError::DataVerdict {
-            path: path.to_path_buf(),
-            why,
-            report: report.to_string(),
-        });
-    }
-    let (ds, report) = Dataset::load(path, &opts)?;
-    let sha256 = file_sha256(path)?;
+    let (ds, report, sha256) = load_strict(path)?;
     let (mut rows, mut truncated, mut unscored) = (Vec::new(), 0, 0);
     for rec in ds.records() {
         if !matches!(rec.example, Example::Preference { .. }) {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use graft_runtime::{Model, ModelParams};
-use graft_train::trainer::{TrainConfig, TrainIo};
+use graft_train::trainer::{Control, Observer, Progress, TrainConfig, TrainIo};
 
 /// The real test model (fails with the fetch hint when it is missing).
 pub fn model() -> Model {
@@ -90,4 +90,18 @@ pub fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// An observer that stops the run after step `0` (a checkpoint of that step is written when
+/// the run has a checkpoint directory).
+pub struct StopAfter(pub u64);
+
+impl Observer for StopAfter {
+    fn on_step(&mut self, p: &Progress) -> Control {
+        if p.step >= self.0 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
 }
