@@ -18,14 +18,13 @@
 //! equals or is a near duplicate (word 5-shingle Jaccard >= 0.6) of any message in
 //! `examples/support-triage/data` (train, val or test), and cells stay balanced round-robin.
 //! The pairs are split 80/10/10 into `train.jsonl`, `val.jsonl` and `test.jsonl` in `--out`
-//! by the same seeded shuffle as graft-train's `split_file` (split seed 0).
+//! with graft-train's `split_file` (split seed 0).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
 
 use graft_train::data::rng::SplitMix64;
-use graft_train::data::{Dataset, LoadOptions, SplitRatios};
+use graft_train::data::{split_file, SplitRatios};
 
 #[path = "gen-support-triage.rs"]
 #[allow(dead_code, missing_docs)]
@@ -131,76 +130,33 @@ pub fn generate(n: usize, seed: u64) -> Result<Vec<String>, String> {
     Ok(lines)
 }
 
-/// The same split as graft-train's `Dataset::split` / `split_file`: a seeded Fisher-Yates
-/// shuffle of the indices; test takes the first `n_test`, val the next `n_val`, train the
-/// rest; each part keeps the original order.
-fn split(lines: &[String], ratios: SplitRatios, seed: u64) -> [Vec<String>; 3] {
-    let n = lines.len();
-    let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = SplitMix64::new(seed);
-    for i in (1..n).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        idx.swap(i, j);
-    }
-    let (_, n_val, n_test) = ratios.counts(n);
-    let take = |sel: &[usize]| {
-        let mut s = sel.to_vec();
-        s.sort_unstable();
-        s.iter().map(|&i| lines[i].clone()).collect::<Vec<_>>()
-    };
-    [
-        take(&idx[n_test + n_val..]),
-        take(&idx[n_test..n_test + n_val]),
-        take(&idx[..n_test]),
-    ]
-}
-
-/// Generates `n` pairs with `seed`, writes the 80/10/10 split into `out` and checks each file
-/// with graft-train's loader (strict, with its default deduplication). Returns a summary.
-///
-/// The split is done here rather than with `split_file` so that the files can be written
-/// even by a graft-train whose loader does not read the conversational preference shape; the
-/// load check then fails after writing, naming the problem.
+/// Generates `n` pairs with `seed` and splits them 80/10/10 into `out` with graft-train's
+/// `split_file` (split seed 0; it loads the pool strictly, so a pair its loader refuses or
+/// deduplicates away fails the run). Returns a summary.
 pub fn write_dataset(out: &Path, n: usize, seed: u64) -> Result<String, String> {
     let lines = generate(n, seed)?;
     let ratios = SplitRatios::new(0.8, 0.1, 0.1).map_err(|e| e.to_string())?;
-    let parts = split(&lines, ratios, SPLIT_SEED);
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let names = ["train.jsonl", "val.jsonl", "test.jsonl"];
+    let pool = out.join(".pairs.jsonl");
+    std::fs::write(&pool, lines.join("\n") + "\n")
+        .map_err(|e| format!("{}: {e}", pool.display()))?;
+    let report = split_file(&pool, out, ratios, SPLIT_SEED);
+    // The pool is a temporary file whatever the split did.
+    let _ = std::fs::remove_file(&pool);
+    let report = report.map_err(|e| format!("graft-train's split refuses the pairs: {e}"))?;
+    let load = &report.load;
+    if load.kept != n
+        || !load.dropped.is_empty()
+        || !load.exact_duplicates.is_empty()
+        || !load.near_duplicates.is_empty()
+    {
+        return Err(format!("the loader did not keep all {n} pairs:\n{load}"));
+    }
     let mut summary = String::new();
-    for (name, part) in names.iter().zip(&parts) {
-        let path = out.join(name);
-        let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for line in part {
-            writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        let longest = part.iter().map(String::len).max().unwrap_or(0);
-        summary.push_str(&format!(
-            "{}: {} pairs, longest line {longest} bytes\n",
-            path.display(),
-            part.len()
-        ));
+    for (c, p) in report.counts.iter().zip(&report.files) {
+        summary.push_str(&format!("{}: {c} pairs\n", p.display()));
     }
-    for name in names {
-        let path = out.join(name);
-        let (_, load) = Dataset::load(&path, &LoadOptions::default())
-            .map_err(|e| format!("graft-train's loader rejects {}: {e}", path.display()))?;
-        let count = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())?
-            .lines()
-            .count();
-        if load.kept != count
-            || !load.dropped.is_empty()
-            || !load.exact_duplicates.is_empty()
-            || !load.near_duplicates.is_empty()
-        {
-            return Err(format!(
-                "the loader did not keep all {count} pairs of {}:\n{load}",
-                path.display()
-            ));
-        }
-    }
-    summary.push_str("graft-train's loader keeps every pair of every file");
+    summary.push_str("graft-train's loader keeps every pair");
     Ok(summary)
 }
 
