@@ -49,6 +49,16 @@ impl Default for TrainOptions {
     }
 }
 
+/// What [`Trainable::run_head`] computes: [`HeadMode`] with the gradient going to the
+/// trainable's own scratch.
+enum HeadOut<'a> {
+    Loss,
+    LossAndGrad,
+    Logits(&'a mut [f32]),
+    TokenLogp(&'a mut [f64]),
+    TokenLogpAndGrad(&'a mut [f64]),
+}
+
 /// Buffers sized for one batch shape.
 struct Buffers {
     n_tok: usize,
@@ -276,6 +286,36 @@ impl<'m> Trainable<'m> {
         Ok(())
     }
 
+    /// Runs the output head over the final residual stream the last [`Self::run_layers`] left
+    /// (the gradient modes write the final residual's gradient into the scratch's `dres`);
+    /// returns the mean loss of the scored tokens.
+    fn run_head(&mut self, batch: &Batch, out: HeadOut<'_>) -> Result<f64, TrainModelError> {
+        let Some(b) = self.bufs.as_mut() else {
+            return Err(TrainModelError::NoForward);
+        };
+        let mode = match out {
+            HeadOut::Loss => HeadMode::Loss,
+            HeadOut::LossAndGrad => HeadMode::LossAndGrad(&mut b.scratch.dres),
+            HeadOut::Logits(o) => HeadMode::Logits(o),
+            HeadOut::TokenLogp(l) => HeadMode::TokenLogp(l),
+            HeadOut::TokenLogpAndGrad(l) => HeadMode::TokenLogpAndGrad {
+                dx: &mut b.scratch.dres,
+                logp: l,
+            },
+        };
+        head(
+            &self.spec.config,
+            self.spec.logit_softcap,
+            self.w,
+            &self.base,
+            &b.xout,
+            &batch.targets,
+            &batch.mask,
+            &mut self.head,
+            mode,
+        )
+    }
+
     /// The base anchor's penalty of the last training forward or `loss(_, true)` (0 without
     /// an anchor, [`super::LoraConfig::anchor`]). [`Self::backward`] differentiates the
     /// cross-entropy plus this.
@@ -289,20 +329,7 @@ impl<'m> Trainable<'m> {
     pub fn forward(&mut self, batch: &Batch) -> Result<f32, TrainModelError> {
         self.pending = None;
         self.run_layers(batch, true)?;
-        let Some(b) = self.bufs.as_mut() else {
-            return Err(TrainModelError::NoForward);
-        };
-        let loss = head(
-            &self.spec.config,
-            self.spec.logit_softcap,
-            self.w,
-            &self.base,
-            &b.xout,
-            &batch.targets,
-            &batch.mask,
-            &mut self.head,
-            HeadMode::LossAndGrad(&mut b.scratch.dres),
-        )?;
+        let loss = self.run_head(batch, HeadOut::LossAndGrad)?;
         self.pending = Some(batch.clone());
         self.unit_head_grad = false;
         Ok(loss as f32)
@@ -315,24 +342,8 @@ impl<'m> Trainable<'m> {
     pub fn forward_token_logps(&mut self, batch: &Batch) -> Result<Vec<f64>, TrainModelError> {
         self.pending = None;
         self.run_layers(batch, true)?;
-        let Some(b) = self.bufs.as_mut() else {
-            return Err(TrainModelError::NoForward);
-        };
         let mut logp = vec![0.0; batch.n_tokens()];
-        head(
-            &self.spec.config,
-            self.spec.logit_softcap,
-            self.w,
-            &self.base,
-            &b.xout,
-            &batch.targets,
-            &batch.mask,
-            &mut self.head,
-            HeadMode::TokenLogpAndGrad {
-                dx: &mut b.scratch.dres,
-                logp: &mut logp,
-            },
-        )?;
+        self.run_head(batch, HeadOut::TokenLogpAndGrad(&mut logp))?;
         self.pending = Some(batch.clone());
         self.unit_head_grad = true;
         Ok(logp)
@@ -372,21 +383,8 @@ impl<'m> Trainable<'m> {
     pub fn token_logps(&mut self, batch: &Batch, train: bool) -> Result<Vec<f64>, TrainModelError> {
         self.pending = None;
         self.run_layers(batch, train)?;
-        let Some(b) = self.bufs.as_mut() else {
-            return Err(TrainModelError::NoForward);
-        };
         let mut logp = vec![0.0; batch.n_tokens()];
-        head(
-            &self.spec.config,
-            self.spec.logit_softcap,
-            self.w,
-            &self.base,
-            &b.xout,
-            &batch.targets,
-            &batch.mask,
-            &mut self.head,
-            HeadMode::TokenLogp(&mut logp),
-        )?;
+        self.run_head(batch, HeadOut::TokenLogp(&mut logp))?;
         Ok(logp)
     }
 
@@ -448,20 +446,7 @@ impl<'m> Trainable<'m> {
         self.pending = None;
         self.run_layers(batch, train)?;
         let penalty = if train { self.anchor_penalty } else { 0.0 };
-        let Some(b) = self.bufs.as_mut() else {
-            return Err(TrainModelError::NoForward);
-        };
-        let ce = head(
-            &self.spec.config,
-            self.spec.logit_softcap,
-            self.w,
-            &self.base,
-            &b.xout,
-            &batch.targets,
-            &batch.mask,
-            &mut self.head,
-            HeadMode::Loss,
-        )?;
+        let ce = self.run_head(batch, HeadOut::Loss)?;
         Ok(ce + penalty)
     }
 
@@ -469,21 +454,8 @@ impl<'m> Trainable<'m> {
     pub fn logits(&mut self, batch: &Batch) -> Result<Vec<f32>, TrainModelError> {
         self.pending = None;
         self.run_layers(batch, false)?;
-        let Some(b) = self.bufs.as_mut() else {
-            return Err(TrainModelError::NoForward);
-        };
         let mut out = vec![0.0; batch.n_tokens() * self.spec.config.n_vocab];
-        head(
-            &self.spec.config,
-            self.spec.logit_softcap,
-            self.w,
-            &self.base,
-            &b.xout,
-            &batch.targets,
-            &batch.mask,
-            &mut self.head,
-            HeadMode::Logits(&mut out),
-        )?;
+        self.run_head(batch, HeadOut::Logits(&mut out))?;
         Ok(out)
     }
 }

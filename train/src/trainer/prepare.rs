@@ -185,14 +185,7 @@ pub fn pack_data(
     let packing = pack_limited(&data.examples, seq, per_row, Overlong::Truncate)?;
     let rows = packing.rows;
     let tokens = rows.iter().map(PackedRow::len).sum();
-    let scored = rows
-        .iter()
-        .map(|r| {
-            (1..r.len())
-                .filter(|&t| r.loss_mask[t] && r.seq_ids[t] == r.seq_ids[t - 1])
-                .count()
-        })
-        .sum();
+    let scored = scored_tokens(&rows);
     Ok(PreparedData {
         path: data.path,
         sha256: data.sha256,
@@ -204,6 +197,18 @@ pub fn pack_data(
         truncated: packing.truncated.len(),
         unscored: data.unscored,
     })
+}
+
+/// Targets the loss scores in `rows`: tokens marked in the loss mask whose predecessor is of
+/// the same example (nothing predicts an example's first token).
+pub(crate) fn scored_tokens(rows: &[PackedRow]) -> usize {
+    rows.iter()
+        .map(|r| {
+            (1..r.len())
+                .filter(|&t| r.loss_mask[t] && r.seq_ids[t] == r.seq_ids[t - 1])
+                .count()
+        })
+        .sum()
 }
 
 /// [`tokenize_file`] then [`pack_data`] with no per-row limit.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::prepare::{load_strict, ExampleTokenizer, PreparedData};
+use super::prepare::{load_strict, scored_tokens, ExampleTokenizer, PreparedData};
 use super::TrainError;
 use crate::data::{DataError, Example, PackedRow};
 use crate::preference::pair_row;
@@ -54,14 +54,7 @@ pub fn prepare_pairs(
         )));
     }
     let tokens = rows.iter().map(PackedRow::len).sum();
-    let scored = rows
-        .iter()
-        .map(|r| {
-            (1..r.len())
-                .filter(|&t| r.loss_mask[t] && r.seq_ids[t] == r.seq_ids[t - 1])
-                .count()
-        })
-        .sum();
+    let scored = scored_tokens(&rows);
     Ok(PreparedData {
         path: path.to_path_buf(),
         sha256,
