@@ -474,3 +474,73 @@ fn test_flag_prints_the_report_card_graft_eval_agrees_with() {
     let loss = eval["loss"].as_f64().expect("loss");
     assert!(card.contains(&format!(" {loss:.4} |")), "{card}");
 }
+
+/// The adapter's `graft.train.*` value of `key` (f32 or f64 keys) as f64.
+fn train_key(adapter: &Path, key: &str) -> f64 {
+    let f = graft_quant::gguf::GgufFile::open(adapter).expect("adapter is a GGUF file");
+    let md = f.metadata();
+    let k = format!("graft.train.{key}");
+    md.get_f64(&k)
+        .or_else(|_| md.get_f32(&k).map(f64::from))
+        .unwrap_or_else(|e| panic!("{k}: {e}"))
+}
+
+#[test]
+fn dpo_defaults_to_rpo_and_the_base_anchor_and_says_so_in_the_adapter() {
+    let model = model_path();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/triage-preference/data/test.jsonl");
+    let pairs: String = std::fs::read_to_string(src)
+        .expect("example pairs are readable")
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let data = dir.path().join("pairs.jsonl");
+    std::fs::write(&data, pairs).expect("write pairs");
+    let run = |name: &str, extra: &[&str]| -> (PathBuf, String) {
+        let out = dir.path().join(name);
+        let mut args = strs(&[
+            "train",
+            "-m",
+            s(&model),
+            "--data",
+            s(&data),
+            "-o",
+            s(&out),
+            "--method",
+            "dpo",
+            "--rank",
+            "2",
+            "--seq",
+            "256",
+            "--batch",
+            "1",
+            "--grad-accum",
+            "1",
+            "--max-steps",
+            "1",
+            "-t",
+            "1",
+            "--no-progress",
+        ]);
+        args.extend(strs(extra));
+        let o = graft(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        (out, text(&o.stderr))
+    };
+    let (default, said) = run("default.gguf", &[]);
+    assert!(
+        said.contains("dpo: beta 0.1, label smoothing 0, RPO weight 1, base anchor 0.5"),
+        "{said}"
+    );
+    assert_eq!(train_key(&default, "anchor"), 0.5);
+    assert_eq!(train_key(&default, "rpo_alpha"), 1.0);
+    assert_eq!(train_key(&default, "beta"), 0.1_f64);
+    let (plain, _) = run("plain.gguf", &["--anchor", "0", "--rpo-alpha", "0"]);
+    assert_eq!(train_key(&plain, "anchor"), 0.0);
+    assert_eq!(train_key(&plain, "rpo_alpha"), 0.0);
+    let f = graft_quant::gguf::GgufFile::open(&plain).expect("adapter");
+    assert_eq!(f.metadata().get_str("graft.train.method").ok(), Some("dpo"));
+}

@@ -321,7 +321,8 @@ typedef struct graft_train_params {
   uint32_t threads;
   // Weight of the base anchor, >= 0: penalises what the adapter adds on the tokens the
   // loss does not score (prompts), so the model drifts less on unrelated text (0.5 suits base
-  // models such as Gemma 3 270M); 0 turns it off (default 0, as `graft train --anchor`).
+  // models such as Gemma 3 270M); 0 turns it off. Negative (the default, -1) means the
+  // method's default, as `graft train --anchor`: 0 for SFT, 0.5 for DPO and IPO.
   float anchor;
   // GRAFT_TRAIN_METHOD_SFT (default), GRAFT_TRAIN_METHOD_DPO or GRAFT_TRAIN_METHOD_IPO. The
   // preference methods read JSONL of prompt/chosen/rejected pairs.
@@ -337,7 +338,8 @@ typedef struct graft_train_params {
   // `graft train --init-adapter`. Owned by the caller.
   const char *init_adapter;
   // DPO/IPO: weight >= 0 of the chosen responses' mean negative log-likelihood added to the
-  // loss (RPO; default 0, as `graft train --rpo-alpha`). Ignored by SFT.
+  // loss (RPO); 0 turns it off. Negative (the default, -1) means 1, as `graft train
+  // --rpo-alpha`. Ignored by SFT.
   double rpo_alpha;
 } graft_train_params;
 

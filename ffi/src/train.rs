@@ -7,7 +7,7 @@ use crate::handle;
 use crate::model::{graft_model, MAX_THREADS};
 use graft_train::trainer::{
     Control, OptimizerKind, Progress, StopReason, TrainConfig, TrainError, TrainIo, TrainMethod,
-    Trainer, DEFAULT_BETA,
+    Trainer, DEFAULT_BETA, PREFERENCE_DEFAULT_RPO_ALPHA,
 };
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
@@ -63,7 +63,8 @@ pub struct graft_train_params {
     pub threads: u32,
     /// Weight of the base anchor, >= 0: penalises what the adapter adds on the tokens the
     /// loss does not score (prompts), so the model drifts less on unrelated text (0.5 suits base
-    /// models such as Gemma 3 270M); 0 turns it off (default 0, as `graft train --anchor`).
+    /// models such as Gemma 3 270M); 0 turns it off. Negative (the default, -1) means the
+    /// method's default, as `graft train --anchor`: 0 for SFT, 0.5 for DPO and IPO.
     pub anchor: f32,
     /// GRAFT_TRAIN_METHOD_SFT (default), GRAFT_TRAIN_METHOD_DPO or GRAFT_TRAIN_METHOD_IPO. The
     /// preference methods read JSONL of prompt/chosen/rejected pairs.
@@ -79,7 +80,8 @@ pub struct graft_train_params {
     /// `graft train --init-adapter`. Owned by the caller.
     pub init_adapter: *const c_char,
     /// DPO/IPO: weight >= 0 of the chosen responses' mean negative log-likelihood added to the
-    /// loss (RPO; default 0, as `graft train --rpo-alpha`). Ignored by SFT.
+    /// loss (RPO); 0 turns it off. Negative (the default, -1) means 1, as `graft train
+    /// --rpo-alpha`. Ignored by SFT.
     pub rpo_alpha: f64,
 }
 
@@ -105,7 +107,7 @@ pub extern "C" fn graft_train_params_default() -> graft_train_params {
         seed: c.seed,
         max_steps: c.max_steps.unwrap_or(0),
         threads: c.threads as u32,
-        anchor: c.anchor,
+        anchor: METHOD_DEFAULT as f32,
         method: match c.method {
             TrainMethod::Sft => GRAFT_TRAIN_METHOD_SFT,
             TrainMethod::Dpo { .. } => GRAFT_TRAIN_METHOD_DPO,
@@ -122,9 +124,13 @@ pub extern "C" fn graft_train_params_default() -> graft_train_params {
             _ => 0.0,
         },
         init_adapter: std::ptr::null(),
-        rpo_alpha: 0.0,
+        rpo_alpha: METHOD_DEFAULT,
     }
 }
+
+/// What `graft_train_params_default` puts in `anchor` and `rpo_alpha`: any negative value
+/// there means "the method's default".
+const METHOD_DEFAULT: f64 = -1.0;
 
 /// Progress after one optimizer step.
 #[repr(C)]
@@ -199,16 +205,23 @@ impl graft_train_params {
                 ))
             }
         };
+        // A negative RPO weight or anchor (NaN is not negative: validation rejects it) is the
+        // method's default.
+        let rpo_alpha = if self.rpo_alpha < 0.0 {
+            PREFERENCE_DEFAULT_RPO_ALPHA
+        } else {
+            self.rpo_alpha
+        };
         let method = match self.method {
             GRAFT_TRAIN_METHOD_SFT => TrainMethod::Sft,
             GRAFT_TRAIN_METHOD_DPO => TrainMethod::Dpo {
                 beta: self.beta,
                 label_smoothing: self.label_smoothing,
-                rpo_alpha: self.rpo_alpha,
+                rpo_alpha,
             },
             GRAFT_TRAIN_METHOD_IPO => TrainMethod::Ipo {
                 beta: self.beta,
-                rpo_alpha: self.rpo_alpha,
+                rpo_alpha,
             },
             m => {
                 return bad(format!(
@@ -221,7 +234,11 @@ impl graft_train_params {
             rank: self.rank as usize,
             alpha: self.alpha,
             dropout: self.dropout,
-            anchor: self.anchor,
+            anchor: if self.anchor < 0.0 {
+                method.default_anchor()
+            } else {
+                self.anchor
+            },
             lr: self.lr,
             epochs: self.epochs as usize,
             batch: self.batch as usize,

@@ -62,9 +62,12 @@ fn pairs_file(dir: &Path, n: usize) -> PathBuf {
     p
 }
 
+/// Plain DPO (no RPO term, no anchor: the first loss is exactly ln 2) at tiny settings.
 fn dpo_params() -> graft_train_params {
     let mut p = graft_train_params_default();
     p.method = GRAFT_TRAIN_METHOD_DPO;
+    p.rpo_alpha = 0.0;
+    p.anchor = 0.0;
     p.rank = 4;
     p.alpha = 8.0;
     p.seq = 160;
@@ -127,6 +130,12 @@ fn params_default_is_sft_with_the_cli_beta() {
     assert_eq!(p.beta, graft_train::trainer::DEFAULT_BETA);
     assert_eq!(p.label_smoothing, 0.0);
     assert!(p.init_adapter.is_null());
+    assert!(
+        p.anchor < 0.0 && p.rpo_alpha < 0.0,
+        "anchor {} and rpo_alpha {} say 'the method's default'",
+        p.anchor,
+        p.rpo_alpha
+    );
     assert_eq!(
         (
             GRAFT_TRAIN_METHOD_SFT,
@@ -259,4 +268,63 @@ fn bad_method_beta_and_missing_init_adapter_are_refused() {
     );
     assert!(seen.is_empty());
     assert!(!out.exists(), "no adapter after a refusal");
+}
+
+/// The adapter's `graft.train.*` value of `key` as f64 (f32 and f64 keys).
+fn train_key(adapter: &Path, key: &str) -> f64 {
+    let f = graft_quant::gguf::GgufFile::open(adapter).expect("adapter is a GGUF file");
+    let md = f.metadata();
+    let k = format!("graft.train.{key}");
+    md.get_f64(&k)
+        .or_else(|_| md.get_f32(&k).map(f64::from))
+        .unwrap_or_else(|e| panic!("{k}: {e}"))
+}
+
+#[test]
+fn negative_anchor_and_rpo_alpha_take_the_methods_defaults_as_the_cli_does() {
+    let model = Model::open();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pairs = pairs_file(dir.path(), 2);
+    let sft = dir.path().join("sft.jsonl");
+    std::fs::write(&sft, "{\"prompt\":\"Say hi.\",\"completion\":\"hi\"}\n").expect("write");
+    for (method, data, anchor, rpo) in [
+        (
+            GRAFT_TRAIN_METHOD_DPO,
+            &pairs,
+            graft_train::trainer::PREFERENCE_DEFAULT_ANCHOR,
+            Some(graft_train::trainer::PREFERENCE_DEFAULT_RPO_ALPHA),
+        ),
+        (
+            GRAFT_TRAIN_METHOD_IPO,
+            &pairs,
+            graft_train::trainer::PREFERENCE_DEFAULT_ANCHOR,
+            Some(graft_train::trainer::PREFERENCE_DEFAULT_RPO_ALPHA),
+        ),
+        (
+            GRAFT_TRAIN_METHOD_SFT,
+            &sft,
+            graft_train::trainer::DEFAULT_ANCHOR,
+            None,
+        ),
+    ] {
+        let mut p = graft_train_params_default();
+        p.method = method;
+        p.rank = 2;
+        p.seq = 160;
+        p.batch = 1;
+        p.grad_accum = 1;
+        p.max_steps = 1;
+        p.threads = 1;
+        let out = dir.path().join(format!("m{method}.gguf"));
+        let (st, _, _) = train(&model, data, &out, &p);
+        assert_eq!(st, graft_status::GRAFT_OK, "{}", last_error());
+        assert_eq!(
+            train_key(&out, "anchor"),
+            f64::from(anchor),
+            "method {method}"
+        );
+        if let Some(rpo) = rpo {
+            assert_eq!(train_key(&out, "rpo_alpha"), rpo, "method {method}");
+        }
+    }
 }

@@ -9,6 +9,7 @@ use graft_runtime::{Model, ModelParams};
 use graft_train::trainer::{
     CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress, Schedule,
     StopReason, TestSpec, TrainConfig, TrainIo, TrainMethod, Trainer, DEFAULT_BETA,
+    PREFERENCE_DEFAULT_RPO_ALPHA,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -35,9 +36,9 @@ pub struct Args {
     label_smoothing: f64,
     /// DPO/IPO: add this weight times the chosen responses' mean negative log-likelihood
     /// (RPO, TRL's rpo_alpha): keeps the chosen answers likely and the model from drifting
-    /// on other text; 0 turns it off.
-    #[arg(long = "rpo-alpha", default_value_t = 0.0)]
-    rpo_alpha: f64,
+    /// on other text; 0 turns it off. [default: 1]
+    #[arg(long = "rpo-alpha")]
+    rpo_alpha: Option<f64>,
     /// Start from this adapter (GGUF or PEFT, e.g. an SFT adapter before DPO) instead of a
     /// fresh one; --rank and --targets must be its own.
     #[arg(long = "init-adapter", value_name = "ADAPTER")]
@@ -65,8 +66,9 @@ pub struct Args {
     dropout: f32,
     /// Base anchor weight: penalises what the adapter adds on the tokens the loss does not
     /// score (prompts), so the model drifts less on unrelated text; 0 turns it off.
-    #[arg(long, default_value_t = graft_train::trainer::DEFAULT_ANCHOR)]
-    anchor: f32,
+    /// [default: 0 for sft, 0.5 for dpo and ipo]
+    #[arg(long)]
+    anchor: Option<f32>,
     /// Adapted projections, comma-separated.
     #[arg(long, default_value = "q,k,v,o,gate,up,down", value_delimiter = ',')]
     targets: Vec<String>,
@@ -288,11 +290,24 @@ pub fn run(args: Args) -> Result<()> {
         .threads
         .unwrap_or_else(super::model_args::physical_cores)
         .max(1);
+    let rpo_alpha = args.rpo_alpha.unwrap_or(PREFERENCE_DEFAULT_RPO_ALPHA);
+    let method = match args.method.as_str() {
+        "dpo" => TrainMethod::Dpo {
+            beta: args.beta,
+            label_smoothing: args.label_smoothing,
+            rpo_alpha,
+        },
+        "ipo" => TrainMethod::Ipo {
+            beta: args.beta,
+            rpo_alpha,
+        },
+        _ => TrainMethod::Sft,
+    };
     let config = TrainConfig {
         rank: args.rank,
         alpha: args.alpha,
         dropout: args.dropout,
-        anchor: args.anchor,
+        anchor: args.anchor.unwrap_or_else(|| method.default_anchor()),
         targets: args.targets.clone(),
         lr: args.lr,
         epochs: args.epochs,
@@ -312,20 +327,10 @@ pub fn run(args: Args) -> Result<()> {
         max_steps: args.max_steps,
         loss_mask: args.loss_mask,
         threads,
-        method: match args.method.as_str() {
-            "dpo" => TrainMethod::Dpo {
-                beta: args.beta,
-                label_smoothing: args.label_smoothing,
-                rpo_alpha: args.rpo_alpha,
-            },
-            "ipo" => TrainMethod::Ipo {
-                beta: args.beta,
-                rpo_alpha: args.rpo_alpha,
-            },
-            _ => TrainMethod::Sft,
-        },
+        method,
     };
     config.validate().context("bad training flags")?;
+    let method_text = method_line(&config);
     let checkpoint_dir = args
         .checkpoint_dir
         .clone()
@@ -398,6 +403,9 @@ pub fn run(args: Args) -> Result<()> {
         threads
     );
     eprintln!("why: {}", trainer.plan_explanation());
+    if let Some(method) = &method_text {
+        eprintln!("{method}");
+    }
     let warnings: Vec<String> = trainer.warnings().to_vec();
     for w in &warnings {
         eprintln!("{}", warning_text(w));
@@ -459,4 +467,24 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The preference method's settings, defaults included, for the lines printed before a run
+/// (`None` for SFT).
+fn method_line(config: &TrainConfig) -> Option<String> {
+    let loss = match config.method {
+        TrainMethod::Sft => return None,
+        TrainMethod::Dpo {
+            beta,
+            label_smoothing,
+            rpo_alpha,
+        } => format!("dpo: beta {beta}, label smoothing {label_smoothing}, RPO weight {rpo_alpha}"),
+        TrainMethod::Ipo { beta, rpo_alpha } => {
+            format!("ipo: beta {beta}, RPO weight {rpo_alpha}")
+        }
+    };
+    Some(format!(
+        "{loss}, base anchor {} (--rpo-alpha 0 --anchor 0: the plain loss)",
+        config.anchor
+    ))
 }

@@ -143,6 +143,16 @@ impl TrainMethod {
         *self == TrainMethod::Sft
     }
 
+    /// The base anchor weight this method uses when none is given: [`DEFAULT_ANCHOR`] for SFT,
+    /// [`PREFERENCE_DEFAULT_ANCHOR`] for DPO and IPO.
+    pub fn default_anchor(&self) -> f32 {
+        if self.is_sft() {
+            DEFAULT_ANCHOR
+        } else {
+            PREFERENCE_DEFAULT_ANCHOR
+        }
+    }
+
     /// The preference loss, for DPO and IPO.
     pub fn preference_loss(&self) -> Option<PreferenceLoss> {
         match *self {
@@ -170,8 +180,18 @@ impl TrainMethod {
     }
 }
 
-/// The default weight of the base anchor ([`LoraConfig::anchor`]).
+/// The default weight of the base anchor ([`LoraConfig::anchor`]) for supervised fine-tuning.
 pub const DEFAULT_ANCHOR: f32 = 0.0;
+
+/// The default weight of the base anchor for DPO and IPO. Preference losses keep pushing the
+/// two answers apart long after the pairs are ranked right, and the model drifts on other text;
+/// on the triage-preference example the anchor (with [`PREFERENCE_DEFAULT_RPO_ALPHA`]) took the
+/// drift in general-text perplexity from +18.5% to +1.2% at the same 92% held-out accuracy.
+pub const PREFERENCE_DEFAULT_ANCHOR: f32 = 0.5;
+
+/// The default RPO weight of DPO and IPO (the chosen answers' mean negative log-likelihood
+/// added to the loss): without it DPO widens the margin by making *both* answers unlikely.
+pub const PREFERENCE_DEFAULT_RPO_ALPHA: f64 = 1.0;
 
 fn is_zero(v: &f32) -> bool {
     *v == 0.0

@@ -32,7 +32,8 @@ mod test_eval;
 
 pub use config::{
     parse_target, target_name, CheckpointPolicy, MaskPolicy, OptimizerKind, Schedule, TrainConfig,
-    TrainMethod, DEFAULT_ANCHOR, DEFAULT_BETA,
+    TrainMethod, DEFAULT_ANCHOR, DEFAULT_BETA, PREFERENCE_DEFAULT_ANCHOR,
+    PREFERENCE_DEFAULT_RPO_ALPHA,
 };
 pub use error::TrainError;
 pub use metrics::{peak_rss_mb, rss_mb, to_jsonl, PreferenceMetrics, StepMetrics};

@@ -130,6 +130,24 @@ pub fn annotate(
             kv.push((k, Value::F64(v)));
         }
     }
+    // The method, and for DPO and IPO the settings of their loss.
+    kv.push(("method", s(cfg.method.name())));
+    match cfg.method {
+        super::TrainMethod::Sft => {}
+        super::TrainMethod::Dpo {
+            beta,
+            label_smoothing,
+            rpo_alpha,
+        } => kv.extend([
+            ("beta", Value::F64(beta)),
+            ("label_smoothing", Value::F64(label_smoothing)),
+            ("rpo_alpha", Value::F64(rpo_alpha)),
+        ]),
+        super::TrainMethod::Ipo { beta, rpo_alpha } => kv.extend([
+            ("beta", Value::F64(beta)),
+            ("rpo_alpha", Value::F64(rpo_alpha)),
+        ]),
+    }
     if let Some(b) = rec.best_step {
         kv.push(("best_step", Value::U64(b)));
     }
