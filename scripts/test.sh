@@ -57,6 +57,9 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
+# The C-side tests (ffi/tests) take libgraft and the graft binary from this build instead of a
+# per-package build, which would rebuild ~70 units (ffi/tests/common/mod.rs, FROM_WORKSPACE_TEST).
+export GRAFT_TEST_ARTIFACTS_FROM_WORKSPACE=1
 cargo test --workspace
 
 step "faults: a full disk (64 MiB tmpfs) while writing models, splits, adapters, checkpoints"
@@ -71,6 +74,10 @@ if [ "$parity" = 1 ]; then
   # (graft_quantize_matches_llama_quantize fails with it), so do not add native flags here.
   cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
   export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
+  # llama.cpp's own llama-perplexity (generic AVX2 build, no AMX) for the KL-divergence parity
+  # test (cli/tests/kld_parity.rs); the crate above does not ship its source, see the script.
+  GRAFT_LLAMA_PERPLEXITY="$(scripts/build-llama-perplexity.sh)"
+  export GRAFT_LLAMA_PERPLEXITY
   # The bit-exactness tests against llama.cpp's x86 kernels (repacked Q4_K, tiled Q6_K) need
   # an AVX2/AVX-512 build of the oracle: scripts/test-native-parity.sh runs them.
   # Ignored tests that need something else are run by their own scripts: native_oracle

@@ -38,24 +38,28 @@ pub struct Artifacts {
     pub graft_cli: PathBuf,
 }
 
-/// Runs `cargo build --profile test` for `pkg` and returns the artifact files it reports.
-fn cargo_build(pkg: &str) -> Vec<PathBuf> {
+/// Set by `scripts/test.sh` around its `cargo test --workspace` runs: the C-side tests then
+/// take libgraft and the `graft` binary from that very build (`cargo test --workspace
+/// --no-run`, every unit already fresh) instead of building them per package. A per-package
+/// build resolves another unit graph (fewer features, build-only proc-macro crates without
+/// debug info), which rebuilds ~70 units — wgpu, tokenizers, every graft crate — and took
+/// ~7 minutes of CI's 2 cores.
+pub const FROM_WORKSPACE_TEST: &str = "GRAFT_TEST_ARTIFACTS_FROM_WORKSPACE";
+
+/// Runs cargo with `args` plus `--message-format=json` and returns the artifact files it
+/// reports (fresh or built).
+fn cargo_artifacts(args: &[&str]) -> Vec<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(workspace())
-        .args([
-            "build",
-            "--profile",
-            "test",
-            "-p",
-            pkg,
-            "--message-format=json",
-        ])
+        .args(args)
+        .arg("--message-format=json")
         .output()
-        .expect("run cargo build");
+        .expect("run cargo");
     assert!(
         out.status.success(),
-        "cargo build -p {pkg} failed:\n{}",
+        "cargo {} failed:\n{}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
     let mut files = Vec::new();
@@ -75,12 +79,29 @@ fn cargo_build(pkg: &str) -> Vec<PathBuf> {
     files
 }
 
+/// libgraft and the graft CLI, built with the test profile: from the workspace test build
+/// under [`FROM_WORKSPACE_TEST`], else `cargo build --profile test -p graft-ffi -p graft-cli`.
+fn built_files() -> Vec<PathBuf> {
+    if std::env::var_os(FROM_WORKSPACE_TEST).is_some() {
+        cargo_artifacts(&["test", "--workspace", "--no-run"])
+    } else {
+        cargo_artifacts(&[
+            "build",
+            "--profile",
+            "test",
+            "-p",
+            "graft-ffi",
+            "-p",
+            "graft-cli",
+        ])
+    }
+}
+
 /// Builds libgraft (shared and static) and the graft CLI once per test binary.
 pub fn artifacts() -> &'static Artifacts {
     static A: OnceLock<Artifacts> = OnceLock::new();
     A.get_or_init(|| {
-        let ffi = cargo_build("graft-ffi");
-        let cli = cargo_build("graft-cli");
+        let files = built_files();
         let find = |files: &[PathBuf], name: &str| -> PathBuf {
             files
                 .iter()
@@ -91,11 +112,12 @@ pub fn artifacts() -> &'static Artifacts {
         let dir = tempfile::tempdir().expect("tempdir");
         let shared_dir = dir.path().join("shared");
         std::fs::create_dir(&shared_dir).expect("mkdir");
-        std::fs::copy(find(&ffi, "libgraft.so"), shared_dir.join("libgraft.so")).expect("copy .so");
+        std::fs::copy(find(&files, "libgraft.so"), shared_dir.join("libgraft.so"))
+            .expect("copy .so");
         let static_lib = dir.path().join("libgraft.a");
-        std::fs::copy(find(&ffi, "libgraft.a"), &static_lib).expect("copy .a");
+        std::fs::copy(find(&files, "libgraft.a"), &static_lib).expect("copy .a");
         let graft_cli = dir.path().join("graft");
-        std::fs::copy(find(&cli, "graft"), &graft_cli).expect("copy graft");
+        std::fs::copy(find(&files, "graft"), &graft_cli).expect("copy graft");
         Artifacts {
             dir,
             shared_dir,
