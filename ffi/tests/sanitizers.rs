@@ -96,6 +96,11 @@ fn abuse_c_under_asan_ubsan() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [pa, _] = test_adapters(&r.model, dir.path());
     let data = small_data(dir.path(), "train.jsonl", 4);
+    // abuse.c lists the devices: with the GPU drivers hidden (WGPU_BACKEND=dx12 finds none on
+    // Linux), as under valgrind. Mesa's lavapipe and EGL drivers allocate once-per-process
+    // state they never free (seen: 128 bytes each from pthread_once in the drivers, reached
+    // through wgpu's adapter enumeration), which LeakSanitizer reports; graft's own device
+    // code is checked by tests/devices.rs and the CLI's device tests.
     let out = run_clean(
         &asan("tests/c/abuse.c"),
         &[
@@ -103,7 +108,7 @@ fn abuse_c_under_asan_ubsan() {
             pa.to_str().expect("UTF-8"),
             data.to_str().expect("UTF-8"),
         ],
-        &[],
+        &[("WGPU_BACKEND", "dx12")],
     );
     assert!(out.contains(" 0 failed"), "abuse.c under ASan:\n{out}");
 }
