@@ -538,6 +538,14 @@ fn dpo_defaults_to_rpo_and_the_base_anchor_and_says_so_in_the_adapter() {
     assert_eq!(train_key(&default, "anchor"), 0.5);
     assert_eq!(train_key(&default, "rpo_alpha"), 1.0);
     assert_eq!(train_key(&default, "beta"), 0.1_f64);
+    let card = std::fs::read_to_string(default.with_extension("README.md")).expect("model card");
+    for row in [
+        "| method | dpo |",
+        "| RPO weight | 1 |",
+        "| base anchor | 0.5 |",
+    ] {
+        assert!(card.contains(row), "{row} not in the model card:\n{card}");
+    }
     let (plain, _) = run("plain.gguf", &["--anchor", "0", "--rpo-alpha", "0"]);
     assert_eq!(train_key(&plain, "anchor"), 0.0);
     assert_eq!(train_key(&plain, "rpo_alpha"), 0.0);

@@ -105,6 +105,7 @@ fn test_set_gives_report_card_metadata_and_model_cards() {
     assert!(readme.contains(&sha256_hex(&data)));
     assert!(readme.contains(&sha256_hex(&test)));
     assert!(readme.contains("| rank | 4 |"), "{readme}");
+    assert!(readme.contains("| method | sft |"), "{readme}");
     assert!(readme.contains(&card.markdown()), "{readme}");
     assert!(readme.contains("## Intended use") && readme.contains("## Known limitations"));
     assert!(readme.contains(env!("CARGO_PKG_VERSION")));

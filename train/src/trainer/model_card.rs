@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::config::{target_name, TrainConfig};
+use super::config::{target_name, TrainConfig, TrainMethod};
 use super::output::RunRecord;
 use super::prepare::PreparedData;
 use super::sizing::Sizing;
@@ -151,7 +151,24 @@ pub fn model_card(f: &CardFacts<'_>) -> String {
             v.to_string()
         }
     };
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![("method", c.method.name().to_string())];
+    match c.method {
+        TrainMethod::Sft => {}
+        TrainMethod::Dpo {
+            beta,
+            label_smoothing,
+            rpo_alpha,
+        } => rows.extend([
+            ("beta", beta.to_string()),
+            ("label smoothing", label_smoothing.to_string()),
+            ("RPO weight", rpo_alpha.to_string()),
+        ]),
+        TrainMethod::Ipo { beta, rpo_alpha } => rows.extend([
+            ("beta", beta.to_string()),
+            ("RPO weight", rpo_alpha.to_string()),
+        ]),
+    }
+    rows.extend([
         ("rank", c.rank.to_string()),
         ("alpha", c.alpha.to_string()),
         ("dropout", c.dropout.to_string()),
@@ -199,7 +216,7 @@ pub fn model_card(f: &CardFacts<'_>) -> String {
             "max steps",
             c.max_steps.map_or("-".into(), |n| n.to_string()),
         ),
-    ];
+    ]);
     let _ = writeln!(s, "| hyperparameter | value |\n|---|---|");
     for (k, v) in rows {
         let _ = writeln!(s, "| {k} | {v} |");
