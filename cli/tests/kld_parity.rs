@@ -11,8 +11,9 @@
 //! and tokens; each tool reads the other's base file and gets its own numbers back.
 //!
 //! `#[ignore]`d: it needs llama.cpp's `llama-perplexity`, built by
-//! `scripts/build-llama-perplexity.sh`, whose path `GRAFT_LLAMA_PERPLEXITY` gives. CI's parity
-//! step (`scripts/test.sh --parity`) builds it and sets the variable. By hand:
+//! `scripts/build-llama-perplexity.sh`, whose path `GRAFT_LLAMA_PERPLEXITY` gives.
+//! `scripts/test.sh --kld` builds it, sets the variable and runs this test (not CI: the build
+//! and the test take ~10 min of its 2 cores). By hand:
 //! `GRAFT_LLAMA_PERPLEXITY=$(scripts/build-llama-perplexity.sh) cargo test -p graft-cli --test
 //! kld_parity -- --ignored`
 
@@ -31,7 +32,7 @@ fn llama_perplexity() -> PathBuf {
             panic!(
                 "GRAFT_LLAMA_PERPLEXITY is not set: build llama.cpp's llama-perplexity with \
                  scripts/build-llama-perplexity.sh (it prints the path) and point \
-                 GRAFT_LLAMA_PERPLEXITY at it (scripts/test.sh --parity does both)"
+                 GRAFT_LLAMA_PERPLEXITY at it (scripts/test.sh --kld does both)"
             )
         });
     assert!(
