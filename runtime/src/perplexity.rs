@@ -69,17 +69,14 @@ pub fn log_softmax_at(logits: &[f32], i: usize) -> f64 {
     (logits[i] - max) as f64 - sum.ln()
 }
 
-/// Runs llama.cpp's perplexity over `tokens` (the whole text, tokenized as llama.cpp does,
-/// with BOS prepended when the model adds one) with windows of `n_ctx`. `bos` is the token put
-/// at the start of each window, if the model adds BOS. `progress(chunk, n_chunks, ppl_so_far)`
-/// is called after each window.
-pub fn perplexity(
-    session: &mut Session<'_>,
-    tokens: &[u32],
+/// Checks llama.cpp's perplexity windows of `n_ctx` over a text of `n_tokens` against the
+/// session (at least 4 tokens, at most the session context, two windows of text); returns how
+/// many windows the text holds.
+pub fn window_count(
+    session: &Session<'_>,
+    n_tokens: usize,
     n_ctx: usize,
-    bos: Option<u32>,
-    progress: &mut dyn FnMut(usize, usize, f64),
-) -> Result<PerplexityResult, ModelError> {
+) -> Result<usize, ModelError> {
     if n_ctx < 4 {
         return Err(ModelError::InvalidParam(format!(
             "perplexity context {n_ctx} is too small (at least 4)"
@@ -91,29 +88,90 @@ pub fn perplexity(
             session.n_ctx()
         )));
     }
-    if tokens.len() < 2 * n_ctx {
+    if n_tokens < 2 * n_ctx {
         return Err(ModelError::InvalidParam(format!(
-            "the text has {} tokens; perplexity at context {n_ctx} needs at least {}",
-            tokens.len(),
+            "the text has {n_tokens} tokens; perplexity at context {n_ctx} needs at least {}",
             2 * n_ctx
         )));
     }
-    let n_chunks = tokens.len() / n_ctx;
-    let first = n_ctx / 2;
-    let nv = session.model().config().n_vocab;
-    let mut acc = NllAccumulator::default();
-    let mut window = vec![0u32; n_ctx];
-    for c in 0..n_chunks {
-        let start = c * n_ctx;
-        window.copy_from_slice(&tokens[start..start + n_ctx]);
-        if let Some(b) = bos {
-            window[0] = b;
+    Ok(n_tokens / n_ctx)
+}
+
+/// llama.cpp's perplexity windows over a tokenized text: consecutive, non-overlapping windows
+/// of `n_ctx` tokens, the first token of each replaced by BOS when the model adds one, each
+/// evaluated from a fresh cache, the positions of its second half scored (each predicting the
+/// token after it).
+pub struct Windows<'t> {
+    tokens: &'t [u32],
+    n_ctx: usize,
+    bos: Option<u32>,
+    window: Vec<u32>,
+}
+
+impl<'t> Windows<'t> {
+    /// The windows of `n_ctx` over `tokens` (checked by the caller, e.g. with
+    /// [`window_count`]); `bos` is the token each window starts with, if the model adds BOS.
+    pub fn new(tokens: &'t [u32], n_ctx: usize, bos: Option<u32>) -> Self {
+        Windows {
+            tokens,
+            n_ctx,
+            bos,
+            window: vec![0; n_ctx],
+        }
+    }
+
+    /// How many whole windows the tokens hold.
+    pub fn count(&self) -> usize {
+        self.tokens.len() / self.n_ctx
+    }
+
+    /// The scored positions per window: from `n_ctx / 2` to the second last.
+    pub fn scored_per_window(&self) -> usize {
+        self.n_ctx - 1 - self.n_ctx / 2
+    }
+
+    /// The token that scored position `j` of window `c` predicts.
+    pub fn next_token(&self, c: usize, j: usize) -> u32 {
+        self.tokens[c * self.n_ctx + self.n_ctx / 2 + j + 1]
+    }
+
+    /// Evaluates window `c` from a fresh cache; returns the logits of its scored positions,
+    /// `n_vocab` per position.
+    pub fn eval<'s>(
+        &mut self,
+        session: &'s mut Session<'_>,
+        c: usize,
+    ) -> Result<&'s [f32], ModelError> {
+        let start = c * self.n_ctx;
+        self.window
+            .copy_from_slice(&self.tokens[start..start + self.n_ctx]);
+        if let Some(b) = self.bos {
+            self.window[0] = b;
         }
         session.reset();
-        let logits = session.eval_from(&window, first)?;
-        for j in 0..n_ctx - 1 - first {
-            let row = &logits[j * nv..(j + 1) * nv];
-            acc.add_row(row, tokens[start + first + j + 1]);
+        session.eval_from(&self.window, self.n_ctx / 2)
+    }
+}
+
+/// Runs llama.cpp's perplexity over `tokens` (the whole text, tokenized as llama.cpp does,
+/// with BOS prepended when the model adds one) with windows of `n_ctx`. `bos` is the token put
+/// at the start of each window, if the model adds BOS. `progress(chunk, n_chunks, ppl_so_far)`
+/// is called after each window.
+pub fn perplexity(
+    session: &mut Session<'_>,
+    tokens: &[u32],
+    n_ctx: usize,
+    bos: Option<u32>,
+    progress: &mut dyn FnMut(usize, usize, f64),
+) -> Result<PerplexityResult, ModelError> {
+    let n_chunks = window_count(session, tokens.len(), n_ctx)?;
+    let nv = session.model().config().n_vocab;
+    let mut windows = Windows::new(tokens, n_ctx, bos);
+    let mut acc = NllAccumulator::default();
+    for c in 0..n_chunks {
+        let logits = windows.eval(session, c)?;
+        for j in 0..windows.scored_per_window() {
+            acc.add_row(&logits[j * nv..(j + 1) * nv], windows.next_token(c, j));
         }
         progress(c + 1, n_chunks, acc.ppl().0);
     }

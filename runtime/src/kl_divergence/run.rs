@@ -13,33 +13,18 @@ use super::file::{LogitsFile, LogitsHeader, LogitsWriter, WriteError};
 use super::row::{compare_row, pack_row, BaseRow, RowComparison};
 use super::stats::KldStats;
 use crate::model::Session;
-use crate::perplexity::{NllAccumulator, PerplexityResult};
+use crate::perplexity::{window_count, NllAccumulator, PerplexityResult, Windows};
 
-/// Checks the window size against the text and the session; returns the number of windows.
+/// Checks the window size against the text and the session (as perplexity does) and against
+/// the base file's header; returns the number of windows.
 fn windows(session: &Session<'_>, n_tokens: usize, n_ctx: usize) -> Result<usize, KldError> {
-    if n_ctx < 4 {
-        return Err(KldError::InvalidParam(format!(
-            "perplexity context {n_ctx} is too small (at least 4)"
-        )));
-    }
-    if n_ctx > session.n_ctx() {
-        return Err(KldError::InvalidParam(format!(
-            "perplexity context {n_ctx} exceeds the session context {}",
-            session.n_ctx()
-        )));
-    }
-    if n_tokens < 2 * n_ctx {
-        return Err(KldError::InvalidParam(format!(
-            "the text has {n_tokens} tokens; perplexity at context {n_ctx} needs at least {}",
-            2 * n_ctx
-        )));
-    }
-    if n_ctx > u32::MAX as usize || n_tokens / n_ctx > i32::MAX as usize {
+    let n_chunk = window_count(session, n_tokens, n_ctx)?;
+    if n_ctx > u32::MAX as usize || n_chunk > i32::MAX as usize {
         return Err(KldError::InvalidParam(format!(
             "{n_tokens} tokens in windows of {n_ctx} do not fit the file's header"
         )));
     }
-    Ok(n_tokens / n_ctx)
+    Ok(n_chunk)
 }
 
 /// Runs the base model over `tokens` (the whole text, tokenized as for perplexity) in windows
@@ -74,28 +59,21 @@ pub fn write_base(
     };
     let mut writer =
         LogitsWriter::new(w, header, &tokens[..n_chunk * n_ctx], fingerprint).map_err(write_err)?;
-    let first = n_ctx / 2;
     let n_rows = header.rows_per_chunk();
     let row_len = header.row_len();
     let mut rows = vec![0u16; n_rows * row_len];
     let mut acc = NllAccumulator::default();
-    let mut window = vec![0u32; n_ctx];
+    let mut windows = Windows::new(tokens, n_ctx, bos);
     for c in 0..n_chunk {
-        let start = c * n_ctx;
-        window.copy_from_slice(&tokens[start..start + n_ctx]);
-        if let Some(b) = bos {
-            window[0] = b;
-        }
-        session.reset();
-        let logits = session.eval_from(&window, first)?;
+        let logits = windows.eval(session, c)?;
         rows.par_chunks_mut(row_len)
             .enumerate()
             .for_each(|(j, row)| {
-                let next = tokens[start + first + j + 1] as usize;
+                let next = windows.next_token(c, j) as usize;
                 pack_row(&logits[j * nv..(j + 1) * nv], next, row);
             });
         for j in 0..n_rows {
-            acc.add_row(&logits[j * nv..(j + 1) * nv], tokens[start + first + j + 1]);
+            acc.add_row(&logits[j * nv..(j + 1) * nv], windows.next_token(c, j));
             writer
                 .write_row(&rows[j * row_len..(j + 1) * row_len])
                 .map_err(write_err)?;
@@ -216,21 +194,14 @@ pub fn compare(
         )));
     }
     let n_chunk = h.n_chunk as usize;
-    let first = n_ctx / 2;
     let (n_rows, row_len) = (h.rows_per_chunk(), h.row_len());
     let tokens = base.tokens().to_vec();
+    let mut windows = Windows::new(&tokens, n_ctx, bos);
     let mut rows = Vec::new();
     let mut stats = KldStats::default();
-    let mut window = vec![0u32; n_ctx];
     for c in 0..n_chunk {
-        let start = c * n_ctx;
-        window.copy_from_slice(&tokens[start..start + n_ctx]);
-        if let Some(b) = bos {
-            window[0] = b;
-        }
         base.read_chunk(&mut rows)?;
-        session.reset();
-        let logits = session.eval_from(&window, first)?;
+        let logits = windows.eval(session, c)?;
         let compared: Vec<RowComparison> = (0..n_rows)
             .into_par_iter()
             .map(|j| {
@@ -239,7 +210,7 @@ pub fn compare(
                 let b = BaseRow::parse(stored, nv).ok_or_else(|| {
                     KldError::InvalidParam(format!("row {j} of window {c} is short"))
                 })?;
-                let next = tokens[start + first + j + 1] as usize;
+                let next = windows.next_token(c, j) as usize;
                 Ok(compare_row(&logits[j * nv..(j + 1) * nv], &b, next))
             })
             .collect::<Result<_, KldError>>()?;
