@@ -475,14 +475,12 @@ fn test_flag_prints_the_report_card_graft_eval_agrees_with() {
     assert!(card.contains(&format!(" {loss:.4} |")), "{card}");
 }
 
-/// The adapter's `graft.train.*` value of `key` (f32 or f64 keys) as f64.
+/// The adapter's `graft.train.*` value of `key` (any numeric type) as f64.
 fn train_key(adapter: &Path, key: &str) -> f64 {
     let f = graft_quant::gguf::GgufFile::open(adapter).expect("adapter is a GGUF file");
     let md = f.metadata();
     let k = format!("graft.train.{key}");
-    md.get_f64(&k)
-        .or_else(|_| md.get_f32(&k).map(f64::from))
-        .unwrap_or_else(|e| panic!("{k}: {e}"))
+    md.get_f64(&k).unwrap_or_else(|e| panic!("{k}: {e}"))
 }
 
 #[test]

@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::{compile_with, model_path, small_data, test_adapters, CProgram, Link, Reference};
+use common::{
+    compile_with, model_path, small_data, test_adapters, CProgram, Link, Reference, NO_GPU_DRIVERS,
+};
 
 const ASAN_FLAGS: &[&str] = &[
     "-fsanitize=address,undefined",
@@ -96,11 +98,8 @@ fn abuse_c_under_asan_ubsan() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [pa, _] = test_adapters(&r.model, dir.path());
     let data = small_data(dir.path(), "train.jsonl", 4);
-    // abuse.c lists the devices: with the GPU drivers hidden (WGPU_BACKEND=dx12 finds none on
-    // Linux), as under valgrind. Mesa's lavapipe and EGL drivers allocate once-per-process
-    // state they never free (seen: 128 bytes each from pthread_once in the drivers, reached
-    // through wgpu's adapter enumeration), which LeakSanitizer reports; graft's own device
-    // code is checked by tests/devices.rs and the CLI's device tests.
+    // abuse.c lists the devices: with the GPU drivers hidden, as under valgrind (graft's own
+    // device code is checked by tests/devices.rs and the CLI's device tests).
     let out = run_clean(
         &asan("tests/c/abuse.c"),
         &[
@@ -108,7 +107,7 @@ fn abuse_c_under_asan_ubsan() {
             pa.to_str().expect("UTF-8"),
             data.to_str().expect("UTF-8"),
         ],
-        &[("WGPU_BACKEND", "dx12")],
+        &[NO_GPU_DRIVERS],
     );
     assert!(out.contains(" 0 failed"), "abuse.c under ASan:\n{out}");
 }

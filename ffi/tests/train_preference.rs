@@ -79,6 +79,20 @@ fn dpo_params() -> graft_train_params {
     p
 }
 
+/// One optimizer step of `method` on one row of `seq` tokens, rank 2, one thread; every other
+/// field the default.
+fn one_step(method: i32, seq: u32) -> graft_train_params {
+    let mut p = graft_train_params_default();
+    p.method = method;
+    p.rank = 2;
+    p.seq = seq;
+    p.batch = 1;
+    p.grad_accum = 1;
+    p.max_steps = 1;
+    p.threads = 1;
+    p
+}
+
 /// What the callback saw, one entry per step.
 #[derive(Default)]
 struct Seen(Vec<graft_train_progress>);
@@ -206,13 +220,7 @@ fn sft_progress_has_nan_preference_fields() {
         "{\"prompt\":\"Say hi.\",\"completion\":\"hi\"}\n{\"prompt\":\"Say yes.\",\"completion\":\"yes\"}\n",
     )
     .expect("write");
-    let mut p = graft_train_params_default();
-    p.rank = 2;
-    p.seq = 32;
-    p.batch = 1;
-    p.grad_accum = 1;
-    p.max_steps = 1;
-    p.threads = 1;
+    let p = one_step(GRAFT_TRAIN_METHOD_SFT, 32);
     let (st, seen, _) = train(&model, &data, &dir.path().join("sft.gguf"), &p);
     assert_eq!(st, graft_status::GRAFT_OK, "{}", last_error());
     assert_eq!(seen.len(), 1);
@@ -270,14 +278,12 @@ fn bad_method_beta_and_missing_init_adapter_are_refused() {
     assert!(!out.exists(), "no adapter after a refusal");
 }
 
-/// The adapter's `graft.train.*` value of `key` as f64 (f32 and f64 keys).
+/// The adapter's `graft.train.*` value of `key` as f64 (any numeric type).
 fn train_key(adapter: &Path, key: &str) -> f64 {
     let f = graft_quant::gguf::GgufFile::open(adapter).expect("adapter is a GGUF file");
     let md = f.metadata();
     let k = format!("graft.train.{key}");
-    md.get_f64(&k)
-        .or_else(|_| md.get_f32(&k).map(f64::from))
-        .unwrap_or_else(|e| panic!("{k}: {e}"))
+    md.get_f64(&k).unwrap_or_else(|e| panic!("{k}: {e}"))
 }
 
 #[test]
@@ -307,14 +313,7 @@ fn negative_anchor_and_rpo_alpha_take_the_methods_defaults_as_the_cli_does() {
             None,
         ),
     ] {
-        let mut p = graft_train_params_default();
-        p.method = method;
-        p.rank = 2;
-        p.seq = 160;
-        p.batch = 1;
-        p.grad_accum = 1;
-        p.max_steps = 1;
-        p.threads = 1;
+        let p = one_step(method, 160);
         let out = dir.path().join(format!("m{method}.gguf"));
         let (st, _, _) = train(&model, data, &out, &p);
         assert_eq!(st, graft_status::GRAFT_OK, "{}", last_error());

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{compile, have_valgrind, model_path, small_data, test_adapters, Link, Reference};
+use common::{
+    compile, have_valgrind, model_path, small_data, test_adapters, Link, Reference, NO_GPU_DRIVERS,
+};
 
 fn model() -> String {
     model_path().to_str().expect("UTF-8 model path").to_string()
@@ -52,9 +54,8 @@ fn abuse_c_under_valgrind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [pa, _] = test_adapters(&r.model, dir.path());
     let data = small_data(dir.path(), "train.jsonl", 4);
-    // abuse.c lists the devices: with the GPU drivers hidden (WGPU_BACKEND=dx12 finds none
-    // on Linux), memcheck checks graft and not the dynamic loader and the Vulkan/GL drivers,
-    // which it reports false errors in while they load.
+    // abuse.c lists the devices: with the GPU drivers hidden, memcheck checks graft and not
+    // the dynamic loader and the Vulkan/GL drivers.
     let out = compile("tests/c/abuse.c", Link::Shared).run_env(
         &[
             &model(),
@@ -62,7 +63,7 @@ fn abuse_c_under_valgrind() {
             data.to_str().expect("UTF-8"),
         ],
         true,
-        &[("WGPU_BACKEND", "dx12")],
+        &[NO_GPU_DRIVERS],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -127,6 +127,12 @@ pub fn artifacts() -> &'static Artifacts {
     })
 }
 
+/// An environment entry that hides the GPU drivers from wgpu (it finds no DX12 adapter on
+/// Linux), for the memory checkers: Mesa's lavapipe and EGL drivers leak once-per-process state
+/// (LeakSanitizer reports 128 bytes each from their pthread_once initialisers) and make memcheck
+/// report errors while they load; with them hidden the checkers check graft.
+pub const NO_GPU_DRIVERS: (&str, &str) = ("WGPU_BACKEND", "dx12");
+
 /// The system libraries a program linked with libgraft.a needs (as in graft.pc's Libs.private).
 pub const STATIC_DEPS: &[&str] = &[
     "-lgcc_s",
