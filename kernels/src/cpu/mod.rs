@@ -55,5 +55,7 @@ pub use rope::{rope_normal, rotate_back, rotate_ggml, rotate_pairs_ggml, RopePar
 pub use silu_ggml::swiglu_ggml;
 pub use softmax::softmax;
 pub use swiglu::swiglu;
-pub use table::{kernels, kernels_for, ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH};
+pub use table::{
+    kernels, kernels_for, kernels_variants, ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH,
+};
 pub use threadpool::ThreadPool;

@@ -198,9 +198,24 @@ pub fn kernels_for(isa: Isa) -> &'static Kernels {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => &super::x86::avx512::AVX512,
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => &super::neon::NEON,
+        Isa::Neon => super::neon::table(),
         #[allow(unreachable_patterns)]
         _ => &super::scalar::SCALAR,
+    }
+}
+
+/// Every table of `isa` this machine can run: for NEON the baseline-NEON table and, where
+/// the CPU has the dot-product extension, the `sdot` one (identical results bit for bit;
+/// [`kernels_for`] hands out the latter); one table for every other available ISA, none for
+/// an unavailable one. Tests compare the variants.
+pub fn kernels_variants(isa: Isa) -> Vec<&'static Kernels> {
+    if !isa.is_available() {
+        return Vec::new();
+    }
+    match isa {
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => super::neon::tables(),
+        _ => vec![kernels_for(isa)],
     }
 }
 
