@@ -13,7 +13,16 @@ fn detection_is_consistent() {
         assert_eq!(Isa::from_name(i.name()), Some(*i));
     }
     #[cfg(target_arch = "aarch64")]
-    assert!(all.contains(&Isa::Neon), "aarch64 must offer NEON: {all:?}");
+    {
+        assert!(all.contains(&Isa::Neon), "aarch64 must offer NEON: {all:?}");
+        let grad = graft_kernels::grad::available_isas();
+        assert!(
+            grad.contains(&Isa::Neon),
+            "the backward kernels run NEON: {grad:?}"
+        );
+    }
+    // The backward kernels have a path for every ISA the forward kernels have.
+    assert_eq!(graft_kernels::grad::available_isas(), all);
     #[cfg(target_arch = "x86_64")]
     {
         assert!(!all.contains(&Isa::Neon));

@@ -7,7 +7,8 @@
 //!
 //! Threading: the threads of the caller's [`ThreadPool`] claim query heads one at a time; each head
 //! is gathered into dense `[T, hd]` buffers (its q, and its kv group's k and v), computed
-//! with an AVX2+FMA-compiled body when the CPU has it (same code, multiversioned), and its
+//! with an AVX2+FMA-compiled body when the CPU has it (same code, multiversioned; on aarch64 the
+//! baseline build, whose small GEMMs take the NEON micro-kernel), and its
 //! results (out/lse, or dq and partial dk/dv) are scattered back after every head is done, so
 //! no two threads write the same memory. This costs one gathered copy of q/k/v per head
 //! (O(T · hd) each), still nothing quadratic in T.
@@ -19,7 +20,7 @@
 //! (packed sequences), and with a sliding window `i − j < window`.
 
 use crate::cpu::ThreadPool;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::grad::isa;
 use crate::grad::isa::Isa;
 use crate::grad::parallel;
@@ -154,10 +155,23 @@ fn per_head<R: Send>(n_head: usize, pool: &ThreadPool, f: impl Fn(usize) -> R + 
     parallel::map(pool, n_head, f)
 }
 
-/// Whether the x86 SIMD bodies may run (the backward kernels have no NEON path yet).
+/// Whether the x86 SIMD bodies may run.
 #[cfg(target_arch = "x86_64")]
 fn simd() -> bool {
     isa::detect() != Isa::Scalar
+}
+
+/// The path of the bodies built for the baseline target: NEON's small GEMMs on aarch64 (where
+/// the baseline is NEON; `GRAFT_ISA=scalar` honoured), the scalar reference elsewhere.
+fn portable() -> Isa {
+    #[cfg(target_arch = "aarch64")]
+    {
+        isa::detect()
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        Isa::Scalar
+    }
 }
 
 /// Whether the AVX-512 build of the bodies may run.
@@ -198,7 +212,7 @@ pub fn attention_forward(
             unsafe { fwd_head_avx2(sh.n_tok, hd, &head, mask, &mut o, &mut l) };
             return (o, l);
         }
-        fwd_head(Isa::Scalar, sh.n_tok, hd, &head, mask, &mut o, &mut l);
+        fwd_head(portable(), sh.n_tok, hd, &head, mask, &mut o, &mut l);
         (o, l)
     });
     for (h, (o, l)) in results.into_iter().enumerate() {
@@ -415,7 +429,7 @@ pub fn attention_backward(
             return g;
         }
         bwd_head(
-            Isa::Scalar,
+            portable(),
             sh.n_tok,
             hd,
             &head,

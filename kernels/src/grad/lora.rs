@@ -1,13 +1,13 @@
 //! LoRA adapter math for a batch of `T` tokens: `y += s · B (A x)` and its backward.
 //! `A` is `[r, n_in]`, `B` is `[n_out, r]`, `x` is `[T, n_in]`, `y` is `[T, n_out]`, all f32
-//! row-major. The SIMD paths (AVX2, AVX-512; picked at run time, `GRAFT_ISA` honoured) run
+//! row-major. The SIMD paths (AVX2, AVX-512, NEON; picked at run time, `GRAFT_ISA` honoured) run
 //! every product as a small GEMM on `matmul_t`'s register-blocked micro-kernel (6 tokens × a
 //! 16/64-wide strip), with the transposes they need made once per call. The scalar reference
 //! processes tokens 4 at a time so each row of `A`, `B`, `dA`, `dB` is read (and written) once
 //! per 4 tokens. The small `r` (8–64) keeps `[T, r]` intermediates in cache.
 
 use super::isa::{self, Isa};
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::small_gemm::gemm;
 use super::vec::dot;
 
@@ -63,7 +63,7 @@ pub fn lora_forward_with(
     );
     // Bᵀ ([r, n_out]) so the output update is a contiguous axpy per rank component.
     let bt = transpose(b, sh.n_out, sh.rank);
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if isa::supported(isa) && isa != Isa::Scalar {
         let at = transpose(a, sh.rank, sh.n_in);
         u.fill(0.0);
@@ -175,7 +175,7 @@ pub fn lora_backward_with(
     );
     let (da, db) = (&mut da[..rank * n_in], &mut db[..n_out * rank]);
     let dx = dx.map(|d| &mut d[..n_tok * n_in]);
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if isa::supported(isa) && isa != Isa::Scalar {
         // g = s · dy B  ([T, r]; B is already the [n_out, r] tile).
         let mut g = vec![0f32; n_tok * rank];

@@ -22,6 +22,8 @@ use super::isa::{self, Isa};
 use super::matmul_t::{check_len, check_weight, dequant, DxPtr};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
+#[cfg(target_arch = "aarch64")]
+use super::neon;
 use super::parallel;
 use super::GradError;
 use crate::cpu::ThreadPool;
@@ -193,9 +195,22 @@ impl Job<'_> {
                         nt,
                     )
                 },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Neon => self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt),
-                #[cfg(not(target_arch = "x86_64"))]
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: as for the AVX-512 arm (NEON is baseline on aarch64).
+                Isa::Neon => unsafe {
+                    neon::tile_neon(
+                        tile.as_ptr(),
+                        kc,
+                        pw,
+                        self.x.as_ptr().add(t0 * self.cols + c0),
+                        self.cols,
+                        self.y.0.add(t0 * self.rows + r0),
+                        self.rows,
+                        nt,
+                    )
+                },
+                // `isa::supported` never selects another ISA's path.
+                #[allow(unreachable_patterns)]
                 _ => self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt),
             }
         }

@@ -15,6 +15,8 @@ use graft_quant::QuantType;
 use super::isa::{self, Isa};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
+#[cfg(target_arch = "aarch64")]
+use super::neon;
 use super::parallel;
 use super::vec::axpy;
 use super::GradError;
@@ -222,10 +224,22 @@ impl Job<'_> {
                             self.n_tok,
                         )
                     },
-                    // No NEON backward path yet (`isa::supported` never selects it).
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Neon => self.gemm_scalar(tile, kr, pw, r0, c0),
-                    #[cfg(not(target_arch = "x86_64"))]
+                    #[cfg(target_arch = "aarch64")]
+                    // SAFETY: as for the AVX-512 arm (NEON is baseline on aarch64).
+                    Isa::Neon => unsafe {
+                        neon::tile_neon(
+                            tile.as_ptr(),
+                            kr,
+                            pw,
+                            self.dy.as_ptr().add(r0),
+                            self.rows,
+                            self.dx.0.add(c0),
+                            self.cols,
+                            self.n_tok,
+                        )
+                    },
+                    // `isa::supported` never selects another ISA's path.
+                    #[allow(unreachable_patterns)]
                     _ => self.gemm_scalar(tile, kr, pw, r0, c0),
                 }
             }
@@ -250,7 +264,8 @@ impl Job<'_> {
     }
 }
 
-/// Dequantizes one row segment (whole blocks) into `dst`, with SIMD for Q4_1 / Q8_0.
+/// Dequantizes one row segment (whole blocks) into `dst`, with SIMD (AVX2, NEON) for Q4_1 /
+/// Q8_0.
 pub(super) fn dequant(
     isa: Isa,
     ty: QuantType,
@@ -271,6 +286,20 @@ pub(super) fn dequant(
                 matmul_t_simd::dequant_q4_1_avx2(src, dst);
                 return Ok(());
             },
+            _ => {}
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon {
+        match ty {
+            QuantType::Q8_0 if src.len() == dst.len() / 32 * 34 => {
+                neon::dequant_q8_0(src, dst);
+                return Ok(());
+            }
+            QuantType::Q4_1 if src.len() == dst.len() / 32 * 20 => {
+                neon::dequant_q4_1(src, dst);
+                return Ok(());
+            }
             _ => {}
         }
     }

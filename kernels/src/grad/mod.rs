@@ -17,6 +17,7 @@ pub mod lora;
 pub mod matmul_fwd;
 pub mod matmul_t;
 mod matmul_t_simd;
+mod neon;
 pub mod parallel;
 pub mod residual;
 pub mod rmsnorm;

@@ -1,8 +1,8 @@
 //! `c += a · tile` for small dense f32 blocks, on the register-blocked micro-kernel of
-//! [`super::matmul_t`] where the ISA has one (AVX-512, AVX2) and plain axpys otherwise (the
-//! scalar reference path). Used by the LoRA and attention kernels.
+//! [`super::matmul_t`] where the ISA has one (AVX-512, AVX2, NEON) and plain axpys otherwise
+//! (the scalar reference path). Used by the LoRA and attention kernels.
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::isa;
 use super::isa::Isa;
 #[cfg(target_arch = "x86_64")]
@@ -67,6 +67,24 @@ pub(crate) fn gemm(
                 )
             },
         }
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon && isa::supported(isa) {
+        // SAFETY: the asserts put every window the kernel touches inside `tile`, `a` and `c`;
+        // `c` is exclusive; NEON is baseline on aarch64.
+        unsafe {
+            super::neon::tile_neon(
+                tile.as_ptr(),
+                kr,
+                pw,
+                a.as_ptr(),
+                a_s,
+                c.as_mut_ptr(),
+                c_s,
+                m,
+            )
+        };
         return;
     }
     let _ = isa;
