@@ -8,18 +8,22 @@
 //!
 //! Coverage of the matmul dot products (weights × activations):
 //!
-//! | format | act  | scalar | AVX2            | AVX-512 (VNNI)                   | NEON   |
-//! |--------|------|--------|-----------------|----------------------------------|--------|
-//! | F32    | f32  | yes    | yes             | = AVX2                           | yes    |
-//! | F16    | f32  | yes    | yes (F16C)      | = AVX2                           | scalar |
-//! | Q4_0   | Q8_0 | yes    | yes             | ymm VNNI                         | yes    |
-//! | Q4_1   | Q8_1 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes    |
-//! | Q5_0   | Q8_0 | yes    | yes             | zmm tiles, repacked prefill GEMM | scalar |
-//! | Q5_1   | Q8_1 | yes    | yes             | ymm VNNI                         | scalar |
-//! | Q8_0   | Q8_0 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes    |
-//! | Q4_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
-//! | Q5_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
-//! | Q6_K   | Q8_K | yes    | yes             | ymm VNNI                         | scalar |
+//! | format | act  | scalar | AVX2            | AVX-512 (VNNI)                   | NEON (sdot where present) |
+//! |--------|------|--------|-----------------|----------------------------------|---------------------------|
+//! | F32    | f32  | yes    | yes             | = AVX2                           | yes                       |
+//! | F16    | f32  | yes    | yes (F16C)      | = AVX2                           | yes (`fcvtl`)             |
+//! | Q4_0   | Q8_0 | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
+//! | Q4_1   | Q8_1 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes, 4 rows, 1×4 tokens   |
+//! | Q5_0   | Q8_0 | yes    | yes             | zmm tiles, repacked prefill GEMM | yes, 4 rows, 1×4 tokens   |
+//! | Q5_1   | Q8_1 | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
+//! | Q8_0   | Q8_0 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes, 4 rows, 1×4 tokens   |
+//! | Q4_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, grouped 1×4  |
+//! | Q5_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
+//! | Q6_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
+//!
+//! NEON: `sdot` (the dot-product extension) where the CPU has it, baseline NEON otherwise;
+//! both give the same bits, and the quantized NEON kernels equal the scalar ones bit for bit
+//! (see `neon/mod.rs`).
 //!
 //! Activation quantizers: Q8_0 and Q8_1 have AVX2/AVX-512 versions (byte-identical to the
 //! scalar reference); Q8_K is scalar everywhere.
