@@ -144,7 +144,7 @@ fn quantize_follows_llama_quantize_rules() {
             .expect("template")
     );
 
-    let out = graft(&["quantize", inp, outp, "--type", "q3_k"]);
+    let out = graft(&["quantize", inp, outp, "--type", "iq2_xs"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported target type"));
 }
@@ -197,4 +197,133 @@ fn q4_k_s_bumps_early_attn_v_and_ffn_down_like_llama_cpp() {
             .expect("file_type"),
         14
     );
+}
+
+/// Quantizes the test model to `ty` (from its Q4_1 file) and returns the output's tensor
+/// types by name and its `general.file_type`.
+fn quantized_types(ty: &str) -> (std::collections::BTreeMap<String, QuantType>, u32) {
+    let path = model();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_path = dir.path().join(format!("{ty}.gguf"));
+    let (inp, outp) = (
+        path.to_str().expect("utf-8"),
+        out_path.to_str().expect("utf-8"),
+    );
+    let out = graft(&["quantize", inp, outp, "--type", ty, "--allow-requantize"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dst = GgufFile::open(&out_path).expect("output opens");
+    let types = dst.tensors().map(|t| (t.name.to_string(), t.ty)).collect();
+    let file_type = dst
+        .metadata()
+        .get_u32("general.file_type")
+        .expect("file_type");
+    (types, file_type)
+}
+
+#[test]
+fn q4_k_m_gives_attn_v_and_ffn_down_more_bits_like_llama_cpp() {
+    // llama.cpp's Q4_K_M on this 30-layer model (llama_parity.rs checks it live, byte for
+    // byte): attn_v and ffn_down go to Q6_K in the use_more_bits layers (the first 3, the last
+    // 4 and every third between); attn_v's rows of 576 then fall back to Q8_0, the other
+    // 576-wide matrices from Q4_K to Q5_0; ffn_down (rows of 1536) keeps Q4_K/Q6_K.
+    let (types, file_type) = quantized_types("q4_k_m");
+    assert_eq!(file_type, 15);
+    let more = [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29];
+    for (name, ty) in &types {
+        let layer: Option<usize> = name
+            .strip_prefix("blk.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|n| n.parse().ok());
+        let bumped = layer.is_some_and(|i| more.contains(&i));
+        let want = match name.rsplit('.').nth(1) {
+            _ if name.ends_with("_norm.weight") => QuantType::F32,
+            Some("attn_v") if bumped => QuantType::Q8_0,
+            Some("ffn_down") if bumped => QuantType::Q6_K,
+            Some("ffn_down") => QuantType::Q4_K,
+            _ if name == "token_embd.weight" => QuantType::Q8_0,
+            _ => QuantType::Q5_0,
+        };
+        assert_eq!(*ty, want, "tensor {name}");
+    }
+}
+
+/// A tiny synthetic 2-layer model in f32 (rows of 128, tied embeddings), written to `path`.
+fn write_tiny_model(path: &std::path::Path) {
+    use graft_quant::gguf::{GgufWriter, Metadata, Value};
+    let mut md = Metadata::new();
+    md.insert("general.architecture", Value::String("llama".into()));
+    md.insert("llama.block_count", Value::U32(2));
+    let mut tensors: Vec<(String, Vec<u64>)> = vec![
+        ("token_embd.weight".into(), vec![128, 64]),
+        ("output_norm.weight".into(), vec![128]),
+    ];
+    for i in 0..2 {
+        for part in [
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_output",
+            "ffn_up",
+            "ffn_down",
+        ] {
+            tensors.push((format!("blk.{i}.{part}.weight"), vec![128, 128]));
+        }
+        tensors.push((format!("blk.{i}.attn_norm.weight"), vec![128]));
+    }
+    let data: Vec<Vec<u8>> = tensors
+        .iter()
+        .enumerate()
+        .map(|(k, (_, shape))| {
+            let n = shape.iter().product::<u64>() as usize;
+            (0..n)
+                .flat_map(|i| (((i * 7 + k * 13) % 61) as f32 / 30.0 - 1.0).to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let mut w = GgufWriter::new(md, 32).expect("writer");
+    for ((name, shape), bytes) in tensors.iter().zip(&data) {
+        w.add_tensor(name, QuantType::F32, shape, bytes)
+            .expect("tensor");
+    }
+    w.write_file(path).expect("tiny model written");
+}
+
+#[test]
+fn nf4_quantizes_every_matrix_but_the_output_head() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (inp, outp) = (dir.path().join("tiny.gguf"), dir.path().join("nf4.gguf"));
+    write_tiny_model(&inp);
+    let out = graft(&[
+        "quantize",
+        inp.to_str().expect("utf-8"),
+        outp.to_str().expect("utf-8"),
+        "--type",
+        "nf4",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dst = GgufFile::open(&outp).expect("output opens");
+    assert_eq!(
+        dst.metadata()
+            .get_u32("general.file_type")
+            .expect("file_type"),
+        QuantType::NF4_ID
+    );
+    for t in dst.tensors() {
+        let want = if t.shape.len() < 2 {
+            QuantType::F32
+        } else if t.name == "token_embd.weight" {
+            QuantType::Q8_0 // the tied output head: Q6_K, whose block does not fit 128 → Q8_0
+        } else {
+            QuantType::NF4
+        };
+        assert_eq!(t.ty, want, "tensor {}", t.name);
+    }
 }

@@ -113,24 +113,43 @@ fn f16_output_runs_in_llama_cpp() {
     quantized_output_runs_in_llama_cpp("f16", true);
 }
 
-/// Quantizes the test model to `ty` with both `graft quantize` and llama.cpp's
+/// Every `graft quantize --type` llama.cpp also writes: the plain types, the older names
+/// `q4_k`/`q5_k` (= `q4_k_s`/`q5_k_s`) and llama.cpp's k-quant mixes.
+const LLAMA_TYPES: [&str; 18] = [
+    "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16", "f32", "q4_k", "q5_k", "q2_k", "q3_k_s",
+    "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",
+];
+
+/// Gemma 3 270M (Q4_K_M), or a panic saying how to fetch it.
+fn gemma_model() -> PathBuf {
+    let path = graft_quant::model_cache::models_dir().join("gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.is_file(),
+        "Gemma 3 270M test model {} is missing: run `scripts/fetch-model.sh gemma3-270m`",
+        path.display()
+    );
+    path
+}
+
+/// Quantizes `model` to `ty` with both `graft quantize` and llama.cpp's
 /// `llama_model_quantize` (the oracle's `quantize`) and compares the files tensor by tensor:
-/// every tensor must get the same type, shape and bytes.
-fn quantize_matches_llama(ty: &str) {
+/// every tensor must get the same type, shape and bytes, and the files the same
+/// `general.file_type`.
+fn quantize_matches_llama(model: &Path, ty: &str) {
     let oracle = oracle();
     let dir = tempfile::tempdir().expect("temp dir");
     let ours = dir.path().join(format!("graft-{ty}.gguf"));
     let theirs = dir.path().join(format!("llama-{ty}.gguf"));
     let status = Command::new(env!("CARGO_BIN_EXE_graft"))
         .args(["quantize", "--allow-requantize", "--type", ty])
-        .arg(model())
+        .arg(model)
         .arg(&ours)
         .status()
         .expect("graft runs");
     assert!(status.success(), "graft quantize --type {ty} failed");
     let run = Command::new(oracle)
         .args(["quantize", "--allow-requantize", "--type", ty, "-m"])
-        .arg(model())
+        .arg(model)
         .arg("-o")
         .arg(&theirs)
         .output()
@@ -167,8 +186,9 @@ fn quantize_matches_llama(ty: &str) {
             *per_type.entry(ta.ty.to_string()).or_default() += 1;
         }
     }
+    let file = model.file_name().map(|f| f.to_string_lossy().into_owned());
     eprintln!(
-        "{ty}: {same} of {} tensors byte-identical to llama.cpp's ({per_type:?})",
+        "{file:?} {ty}: {same} of {} tensors byte-identical to llama.cpp's ({per_type:?})",
         names_a.len()
     );
     assert!(
@@ -191,11 +211,95 @@ fn quantize_matches_llama(ty: &str) {
     );
 }
 
+/// Every type and mix, on SmolLM2 (Q4_1, requantized directly: no mix picks Q4_1, so every
+/// weight matrix but the Q8_0 output head is requantized by both tools).
 #[test]
 #[ignore = "needs llama.cpp: scripts/test.sh --parity"]
 fn graft_quantize_matches_llama_quantize() {
-    for ty in ["q4_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k", "f16"] {
-        quantize_matches_llama(ty);
+    for ty in LLAMA_TYPES {
+        quantize_matches_llama(&model(), ty);
+    }
+}
+
+/// Every type and mix, on Gemma 3 270M: its Q4_K_M file is first dequantized to f32 by
+/// `graft quantize --type f32` (exact), so that both tools quantize every weight matrix from
+/// the same floats instead of copying the tensors already of their target type.
+#[test]
+#[ignore = "needs llama.cpp: scripts/test.sh --parity"]
+fn graft_quantize_matches_llama_quantize_on_gemma3() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let f32_model = dir.path().join("gemma-3-270m-f32.gguf");
+    let status = Command::new(env!("CARGO_BIN_EXE_graft"))
+        .args(["quantize", "--allow-requantize", "--type", "f32"])
+        .arg(gemma_model())
+        .arg(&f32_model)
+        .status()
+        .expect("graft runs");
+    assert!(status.success(), "graft quantize --type f32 failed");
+    for ty in LLAMA_TYPES {
+        if ty != "f32" {
+            quantize_matches_llama(&f32_model, ty);
+        }
+    }
+}
+
+/// graft's k-quant block quantizers equal ggml's (`ggml_quantize_chunk` through the oracle's
+/// `quantize-blocks`) on real weights: every 2-D tensor of SmolLM2 (dequantized from Q4_1, whose
+/// grid makes ties in the scale searches likely), plus the same weights scaled by 1e-3 and with
+/// every 97th value made an outlier. The model parity tests never write a Q2_K tensor (the
+/// models' 576/640-wide rows send Q2_K to Q4_0), so this is where Q2_K meets ggml on real data.
+#[test]
+#[ignore = "needs llama.cpp: scripts/test.sh --parity"]
+fn k_quant_blocks_match_ggml_on_model_weights() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let file = GgufFile::open(model()).expect("model opens");
+    let mut x = Vec::new();
+    for t in file.tensors().filter(|t| t.shape.len() == 2) {
+        let n = usize::try_from(t.n_elements()).expect("fits");
+        // A slice of each tensor keeps the run short: 64 super-blocks.
+        let mut all = vec![0f32; n];
+        graft_quant::blocks::dequantize(t.ty, t.bytes, &mut all).expect("dequantizes");
+        x.extend_from_slice(&all[..n.min(64 * 256)]);
+    }
+    let mut y: Vec<f32> = x.iter().map(|v| v * 1e-3).collect();
+    for (i, v) in y.iter_mut().enumerate() {
+        if i % 97 == 0 {
+            *v *= 300.0;
+        }
+    }
+    x.extend_from_slice(&y);
+    let input: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    for ty in ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"] {
+        let mut child = Command::new(oracle())
+            .args(["quantize-blocks", "--type", ty])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("llama-oracle runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let feed = input.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&feed).expect("writes"));
+        let out = child.wait_with_output().expect("llama-oracle finishes");
+        writer.join().expect("writer");
+        assert!(out.status.success(), "quantize-blocks --type {ty} failed");
+        let qt = graft_quant::QuantType::from_name(ty).expect("known type");
+        let ours = graft_quant::blocks::quantize(qt, &x).expect("graft quantizes");
+        let bs = qt.type_size();
+        let bad: Vec<usize> = (0..ours.len() / bs)
+            .filter(|&b| ours[b * bs..(b + 1) * bs] != out.stdout[b * bs..(b + 1) * bs])
+            .collect();
+        assert_eq!(ours.len(), out.stdout.len(), "{ty}: sizes");
+        eprintln!(
+            "{ty}: {} of {} blocks byte-identical to ggml's",
+            ours.len() / bs - bad.len(),
+            ours.len() / bs
+        );
+        assert!(
+            bad.is_empty(),
+            "{ty}: blocks {:?}... differ",
+            &bad[..bad.len().min(8)]
+        );
     }
 }
 

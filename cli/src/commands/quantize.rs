@@ -1,33 +1,36 @@
 //! `graft quantize IN.gguf OUT.gguf --type TYPE`: llama-quantize's job, in graft.
 //!
-//! The per-tensor type choice (graft_quant::target) reproduces llama.cpp's `llama_tensor_get_type` (src/llama-quant.cpp)
-//! for the file types graft writes — `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q8_0`, `q4_k` (llama.cpp's
-//! `Q4_K_S`), `q5_k` (`Q5_K_S`), `q6_k`, `f16` — on dense (non-MoE) models without an importance
-//! matrix, so that `graft quantize` and `llama-quantize` write the same types and, since graft's
-//! quantizers match ggml's byte for byte, the same bytes (checked tensor by tensor against
-//! llama.cpp by cli/tests/llama_parity.rs):
+//! `TYPE` is a [`target::FileType`]: llama.cpp's plain types (`q4_0`, `q4_1`, `q5_0`, `q5_1`,
+//! `q8_0`, `q6_k`, `f16`, `f32`), its k-quant mixes (`q2_k`, `q3_k_s`, `q3_k_m`, `q3_k_l`,
+//! `q4_k_s`, `q4_k_m`, `q5_k_s`, `q5_k_m`; `q4_k`/`q5_k` are kept as the older names of
+//! `q4_k_s`/`q5_k_s`), or graft's own `nf4`. The per-tensor type choice (graft_quant::target,
+//! whose module docs list the rules) reproduces llama.cpp's `llama_tensor_get_type`
+//! (src/llama-quant.cpp) for models quantized without an importance matrix, so that
+//! `graft quantize` and `llama-quantize` write the same types and, since graft's quantizers
+//! match ggml's byte for byte, the same bytes: cli/tests/llama_parity.rs checks every type,
+//! tensor by tensor, against llama.cpp's `llama_model_quantize` on SmolLM2-135M and Gemma 3
+//! 270M. In short:
 //!
-//! - only tensors of two or more dimensions whose names end in `weight` are converted; 1-D
-//!   tensors (norms, biases) are copied unchanged; a tensor already of its chosen type is copied
-//!   as is; converting an already quantized tensor needs `--allow-requantize`;
-//! - for quantized targets the output head (`output.weight`, or `token_embd.weight` when the
-//!   model ties them) goes to Q8_0 when its rows are not a multiple of the target's block, else
-//!   to Q6_K (unless the target is Q8_0, which it keeps);
-//! - `q4_k` (Q4_K_S): the first 4 `attn_v` tensors and the `ffn_down` tensors of layers
-//!   `< n_layer / 8` go to Q5_K;
-//! - k-quant choices fall back to a 32-wide format for tensors whose rows are not a multiple of
-//!   256 (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0), and to F16 when even that does not divide
-//!   the row (llama.cpp's `tensor_type_fallback`); every other weight matrix gets the target type.
+//! - only weight matrices are converted (two or more dimensions, a name ending in `weight`,
+//!   not one of llama.cpp's exempt tensors such as norms or MoE routers); the rest are copied;
+//!   a tensor already of its chosen type is copied as is; converting an already quantized
+//!   tensor needs `--allow-requantize`;
+//! - the output head (`output.weight`, or `token_embd.weight` when the model ties them) goes
+//!   to Q6_K for quantized targets (Q8_0 when its rows do not fit the target's block, and a
+//!   Q8_0 target keeps Q8_0);
+//! - the mixes give `attn_v`, `ffn_down` and `attn_output` more bits (`_M`: in the first and
+//!   last eighth of the layers and every third layer between; `_L`: everywhere);
+//! - a k-quant whose 256-wide block does not divide a tensor's rows falls back to a 32-wide
+//!   type (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0), then to F16.
 //!
-//! Not reproduced: llama.cpp's `_M`/`_L`, Q2_K/Q3_K and IQ mixes; the rules for 8-expert MoE
-//! models (attn_v/attn_k to Q8_0, attn_output to Q5_K), 70B models (attn_v bumped) and Falcon;
-//! imatrix-dependent rules; `--pure`, `--output-tensor-type`, `--token-embedding-type` and
-//! `--tensor-type` overrides; llama.cpp's per-architecture list of tensors never quantized
-//! (e.g. RWKV `time_mix_*`, T5 `attn_rel_b`, vision position embeddings). llama.cpp counts the
-//! `attn_v` and `ffn_down` tensors in file order and takes `n_layer` from the model; graft uses
-//! the layer number in the tensor name (`blk.N.`) and the number of `blk.N.` layers, which is
-//! the same for the dense models graft runs. Metadata is carried over with `general.file_type`
-//! and `general.quantization_version` updated. The output is written atomically.
+//! Not reproduced: llama.cpp's IQ, TQ, Q2_K_S and MXFP4 types; the 70B `attn_v` bump;
+//! imatrix-dependent rules; `--pure`, `--output-tensor-type`, `--token-embedding-type`,
+//! `--tensor-type` and `--prune-layers`. Metadata is carried over with `general.file_type`
+//! (llama.cpp's `llama_ftype`, e.g. 15 for Q4_K_M; NF4's tensor type id for `nf4`) and
+//! `general.quantization_version` updated; tensors stay in the input's order (llama-quantize
+//! sorts them by layer, then name). The output is written atomically.
+//!
+//! `nf4` files are graft-native: llama.cpp refuses them (NF4 is not a ggml type).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,9 +48,11 @@ pub struct Args {
     input: PathBuf,
     /// Output GGUF file (written atomically: temp file + rename).
     output: PathBuf,
-    /// Target type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, f16, f32.
-    #[arg(long = "type", short = 't', value_parser = target::parse_model_target)]
-    ty: QuantType,
+    /// Target type: f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q6_k; llama.cpp's mixes q2_k,
+    /// q3_k_s, q3_k_m, q3_k_l, q4_k_s (alias q4_k), q4_k_m, q5_k_s (alias q5_k), q5_k_m;
+    /// graft's nf4.
+    #[arg(long = "type", short = 't', value_parser = target::parse_file_type)]
+    ty: target::FileType,
     /// Allow converting tensors that are already quantized (quality loss compounds).
     #[arg(long)]
     allow_requantize: bool,
@@ -57,9 +62,12 @@ pub struct Args {
 }
 
 /// The type a tensor is written as, following llama-quantize's rules.
-/// the model has a separate `output.weight` (else `token_embd.weight` is also the output head).
-fn target_for(t: &TensorView<'_>, want: QuantType, model: &target::ModelLayout) -> QuantType {
-    target::tensor_target(t.name, t.shape, t.ty, want, model)
+fn target_for(
+    t: &TensorView<'_>,
+    want: target::FileType,
+    model: &target::ModelLayout,
+) -> QuantType {
+    target::tensor_type(t.name, t.shape, t.ty, want, model)
 }
 
 /// Runs `graft quantize`.
@@ -102,10 +110,7 @@ pub fn run(args: Args) -> Result<()> {
     })?;
 
     let mut md = input.metadata().clone();
-    md.insert(
-        "general.file_type",
-        Value::U32(target::llama_file_type(args.ty)),
-    );
+    md.insert("general.file_type", Value::U32(args.ty.file_type_id()));
     md.insert("general.quantization_version", Value::U32(2));
     let mut writer =
         GgufWriter::new(md, input.alignment()).context("cannot start the output file")?;
@@ -126,10 +131,17 @@ pub fn run(args: Args) -> Result<()> {
         .zip(&plan)
         .filter(|(t, &to)| t.ty != to)
         .count();
+    // How many tensors of each type the output has (the mix, after the row fallbacks).
+    let mut per_type = std::collections::BTreeMap::<QuantType, usize>::new();
+    for &to in &plan {
+        *per_type.entry(to).or_default() += 1;
+    }
+    let mix: Vec<String> = per_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
     eprintln!(
-        "quantized {changed} of {} tensors to {}: {:.1} MB -> {:.1} MB in {:.1} s; wrote {}",
+        "quantized {changed} of {} tensors to {} ({}): {:.1} MB -> {:.1} MB in {:.1} s; wrote {}",
         views.len(),
         args.ty,
+        mix.join(", "),
         bytes_in as f64 / 1e6,
         bytes_out as f64 / 1e6,
         start.elapsed().as_secs_f64(),

@@ -181,7 +181,9 @@ enum Cmd {
         /// Output GGUF file.
         #[arg(short = 'o', long)]
         output: PathBuf,
-        /// q4_0 q4_1 q5_0 q5_1 q8_0 q4_k (Q4_K_S) q5_k (Q5_K_S) q6_k f16.
+        /// llama-quantize's type names in lower case (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k
+        /// q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k; q4_k/q5_k = Q4_K_S/Q5_K_S), or a
+        /// llama_ftype number.
         #[arg(long = "type")]
         ty: String,
         /// Allow requantizing already quantized tensors.

@@ -162,21 +162,34 @@ pub fn dequantize_blocks_cmd(ty_name: &str) -> Result<()> {
     write_stdout(&bytes)
 }
 
-/// llama-quantize's file type for a target named like graft's `--type`.
+/// llama-quantize's file type for a target named like graft's `--type` (llama-quantize's own
+/// names, lower case: `q4_k_m`, `q3_k_l`, ...), or a raw `llama_ftype` number.
 fn ftype(name: &str) -> Result<sys::llama_ftype> {
     Ok(match name {
+        "f32" => sys::LLAMA_FTYPE_ALL_F32,
+        "f16" => sys::LLAMA_FTYPE_MOSTLY_F16,
+        "bf16" => sys::LLAMA_FTYPE_MOSTLY_BF16,
         "q4_0" => sys::LLAMA_FTYPE_MOSTLY_Q4_0,
         "q4_1" => sys::LLAMA_FTYPE_MOSTLY_Q4_1,
         "q5_0" => sys::LLAMA_FTYPE_MOSTLY_Q5_0,
         "q5_1" => sys::LLAMA_FTYPE_MOSTLY_Q5_1,
         "q8_0" => sys::LLAMA_FTYPE_MOSTLY_Q8_0,
+        "q2_k" => sys::LLAMA_FTYPE_MOSTLY_Q2_K,
+        "q3_k_s" => sys::LLAMA_FTYPE_MOSTLY_Q3_K_S,
+        "q3_k_m" => sys::LLAMA_FTYPE_MOSTLY_Q3_K_M,
+        "q3_k_l" => sys::LLAMA_FTYPE_MOSTLY_Q3_K_L,
         "q4_k" | "q4_k_s" => sys::LLAMA_FTYPE_MOSTLY_Q4_K_S,
+        "q4_k_m" => sys::LLAMA_FTYPE_MOSTLY_Q4_K_M,
         "q5_k" | "q5_k_s" => sys::LLAMA_FTYPE_MOSTLY_Q5_K_S,
+        "q5_k_m" => sys::LLAMA_FTYPE_MOSTLY_Q5_K_M,
         "q6_k" => sys::LLAMA_FTYPE_MOSTLY_Q6_K,
-        "f16" => sys::LLAMA_FTYPE_MOSTLY_F16,
+        n if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n
+            .parse::<sys::llama_ftype>()
+            .with_context(|| format!("file type number '{n}' out of range"))?,
         _ => bail!(
-            "unsupported target '{name}' (q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k f16; \
-             q4_k/q5_k mean llama-quantize's Q4_K_S/Q5_K_S)"
+            "unsupported target '{name}' (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k_s q3_k_m \
+             q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k, or a llama_ftype number; q4_k/q5_k mean \
+             Q4_K_S/Q5_K_S)"
         ),
     })
 }
