@@ -384,10 +384,13 @@ const NEVER_QUANTIZED: [&str; 34] = [
 ];
 
 /// Whether llama-quantize converts tensor `name` of ggml `shape` at all: two or more
-/// dimensions, a name ending in `weight`, and none of llama.cpp's exemptions (norms, MoE
+/// dimensions (not counting trailing dimensions of size 1, as `ggml_n_dims`), a name ending in
+/// `weight`, and none of llama.cpp's exemptions (norms, MoE
 /// routers, positional and token-type embeddings, small conv/RWKV/vision/audio tensors).
 pub fn is_quantizable(name: &str, shape: &[u64]) -> bool {
-    shape.len() >= 2
+    // ggml_n_dims: trailing dimensions of size 1 do not count ([576, 1] is 1-D).
+    let n_dims = shape.iter().rposition(|&d| d > 1).map_or(1, |i| i + 1);
+    n_dims >= 2
         && name.ends_with("weight")
         && name != "position_embd.weight"
         && name != "token_types.weight"
@@ -853,5 +856,7 @@ mod tests {
         assert_eq!(llama_layer("output.weight"), -1);
         assert!(!is_quantizable("blk.0.ffn_gate_inp.weight", shape));
         assert!(!is_quantizable("position_embd.weight", shape));
+        assert!(!is_quantizable("blk.0.attn_v.weight", &[256, 1, 1]));
+        assert!(is_quantizable("blk.0.attn_v.weight", &[256, 1, 4]));
     }
 }

@@ -30,7 +30,9 @@
 //! `general.quantization_version` updated; tensors stay in the input's order (llama-quantize
 //! sorts them by layer, then name). The output is written atomically.
 //!
-//! `nf4` files are graft-native: llama.cpp refuses them (NF4 is not a ggml type).
+//! `nf4` files are graft-native: llama.cpp refuses them (NF4 is not a ggml type). There is no
+//! graft-native mix: which one is worth having should follow from measured quality per bit, and
+//! on the small test models most tensors of llama.cpp's mixes are their 32-wide row fallbacks.
 
 use std::path::PathBuf;
 use std::time::Instant;
