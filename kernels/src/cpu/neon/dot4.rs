@@ -3,9 +3,10 @@
 //!
 //! [`Dot4`] has the lane layout of Arm's `sdot`: lane `l` gains `Σ_{k<4} a[4l+k]·b[4l+k]`.
 //! [`Sdot`] runs that instruction (the dot-product extension, `FEAT_DotProd`); [`Widen`]
-//! computes the same lanes with baseline NEON (`smull` products, pairwise widening adds). Both
-//! are exact, so every kernel gives the same bits on either path; the table picks one at run
-//! time (see [`super::table`]).
+//! computes the same lanes with baseline NEON (`smull` products, pairwise widening adds); where
+//! only the lane total is read, [`Dot4::dot_sum`] lets baseline NEON skip the lane shuffle
+//! (`smull` + `sadalp`). Both are exact, so every kernel gives the same bits on either path;
+//! the table picks one at run time (see [`super::table`]).
 //!
 //! A [`BlockDot`] is one weight block times one activation block folded into a per-row state;
 //! the drivers fold it over a row, so the four-row and four-token kernels run each row's chain
@@ -21,6 +22,17 @@ pub(crate) trait Dot4: Copy {
     /// # Safety
     /// The CPU must have the instructions this implementation uses.
     unsafe fn dot4(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t;
+
+    /// `acc` plus the 16 products `a[i]·b[i]` spread over its lanes in any way: for callers
+    /// that only read the lane total (cheaper than [`Dot4::dot4`] on baseline NEON).
+    ///
+    /// # Safety
+    /// The CPU must have the instructions this implementation uses.
+    #[inline(always)]
+    unsafe fn dot_sum(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::dot4(acc, a, b) }
+    }
 }
 
 /// Baseline NEON (every aarch64 CPU): `smull`/`smull2`, `saddlp`, `addp`.
@@ -35,6 +47,15 @@ impl Dot4 for Widen {
             let lo = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)));
             let hi = vpaddlq_s16(vmull_high_s8(a, b));
             vaddq_s32(acc, vpaddq_s32(lo, hi))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot_sum(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        // SAFETY: register-only baseline NEON arithmetic (`smull` + `sadalp`).
+        unsafe {
+            let acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+            vpadalq_s16(acc, vmull_high_s8(a, b))
         }
     }
 }

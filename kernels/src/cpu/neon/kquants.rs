@@ -49,8 +49,8 @@ unsafe fn sum32<D: Dot4>(q0: uint8x16_t, q1: uint8x16_t, a: &[u8], o: usize) -> 
     let (y0, y1) = (ld_s8(a, o), ld_s8(a, o + 16));
     // SAFETY: forwarded from the caller; register-only arithmetic.
     unsafe {
-        let p = D::dot4(vdupq_n_s32(0), vreinterpretq_s8_u8(q0), y0);
-        vaddvq_s32(D::dot4(p, vreinterpretq_s8_u8(q1), y1))
+        let p = D::dot_sum(vdupq_n_s32(0), vreinterpretq_s8_u8(q0), y0);
+        vaddvq_s32(D::dot_sum(p, vreinterpretq_s8_u8(q1), y1))
     }
 }
 

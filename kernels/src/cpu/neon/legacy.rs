@@ -14,7 +14,7 @@ use std::arch::aarch64::*;
 #[inline(always)]
 unsafe fn sum32<D: Dot4>(w0: int8x16_t, w1: int8x16_t, a0: int8x16_t, a1: int8x16_t) -> i32 {
     // SAFETY: forwarded from the caller; register-only arithmetic.
-    unsafe { vaddvq_s32(D::dot4(D::dot4(vdupq_n_s32(0), w0, a0), w1, a1)) }
+    unsafe { vaddvq_s32(D::dot_sum(D::dot_sum(vdupq_n_s32(0), w0, a0), w1, a1)) }
 }
 
 /// The low and high nibbles of `q` as bytes 0..16.
