@@ -5,6 +5,7 @@
 //! of the aarch64 baseline, so every aarch64 CPU runs these.
 #![cfg(target_arch = "aarch64")]
 
+use crate::cpu::neon::dot4::f16_at;
 use std::arch::aarch64::*;
 
 /// `dx[t, j] += Σ_k dy[t, k] · tile[k, j]` for `t < n_tok`, `k < kr`, `j < pw`, where
@@ -112,12 +113,6 @@ unsafe fn rows<const MR: usize>(
             }
         }
     }
-}
-
-/// Reads the little-endian f16 at `b[i..i + 2]` as f32.
-#[inline(always)]
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
 /// Dequantizes Q8_0 blocks (34 bytes: f16 `d`, 32 × i8) into `dst` (32 floats per block):
