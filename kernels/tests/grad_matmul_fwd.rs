@@ -10,7 +10,7 @@ use graft_kernels::grad::{available_isas, matmul_fwd, matmul_fwd_with, GradError
 use graft_quant::blocks::{dequantize, quantize};
 use graft_quant::QuantType;
 
-const FORMATS: [QuantType; 10] = [
+const FORMATS: [QuantType; 13] = [
     QuantType::F32,
     QuantType::F16,
     QuantType::Q4_0,
@@ -18,6 +18,9 @@ const FORMATS: [QuantType; 10] = [
     QuantType::Q5_0,
     QuantType::Q5_1,
     QuantType::Q8_0,
+    QuantType::NF4,
+    QuantType::Q2_K,
+    QuantType::Q3_K,
     QuantType::Q4_K,
     QuantType::Q5_K,
     QuantType::Q6_K,
@@ -77,7 +80,11 @@ fn every_format_every_isa() {
         // 150 rows: panels of 64, 64, 22 (the 16-wide strips and the column tail); 13 tokens
         // leave tails in the 6- and 4-token register blocks; 288 / 512 columns cross a
         // 256-column tile boundary.
-        let cols = if ty.block_size() == 256 { 512 } else { 288 };
+        let cols = match ty.block_size() {
+            256 => 512,
+            64 => 320,
+            _ => 288,
+        };
         case(ty, 150, cols, 13, 200 + i as u64);
     }
 }

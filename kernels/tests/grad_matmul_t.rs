@@ -9,7 +9,7 @@ use graft_kernels::grad::{available_isas, matmul_t, matmul_t_with, GradError, Is
 use graft_quant::blocks::{dequantize, quantize};
 use graft_quant::QuantType;
 
-const FORMATS: [QuantType; 10] = [
+const FORMATS: [QuantType; 13] = [
     QuantType::F32,
     QuantType::F16,
     QuantType::Q4_0,
@@ -17,6 +17,9 @@ const FORMATS: [QuantType; 10] = [
     QuantType::Q5_0,
     QuantType::Q5_1,
     QuantType::Q8_0,
+    QuantType::NF4,
+    QuantType::Q2_K,
+    QuantType::Q3_K,
     QuantType::Q4_K,
     QuantType::Q5_K,
     QuantType::Q6_K,
@@ -78,7 +81,12 @@ fn every_format_every_isa() {
     for (i, ty) in FORMATS.into_iter().enumerate() {
         // Legacy: 3 panels (64, 64, 32 columns); k-quants: 2 panels. rows 37 and 13 tokens
         // leave tails in the row chunk and in the 6- and 4-token register blocks.
-        let cols = if ty.block_size() == 256 { 512 } else { 160 };
+        // NF4 (64-wide blocks): 3 panels of 64.
+        let cols = match ty.block_size() {
+            256 => 512,
+            64 => 192,
+            _ => 160,
+        };
         case(ty, 37, cols, 13, 100 + i as u64);
     }
 }
@@ -89,6 +97,8 @@ fn tall_matrix_crosses_row_chunks() {
     case(QuantType::Q4_1, 300, 192, 7, 7);
     case(QuantType::Q8_0, 300, 64, 1, 8);
     case(QuantType::Q6_K, 70, 256, 5, 9);
+    // NF4: 900 blocks, so its double-quantization groups (256 blocks) span rows.
+    case(QuantType::NF4, 300, 192, 3, 12);
 }
 
 #[test]

@@ -7,7 +7,8 @@ use graft_quant::QuantType;
 
 /// Dequantizes `src` (whole blocks of `ty`) into `dst` (`dst.len()` elements).
 ///
-/// Supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+/// Supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (NF4
+/// rows are not self-contained: see [`super::nf4`]).
 pub fn dequantize_row(ty: QuantType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelError> {
     let n = dst.len();
     let bs = ty.block_size();
@@ -127,6 +128,9 @@ pub fn dequantize_row(ty: QuantType, src: &[u8], dst: &mut [f32]) -> Result<(), 
                 }
             }
         }),
+        // The 2- and 3-bit k-quants: graft-quant's reference dequantizer (ggml's layout).
+        QuantType::Q2_K | QuantType::Q3_K => graft_quant::blocks::dequantize(ty, src, dst)
+            .map_err(|_| KernelError::UnsupportedType(ty))?,
         _ => return Err(KernelError::UnsupportedType(ty)),
     }
     Ok(())

@@ -13,6 +13,9 @@ pub fn get_rows(
     ids: &[u32],
     out: &mut [f32],
 ) -> Result<(), KernelError> {
+    if ty == QuantType::NF4 {
+        return get_rows_nf4(table, cols, ids, out);
+    }
     let bs = ty.block_size();
     if cols == 0 || !cols.is_multiple_of(bs) {
         return Err(KernelError::BadCols {
@@ -50,6 +53,59 @@ pub fn get_rows(
             });
         }
         dequantize_row(ty, &table[id * row_bytes..(id + 1) * row_bytes], o)?;
+    }
+    Ok(())
+}
+
+/// [`get_rows`] for an NF4 table (the whole tensor: its rows are not self-contained).
+fn get_rows_nf4(
+    table: &[u8],
+    cols: usize,
+    ids: &[u32],
+    out: &mut [f32],
+) -> Result<(), KernelError> {
+    let bs = graft_quant::blocks::nf4::NF4_BLOCK;
+    if cols == 0 || !cols.is_multiple_of(bs) {
+        return Err(KernelError::BadCols {
+            what: "get_rows",
+            ty: QuantType::NF4,
+            cols,
+            block: bs,
+        });
+    }
+    // The row count: the tensor's bytes grow with it, and `rows · (cols/2 + cols/64)` bytes
+    // (codes and scale codes) is a lower bound, so count down from there.
+    let bytes = |r: usize| QuantType::NF4.tensor_bytes((r * cols) as u64).unwrap_or(0);
+    let mut rows = table.len() / (cols / 2 + cols / bs);
+    while rows > 0 && bytes(rows) > table.len() {
+        rows -= 1;
+    }
+    if bytes(rows) != table.len() {
+        return Err(KernelError::BadLength {
+            what: "get_rows",
+            buffer: "table",
+            got: table.len(),
+            expected: bytes(rows),
+        });
+    }
+    if out.len() != ids.len() * cols {
+        return Err(KernelError::BadLength {
+            what: "get_rows",
+            buffer: "out",
+            got: out.len(),
+            expected: ids.len() * cols,
+        });
+    }
+    for (&id, o) in ids.iter().zip(out.chunks_exact_mut(cols)) {
+        let id = id as usize;
+        if id >= rows {
+            return Err(KernelError::BadRow {
+                what: "get_rows",
+                id,
+                rows,
+            });
+        }
+        super::nf4::nf4_dequantize_span(table, rows, cols, id, 0, o);
     }
     Ok(())
 }

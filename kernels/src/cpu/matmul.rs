@@ -12,6 +12,8 @@
 //! overlap in the FMA pipeline, and each activation block is loaded once per four rows. Rows
 //! left over at the end of the matrix take `vec_dot`.
 //!
+//! NF4 weights (a tensor-level layout) go to [`super::nf4::matmul_nf4`].
+//!
 //! Formats with a repacked GEMM ([`PackedGemm`](super::table::PackedGemm)) run batches of
 //! [`packed::MIN_TOKENS`] tokens or more through it instead of the four-token tiles (see
 //! [`packed`]).
@@ -60,6 +62,9 @@ pub fn matmul(
     n_tokens: usize,
     y: &mut [f32],
 ) -> Result<(), KernelError> {
+    if ty == QuantType::NF4 {
+        return super::nf4::matmul_nf4(k, pool, w, rows, cols, x, n_tokens, y);
+    }
     let fk = *k.format(ty).ok_or(KernelError::UnsupportedType(ty))?;
     // Batches llama.cpp hands to its tiled K-quant matmul: every token through the tiled dot.
     let fk = match fk.tiled {

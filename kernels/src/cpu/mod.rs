@@ -17,9 +17,12 @@
 //! | Q5_0   | Q8_0 | yes    | yes             | zmm tiles, repacked prefill GEMM | yes, 4 rows, 1×4 tokens   |
 //! | Q5_1   | Q8_1 | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
 //! | Q8_0   | Q8_0 | yes    | yes, 1×4 tokens | zmm 2-block, ymm 1×4             | yes, 4 rows, 1×4 tokens   |
+//! | Q2_K   | Q8_K | yes    | yes             | = AVX2                           | yes                       |
+//! | Q3_K   | Q8_K | yes    | yes             | = AVX2                           | yes                       |
 //! | Q4_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, grouped 1×4  |
 //! | Q5_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
 //! | Q6_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
+//! | NF4    | f32  | yes    | yes (`vpermps`) | = AVX2                           | yes (`tbl`)               |
 //!
 //! NEON: `sdot` (the dot-product extension) where the CPU has it, baseline NEON otherwise;
 //! both give the same bits, and the quantized NEON kernels equal the scalar ones bit for bit
@@ -35,6 +38,7 @@ mod gelu_ggml;
 mod get_rows;
 pub mod isa;
 pub mod matmul;
+pub mod nf4;
 mod norm;
 pub mod rope;
 pub(crate) mod scalar;

@@ -59,6 +59,9 @@ pub type VecDotR4Fn = fn(w: &[u8], row_bytes: usize, act: &[u8], out: &mut [f32;
 /// activation block loaded once per tile. Every `out[i][t]` equals `vec_dot` bit for bit.
 pub type VecDotR4X4Fn =
     fn(w: &[u8], row_bytes: usize, act: &[u8], stride: usize, out: &mut [[f32; 4]; 4]);
+/// `dot(codes, scales, x)` of one NF4 weight row (see [`crate::cpu::nf4`]): the row's
+/// `x.len() / 2` code bytes, its `x.len() / 64` decoded block scales, f32 activations.
+pub type Nf4DotFn = fn(codes: &[u8], scales: &[f32], x: &[f32]) -> f32;
 /// Quantizes `x` (a whole number of blocks) into `out` (exactly the row's bytes).
 pub type QuantizeRowFn = fn(x: &[f32], out: &mut [u8]);
 /// Quantizes four activation rows of `cols` elements (`x.len() = 4 * cols`) together into one
@@ -142,12 +145,19 @@ pub struct Kernels {
     pub q5_1: FormatKernels,
     /// Q8_0 × Q8_0.
     pub q8_0: FormatKernels,
+    /// Q2_K × Q8_K.
+    pub q2_k: FormatKernels,
+    /// Q3_K × Q8_K.
+    pub q3_k: FormatKernels,
     /// Q4_K × Q8_K.
     pub q4_k: FormatKernels,
     /// Q5_K × Q8_K.
     pub q5_k: FormatKernels,
     /// Q6_K × Q8_K.
     pub q6_k: FormatKernels,
+    /// NF4 × f32 (a tensor-level layout, not row blocks: run by [`crate::cpu::nf4`], not
+    /// through [`Kernels::format`]).
+    pub nf4: Nf4DotFn,
     /// f32 row → Q8_0 blocks.
     pub quantize_q8_0: QuantizeRowFn,
     /// f32 row → Q8_1 blocks.
@@ -167,11 +177,19 @@ impl Kernels {
             QuantType::Q5_0 => &self.q5_0,
             QuantType::Q5_1 => &self.q5_1,
             QuantType::Q8_0 => &self.q8_0,
+            QuantType::Q2_K => &self.q2_k,
+            QuantType::Q3_K => &self.q3_k,
             QuantType::Q4_K => &self.q4_k,
             QuantType::Q5_K => &self.q5_k,
             QuantType::Q6_K => &self.q6_k,
             _ => return None,
         })
+    }
+
+    /// Whether [`crate::cpu::matmul`] runs weights of type `ty`: the formats of
+    /// [`Self::format`] plus NF4.
+    pub fn supports(&self, ty: QuantType) -> bool {
+        ty == QuantType::NF4 || self.format(ty).is_some()
     }
 
     /// Converts one f32 row into `act` format. `out.len()` must be `act.row_bytes(x.len())`.

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use graft_quant::QuantType;
 
+use super::base_span::Base;
 use super::isa::{self, Isa};
-use super::matmul_t::{check_len, check_weight, dequant, DxPtr};
+use super::matmul_t::{check_len, check_weight, DxPtr};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
 #[cfg(target_arch = "aarch64")]
@@ -150,14 +151,19 @@ impl Job<'_> {
         tile: &mut [f32],
         row: &mut [f32],
     ) -> Result<(), GradError> {
-        let (block, bpb) = (self.ty.block_size(), self.ty.type_size());
+        let base = Base {
+            isa: self.isa,
+            ty: self.ty,
+            w: self.w,
+            rows: self.rows,
+            cols: self.cols,
+            row_bytes: self.row_bytes,
+        };
         let pw = NR.min(self.rows - r0);
         for c0 in (0..self.cols).step_by(KC) {
             let kc = KC.min(self.cols - c0);
-            let (b0, b1) = (c0 / block * bpb, (c0 + kc) / block * bpb);
             for j in 0..pw {
-                let wr = &self.w[(r0 + j) * self.row_bytes..][..self.row_bytes];
-                dequant(self.isa, self.ty, &wr[b0..b1], &mut row[..kc])?;
+                base.span(r0 + j, c0, &mut row[..kc])?;
                 for (k, &v) in row[..kc].iter().enumerate() {
                     tile[k * pw + j] = v;
                 }

@@ -12,6 +12,7 @@
 
 use graft_quant::QuantType;
 
+use super::base_span::Base;
 use super::isa::{self, Isa};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
@@ -35,7 +36,8 @@ fn layout(ty: QuantType) -> Result<(usize, usize), GradError> {
         | QuantType::Q4_1
         | QuantType::Q5_0
         | QuantType::Q5_1
-        | QuantType::Q8_0 => 64,
+        | QuantType::Q8_0
+        | QuantType::NF4 => 64,
         QuantType::Q2_K | QuantType::Q3_K | QuantType::Q4_K | QuantType::Q5_K | QuantType::Q6_K => {
             256
         }
@@ -45,7 +47,8 @@ fn layout(ty: QuantType) -> Result<(usize, usize), GradError> {
 }
 
 /// The checks both tiled matmuls ([`matmul_t_with`], [`super::matmul_fwd_with`]) make on
-/// the weight: `ty` has a tiled layout, `cols` is whole blocks and `w` is exactly `rows` rows.
+/// the weight: `ty` has a tiled layout, `cols` is whole blocks and `w` is exactly `rows` rows
+/// (NF4: exactly the tensor's bytes).
 /// Returns the ISA to run (`isa`, or scalar where it is unsupported) and the bytes per row.
 pub(super) fn check_weight(
     op: &'static str,
@@ -66,7 +69,12 @@ pub(super) fn check_weight(
         return Err(GradError::NotWholeBlocks { ty, cols });
     }
     let row_bytes = cols / block * ty.type_size();
-    check_len(op, "w bytes", w.len(), rows * row_bytes)?;
+    let expected = if ty == QuantType::NF4 {
+        ty.tensor_bytes((rows * cols) as u64).unwrap_or(usize::MAX)
+    } else {
+        rows * row_bytes
+    };
+    check_len(op, "w bytes", w.len(), expected)?;
     Ok((isa, row_bytes))
 }
 
@@ -172,23 +180,22 @@ struct Job<'a> {
 
 impl Job<'_> {
     fn run(&self, panels: std::ops::Range<usize>) -> Result<(), GradError> {
-        let block = self.ty.block_size();
-        let bpb = self.ty.type_size();
+        let base = Base {
+            isa: self.isa,
+            ty: self.ty,
+            w: self.w,
+            rows: self.rows,
+            cols: self.cols,
+            row_bytes: self.row_bytes,
+        };
         let mut tile = vec![0f32; self.kc * self.nc];
         for p in panels {
             let c0 = p * self.nc;
             let pw = self.nc.min(self.cols - c0);
-            let (b0, b1) = (c0 / block * bpb, (c0 + pw) / block * bpb);
             for r0 in (0..self.rows).step_by(self.kc) {
                 let kr = self.kc.min(self.rows - r0);
                 for r in 0..kr {
-                    let row = &self.w[(r0 + r) * self.row_bytes..][..self.row_bytes];
-                    dequant(
-                        self.isa,
-                        self.ty,
-                        &row[b0..b1],
-                        &mut tile[r * pw..(r + 1) * pw],
-                    )?;
+                    base.span(r0 + r, c0, &mut tile[r * pw..(r + 1) * pw])?;
                 }
                 let tile = &tile[..kr * pw];
                 match self.isa {

@@ -10,6 +10,7 @@
 //! Kernels trust their callers for shapes except where a value comes from data (targets,
 //! quantized byte lengths), which return [`GradError`].
 
+mod base_span;
 pub mod cross_entropy;
 mod error;
 pub mod isa;

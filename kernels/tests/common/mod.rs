@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// The weight formats graft-kernels has matmul kernels for.
-pub const FORMATS: [QuantType; 10] = [
+pub const FORMATS: [QuantType; 12] = [
     QuantType::F32,
     QuantType::F16,
     QuantType::Q4_0,
@@ -14,6 +14,8 @@ pub const FORMATS: [QuantType; 10] = [
     QuantType::Q5_0,
     QuantType::Q5_1,
     QuantType::Q8_0,
+    QuantType::Q2_K,
+    QuantType::Q3_K,
     QuantType::Q4_K,
     QuantType::Q5_K,
     QuantType::Q6_K,

@@ -7,6 +7,8 @@
 //! | Q4_0 Q4_1 Q5_0 Q5_1 Q8_0   | `vec_dot`, four-row `r4`, four-token `x4`      | bit for bit   |
 //! | Q4_K                       | `vec_dot`, `r4`; grouped `x4` (four tokens)    | bit for bit   |
 //! | Q5_K, Q6_K                 | `vec_dot`, `r4`, `x4`                          | bit for bit   |
+//! | Q2_K, Q3_K                 | `vec_dot`                                      | bit for bit   |
+//! | NF4 (f32 activations)      | level lookup by `tbl`, f32 FMA                 | bit for bit   |
 //!
 //! The 8-bit products run on the dot-product extension's `sdot` where the CPU has it
 //! (`FEAT_DotProd`, detected once with `is_aarch64_feature_detected!("dotprod")`), and on
@@ -18,7 +20,9 @@
 pub(crate) mod dot4;
 mod float;
 mod kquants;
+mod kquants_low;
 mod legacy;
+mod nf4;
 mod q4k_group;
 
 use crate::cpu::isa::Isa;
@@ -84,6 +88,8 @@ macro_rules! neon_table {
                 Some(legacy::q8_0::$path::r4),
                 Some(legacy::q8_0::$path::x4),
             ),
+            q2_k: fk(ActFormat::Q8_K, kquants_low::q2_k::$path::dot, None, None),
+            q3_k: fk(ActFormat::Q8_K, kquants_low::q3_k::$path::dot, None, None),
             // Grouped on every ISA (see `FormatKernels::quantize_x4`): the four-token kernel
             // reads the group layout.
             q4_k: FormatKernels {
@@ -107,6 +113,7 @@ macro_rules! neon_table {
                 Some(kquants::q6_k::$path::r4),
                 Some(kquants::q6_k::$path::x4),
             ),
+            nf4: nf4::dot_nf4,
             quantize_q8_0: SCALAR.quantize_q8_0,
             quantize_q8_1: SCALAR.quantize_q8_1,
             quantize_q8_k: SCALAR.quantize_q8_k,

@@ -3,14 +3,18 @@
 
 mod float;
 mod kquants;
+pub(crate) mod kquants_low;
 mod legacy;
+mod nf4;
 mod q4k_group;
 
 pub(crate) use float::{dot_f16, dot_f32};
 #[allow(unused_imports)]
 pub(crate) use kquants::{bsum as kquants_bsum, scale_min_k4 as kquants_scale_min};
 pub(crate) use kquants::{dot_q4_k, dot_q5_k, dot_q6_k, dot_q6_k_tiled, dot_q6_k_tiled_x4};
+pub(crate) use kquants_low::{dot_q2_k, dot_q3_k};
 pub(crate) use legacy::{dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0};
+pub(crate) use nf4::dot_nf4;
 pub(crate) use q4k_group::dot_q4_k_x4;
 
 use super::act_quant::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
@@ -53,6 +57,8 @@ pub(crate) static SCALAR: Kernels = Kernels {
     q5_0: fk(ActFormat::Q8_0, dot_q5_0),
     q5_1: fk(ActFormat::Q8_1, dot_q5_1),
     q8_0: fk(ActFormat::Q8_0, dot_q8_0),
+    q2_k: fk(ActFormat::Q8_K, dot_q2_k),
+    q3_k: fk(ActFormat::Q8_K, dot_q3_k),
     q4_k: FormatKernels {
         vec_dot_x4: Some(dot_q4_k_x4),
         quantize_x4: Some(quantize_q8_k_x4),
@@ -63,6 +69,7 @@ pub(crate) static SCALAR: Kernels = Kernels {
         tiled: Some((dot_q6_k_tiled, dot_q6_k_tiled_x4)),
         ..fk(ActFormat::Q8_K, dot_q6_k)
     },
+    nf4: dot_nf4,
     quantize_q8_0: quantize_row_q8_0,
     quantize_q8_1: quantize_row_q8_1,
     quantize_q8_k: quantize_row_q8_k,

@@ -2,9 +2,11 @@
 
 mod imp {
     use super::super::common::{x86_dot_kernels, x86_quant_kernels};
+    use super::super::kquants_low::x86_low_kernels;
 
     x86_dot_kernels!("avx2,fma,f16c");
     x86_quant_kernels!("avx2,fma,f16c");
+    x86_low_kernels!("avx2,fma,f16c");
 
     /// u8 × i8 → i32 lanes of 4 products (pairwise i16 sums never saturate for graft's
     /// operands: |u| <= 128, |i| <= 127).

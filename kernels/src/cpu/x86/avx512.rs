@@ -22,9 +22,11 @@
 
 mod imp {
     use super::super::common::{x86_dot_kernels, x86_quant_kernels};
+    use super::super::kquants_low::x86_low_kernels;
 
     x86_dot_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
     x86_quant_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+    x86_low_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 
     /// u8 × i8 → i32 lanes of 4 products, exact (no i16 saturation).
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]

@@ -1106,6 +1106,21 @@ macro_rules! x86_table {
             // features were detected; the kernel asserts the row lengths.
             unsafe { imp::dot_q6_k(w, a) }
         }
+        fn dot_q2_k(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q2_k(w, a) }
+        }
+        fn dot_q3_k(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the row lengths.
+            unsafe { imp::dot_q3_k(w, a) }
+        }
+        fn dot_nf4(codes: &[u8], scales: &[f32], x: &[f32]) -> f32 {
+            // SAFETY: only reachable through the table below, handed out after the ISA's
+            // features were detected; the kernel asserts the lengths.
+            unsafe { imp::dot_nf4(codes, scales, x) }
+        }
         fn dot_q4_1_x4(w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
             // SAFETY: as for the single-row wrappers.
             unsafe { imp::dot_q4_1_x4(w, a, stride, out) }
@@ -1201,6 +1216,8 @@ macro_rules! x86_table {
                 vec_dot_r4: $q8_0_r4,
                 ..fk(ActFormat::Q8_0, $q8_0, Some(dot_q8_0_x4))
             },
+            q2_k: fk(ActFormat::Q8_K, dot_q2_k, None),
+            q3_k: fk(ActFormat::Q8_K, dot_q3_k, None),
             q4_k: FormatKernels {
                 vec_dot_r4x4: $q4_k_r4x4,
                 quantize_x4: Some(crate::cpu::act_quant_x4::quantize_q8_k_x4),
@@ -1211,6 +1228,7 @@ macro_rules! x86_table {
                 tiled: Some((dot_q6_k_tiled, dot_q6_k_tiled_x4)),
                 ..fk(ActFormat::Q8_K, dot_q6_k, Some(dot_q6_k_x4))
             },
+            nf4: dot_nf4,
             quantize_q8_0,
             quantize_q8_1,
             quantize_q8_k,
