@@ -11,7 +11,8 @@
 #      on quantized bases against finite differences, at the tolerances x86_64 uses.
 # Needs: rustup target add aarch64-unknown-linux-gnu
 #        apt-get install -y gcc-aarch64-linux-gnu qemu-user
-# With arguments, only `cargo test -p graft-kernels <arguments>` runs (e.g. a test name filter).
+# With arguments, only `cargo test -p graft-kernels <arguments>` runs (e.g. a test name filter);
+# GRAFT_A64_TRAIN=0 skips step 3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
@@ -32,6 +33,11 @@ CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu cortex-a53 -L /
     cargo test -p graft-kernels "${target[@]}" \
     --test isa --test isa_variants --test matmul --test decode_rows --test q4k_group
 
+if [ "${GRAFT_A64_TRAIN:-1}" = 0 ]; then
+    step "3/3 skipped (GRAFT_A64_TRAIN=0)"
+    exit 0
+fi
+# Building graft-train and graft-runtime for aarch64 costs ~4-7 min on 2 cores (cold).
 step "3/3 graft-train gradient tests on NEON"
 cargo test -p graft-train "${target[@]}" --test ops_conformance
 # The quantized-base finite-difference checks (NEON forward and backward matmuls, LoRA,
