@@ -25,7 +25,8 @@ pub struct Matrix<'a> {
 }
 
 impl Matrix<'_> {
-    /// Bytes of one row.
+    /// Bytes of one row (for NF4, whose block scales follow all the codes, an average: not
+    /// a row's bytes).
     pub fn row_bytes(&self) -> usize {
         self.bytes.len() / self.rows.max(1)
     }
@@ -126,6 +127,13 @@ impl<'a> Weights<'a> {
                     _ => 2 * cfg.n_ff,
                 };
                 let whole = mat(&name, total, cols)?;
+                if whole.ty == QuantType::NF4 {
+                    // NF4 rows are not self-contained (block scales follow all the codes).
+                    return Err(ModelError::Tensor {
+                        name: name.clone(),
+                        msg: "a fused tensor in NF4 cannot be split into row ranges".into(),
+                    });
+                }
                 let rb = whole.row_bytes();
                 Ok(Matrix {
                     name: format!("{name} (rows of {})", p.gguf_stem()),

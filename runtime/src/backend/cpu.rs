@@ -276,7 +276,7 @@ impl Backend for CpuBackend {
     }
 
     fn supports(&self, ty: QuantType) -> bool {
-        self.kernels.format(ty).is_some()
+        self.kernels.supports(ty)
     }
 
     fn alloc(&self, len: usize) -> Result<Vec<f32>, OpError> {
@@ -330,6 +330,11 @@ impl Backend for CpuBackend {
     fn get_rows(&self, table: &Matrix<'_>, ids: &[u32], out: &mut [f32]) -> Result<(), OpError> {
         let rb = table.row_bytes();
         check_len("get_rows", &[out.len()], ids.len() * table.cols)?;
+        if table.ty == QuantType::NF4 {
+            // NF4 rows are not self-contained: the kernel reads the whole tensor.
+            return k::get_rows(table.ty, table.bytes, table.cols, ids, out)
+                .map_err(|e| OpError::new("get_rows", format!("{}: {e}", table.name)));
+        }
         for (t, &id) in ids.iter().enumerate() {
             let row = table
                 .bytes

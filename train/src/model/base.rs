@@ -88,15 +88,22 @@ pub(super) fn exact_forward(
     let mut tile = vec![0f32; EXACT_ROWS * cols];
     for r0 in (0..rows).step_by(EXACT_ROWS) {
         let nr = EXACT_ROWS.min(rows - r0);
-        graft_quant::blocks::dequantize(
-            m.ty,
-            &m.bytes[r0 * rb..(r0 + nr) * rb],
-            &mut tile[..nr * cols],
-        )
-        .map_err(|e| TrainModelError::Dequant {
-            tensor: m.name.clone(),
-            msg: e.to_string(),
-        })?;
+        if m.ty == graft_quant::QuantType::NF4 {
+            // NF4 rows are not self-contained (block scales follow all the codes).
+            for (i, row) in tile.chunks_exact_mut(cols).take(nr).enumerate() {
+                graft_kernels::cpu::nf4::nf4_dequantize_span(m.bytes, rows, cols, r0 + i, 0, row);
+            }
+        } else {
+            graft_quant::blocks::dequantize(
+                m.ty,
+                &m.bytes[r0 * rb..(r0 + nr) * rb],
+                &mut tile[..nr * cols],
+            )
+            .map_err(|e| TrainModelError::Dequant {
+                tensor: m.name.clone(),
+                msg: e.to_string(),
+            })?;
+        }
         for t in 0..n {
             let xt = &x[t * cols..(t + 1) * cols];
             for i in 0..nr {
