@@ -1,13 +1,6 @@
 //! The C programs under valgrind (memcheck): no errors and no definite leaks over generate,
-//! adapter hot-swap, a short training run and the abuse program. Kept tiny (few tokens, short
-//! prompts): valgrind is slow. Fails when valgrind is not installed (`scripts/setup.sh` installs
-//! it).
-//!
-//! The abuse program under valgrind takes ~7 minutes of CI's 2 cores (it loads and runs the real
-//! model and the trainer's checks under memcheck; the other three take ~1 minute together), so
-//! it is `#[ignore]`d and run by
-//! `scripts/test.sh --slow`; in CI abuse.c runs under ASan + UBSan + LeakSanitizer instead
-//! (tests/sanitizers.rs, seconds), which sees the C side's invalid accesses and every leak.
+//! adapter hot-swap, a short training run and the abuse program. Kept tiny (few tokens, short prompts): valgrind is
+//! slow. Fails when valgrind is not installed (`scripts/setup.sh` installs it).
 
 mod common;
 
@@ -55,7 +48,6 @@ fn chat_adapter_c_under_valgrind() {
 }
 
 #[test]
-#[ignore = "~7 min under valgrind: scripts/test.sh --slow runs it (CI runs abuse.c under ASan)"]
 fn abuse_c_under_valgrind() {
     valgrind_or_fail();
     let r = Reference::new();
