@@ -21,11 +21,8 @@ use graft_quant::QuantType;
 use super::base_span::Base;
 use super::isa::{self, Isa};
 use super::matmul_t::{check_len, check_weight, DxPtr};
-#[cfg(target_arch = "x86_64")]
-use super::matmul_t_simd;
-#[cfg(target_arch = "aarch64")]
-use super::neon;
 use super::parallel;
+use super::small_gemm;
 use super::GradError;
 use crate::cpu::ThreadPool;
 
@@ -169,55 +166,24 @@ impl Job<'_> {
                 }
             }
             let tile = &tile[..kc * pw];
-            match self.isa {
-                Isa::Scalar => self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt),
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `isa` was checked supported; the pointers address x[t0, c0] and
-                // y[t0, r0], whose [nt × kc] / [nt × pw] windows (strides cols / rows) are in
-                // bounds (lengths checked), and only this item writes that window of y.
-                Isa::Avx512 => unsafe {
-                    matmul_t_simd::tile_avx512(
-                        tile.as_ptr(),
-                        kc,
-                        pw,
-                        self.x.as_ptr().add(t0 * self.cols + c0),
-                        self.cols,
-                        self.y.0.add(t0 * self.rows + r0),
-                        self.rows,
-                        nt,
-                    )
-                },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as for the AVX-512 arm.
-                Isa::Avx2 => unsafe {
-                    matmul_t_simd::tile_avx2(
-                        tile.as_ptr(),
-                        kc,
-                        pw,
-                        self.x.as_ptr().add(t0 * self.cols + c0),
-                        self.cols,
-                        self.y.0.add(t0 * self.rows + r0),
-                        self.rows,
-                        nt,
-                    )
-                },
-                #[cfg(target_arch = "aarch64")]
-                // SAFETY: as for the AVX-512 arm (NEON is baseline on aarch64).
-                Isa::Neon => unsafe {
-                    neon::tile_neon(
-                        tile.as_ptr(),
-                        kc,
-                        pw,
-                        self.x.as_ptr().add(t0 * self.cols + c0),
-                        self.cols,
-                        self.y.0.add(t0 * self.rows + r0),
-                        self.rows,
-                        nt,
-                    )
-                },
-                // `isa::supported` never selects another ISA's path.
-                #[allow(unreachable_patterns)]
-                _ => self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt),
+            // SAFETY: `isa` was checked supported; the pointers address x[t0, c0] and
+            // y[t0, r0], whose [nt × kc] / [nt × pw] windows (strides cols / rows) are in
+            // bounds (lengths checked), and only this item writes that window of y.
+            let simd = unsafe {
+                small_gemm::tile_simd(
+                    self.isa,
+                    tile.as_ptr(),
+                    kc,
+                    pw,
+                    self.x.as_ptr().add(t0 * self.cols + c0),
+                    self.cols,
+                    self.y.0.add(t0 * self.rows + r0),
+                    self.rows,
+                    nt,
+                )
+            };
+            if !simd {
+                self.gemm_scalar(tile, kc, pw, c0, r0, t0, nt);
             }
         }
         Ok(())

@@ -19,6 +19,7 @@ use super::matmul_t_simd;
 #[cfg(target_arch = "aarch64")]
 use super::neon;
 use super::parallel;
+use super::small_gemm;
 use super::vec::axpy;
 use super::GradError;
 use crate::cpu::ThreadPool;
@@ -198,56 +199,25 @@ impl Job<'_> {
                     base.span(r0 + r, c0, &mut tile[r * pw..(r + 1) * pw])?;
                 }
                 let tile = &tile[..kr * pw];
-                match self.isa {
-                    Isa::Scalar => self.gemm_scalar(tile, kr, pw, r0, c0),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `isa` was checked supported; pointers address `dy[0, r0]` and
-                    // `dx[0, c0]` whose [n_tok × kr] / [n_tok × pw] windows (strides rows /
-                    // cols) are in bounds (lengths checked), and this thread alone writes
-                    // columns c0..c0+pw of dx.
-                    Isa::Avx512 => unsafe {
-                        matmul_t_simd::tile_avx512(
-                            tile.as_ptr(),
-                            kr,
-                            pw,
-                            self.dy.as_ptr().add(r0),
-                            self.rows,
-                            self.dx.0.add(c0),
-                            self.cols,
-                            self.n_tok,
-                        )
-                    },
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: as for the AVX-512 arm.
-                    Isa::Avx2 => unsafe {
-                        matmul_t_simd::tile_avx2(
-                            tile.as_ptr(),
-                            kr,
-                            pw,
-                            self.dy.as_ptr().add(r0),
-                            self.rows,
-                            self.dx.0.add(c0),
-                            self.cols,
-                            self.n_tok,
-                        )
-                    },
-                    #[cfg(target_arch = "aarch64")]
-                    // SAFETY: as for the AVX-512 arm (NEON is baseline on aarch64).
-                    Isa::Neon => unsafe {
-                        neon::tile_neon(
-                            tile.as_ptr(),
-                            kr,
-                            pw,
-                            self.dy.as_ptr().add(r0),
-                            self.rows,
-                            self.dx.0.add(c0),
-                            self.cols,
-                            self.n_tok,
-                        )
-                    },
-                    // `isa::supported` never selects another ISA's path.
-                    #[allow(unreachable_patterns)]
-                    _ => self.gemm_scalar(tile, kr, pw, r0, c0),
+                // SAFETY: `isa` was checked supported; pointers address `dy[0, r0]` and
+                // `dx[0, c0]` whose [n_tok × kr] / [n_tok × pw] windows (strides rows /
+                // cols) are in bounds (lengths checked), and this thread alone writes
+                // columns c0..c0+pw of dx.
+                let simd = unsafe {
+                    small_gemm::tile_simd(
+                        self.isa,
+                        tile.as_ptr(),
+                        kr,
+                        pw,
+                        self.dy.as_ptr().add(r0),
+                        self.rows,
+                        self.dx.0.add(c0),
+                        self.cols,
+                        self.n_tok,
+                    )
+                };
+                if !simd {
+                    self.gemm_scalar(tile, kr, pw, r0, c0);
                 }
             }
         }
