@@ -35,6 +35,20 @@ pub fn get_rows(
             expected: rows * row_bytes,
         });
     }
+    gather(rows, cols, ids, out, |id, o| {
+        dequantize_row(ty, &table[id * row_bytes..(id + 1) * row_bytes], o)
+    })
+}
+
+/// Checks `out` (`ids.len() · cols` floats) and every id (below `rows`), then fills `out`'s row
+/// `i` with `row(ids[i], ..)`: the part of [`get_rows`] every table layout shares.
+fn gather(
+    rows: usize,
+    cols: usize,
+    ids: &[u32],
+    out: &mut [f32],
+    mut row: impl FnMut(usize, &mut [f32]) -> Result<(), KernelError>,
+) -> Result<(), KernelError> {
     if out.len() != ids.len() * cols {
         return Err(KernelError::BadLength {
             what: "get_rows",
@@ -52,7 +66,7 @@ pub fn get_rows(
                 rows,
             });
         }
-        dequantize_row(ty, &table[id * row_bytes..(id + 1) * row_bytes], o)?;
+        row(id, o)?;
     }
     Ok(())
 }
@@ -88,24 +102,8 @@ fn get_rows_nf4(
             expected: bytes(rows),
         });
     }
-    if out.len() != ids.len() * cols {
-        return Err(KernelError::BadLength {
-            what: "get_rows",
-            buffer: "out",
-            got: out.len(),
-            expected: ids.len() * cols,
-        });
-    }
-    for (&id, o) in ids.iter().zip(out.chunks_exact_mut(cols)) {
-        let id = id as usize;
-        if id >= rows {
-            return Err(KernelError::BadRow {
-                what: "get_rows",
-                id,
-                rows,
-            });
-        }
+    gather(rows, cols, ids, out, |id, o| {
         super::nf4::nf4_dequantize_span(table, rows, cols, id, 0, o);
-    }
-    Ok(())
+        Ok(())
+    })
 }
