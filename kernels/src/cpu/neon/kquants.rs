@@ -150,20 +150,54 @@ impl BlockDot for Q5_K {
 #[allow(non_camel_case_types)]
 pub(crate) struct Q6_K;
 
-/// Q6_K's per-row state: accumulator lanes 0..4 and 4..8.
+/// Eight f32 accumulator lanes (0..4, 4..8): the per-row state of the k-quants that follow
+/// llama.cpp's AVX2 float order (Q6_K here, Q2_K and Q3_K in `kquants_low`).
 #[derive(Clone, Copy)]
-pub(crate) struct Lanes8(float32x4_t, float32x4_t);
+pub(crate) struct Acc8(float32x4_t, float32x4_t);
+
+impl Acc8 {
+    pub(crate) fn zero() -> Acc8 {
+        // SAFETY: register-only baseline NEON.
+        unsafe { Acc8(vdupq_n_f32(0.0), vdupq_n_f32(0.0)) }
+    }
+
+    /// `acc[m] = fma(d, lanes[m], acc[m])`.
+    pub(crate) fn fma(self, d: f32, lanes: [int32x4_t; 2]) -> Acc8 {
+        // SAFETY: register-only baseline NEON.
+        unsafe {
+            Acc8(
+                vfmaq_n_f32(self.0, vcvtq_f32_s32(lanes[0]), d),
+                vfmaq_n_f32(self.1, vcvtq_f32_s32(lanes[1]), d),
+            )
+        }
+    }
+
+    /// llama.cpp's `hsum_float_8` over the lanes.
+    pub(crate) fn hsum(self) -> f32 {
+        // SAFETY: register-only baseline NEON.
+        let r = unsafe { vaddq_f32(self.0, self.1) };
+        // SAFETY: as above.
+        let (r0, r1, r2, r3) = unsafe {
+            (
+                vgetq_lane_f32::<0>(r),
+                vgetq_lane_f32::<1>(r),
+                vgetq_lane_f32::<2>(r),
+                vgetq_lane_f32::<3>(r),
+            )
+        };
+        (r0 + r2) + (r1 + r3)
+    }
+}
 
 impl BlockDot for Q6_K {
     const W: usize = 210;
     const A: usize = 292;
-    type S = Lanes8;
-    fn init() -> Lanes8 {
-        // SAFETY: register-only baseline NEON.
-        unsafe { Lanes8(vdupq_n_f32(0.0), vdupq_n_f32(0.0)) }
+    type S = Acc8;
+    fn init() -> Acc8 {
+        Acc8::zero()
     }
     #[inline(always)]
-    unsafe fn step<D: Dot4>(s: Lanes8, w: &[u8], a: &[u8]) -> Lanes8 {
+    unsafe fn step<D: Dot4>(s: Acc8, w: &[u8], a: &[u8]) -> Acc8 {
         let (w, a) = (&w[..210], &a[..292]);
         let (dw, yd) = (f16_at(w, 208), f32_at(a, 0));
         let sc = |i: usize| w[192 + i] as i8 as i32;
@@ -216,26 +250,14 @@ impl BlockDot for Q6_K {
             let p3 = vmull_high_s16(bs1, sc1);
             let sub_lo = vshlq_n_s32::<5>(vpaddq_s32(p0, p1));
             let sub_hi = vshlq_n_s32::<5>(vpaddq_s32(p2, p3));
-            let d = vdupq_n_f32(yd * dw);
-            Lanes8(
-                vfmaq_f32(s.0, vcvtq_f32_s32(vsubq_s32(lanes[0], sub_lo)), d),
-                vfmaq_f32(s.1, vcvtq_f32_s32(vsubq_s32(lanes[1], sub_hi)), d),
+            s.fma(
+                yd * dw,
+                [vsubq_s32(lanes[0], sub_lo), vsubq_s32(lanes[1], sub_hi)],
             )
         }
     }
-    fn finish(s: Lanes8) -> f32 {
-        // SAFETY: register-only baseline NEON.
-        let r = unsafe { vaddq_f32(s.0, s.1) };
-        // SAFETY: as above.
-        let (r0, r1, r2, r3) = unsafe {
-            (
-                vgetq_lane_f32::<0>(r),
-                vgetq_lane_f32::<1>(r),
-                vgetq_lane_f32::<2>(r),
-                vgetq_lane_f32::<3>(r),
-            )
-        };
-        (r0 + r2) + (r1 + r3)
+    fn finish(s: Acc8) -> f32 {
+        s.hsum()
     }
 }
 

@@ -5,46 +5,9 @@
 //! result equals the scalar reference bit for bit.
 
 use super::dot4::{both_paths, f16_at, f32_at, ld_s8, ld_u8, BlockDot, Dot4};
+use super::kquants::Acc8;
 use crate::cpu::scalar::kquants_low::q3_k_scales;
 use std::arch::aarch64::*;
-
-/// Eight f32 accumulator lanes (0..4, 4..8).
-#[derive(Clone, Copy)]
-pub(crate) struct Acc8(float32x4_t, float32x4_t);
-
-impl Acc8 {
-    fn zero() -> Acc8 {
-        // SAFETY: register-only baseline NEON.
-        unsafe { Acc8(vdupq_n_f32(0.0), vdupq_n_f32(0.0)) }
-    }
-
-    /// `acc[m] = fma(d, lanes[m], acc[m])`.
-    fn fma(self, d: f32, lanes: [int32x4_t; 2]) -> Acc8 {
-        // SAFETY: register-only baseline NEON.
-        unsafe {
-            Acc8(
-                vfmaq_n_f32(self.0, vcvtq_f32_s32(lanes[0]), d),
-                vfmaq_n_f32(self.1, vcvtq_f32_s32(lanes[1]), d),
-            )
-        }
-    }
-
-    /// llama.cpp's `hsum_float_8` over the lanes.
-    fn hsum(self) -> f32 {
-        // SAFETY: register-only baseline NEON.
-        let r = unsafe { vaddq_f32(self.0, self.1) };
-        // SAFETY: as above.
-        let (r0, r1, r2, r3) = unsafe {
-            (
-                vgetq_lane_f32::<0>(r),
-                vgetq_lane_f32::<1>(r),
-                vgetq_lane_f32::<2>(r),
-                vgetq_lane_f32::<3>(r),
-            )
-        };
-        (r0 + r2) + (r1 + r3)
-    }
-}
 
 /// Q2_K (84 B) · Q8_K (292 B).
 #[allow(non_camel_case_types)]
