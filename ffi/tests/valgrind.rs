@@ -1,15 +1,24 @@
 //! The C programs under valgrind (memcheck): no errors and no definite leaks over generate,
-//! adapter hot-swap, a short training run and the abuse program. Kept tiny (few tokens, short prompts): valgrind is
-//! slow. Fails when valgrind is not installed (`scripts/setup.sh` installs it).
+//! adapter hot-swap, a short training run and the abuse program. Kept tiny: few tokens, short
+//! prompts, and a tiny random model with the test model's real tokenizer and chat template
+//! (`common::tiny_model_with_real_tokenizer`): the same calls and code paths as on SmolLM2,
+//! whose forward alone cost ~35 s per 10 tokens under memcheck. The C programs on the real model
+//! run natively in c_programs.rs. Fails when valgrind is not installed (`scripts/setup.sh`
+//! installs it).
 
 mod common;
 
 use common::{
-    compile, have_valgrind, model_path, small_data, test_adapters, Link, Reference, NO_GPU_DRIVERS,
+    compile, have_valgrind, small_data, test_adapters, tiny_model_with_real_tokenizer, Link,
+    Reference, NO_GPU_DRIVERS,
 };
+use std::path::{Path, PathBuf};
 
-fn model() -> String {
-    model_path().to_str().expect("UTF-8 model path").to_string()
+/// The tiny model written into `dir`, and its path as a string for argv.
+fn model(dir: &Path) -> (PathBuf, String) {
+    let path = tiny_model_with_real_tokenizer(dir);
+    let arg = path.to_str().expect("UTF-8 model path").to_string();
+    (path, arg)
 }
 
 /// Fails (never skips) without valgrind: `scripts/setup.sh` installs it.
@@ -23,20 +32,23 @@ fn valgrind_or_fail() {
 #[test]
 fn generate_c_under_valgrind() {
     valgrind_or_fail();
-    let want = Reference::new().chat("Hi", 3, &[]);
-    let out = compile("examples/generate.c", Link::Shared).run(&[&model(), "Hi", "3", "1"], true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, model) = model(dir.path());
+    let want = Reference::load(&path).chat("Hi", 3, &[]);
+    let out = compile("examples/generate.c", Link::Shared).run(&[&model, "Hi", "3", "1"], true);
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{want}\n"));
 }
 
 #[test]
 fn chat_adapter_c_under_valgrind() {
     valgrind_or_fail();
-    let r = Reference::new();
     let dir = tempfile::tempdir().expect("tempdir");
+    let (path, model) = model(dir.path());
+    let r = Reference::load(&path);
     let [pa, pb] = test_adapters(&r.model, dir.path());
     let out = compile("examples/chat_adapter.c", Link::Shared).run(
         &[
-            &model(),
+            &model,
             pa.to_str().expect("UTF-8"),
             pb.to_str().expect("UTF-8"),
             "Hi",
@@ -50,15 +62,16 @@ fn chat_adapter_c_under_valgrind() {
 #[test]
 fn abuse_c_under_valgrind() {
     valgrind_or_fail();
-    let r = Reference::new();
     let dir = tempfile::tempdir().expect("tempdir");
+    let (path, model) = model(dir.path());
+    let r = Reference::load(&path);
     let [pa, _] = test_adapters(&r.model, dir.path());
     let data = small_data(dir.path(), "train.jsonl", 4);
     // abuse.c lists the devices: with the GPU drivers hidden, memcheck checks graft and not
     // the dynamic loader and the Vulkan/GL drivers.
     let out = compile("tests/c/abuse.c", Link::Shared).run_env(
         &[
-            &model(),
+            &model,
             pa.to_str().expect("UTF-8"),
             data.to_str().expect("UTF-8"),
         ],
@@ -76,26 +89,25 @@ fn abuse_c_under_valgrind() {
 fn train_c_under_valgrind() {
     valgrind_or_fail();
     // A short training run at the smallest settings (GRAFT_TRAIN_TINY: batch 1 x seq 64,
-    // rank 2) on 2 examples: one optimizer step, the adapter written, loaded, and chatted with.
-    // On the scalar kernels: valgrind has no FMA unit and emulates each lane of an AVX2 FMA
-    // through a helper call, so the AVX2 training kernels run ~4000x slower under memcheck
-    // (matmul_t 576x1536x16: 0.3 ms native, 1.24 s under memcheck) against ~33x for the scalar
-    // path; this run takes ~3.5 CPU-minutes on scalar and over an hour on AVX2. The SIMD
-    // kernels are checked against the scalar ones in graft-kernels' tests, and the inference
-    // runs above exercise the SIMD paths under valgrind.
+    // rank 2) on 2 examples: one optimizer step, the adapter written, loaded, and chatted with,
+    // on the machine's own training kernels (AVX2 here: valgrind's CPUID hides AVX-512).
+    // Memcheck emulates each lane of an AVX2 FMA through a helper call (~4000x slower than
+    // native, against ~33x for scalar code): on SmolLM2 this run took over an hour on AVX2 and
+    // ~3.5 CPU-minutes with GRAFT_ISA=scalar; on the tiny model it takes ~35 s on AVX2.
     let dir = tempfile::tempdir().expect("tempdir");
+    let (_, model) = model(dir.path());
     let data = small_data(dir.path(), "train.jsonl", 2);
     let out = dir.path().join("adapter.gguf");
     let o = compile("examples/train.c", Link::Shared).run_env(
         &[
-            &model(),
+            &model,
             data.to_str().expect("UTF-8"),
             out.to_str().expect("UTF-8"),
             "1",
             "0",
         ],
         true,
-        &[("GRAFT_TRAIN_TINY", "1"), ("GRAFT_ISA", "scalar")],
+        &[("GRAFT_TRAIN_TINY", "1")],
     );
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("trained 1 steps"), "{text}");

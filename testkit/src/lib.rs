@@ -95,6 +95,9 @@ pub struct TinyModel {
     /// Write `tokenizer.ggml.model = none` and `<arch>.vocab_size`, so llama.cpp loads the file
     /// (with dummy tokens) and the oracle can evaluate ids on it.
     pub oracle_vocab: bool,
+    /// Keys written after the model's own, replacing same-named ones: a real model's tokenizer
+    /// and chat template from [`tokenizer_of`], so the tiny model tokenizes and chats as it.
+    pub extra: Metadata,
 }
 
 impl Default for TinyModel {
@@ -129,6 +132,7 @@ impl Default for TinyModel {
             fused: false,
             long_rope: None,
             oracle_vocab: false,
+            extra: Metadata::new(),
         }
     }
 }
@@ -344,6 +348,9 @@ impl TinyModel {
             md.insert("tokenizer.ggml.model", "none");
             md.insert(format!("{arch}.vocab_size"), self.n_vocab as u32);
         }
+        for (k, v) in self.extra.iter() {
+            md.set(k, v.clone());
+        }
         md
     }
 
@@ -372,6 +379,20 @@ impl TinyModel {
         self.write_with(path, &t, &[]);
         t
     }
+}
+
+/// The tokenizer of the real GGUF model at `path`: its vocabulary size and every `tokenizer.*`
+/// key (vocabulary, merges, special ids, pre-tokenizer, chat template), for
+/// [`TinyModel::extra`] with `n_vocab` set to that size.
+pub fn tokenizer_of(path: &Path) -> Result<(usize, Metadata), graft_quant::GgufError> {
+    let file = graft_quant::GgufFile::open(path)?;
+    let md = file.metadata();
+    let n_vocab = md.get_array("tokenizer.ggml.tokens")?.len();
+    let mut keys = Metadata::new();
+    for (k, v) in md.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
+        keys.insert(k, v.clone());
+    }
+    Ok((n_vocab, keys))
 }
 
 /// Replaces `t.values` by what its block format stores.

@@ -26,6 +26,35 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// Writes a tiny random model with the test model's real tokenizer and chat template into
+/// `dir` and returns its path: 2 layers, width 128 (2 heads of 64, as SmolLM2's, one KV head),
+/// FFN 256, Q4_1 projections and a Q8_0 tied embedding (the test model's formats). For the
+/// runs under valgrind: the same C calls, tokenizer and kernels, but each token costs ~1/20 of
+/// SmolLM2-135M's work (memcheck emulates each AVX2 FMA lane: a 10-token SmolLM2 prefill took
+/// ~35 s under it), so the memcheck runs check the API and not the arithmetic's speed.
+pub fn tiny_model_with_real_tokenizer(dir: &Path) -> PathBuf {
+    let (n_vocab, extra) = graft_testkit::tokenizer_of(&model_path())
+        .unwrap_or_else(|e| panic!("{}: {e}", model_path().display()));
+    let m = graft_testkit::TinyModel {
+        n_vocab,
+        n_embd: 128,
+        n_layer: 2,
+        n_ff: 256,
+        n_head: 2,
+        n_head_kv: 1,
+        n_rot: 64,
+        n_ctx: 2048,
+        tied: true,
+        proj_type: graft_quant::QuantType::Q4_1,
+        embd_type: graft_quant::QuantType::Q8_0,
+        extra,
+        ..graft_testkit::TinyModel::default()
+    };
+    let path = dir.join("tiny-smollm2-tokenizer.gguf");
+    m.write(&path);
+    path
+}
+
 /// Built artifacts, copied out of target/ so concurrent builds cannot change them under us.
 pub struct Artifacts {
     /// Holds the copies.
@@ -297,7 +326,12 @@ pub struct Reference {
 impl Reference {
     /// Loads the test model.
     pub fn new() -> Self {
-        let model = Model::load(model_path(), ModelParams { threads: 1 }).expect("load model");
+        Self::load(&model_path())
+    }
+
+    /// Loads the model at `path`.
+    pub fn load(path: &Path) -> Self {
+        let model = Model::load(path, ModelParams { threads: 1 }).expect("load model");
         let tok = Tokenizer::from_gguf(model.gguf().metadata()).expect("tokenizer");
         Reference { model, tok }
     }
