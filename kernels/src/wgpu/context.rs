@@ -58,6 +58,8 @@ pub struct GpuContext {
     binding_cap: Option<u64>,
     /// `GRAFT_GPU_SYNC_EACH` was set when the device was opened: submit after every dispatch.
     pub(crate) sync_each: bool,
+    /// Matmuls run `matmul_wide.wgsl` (software adapters: lavapipe) instead of `matmul.wgsl`.
+    pub(crate) wide_matmul: bool,
     /// ggml's GELU table (f16 pairs), uploaded by the first GeGLU.
     pub(crate) gelu: std::sync::OnceLock<GpuBuf>,
 }
@@ -126,6 +128,7 @@ impl GpuContext {
         });
         let frame = Frame::new(&device)?;
         Ok(GpuContext {
+            wide_matmul: info.software,
             f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             device,
@@ -172,6 +175,13 @@ impl GpuContext {
     /// uploaded afterwards are split into chunks of at most that.
     pub fn cap_binding(&mut self, bytes: u64) {
         self.binding_cap = Some(bytes.max(256));
+    }
+
+    /// Runs matmuls with `matmul_wide.wgsl` (`true`: what a software adapter gets) or
+    /// `matmul.wgsl` (what a hardware one gets) from now on: the same results to the bit, so
+    /// only speed differs (tests run both on one adapter).
+    pub fn set_wide_matmul(&mut self, wide: bool) {
+        self.wide_matmul = wide;
     }
 
     /// The work counted so far.

@@ -130,6 +130,8 @@ impl Plain {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Weighted {
     MatMul,
+    /// `matmul_wide.wgsl`: the same sums as `MatMul`, in the software adapters' layout.
+    MatMulWide,
     GetRows,
 }
 
@@ -175,6 +177,11 @@ pub(crate) fn weighted(k: Weighted, ty: QuantType) -> Option<&'static Kernel> {
         Weighted::MatMul => (
             "matmul",
             include_str!("shaders/matmul.wgsl"),
+            &[false, false, true],
+        ),
+        Weighted::MatMulWide => (
+            "matmul_wide",
+            include_str!("shaders/matmul_wide.wgsl"),
             &[false, false, true],
         ),
         Weighted::GetRows => (

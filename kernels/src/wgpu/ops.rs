@@ -130,10 +130,15 @@ impl GpuContext {
         alpha: f32,
         accumulate: bool,
     ) -> Result<(), GpuError> {
-        let k = weighted(Weighted::MatMul, w.ty).ok_or(GpuError::Unsupported(w.ty))?;
+        // Rows per workgroup: 8 (`matmul.wgsl`), 64 (`matmul_wide.wgsl`, software adapters).
+        let (kind, per_group) = if self.wide_matmul {
+            (Weighted::MatMulWide, 64)
+        } else {
+            (Weighted::MatMul, 8)
+        };
+        let k = weighted(kind, w.ty).ok_or(GpuError::Unsupported(w.ty))?;
         for c in &w.chunks {
-            // Eight rows per workgroup.
-            let ([gx, gy, _], width) = self.grid(c.rows.div_ceil(8))?;
+            let ([gx, gy, _], width) = self.grid(c.rows.div_ceil(per_group))?;
             let gz = u(n.div_ceil(8), "token tiles")?;
             let params = [
                 0,
