@@ -209,9 +209,16 @@ fn sigkill_at_20_random_points_with_resume_gives_the_same_adapter() {
     let data = small_file(dir.path(), "train.jsonl", 300, 16);
     let args = |out: &Path, ckpt: &Path| {
         let mut a = train_args(&model, &data, out, ckpt);
-        // 4 epochs of 8 steps: long enough for 20 kills to land mid-run.
+        // 2 epochs of 16 one-example steps: long enough for 20 kills to land mid-run (each
+        // leg lives up to T/20, about one step), at half the cost of 2-example steps.
         let i = a.iter().position(|x| x == "--epochs").expect("--epochs") + 1;
-        a[i] = "4".into();
+        a[i] = "2".into();
+        let i = a
+            .iter()
+            .position(|x| x == "--grad-accum")
+            .expect("--grad-accum")
+            + 1;
+        a[i] = "1".into();
         let i = a
             .iter()
             .position(|x| x == "--max-steps")
