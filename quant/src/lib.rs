@@ -7,6 +7,7 @@
 //! - [`QuantType`]: the table of element types (GGUF type id, block size, bytes per block).
 //! - [`metrics`]: error metrics for quantization quality.
 //! - [`target`]: llama-quantize's rules for the type each tensor is written as.
+//! - [`imatrix`]: importance matrices in llama.cpp's GGUF imatrix format.
 //! - [`atomic_write`]: files and directories that appear complete or not at all.
 //!
 //! No SIMD lives here: this crate is the scalar reference the kernels are checked against.
@@ -14,6 +15,7 @@
 pub mod atomic_write;
 pub mod blocks;
 pub mod gguf;
+pub mod imatrix;
 pub mod metrics;
 pub mod model_cache;
 mod quant_type;

@@ -50,7 +50,9 @@
 //!
 //! Not reproduced: the IQ, TQ, Q2_K_S and MXFP4 mixes (importance-matrix formats graft does not
 //! write); llama.cpp's bump of `attn_v` to Q5_K for models it classifies as 70B; the GLM-5
-//! specific exemptions; importance-matrix-dependent rules.
+//! specific exemptions. With an importance matrix ([`tensor_type_with_imatrix`]) llama.cpp's one
+//! rule that concerns these file types is applied: `q4_0` / `q5_0` give the `ffn_down` tensors
+//! of the first eighth of the layers Q4_1 / Q5_1.
 
 use std::collections::HashMap;
 
@@ -518,6 +520,22 @@ pub fn tensor_type(
     want: FileType,
     model: &ModelLayout,
 ) -> QuantType {
+    tensor_type_with_imatrix(name, shape, current, want, model, false)
+}
+
+/// [`tensor_type`] when the model is quantized with an importance matrix (`has_imatrix`):
+/// llama.cpp then changes one rule for the file types graft writes — with a `q4_0` or `q5_0`
+/// target, the `ffn_down` tensors of the first eighth of the layers go to Q4_1 / Q5_1
+/// ("guard against craziness in the first few ffn_down layers"). With `has_imatrix = false`
+/// this is [`tensor_type`].
+pub fn tensor_type_with_imatrix(
+    name: &str,
+    shape: &[u64],
+    current: QuantType,
+    want: FileType,
+    model: &ModelLayout,
+    has_imatrix: bool,
+) -> QuantType {
     if !is_quantizable(name, shape) {
         return current;
     }
@@ -525,7 +543,7 @@ pub fn tensor_type(
     if !base.is_quantized() {
         return base;
     }
-    let chosen = mix_type(name, shape[0], want, model);
+    let chosen = mix_type(name, shape[0], want, model, has_imatrix);
     fallback(chosen, shape[0])
 }
 
@@ -547,7 +565,13 @@ pub fn tensor_target(
 }
 
 /// Step 2 and 3 of the rules: the output head and the mix bumps, before the row fallback.
-fn mix_type(name: &str, row: u64, want: FileType, model: &ModelLayout) -> QuantType {
+fn mix_type(
+    name: &str,
+    row: u64,
+    want: FileType,
+    model: &ModelLayout,
+    has_imatrix: bool,
+) -> QuantType {
     use FileType as F;
     use QuantType as Q;
     let base = want.base_type();
@@ -601,6 +625,8 @@ fn mix_type(name: &str, row: u64, want: FileType, model: &ModelLayout) -> QuantT
                 F::Q4_K_M if !falcon && more => Q::Q6_K,
                 F::Q5_K_M if more => Q::Q6_K,
                 F::Q4_K_S if !falcon && i < n / 8 => Q::Q5_K,
+                F::Q4_0 if has_imatrix && i < n / 8 => Q::Q4_1,
+                F::Q5_0 if has_imatrix && i < n / 8 => Q::Q5_1,
                 _ => base,
             }
         }
@@ -858,5 +884,13 @@ mod tests {
         assert!(!is_quantizable("position_embd.weight", shape));
         assert!(!is_quantizable("blk.0.attn_v.weight", &[256, 1, 1]));
         assert!(is_quantizable("blk.0.attn_v.weight", &[256, 1, 4]));
+        // With an importance matrix, q4_0/q5_0 give the first n/8 ffn_down Q4_1/Q5_1.
+        let (_, m16) = synthetic(16);
+        let ti = |n: &str, ft, imat| tensor_type_with_imatrix(n, &[256, 4], Q::F32, ft, &m16, imat);
+        assert_eq!(ti("blk.1.ffn_down.weight", FileType::Q4_0, true), Q::Q4_1);
+        assert_eq!(ti("blk.2.ffn_down.weight", FileType::Q4_0, true), Q::Q4_0);
+        assert_eq!(ti("blk.1.ffn_down.weight", FileType::Q5_0, true), Q::Q5_1);
+        assert_eq!(ti("blk.1.ffn_down.weight", FileType::Q4_0, false), Q::Q4_0);
+        assert_eq!(ti("blk.1.attn_q.weight", FileType::Q4_0, true), Q::Q4_0);
     }
 }

@@ -530,6 +530,7 @@ impl Quantize for BlockQ6K {
                     &x[16 * ib..16 * ib + 16],
                     &mut l[16 * ib..16 * ib + 16],
                     1,
+                    None,
                 );
                 scales[ib] = sc;
                 if sc.abs() > max_abs_scale {

@@ -14,10 +14,12 @@ pub mod kquants;
 pub mod legacy;
 pub mod nf4;
 mod search;
+pub mod weighted;
 
 pub use dispatch::{can_quantize, dequantize, quantize};
 pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, QK4_0, QK8_0};
+pub use weighted::{quantize_weighted, uses_importance};
 
 use crate::QuantType;
 
@@ -68,6 +70,17 @@ pub enum QuantError {
         elements: usize,
         /// Elements per block.
         block: usize,
+    },
+    /// The importance weights given for an importance-weighted quantization are not one per
+    /// column of the rows.
+    #[error("{ty}: {weights} importance weights given for rows of {columns} columns")]
+    ImportanceLength {
+        /// The element type.
+        ty: QuantType,
+        /// Columns per row.
+        columns: usize,
+        /// Importance weights given.
+        weights: usize,
     },
     /// graft has no implementation of this operation for this type.
     #[error("{ty}: {op} is not supported")]
