@@ -106,15 +106,34 @@ impl<B: Backend> Scratch<B> {
     }
 }
 
+/// Sees the input of every multiplication by a block's weight matrix during a forward pass
+/// (what llama.cpp's `llama-imatrix` collects through its graph callback): an optional,
+/// per-call observer ([`crate::Session::eval_observed`]) that costs nothing when absent.
+pub trait MatmulObserver {
+    /// `x` (`[n_tokens × cols]`, row-major) is about to be multiplied by the weight matrix named
+    /// `weight` (its name in the GGUF file, e.g. `blk.3.ffn_down.weight`), which has `cols`
+    /// input columns. Called in the model's order: layer by layer, each layer's projections as
+    /// the block runs them.
+    fn observe(&mut self, weight: &str, cols: usize, x: &[f32]);
+}
+
+/// An importance matrix collects the squared activations of every block matrix's input.
+impl MatmulObserver for graft_quant::imatrix::Imatrix {
+    fn observe(&mut self, weight: &str, cols: usize, x: &[f32]) {
+        self.accumulate(weight, cols, x);
+    }
+}
+
 /// What inference does around the block's math: keys and values into the cache, attention over
-/// it, the active adapters on every projection.
-struct InferHooks<'a, B: Backend> {
+/// it, the active adapters on every projection, and the optional matmul observer.
+struct InferHooks<'a, 'o, B: Backend> {
     kv: &'a mut KvCache<B>,
     lora: &'a mut ActiveAdapters,
     shape: AttnShape,
+    observer: Option<&'a mut (dyn MatmulObserver + 'o)>,
 }
 
-impl<B: Backend> BlockHooks<B> for InferHooks<'_, B> {
+impl<B: Backend> BlockHooks<B> for InferHooks<'_, '_, B> {
     fn linear(
         &mut self,
         b: &B,
@@ -125,6 +144,11 @@ impl<B: Backend> BlockHooks<B> for InferHooks<'_, B> {
         mut y: B::ViewMut<'_>,
     ) -> Result<(), OpError> {
         let n = self.shape.n_tokens;
+        if let Some(obs) = self.observer.as_deref_mut() {
+            let xs = B::host_floats(x)
+                .ok_or_else(|| OpError::new("observe", "matmul observers need the CPU backend"))?;
+            obs.observe(&w.name, w.cols, &xs[..n * w.cols]);
+        }
         b.matmul(w, x, n, B::rw(&mut y))?;
         let target = Target::Layer(layer, proj);
         self.lora.apply(b, target, LoraInput::Dense(x), n, y)
@@ -167,6 +191,23 @@ pub fn forward<B: Backend>(
     tokens: &[u32],
     out_from: usize,
 ) -> Result<(), OpError> {
+    forward_observed(b, spec, w, kv, s, lora, tokens, out_from, None)
+}
+
+/// [`forward`] with `observer`, when given, seeing the input of every block matrix
+/// multiplication (CPU backend only: on another backend an observer is an error).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_observed<'o, B: Backend>(
+    b: &B,
+    spec: &ModelSpec,
+    w: &Weights<'_>,
+    kv: &mut KvCache<B>,
+    s: &mut Scratch<B>,
+    lora: &mut ActiveAdapters,
+    tokens: &[u32],
+    out_from: usize,
+    observer: Option<&mut (dyn MatmulObserver + 'o)>,
+) -> Result<(), OpError> {
     let cfg = &spec.config;
     let n = tokens.len();
     let (d, qd, kvd, ff) = (cfg.n_embd, cfg.q_dim(), cfg.kv_dim(), cfg.n_ff);
@@ -185,7 +226,12 @@ pub fn forward<B: Backend>(
     if let Some(sc) = spec.embd_scale {
         b.scale(b.view_mut(&mut s.x, 0, n * d), sc, n * d)?;
     }
-    let mut hooks = InferHooks { kv, lora, shape };
+    let mut hooks = InferHooks {
+        kv,
+        lora,
+        shape,
+        observer,
+    };
     for (l, lw) in w.layers.iter().enumerate() {
         let vecs = &s.vecs[l];
         let vec = |v: LayerVec| {

@@ -5,7 +5,7 @@
 use crate::backend::{Backend, CpuBackend};
 use crate::config::ModelConfig;
 use crate::device::{Device, DeviceKind};
-use crate::forward::{forward, Scratch};
+use crate::forward::{forward_observed, MatmulObserver, Scratch};
 use crate::kv_cache::KvCache;
 use crate::lora::{ActiveAdapters, AdapterId, AdapterSet, LoadedAdapter};
 use crate::model_error::ModelError;
@@ -413,6 +413,32 @@ impl<'m> Session<'m> {
 
     /// Evaluates `tokens`; returns the logits of tokens `first..` (`[(n - first) × n_vocab]`).
     pub fn eval_from(&mut self, tokens: &[u32], first: usize) -> Result<&[f32], ModelError> {
+        self.eval_with(tokens, first, None)
+    }
+
+    /// [`Session::eval_from`] with `observer` seeing the input of every multiplication by a
+    /// block's weight matrix (how `graft imatrix` collects an importance matrix). CPU models
+    /// only: on another device this returns [`ModelError::Device`] before evaluating anything.
+    pub fn eval_observed(
+        &mut self,
+        tokens: &[u32],
+        first: usize,
+        observer: &mut dyn MatmulObserver,
+    ) -> Result<&[f32], ModelError> {
+        if !matches!(self.model.device(), Device::Cpu(_)) {
+            return Err(ModelError::Device(
+                "observing matrix multiplications needs the CPU device".into(),
+            ));
+        }
+        self.eval_with(tokens, first, Some(observer))
+    }
+
+    fn eval_with<'o>(
+        &mut self,
+        tokens: &[u32],
+        first: usize,
+        observer: Option<&mut (dyn MatmulObserver + 'o)>,
+    ) -> Result<&[f32], ModelError> {
         self.model
             .gguf()
             .check_unchanged()
@@ -447,10 +473,10 @@ impl<'m> Session<'m> {
         let out = &mut self.logits[..rows * nv];
         // A session's state was made for its model's device (SessionState::new).
         match (&mut self.state, model.device()) {
-            (SessionState::Cpu { kv, scratch }, Device::Cpu(b)) => {
-                eval_chunks(b, model, spec, kv, scratch, lora, tokens, first, out)
-                    .map_err(|e| ModelError::Kernel(e.to_string()))?
-            }
+            (SessionState::Cpu { kv, scratch }, Device::Cpu(b)) => eval_chunks(
+                b, model, spec, kv, scratch, lora, tokens, first, out, observer,
+            )
+            .map_err(|e| ModelError::Kernel(e.to_string()))?,
             #[cfg(feature = "wgpu")]
             (SessionState::Gpu { kv, scratch }, Device::Gpu(b)) => eval_chunks(
                 b.as_ref(),
@@ -462,6 +488,7 @@ impl<'m> Session<'m> {
                 tokens,
                 first,
                 out,
+                None,
             )
             .map_err(|e| ModelError::Kernel(e.to_string()))?,
             #[cfg(feature = "wgpu")]
@@ -479,7 +506,7 @@ impl<'m> Session<'m> {
 /// into `out` (`[(n - first) × n_vocab]`); the checks were made by the caller. On an error the
 /// cache keeps the chunks that completed.
 #[allow(clippy::too_many_arguments)]
-fn eval_chunks<B: Backend>(
+fn eval_chunks<'o, B: Backend>(
     b: &B,
     model: &Model,
     spec: &ModelSpec,
@@ -489,13 +516,15 @@ fn eval_chunks<B: Backend>(
     tokens: &[u32],
     first: usize,
     out: &mut [f32],
+    mut observer: Option<&mut (dyn MatmulObserver + 'o)>,
 ) -> Result<(), crate::backend::OpError> {
     let nv = model.config().n_vocab;
     let w = model.weights();
     let mut done = 0;
     for chunk in tokens.chunks(scratch.n_batch) {
         let out_from = first.saturating_sub(done).min(chunk.len());
-        forward(b, spec, w, kv, scratch, lora, chunk, out_from)?;
+        let obs = observer.as_deref_mut();
+        forward_observed(b, spec, w, kv, scratch, lora, chunk, out_from, obs)?;
         let m = chunk.len() - out_from;
         if m > 0 {
             let row0 = done + out_from - first;

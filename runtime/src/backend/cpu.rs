@@ -114,6 +114,13 @@ impl ForwardOps for CpuBackend {
         v
     }
 
+    fn host_floats<'b>(v: &'b [f32]) -> Option<&'b [f32]>
+    where
+        Self: 'b,
+    {
+        Some(v)
+    }
+
     fn matmul(&self, w: &Matrix<'_>, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), OpError> {
         let (xl, yl) = (n * w.cols, n * w.rows);
         if x.len() < xl || y.len() < yl {

@@ -68,6 +68,16 @@ pub trait ForwardOps {
     /// A shorter-lived writable reborrow.
     fn rw<'b>(v: &'b mut Self::ViewMut<'_>) -> Self::ViewMut<'b>;
 
+    /// The floats of a view when they live in host memory (the CPU backend), for a
+    /// [`crate::forward::MatmulObserver`]; `None` (the default) for device memory.
+    fn host_floats<'b>(v: Self::View<'b>) -> Option<&'b [f32]>
+    where
+        Self: 'b,
+    {
+        let _ = v;
+        None
+    }
+
     /// `y[t] = W · x[t]` for `t < n_tokens` (`x` `[n × w.cols]`, `y` `[n × w.rows]`), `W` in its
     /// block format.
     fn matmul(
