@@ -20,6 +20,8 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Write a copy of a GGUF model with its weights quantized to another type.
     Quantize(commands::quantize::Args),
+    /// Collect an importance matrix (llama-imatrix's GGUF format) for `quantize --imatrix`.
+    Imatrix(commands::imatrix::Args),
     /// Check or split JSONL training data.
     Data(commands::data::Args),
     /// Print the token ids of a text (the model's own tokenizer).
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
+        Command::Imatrix(args) => commands::imatrix::run(args),
         Command::Data(args) => commands::data::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Run(args) => commands::run::run(args),

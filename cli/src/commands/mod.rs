@@ -6,6 +6,7 @@ pub mod chat;
 pub mod data;
 pub mod devices;
 pub mod eval;
+pub mod imatrix;
 pub mod inspect;
 pub mod merge;
 pub mod model_args;

@@ -1,0 +1,120 @@
+//! `graft imatrix -m MODEL -f TEXT -o imatrix.gguf`: llama.cpp's `llama-imatrix` in graft.
+//!
+//! The text is tokenized as llama-imatrix does (the model's BOS added when it adds one) and cut
+//! into chunks of `-c` tokens (at most `--chunks` of them; at least two chunks' worth of tokens
+//! are required, as in llama.cpp); each chunk is evaluated from an empty cache with its first
+//! token replaced by BOS when the model adds one. For every multiplication by a block's weight
+//! matrix (`blk.N.*`: attention and FFN projections; not the output head, as llama-imatrix
+//! without `--process-output`), the squared activations entering it are summed per input
+//! column in f32, token by token, and the tokens counted
+//! (graft_runtime::forward::MatmulObserver, graft_quant::imatrix::Imatrix). The result is
+//! written atomically in llama.cpp's GGUF imatrix format, which `graft quantize --imatrix` and
+//! `llama-quantize --imatrix` read. CPU only.
+//!
+//! Not reproduced: llama-imatrix's perplexity printout, `--process-output`, `--in-file`
+//! merging, periodic saves and the legacy `.dat` output.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use graft_quant::imatrix::Imatrix;
+use graft_runtime::tokenizer::Tokenizer;
+use graft_runtime::{DeviceKind, Session, SessionParams};
+
+use super::model_args::{read_utf8, LoraArgs, ModelArgs};
+
+/// llama-imatrix ignores multiplications of fewer tokens than this.
+const MIN_CTX: usize = 16;
+
+/// Arguments of `graft imatrix`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Path of the GGUF model.
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// The text file (UTF-8) to collect activations on.
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// Output file (llama.cpp's GGUF imatrix format; written atomically).
+    #[arg(short = 'o', long = "output", default_value = "imatrix.gguf")]
+    output: PathBuf,
+    /// Chunks to evaluate at most [default: all of the text's whole chunks].
+    #[arg(long = "chunks")]
+    chunks: Option<usize>,
+    /// Tokens per chunk (llama-imatrix's -c).
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 512)]
+    ctx: usize,
+    /// Compute threads (default: number of physical cores).
+    #[arg(short = 't', long = "threads")]
+    threads: Option<usize>,
+}
+
+/// Runs `graft imatrix`.
+pub fn run(a: Args) -> Result<()> {
+    let n_ctx = a.ctx;
+    if n_ctx < MIN_CTX {
+        bail!("-c/--ctx-size must be at least {MIN_CTX} (llama-imatrix ignores smaller batches)");
+    }
+    if a.chunks == Some(0) {
+        bail!("--chunks must be at least 1");
+    }
+    let text = read_utf8(&a.file)?;
+    let margs = ModelArgs {
+        model: a.model.clone(),
+        device: DeviceKind::Cpu,
+        threads: a.threads,
+        lora: LoraArgs::default(),
+    };
+    let (model, _) = margs.load()?;
+    let tok = Tokenizer::from_gguf(model.gguf().metadata())?;
+    let tokens = tok.encode(&text, true, false);
+    if tokens.len() < 2 * n_ctx {
+        bail!(
+            "{} has {} tokens; an importance matrix at -c {n_ctx} needs at least {}",
+            a.file.display(),
+            tokens.len(),
+            2 * n_ctx
+        );
+    }
+    let n_max = tokens.len() / n_ctx;
+    let n_chunk = a.chunks.map_or(n_max, |c| c.min(n_max));
+    let bos = if tok.add_bos() { tok.bos_id() } else { None };
+    let mut session = Session::new(
+        &model,
+        SessionParams {
+            n_ctx,
+            n_batch: n_ctx,
+        },
+    )?;
+    let chunk_size = u32::try_from(n_ctx).context("-c/--ctx-size is too large")?;
+    let mut imatrix = Imatrix::new(vec![a.file.to_string_lossy().into_owned()], chunk_size);
+    let t0 = Instant::now();
+    let mut chunk = vec![0u32; n_ctx];
+    for i in 0..n_chunk {
+        chunk.copy_from_slice(&tokens[i * n_ctx..(i + 1) * n_ctx]);
+        if let Some(b) = bos {
+            chunk[0] = b;
+        }
+        session.reset();
+        session
+            .eval_observed(&chunk, n_ctx - 1, &mut imatrix)
+            .with_context(|| format!("cannot evaluate chunk {} of {}", i + 1, n_chunk))?;
+        eprint!("[{}/{n_chunk}] ", i + 1);
+        let _ = std::io::stderr().flush();
+    }
+    imatrix.chunk_count = u32::try_from(n_chunk).context("too many chunks")?;
+    imatrix
+        .write(&a.output)
+        .with_context(|| "cannot save the importance matrix".to_string())?;
+    eprintln!(
+        "\nimatrix: {} matrices from {n_chunk} chunks of {n_ctx} tokens ({} tokens) in {:.1} s; \
+         wrote {}",
+        imatrix.entries.len(),
+        n_chunk * n_ctx,
+        t0.elapsed().as_secs_f64(),
+        a.output.display()
+    );
+    Ok(())
+}
