@@ -10,6 +10,8 @@
 #                               # aarch64-apple-darwin (~5 min on 2 cores; not run by CI)
 #   scripts/test.sh --slow      # also the checks CI leaves out to stay under 45 minutes:
 #                               # --kld, llama-quantize parity on Gemma 3 (~2.5 min),
+#                               # importance matrices against llama-imatrix/llama-quantize
+#                               # (~30 s build after --kld's, ~5 min test),
 #                               # graft-train's gradient tests on NEON under qemu (~7 min build
 #                               # + 2.5 min); implies --parity --cross
 # CI (CI=true) runs everything but --metal, --kld and --slow, and prints each step's time.
@@ -93,11 +95,11 @@ if [ "$parity" = 1 ]; then
   # it with `GRAFT_LLAMA_ORACLE=... cargo test -p graft-cli --test llama_parity dpo_adapter --
   # --ignored` after changing the preference trainer or the adapter writer),
   # kl_divergence_matches_llama_perplexity (--kld below);
-  # graft_quantize_matches_llama_quantize_on_gemma3 (--slow below).
+  # graft_quantize_matches_llama_quantize_on_gemma3 and llama_imatrix_* (--slow below).
   cargo test --workspace -- --ignored --skip native_oracle --skip small_fs \
     --skip thread_sanitizer --skip real_templates --skip dpo_adapter_matches_llama_cpp_greedy \
     --skip kl_divergence_matches_llama_perplexity \
-    --skip graft_quantize_matches_llama_quantize_on_gemma3
+    --skip graft_quantize_matches_llama_quantize_on_gemma3 --skip llama_imatrix_
 fi
 
 if [ "$slow" = 1 ]; then
@@ -114,6 +116,14 @@ if [ "$kld" = 1 ]; then
   GRAFT_LLAMA_PERPLEXITY="$(scripts/build-llama-perplexity.sh)"
   export GRAFT_LLAMA_PERPLEXITY
   cargo test -p graft-cli --test kld_parity -- --ignored
+fi
+
+if [ "$slow" = 1 ]; then
+  step "slow checks: importance matrices against llama-imatrix and llama-quantize --imatrix"
+  # The same pinned llama.cpp tree and build folder as llama-perplexity above.
+  GRAFT_LLAMA_BIN="$(scripts/build-llama-imatrix.sh)"
+  export GRAFT_LLAMA_BIN
+  cargo test -p graft-cli --test imatrix_parity -- --ignored
 fi
 
 if [ "$fuzz" = 1 ]; then
