@@ -10,7 +10,8 @@
 //!   and `imatrix.chunk_size` (u32: tokens per chunk);
 //! - per matrix, in name order, two F32 tensors: `<name>.in_sum2` of shape `[cols, n_mat]`
 //!   (the sums, one row per expert, `n_mat = 1` for dense matrices) and `<name>.counts` of shape
-//!   `[1, n_mat]` (tokens per matrix, stored as floats).
+//!   `[1, n_mat]` (tokens per matrix, stored as floats); as ggml writes them, a trailing
+//!   dimension of 1 is not written (`[cols]` and `[1]` for dense matrices).
 //!
 //! A quantizer's importance weight for column `c` is `in_sum2[c] / counts` (1 where the count
 //! is 0), as llama-quantize computes it ([`Imatrix::importance`]). llama.cpp's older `.dat`
@@ -195,16 +196,22 @@ impl Imatrix {
                 .iter()
                 .flat_map(|&c| (c as f32).to_le_bytes())
                 .collect();
+            // ggml writes `ggml_n_dims` dimensions: a trailing 1 is dropped.
+            let (sum_shape, count_shape): (&[u64], &[u64]) = if n_mat == 1 {
+                (&[e.cols as u64], &[1])
+            } else {
+                (&[e.cols as u64, n_mat], &[1, n_mat])
+            };
             w.add_tensor(
                 format!("{name}{SUM2_SUFFIX}"),
                 QuantType::F32,
-                &[e.cols as u64, n_mat],
+                sum_shape,
                 sums,
             )?;
             w.add_tensor(
                 format!("{name}{COUNTS_SUFFIX}"),
                 QuantType::F32,
-                &[1, n_mat],
+                count_shape,
                 counts,
             )?;
         }
