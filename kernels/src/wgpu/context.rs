@@ -58,7 +58,8 @@ pub struct GpuContext {
     binding_cap: Option<u64>,
     /// `GRAFT_GPU_SYNC_EACH` was set when the device was opened: submit after every dispatch.
     pub(crate) sync_each: bool,
-    /// Matmuls run `matmul_wide.wgsl` (software adapters: lavapipe) instead of `matmul.wgsl`.
+    /// Matmuls run `matmul_wide.wgsl` (software adapters: lavapipe) instead of `matmul.wgsl`;
+    /// `GRAFT_GPU_MATMUL=wide` or `tiled` (read when the device opens) picks one on any adapter.
     pub(crate) wide_matmul: bool,
     /// ggml's GELU table (f16 pairs), uploaded by the first GeGLU.
     pub(crate) gelu: std::sync::OnceLock<GpuBuf>,
@@ -128,7 +129,11 @@ impl GpuContext {
         });
         let frame = Frame::new(&device)?;
         Ok(GpuContext {
-            wide_matmul: info.software,
+            wide_matmul: match std::env::var("GRAFT_GPU_MATMUL").as_deref() {
+                Ok("wide") => true,
+                Ok("tiled") => false,
+                _ => info.software,
+            },
             f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             device,
