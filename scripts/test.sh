@@ -72,7 +72,9 @@ step "cargo test"
 # The C-side tests (ffi/tests) take libgraft and the graft binary from this build instead of a
 # per-package build, which would rebuild ~70 units (ffi/tests/common/mod.rs, FROM_WORKSPACE_TEST).
 export GRAFT_TEST_ARTIFACTS_FROM_WORKSPACE=1
-cargo test --workspace
+# `cargo test --workspace`, with the test binaries two at a time (one per core; see the script:
+# several of the slowest spend minutes in one single-threaded test).
+scripts/test-parallel.sh
 
 step "faults: a full disk (64 MiB tmpfs) while writing models, splits, adapters, checkpoints"
 scripts/test-faults.sh
@@ -96,7 +98,7 @@ if [ "$parity" = 1 ]; then
   # --ignored` after changing the preference trainer or the adapter writer),
   # kl_divergence_matches_llama_perplexity (--kld below);
   # graft_quantize_matches_llama_quantize_on_gemma3 and llama_imatrix_* (--slow below).
-  cargo test --workspace -- --ignored --skip native_oracle --skip small_fs \
+  scripts/test-parallel.sh -- --ignored --skip native_oracle --skip small_fs \
     --skip thread_sanitizer --skip real_templates --skip dpo_adapter_matches_llama_cpp_greedy \
     --skip kl_divergence_matches_llama_perplexity \
     --skip graft_quantize_matches_llama_quantize_on_gemma3 --skip llama_imatrix_
