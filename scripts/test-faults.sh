@@ -15,4 +15,6 @@ mnt=$(mktemp -d "${TMPDIR:-/tmp}/graft-small-fs.XXXXXX")
 cleanup() { $SUDO umount "$mnt" 2>/dev/null || true; rmdir "$mnt" 2>/dev/null || true; }
 trap cleanup EXIT
 $SUDO mount -t tmpfs -o size=64m,mode=1777 tmpfs "$mnt"
-GRAFT_SMALL_FS="$mnt" cargo test -p graft-cli --test faults_cli -- --ignored small_fs
+# --workspace, not -p graft-cli: the same feature set as scripts/test.sh's build, so cargo reuses
+# it (with -p it resolves other features and rebuilds ~70 units, wgpu and naga among them).
+GRAFT_SMALL_FS="$mnt" cargo test --workspace --test faults_cli -- --ignored small_fs
