@@ -196,7 +196,7 @@ pub fn compile(src: &str, link: Link) -> CProgram {
 }
 
 /// As [`compile`], with extra compiler flags (e.g. `-fsanitize=address`); `tag` goes into the
-/// executable's name so that builds with different flags do not overwrite each other.
+/// executable's name (with a per-call number: no build overwrites another).
 pub fn compile_with(src: &str, link: Link, tag: &str, flags: &[&str]) -> CProgram {
     let a = artifacts();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -204,7 +204,11 @@ pub fn compile_with(src: &str, link: Link, tag: &str, flags: &[&str]) -> CProgra
         .file_stem()
         .and_then(|s| s.to_str())
         .expect("source name");
-    let exe = a.dir.path().join(format!("{stem}-{link:?}{tag}"));
+    // A fresh name per call: two tests compiling the same program at once must not write the
+    // file the other is running (exec fails with ETXTBSY, or runs a half-written binary).
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let exe = a.dir.path().join(format!("{stem}-{link:?}{tag}-{n}"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let mut cmd = Command::new(&cc);
     cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
