@@ -521,57 +521,64 @@ impl Quantize for BlockQ6K {
     fn quantize(src: &[f32], dst: &mut [Self]) {
         check_lengths::<Self>(dst.len(), src.len());
         for (x, b) in src.chunks_exact(QK_K).zip(dst.iter_mut()) {
-            let mut l = [0i8; QK_K];
-            let mut scales = [0f32; 16];
-            let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
-            for ib in 0..16 {
-                let sc = make_qx_quants(
-                    32,
-                    &x[16 * ib..16 * ib + 16],
-                    &mut l[16 * ib..16 * ib + 16],
-                    1,
-                    None,
-                );
-                scales[ib] = sc;
-                if sc.abs() > max_abs_scale {
-                    max_abs_scale = sc.abs();
-                    max_scale = sc;
-                }
-            }
-            if max_abs_scale < GROUP_MAX_EPS {
-                *b = Self::zeroed();
-                continue;
-            }
-            let iscale = -128.0 / max_scale;
-            b.d = f16::from_f32(1.0 / iscale);
-            for ib in 0..16 {
-                b.scales[ib] = nearest_int(iscale * scales[ib]).min(127) as i8;
-            }
-            for j in 0..16 {
-                let d = b.d.to_f32() * f32::from(b.scales[j]);
-                if d == 0.0 {
-                    continue;
-                }
-                for ii in 0..16 {
-                    l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
-                }
-            }
-            let l: [u8; QK_K] = bytemuck::cast(l);
-            for h in 0..2 {
-                let (j, ql, qh) = (128 * h, 64 * h, 32 * h);
-                for k in 0..32 {
-                    let q1 = l[j + k] & 0x0f;
-                    let q2 = l[j + k + 32] & 0x0f;
-                    let q3 = l[j + k + 64] & 0x0f;
-                    let q4 = l[j + k + 96] & 0x0f;
-                    b.ql[ql + k] = q1 | (q3 << 4);
-                    b.ql[ql + k + 32] = q2 | (q4 << 4);
-                    b.qh[qh + k] = (l[j + k] >> 4)
-                        | ((l[j + k + 32] >> 4) << 2)
-                        | ((l[j + k + 64] >> 4) << 4)
-                        | ((l[j + k + 96] >> 4) << 6);
-                }
-            }
+            quantize_q6k_block(x, b, None);
+        }
+    }
+}
+
+/// One Q6_K block from 256 values: ggml's `quantize_row_q6_K_ref` without `quant_weights`,
+/// `quantize_row_q6_K_impl` with them (importance weights, one per value, replace the `x²`
+/// weights of `make_qx_quants`).
+pub(crate) fn quantize_q6k_block(x: &[f32], b: &mut BlockQ6K, quant_weights: Option<&[f32]>) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0f32; 16];
+    let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
+    for ib in 0..16 {
+        let sc = make_qx_quants(
+            32,
+            &x[16 * ib..16 * ib + 16],
+            &mut l[16 * ib..16 * ib + 16],
+            1,
+            quant_weights.map(|w| &w[16 * ib..16 * ib + 16]),
+        );
+        scales[ib] = sc;
+        if sc.abs() > max_abs_scale {
+            max_abs_scale = sc.abs();
+            max_scale = sc;
+        }
+    }
+    if max_abs_scale < GROUP_MAX_EPS {
+        *b = BlockQ6K::zeroed();
+        return;
+    }
+    let iscale = -128.0 / max_scale;
+    b.d = f16::from_f32(1.0 / iscale);
+    for ib in 0..16 {
+        b.scales[ib] = nearest_int(iscale * scales[ib]).min(127) as i8;
+    }
+    for j in 0..16 {
+        let d = b.d.to_f32() * f32::from(b.scales[j]);
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
+        }
+    }
+    let l: [u8; QK_K] = bytemuck::cast(l);
+    for h in 0..2 {
+        let (j, ql, qh) = (128 * h, 64 * h, 32 * h);
+        for k in 0..32 {
+            let q1 = l[j + k] & 0x0f;
+            let q2 = l[j + k + 32] & 0x0f;
+            let q3 = l[j + k + 64] & 0x0f;
+            let q4 = l[j + k + 96] & 0x0f;
+            b.ql[ql + k] = q1 | (q3 << 4);
+            b.ql[ql + k + 32] = q2 | (q4 << 4);
+            b.qh[qh + k] = (l[j + k] >> 4)
+                | ((l[j + k + 32] >> 4) << 2)
+                | ((l[j + k + 64] >> 4) << 4)
+                | ((l[j + k + 96] >> 4) << 6);
         }
     }
 }

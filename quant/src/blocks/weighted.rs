@@ -20,11 +20,10 @@
 // keeping ggml's loop shape makes them easy to check against the C.
 #![allow(clippy::needless_range_loop)]
 
-use bytemuck::Zeroable;
 use half::f16;
 
-use super::kquants::{get_scale_min_k4, q3k_scale};
-use super::search::{make_qkx3_quants, make_qp_quants, make_qx_quants, nearest_int, GROUP_MAX_EPS};
+use super::kquants::{get_scale_min_k4, q3k_scale, quantize_q6k_block};
+use super::search::{make_qkx3_quants, make_qp_quants, make_qx_quants, nearest_int};
 use super::{quantize, QuantError, QK_K};
 use super::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
 use super::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1};
@@ -361,59 +360,12 @@ fn q5_k_row(x: &[f32], y: &mut [BlockQ5K], quant_weights: &[f32]) {
 /// ggml's `quantize_row_q6_K_impl` (with importance weights: they replace the `x²` weights of
 /// `make_qx_quants` directly, without the `sqrt(sigma2 + x²)` factor).
 fn q6_k_row(x: &[f32], y: &mut [BlockQ6K], quant_weights: &[f32]) {
-    for (i, (x, b)) in x.chunks_exact(QK_K).zip(y.iter_mut()).enumerate() {
-        let mut l = [0i8; QK_K];
-        let mut scales = [0f32; 16];
-        let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
-        for ib in 0..16 {
-            let qw = &quant_weights[QK_K * i + 16 * ib..QK_K * i + 16 * ib + 16];
-            let sc = make_qx_quants(
-                32,
-                &x[16 * ib..16 * ib + 16],
-                &mut l[16 * ib..16 * ib + 16],
-                1,
-                Some(qw),
-            );
-            scales[ib] = sc;
-            if sc.abs() > max_abs_scale {
-                max_abs_scale = sc.abs();
-                max_scale = sc;
-            }
-        }
-        if max_abs_scale < GROUP_MAX_EPS {
-            *b = BlockQ6K::zeroed();
-            continue;
-        }
-        let iscale = -128.0 / max_scale;
-        b.d = f16::from_f32(1.0 / iscale);
-        for ib in 0..16 {
-            b.scales[ib] = nearest_int(iscale * scales[ib]).min(127) as i8;
-        }
-        for j in 0..16 {
-            let d = b.d.to_f32() * f32::from(b.scales[j]);
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-32, 31) + 32) as i8;
-            }
-        }
-        let l: [u8; QK_K] = bytemuck::cast(l);
-        for h in 0..2 {
-            let (j, ql, qh) = (128 * h, 64 * h, 32 * h);
-            for k in 0..32 {
-                let q1 = l[j + k] & 0x0f;
-                let q2 = l[j + k + 32] & 0x0f;
-                let q3 = l[j + k + 64] & 0x0f;
-                let q4 = l[j + k + 96] & 0x0f;
-                b.ql[ql + k] = q1 | (q3 << 4);
-                b.ql[ql + k + 32] = q2 | (q4 << 4);
-                b.qh[qh + k] = (l[j + k] >> 4)
-                    | ((l[j + k + 32] >> 4) << 2)
-                    | ((l[j + k + 64] >> 4) << 4)
-                    | ((l[j + k + 96] >> 4) << 6);
-            }
-        }
+    for ((x, b), qw) in x
+        .chunks_exact(QK_K)
+        .zip(y.iter_mut())
+        .zip(quant_weights.chunks_exact(QK_K))
+    {
+        quantize_q6k_block(x, b, Some(qw));
     }
 }
 
