@@ -28,7 +28,8 @@ fi
 
 jobs="${JOBS:-$(nproc)}"
 # The slowest binaries on a 2-core CI machine, started first so that they do not end the run
-# alone (seconds measured on a 2-core AMD EPYC; the rest take under a minute each).
+# alone (2-core AMD EPYC, 2026-12-06: gpu_model ~400 s, train_cli ~320 s beside it,
+# trainer_dpo ~130 s, c_programs ~75 s, valgrind ~55 s; the rest take under ~90 s each).
 slow_first=(gpu_model train_cli trainer_dpo c_programs valgrind llama_parity)
 
 logs="target/test-logs"
