@@ -297,38 +297,48 @@ impl Quantize for BlockQ3K {
             } else {
                 b.d = f16::from_f32(0.0);
             }
-            for j in 0..16 {
-                let d = b.d.to_f32() * f32::from(q3k_scale(&b.scales, j));
-                if d == 0.0 {
-                    continue;
-                }
-                for ii in 0..16 {
-                    l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
-                }
-            }
-            b.hmask = [0; QK_K / 8];
-            let (mut m, mut hm) = (0usize, 1u8);
-            for lj in l.iter_mut() {
-                if *lj > 3 {
-                    b.hmask[m] |= hm;
-                    *lj -= 4;
-                }
-                m += 1;
-                if m == QK_K / 8 {
-                    m = 0;
-                    hm <<= 1;
-                }
-            }
-            let l: [u8; QK_K] = bytemuck::cast(l);
-            for half in 0..2 {
-                let j = 128 * half;
-                for k in 0..32 {
-                    b.qs[32 * half + k] = l[j + k]
-                        | (l[j + k + 32] << 2)
-                        | (l[j + k + 64] << 4)
-                        | (l[j + k + 96] << 6);
-                }
-            }
+            q3k_codes(x, &mut l, b);
+        }
+    }
+}
+
+/// The end of a Q3_K block once its scales are set (ggml's `quantize_row_q3_K_ref` and `_impl`
+/// alike): every value requantized with its sub-block's final scale to 0..8, the high bits into
+/// `hmask`, the low two bits packed into `qs`.
+pub(crate) fn q3k_codes(x: &[f32], l: &mut [i8; QK_K], b: &mut BlockQ3K) {
+    for j in 0..16 {
+        let d = b.d.to_f32() * f32::from(q3k_scale(&b.scales, j));
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
+        }
+    }
+    b.hmask = [0; QK_K / 8];
+    let (mut m, mut hm) = (0usize, 1u8);
+    for lj in l.iter_mut() {
+        if *lj > 3 {
+            b.hmask[m] |= hm;
+            *lj -= 4;
+        }
+        m += 1;
+        if m == QK_K / 8 {
+            m = 0;
+            hm <<= 1;
+        }
+    }
+    let l: [u8; QK_K] = bytemuck::cast(*l);
+    pack_2bit(&l, &mut b.qs);
+}
+
+/// Packs 256 two-bit codes as ggml's Q2_K/Q3_K `qs`: four codes 32 apart per byte, per half.
+pub(crate) fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8; QK_K / 4]) {
+    for half in 0..2 {
+        let j = 128 * half;
+        for k in 0..32 {
+            qs[32 * half + k] =
+                l[j + k] | (l[j + k + 32] << 2) | (l[j + k + 64] << 4) | (l[j + k + 96] << 6);
         }
     }
 }

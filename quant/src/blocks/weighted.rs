@@ -22,7 +22,7 @@
 
 use half::f16;
 
-use super::kquants::{get_scale_min_k4, q3k_scale, quantize_q6k_block};
+use super::kquants::{get_scale_min_k4, pack_2bit, q3k_codes, quantize_q6k_block};
 use super::search::{make_qkx3_quants, make_qp_quants, make_qx_quants, nearest_int};
 use super::{quantize, QuantError, QK_K};
 use super::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K};
@@ -103,17 +103,6 @@ fn per_row<'a, B: bytemuck::Pod + super::BlockFormat>(
         out.extend_from_slice(bytemuck::cast_slice(&blocks));
     }
     out
-}
-
-/// Packs 256 2-bit codes as ggml's Q2_K/Q3_K `qs` (four 32-code groups per 128).
-fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8; QK_K / 4]) {
-    for half in 0..2 {
-        let j = 128 * half;
-        for k in 0..32 {
-            qs[32 * half + k] =
-                l[j + k] | (l[j + k + 32] << 2) | (l[j + k + 64] << 4) | (l[j + k + 96] << 6);
-        }
-    }
 }
 
 /// `sqrt(sigma2 + x²) * qw` for one sub-block (ggml's weight of each element).
@@ -213,30 +202,7 @@ fn q3_k_row(x: &[f32], y: &mut [BlockQ3K], quant_weights: &[f32]) {
             b.scales[j % 4 + 8] |= (lj << (2 * (j / 4))) as u8;
         }
         b.d = f16::from_f32(d_block);
-        for j in 0..16 {
-            let d = b.d.to_f32() * f32::from(q3k_scale(&b.scales, j));
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                l[16 * j + ii] = (nearest_int(x[16 * j + ii] / d).clamp(-4, 3) + 4) as i8;
-            }
-        }
-        b.hmask = [0; QK_K / 8];
-        let (mut m, mut hm) = (0usize, 1u8);
-        for lj in l.iter_mut() {
-            if *lj > 3 {
-                b.hmask[m] |= hm;
-                *lj -= 4;
-            }
-            m += 1;
-            if m == QK_K / 8 {
-                m = 0;
-                hm <<= 1;
-            }
-        }
-        let l: [u8; QK_K] = bytemuck::cast(l);
-        pack_2bit(&l, &mut b.qs);
+        q3k_codes(x, &mut l, b);
     }
 }
 
