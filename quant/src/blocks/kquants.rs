@@ -229,15 +229,7 @@ impl Quantize for BlockQ2K {
                     l[16 * j + ii] = nearest_int((x[16 * j + ii] + dm) / d).clamp(0, 3) as u8;
                 }
             }
-            for half in 0..2 {
-                let j = 128 * half;
-                for k in 0..32 {
-                    b.qs[32 * half + k] = l[j + k]
-                        | (l[j + k + 32] << 2)
-                        | (l[j + k + 64] << 4)
-                        | (l[j + k + 96] << 6);
-                }
-            }
+            pack_2bit(&l, &mut b.qs);
         }
     }
 }
