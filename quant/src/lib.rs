@@ -8,6 +8,7 @@
 //! - [`metrics`]: error metrics for quantization quality.
 //! - [`target`]: llama-quantize's rules for the type each tensor is written as.
 //! - [`imatrix`]: importance matrices in llama.cpp's GGUF imatrix format.
+//! - [`quantize_file`]: a whole model quantized to a file type, as `llama-quantize` does.
 //! - [`atomic_write`]: files and directories that appear complete or not at all.
 //!
 //! No SIMD lives here: this crate is the scalar reference the kernels are checked against.
@@ -19,6 +20,7 @@ pub mod imatrix;
 pub mod metrics;
 pub mod model_cache;
 mod quant_type;
+pub mod quantize_file;
 pub mod target;
 
 pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, TensorInfo, TensorView, Value};

@@ -44,16 +44,18 @@
 //! `nf4` files are graft-native: llama.cpp refuses them (NF4 is not a ggml type). There is no
 //! graft-native mix: which one is worth having should follow from measured quality per bit, and
 //! on the small test models most tensors of llama.cpp's mixes are their 32-wide row fallbacks.
+//!
+//! The work is graft_quant::quantize_file's (the quality bench calls it too); this command
+//! reads the files, calls it and prints the summary.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use graft_quant::blocks;
-use graft_quant::gguf::{GgufFile, GgufWriter, TensorView, Value};
+use anyhow::{Context, Result};
+use graft_quant::gguf::GgufFile;
 use graft_quant::imatrix::Imatrix;
-use graft_quant::{target, QuantType};
-use rayon::prelude::*;
+use graft_quant::quantize_file::{quantize_file, ImatrixInput, QuantizeOptions};
+use graft_quant::target;
 
 /// Arguments of `graft quantize`.
 #[derive(clap::Args)]
@@ -79,57 +81,11 @@ pub struct Args {
     imatrix: Option<PathBuf>,
 }
 
-/// The type a tensor is written as, following llama-quantize's rules.
-fn target_for(
-    t: &TensorView<'_>,
-    want: target::FileType,
-    model: &target::ModelLayout,
-    has_imatrix: bool,
-) -> QuantType {
-    target::tensor_type_with_imatrix(t.name, t.shape, t.ty, want, model, has_imatrix)
-}
-
-/// The importance weights llama-quantize uses for tensor `t` (converted to `to`): the file's
-/// entry for it when its size is the tensor's columns times its matrices, none when the file
-/// has no entry; a size mismatch is an error except for `token_embd.weight`, which llama.cpp
-/// skips.
-fn importance_for(
-    imatrix: Option<&Imatrix>,
-    t: &TensorView<'_>,
-    path: &std::path::Path,
-) -> Result<Option<Vec<f32>>> {
-    let Some(w) = imatrix.and_then(|m| m.importance(t.name)) else {
-        return Ok(None);
-    };
-    let cols = t.shape.first().copied().unwrap_or(0);
-    let n_mat = t.shape.get(2).copied().unwrap_or(1);
-    if w.len() as u64 == cols * n_mat {
-        return Ok(Some(w));
-    }
-    if t.name == "token_embd.weight" {
-        return Ok(None);
-    }
-    bail!(
-        "importance matrix {}: entry for '{}' has {} values, but the tensor has {} columns{}",
-        path.display(),
-        t.name,
-        w.len(),
-        cols,
-        if n_mat > 1 {
-            format!(" x {n_mat} matrices")
-        } else {
-            String::new()
-        }
-    )
-}
-
 /// Runs `graft quantize`.
 pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let input = GgufFile::open(&args.input)
         .with_context(|| format!("cannot read GGUF file {}", args.input.display()))?;
-    let views: Vec<TensorView<'_>> = input.tensors().collect();
-
     let imatrix = match &args.imatrix {
         Some(path) => Some(
             Imatrix::read(path)
@@ -137,150 +93,26 @@ pub fn run(args: Args) -> Result<()> {
         ),
         None => None,
     };
-    let layout = target::ModelLayout::of(&input);
-    let plan: Vec<QuantType> = views
-        .iter()
-        .map(|t| target_for(t, args.ty, &layout, imatrix.is_some()))
-        .collect();
-    let mut weights: Vec<Option<Vec<f32>>> = Vec::with_capacity(views.len());
-    for (t, &to) in views.iter().zip(&plan) {
-        weights.push(match (&args.imatrix, to != t.ty) {
-            (Some(path), true) => importance_for(imatrix.as_ref(), t, path)?,
+    let options = QuantizeOptions {
+        file_type: args.ty,
+        allow_requantize: args.allow_requantize,
+        threads: args.threads,
+        imatrix: match (&imatrix, &args.imatrix) {
+            (Some(imatrix), Some(path)) => Some(ImatrixInput { imatrix, path }),
             _ => None,
-        });
-    }
-    for (t, &to) in views.iter().zip(&plan) {
-        if to != t.ty && t.ty.is_quantized() && !args.allow_requantize {
-            bail!(
-                "tensor '{}' is already quantized ({}); converting it to {} loses quality twice — \
-                 pass --allow-requantize to do it anyway",
-                t.name,
-                t.ty,
-                to
-            );
-        }
-        if to != t.ty && !blocks::can_quantize(to) {
-            bail!("graft cannot write tensor '{}' as {}", t.name, to);
-        }
-    }
-
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
-        .build()
-        .context("cannot start the quantization thread pool")?;
-    let converted: Vec<Option<Vec<u8>>> = pool.install(|| {
-        views
-            .par_iter()
-            .zip(plan.par_iter())
-            .zip(weights.par_iter())
-            .map(|((t, &to), w)| convert(t, to, w.as_deref()))
-            .collect::<Result<Vec<_>>>()
-    })?;
-
-    let mut md = input.metadata().clone();
-    md.insert("general.file_type", Value::U32(args.ty.file_type_id()));
-    md.insert("general.quantization_version", Value::U32(2));
-    if let (Some(path), Some(m)) = (&args.imatrix, &imatrix) {
-        // llama-quantize's keys (kv overrides: strings cut to 127 bytes, counts as u32).
-        let cut = |s: &str| {
-            let mut end = s.len().min(127);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s[..end].to_string()
-        };
-        md.insert(
-            "quantize.imatrix.file",
-            Value::String(cut(&path.to_string_lossy())),
-        );
-        if let Some(first) = m.datasets.first() {
-            md.insert("quantize.imatrix.dataset", Value::String(cut(first)));
-        }
-        md.insert(
-            "quantize.imatrix.entries_count",
-            Value::U32(m.entries.len() as u32),
-        );
-        if m.chunk_count > 0 {
-            md.insert("quantize.imatrix.chunks_count", Value::U32(m.chunk_count));
-        }
-    }
-    let mut writer =
-        GgufWriter::new(md, input.alignment()).context("cannot start the output file")?;
-    let (mut bytes_in, mut bytes_out) = (0usize, 0usize);
-    for ((t, &to), new) in views.iter().zip(&plan).zip(&converted) {
-        let data: &[u8] = new.as_deref().unwrap_or(t.bytes);
-        bytes_in += t.bytes.len();
-        bytes_out += data.len();
-        writer
-            .add_tensor(t.name, to, t.shape, data)
-            .with_context(|| format!("cannot add tensor '{}' to the output", t.name))?;
-    }
-    // The library's error names the file and the operation.
-    writer.write_file(&args.output)?;
-
-    let changed = views
-        .iter()
-        .zip(&plan)
-        .filter(|(t, &to)| t.ty != to)
-        .count();
-    // How many tensors of each type the output has (the mix, after the row fallbacks).
-    let mut per_type = std::collections::BTreeMap::<QuantType, usize>::new();
-    for &to in &plan {
-        *per_type.entry(to).or_default() += 1;
-    }
-    let mix: Vec<String> = per_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
+        },
+    };
+    let report = quantize_file(&input, &args.output, &options)?;
     eprintln!(
-        "quantized {changed} of {} tensors to {} ({}): {:.1} MB -> {:.1} MB in {:.1} s; wrote {}",
-        views.len(),
+        "quantized {} of {} tensors to {} ({}): {:.1} MB -> {:.1} MB in {:.1} s; wrote {}",
+        report.converted,
+        report.tensors,
         args.ty,
-        mix.join(", "),
-        bytes_in as f64 / 1e6,
-        bytes_out as f64 / 1e6,
+        report.mix(),
+        report.bytes_in as f64 / 1e6,
+        report.bytes_out as f64 / 1e6,
         start.elapsed().as_secs_f64(),
         args.output.display()
     );
     Ok(())
-}
-
-/// Converts one tensor to `to` (with importance weights per column when given); `None` when
-/// its bytes are copied unchanged.
-fn convert(
-    t: &TensorView<'_>,
-    to: QuantType,
-    importance: Option<&[f32]>,
-) -> Result<Option<Vec<u8>>> {
-    if to == t.ty {
-        return Ok(None);
-    }
-    let n = usize::try_from(t.n_elements()).context("tensor too large")?;
-    let mut f32s = vec![0f32; n];
-    blocks::dequantize(t.ty, t.bytes, &mut f32s)
-        .with_context(|| format!("cannot read tensor '{}' ({})", t.name, t.ty))?;
-    let out = match importance {
-        Some(w) => quantize_weighted(t, to, &f32s, w),
-        None => blocks::quantize(to, &f32s).map_err(Into::into),
-    }
-    .with_context(|| format!("cannot quantize tensor '{}' to {}", t.name, to))?;
-    Ok(Some(out))
-}
-
-/// Quantizes a tensor's floats with importance weights: each matrix (`shape[2]` of them, one
-/// importance row of `shape[0]` weights each) as ggml's `ggml_quantize_chunk` with its imatrix.
-fn quantize_weighted(
-    t: &TensorView<'_>,
-    to: QuantType,
-    f32s: &[f32],
-    w: &[f32],
-) -> Result<Vec<u8>> {
-    let cols = usize::try_from(t.shape.first().copied().unwrap_or(0)).context("tensor too wide")?;
-    if cols == 0 || w.is_empty() || !w.len().is_multiple_of(cols) {
-        bail!("importance weights do not match the tensor's rows");
-    }
-    let n_mat = w.len() / cols;
-    let per_mat = f32s.len() / n_mat;
-    let mut out = Vec::new();
-    for (x, wm) in f32s.chunks_exact(per_mat).zip(w.chunks_exact(cols)) {
-        out.extend(blocks::quantize_weighted(to, x, cols, wm)?);
-    }
-    Ok(out)
 }
