@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod forward;
 pub mod generate;
+pub mod imatrix;
 pub mod kl_divergence;
 pub mod kv_cache;
 pub mod lora;

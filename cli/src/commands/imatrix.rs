@@ -9,7 +9,7 @@
 //! column in f32, token by token, and the tokens counted
 //! (graft_runtime::forward::MatmulObserver, graft_quant::imatrix::Imatrix). The result is
 //! written atomically in llama.cpp's GGUF imatrix format, which `graft quantize --imatrix` and
-//! `llama-quantize --imatrix` read. CPU only.
+//! `llama-quantize --imatrix` read. CPU only. The run is graft_runtime::imatrix::collect's.
 //!
 //! Not reproduced: llama-imatrix's perplexity printout, `--process-output`, `--in-file`
 //! merging, periodic saves and the legacy `.dat` output.
@@ -19,14 +19,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use graft_quant::imatrix::Imatrix;
+use graft_runtime::imatrix::{collect, MIN_CTX};
 use graft_runtime::tokenizer::Tokenizer;
-use graft_runtime::{DeviceKind, Session, SessionParams};
+use graft_runtime::DeviceKind;
 
 use super::model_args::{read_utf8, LoraArgs, ModelArgs};
-
-/// llama-imatrix ignores multiplications of fewer tokens than this.
-const MIN_CTX: usize = 16;
 
 /// Arguments of `graft imatrix`.
 #[derive(clap::Args, Debug)]
@@ -78,33 +75,22 @@ pub fn run(a: Args) -> Result<()> {
             2 * n_ctx
         );
     }
-    let n_max = tokens.len() / n_ctx;
-    let n_chunk = a.chunks.map_or(n_max, |c| c.min(n_max));
     let bos = if tok.add_bos() { tok.bos_id() } else { None };
-    let mut session = Session::new(
-        &model,
-        SessionParams {
-            n_ctx,
-            n_batch: n_ctx,
-        },
-    )?;
-    let chunk_size = u32::try_from(n_ctx).context("-c/--ctx-size is too large")?;
-    let mut imatrix = Imatrix::new(vec![a.file.to_string_lossy().into_owned()], chunk_size);
     let t0 = Instant::now();
-    let mut chunk = vec![0u32; n_ctx];
-    for i in 0..n_chunk {
-        chunk.copy_from_slice(&tokens[i * n_ctx..(i + 1) * n_ctx]);
-        if let Some(b) = bos {
-            chunk[0] = b;
-        }
-        session.reset();
-        session
-            .eval_observed(&chunk, n_ctx - 1, &mut imatrix)
-            .with_context(|| format!("cannot evaluate chunk {} of {}", i + 1, n_chunk))?;
-        eprint!("[{}/{n_chunk}] ", i + 1);
+    let mut progress = |i: usize, n: usize| {
+        eprint!("[{i}/{n}] ");
         let _ = std::io::stderr().flush();
-    }
-    imatrix.chunk_count = u32::try_from(n_chunk).context("too many chunks")?;
+    };
+    let imatrix = collect(
+        &model,
+        &tokens,
+        n_ctx,
+        a.chunks,
+        bos,
+        a.file.to_string_lossy().into_owned(),
+        &mut progress,
+    )?;
+    let n_chunk = imatrix.chunk_count as usize;
     imatrix
         .write(&a.output)
         .with_context(|| "cannot save the importance matrix".to_string())?;
