@@ -27,7 +27,7 @@ mod prepare;
 mod prepare_pairs;
 mod run;
 pub mod sizing;
-mod svg;
+pub mod svg;
 mod test_eval;
 
 pub use config::{

@@ -26,8 +26,9 @@ const PREF_TOTAL_H: f64 = PREF_TOP + PREF_PH + BOTTOM;
 /// of pairs is noisy).
 const ACC_WINDOW: usize = 10;
 
-/// "Nice" tick values covering `[lo, hi]` (about `n` of them).
-fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+/// "Nice" tick values covering `[lo, hi]` (about `n` of them): multiples of 1, 2, 2.5 or 5
+/// times a power of ten. (Also used by the quantization-quality chart in graft-benches.)
+pub fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     let span = (hi - lo).max(1e-12);
     let raw = span / n.max(1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
@@ -45,7 +46,9 @@ fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     out
 }
 
-fn fmt_tick(v: f64) -> String {
+/// A tick label: no decimals for whole or large values, else up to three without trailing
+/// zeros.
+pub fn fmt_tick(v: f64) -> String {
     if v.abs() >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
@@ -448,7 +451,8 @@ fn preference_panel(
     }
 }
 
-fn escape(t: &str) -> String {
+/// `t` escaped for SVG text and attribute values.
+pub fn escape(t: &str) -> String {
     t.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
