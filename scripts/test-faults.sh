@@ -17,4 +17,6 @@ trap cleanup EXIT
 $SUDO mount -t tmpfs -o size=64m,mode=1777 tmpfs "$mnt"
 # --workspace, not -p graft-cli: the same feature set as scripts/test.sh's build, so cargo reuses
 # it (with -p it resolves other features and rebuilds ~70 units, wgpu and naga among them).
-GRAFT_SMALL_FS="$mnt" cargo test --workspace --test faults_cli -- --ignored small_fs
+# Through test-parallel.sh: the binary of the workspace test build, not a rebuild for
+# `cargo test --test faults_cli` (another unit graph: ~50 crates, ~7 min on CI's 2 cores).
+GRAFT_SMALL_FS="$mnt" scripts/test-parallel.sh --only faults_cli -- --ignored small_fs

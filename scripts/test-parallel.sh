@@ -10,6 +10,11 @@
 #   scripts/test-parallel.sh                 # every test binary of the workspace
 #   JOBS=1 scripts/test-parallel.sh          # one at a time (as cargo test)
 #   scripts/test-parallel.sh -- --ignored    # arguments after -- go to every test binary
+#   scripts/test-parallel.sh --only faults_cli -- --ignored small_fs
+#                                            # only the named binaries (--only repeats); still
+#                                            # built by `cargo test --workspace`, so nothing
+#                                            # rebuilds (`cargo test --test X` resolves another
+#                                            # unit graph and rebuilds ~50 crates), no doc tests
 #
 # Prints one line per binary (ok/FAILED, seconds) and, for each that failed, its whole
 # output; exits non-zero when any binary failed. Each binary's output is also kept in
@@ -18,13 +23,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 test_args=()
-if [ "${1:-}" = "--" ]; then
-  shift
-  test_args=("$@")
-elif [ "$#" -gt 0 ]; then
-  echo "usage: $0 [-- TEST-BINARY-ARGS...]" >&2
-  exit 2
-fi
+only=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --only)
+      [ "$#" -ge 2 ] || { echo "$0: --only needs a test binary name" >&2; exit 2; }
+      only+=("$2")
+      shift 2
+      ;;
+    --)
+      shift
+      test_args=("$@")
+      break
+      ;;
+    *)
+      echo "usage: $0 [--only NAME]... [-- TEST-BINARY-ARGS...]" >&2
+      exit 2
+      ;;
+  esac
+done
 
 jobs="${JOBS:-$(nproc)}"
 # The slowest binaries on a 2-core CI machine, started first so that they do not end the run
@@ -33,7 +50,8 @@ jobs="${JOBS:-$(nproc)}"
 slow_first=(gpu_model train_cli trainer_dpo c_programs valgrind llama_parity)
 
 logs="target/test-logs"
-rm -rf "$logs"
+# A run of chosen binaries (--only) keeps the logs of the last whole run.
+[ "${#only[@]}" -gt 0 ] || rm -rf "$logs"
 mkdir -p "$logs"
 
 # Build every test binary (cargo's own output goes to the terminal) and list them as
@@ -48,6 +66,15 @@ cargo test --workspace --no-run --message-format=json-render-diagnostics |
     name="$(basename "$exe")"
     printf '%s\t%s\t%s\n' "${name%-*}" "$dir" "$exe"
   done >"$list"
+if [ "${#only[@]}" -gt 0 ]; then
+  for name in "${only[@]}"; do
+    awk -F'\t' -v n="$name" '$1 == n { found = 1 } END { exit !found }' "$list" ||
+      { echo "$0: no test binary named $name" >&2; exit 2; }
+  done
+  awk -F'\t' -v names="${only[*]}" 'BEGIN { split(names, a, " "); for (i in a) keep[a[i]] = 1 }
+    $1 in keep' "$list" >"$list.only"
+  mv "$list.only" "$list"
+fi
 n_bin="$(wc -l <"$list")"
 if [ "$n_bin" = 0 ]; then
   echo "no test binaries found" >&2
@@ -110,5 +137,6 @@ if [ "${#failed[@]}" -gt 0 ]; then
   exit 1
 fi
 
-# Doc tests (cargo test runs them after the binaries).
+# Doc tests (cargo test runs them after the binaries), unless only some binaries were asked for.
+[ "${#only[@]}" -gt 0 ] && exit 0
 cargo test --workspace --doc -- "${test_args[@]}"
