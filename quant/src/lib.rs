@@ -9,6 +9,7 @@
 //! - [`target`]: llama-quantize's rules for the type each tensor is written as.
 //! - [`imatrix`]: importance matrices in llama.cpp's GGUF imatrix format.
 //! - [`quantize_file`]: a whole model quantized to a file type, as `llama-quantize` does.
+//! - [`random_model`]: Llama-3.x-shaped models with random weights (`graft model random`).
 //! - [`atomic_write`]: files and directories that appear complete or not at all.
 //!
 //! No SIMD lives here: this crate is the scalar reference the kernels are checked against.
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod model_cache;
 mod quant_type;
 pub mod quantize_file;
+pub mod random_model;
 pub mod target;
 
 pub use gguf::{Array, GgufError, GgufFile, GgufWriter, Metadata, TensorInfo, TensorView, Value};

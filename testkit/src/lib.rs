@@ -385,14 +385,7 @@ impl TinyModel {
 /// key (vocabulary, merges, special ids, pre-tokenizer, chat template), for
 /// [`TinyModel::extra`] with `n_vocab` set to that size.
 pub fn tokenizer_of(path: &Path) -> Result<(usize, Metadata), graft_quant::GgufError> {
-    let file = graft_quant::GgufFile::open(path)?;
-    let md = file.metadata();
-    let n_vocab = md.get_array("tokenizer.ggml.tokens")?.len();
-    let mut keys = Metadata::new();
-    for (k, v) in md.iter().filter(|(k, _)| k.starts_with("tokenizer.")) {
-        keys.insert(k, v.clone());
-    }
-    Ok((n_vocab, keys))
+    graft_quant::random_model::tokenizer_keys(&graft_quant::GgufFile::open(path)?)
 }
 
 /// Replaces `t.values` by what its block format stores.

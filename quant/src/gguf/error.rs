@@ -280,6 +280,13 @@ pub enum GgufError {
         /// The name.
         tensor: String,
     },
+    /// A tensor declared without its bytes (`GgufWriter::declare_tensor`) written by a writer
+    /// that has no way to get them (`write_to`, `write_file`: use `write_file_streamed`).
+    #[error("tensor '{tensor}' was declared without its data; write it with write_file_streamed")]
+    MissingTensorData {
+        /// The tensor.
+        tensor: String,
+    },
     /// Tensor data of the wrong size given to the writer.
     #[error(
         "tensor '{tensor}': {got} data bytes given, {ty} with shape {shape:?} needs {expected}"

@@ -21,7 +21,9 @@ pub struct GgufWriter<'a> {
     version: u32,
     metadata: Metadata,
     alignment: usize,
-    tensors: Vec<(TensorInfo, Cow<'a, [u8]>)>,
+    /// Each tensor's info and its bytes; `None` for a tensor declared with
+    /// [`GgufWriter::declare_tensor`], whose bytes come at write time.
+    tensors: Vec<(TensorInfo, Option<Cow<'a, [u8]>>)>,
     names: HashSet<String>,
     next_offset: u64,
 }
@@ -85,6 +87,11 @@ impl<'a> GgufWriter<'a> {
         Ok(())
     }
 
+    /// The GGUF version written.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
     /// The metadata to be written.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
@@ -105,20 +112,43 @@ impl<'a> GgufWriter<'a> {
         shape: &[u64],
         bytes: impl Into<Cow<'a, [u8]>>,
     ) -> Result<()> {
-        let name = name.into();
-        let bytes = bytes.into();
+        self.push(name.into(), ty, shape, Some(bytes.into()))
+    }
+
+    /// Declares a tensor without its bytes: its place in the file is fixed now, and
+    /// [`GgufWriter::write_file_streamed`] asks for its bytes when it gets there, so a file
+    /// larger than memory can be written tensor by tensor. [`GgufWriter::write_to`] and
+    /// [`GgufWriter::write_file`] refuse a writer with declared tensors.
+    pub fn declare_tensor(
+        &mut self,
+        name: impl Into<String>,
+        ty: QuantType,
+        shape: &[u64],
+    ) -> Result<()> {
+        self.push(name.into(), ty, shape, None)
+    }
+
+    fn push(
+        &mut self,
+        name: String,
+        ty: QuantType,
+        shape: &[u64],
+        bytes: Option<Cow<'a, [u8]>>,
+    ) -> Result<()> {
         if self.names.contains(&name) {
             return Err(GgufError::DuplicateTensorName { tensor: name });
         }
         let n_bytes = tensor_n_bytes(&name, ty, shape)?;
-        if bytes.len() != n_bytes {
-            return Err(GgufError::WrongDataSize {
-                tensor: name,
-                ty,
-                shape: shape.to_vec(),
-                expected: n_bytes,
-                got: bytes.len(),
-            });
+        if let Some(bytes) = &bytes {
+            if bytes.len() != n_bytes {
+                return Err(GgufError::WrongDataSize {
+                    tensor: name,
+                    ty,
+                    shape: shape.to_vec(),
+                    expected: n_bytes,
+                    got: bytes.len(),
+                });
+            }
         }
         let offset = self.next_offset;
         let overflow = || GgufError::ShapeOverflow {
@@ -140,6 +170,12 @@ impl<'a> GgufWriter<'a> {
         };
         self.tensors.push((info, bytes));
         Ok(())
+    }
+
+    /// The size of the file this writer writes, in bytes: the padded header plus the data
+    /// section.
+    pub fn file_size(&self) -> u64 {
+        self.header_bytes().len() as u64 + self.next_offset
     }
 
     /// Everything before the tensor data: header, metadata, tensor infos, padding.
@@ -174,11 +210,36 @@ impl<'a> GgufWriter<'a> {
         b
     }
 
-    /// Writes the whole file to `w`; returns the number of bytes written.
+    /// Writes the whole file to `w`; returns the number of bytes written. A tensor declared
+    /// without bytes ([`GgufWriter::declare_tensor`]) is an error
+    /// ([`GgufError::MissingTensorData`]).
     pub fn write_to<W: Write>(&self, w: &mut W) -> Result<u64> {
+        self.write_with(w, None, |t, _| {
+            Err(GgufError::MissingTensorData {
+                tensor: t.name.clone(),
+            })
+        })
+    }
+
+    /// [`GgufWriter::write_to`], with `fill` writing the bytes of each declared tensor (exactly
+    /// `n_bytes` of them, checked) when its turn comes. I/O errors name `path` when given (the
+    /// file being written), else the part being written.
+    fn write_with<W: Write, E: From<GgufError>>(
+        &self,
+        w: &mut W,
+        path: Option<&Path>,
+        mut fill: impl FnMut(&TensorInfo, &mut dyn Write) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let io = |what: &str| {
             let what = what.to_owned();
-            move |source| GgufError::Write { what, source }
+            move |source| match path {
+                Some(path) => GgufError::Io {
+                    op: "write",
+                    path: path.to_path_buf(),
+                    source,
+                },
+                None => GgufError::Write { what, source },
+            }
         };
         // Padding is streamed, so memory use does not grow with the alignment.
         let header = self.header_unpadded();
@@ -188,11 +249,28 @@ impl<'a> GgufWriter<'a> {
         write_zeros(w, pad).map_err(io("padding after the tensor infos"))?;
         let mut written = header.len() as u64 + pad;
         for (t, data) in &self.tensors {
-            w.write_all(data)
-                .map_err(io(&format!("data of tensor '{}'", t.name)))?;
-            written += data.len() as u64;
-            let pad =
-                (data.len() as u64).next_multiple_of(self.alignment as u64) - data.len() as u64;
+            match data {
+                Some(data) => {
+                    w.write_all(data)
+                        .map_err(io(&format!("data of tensor '{}'", t.name)))?;
+                }
+                None => {
+                    let mut counted = Counted { inner: w, n: 0 };
+                    fill(t, &mut counted)?;
+                    if counted.n != t.n_bytes as u64 {
+                        return Err(GgufError::WrongDataSize {
+                            tensor: t.name.clone(),
+                            ty: t.ty,
+                            shape: t.shape.clone(),
+                            expected: t.n_bytes,
+                            got: counted.n as usize,
+                        }
+                        .into());
+                    }
+                }
+            }
+            written += t.n_bytes as u64;
+            let pad = (t.n_bytes as u64).next_multiple_of(self.alignment as u64) - t.n_bytes as u64;
             write_zeros(w, pad).map_err(io(&format!("padding after tensor '{}'", t.name)))?;
             written += pad;
         }
@@ -203,25 +281,59 @@ impl<'a> GgufWriter<'a> {
     /// Writes the file atomically: to a temporary file in the same directory, flushed and
     /// fsynced, then renamed over `path` (and the directory fsynced, where supported).
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.write_file_streamed(path, |t, _| {
+            Err(GgufError::MissingTensorData {
+                tensor: t.name.clone(),
+            })
+        })
+        .map(|_| ())
+    }
+
+    /// [`GgufWriter::write_file`] for a writer with declared tensors: `fill` is called once per
+    /// declared tensor, in file order, and writes exactly its `n_bytes` bytes (a different
+    /// count is [`GgufError::WrongDataSize`]), so only what `fill` holds at a time is in memory.
+    /// Atomic like `write_file`: on any error (from `fill` too) `path` is untouched. Returns the
+    /// number of bytes written.
+    pub fn write_file_streamed<E: From<GgufError>>(
+        &self,
+        path: impl AsRef<Path>,
+        fill: impl FnMut(&TensorInfo, &mut dyn Write) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let path = path.as_ref();
+        let mut n = 0;
         crate::atomic_write::write_file_with(
             path,
-            |w| match self.write_to(w) {
-                Ok(_) => Ok(()),
-                // Name the file, not just the part being written.
-                Err(GgufError::Write { source, .. }) => Err(GgufError::Io {
-                    op: "write",
+            |w| {
+                n = self.write_with(w, Some(path), fill)?;
+                Ok(())
+            },
+            |source| {
+                E::from(GgufError::Io {
+                    op: "write atomically",
                     path: path.to_path_buf(),
                     source,
-                }),
-                Err(other) => Err(other),
+                })
             },
-            |source| GgufError::Io {
-                op: "write atomically",
-                path: path.to_path_buf(),
-                source,
-            },
-        )
+        )?;
+        Ok(n)
+    }
+}
+
+/// A writer that counts the bytes that pass through it.
+struct Counted<'w, W: Write> {
+    inner: &'w mut W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
