@@ -45,6 +45,8 @@ enum Command {
     Train(Box<commands::train::Args>),
     /// List the devices --device can name (the CPU, then each GPU adapter found).
     Devices(commands::devices::Args),
+    /// Make models: `graft model random` writes a Llama-3.x-shaped model with random weights.
+    Model(commands::model::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Train(args) => commands::train::run(*args),
         Command::Devices(args) => commands::devices::run(args),
+        Command::Model(args) => commands::model::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

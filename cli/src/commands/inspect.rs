@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use graft_quant::gguf::{Array, GgufFile, Metadata, Value};
+use graft_quant::gguf::{Array, GgufFile, Metadata, TensorInfo, Value};
 use graft_quant::QuantType;
 use serde_json::{json, Map, Value as Json};
 
@@ -49,19 +49,50 @@ struct TypeStats {
     bytes: u64,
 }
 
+/// What `inspect` reports on: a file's header (or a writer's plan of one).
+pub(crate) struct Header<'a> {
+    /// Where it is (or will be).
+    pub path: String,
+    /// GGUF version.
+    pub version: u32,
+    /// Its metadata.
+    pub md: &'a Metadata,
+    /// Its tensors, offsets relative to the data section.
+    pub tensors: Vec<&'a TensorInfo>,
+    /// Byte offset of the data section.
+    pub data_offset: u64,
+    /// Size of the whole file.
+    pub file_size: u64,
+}
+
 /// Runs `graft inspect`.
 pub fn run(args: Args) -> Result<()> {
     let file = GgufFile::open(&args.model)
         .with_context(|| format!("cannot read GGUF file {}", args.model.display()))?;
-    let md = file.metadata();
-    let arch = md
-        .get_str("general.architecture")
-        .unwrap_or("unknown")
-        .to_string();
+    let header = Header {
+        path: args.model.display().to_string(),
+        version: file.version(),
+        md: file.metadata(),
+        tensors: file.tensor_infos().iter().collect(),
+        data_offset: file.data_offset() as u64,
+        file_size: file.as_bytes().len() as u64,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report_json(&header, args.full_arrays))?
+        );
+        return Ok(());
+    }
+    print_report(&header, args.tensors);
+    Ok(())
+}
 
+/// Per-type totals and the parameter count.
+fn type_stats(h: &Header<'_>) -> (BTreeMap<QuantType, TypeStats>, u64) {
     let mut by_type: BTreeMap<QuantType, TypeStats> = BTreeMap::new();
     let mut n_params: u64 = 0;
-    for t in file.tensor_infos() {
+    for t in &h.tensors {
         let n: u64 = t.shape.iter().product();
         n_params += n;
         let s = by_type.entry(t.ty).or_default();
@@ -69,74 +100,92 @@ pub fn run(args: Args) -> Result<()> {
         s.params += n;
         s.bytes += t.n_bytes as u64;
     }
+    (by_type, n_params)
+}
 
-    let hparams: Vec<(&str, Json)> = HPARAMS
+/// The architecture and the hyperparameters present, as labelled JSON values.
+fn hparams(md: &Metadata) -> (String, Vec<(&'static str, Json)>) {
+    let arch = md
+        .get_str("general.architecture")
+        .unwrap_or("unknown")
+        .to_string();
+    let hparams = HPARAMS
         .iter()
         .filter_map(|(label, suffix)| {
             md.get(&format!("{arch}.{suffix}"))
                 .map(|v| (*label, value_to_json(v, true)))
         })
         .collect();
+    (arch, hparams)
+}
+
+/// The `--json` report: one object with the stable keys `architecture`, `n_params`,
+/// `n_tensors`, `metadata`, `tensors` (plus `hparams`, `tokenizer`, `chat_template`, `types`,
+/// `file_size`, `gguf_version`, `path`, `name`).
+pub(crate) fn report_json(h: &Header<'_>, full_arrays: bool) -> Json {
+    let md = h.md;
+    let (by_type, n_params) = type_stats(h);
+    let (arch, hparams) = hparams(md);
     let vocab_len = md
         .get("tokenizer.ggml.tokens")
         .and_then(Value::as_array)
         .map(Array::len);
     let tokenizer_model = md.get_str("tokenizer.ggml.model").ok().map(str::to_string);
     let tokenizer_pre = md.get_str("tokenizer.ggml.pre").ok().map(str::to_string);
-    let has_template = md.get("tokenizer.chat_template").is_some();
-    let name = md.get_str("general.name").ok().map(str::to_string);
-    let file_size = file.as_bytes().len() as u64;
-
-    if args.json {
-        let tensors: Vec<Json> = file
-            .tensor_infos()
-            .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name,
-                    "type": t.ty.to_string(),
-                    "shape": t.shape,
-                    "offset": file.data_offset() as u64 + t.offset,
-                    "n_bytes": t.n_bytes,
-                })
+    let tensors: Vec<Json> = h
+        .tensors
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "type": t.ty.to_string(),
+                "shape": t.shape,
+                "offset": h.data_offset + t.offset,
+                "n_bytes": t.n_bytes,
             })
-            .collect();
-        let types: Map<String, Json> = by_type
-            .iter()
-            .map(|(ty, s)| {
-                (
-                    ty.to_string(),
-                    json!({"tensors": s.tensors, "params": s.params, "bytes": s.bytes}),
-                )
-            })
-            .collect();
-        let out = json!({
-            "path": args.model.display().to_string(),
-            "gguf_version": file.version(),
-            "file_size": file_size,
-            "architecture": arch,
-            "name": name,
-            "n_params": n_params,
-            "n_tensors": file.tensor_infos().len(),
-            "hparams": hparams.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>(),
-            "tokenizer": {"model": tokenizer_model, "pre": tokenizer_pre, "vocab_size": vocab_len},
-            "chat_template": has_template,
-            "types": types,
-            "metadata": metadata_to_json(md, !args.full_arrays),
-            "tensors": tensors,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
+        })
+        .collect();
+    let types: Map<String, Json> = by_type
+        .iter()
+        .map(|(ty, s)| {
+            (
+                ty.to_string(),
+                json!({"tensors": s.tensors, "params": s.params, "bytes": s.bytes}),
+            )
+        })
+        .collect();
+    json!({
+        "path": h.path,
+        "gguf_version": h.version,
+        "file_size": h.file_size,
+        "architecture": arch,
+        "name": md.get_str("general.name").ok(),
+        "n_params": n_params,
+        "n_tensors": h.tensors.len(),
+        "hparams": hparams.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>(),
+        "tokenizer": {"model": tokenizer_model, "pre": tokenizer_pre, "vocab_size": vocab_len},
+        "chat_template": md.get("tokenizer.chat_template").is_some(),
+        "types": types,
+        "metadata": metadata_to_json(md, !full_arrays),
+        "tensors": tensors,
+    })
+}
 
+/// The text report (with every tensor when `tensors`).
+pub(crate) fn print_report(h: &Header<'_>, tensors: bool) {
+    let md = h.md;
+    let (by_type, n_params) = type_stats(h);
+    let (arch, hparams) = hparams(md);
+    let vocab_len = md
+        .get("tokenizer.ggml.tokens")
+        .and_then(Value::as_array)
+        .map(Array::len);
     println!(
         "file:            {} ({} bytes, GGUF v{})",
-        args.model.display(),
-        file_size,
-        file.version()
+        h.path, h.file_size, h.version
     );
     println!("architecture:    {arch}");
-    if let Some(name) = &name {
+    if let Ok(name) = md.get_str("general.name") {
         println!("name:            {name}");
     }
     for (label, v) in &hparams {
@@ -144,15 +193,19 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!(
         "tokenizer:       {} (pre: {}), {} tokens",
-        tokenizer_model.as_deref().unwrap_or("none"),
-        tokenizer_pre.as_deref().unwrap_or("none"),
+        md.get_str("tokenizer.ggml.model").unwrap_or("none"),
+        md.get_str("tokenizer.ggml.pre").unwrap_or("none"),
         vocab_len.map_or("?".to_string(), |n| n.to_string())
     );
     println!(
         "chat template:   {}",
-        if has_template { "yes" } else { "no" }
+        if md.get("tokenizer.chat_template").is_some() {
+            "yes"
+        } else {
+            "no"
+        }
     );
-    println!("tensors:         {}", file.tensor_infos().len());
+    println!("tensors:         {}", h.tensors.len());
     println!(
         "parameters:      {n_params} ({:.1} M)",
         n_params as f64 / 1e6
@@ -168,22 +221,21 @@ pub fn run(args: Args) -> Result<()> {
             s.bytes as f64 * 8.0 / s.params.max(1) as f64
         );
     }
-    if args.tensors {
+    if tensors {
         println!(
             "{:<40} {:<6} {:<20} {:>12}",
             "name", "type", "shape", "offset"
         );
-        for t in file.tensor_infos() {
+        for t in &h.tensors {
             println!(
                 "{:<40} {:<6} {:<20} {:>12}",
                 t.name,
                 t.ty.to_string(),
                 format!("{:?}", t.shape),
-                file.data_offset() as u64 + t.offset
+                h.data_offset + t.offset
             );
         }
     }
-    Ok(())
 }
 
 /// All metadata as a JSON object, in file order; long arrays summarised when `summarise`.

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod imatrix;
 pub mod inspect;
 pub mod merge;
+pub mod model;
 pub mod model_args;
 pub mod perplexity;
 pub mod quantize;
