@@ -103,6 +103,31 @@ fn type_stats(h: &Header<'_>) -> (BTreeMap<QuantType, TypeStats>, u64) {
     (by_type, n_params)
 }
 
+/// What both reports show of a header.
+struct Summary {
+    by_type: BTreeMap<QuantType, TypeStats>,
+    n_params: u64,
+    arch: String,
+    hparams: Vec<(&'static str, Json)>,
+    vocab_len: Option<usize>,
+}
+
+fn summary(h: &Header<'_>) -> Summary {
+    let (by_type, n_params) = type_stats(h);
+    let (arch, hparams) = hparams(h.md);
+    let vocab_len =
+        h.md.get("tokenizer.ggml.tokens")
+            .and_then(Value::as_array)
+            .map(Array::len);
+    Summary {
+        by_type,
+        n_params,
+        arch,
+        hparams,
+        vocab_len,
+    }
+}
+
 /// The architecture and the hyperparameters present, as labelled JSON values.
 fn hparams(md: &Metadata) -> (String, Vec<(&'static str, Json)>) {
     let arch = md
@@ -124,12 +149,13 @@ fn hparams(md: &Metadata) -> (String, Vec<(&'static str, Json)>) {
 /// `file_size`, `gguf_version`, `path`, `name`).
 pub(crate) fn report_json(h: &Header<'_>, full_arrays: bool) -> Json {
     let md = h.md;
-    let (by_type, n_params) = type_stats(h);
-    let (arch, hparams) = hparams(md);
-    let vocab_len = md
-        .get("tokenizer.ggml.tokens")
-        .and_then(Value::as_array)
-        .map(Array::len);
+    let Summary {
+        by_type,
+        n_params,
+        arch,
+        hparams,
+        vocab_len,
+    } = summary(h);
     let tokenizer_model = md.get_str("tokenizer.ggml.model").ok().map(str::to_string);
     let tokenizer_pre = md.get_str("tokenizer.ggml.pre").ok().map(str::to_string);
     let tensors: Vec<Json> = h
@@ -174,12 +200,13 @@ pub(crate) fn report_json(h: &Header<'_>, full_arrays: bool) -> Json {
 /// The text report (with every tensor when `tensors`).
 pub(crate) fn print_report(h: &Header<'_>, tensors: bool) {
     let md = h.md;
-    let (by_type, n_params) = type_stats(h);
-    let (arch, hparams) = hparams(md);
-    let vocab_len = md
-        .get("tokenizer.ggml.tokens")
-        .and_then(Value::as_array)
-        .map(Array::len);
+    let Summary {
+        by_type,
+        n_params,
+        arch,
+        hparams,
+        vocab_len,
+    } = summary(h);
     println!(
         "file:            {} ({} bytes, GGUF v{})",
         h.path, h.file_size, h.version
