@@ -50,7 +50,9 @@ fn devices_json_lists_the_cpu_first_then_numbered_gpus() {
     assert_eq!(list[0]["id"], "cpu");
     assert_eq!(list[0]["device_type"], "cpu");
     assert_eq!(list[0]["hardware_gpu"], false);
-    for (i, d) in list.iter().skip(1).enumerate() {
+    // CUDA devices (`cuda` feature, a driver present) come last, numbered on their own.
+    let gpus = list.iter().skip(1).filter(|d| d["backend"] != "cuda");
+    for (i, d) in gpus.enumerate() {
         assert_eq!(d["id"], format!("gpu:{i}"), "{d}");
         for key in ["name", "backend", "device_type", "driver"] {
             assert!(d[key].is_string(), "{key} in {d}");
@@ -245,4 +247,96 @@ fn bench_on_a_gpu_reports_the_work_per_generated_token() {
     assert!(submits >= 1.0, "every token is at least one submit: {v}");
     let bytes = g["readback_bytes"].as_f64().expect("readback_bytes");
     assert!(bytes > 0.0, "every token reads something back: {v}");
+}
+
+/// `--device cuda` on a model command: whatever this build and machine have, a clear error
+/// that says the CUDA backend is not built yet, a failure status, no panic.
+fn assert_cuda_refused(out: &Output) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "--device cuda must fail: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("cuda"), "{err}");
+    if cfg!(feature = "cuda") {
+        assert!(err.contains("CUDA backend is not built yet"), "{err}");
+    } else {
+        assert!(err.contains("`cuda` feature"), "{err}");
+    }
+}
+
+#[test]
+fn device_cuda_is_a_clear_error_until_there_is_a_cuda_backend() {
+    let m = model();
+    for dev in ["cuda", "cuda:1"] {
+        assert_cuda_refused(&graft_env(
+            &["run", "-m", &m, "-p", "Hi", "-n", "2", "--device", dev],
+            NO_GPU,
+        ));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("a.gguf");
+    assert_cuda_refused(&graft_env(
+        &[
+            "train",
+            "-m",
+            &m,
+            "--data",
+            "/nonexistent/d.jsonl",
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--device",
+            "cuda",
+        ],
+        NO_GPU,
+    ));
+    assert!(!out.exists());
+    // `graft devices` says where CUDA stands on its last line, and still succeeds.
+    let listed = graft_env(&["devices"], NO_GPU);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let table = text(&listed.stdout);
+    let last = table.lines().last().unwrap_or_default();
+    assert!(last.starts_with("cuda: "), "{table}");
+}
+
+/// With the `cuda` feature on a machine without the NVIDIA driver (CI, this project's
+/// machines), the missing library is named; with a driver, its devices are listed.
+#[test]
+#[cfg(feature = "cuda")]
+fn without_a_cuda_driver_devices_and_run_name_the_missing_library() {
+    let listed = graft_env(&["devices"], NO_GPU);
+    let table = text(&listed.stdout);
+    let json = devices_json(NO_GPU);
+    let cudas: Vec<&Value> = json.iter().filter(|d| d["backend"] == "cuda").collect();
+    if table.contains("cuda: no CUDA driver found") {
+        assert!(
+            table.contains("cuda: no CUDA driver found (libcuda.so.1 could not be loaded)"),
+            "{table}"
+        );
+        assert!(cudas.is_empty(), "{json:?}");
+        let out = graft_env(
+            &[
+                "run",
+                "-m",
+                &model(),
+                "-p",
+                "Hi",
+                "-n",
+                "2",
+                "--device",
+                "cuda",
+            ],
+            NO_GPU,
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("no CUDA driver found (libcuda.so.1 could not be loaded)"),
+            "{err}"
+        );
+    } else {
+        for (i, d) in cudas.iter().enumerate() {
+            assert_eq!(d["id"], format!("cuda:{i}"), "{d}");
+            assert!(d["total_memory"].as_u64().unwrap_or(0) > 0, "{d}");
+        }
+    }
 }

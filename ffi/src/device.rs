@@ -48,6 +48,13 @@ fn devices() -> &'static [DeviceInfo] {
     LIST.get_or_init(|| {
         catch_unwind(AssertUnwindSafe(list_devices))
             .ok()
+            // CUDA devices (`cuda` feature) are detected but cannot open a model yet: the C
+            // list keeps to the devices graft_model_params can name.
+            .map(|l| {
+                l.into_iter()
+                    .filter(|d| d.backend != "cuda")
+                    .collect::<Vec<_>>()
+            })
             .filter(|l| !l.is_empty())
             // A driver that panics while being enumerated leaves the CPU only.
             .unwrap_or_else(|| vec![DeviceInfo::cpu()])

@@ -1,7 +1,9 @@
 //! Where a model runs. The public edge ([`crate::Model`], [`crate::Session`], the CLI and the
 //! C ABI) holds a [`Device`] and stays non-generic; the forward pass is generic over
 //! [`Backend`] inside, and each `Device` variant picks one backend: the CPU, or (with the
-//! `wgpu` feature) a GPU through Vulkan, Metal, DX12 or GL.
+//! `wgpu` feature) a GPU through Vulkan, Metal, DX12 or GL. With the `cuda` feature,
+//! `--device cuda|cuda:N` finds the NVIDIA driver and its devices, and says that graft has no
+//! CUDA backend yet (there is no `Device` for CUDA: opening one is an error that says why).
 
 use crate::backend::{Backend, CpuBackend};
 use crate::model_error::ModelError;
@@ -18,6 +20,10 @@ pub enum DeviceKind {
     Gpu(Option<usize>),
     /// The first hardware GPU when there is one and it can run the model, else the CPU.
     Auto,
+    /// An NVIDIA GPU through CUDA: device `N`, or (`None`) device 0. Only in builds with the
+    /// `cuda` feature, and only detected for now: opening it is an error that says whether a
+    /// driver and the device were found, and that the CUDA backend is not built yet.
+    Cuda(Option<usize>),
 }
 
 impl DeviceKind {
@@ -28,6 +34,8 @@ impl DeviceKind {
             DeviceKind::Gpu(None) => "gpu".into(),
             DeviceKind::Gpu(Some(i)) => format!("gpu:{i}"),
             DeviceKind::Auto => "auto".into(),
+            DeviceKind::Cuda(None) => "cuda".into(),
+            DeviceKind::Cuda(Some(i)) => format!("cuda:{i}"),
         }
     }
 
@@ -35,23 +43,32 @@ impl DeviceKind {
     pub fn parse(s: &str) -> Result<DeviceKind, ModelError> {
         let s = s.trim().to_ascii_lowercase();
         let bad = || {
+            let mut available = String::from(if cfg!(feature = "wgpu") {
+                "auto, cpu, gpu, gpu:N"
+            } else {
+                "cpu, auto (this build has no GPU backend: the `wgpu` feature is off)"
+            });
+            available.push_str(if cfg!(feature = "cuda") {
+                "; cuda, cuda:N (detection only: no CUDA backend yet)"
+            } else {
+                "; cuda and cuda:N need a build with the `cuda` feature"
+            });
             ModelError::InvalidParam(format!(
-                "device '{s}' is not one this build of graft runs on (available: {})",
-                if cfg!(feature = "wgpu") {
-                    "auto, cpu, gpu, gpu:N"
-                } else {
-                    "cpu, auto (this build has no GPU backend: the `wgpu` feature is off)"
-                }
+                "device '{s}' is not one this build of graft runs on (available: {available})"
             ))
         };
+        let index = |rest: &str| rest.parse::<usize>().map_err(|_| bad());
         match s.as_str() {
             "cpu" => Ok(DeviceKind::Cpu),
             "auto" => Ok(DeviceKind::Auto),
             "gpu" if cfg!(feature = "wgpu") => Ok(DeviceKind::Gpu(None)),
-            _ if cfg!(feature = "wgpu") && s.starts_with("gpu:") => s[4..]
-                .parse::<usize>()
-                .map(|i| DeviceKind::Gpu(Some(i)))
-                .map_err(|_| bad()),
+            _ if cfg!(feature = "wgpu") && s.starts_with("gpu:") => {
+                Ok(DeviceKind::Gpu(Some(index(&s[4..])?)))
+            }
+            "cuda" if cfg!(feature = "cuda") => Ok(DeviceKind::Cuda(None)),
+            _ if cfg!(feature = "cuda") && s.starts_with("cuda:") => {
+                Ok(DeviceKind::Cuda(Some(index(&s[5..])?)))
+            }
             _ => Err(bad()),
         }
     }
@@ -93,6 +110,10 @@ pub struct DeviceInfo {
     pub max_storage_binding: u64,
     /// Driver name and version (GPUs).
     pub driver: String,
+    /// Compute capability (`9.0`; CUDA devices only, else empty).
+    pub compute_capability: String,
+    /// Device memory in bytes (CUDA devices; 0 where unknown).
+    pub total_memory: u64,
 }
 
 impl DeviceInfo {
@@ -110,12 +131,16 @@ impl DeviceInfo {
             max_buffer_size: 0,
             max_storage_binding: 0,
             driver: String::new(),
+            compute_capability: String::new(),
+            total_memory: 0,
         }
     }
 }
 
 /// Every device this build of graft can run on: the CPU first, then the GPU adapters wgpu
-/// finds (none without the `wgpu` feature or a GPU driver).
+/// finds (none without the `wgpu` feature or a GPU driver), then (with the `cuda` feature) the
+/// CUDA devices the NVIDIA driver sees, as `cuda:N` — listed, though graft has no CUDA backend
+/// yet ([`cuda_status`]).
 pub fn list_devices() -> Vec<DeviceInfo> {
     #[allow(unused_mut)]
     let mut list = vec![DeviceInfo::cpu()];
@@ -136,9 +161,101 @@ pub fn list_devices() -> Vec<DeviceInfo> {
             max_buffer_size: a.max_buffer_size,
             max_storage_binding: a.max_storage_binding,
             driver: a.driver,
+            compute_capability: String::new(),
+            total_memory: 0,
         });
     }
+    #[cfg(feature = "cuda")]
+    if let Ok(info) = graft_kernels::cuda::probe() {
+        for d in info.devices {
+            list.push(DeviceInfo {
+                id: format!("cuda:{}", d.index),
+                name: d.name,
+                backend: "cuda".into(),
+                device_type: if d.integrated {
+                    "integrated"
+                } else {
+                    "discrete"
+                }
+                .into(),
+                // Not a device `--device auto` can run on until there is a CUDA backend.
+                hardware_gpu: false,
+                shader_f16: false,
+                subgroups: false,
+                max_buffer_size: 0,
+                max_storage_binding: 0,
+                driver: format!("CUDA {}.{}", info.version.0, info.version.1),
+                compute_capability: format!(
+                    "{}.{}",
+                    d.compute_capability.0, d.compute_capability.1
+                ),
+                total_memory: d.total_memory,
+            });
+        }
+    }
     list
+}
+
+/// One line on CUDA in this build, for `graft devices`: the feature is off; no driver was
+/// found; or the driver's version and device count, with the fact that there is no CUDA
+/// backend yet.
+pub fn cuda_status() -> String {
+    #[cfg(feature = "cuda")]
+    {
+        match graft_kernels::cuda::probe() {
+            Err(e) => format!("cuda: {e}"),
+            Ok(info) => format!(
+                "cuda: driver for CUDA {}.{}, {} device(s); the CUDA backend is not built yet \
+                 (device detection only: --device cuda cannot run a model)",
+                info.version.0,
+                info.version.1,
+                info.devices.len()
+            ),
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        "cuda: not in this build (the `cuda` feature is off)".into()
+    }
+}
+
+/// Why `--device cuda`/`cuda:N` cannot run a model: no CUDA support in this build, no driver,
+/// no such device, or (a device was found) no CUDA backend yet.
+fn cuda_unavailable(n: Option<usize>) -> String {
+    #[cfg(feature = "cuda")]
+    {
+        const NOT_BUILT: &str = "the CUDA backend is not built yet (graft has CUDA device \
+                                 detection only); run on --device cpu or gpu";
+        match graft_kernels::cuda::probe() {
+            Err(e) => format!("{e}; and {NOT_BUILT}"),
+            Ok(info) => {
+                let i = n.unwrap_or(0);
+                match info.devices.get(i) {
+                    None => format!(
+                        "no CUDA device cuda:{i}: the driver (CUDA {}.{}) sees {} device(s); and \
+                         {NOT_BUILT}",
+                        info.version.0,
+                        info.version.1,
+                        info.devices.len()
+                    ),
+                    Some(d) => format!(
+                        "found cuda:{i} ({}, compute capability {}.{}, {:.1} GiB), but {NOT_BUILT}",
+                        d.name,
+                        d.compute_capability.0,
+                        d.compute_capability.1,
+                        d.total_memory as f64 / (1u64 << 30) as f64
+                    ),
+                }
+            }
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = n;
+        "this build of graft has no CUDA support (the `cuda` feature is off), and the CUDA \
+         backend is not built yet"
+            .into()
+    }
 }
 
 /// A compute device with its backend, owned by a [`crate::Model`].
@@ -180,6 +297,7 @@ impl Device {
             }
             #[cfg(not(feature = "wgpu"))]
             DeviceKind::Auto => Ok(Device::Cpu(CpuBackend::new(threads)?)),
+            DeviceKind::Cuda(n) => Err(ModelError::Device(cuda_unavailable(n))),
         }
     }
 
@@ -260,8 +378,39 @@ mod tests {
     fn the_cpu_is_always_listed_first() {
         let list = list_devices();
         assert_eq!(list[0].id, "cpu");
-        for (i, d) in list.iter().skip(1).enumerate() {
+        let gpus = list.iter().skip(1).filter(|d| d.backend != "cuda");
+        for (i, d) in gpus.enumerate() {
             assert_eq!(d.id, format!("gpu:{i}"));
         }
+        let cudas = list.iter().filter(|d| d.backend == "cuda");
+        for (i, d) in cudas.enumerate() {
+            assert_eq!(d.id, format!("cuda:{i}"));
+        }
+    }
+
+    #[test]
+    fn cuda_is_parsed_only_with_the_feature_and_never_opens_yet() {
+        #[cfg(feature = "cuda")]
+        {
+            assert_eq!(DeviceKind::parse("cuda").ok(), Some(DeviceKind::Cuda(None)));
+            assert_eq!(
+                DeviceKind::parse("CUDA:1").ok(),
+                Some(DeviceKind::Cuda(Some(1)))
+            );
+            assert_eq!(DeviceKind::Cuda(Some(1)).name(), "cuda:1");
+            assert!(DeviceKind::parse("cuda:x").is_err());
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let e = DeviceKind::parse("cuda").expect_err("no cuda feature");
+            assert!(e.to_string().contains("`cuda` feature"), "{e}");
+        }
+        // Whatever the machine has, there is no CUDA backend to open yet.
+        let e = Device::new(DeviceKind::Cuda(None), 1).expect_err("no CUDA backend");
+        assert!(
+            e.to_string().contains("CUDA backend is not built yet"),
+            "{e}"
+        );
+        assert!(cuda_status().starts_with("cuda: "));
     }
 }

@@ -22,6 +22,6 @@ pub mod spec;
 pub mod tokenizer;
 pub mod weights;
 
-pub use device::{list_devices, Device, DeviceInfo, DeviceKind};
+pub use device::{cuda_status, list_devices, Device, DeviceInfo, DeviceKind};
 pub use model::{Model, ModelParams, Session, SessionParams};
 pub use model_error::ModelError;

@@ -1,8 +1,9 @@
 //! `graft devices`: the devices `--device` can name (the CPU, then every GPU adapter wgpu
-//! finds), as a table or as JSON.
+//! finds, then with the `cuda` feature every CUDA device the driver sees), as a table or as
+//! JSON; the table ends with what `--device auto` picks and a line on CUDA.
 
 use anyhow::Result;
-use graft_runtime::{list_devices, DeviceInfo};
+use graft_runtime::{cuda_status, list_devices, DeviceInfo};
 
 /// Arguments of `graft devices`.
 #[derive(clap::Args, Debug)]
@@ -24,6 +25,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     print!("{}", table(&list));
     println!("{}", auto_line(&list));
+    println!("{}", cuda_status());
     Ok(())
 }
 
@@ -40,6 +42,8 @@ fn json(d: &DeviceInfo) -> serde_json::Value {
         "max_buffer_size": d.max_buffer_size,
         "max_storage_binding": d.max_storage_binding,
         "driver": d.driver,
+        "compute_capability": d.compute_capability,
+        "total_memory": d.total_memory,
     })
 }
 
@@ -76,6 +80,13 @@ fn table(list: &[DeviceInfo]) -> String {
             },
             if d.driver.is_empty() {
                 "-".into()
+            } else if d.backend == "cuda" {
+                format!(
+                    "{}, compute {}, {:.1} GiB",
+                    d.driver,
+                    d.compute_capability,
+                    d.total_memory as f64 / (1u64 << 30) as f64
+                )
             } else {
                 super::model_args::one_line(&d.driver)
             },
@@ -144,6 +155,8 @@ mod tests {
             max_buffer_size: 1 << 31,
             max_storage_binding: 128 << 20,
             driver: "llvmpipe Mesa 23.2.1".into(),
+            compute_capability: String::new(),
+            total_memory: 0,
         }
     }
 

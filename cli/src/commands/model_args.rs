@@ -16,7 +16,8 @@ pub struct ModelArgs {
     pub model: PathBuf,
     /// Device to run on: auto (the first hardware GPU that can hold the model, else the CPU;
     /// says on stderr which it chose and why), cpu, gpu (the first GPU adapter, software ones
-    /// such as lavapipe included) or gpu:N (adapter N of `graft devices`).
+    /// such as lavapipe included) or gpu:N (adapter N of `graft devices`); with the `cuda`
+    /// feature cuda or cuda:N, which only reports what it finds (no CUDA backend yet).
     #[arg(long = "device", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceKind,
     /// Compute threads (default: number of physical cores).

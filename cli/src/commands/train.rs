@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use graft_runtime::{Model, ModelParams};
+use graft_runtime::{Device, DeviceKind, Model, ModelParams};
 use graft_train::trainer::{
     CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress, Schedule,
     StopReason, TestSpec, TrainConfig, TrainIo, TrainMethod, Trainer, DEFAULT_BETA,
@@ -132,6 +132,10 @@ pub struct Args {
     /// Compute threads (default: number of physical cores).
     #[arg(short = 't', long = "threads")]
     threads: Option<usize>,
+    /// Device to train on: cpu; with the `cuda` feature cuda or cuda:N, which for now only
+    /// reports what it finds (the CUDA backend is not built yet).
+    #[arg(long = "device", default_value = "cpu", value_parser = parse_train_device)]
+    device: DeviceKind,
     /// Tokens the loss covers: completion (assistant / completion tokens) or all.
     #[arg(long = "loss-mask", default_value = "completion", value_parser = parse_mask)]
     loss_mask: MaskPolicy,
@@ -284,12 +288,38 @@ fn warning_text(w: &str) -> String {
     }
 }
 
+/// Parses `graft train --device`: the CPU, or a CUDA device (which cannot train yet).
+fn parse_train_device(s: &str) -> Result<DeviceKind, String> {
+    match super::model_args::parse_device(s)? {
+        k @ (DeviceKind::Cpu | DeviceKind::Cuda(_)) => Ok(k),
+        k => Err(format!(
+            "graft train runs on the CPU (--device cpu){}; not on --device {k}",
+            if cfg!(feature = "cuda") {
+                " or names a CUDA device (cuda, cuda:N)"
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
 /// Runs `graft train`.
 pub fn run(args: Args) -> Result<()> {
     let threads = args
         .threads
         .unwrap_or_else(super::model_args::physical_cores)
         .max(1);
+    if args.device != DeviceKind::Cpu {
+        // Opening a CUDA device says what was found and that there is no backend yet.
+        let opened = Device::new(args.device, threads)
+            .with_context(|| format!("cannot train on --device {}", args.device))?;
+        anyhow::bail!(
+            "cannot train on --device {}: the trainer runs on the CPU only for now ({} has no \
+             training backend)",
+            args.device,
+            opened.name()
+        );
+    }
     let rpo_alpha = args.rpo_alpha.unwrap_or(PREFERENCE_DEFAULT_RPO_ALPHA);
     let method = match args.method.as_str() {
         "dpo" => TrainMethod::Dpo {
