@@ -2,6 +2,8 @@
 # A short fuzz run of every target in fuzz/ (what CI runs; see fuzz/README.md):
 #   scripts/fuzz-smoke.sh            # every target for 60 s
 #   scripts/fuzz-smoke.sh 10 tokenizer chat_template   # chosen targets, 10 s each
+#   scripts/fuzz-smoke.sh --build-only  # install cargo-fuzz if needed and build, run nothing
+#                                       # (scripts/test.sh does this in the background)
 # Installs cargo-fuzz when it is missing, builds all targets once (libFuzzer + AddressSanitizer,
 # nightly flags unlocked on the stable toolchain with RUSTC_BOOTSTRAP=1), then runs each target
 # from its seeds (fuzz/seeds/<target>/; gguf_parse: fuzz/seeds/*.gguf) in a fresh corpus with
@@ -11,12 +13,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
+build_only=0
+if [ "${1:-}" = "--build-only" ]; then
+  build_only=1
+  shift
+fi
 secs="${1:-60}"
 shift || true
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"
   cargo install cargo-fuzz --locked
+fi
+if [ "$build_only" = 1 ]; then
+  echo "==> building every fuzz target"
+  exec cargo fuzz build
 fi
 
 if [ "$#" -gt 0 ]; then

@@ -62,6 +62,31 @@ if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 step "disk"
 df -h . | tail -1
 
+# The builds that only later steps need — the llama.cpp oracle (~7 min of C++ on 2 cores) and
+# then the fuzz targets (cargo-fuzz and an AddressSanitizer release build, ~5 min) — start
+# now in the background at the lowest priority: they take the CPU time that clippy and the
+# test suite leave idle (single-crate stretches of the build, tests waiting on processes or
+# on one thread) and yield it when those want it. Each later step waits for its build and
+# then runs the same command in the foreground: a no-op when the background one finished,
+# the build itself (with its errors on the terminal) when it failed. Logs: target/background/.
+bg_logs="target/background"
+mkdir -p "$bg_logs"
+rm -f "$bg_logs/llama-oracle.done"
+bg_pid=""
+if [ "$parity" = 1 ] || [ "$fuzz" = 1 ]; then
+  (
+    if [ "$parity" = 1 ]; then
+      nice -n 19 cargo build --release --manifest-path tools/llama-oracle/Cargo.toml \
+        >"$bg_logs/llama-oracle.log" 2>&1 || true
+    fi
+    touch "$bg_logs/llama-oracle.done"
+    if [ "$fuzz" = 1 ]; then
+      nice -n 19 scripts/fuzz-smoke.sh --build-only >"$bg_logs/fuzz.log" 2>&1 || true
+    fi
+  ) &
+  bg_pid=$!
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -86,6 +111,8 @@ if [ "$parity" = 1 ]; then
   # on Intel hosts with AMX (llama.cpp's native AMX matmul segfaults on multi-token batches,
   # shared/notes/facts.md). An AVX-512 build quantizes Q4_0 differently from ggml's reference
   # (graft_quantize_matches_llama_quantize fails with it), so do not add native flags here.
+  echo "(waiting for the background build of the oracle: $bg_logs/llama-oracle.log)"
+  while [ ! -e "$bg_logs/llama-oracle.done" ]; do sleep 5; done
   cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
   export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
   # The bit-exactness tests against llama.cpp's x86 kernels (repacked Q4_K, tiled Q6_K) need
@@ -130,6 +157,8 @@ fi
 
 if [ "$fuzz" = 1 ]; then
   step "fuzz smoke: every target for 30 s (scripts/fuzz-smoke.sh)"
+  echo "(waiting for the background build of the fuzz targets: $bg_logs/fuzz.log)"
+  wait "$bg_pid" || true
   scripts/fuzz-smoke.sh 30
 fi
 
