@@ -87,7 +87,13 @@ ordered="$logs/order.tsv"
 for s in "${slow_first[@]}"; do
   awk -F'\t' -v n="$s" '$1 == n' "$list" >>"$ordered"
 done
-awk -F'\t' 'NR == FNR { seen[$3] = 1; next } !($3 in seen)' "$ordered" "$list" >>"$ordered"
+awk -F'\t' -v slow="${slow_first[*]}" \
+  'BEGIN { split(slow, s, " "); for (i in s) is_slow[s[i]] = 1 } !($1 in is_slow)' \
+  "$list" >>"$ordered"
+if [ "$(wc -l <"$ordered")" != "$n_bin" ]; then
+  echo "$0: the run order has $(wc -l <"$ordered") of the $n_bin test binaries" >&2
+  exit 1
+fi
 
 cargo_bin="$(command -v cargo)"
 # Runs one binary as cargo would (its package directory as the working directory, CARGO and
