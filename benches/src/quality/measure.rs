@@ -88,15 +88,6 @@ fn file_len(path: &Path) -> Result<u64, QualityError> {
     Ok(std::fs::metadata(path).map_err(io(path))?.len())
 }
 
-/// The model's BOS to put at each window's start, if it adds one.
-fn window_bos(tok: &Tokenizer) -> Option<u32> {
-    if tok.add_bos() {
-        tok.bos_id()
-    } else {
-        None
-    }
-}
-
 fn load(path: &Path, cfg: &Config) -> Result<Model, QualityError> {
     Ok(Model::load(
         path,
@@ -167,7 +158,7 @@ pub fn measure_model(model_path: &Path, cfg: &Config) -> Result<ModelReport, Qua
     let reference_bytes = file_len(&ref_path)?;
     let ref_model = load(&ref_path, cfg)?;
     let tok = Tokenizer::from_gguf(ref_model.gguf().metadata())?;
-    let bos = window_bos(&tok);
+    let bos = tok.added_bos();
     let fingerprint = tokenizer_fingerprint(&tok);
 
     let text = read_text(&cfg.eval_text)?;

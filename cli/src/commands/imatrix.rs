@@ -75,7 +75,7 @@ pub fn run(a: Args) -> Result<()> {
             2 * n_ctx
         );
     }
-    let bos = if tok.add_bos() { tok.bos_id() } else { None };
+    let bos = tok.added_bos();
     let t0 = Instant::now();
     let mut progress = |i: usize, n: usize| {
         eprint!("[{i}/{n}] ");

@@ -52,15 +52,6 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     }
 }
 
-/// The model's BOS to put at each window's start, if it adds one.
-fn window_bos(tok: &Tokenizer) -> Option<u32> {
-    if tok.add_bos() {
-        tok.bos_id()
-    } else {
-        None
-    }
-}
-
 /// A session with windows of `n_ctx` and the command's adapters.
 fn session<'m>(model: &'m Model, a: &PerplexityArgs, n_ctx: usize) -> Result<Session<'m>> {
     let mut session = Session::new(
@@ -92,7 +83,7 @@ fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
             2 * n_ctx
         );
     }
-    let bos = window_bos(&tok);
+    let bos = tok.added_bos();
     let mut session = session(&model, a, n_ctx)?;
     let json = a.json;
     let t0 = std::time::Instant::now();
@@ -202,7 +193,7 @@ fn run_compare(a: &PerplexityArgs, base_path: &Path) -> Result<()> {
     let stats = compare(
         &mut session,
         &mut base,
-        window_bos(&tok),
+        tok.added_bos(),
         tokenizer_fingerprint(&tok),
         &mut progress,
     )

@@ -499,6 +499,16 @@ impl Tokenizer {
         self.add_bos
     }
 
+    /// The BOS id put in front of each text (or perplexity window): `bos_id` when the model
+    /// adds one, else `None`.
+    pub fn added_bos(&self) -> Option<u32> {
+        if self.add_bos() {
+            self.bos_id()
+        } else {
+            None
+        }
+    }
+
     /// Whether `encode(.., add_special = true, ..)` puts EOS last.
     pub fn add_eos(&self) -> bool {
         self.add_eos
