@@ -180,15 +180,23 @@ fn generate_stops_at_end_of_turn() {
     assert!(out.text.starts_with(" the capital of"), "{:?}", out.text);
 }
 
-/// Perplexity on GPL-3 (-c 256, llama.cpp's method) within 0.5% of llama.cpp's.
+/// Perplexity on the first 9,000 bytes of GPL-3 (-c 256, llama.cpp's method: 8 windows, 1,016
+/// scored tokens) within 0.5% of llama.cpp's. The whole license (31 windows) cost 4–5 minutes of
+/// CI's parity step: Gemma's 262,144-entry output head on 256 positions, in both engines.
 #[test]
 #[ignore = "needs the llama.cpp oracle (GRAFT_LLAMA_ORACLE); run by scripts/test.sh --parity"]
 fn perplexity_within_half_a_percent_of_llama_cpp() {
-    let gpl = "/usr/share/common-licenses/GPL-3";
-    let text = std::fs::read_to_string(gpl).expect("GPL-3 (apt-get install base-files)");
+    let license = std::fs::read_to_string("/usr/share/common-licenses/GPL-3")
+        .expect("GPL-3 (apt-get install base-files)");
+    // Cut at a line end, and give both engines the same file.
+    let cut = license[..9_000].rfind('\n').map_or(9_000, |i| i + 1);
+    let text = &license[..cut];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gpl = dir.path().join("gpl3-head.txt");
+    std::fs::write(&gpl, text).expect("write the text");
     let m = load();
     let tok = tok_common::gemma();
-    let ids = tok.encode(&text, true, false);
+    let ids = tok.encode(text, true, false);
     let mut s = Session::new(
         &m,
         SessionParams {
@@ -205,7 +213,7 @@ fn perplexity_within_half_a_percent_of_llama_cpp() {
         "-m",
         &gemma_path().to_string_lossy(),
         "-f",
-        gpl,
+        &gpl.to_string_lossy(),
         "-c",
         "256",
         "-t",
