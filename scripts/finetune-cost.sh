@@ -118,6 +118,17 @@ if [ -z "${GRAFT:-}" ]; then
   GRAFT=target/release/graft
 fi
 [ -x "$GRAFT" ] || { echo "error: $GRAFT is not an executable" >&2; exit 1; }
+# Every base is a type `graft quantize` knows, before any file is written (clap rejects an
+# unknown --type before it opens the input).
+for b in "${BASE_LIST[@]}"; do
+  case "$b" in q4_1 | f32) continue ;; esac
+  msg=$("$GRAFT" quantize --type "$b" /nonexistent.gguf /nonexistent.gguf 2>&1 || true)
+  if [[ $msg == *"invalid value"* ]]; then
+    echo "${msg%%$'\n'*}" >&2
+    echo "error: '$b' in --bases is not a graft quantize type" >&2
+    exit 2
+  fi
+done
 
 mkdir -p "$OUT/bases"
 T0=$(date +%s)
