@@ -63,29 +63,33 @@ step "disk"
 df -h . | tail -1
 
 # The builds that only later steps need — the llama.cpp oracle (~7 min of C++ on 2 cores) and
-# then the fuzz targets (cargo-fuzz and an AddressSanitizer release build, ~5 min) — start
-# now in the background at the lowest priority: they take the CPU time that clippy and the
-# test suite leave idle (single-crate stretches of the build, tests waiting on processes or
+# the fuzz targets (cargo-fuzz and an AddressSanitizer release build, ~5 min) — start now, side
+# by side, in the background at the lowest priority: they take the CPU time that clippy and
+# the test suite leave idle (single-crate stretches of the build, tests waiting on processes or
 # on one thread) and yield it when those want it. Each later step waits for its build and
 # then runs the same command in the foreground: a no-op when the background one finished,
 # the build itself (with its errors on the terminal) when it failed. Logs: target/background/.
 bg_logs="target/background"
 mkdir -p "$bg_logs"
-rm -f "$bg_logs/llama-oracle.done"
-bg_pid=""
-if [ "$parity" = 1 ] || [ "$fuzz" = 1 ]; then
+rm -f "$bg_logs/llama-oracle.done" "$bg_logs/fuzz.done"
+if [ "$parity" = 1 ]; then
   (
-    if [ "$parity" = 1 ]; then
-      nice -n 19 cargo build --release --manifest-path tools/llama-oracle/Cargo.toml \
-        >"$bg_logs/llama-oracle.log" 2>&1 || true
-    fi
+    nice -n 19 cargo build --release --manifest-path tools/llama-oracle/Cargo.toml \
+      >"$bg_logs/llama-oracle.log" 2>&1 || true
     touch "$bg_logs/llama-oracle.done"
-    if [ "$fuzz" = 1 ]; then
-      nice -n 19 scripts/fuzz-smoke.sh --build-only >"$bg_logs/fuzz.log" 2>&1 || true
-    fi
   ) &
-  bg_pid=$!
 fi
+if [ "$fuzz" = 1 ]; then
+  (
+    nice -n 19 scripts/fuzz-smoke.sh --build-only >"$bg_logs/fuzz.log" 2>&1 || true
+    touch "$bg_logs/fuzz.done"
+  ) &
+fi
+# Waits for the background build whose marker is $1 (llama-oracle or fuzz).
+wait_for_build() {
+  echo "(waiting for the background build: $bg_logs/$1.log)"
+  while [ ! -e "$bg_logs/$1.done" ]; do sleep 5; done
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -106,15 +110,32 @@ scripts/test-parallel.sh
 step "faults: a full disk (64 MiB tmpfs) while writing models, splits, adapters, checkpoints"
 scripts/test-faults.sh
 
-if [ "$parity" = 1 ]; then
-  step "llama.cpp parity (tools/llama-oracle)"
+# The steps after the suite run side by side: on their own each leaves a core idle much of the
+# time (the oracle's last C++ files and its link, a test binary alone at the end, the fuzz
+# build's final crates and link, qemu running one test binary). Each writes its output to
+# target/background/<step>.log, printed whole when all have ended. A failing step fails the run.
+side_names=()
+side_pids=()
+side_logs=()
+side_by_side() { # side_by_side NAME FUNCTION
+  local log="$bg_logs/$2.log"
+  rm -f "$log.end"
+  (
+    trap 'echo "$SECONDS" >"'"$log"'.end"' EXIT
+    "$2"
+  ) >"$log" 2>&1 &
+  side_names+=("$1")
+  side_pids+=("$!")
+  side_logs+=("$log")
+}
+
+parity_step() {
   # Built from the repository root, so the oracle's own .cargo/config.toml (target-cpu=native)
   # does not apply: llama.cpp is built for the generic target, which is also what keeps CI safe
   # on Intel hosts with AMX (llama.cpp's native AMX matmul segfaults on multi-token batches,
   # shared/notes/facts.md). An AVX-512 build quantizes Q4_0 differently from ggml's reference
   # (graft_quantize_matches_llama_quantize fails with it), so do not add native flags here.
-  echo "(waiting for the background build of the oracle: $bg_logs/llama-oracle.log)"
-  while [ ! -e "$bg_logs/llama-oracle.done" ]; do sleep 5; done
+  wait_for_build llama-oracle
   cargo build --release --manifest-path tools/llama-oracle/Cargo.toml
   export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
   # The bit-exactness tests against llama.cpp's x86 kernels (repacked Q4_K, tiled Q6_K) need
@@ -131,10 +152,54 @@ if [ "$parity" = 1 ]; then
     --skip thread_sanitizer --skip real_templates --skip dpo_adapter_matches_llama_cpp_greedy \
     --skip kl_divergence_matches_llama_perplexity \
     --skip graft_quantize_matches_llama_quantize_on_gemma3 --skip llama_imatrix_
+}
+
+fuzz_step() {
+  wait_for_build fuzz
+  scripts/fuzz-smoke.sh 30
+}
+
+cross_step() {
+  # Its own target directory: cargo locks a target directory per build, and the parity step's
+  # `cargo test --no-run` (a no-op) would otherwise wait for this whole cross build. The cost
+  # is the host proc-macros built a second time (a few seconds).
+  export CARGO_TARGET_DIR="$PWD/target/cross"
+  # graft-train's gradient tests on NEON (step 3 of the script) cost ~10 min of CI's 2 cores
+  # (building graft-runtime and graft-train for aarch64): --slow runs them.
+  if [ "$slow" = 1 ]; then
+    targets/aarch64-linux/test.sh
+  else
+    GRAFT_A64_TRAIN=0 targets/aarch64-linux/test.sh
+  fi
+}
+
+[ "$parity" = 1 ] && side_by_side "llama.cpp parity (tools/llama-oracle)" parity_step
+[ "$fuzz" = 1 ] && side_by_side "fuzz smoke: every target for 30 s (scripts/fuzz-smoke.sh)" fuzz_step
+[ "$cross" = 1 ] && [ -x targets/aarch64-linux/test.sh ] &&
+  side_by_side "aarch64 kernels under qemu" cross_step
+if [ "${#side_pids[@]}" -gt 0 ]; then
+  step "side by side: $(IFS=';'; echo "${side_names[*]}" | sed 's/;/; /g')"
+  side_failed=()
+  for i in "${!side_pids[@]}"; do
+    rc=0
+    wait "${side_pids[$i]}" || rc=$?
+    echo
+    echo "==> ${side_names[$i]}: ended at $(cat "${side_logs[$i]}.end" 2>/dev/null || echo '?') s of the run (output: ${side_logs[$i]})"
+    cat "${side_logs[$i]}"
+    if [ "$rc" != 0 ]; then
+      echo "FAILED: ${side_names[$i]} (exit $rc)"
+      side_failed+=("${side_names[$i]}")
+    fi
+  done
+  if [ "${#side_failed[@]}" -gt 0 ]; then
+    echo "failed: $(IFS=";"; echo "${side_failed[*]}" | sed "s/;/; /g")" >&2
+    exit 1
+  fi
 fi
 
 if [ "$slow" = 1 ]; then
   step "slow checks: llama-quantize parity on Gemma 3"
+  export GRAFT_LLAMA_ORACLE="$PWD/tools/llama-oracle/target/release/llama-oracle"
   cargo test --workspace --test llama_parity -- --ignored --exact \
     graft_quantize_matches_llama_quantize_on_gemma3
 fi
@@ -157,27 +222,9 @@ if [ "$slow" = 1 ]; then
   cargo test -p graft-cli --test imatrix_parity -- --ignored
 fi
 
-if [ "$fuzz" = 1 ]; then
-  step "fuzz smoke: every target for 30 s (scripts/fuzz-smoke.sh)"
-  echo "(waiting for the background build of the fuzz targets: $bg_logs/fuzz.log)"
-  wait "$bg_pid" || true
-  scripts/fuzz-smoke.sh 30
-fi
-
 if [ "$metal" = 1 ]; then
   step "Metal: the runtime with the wgpu backend type-checks for Apple silicon"
   cargo check -p graft-runtime --features wgpu --target aarch64-apple-darwin
-fi
-
-if [ "$cross" = 1 ] && [ -x targets/aarch64-linux/test.sh ]; then
-  step "aarch64 kernels under qemu"
-  # graft-train's gradient tests on NEON (step 3 of the script) cost ~10 min of CI's 2 cores
-  # (building graft-runtime and graft-train for aarch64): --slow runs them.
-  if [ "$slow" = 1 ]; then
-    targets/aarch64-linux/test.sh
-  else
-    GRAFT_A64_TRAIN=0 targets/aarch64-linux/test.sh
-  fi
 fi
 
 step "done"
