@@ -57,8 +57,11 @@ mkdir -p "$logs"
 # Build every test binary (cargo's own output goes to the terminal) and list them as
 # "name<TAB>package dir<TAB>executable" from cargo's JSON messages (name: the file name
 # without cargo's hash, e.g. gpu_model or graft_kernels for a crate's unit tests).
+# `--tests` (libraries', binaries' and integration tests) leaves out the examples that a plain
+# `cargo test` also builds: 14 benchmark and generator programs nothing here runs, which
+# clippy (--all-targets) compiles anyway.
 list="$logs/binaries.tsv"
-cargo test --workspace --no-run --message-format=json-render-diagnostics |
+cargo test --workspace --tests --no-run --message-format=json-render-diagnostics |
   grep '"reason":"compiler-artifact"' | grep -E '"profile":\{[^}]*"test":true' |
   grep '"executable":"' |
   sed -E 's/.*"manifest_path":"([^"]*)\/Cargo.toml".*"executable":"([^"]*)".*/\1\t\2/' |
