@@ -72,8 +72,8 @@ if [ "$link" = 1 ]; then
 fi
 # The static library on its own (after the build above, which also writes one): built beside
 # the cdylib and the rlib, libgraft.a is 108 MB on x86_64 (by its size, not LTO'd) and a C
-# program linked with it 22.7 MB; alone it is 29.5 MB and the same program 13.5 MB. It needs no linker for the
-# target, so it is also what an Android build without the NDK makes.
+# program linked with it 22.7 MB; alone it is 29.5 MB and the same program 13.5 MB. It needs
+# no linker for the target, so it is also what an Android build without the NDK makes.
 cargo rustc --profile dist --target "$triple" -p graft-ffi --lib --crate-type staticlib "${features[@]}"
 secs=$((SECONDS - start))
 
