@@ -180,9 +180,10 @@ fn generate_stops_at_end_of_turn() {
     assert!(out.text.starts_with(" the capital of"), "{:?}", out.text);
 }
 
-/// Perplexity on GPL-3 up to its last line end before byte 9,000 (-c 256, llama.cpp's method: 7 windows, 889
-/// scored tokens) within 0.5% of llama.cpp's. The whole license (29 windows) cost 4–5 minutes of
-/// CI's parity step: Gemma's 262,144-entry output head on 256 positions, in both engines.
+/// Perplexity on GPL-3 up to its last line end before byte 9,000 (-c 256, llama.cpp's method:
+/// 7 windows, 889 scored tokens) within 0.5% of llama.cpp's. The whole license (29 windows)
+/// cost 4–5 minutes of CI's parity step: Gemma's 262,144-entry output head on 256 positions,
+/// in both engines.
 #[test]
 #[ignore = "needs the llama.cpp oracle (GRAFT_LLAMA_ORACLE); run by scripts/test.sh --parity"]
 fn perplexity_within_half_a_percent_of_llama_cpp() {
@@ -205,7 +206,7 @@ fn perplexity_within_half_a_percent_of_llama_cpp() {
         },
     )
     .expect("session");
-    let bos = if tok.add_bos() { tok.bos_id() } else { None };
+    let bos = tok.added_bos();
     let ours = graft_runtime::perplexity::perplexity(&mut s, &ids, 256, bos, &mut |_, _, _| {})
         .expect("perplexity");
     let theirs = graft_testkit::oracle::run(&[

@@ -310,7 +310,7 @@ fn perplexity_gpl3_c256_within_1pct_of_llama_cpp() {
         },
     )
     .expect("session");
-    let bos = if tok.add_bos() { tok.bos_id() } else { None };
+    let bos = tok.added_bos();
     let r = perplexity(&mut s, &ids, 256, bos, &mut |_, _, _| {}).expect("perplexity");
     eprintln!(
         "perplexity GPL-3 -c 256: {:.4} ± {:.4} over {} tokens (llama.cpp {want:.4})",

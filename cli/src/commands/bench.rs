@@ -183,7 +183,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         device_id = model.device().kind().name();
         let bos = Tokenizer::from_gguf(model.gguf().metadata())
             .ok()
-            .and_then(|tok| if tok.add_bos() { tok.bos_id() } else { None });
+            .and_then(|tok| tok.added_bos());
         for &test in &tests {
             for &depth in &a.n_depth {
                 let before = gpu_counts(&model);

@@ -96,7 +96,7 @@ pub fn tokenizer_fingerprint(tok: &Tokenizer) -> u64 {
         // 0xFF never occurs in UTF-8: an unambiguous separator.
         eat(&[0xFF]);
     }
-    let bos = if tok.add_bos() { tok.bos_id() } else { None };
+    let bos = tok.added_bos();
     eat(&[u8::from(bos.is_some())]);
     eat(&bos.unwrap_or(0).to_le_bytes());
     h

@@ -320,7 +320,7 @@ fn general_ppl(
     };
     let tok = renderer.tokenizer();
     let tokens = tok.encode(text, true, false);
-    let bos = if tok.add_bos() { tok.bos_id() } else { None };
+    let bos = tok.added_bos();
     let mut cancelled = false;
     let mut cb = |done: usize, total: usize, _ppl: f64| {
         if !cancelled {
