@@ -69,21 +69,25 @@ df -h . | tail -1
 # on one thread) and yield it when those want it. Each later step waits for its build and
 # then runs the same command in the foreground: a no-op when the background one finished,
 # the build itself (with its errors on the terminal) when it failed. Logs: target/background/.
+# Each runs in its own session (setsid), so that a run ending early (a failing step) stops
+# them and their compilers instead of leaving them building in a tree that is going away.
 bg_logs="target/background"
 mkdir -p "$bg_logs"
 rm -f "$bg_logs/llama-oracle.done" "$bg_logs/fuzz.done"
+bg_groups=()
+stop_background_builds() {
+  for g in "${bg_groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
+}
+trap stop_background_builds EXIT
 if [ "$parity" = 1 ]; then
-  (
-    nice -n 19 cargo build --release --manifest-path tools/llama-oracle/Cargo.toml \
-      >"$bg_logs/llama-oracle.log" 2>&1 || true
-    touch "$bg_logs/llama-oracle.done"
-  ) &
+  setsid bash -c 'nice -n 19 cargo build --release --manifest-path tools/llama-oracle/Cargo.toml \
+    >"$1/llama-oracle.log" 2>&1; touch "$1/llama-oracle.done"' _ "$bg_logs" &
+  bg_groups+=("$!")
 fi
 if [ "$fuzz" = 1 ]; then
-  (
-    nice -n 19 scripts/fuzz-smoke.sh --build-only >"$bg_logs/fuzz.log" 2>&1 || true
-    touch "$bg_logs/fuzz.done"
-  ) &
+  setsid bash -c 'nice -n 19 scripts/fuzz-smoke.sh --build-only >"$1/fuzz.log" 2>&1
+    touch "$1/fuzz.done"' _ "$bg_logs" &
+  bg_groups+=("$!")
 fi
 # Waits for the background build whose marker is $1 (llama-oracle or fuzz).
 wait_for_build() {
