@@ -1,5 +1,6 @@
-//! Times `matmul_t` (dx += Wᵀ dy) for a Q4_1 576×1536 weight and T = 512 tokens on every ISA
-//! path and 1/2 threads; prints GFLOP/s (2·rows·cols·T flops per call).
+//! Times `matmul_t` (dx += Wᵀ dy) for Q4_1 576×1536 and 1536×576 weights (SmolLM2's FFN
+//! down and up/gate: 24 and 9 column panels) and T = 512 tokens on every ISA path and 1/2
+//! threads; prints GFLOP/s (2·rows·cols·T flops per call).
 //!
 //! `cargo run --release -p graft-kernels --example matmul_t_speed`
 
@@ -10,7 +11,13 @@ use graft_kernels::grad::matmul_t_with;
 use graft_quant::QuantType;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (rows, cols, n_tok) = (576usize, 1536usize, 512usize);
+    for (rows, cols) in [(576usize, 1536usize), (1536, 576)] {
+        shape(rows, cols, 512)?;
+    }
+    Ok(())
+}
+
+fn shape(rows: usize, cols: usize, n_tok: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut seed = 0x1234_5678u32;
     let mut next = || {
         seed ^= seed << 13;

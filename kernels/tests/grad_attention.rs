@@ -190,3 +190,120 @@ fn segments_actually_isolate() {
         "perturbation had no effect on sequence 0"
     );
 }
+
+/// Forward and backward of the kernel: (out, lse, dq, dk, dv).
+#[allow(clippy::type_complexity)]
+fn fwd_bwd(
+    sh: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dout: &[f32],
+    seg: Option<&[u32]>,
+    threads: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let pool = pool(threads);
+    let mut out = vec![0f32; q.len()];
+    let mut lse = vec![0f32; sh.n_tok * sh.n_head];
+    attention_forward(sh, q, k, v, seg, &mut out, &mut lse, &pool);
+    let (mut dq, mut dk, mut dv) = (
+        vec![0f32; q.len()],
+        vec![0f32; k.len()],
+        vec![0f32; v.len()],
+    );
+    attention_backward(
+        sh, q, k, v, seg, &out, &lse, dout, &mut dq, &mut dk, &mut dv, &pool,
+    );
+    (out, lse, dq, dk, dv)
+}
+
+#[test]
+fn long_packed_batches_split_into_independent_rows() {
+    // Four rows of 80 tokens (the second holds two sequences): the kernel cuts the batch at
+    // the row boundaries (ranges of ≥ 64 tokens that no later query sees into) and hands the
+    // (head, row) items to the threads. The packed call must equal each row run on its own,
+    // bit for bit, forward and backward, on 1-3 threads (rows of 80 are not cut further).
+    let (rows, len) = (4usize, 80usize);
+    let seg: Vec<u32> = (0..rows * len)
+        .map(|t| {
+            let (r, i) = (t / len, t % len);
+            if r == 1 && i >= 30 {
+                100
+            } else {
+                r as u32
+            }
+        })
+        .collect();
+    let sh = AttnShape {
+        n_tok: rows * len,
+        n_head: 4,
+        n_kv: 2,
+        head_dim: 8,
+        scale: None,
+        window: None,
+    };
+    let (qw, kw) = (sh.n_head * sh.head_dim, sh.n_kv * sh.head_dim);
+    let mut rng = Rng::new(31);
+    let q = rng.vec(sh.n_tok * qw, 1.5);
+    let k = rng.vec(sh.n_tok * kw, 1.5);
+    let v = rng.vec(k.len(), 1.0);
+    let dout = rng.vec(q.len(), 1.0);
+    let row_sh = AttnShape { n_tok: len, ..sh };
+    for threads in 1..=3 {
+        let (out, lse, dq, dk, dv) = fwd_bwd(sh, &q, &k, &v, &dout, Some(&seg), threads);
+        for r in 0..rows {
+            let (a, b) = (r * len, (r + 1) * len);
+            let (o1, l1, dq1, dk1, dv1) = fwd_bwd(
+                row_sh,
+                &q[a * qw..b * qw],
+                &k[a * kw..b * kw],
+                &v[a * kw..b * kw],
+                &dout[a * qw..b * qw],
+                Some(&seg[a..b]),
+                1,
+            );
+            let what = format!("row {r}, x{threads}");
+            assert_eq!(out[a * qw..b * qw], o1[..], "out, {what}");
+            assert_eq!(lse[a * sh.n_head..b * sh.n_head], l1[..], "lse, {what}");
+            assert_eq!(dq[a * qw..b * qw], dq1[..], "dq, {what}");
+            assert_eq!(dk[a * kw..b * kw], dk1[..], "dk, {what}");
+            assert_eq!(dv[a * kw..b * kw], dv1[..], "dv, {what}");
+        }
+        let (o64, l64) = attn64(sh, &to64(&q), &to64(&k), &to64(&v), Some(&seg));
+        check(&format!("packed rows x{threads} out"), &out, &o64, 1e-5);
+        check(&format!("packed rows x{threads} lse"), &lse, &l64, 1e-5);
+    }
+}
+
+#[test]
+fn a_sequence_id_reused_by_a_later_row_keeps_the_rows_together() {
+    // Rows 0 and 2 share id 7, so row 2's tokens see row 0's: the batch may be cut only
+    // after row 2 (at 240), and the forward must still match the f64 reference, which reads
+    // the mask as given. A sliding window of 100 over single-sequence rows cuts nothing
+    // that the window would cross either.
+    let len = 80usize;
+    let seg: Vec<u32> = (0..4 * len).map(|t| [7u32, 1, 7, 2][t / len]).collect();
+    for (window, seg) in [(None, Some(&seg[..])), (Some(100), None)] {
+        let sh = AttnShape {
+            n_tok: 4 * len,
+            n_head: 4,
+            n_kv: 2,
+            head_dim: 8,
+            scale: None,
+            window,
+        };
+        let mut rng = Rng::new(32);
+        let q = rng.vec(sh.n_tok * sh.n_head * sh.head_dim, 1.5);
+        let k = rng.vec(sh.n_tok * sh.n_kv * sh.head_dim, 1.5);
+        let v = rng.vec(k.len(), 1.0);
+        let (o64, l64) = attn64(sh, &to64(&q), &to64(&k), &to64(&v), seg);
+        for threads in [1, 2] {
+            let mut out = vec![0f32; q.len()];
+            let mut lse = vec![0f32; sh.n_tok * sh.n_head];
+            attention_forward(sh, &q, &k, &v, seg, &mut out, &mut lse, &pool(threads));
+            let tag = format!("window {window:?} x{threads}");
+            check(&format!("{tag} out"), &out, &o64, 1e-5);
+            check(&format!("{tag} lse"), &lse, &l64, 1e-5);
+        }
+    }
+}

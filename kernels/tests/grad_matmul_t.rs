@@ -1,5 +1,5 @@
 //! matmul_t (dx += Wᵀ dy over quantized W): every format × every ISA path on this CPU ×
-//! {1, 3} threads, against (a) the whole matrix dequantized by graft-quant's reference then a
+//! {1, 2, 3} threads, against (a) the whole matrix dequantized by graft-quant's reference then a
 //! transposed multiply in f64 and (b) the scalar path; weights at an odd byte offset.
 
 mod grad_common;
@@ -65,7 +65,7 @@ fn case(ty: QuantType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
     .expect("scalar");
     check(&format!("{ty} scalar vs f64"), &scalar, &want, TOL_F64);
     for isa in available_isas() {
-        for threads in [1, 3] {
+        for threads in [1, 2, 3] {
             let mut dx = dx0.clone();
             matmul_t_with(isa, ty, wb, rows, cols, &dy, n_tok, &mut dx, &pool(threads))
                 .expect("run");
@@ -99,6 +99,13 @@ fn tall_matrix_crosses_row_chunks() {
     case(QuantType::Q6_K, 70, 256, 5, 9);
     // NF4: 900 blocks, so its double-quantization groups (256 blocks) span rows.
     case(QuantType::NF4, 300, 192, 3, 12);
+}
+
+#[test]
+fn many_tokens_split_into_token_blocks_across_threads() {
+    // 301 tokens, 3 panels: 2 and 3 threads cut two token blocks (151 + 150) per panel.
+    case(QuantType::Q4_1, 70, 192, 301, 13);
+    case(QuantType::Q6_K, 40, 256, 301, 14);
 }
 
 #[test]

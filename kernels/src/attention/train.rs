@@ -5,13 +5,18 @@
 //! (transposed into `[hd, 16]` so the score rows q·Kᵀ and dout·Vᵀ are small vectorized GEMM
 //! rows); the dq/dk/dv updates are axpys over L1-resident rows.
 //!
-//! Threading: the threads of the caller's [`ThreadPool`] claim query heads one at a time; each head
-//! is gathered into dense `[T, hd]` buffers (its q, and its kv group's k and v), computed
+//! Threading: the tokens are cut into ranges that attend only within themselves (no query
+//! sees a key before its range: with packed sequences, the rows of the batch; at least
+//! [`MIN_RANGE`] tokens each), and the threads of the caller's [`ThreadPool`] claim
+//! (query head, range) items one at a time — 9 heads × 4 rows are 36 items, which two threads
+//! share evenly where 9 heads alone split 5:4. The cut depends only on the mask, never on the
+//! thread count. Each item is gathered into dense `[n, hd]` buffers (its q, and its kv
+//! group's k and v over the range), computed
 //! with an AVX2+FMA-compiled body when the CPU has it (same code, multiversioned; on aarch64 the
 //! baseline build, whose small GEMMs take the NEON micro-kernel), and its
-//! results (out/lse, or dq and partial dk/dv) are scattered back after every head is done, so
-//! no two threads write the same memory. This costs one gathered copy of q/k/v per head
-//! (O(T · hd) each), still nothing quadratic in T.
+//! results (out/lse, or dq, dk and dv of the range) are scattered back after every item is
+//! done, so no two threads write the same memory. This costs one gathered copy of q/k/v per
+//! head (O(T · hd) each), still nothing quadratic in T.
 //!
 //! Layouts: `q`, `out`, `dout`, `dq` are `[T, n_head, hd]`; `k`, `v`, `dk`, `dv` are
 //! `[T, n_kv, hd]`; `lse` is `[T, n_head]`. Query head `h` reads kv head
@@ -92,6 +97,10 @@ const BQ: usize = 16;
 /// Keys per tile (the width of the small score GEMM: two AVX2 vectors).
 const BK: usize = 16;
 
+/// Fewest tokens in a range of independent tokens (shorter ones are merged with the next):
+/// an item's gather and setup stay small next to its O(n²) work.
+const MIN_RANGE: usize = 64;
+
 /// Whether query `i` sees key `j ≤ i`.
 fn visible(mask: Mask<'_>, i: usize, j: usize) -> bool {
     mask.segments.is_none_or(|s| s[i] == s[j]) && mask.window.is_none_or(|w| i - j < w)
@@ -123,7 +132,39 @@ fn block_start(first: &[usize], i0: usize, i1: usize) -> usize {
     first[i0..i1].iter().copied().min().unwrap_or(i0)
 }
 
-/// Everything one head's kernels read: dense `[T, hd]` rows.
+/// Consecutive ranges `[a, b)` covering `0..n_tok` in which no query sees a key before `a`
+/// (so no key of a range is seen from a later one), each of at least [`MIN_RANGE`] tokens but
+/// the last: attention splits into independent problems along them.
+fn independent_ranges(mask: Mask<'_>, n_tok: usize) -> Vec<(usize, usize)> {
+    if n_tok == 0 {
+        return Vec::new();
+    }
+    let first = first_visible(mask, n_tok);
+    // sees_before[b]: the earliest key any query at or after b sees.
+    let mut sees_before = vec![usize::MAX; n_tok + 1];
+    for i in (0..n_tok).rev() {
+        sees_before[i] = sees_before[i + 1].min(first[i]);
+    }
+    let mut out = Vec::new();
+    let mut a = 0;
+    for (b, &seen) in sees_before.iter().enumerate().take(n_tok).skip(1) {
+        if seen >= b && b - a >= MIN_RANGE && n_tok - b >= MIN_RANGE {
+            out.push((a, b));
+            a = b;
+        }
+    }
+    out.push((a, n_tok));
+    out
+}
+
+/// The (query head, token range) items of a call, heads outermost.
+fn items(n_head: usize, ranges: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
+    (0..n_head)
+        .flat_map(|h| ranges.iter().map(move |&(a, b)| (h, a, b)))
+        .collect()
+}
+
+/// Everything one item's kernels read: dense `[n, hd]` rows.
 struct Head {
     q: Vec<f32>,
     k: Vec<f32>,
@@ -131,14 +172,15 @@ struct Head {
 }
 
 impl AttnShape {
-    fn gather(&self, q: &[f32], k: &[f32], v: &[f32], h: usize) -> Head {
+    /// Head `h`'s q and its kv group's k and v over tokens `a..b`.
+    fn gather(&self, q: &[f32], k: &[f32], v: &[f32], h: usize, a: usize, b: usize) -> Head {
         let (hd, g) = (self.head_dim, self.kv_head(h));
         let mut head = Head {
-            q: Vec::with_capacity(self.n_tok * hd),
-            k: Vec::with_capacity(self.n_tok * hd),
-            v: Vec::with_capacity(self.n_tok * hd),
+            q: Vec::with_capacity((b - a) * hd),
+            k: Vec::with_capacity((b - a) * hd),
+            v: Vec::with_capacity((b - a) * hd),
         };
-        for t in 0..self.n_tok {
+        for t in a..b {
             head.q.extend_from_slice(&q[self.q_at(t, h)..][..hd]);
             head.k.extend_from_slice(&k[self.kv_at(t, g)..][..hd]);
             head.v.extend_from_slice(&v[self.kv_at(t, g)..][..hd]);
@@ -147,12 +189,22 @@ impl AttnShape {
     }
 }
 
-/// Runs `f(h)` for every query head on the threads of `pool`; results in head order.
-fn per_head<R: Send>(n_head: usize, pool: &ThreadPool, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+/// Runs `f(i)` for every item `i < n` on the threads of `pool`; results in item order.
+fn per_item<R: Send>(n: usize, pool: &ThreadPool, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     if pool.n_threads() == 1 {
-        return (0..n_head).map(f).collect();
+        return (0..n).map(f).collect();
     }
-    parallel::map(pool, n_head, f)
+    parallel::map(pool, n, f)
+}
+
+impl Mask<'_> {
+    /// The mask of tokens `a..b` on their own (an independent range).
+    fn range(&self, a: usize, b: usize) -> Mask<'_> {
+        Mask {
+            segments: self.segments.map(|s| &s[a..b]),
+            ..*self
+        }
+    }
 }
 
 /// Whether the x86 SIMD bodies may run.
@@ -196,29 +248,32 @@ pub fn attention_forward(
 ) {
     let hd = sh.head_dim;
     let mask = sh.mask(segments);
-    let results = per_head(sh.n_head, pool, |h| {
-        let head = sh.gather(q, k, v, h);
-        let mut o = vec![0f32; sh.n_tok * hd];
-        let mut l = vec![0f32; sh.n_tok];
+    let items = items(sh.n_head, &independent_ranges(mask, sh.n_tok));
+    let results = per_item(items.len(), pool, |i| {
+        let (h, a, b) = items[i];
+        let (n, mask) = (b - a, mask.range(a, b));
+        let head = sh.gather(q, k, v, h, a, b);
+        let mut o = vec![0f32; n * hd];
+        let mut l = vec![0f32; n];
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
-            unsafe { fwd_head_avx512(sh.n_tok, hd, &head, mask, &mut o, &mut l) };
+            unsafe { fwd_head_avx512(n, hd, &head, mask, &mut o, &mut l) };
             return (o, l);
         }
         #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
-            unsafe { fwd_head_avx2(sh.n_tok, hd, &head, mask, &mut o, &mut l) };
+            unsafe { fwd_head_avx2(n, hd, &head, mask, &mut o, &mut l) };
             return (o, l);
         }
-        fwd_head(portable(), sh.n_tok, hd, &head, mask, &mut o, &mut l);
+        fwd_head(portable(), n, hd, &head, mask, &mut o, &mut l);
         (o, l)
     });
-    for (h, (o, l)) in results.into_iter().enumerate() {
-        for t in 0..sh.n_tok {
-            out[sh.q_at(t, h)..][..hd].copy_from_slice(&o[t * hd..][..hd]);
-            lse[t * sh.n_head + h] = l[t];
+    for (&(h, a, b), (o, l)) in items.iter().zip(results) {
+        for t in a..b {
+            out[sh.q_at(t, h)..][..hd].copy_from_slice(&o[(t - a) * hd..][..hd]);
+            lse[t * sh.n_head + h] = l[t - a];
         }
     }
 }
@@ -400,54 +455,50 @@ pub fn attention_backward(
 ) {
     let hd = sh.head_dim;
     let mask = sh.mask(segments);
-    let results = per_head(sh.n_head, pool, |h| {
-        let head = sh.gather(q, k, v, h);
-        let mut delta = vec![0f32; sh.n_tok];
-        let mut d_o = Vec::with_capacity(sh.n_tok * hd);
-        let mut l = Vec::with_capacity(sh.n_tok);
-        for t in 0..sh.n_tok {
+    let items = items(sh.n_head, &independent_ranges(mask, sh.n_tok));
+    let results = per_item(items.len(), pool, |i| {
+        let (h, a, b) = items[i];
+        let (n, mask) = (b - a, mask.range(a, b));
+        let head = sh.gather(q, k, v, h, a, b);
+        let mut delta = vec![0f32; n];
+        let mut d_o = Vec::with_capacity(n * hd);
+        let mut l = Vec::with_capacity(n);
+        for t in a..b {
             let at = sh.q_at(t, h);
             d_o.extend_from_slice(&dout[at..][..hd]);
-            delta[t] = dot(&dout[at..][..hd], &out[at..][..hd]);
+            delta[t - a] = dot(&dout[at..][..hd], &out[at..][..hd]);
             l.push(lse[t * sh.n_head + h]);
         }
         let mut g = HeadGrad {
-            dq: vec![0f32; sh.n_tok * hd],
-            dk: vec![0f32; sh.n_tok * hd],
-            dv: vec![0f32; sh.n_tok * hd],
+            dq: vec![0f32; n * hd],
+            dk: vec![0f32; n * hd],
+            dv: vec![0f32; n * hd],
         };
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
-            unsafe { bwd_head_avx512(sh.n_tok, hd, &head, mask, &l, &delta, &d_o, &mut g) };
+            unsafe { bwd_head_avx512(n, hd, &head, mask, &l, &delta, &d_o, &mut g) };
             return g;
         }
         #[cfg(target_arch = "x86_64")]
         if simd() {
             // SAFETY: `simd()` is true only when AVX2 and FMA were detected on this CPU.
-            unsafe { bwd_head_avx2(sh.n_tok, hd, &head, mask, &l, &delta, &d_o, &mut g) };
+            unsafe { bwd_head_avx2(n, hd, &head, mask, &l, &delta, &d_o, &mut g) };
             return g;
         }
-        bwd_head(
-            portable(),
-            sh.n_tok,
-            hd,
-            &head,
-            mask,
-            &l,
-            &delta,
-            &d_o,
-            &mut g,
-        );
+        bwd_head(portable(), n, hd, &head, mask, &l, &delta, &d_o, &mut g);
         g
     });
-    for (h, g) in results.into_iter().enumerate() {
+    // Items in head order, so each head's dk/dv (shared by its kv group) are summed in the
+    // same order whatever the thread count.
+    for (&(h, a, b), g) in items.iter().zip(results) {
         let kv = sh.kv_head(h);
-        for t in 0..sh.n_tok {
+        for t in a..b {
             let (qa, ka) = (sh.q_at(t, h), sh.kv_at(t, kv));
-            axpy(1.0, &g.dq[t * hd..][..hd], &mut dq[qa..][..hd]);
-            axpy(1.0, &g.dk[t * hd..][..hd], &mut dk[ka..][..hd]);
-            axpy(1.0, &g.dv[t * hd..][..hd], &mut dv[ka..][..hd]);
+            let r = (t - a) * hd;
+            axpy(1.0, &g.dq[r..][..hd], &mut dq[qa..][..hd]);
+            axpy(1.0, &g.dk[r..][..hd], &mut dk[ka..][..hd]);
+            axpy(1.0, &g.dv[r..][..hd], &mut dv[ka..][..hd]);
         }
     }
 }
@@ -565,5 +616,50 @@ fn bwd_head(
                 bk,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(segments: Option<&[u32]>, window: Option<usize>, n: usize) -> Vec<(usize, usize)> {
+        let mask = Mask {
+            segments,
+            window,
+            scale: 1.0,
+        };
+        independent_ranges(mask, n)
+    }
+
+    #[test]
+    fn packed_rows_are_cut_where_no_later_query_looks_back() {
+        let rows: Vec<u32> = (0..320u32).map(|t| t / 80).collect();
+        assert_eq!(
+            ranges(Some(&rows), None, 320),
+            [(0, 80), (80, 160), (160, 240), (240, 320)]
+        );
+        // Rows of 40 are merged in pairs (ranges of at least 64 tokens).
+        let short: Vec<u32> = (0..320u32).map(|t| t / 40).collect();
+        assert_eq!(
+            ranges(Some(&short), None, 320),
+            [(0, 80), (80, 160), (160, 240), (240, 320)]
+        );
+        // An id reused by a later row joins everything in between.
+        let reused: Vec<u32> = (0..320u32).map(|t| [7, 1, 7, 2][t as usize / 80]).collect();
+        assert_eq!(ranges(Some(&reused), None, 320), [(0, 240), (240, 320)]);
+        // A last range shorter than 64 tokens stays with the one before it.
+        let tail: Vec<u32> = (0..300u32).map(|t| t / 80).collect();
+        assert_eq!(
+            ranges(Some(&tail), None, 300),
+            [(0, 80), (80, 160), (160, 300)]
+        );
+    }
+
+    #[test]
+    fn causal_and_windowed_attention_is_one_range() {
+        assert_eq!(ranges(None, None, 300), [(0, 300)]);
+        assert_eq!(ranges(None, Some(16), 300), [(0, 300)]);
+        assert_eq!(ranges(None, None, 0), []);
     }
 }

@@ -74,13 +74,7 @@ pub fn matmul_fwd_with(
     }
     let n_panels = rows.div_ceil(NR);
     let n_threads = pool.n_threads();
-    // Enough items for about four per worker, without token blocks below MIN_TOKEN_BLOCK.
-    let tb = if n_threads == 1 {
-        n_tok
-    } else {
-        let want_blocks = (4 * n_threads).div_ceil(n_panels).max(1);
-        n_tok.div_ceil(want_blocks).max(MIN_TOKEN_BLOCK).min(n_tok)
-    };
+    let tb = parallel::token_block(n_panels, n_tok, n_threads, MIN_TOKEN_BLOCK);
     let n_tb = n_tok.div_ceil(tb);
     let n_items = n_panels * n_tb;
     let job = Job {

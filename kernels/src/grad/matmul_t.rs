@@ -6,8 +6,10 @@
 //! 256-column block for the k-quants); for each panel a thread dequantizes `kc` rows at a
 //! time into its own ~64 KiB f32 tile, then runs a register-blocked micro-GEMM of all `T`
 //! tokens against that tile (each tile dequantized once and reused by every token).
-//! Threading: the threads of the caller's [`ThreadPool`] claim column panels one at a time —
-//! each panel owns disjoint columns of `dx`, so there is no reduction, no extra `[T, cols]`
+//! Threading: the threads of the caller's [`ThreadPool`] claim (column panel, token block)
+//! items one at a time, cut so every thread gets the same number
+//! ([`parallel::token_block`]: 9 panels on 2 threads are 18 items, not 5 panels against 4) —
+//! each item owns a disjoint window of `dx`, so there is no reduction, no extra `[T, cols]`
 //! buffer, and the result does not depend on the number of threads.
 
 use graft_quant::QuantType;
@@ -26,6 +28,9 @@ use crate::cpu::ThreadPool;
 
 /// Floats per dequantized tile (64 KiB): fits L2 comfortably, near L1 for the hot strip.
 const TILE_FLOATS: usize = 16 * 1024;
+
+/// Smallest token block a multi-threaded call cuts (keeps each dequantized tile amortized).
+const MIN_TOKEN_BLOCK: usize = 128;
 
 /// Panel width and row-chunk height for a type.
 fn layout(ty: QuantType) -> Result<(usize, usize), GradError> {
@@ -136,6 +141,8 @@ pub fn matmul_t_with(
         return Ok(());
     }
     let n_panels = cols.div_ceil(nc);
+    let tb = parallel::token_block(n_panels, n_tok, pool.n_threads(), MIN_TOKEN_BLOCK);
+    let n_tb = n_tok.div_ceil(tb);
     let job = Job {
         isa,
         ty,
@@ -146,13 +153,17 @@ pub fn matmul_t_with(
         nc,
         kc,
         dy,
-        n_tok,
         dx: DxPtr(dx.as_mut_ptr()),
     };
-    if pool.n_threads() == 1 || n_panels == 1 {
-        return job.run(0..n_panels);
+    let n_items = n_panels * n_tb;
+    if pool.n_threads() == 1 || n_items == 1 {
+        return (0..n_panels).try_for_each(|p| job.run(p, 0..n_tok));
     }
-    parallel::try_for_each(pool, n_panels, |p| job.run(p..p + 1))
+    // Token blocks of one panel are adjacent items (the panel's bytes stay cached).
+    parallel::try_for_each(pool, n_items, |i| {
+        let (p, b) = (i / n_tb, i % n_tb);
+        job.run(p, b * tb..n_tok.min((b + 1) * tb))
+    })
 }
 
 /// `dx`'s base pointer, shared by threads that write disjoint column ranges.
@@ -175,12 +186,12 @@ struct Job<'a> {
     nc: usize,
     kc: usize,
     dy: &'a [f32],
-    n_tok: usize,
     dx: DxPtr,
 }
 
 impl Job<'_> {
-    fn run(&self, panels: std::ops::Range<usize>) -> Result<(), GradError> {
+    /// Columns of panel `p` of `dx`, for tokens `toks`.
+    fn run(&self, p: usize, toks: std::ops::Range<usize>) -> Result<(), GradError> {
         let base = Base {
             isa: self.isa,
             ty: self.ty,
@@ -190,43 +201,51 @@ impl Job<'_> {
             row_bytes: self.row_bytes,
         };
         let mut tile = vec![0f32; self.kc * self.nc];
-        for p in panels {
-            let c0 = p * self.nc;
-            let pw = self.nc.min(self.cols - c0);
-            for r0 in (0..self.rows).step_by(self.kc) {
-                let kr = self.kc.min(self.rows - r0);
-                for r in 0..kr {
-                    base.span(r0 + r, c0, &mut tile[r * pw..(r + 1) * pw])?;
-                }
-                let tile = &tile[..kr * pw];
-                // SAFETY: `isa` was checked supported; pointers address `dy[0, r0]` and
-                // `dx[0, c0]` whose [n_tok × kr] / [n_tok × pw] windows (strides rows /
-                // cols) are in bounds (lengths checked), and this thread alone writes
-                // columns c0..c0+pw of dx.
-                let simd = unsafe {
-                    small_gemm::tile_simd(
-                        self.isa,
-                        tile.as_ptr(),
-                        kr,
-                        pw,
-                        self.dy.as_ptr().add(r0),
-                        self.rows,
-                        self.dx.0.add(c0),
-                        self.cols,
-                        self.n_tok,
-                    )
-                };
-                if !simd {
-                    self.gemm_scalar(tile, kr, pw, r0, c0);
-                }
+        let c0 = p * self.nc;
+        let pw = self.nc.min(self.cols - c0);
+        let (t0, nt) = (toks.start, toks.len());
+        for r0 in (0..self.rows).step_by(self.kc) {
+            let kr = self.kc.min(self.rows - r0);
+            for r in 0..kr {
+                base.span(r0 + r, c0, &mut tile[r * pw..(r + 1) * pw])?;
+            }
+            let tile = &tile[..kr * pw];
+            // SAFETY: `isa` was checked supported; pointers address `dy[t0, r0]` and
+            // `dx[t0, c0]` whose [nt × kr] / [nt × pw] windows (strides rows / cols) are in
+            // bounds (lengths checked, t0 + nt ≤ n_tok), and this item alone writes that
+            // window of dx.
+            let simd = unsafe {
+                small_gemm::tile_simd(
+                    self.isa,
+                    tile.as_ptr(),
+                    kr,
+                    pw,
+                    self.dy.as_ptr().add(t0 * self.rows + r0),
+                    self.rows,
+                    self.dx.0.add(t0 * self.cols + c0),
+                    self.cols,
+                    nt,
+                )
+            };
+            if !simd {
+                self.gemm_scalar(tile, kr, pw, r0, c0, toks.clone());
             }
         }
         Ok(())
     }
 
-    /// Reference micro-GEMM: `dx[t, c0..c0+pw] += Σ_k dy[t, r0+k] · tile[k, ..]`.
-    fn gemm_scalar(&self, tile: &[f32], kr: usize, pw: usize, r0: usize, c0: usize) {
-        for t in 0..self.n_tok {
+    /// Reference micro-GEMM: `dx[t, c0..c0+pw] += Σ_k dy[t, r0+k] · tile[k, ..]` for `t` in
+    /// `toks`.
+    fn gemm_scalar(
+        &self,
+        tile: &[f32],
+        kr: usize,
+        pw: usize,
+        r0: usize,
+        c0: usize,
+        toks: std::ops::Range<usize>,
+    ) {
+        for t in toks {
             // SAFETY: t < n_tok and c0 + pw ≤ cols, so the window is inside dx (length
             // n_tok·cols checked); only this thread touches columns c0..c0+pw.
             let out =

@@ -40,6 +40,31 @@ impl FirstError {
     }
 }
 
+/// Tokens per block when `n_tok` tokens × `n_panels` panels are cut into (panel, token block)
+/// items for `n_threads` threads: the whole batch on one thread; otherwise the fewest token
+/// blocks (of at least `min_block` tokens, which keeps each dequantized tile amortized) that
+/// give every thread the same number of items, at least two each — so 9 panels on 2 threads
+/// become 18 items (9 each) instead of 9 (5 and 4), and 3 become 6. Without such a split
+/// (too few tokens), the whole batch per item.
+pub(crate) fn token_block(
+    n_panels: usize,
+    n_tok: usize,
+    n_threads: usize,
+    min_block: usize,
+) -> usize {
+    if n_threads <= 1 || n_tok == 0 {
+        return n_tok.max(1);
+    }
+    let max_blocks = (n_tok / min_block.max(1)).max(1);
+    (1..=max_blocks)
+        .find(|&n_tb| {
+            let items = n_panels * n_tb;
+            items.is_multiple_of(n_threads) && items >= 2 * n_threads
+        })
+        .or_else(|| (1..=max_blocks).find(|&n_tb| n_panels * n_tb >= 4 * n_threads))
+        .map_or(n_tok, |n_tb| n_tok.div_ceil(n_tb))
+}
+
 /// Runs `f` on the calling thread and every pool thread that joins ([`ThreadPool::run`]): `f`
 /// must claim its work dynamically. Returns the first error any thread's `f` returned.
 pub(crate) fn try_run(
@@ -105,6 +130,20 @@ pub fn for_each_piece<P: Send>(pool: &ThreadPool, pieces: Vec<P>, f: impl Fn(P) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_blocks_give_every_thread_the_same_number_of_items() {
+        // (panels, tokens, threads) -> tokens per block
+        assert_eq!(token_block(9, 1024, 1, 128), 1024);
+        assert_eq!(token_block(9, 1024, 2, 128), 512); // 18 items, 9 each
+        assert_eq!(token_block(3, 1024, 2, 128), 512); // 6 items, 3 each
+        assert_eq!(token_block(24, 1024, 2, 128), 1024); // 24 items, 12 each
+        assert_eq!(token_block(9, 1024, 4, 128), 256); // 36 items, 9 each
+        assert_eq!(token_block(1, 1024, 3, 128), 1024 / 6 + 1); // 6 items, 2 each
+                                                                // Too few tokens to split: one block (each panel one item).
+        assert_eq!(token_block(9, 100, 2, 128), 100);
+        assert_eq!(token_block(9, 0, 2, 128), 1);
+    }
 
     #[test]
     fn for_each_piece_visits_every_piece_once() {
