@@ -81,8 +81,13 @@ pub struct BlockBufs<'a, O: ForwardOps + 'a> {
     pub act: O::ViewMut<'a>,
     /// `Wd·act` before the post-FFN norm `[n × d]` (only with post-norms).
     pub down_pre: Option<O::ViewMut<'a>>,
-    /// Block output `[n × d]`.
-    pub out: O::ViewMut<'a>,
+    /// Block output `[n × d]`. `None` when nothing reads it (training's recompute of a
+    /// checkpointed layer, whose successor's input is kept): the block then stops after the
+    /// FFN activation — no down projection and none of its adapters (the caller computes
+    /// what it keeps of them), no residual add — except that a layer with post-norms still
+    /// writes `Wd·act` (through [`BlockHooks::linear`]) to `down_pre`, which its backward
+    /// reads.
+    pub out: Option<O::ViewMut<'a>>,
 }
 
 /// The block's weights: its projections and its vectors (norm weights, biases), on the device.
@@ -175,7 +180,7 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         mut up,
         mut act,
         down_pre,
-        mut out,
+        out,
     } = b;
     let (d, ff, eps, hd) = (cfg.n_embd, cfg.n_ff, cfg.rms_eps, cfg.head_dim);
     // Attention.
@@ -258,6 +263,24 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         Activation::Silu => ops.swiglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,
         Activation::GeluTanh => ops.geglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,
     }
+    let Some(mut out) = out else {
+        if spec.post_norms {
+            let mut pre = down_pre
+                .ok_or_else(|| OpError::new("block", "post-norms without a pre-norm buffer"))?;
+            project(
+                ops,
+                hooks,
+                spec,
+                layer,
+                w,
+                Proj::Down,
+                n,
+                O::ro(&act),
+                O::rw(&mut pre),
+            )?;
+        }
+        return Ok(());
+    };
     let post_ffn = (LayerVec::PostFfnNorm, down_pre);
     project_post(
         ops,

@@ -259,7 +259,7 @@ pub fn forward_observed<'o, B: Backend>(
             up: b.view_mut(&mut s.up, 0, n * ff),
             act: b.view_mut(&mut s.act, 0, n * ff),
             down_pre: s.down_pre.as_mut().map(|o| b.view_mut(o, 0, n * d)),
-            out: b.view_mut(&mut s.x_out, 0, n * d),
+            out: Some(b.view_mut(&mut s.x_out, 0, n * d)),
         };
         block_forward(b, &mut hooks, cfg, spec.layer(l), l, &weights, n, bufs)?;
         std::mem::swap(&mut s.x, &mut s.x_out);

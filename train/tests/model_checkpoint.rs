@@ -1,6 +1,8 @@
 //! Checkpointing only changes what is stored, not the math: gradients and loss with
 //! checkpointing off, every layer and every 2 layers are bitwise identical (quantized base,
-//! fast matmuls, dropout on, 3 layers so the segments are uneven).
+//! fast matmuls, dropout on, 3 layers so the segments are uneven), for a llama and for a
+//! Gemma 3 (post-norms: its recompute keeps the down projection, whose output the post-FFN
+//! norm's backward reads; the llama's skips it).
 
 mod model_common;
 
@@ -10,14 +12,28 @@ use model_common::*;
 
 #[test]
 fn checkpointing_gives_identical_gradients() {
+    identical_gradients("llama");
+}
+
+#[test]
+fn checkpointing_gives_identical_gradients_with_post_norms() {
+    identical_gradients("gemma3");
+}
+
+fn identical_gradients(arch: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, _) = tiny_model(
+    let (model, _) = tiny_model_arch(
         dir.path(),
         "q41.gguf",
+        arch,
         3,
         QuantType::Q4_1,
         QuantType::Q8_0,
         true,
+    );
+    assert_eq!(
+        model.spec().layers.iter().all(|l| l.post_norms),
+        arch == "gemma3"
     );
     let batch = packed_batch();
     let mut results = Vec::new();

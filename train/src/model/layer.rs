@@ -239,6 +239,33 @@ impl Ctx<'_> {
     }
 
     /// The attention of layer `layer` over one packed row.
+    /// The batch's segment ids made distinct across rows (row `r`'s id `s` and row `r'`'s id
+    /// `s` become two ids), so that one attention call over all `B·T` tokens attends within
+    /// each row as the per-row calls do: the kernel then cuts the batch at the rows (and at
+    /// long packed sequences) and shares (head, range) items between the threads.
+    pub(super) fn attention_segments(&self) -> Vec<u32> {
+        let tl = self.batch.seq_len;
+        let mut out = Vec::with_capacity(self.batch.segments.len());
+        let mut next = 0u32;
+        for row in self.batch.segments.chunks(tl.max(1)) {
+            let mut ids: Vec<(u32, u32)> = Vec::new();
+            for &s in row {
+                let id = match ids.iter().find(|(k, _)| *k == s) {
+                    Some(&(_, id)) => id,
+                    None => {
+                        ids.push((s, next));
+                        next += 1;
+                        next - 1
+                    }
+                };
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// The attention problem of one row (`n_tok` = the row length); whole-batch calls widen
+    /// `n_tok`.
     pub(super) fn attn_shape(&self, layer: usize) -> AttnShape {
         let spec = &self.layers[layer];
         AttnShape {
@@ -380,24 +407,24 @@ impl Ctx<'_> {
         dq.fill(0.0);
         dk.fill(0.0);
         dv.fill(0.0);
-        let sh = self.attn_shape(layer);
-        let tl = self.batch.seq_len;
-        for r in 0..self.batch.n_rows {
-            let (t0, t1) = (r * tl, (r + 1) * tl);
-            ops.attention_backward(
-                sh,
-                &a.q[t0 * qd..t1 * qd],
-                &a.k[t0 * kvd..t1 * kvd],
-                &a.v[t0 * kvd..t1 * kvd],
-                &self.batch.segments[t0..t1],
-                &a.att[t0 * qd..t1 * qd],
-                &a.lse[t0 * cfg.n_head..t1 * cfg.n_head],
-                &datt[t0 * qd..t1 * qd],
-                &mut dq[t0 * qd..t1 * qd],
-                &mut dk[t0 * kvd..t1 * kvd],
-                &mut dv[t0 * kvd..t1 * kvd],
-            );
-        }
+        // One call over the whole batch (rows kept apart by their segment ids).
+        let sh = AttnShape {
+            n_tok: n,
+            ..self.attn_shape(layer)
+        };
+        ops.attention_backward(
+            sh,
+            &a.q[..n * qd],
+            &a.k[..n * kvd],
+            &a.v[..n * kvd],
+            &self.attention_segments(),
+            &a.att[..n * qd],
+            &a.lse[..n * cfg.n_head],
+            &datt[..n * qd],
+            dq,
+            dk,
+            dv,
+        );
         // q was scaled after RoPE: its gradient scales the same way.
         if let Some(qs) = spec.q_scale {
             dq.iter_mut().for_each(|g| *g *= qs);

@@ -65,6 +65,23 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
             }
         }
         let sh = ctx.attn_shape(layer);
+        if !ctx.kv_f16 {
+            // One call over the whole batch (rows kept apart by their segment ids).
+            let n = ctx.batch.n_tokens();
+            let whole = graft_kernels::grad::AttnShape { n_tok: n, ..sh };
+            let seg = ctx.attention_segments();
+            let lse = &mut self.lse[..n * cfg.n_head];
+            ops.attention_train(
+                whole,
+                &q[..n * qd],
+                &k[..n * kvd],
+                &v[..n * kvd],
+                &seg,
+                &mut att[..n * qd],
+                lse,
+            );
+            return Ok(());
+        }
         let tl = ctx.batch.seq_len;
         for r in 0..ctx.batch.n_rows {
             let (t0, t1) = (r * tl, (r + 1) * tl);
@@ -183,8 +200,45 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// `u = A·drop(x)` of projection `t` alone, without the base product (`scratch`, at least
+    /// `[n_tok, m.rows]`, is overwritten): what the backward reads of a projection the forward
+    /// skipped.
+    #[allow(clippy::too_many_arguments)]
+    fn lora_u(
+        &self,
+        ops: &CpuBackend,
+        m: &Matrix<'_>,
+        lora: &LoraParams,
+        layer: usize,
+        t: Target,
+        x: &[f32],
+        u: &mut [f32],
+        scratch: &mut [f32],
+        xd: &mut [f32],
+    ) -> Result<(), TrainModelError> {
+        let Some((a, b)) = lora.pair(layer, t) else {
+            return Ok(());
+        };
+        let n = self.batch.n_tokens();
+        let sh = LoraShape {
+            n_tok: n,
+            n_in: m.cols,
+            n_out: m.rows,
+            rank: lora.config().rank,
+        };
+        let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
+        let y = &mut scratch[..n * m.rows];
+        y.fill(0.0);
+        self.lora_update(ops, m, lora, sh, xin, &a.values, &b.values, u, y)
+    }
+
     /// Forward of layer `layer`: reads `a.x_in`, fills every other view and writes the layer
-    /// output to `out` (`[n_tok, d]`).
+    /// output to `out` (`[n_tok, d]`). Without `need_out` (the recompute of a checkpointed
+    /// layer whose successor's input is kept) the output is not computed: the down projection
+    /// is skipped — about a quarter of the layer's multiply-adds — and only its adapter's
+    /// `A·drop(act)` is (layers with post-norms still compute `Wd·act`, which their backward
+    /// reads); `out` is then scratch.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_forward(
         &self,
         lw: &LayerWeights<'_>,
@@ -193,6 +247,7 @@ impl Ctx<'_> {
         a: LayerActs<'_>,
         out: &mut [f32],
         xd: &mut [f32],
+        need_out: bool,
     ) -> Result<(), TrainModelError> {
         let ops = self.base.cpu();
         let n = self.batch.n_tokens();
@@ -218,9 +273,9 @@ impl Ctx<'_> {
             xn2: a.xn2,
             gate: a.gate,
             up: a.up,
-            act: a.act,
+            act: &mut *a.act,
             down_pre: post.then_some(a.down_pre),
-            out: &mut out[..n * self.cfg.n_embd],
+            out: need_out.then_some(&mut out[..n * self.cfg.n_embd]),
         };
         let proj = |p: Proj| lw.proj(p);
         let vec = |v: LayerVec| lw.vec(v);
@@ -230,6 +285,12 @@ impl Ctx<'_> {
         };
         let spec = &self.layers[layer];
         block_forward(ops, &mut hooks, self.cfg, spec, layer, &weights, n, bufs)?;
+        if !need_out && !post {
+            let down = Proj::Down;
+            let u = &mut *hooks.u[down.index()];
+            let m = lw.proj(down);
+            self.lora_u(ops, m, lora, layer, down, a.act, u, out, hooks.xd)?;
+        }
         Ok(())
     }
 }

@@ -277,7 +277,7 @@ impl<'m> Trainable<'m> {
         }
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate() {
-            run_segment(&ctx, self.w, &self.lora, b, s, l0, cnt)?;
+            run_segment(&ctx, self.w, &self.lora, b, s, l0, cnt, true)?;
             if s + 1 < n_seg {
                 b.ckpt[(s + 1) * n * d..(s + 2) * n * d].copy_from_slice(&b.xout);
             }
@@ -417,7 +417,8 @@ impl<'m> Trainable<'m> {
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate().rev() {
             if s + 1 < n_seg {
-                run_segment(&ctx, self.w, &self.lora, b, s, l0, cnt)?;
+                // The recompute: the segment's output is the next one's kept input.
+                run_segment(&ctx, self.w, &self.lora, b, s, l0, cnt, false)?;
             }
             for j in (0..cnt).rev() {
                 let l = l0 + j;
@@ -461,7 +462,10 @@ impl<'m> Trainable<'m> {
 }
 
 /// Forward of segment `s` (layers `l0..l0 + cnt`) from its checkpointed input into arena
-/// slots `0..cnt`; the output lands in `b.xout`.
+/// slots `0..cnt`; the output lands in `b.xout` when `need_out` (the forward), and is not
+/// computed otherwise (the backward's recompute, which only needs the activations: the last
+/// layer skips its down projection).
+#[allow(clippy::too_many_arguments)]
 fn run_segment(
     ctx: &Ctx<'_>,
     w: &Weights<'_>,
@@ -470,6 +474,7 @@ fn run_segment(
     s: usize,
     l0: usize,
     cnt: usize,
+    need_out: bool,
 ) -> Result<(), TrainModelError> {
     let nd = b.n_tok * ctx.cfg.n_embd;
     for j in 0..cnt {
@@ -486,6 +491,7 @@ fn run_segment(
             a,
             &mut b.xout,
             &mut b.scratch.xd,
+            need_out || j + 1 < cnt,
         )?;
     }
     Ok(())
