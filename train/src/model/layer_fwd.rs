@@ -146,8 +146,26 @@ impl Ctx<'_> {
         y: &mut [f32],
         xd: &mut [f32],
     ) -> Result<(), TrainModelError> {
+        self.base.forward(m, x, self.batch.n_tokens(), y)?;
+        self.lora_fwd(ops, m, lora, layer, t, x, u, y, xd)
+    }
+
+    /// `y += s·B A drop(x)` for projection `t` (`A drop(x)` kept in `u`), adding to the base
+    /// anchor's penalty when the forward keeps one.
+    #[allow(clippy::too_many_arguments)]
+    fn lora_fwd(
+        &self,
+        ops: &CpuBackend,
+        m: &Matrix<'_>,
+        lora: &LoraParams,
+        layer: usize,
+        t: Target,
+        x: &[f32],
+        u: &mut [f32],
+        y: &mut [f32],
+        xd: &mut [f32],
+    ) -> Result<(), TrainModelError> {
         let n = self.batch.n_tokens();
-        self.base.forward(m, x, n, y)?;
         let Some((a, b)) = lora.pair(layer, t) else {
             return Ok(());
         };
@@ -198,38 +216,6 @@ impl Ctx<'_> {
         }
         ops.lora_forward(sh, xin, a, b, lora.scale(), u, y);
         Ok(())
-    }
-
-    /// `u = A·drop(x)` of projection `t` alone, without the base product (`scratch`, at least
-    /// `[n_tok, m.rows]`, is overwritten): what the backward reads of a projection the forward
-    /// skipped.
-    #[allow(clippy::too_many_arguments)]
-    fn lora_u(
-        &self,
-        ops: &CpuBackend,
-        m: &Matrix<'_>,
-        lora: &LoraParams,
-        layer: usize,
-        t: Target,
-        x: &[f32],
-        u: &mut [f32],
-        scratch: &mut [f32],
-        xd: &mut [f32],
-    ) -> Result<(), TrainModelError> {
-        let Some((a, b)) = lora.pair(layer, t) else {
-            return Ok(());
-        };
-        let n = self.batch.n_tokens();
-        let sh = LoraShape {
-            n_tok: n,
-            n_in: m.cols,
-            n_out: m.rows,
-            rank: lora.config().rank,
-        };
-        let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
-        let y = &mut scratch[..n * m.rows];
-        y.fill(0.0);
-        self.lora_update(ops, m, lora, sh, xin, &a.values, &b.values, u, y)
     }
 
     /// Forward of layer `layer`: reads `a.x_in`, fills every other view and writes the layer
@@ -287,9 +273,11 @@ impl Ctx<'_> {
         block_forward(ops, &mut hooks, self.cfg, spec, layer, &weights, n, bufs)?;
         if !need_out && !post {
             let down = Proj::Down;
+            // Its adapter's `A·drop(act)` (the backward reads it); `out` is scratch.
             let u = &mut *hooks.u[down.index()];
-            let m = lw.proj(down);
-            self.lora_u(ops, m, lora, layer, down, a.act, u, out, hooks.xd)?;
+            let y = &mut out[..n * self.cfg.n_embd];
+            y.fill(0.0);
+            self.lora_fwd(ops, lw.proj(down), lora, layer, down, a.act, u, y, hooks.xd)?;
         }
         Ok(())
     }
