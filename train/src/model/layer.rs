@@ -238,7 +238,6 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The attention of layer `layer` over one packed row.
     /// The batch's segment ids made distinct across rows (row `r`'s id `s` and row `r'`'s id
     /// `s` become two ids), so that one attention call over all `B·T` tokens attends within
     /// each row as the per-row calls do: the kernel then cuts the batch at the rows (and at
@@ -264,8 +263,8 @@ impl Ctx<'_> {
         out
     }
 
-    /// The attention problem of one row (`n_tok` = the row length); whole-batch calls widen
-    /// `n_tok`.
+    /// The attention of layer `layer` over one packed row (`n_tok` = the row length;
+    /// whole-batch calls widen `n_tok`).
     pub(super) fn attn_shape(&self, layer: usize) -> AttnShape {
         let spec = &self.layers[layer];
         AttnShape {
