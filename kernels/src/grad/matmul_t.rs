@@ -12,6 +12,8 @@
 //! each item owns a disjoint window of `dx`, so there is no reduction, no extra `[T, cols]`
 //! buffer, and the result does not depend on the number of threads.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use graft_quant::QuantType;
 
 use super::base_span::Base;
@@ -154,26 +156,27 @@ pub fn matmul_t_with(
         kc,
         dy,
         dx: DxPtr(dx.as_mut_ptr()),
+        n_tok,
+        tb,
+        n_tb,
+        next: AtomicUsize::new(0),
+        n_items: n_panels * n_tb,
     };
-    let n_items = n_panels * n_tb;
-    if pool.n_threads() == 1 || n_items == 1 {
-        return (0..n_panels).try_for_each(|p| job.run(p, 0..n_tok));
+    if pool.n_threads() == 1 || job.n_items == 1 {
+        return job.work();
     }
-    // Token blocks of one panel are adjacent items (the panel's bytes stay cached).
-    parallel::try_for_each(pool, n_items, |i| {
-        let (p, b) = (i / n_tb, i % n_tb);
-        job.run(p, b * tb..n_tok.min((b + 1) * tb))
-    })
+    parallel::try_run(pool, || job.work())
 }
 
 /// `dx`'s base pointer, shared by threads that write disjoint column ranges.
 #[derive(Clone, Copy)]
 pub(super) struct DxPtr(pub(super) *mut f32);
-// SAFETY: each thread writes only the columns of the panels it claimed (disjoint), and the
-// pool returns only when every thread is done, before the `&mut dx` borrow that produced the
+// SAFETY: each thread writes only the windows of the items it claimed (disjoint: matmul_t's
+// (panel, token block) windows, matmul_fwd's (row panel, token block) windows), and the pool
+// returns only when every thread is done, before the `&mut dx` borrow that produced the
 // pointer ends.
 unsafe impl Send for DxPtr {}
-// SAFETY: as above; the pointer itself is only copied, never used to alias a column range.
+// SAFETY: as above; the pointer itself is only copied, never used to alias another window.
 unsafe impl Sync for DxPtr {}
 
 struct Job<'a> {
@@ -187,11 +190,37 @@ struct Job<'a> {
     kc: usize,
     dy: &'a [f32],
     dx: DxPtr,
+    n_tok: usize,
+    /// Tokens per block and number of blocks.
+    tb: usize,
+    n_tb: usize,
+    next: AtomicUsize,
+    n_items: usize,
 }
 
 impl Job<'_> {
-    /// Columns of panel `p` of `dx`, for tokens `toks`.
-    fn run(&self, p: usize, toks: std::ops::Range<usize>) -> Result<(), GradError> {
+    /// Claims (panel, token block) items until none is left, with one tile for all of them.
+    fn work(&self) -> Result<(), GradError> {
+        let mut tile = vec![0f32; self.kc * self.nc];
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.n_items {
+                return Ok(());
+            }
+            // Token blocks of one panel are adjacent items (the panel's bytes stay cached).
+            let (p, b) = (i / self.n_tb, i % self.n_tb);
+            let t0 = b * self.tb;
+            self.run(p, t0..self.n_tok.min(t0 + self.tb), &mut tile)?;
+        }
+    }
+
+    /// Columns of panel `p` of `dx`, for tokens `toks`; `tile` holds `kc · nc` floats.
+    fn run(
+        &self,
+        p: usize,
+        toks: std::ops::Range<usize>,
+        tile: &mut [f32],
+    ) -> Result<(), GradError> {
         let base = Base {
             isa: self.isa,
             ty: self.ty,
@@ -200,7 +229,6 @@ impl Job<'_> {
             cols: self.cols,
             row_bytes: self.row_bytes,
         };
-        let mut tile = vec![0f32; self.kc * self.nc];
         let c0 = p * self.nc;
         let pw = self.nc.min(self.cols - c0);
         let (t0, nt) = (toks.start, toks.len());
