@@ -26,6 +26,31 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The segment ids made distinct across rows (row `r`'s id `s` and row `r'`'s id `s`
+    /// become two ids; [`Self::segments`] keeps the originals, which preference training
+    /// reads as the side), so that one attention call over all `B·T` tokens attends within
+    /// each row as per-row calls would: the kernel then cuts the batch at the rows (and at
+    /// long packed sequences) and shares (head, range) items between the threads.
+    pub(crate) fn attention_segments(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.segments.len());
+        let mut next = 0u32;
+        for row in self.segments.chunks(self.seq_len.max(1)) {
+            let mut ids: Vec<(u32, u32)> = Vec::new();
+            for &s in row {
+                let id = match ids.iter().find(|(k, _)| *k == s) {
+                    Some(&(_, id)) => id,
+                    None => {
+                        ids.push((s, next));
+                        next += 1;
+                        next - 1
+                    }
+                };
+                out.push(id);
+            }
+        }
+        out
+    }
+
     /// Rows of packed examples, padded to `seq_len` (padding is its own segment, unscored).
     /// The prediction at `t` targets `ids[t + 1]` and is scored iff `loss_mask[t + 1]` and both
     /// tokens belong to the same example.

@@ -39,6 +39,9 @@ pub(crate) struct Ctx<'a> {
     /// Where the forward adds the base anchor's penalty ([`super::anchor`]); `None` where it
     /// is not wanted (evaluation, and the backward's recomputation of checkpointed layers).
     pub anchor_sum: Option<&'a Cell<f64>>,
+    /// The batch's segment ids made distinct across rows ([`Batch::attention_segments`]),
+    /// for the one attention call over the whole batch of every layer.
+    pub attn_segments: Vec<u32>,
 }
 
 /// Work buffers shared by every layer (`[n_tok, max(d, ff)]` each, plus gradients).
@@ -238,31 +241,6 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The batch's segment ids made distinct across rows (row `r`'s id `s` and row `r'`'s id
-    /// `s` become two ids), so that one attention call over all `B·T` tokens attends within
-    /// each row as the per-row calls do: the kernel then cuts the batch at the rows (and at
-    /// long packed sequences) and shares (head, range) items between the threads.
-    pub(super) fn attention_segments(&self) -> Vec<u32> {
-        let tl = self.batch.seq_len;
-        let mut out = Vec::with_capacity(self.batch.segments.len());
-        let mut next = 0u32;
-        for row in self.batch.segments.chunks(tl.max(1)) {
-            let mut ids: Vec<(u32, u32)> = Vec::new();
-            for &s in row {
-                let id = match ids.iter().find(|(k, _)| *k == s) {
-                    Some(&(_, id)) => id,
-                    None => {
-                        ids.push((s, next));
-                        next += 1;
-                        next - 1
-                    }
-                };
-                out.push(id);
-            }
-        }
-        out
-    }
-
     /// The attention of layer `layer` over one packed row (`n_tok` = the row length;
     /// whole-batch calls widen `n_tok`).
     pub(super) fn attn_shape(&self, layer: usize) -> AttnShape {
@@ -416,7 +394,7 @@ impl Ctx<'_> {
             &a.q[..n * qd],
             &a.k[..n * kvd],
             &a.v[..n * kvd],
-            &self.attention_segments(),
+            &self.attn_segments,
             &a.att[..n * qd],
             &a.lse[..n * cfg.n_head],
             &datt[..n * qd],

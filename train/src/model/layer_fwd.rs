@@ -69,14 +69,13 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
             // One call over the whole batch (rows kept apart by their segment ids).
             let n = ctx.batch.n_tokens();
             let whole = graft_kernels::grad::AttnShape { n_tok: n, ..sh };
-            let seg = ctx.attention_segments();
             let lse = &mut self.lse[..n * cfg.n_head];
             ops.attention_train(
                 whole,
                 &q[..n * qd],
                 &k[..n * kvd],
                 &v[..n * kvd],
-                &seg,
+                &ctx.attn_segments,
                 &mut att[..n * qd],
                 lse,
             );

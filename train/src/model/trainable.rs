@@ -262,6 +262,7 @@ impl<'m> Trainable<'m> {
             step: self.dropout_step,
             kv_f16: self.kv_f16,
             anchor_sum: anchored.then_some(&anchor_sum),
+            attn_segments: batch.attention_segments(),
         };
         let Some(b) = self.bufs.as_mut() else {
             return Err(TrainModelError::NoForward);
@@ -413,6 +414,7 @@ impl<'m> Trainable<'m> {
             step: self.dropout_step,
             kv_f16: self.kv_f16,
             anchor_sum: None,
+            attn_segments: batch.attention_segments(),
         };
         let n_seg = self.plan.segments.len();
         for (s, &(l0, cnt)) in self.plan.segments.iter().enumerate().rev() {
