@@ -57,8 +57,8 @@ pub fn tiny_model_with_real_tokenizer(dir: &Path) -> PathBuf {
 
 /// Built artifacts, copied out of target/ so concurrent builds cannot change them under us.
 pub struct Artifacts {
-    /// Holds the copies.
-    pub dir: tempfile::TempDir,
+    /// Holds the copies and the compiled C programs: [`run_dir`].
+    pub dir: PathBuf,
     /// Folder with libgraft.so only (for -L ... -lgraft).
     pub shared_dir: PathBuf,
     /// libgraft.a.
@@ -126,6 +126,35 @@ fn built_files() -> Vec<PathBuf> {
     }
 }
 
+/// This test process's folder for copies and C programs:
+/// `$CARGO_TARGET_TMPDIR/c-programs/<pid>`, emptied first. It cannot be a `TempDir`: it lives in
+/// a `static`, and statics are never dropped, so every run of every C-side test binary left
+/// ~700 MB in /tmp (the static C programs are ~90 MB each) — 40 GB on one dev machine, and a
+/// CI run's linker died of the full disk (SIGBUS). Instead each run removes the folders of
+/// processes that are gone (`/proc/<pid>` absent), so at most one set per live run remains,
+/// under target/ where `cargo clean` finds it.
+fn run_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-programs");
+    std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("create {}: {e}", root.display()));
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let gone = name
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+            if gone {
+                // Best effort: another run may be sweeping the same folder.
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = root.join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
 /// Builds libgraft (shared and static) and the graft CLI once per test binary.
 pub fn artifacts() -> &'static Artifacts {
     static A: OnceLock<Artifacts> = OnceLock::new();
@@ -138,14 +167,14 @@ pub fn artifacts() -> &'static Artifacts {
                 .unwrap_or_else(|| panic!("cargo did not report {name}: {files:?}"))
                 .clone()
         };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let shared_dir = dir.path().join("shared");
+        let dir = run_dir();
+        let shared_dir = dir.join("shared");
         std::fs::create_dir(&shared_dir).expect("mkdir");
         std::fs::copy(find(&files, "libgraft.so"), shared_dir.join("libgraft.so"))
             .expect("copy .so");
-        let static_lib = dir.path().join("libgraft.a");
+        let static_lib = dir.join("libgraft.a");
         std::fs::copy(find(&files, "libgraft.a"), &static_lib).expect("copy .a");
-        let graft_cli = dir.path().join("graft");
+        let graft_cli = dir.join("graft");
         std::fs::copy(find(&files, "graft"), &graft_cli).expect("copy graft");
         Artifacts {
             dir,
@@ -208,7 +237,7 @@ pub fn compile_with(src: &str, link: Link, tag: &str, flags: &[&str]) -> CProgra
     // file the other is running (exec fails with ETXTBSY, or runs a half-written binary).
     static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let exe = a.dir.path().join(format!("{stem}-{link:?}{tag}-{n}"));
+    let exe = a.dir.join(format!("{stem}-{link:?}{tag}-{n}"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let mut cmd = Command::new(&cc);
     cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
