@@ -100,6 +100,9 @@ fn many_tokens_split_into_blocks() {
 fn float_weights_with_ragged_tails() {
     case(QuantType::F32, 19, 75, 9, 23);
     case(QuantType::F16, 67, 300, 9, 24);
+    // 104 output rows: panels of 64 and 40; 60 tokens take the AVX2 micro-kernel's repacked
+    // path, whose 40-wide panel has two 16-column strips and an 8-column rest.
+    case(QuantType::F32, 104, 75, 60, 25);
 }
 
 #[test]

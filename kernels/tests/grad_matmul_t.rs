@@ -117,6 +117,71 @@ fn float_weights_with_ragged_column_tails() {
 }
 
 #[test]
+fn many_tokens_with_ragged_column_tails() {
+    // 104 columns: panels of 64 and 40; with 60 tokens the AVX2 micro-kernel repacks the
+    // tile into 16-column strips (two strips of the 40-wide panel) and runs the other 8
+    // columns on the row-major tile.
+    case(QuantType::F32, 19, 104, 60, 15);
+    case(QuantType::F16, 300, 104, 60, 16);
+}
+
+/// The micro-kernel takes another path for long token blocks (the AVX2 one repacks its tile
+/// into strips): each output is still the same sum in the same order, so a 60-token call and
+/// ten 6-token calls give the same bits on every ISA.
+#[test]
+fn long_and_short_token_blocks_give_the_same_bits() {
+    for (ty, rows, cols) in [
+        (QuantType::F32, 19, 104),
+        (QuantType::Q4_1, 300, 192),
+        (QuantType::Q6_K, 70, 256),
+    ] {
+        let mut rng = Rng::new(17);
+        let bytes = quantize(ty, &rng.vec(rows * cols, 1.0)).expect("quantize");
+        let n_tok = 60;
+        let dy = rng.vec(n_tok * rows, 1.0);
+        let dx0 = rng.vec(n_tok * cols, 1.0);
+        for isa in available_isas() {
+            let mut whole = dx0.clone();
+            matmul_t_with(
+                isa,
+                ty,
+                &bytes,
+                rows,
+                cols,
+                &dy,
+                n_tok,
+                &mut whole,
+                &pool(1),
+            )
+            .expect("run");
+            let mut pieces = dx0.clone();
+            for t in (0..n_tok).step_by(6) {
+                matmul_t_with(
+                    isa,
+                    ty,
+                    &bytes,
+                    rows,
+                    cols,
+                    &dy[t * rows..(t + 6) * rows],
+                    6,
+                    &mut pieces[t * cols..(t + 6) * cols],
+                    &pool(1),
+                )
+                .expect("run");
+            }
+            let same = whole
+                .iter()
+                .zip(&pieces)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{ty} {isa:?}: 60 tokens at once differ from 6 at a time"
+            );
+        }
+    }
+}
+
+#[test]
 fn shape_errors_are_reported() {
     let w = vec![0u8; 20];
     let mut dx = vec![0f32; 32];
