@@ -1,8 +1,9 @@
 //! Times `matmul_t` (dx += Wᵀ dy) for Q4_1 576×1536 and 1536×576 weights (SmolLM2's FFN
-//! down and up/gate: 24 and 9 column panels) and T = 512 tokens on every ISA path and 1/2
-//! threads; prints GFLOP/s (2·rows·cols·T flops per call).
+//! down and up/gate: 24 and 9 column panels), 576×576 (q, o) and 192×576 (k, v), and T tokens
+//! (default 512) on every ISA path and 1/2 threads; prints GFLOP/s (2·rows·cols·T flops per
+//! call, best of 10).
 //!
-//! `cargo run --release -p graft-kernels --example matmul_t_speed`
+//! `cargo run --release -p graft-kernels --example matmul_t_speed [-- T]`
 
 use std::time::Instant;
 
@@ -11,8 +12,11 @@ use graft_kernels::grad::matmul_t_with;
 use graft_quant::QuantType;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    for (rows, cols) in [(576usize, 1536usize), (1536, 576)] {
-        shape(rows, cols, 512)?;
+    let n_tok: usize = std::env::args()
+        .nth(1)
+        .map_or(Ok(512), |s| s.parse())?;
+    for (rows, cols) in [(576usize, 1536usize), (1536, 576), (576, 576), (192, 576)] {
+        shape(rows, cols, n_tok)?;
     }
     Ok(())
 }
