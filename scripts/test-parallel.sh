@@ -122,6 +122,15 @@ while IFS=$'\t' read -r name dir exe; do
 done <"$ordered"
 wait || true
 
+# The C-side tests' copies of libgraft/graft and their compiled programs (ffi/tests/common:
+# one folder per test process, ~250 MB each; a later run sweeps those of ended processes):
+# every test process of this run has ended, so its folders go now instead of lingering.
+for d in "${CARGO_TARGET_DIR:-target}"/tmp/c-programs/*/; do
+  [ -d "$d" ] || continue
+  pid="$(basename "$d")"
+  [ -e "/proc/$pid" ] || rm -rf "$d"
+done
+
 failed=()
 while IFS=$'\t' read -r name _ exe; do
   key="$(basename "$exe")"

@@ -61,6 +61,14 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 step "disk"
 df -h . | tail -1
+# A disk that fills up mid-build does not say so: the linker dies with SIGBUS ("ld terminated
+# with signal 7 [Bus error]"), as one CI run did. A whole CI run wrote ~15 GB (README).
+need_gb=15
+free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "${free_gb:-0}" -lt "$need_gb" ]; then
+  echo "WARNING: ${free_gb} GB free here; a whole run writes about ${need_gb} GB. A linker that" \
+    "dies with SIGBUS below means the disk filled up."
+fi
 
 # The builds that only later steps need — the llama.cpp oracle (~7 min of C++ on 2 cores) and
 # the fuzz targets (cargo-fuzz and an AddressSanitizer release build, ~5 min) — start now, side
