@@ -12,9 +12,7 @@ use graft_kernels::grad::matmul_t_with;
 use graft_quant::QuantType;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n_tok: usize = std::env::args()
-        .nth(1)
-        .map_or(Ok(512), |s| s.parse())?;
+    let n_tok: usize = std::env::args().nth(1).map_or(Ok(512), |s| s.parse())?;
     for (rows, cols) in [(576usize, 1536usize), (1536, 576), (576, 576), (192, 576)] {
         shape(rows, cols, n_tok)?;
     }
