@@ -149,9 +149,9 @@ const PACK_MIN_TOKENS: usize = 48;
 /// panels), so the strip's lines fall in a quarter of L1's sets and are refetched from L2 for
 /// every 6 tokens. Where the call is long enough to pay for it, the full 16-column strips are
 /// first copied strip by strip into a contiguous stack buffer (each strip `kr × 16`, 16 KiB at
-/// `kr` = 256: it stays in L1): 77 → 88–91 GFLOP/s for `matmul_t` of a 1536 × 576 Q4_1 weight
-/// on one Zen 3 core (`matmul_t_speed`). Each output is the same sum in the same order either
-/// way, so both paths give the same bits.
+/// `kr` = 256: it stays in L1): 82–84 → 92–93 GFLOP/s for `matmul_t` of a 1536 × 576 Q4_1
+/// weight on one Zen 3 core, whose f32 FMA peak is 96 (`matmul_t_speed`, alternated runs).
+/// Each output is the same sum in the same order either way, so both paths give the same bits.
 ///
 /// # Safety
 /// AVX2 and FMA must be available; otherwise as [`tile_avx512`].
