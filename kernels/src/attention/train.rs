@@ -316,7 +316,7 @@ fn fwd_head(
 ) {
     let scale = mask.scale;
     let first = first_visible(mask, n_tok);
-    let mut kt = vec![0f32; hd * BK];
+    let mut kt = KeyTiles::new(&first, n_tok, hd);
     let mut acc = vec![0f32; BQ * hd];
     let mut sblk = [[0f32; BK]; BQ];
     let mut p = [0f32; BQ * BK];
@@ -328,8 +328,12 @@ fn fwd_head(
         l.fill(0.0);
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
             let bk = BK.min(i1 - j0);
-            transpose_tile(&head.k, j0, bk, hd, &mut kt);
-            scores_block(&head.q[i0 * hd..i1 * hd], hd, &kt, &mut sblk);
+            scores_block(
+                &head.q[i0 * hd..i1 * hd],
+                hd,
+                kt.get(&head.k, j0),
+                &mut sblk,
+            );
             for i in i0..i1 {
                 let r = i - i0;
                 let s = &mut sblk[r];
@@ -394,6 +398,56 @@ fn transpose_tile(src: &[f32], j0: usize, bk: usize, hd: usize, dst: &mut [f32])
         for (d, &v) in src[(j0 + c) * hd..][..hd].iter().enumerate() {
             dst[d * BK + c] = v;
         }
+    }
+}
+
+/// A head's key (or value) rows as transposed `[hd, BK]` tiles ([`transpose_tile`]), each
+/// built once and reused by every query block that reads it: a 256-token item has ~136
+/// (query block, key block) pairs over 16 key tiles, and transposing a tile per pair cost about
+/// as much as the pair's score GEMM. Tiles lie on the grid of key blocks that starts where the
+/// first query block starts reading (token 0, or a window's or segment's first key); a key
+/// block off that grid (a later sequence packed into the same range) is transposed into a
+/// scratch tile each time. A tile holds every key up to `BK` from its start (zero past the
+/// head's last token); columns a query block may not see are masked after the scores, which
+/// are computed per column, so a tile with more real keys gives the same bits.
+struct KeyTiles {
+    hd: usize,
+    n_tok: usize,
+    origin: usize,
+    tiles: Vec<f32>,
+    built: Vec<bool>,
+    scratch: Vec<f32>,
+}
+
+impl KeyTiles {
+    fn new(first: &[usize], n_tok: usize, hd: usize) -> KeyTiles {
+        let origin = block_start(first, 0, n_tok.min(BQ)).min(n_tok);
+        let n_tiles = (n_tok - origin).div_ceil(BK);
+        KeyTiles {
+            hd,
+            n_tok,
+            origin,
+            tiles: vec![0f32; n_tiles * hd * BK],
+            built: vec![false; n_tiles],
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The transposed tile of keys `j0..j0 + BK` of `src` (`[n_tok, hd]`).
+    fn get(&mut self, src: &[f32], j0: usize) -> &[f32] {
+        let (hd, bk) = (self.hd, BK.min(self.n_tok - j0));
+        if j0 >= self.origin && (j0 - self.origin).is_multiple_of(BK) {
+            let t = (j0 - self.origin) / BK;
+            let tile = &mut self.tiles[t * hd * BK..][..hd * BK];
+            if !self.built[t] {
+                transpose_tile(src, j0, bk, hd, tile);
+                self.built[t] = true;
+            }
+            return tile;
+        }
+        self.scratch.resize(hd * BK, 0.0);
+        transpose_tile(src, j0, bk, hd, &mut self.scratch);
+        &self.scratch
     }
 }
 
@@ -550,7 +604,10 @@ fn bwd_head(
 ) {
     let scale = mask.scale;
     let first = first_visible(mask, n_tok);
-    let (mut kt, mut vt) = (vec![0f32; hd * BK], vec![0f32; hd * BK]);
+    let (mut kt, mut vt) = (
+        KeyTiles::new(&first, n_tok, hd),
+        KeyTiles::new(&first, n_tok, hd),
+    );
     let mut ds = [0f32; BQ * BK];
     let (mut pt, mut dst) = ([0f32; BK * BQ], [0f32; BK * BQ]);
     let (mut sblk, mut dpblk) = ([[0f32; BK]; BQ], [[0f32; BK]; BQ]);
@@ -559,11 +616,14 @@ fn bwd_head(
         let nr = i1 - i0;
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
             let bk = BK.min(i1 - j0);
-            transpose_tile(&head.k, j0, bk, hd, &mut kt);
-            transpose_tile(&head.v, j0, bk, hd, &mut vt);
             // P and dS for the BQ × BK tile (GEMM rows vectorized across the keys).
-            scores_block(&head.q[i0 * hd..i1 * hd], hd, &kt, &mut sblk);
-            scores_block(&dout[i0 * hd..i1 * hd], hd, &vt, &mut dpblk);
+            scores_block(
+                &head.q[i0 * hd..i1 * hd],
+                hd,
+                kt.get(&head.k, j0),
+                &mut sblk,
+            );
+            scores_block(&dout[i0 * hd..i1 * hd], hd, vt.get(&head.v, j0), &mut dpblk);
             for i in i0..i1 {
                 let r = i - i0;
                 let (s, dp) = (&sblk[r], &dpblk[r]);
