@@ -14,8 +14,6 @@
 //! disjoint `y` windows, so there is no reduction and the result does not depend on the
 //! number of threads. With one thread the token block is the whole batch.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use graft_quant::QuantType;
 
 use super::base_span::Base;
@@ -72,11 +70,6 @@ pub fn matmul_fwd_with(
     if rows == 0 || cols == 0 || n_tok == 0 {
         return Ok(());
     }
-    let n_panels = rows.div_ceil(NR);
-    let n_threads = pool.n_threads();
-    let tb = parallel::token_block(n_panels, n_tok, n_threads, MIN_TOKEN_BLOCK);
-    let n_tb = n_tok.div_ceil(tb);
-    let n_items = n_panels * n_tb;
     let job = Job {
         isa,
         ty,
@@ -85,17 +78,16 @@ pub fn matmul_fwd_with(
         cols,
         row_bytes,
         x,
-        n_tok,
-        tb,
-        n_tb,
         y: DxPtr(y.as_mut_ptr()),
-        next: AtomicUsize::new(0),
-        n_items,
     };
-    if n_threads == 1 || n_items == 1 {
-        return job.work();
-    }
-    parallel::try_run(pool, || job.work())
+    parallel::for_each_panel_block(
+        pool,
+        rows.div_ceil(NR),
+        n_tok,
+        MIN_TOKEN_BLOCK,
+        || (vec![0f32; KC * NR], vec![0f32; KC]),
+        |(tile, row), p, toks| job.item(p * NR, toks.start, toks.len(), tile, row),
+    )
 }
 
 struct Job<'a> {
@@ -106,33 +98,10 @@ struct Job<'a> {
     cols: usize,
     row_bytes: usize,
     x: &'a [f32],
-    n_tok: usize,
-    /// Tokens per block and number of blocks.
-    tb: usize,
-    n_tb: usize,
     y: DxPtr,
-    next: AtomicUsize,
-    n_items: usize,
 }
 
 impl Job<'_> {
-    /// Claims items until none is left.
-    fn work(&self) -> Result<(), GradError> {
-        let mut tile = vec![0f32; KC * NR];
-        let mut row = vec![0f32; KC];
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= self.n_items {
-                return Ok(());
-            }
-            // Token blocks of one panel are adjacent items (the panel's bytes stay cached).
-            let (p, b) = (i / self.n_tb, i % self.n_tb);
-            let t0 = b * self.tb;
-            let nt = self.tb.min(self.n_tok - t0);
-            self.item(p * NR, t0, nt, &mut tile, &mut row)?;
-        }
-    }
-
     /// Rows `r0..r0+NR` (or fewer) of `y` for tokens `t0..t0+nt`.
     fn item(
         &self,

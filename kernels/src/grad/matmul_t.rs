@@ -8,11 +8,9 @@
 //! tokens against that tile (each tile dequantized once and reused by every token).
 //! Threading: the threads of the caller's [`ThreadPool`] claim (column panel, token block)
 //! items one at a time, cut so every thread gets the same number
-//! ([`parallel::token_block`]: 9 panels on 2 threads are 18 items, not 5 panels against 4) —
+//! ([`parallel::for_each_panel_block`]: 9 panels on 2 threads are 18 items, not 5 panels against 4) —
 //! each item owns a disjoint window of `dx`, so there is no reduction, no extra `[T, cols]`
 //! buffer, and the result does not depend on the number of threads.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use graft_quant::QuantType;
 
@@ -142,9 +140,6 @@ pub fn matmul_t_with(
     if rows == 0 || cols == 0 || n_tok == 0 {
         return Ok(());
     }
-    let n_panels = cols.div_ceil(nc);
-    let tb = parallel::token_block(n_panels, n_tok, pool.n_threads(), MIN_TOKEN_BLOCK);
-    let n_tb = n_tok.div_ceil(tb);
     let job = Job {
         isa,
         ty,
@@ -156,16 +151,15 @@ pub fn matmul_t_with(
         kc,
         dy,
         dx: DxPtr(dx.as_mut_ptr()),
-        n_tok,
-        tb,
-        n_tb,
-        next: AtomicUsize::new(0),
-        n_items: n_panels * n_tb,
     };
-    if pool.n_threads() == 1 || job.n_items == 1 {
-        return job.work();
-    }
-    parallel::try_run(pool, || job.work())
+    parallel::for_each_panel_block(
+        pool,
+        cols.div_ceil(nc),
+        n_tok,
+        MIN_TOKEN_BLOCK,
+        || vec![0f32; kc * nc],
+        |tile, p, toks| job.run(p, toks, tile),
+    )
 }
 
 /// `dx`'s base pointer, shared by threads that write disjoint column ranges.
@@ -190,30 +184,9 @@ struct Job<'a> {
     kc: usize,
     dy: &'a [f32],
     dx: DxPtr,
-    n_tok: usize,
-    /// Tokens per block and number of blocks.
-    tb: usize,
-    n_tb: usize,
-    next: AtomicUsize,
-    n_items: usize,
 }
 
 impl Job<'_> {
-    /// Claims (panel, token block) items until none is left, with one tile for all of them.
-    fn work(&self) -> Result<(), GradError> {
-        let mut tile = vec![0f32; self.kc * self.nc];
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= self.n_items {
-                return Ok(());
-            }
-            // Token blocks of one panel are adjacent items (the panel's bytes stay cached).
-            let (p, b) = (i / self.n_tb, i % self.n_tb);
-            let t0 = b * self.tb;
-            self.run(p, t0..self.n_tok.min(t0 + self.tb), &mut tile)?;
-        }
-    }
-
     /// Columns of panel `p` of `dx`, for tokens `toks`; `tile` holds `kc · nc` floats.
     fn run(
         &self,

@@ -3,6 +3,8 @@
 //! thread that another process has descheduled simply takes fewer, and no thread is spawned
 //! per call.
 
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::GradError;
@@ -46,12 +48,7 @@ impl FirstError {
 /// give every thread the same number of items, at least two each — so 9 panels on 2 threads
 /// become 18 items (9 each) instead of 9 (5 and 4), and 3 become 6. Without such a split
 /// (too few tokens), the whole batch per item.
-pub(crate) fn token_block(
-    n_panels: usize,
-    n_tok: usize,
-    n_threads: usize,
-    min_block: usize,
-) -> usize {
+fn token_block(n_panels: usize, n_tok: usize, n_threads: usize, min_block: usize) -> usize {
     if n_threads <= 1 || n_tok == 0 {
         return n_tok.max(1);
     }
@@ -63,6 +60,40 @@ pub(crate) fn token_block(
         })
         .or_else(|| (1..=max_blocks).find(|&n_tb| n_panels * n_tb >= 4 * n_threads))
         .map_or(n_tok, |n_tb| n_tok.div_ceil(n_tb))
+}
+
+/// Runs `item(scratch, panel, tokens)` for every (panel, token block) item of `n_panels`
+/// panels × `n_tok` tokens, cut by [`token_block`]: each thread (the caller alone when it has
+/// one thread or there is one item) makes its `scratch` once and claims items one at a time;
+/// the token blocks of one panel are adjacent items, so the panel's bytes stay cached. The
+/// schedule of both tiled matmuls (`matmul_t`, `matmul_fwd`). Returns the first error.
+pub(crate) fn for_each_panel_block<S>(
+    pool: &ThreadPool,
+    n_panels: usize,
+    n_tok: usize,
+    min_block: usize,
+    scratch: impl Fn() -> S + Sync,
+    item: impl Fn(&mut S, usize, Range<usize>) -> Result<(), GradError> + Sync,
+) -> Result<(), GradError> {
+    let tb = token_block(n_panels, n_tok, pool.n_threads(), min_block);
+    let n_tb = n_tok.div_ceil(tb);
+    let n_items = n_panels * n_tb;
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut s = scratch();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n_items {
+                return Ok(());
+            }
+            let t0 = (i % n_tb) * tb;
+            item(&mut s, i / n_tb, t0..n_tok.min(t0 + tb))?;
+        }
+    };
+    if pool.n_threads() == 1 || n_items == 1 {
+        return work();
+    }
+    try_run(pool, work)
 }
 
 /// Runs `f` on the calling thread and every pool thread that joins ([`ThreadPool::run`]): `f`
