@@ -17,6 +17,7 @@
 use graft_quant::QuantType;
 
 use super::base_span::Base;
+use super::bf16::{self, Precision};
 use super::isa::{self, Isa};
 use super::matmul_t::{check_len, check_weight, DxPtr};
 use super::parallel;
@@ -63,6 +64,25 @@ pub fn matmul_fwd_with(
     y: &mut [f32],
     pool: &ThreadPool,
 ) -> Result<(), GradError> {
+    matmul_fwd_impl(isa, ty, w, rows, cols, x, n_tok, y, pool, Precision::F32)
+}
+
+/// [`matmul_fwd_with`], with the dequantized weight tiles rounded to bf16 when `precision`
+/// is [`Precision::Bf16`] (the emulated bf16 path of [`super::matmul_bf16`], whose caller
+/// rounds `x`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_fwd_impl(
+    isa: Isa,
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    y: &mut [f32],
+    pool: &ThreadPool,
+    precision: Precision,
+) -> Result<(), GradError> {
     let (isa, row_bytes) = check_weight("matmul_fwd", isa, ty, w, rows, cols)?;
     check_len("matmul_fwd", "x", x.len(), n_tok * cols)?;
     check_len("matmul_fwd", "y", y.len(), n_tok * rows)?;
@@ -79,6 +99,7 @@ pub fn matmul_fwd_with(
         row_bytes,
         x,
         y: DxPtr(y.as_mut_ptr()),
+        precision,
     };
     parallel::for_each_panel_block(
         pool,
@@ -99,6 +120,7 @@ struct Job<'a> {
     row_bytes: usize,
     x: &'a [f32],
     y: DxPtr,
+    precision: Precision,
 }
 
 impl Job<'_> {
@@ -124,6 +146,9 @@ impl Job<'_> {
             let kc = KC.min(self.cols - c0);
             for j in 0..pw {
                 base.span(r0 + j, c0, &mut row[..kc])?;
+                if self.precision == Precision::Bf16 {
+                    bf16::round_slice(&mut row[..kc]);
+                }
                 for (k, &v) in row[..kc].iter().enumerate() {
                     tile[k * pw + j] = v;
                 }

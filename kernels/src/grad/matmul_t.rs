@@ -15,6 +15,7 @@
 use graft_quant::QuantType;
 
 use super::base_span::Base;
+use super::bf16::{self, Precision};
 use super::isa::{self, Isa};
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd;
@@ -133,6 +134,25 @@ pub fn matmul_t_with(
     dx: &mut [f32],
     pool: &ThreadPool,
 ) -> Result<(), GradError> {
+    matmul_t_impl(isa, ty, w, rows, cols, dy, n_tok, dx, pool, Precision::F32)
+}
+
+/// [`matmul_t_with`], with the dequantized weight tiles rounded to bf16 when `precision` is
+/// [`Precision::Bf16`] (the emulated bf16 path of [`super::matmul_bf16`], whose caller rounds
+/// `dy`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_t_impl(
+    isa: Isa,
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    dy: &[f32],
+    n_tok: usize,
+    dx: &mut [f32],
+    pool: &ThreadPool,
+    precision: Precision,
+) -> Result<(), GradError> {
     let (isa, row_bytes) = check_weight("matmul_t", isa, ty, w, rows, cols)?;
     let (nc, kc) = layout(ty)?;
     check_len("matmul_t", "dy", dy.len(), n_tok * rows)?;
@@ -151,6 +171,7 @@ pub fn matmul_t_with(
         kc,
         dy,
         dx: DxPtr(dx.as_mut_ptr()),
+        precision,
     };
     parallel::for_each_panel_block(
         pool,
@@ -165,6 +186,13 @@ pub fn matmul_t_with(
 /// `dx`'s base pointer, shared by threads that write disjoint column ranges.
 #[derive(Clone, Copy)]
 pub(super) struct DxPtr(pub(super) *mut f32);
+
+impl DxPtr {
+    /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper).
+    pub(super) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: each thread writes only the windows of the items it claimed (disjoint: matmul_t's
 // (panel, token block) windows, matmul_fwd's (row panel, token block) windows), and the pool
 // returns only when every thread is done, before the `&mut dx` borrow that produced the
@@ -184,6 +212,7 @@ struct Job<'a> {
     kc: usize,
     dy: &'a [f32],
     dx: DxPtr,
+    precision: Precision,
 }
 
 impl Job<'_> {
@@ -209,6 +238,9 @@ impl Job<'_> {
             let kr = self.kc.min(self.rows - r0);
             for r in 0..kr {
                 base.span(r0 + r, c0, &mut tile[r * pw..(r + 1) * pw])?;
+            }
+            if self.precision == Precision::Bf16 {
+                bf16::round_slice(&mut tile[..kr * pw]);
             }
             let tile = &tile[..kr * pw];
             // SAFETY: `isa` was checked supported; pointers address `dy[t0, r0]` and

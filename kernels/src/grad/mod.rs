@@ -11,10 +11,12 @@
 //! quantized byte lengths), which return [`GradError`].
 
 mod base_span;
+pub mod bf16;
 pub mod cross_entropy;
 mod error;
 pub mod isa;
 pub mod lora;
+pub mod matmul_bf16;
 pub mod matmul_fwd;
 pub mod matmul_t;
 mod matmul_t_simd;
@@ -28,10 +30,12 @@ pub mod swiglu;
 pub(crate) mod vec;
 
 pub use crate::attention::train::{attention_backward, attention_forward, AttnShape};
+pub use bf16::{Bf16Path, Precision};
 pub use cross_entropy::cross_entropy;
 pub use error::GradError;
 pub use isa::{available as available_isas, Isa};
 pub use lora::{lora_backward, lora_backward_with, lora_forward, lora_forward_with, LoraShape};
+pub use matmul_bf16::{matmul_fwd_bf16, matmul_fwd_bf16_with, matmul_t_bf16, matmul_t_bf16_with};
 pub use matmul_fwd::{matmul_fwd, matmul_fwd_with};
 pub use matmul_t::{matmul_t, matmul_t_with};
 pub use residual::residual_backward;

@@ -1,0 +1,267 @@
+//! Intel AMX (Advanced Matrix Extensions) for bf16 products with f32 sums: detection, the
+//! tile configuration and the 32 × 32 micro-kernel of the bf16 training matmuls
+//! ([`crate::grad::matmul_bf16`]).
+//!
+//! AMX is eight 1 KiB tile registers (`tmm0`–`tmm7`, 16 rows × 64 bytes each) and one
+//! instruction that matters here: `tdpbf16ps C, A, B` adds to the 16 × 16 f32 tile `C` the
+//! product of a 16 × 32 bf16 tile `A` (row-major) and a 32 × 16 bf16 tile `B` stored in pairs
+//! ("VNNI" layout: row `p` holds, for each of the 16 columns `n`, the elements of rows `2p` and
+//! `2p + 1` side by side). Every bf16 × bf16 product is exact in f32; sums are f32.
+//!
+//! Linux keeps the tile state off until a process asks for it (`arch_prctl(ARCH_REQ_XCOMP_PERM,
+//! XFEATURE_XTILEDATA)`); [`bf16_available`] asks once and reports AMX only when the CPU has
+//! AMX-TILE, AMX-BF16 and AVX512-BF16 (the packing uses its conversions) *and* the kernel
+//! granted the request. Everywhere else (other OSes, other CPUs, a refused request) the bf16
+//! matmuls take their portable path.
+//!
+//! Rust has no stable AMX intrinsics, so the tile instructions are inline assembly (the
+//! assembler accepts them without a target feature; they only ever run after detection).
+
+use std::arch::asm;
+use std::sync::OnceLock;
+
+/// Elements of one bf16 `B` tile (16 pair rows × 16 columns × 2).
+pub(crate) const B_TILE: usize = 512;
+
+/// Whether this process can run the AMX bf16 kernels: CPU support (CPUID leaf 7: AMX-BF16,
+/// AMX-TILE; AVX512-F/BF16), and Linux granted the tile data state. Detected once.
+pub(crate) fn bf16_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| cpu_has_amx_bf16() && request_tile_permission())
+}
+
+fn cpu_has_amx_bf16() -> bool {
+    if !(std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bf16"))
+    {
+        return false;
+    }
+    // CPUID leaf 7 sub-leaf 0 exists whenever AVX-512 was detected (detection reads it).
+    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+    let amx_bf16 = leaf7.edx & (1 << 22) != 0;
+    let amx_tile = leaf7.edx & (1 << 24) != 0;
+    amx_bf16 && amx_tile
+}
+
+#[cfg(target_os = "linux")]
+fn request_tile_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: arch_prctl with ARCH_REQ_XCOMP_PERM takes two integers and touches no memory of
+    // ours; a kernel without the request answers -1 (EINVAL), which we read as "no AMX".
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        )
+    };
+    r == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request_tile_permission() -> bool {
+    false
+}
+
+/// The 64-byte tile configuration (palette 1): all eight tiles 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig([u8; 64]);
+
+impl TileConfig {
+    const fn full() -> TileConfig {
+        let mut c = [0u8; 64];
+        c[0] = 1; // palette 1
+        let mut t = 0;
+        while t < 8 {
+            c[16 + 2 * t] = 64; // bytes per row (little-endian u16)
+            c[48 + t] = 16; // rows
+            t += 1;
+        }
+        TileConfig(c)
+    }
+}
+
+static FULL_CONFIG: TileConfig = TileConfig::full();
+
+/// The tiles of the calling thread, configured for [`gemm_32x32`] while this value lives
+/// (released on drop, so the thread does not keep the 8 KiB tile state alive in context
+/// switches after the matmul).
+pub(crate) struct Tiles(std::marker::PhantomData<*const ()>);
+
+impl Tiles {
+    /// Configures the calling thread's tiles.
+    ///
+    /// # Safety
+    /// [`bf16_available`] must have returned true in this process.
+    pub(crate) unsafe fn configure() -> Tiles {
+        // SAFETY: AMX is present and permitted (caller); the configuration is a valid
+        // palette-1 layout, 64-byte aligned, and lives in a static.
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) FULL_CONFIG.0.as_ptr(), options(nostack, readonly))
+        };
+        Tiles(std::marker::PhantomData)
+    }
+
+    /// `C[32 × 32] += A[32 × 32·kchunks] · B[32·kchunks × 32]` in bf16 products, f32 sums.
+    ///
+    /// `a`: 32 rows of bf16, `lda` elements apart, each holding `32 · kchunks` elements.
+    /// `b`: for each K chunk `k` (at `b + k · b_chunk`), two VNNI `B` tiles of [`B_TILE`]
+    /// elements, back to back: columns 0..16 then 16..32. `c`: 32 rows of 32 f32, `ldc`
+    /// floats apart, read and written.
+    ///
+    /// # Safety
+    /// Every window named above must be readable (and `c`'s writable, exclusively).
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn gemm_32x32(
+        &self,
+        a: *const u16,
+        lda: usize,
+        b: *const u16,
+        b_chunk: usize,
+        kchunks: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let ldc_b = ldc * 4;
+        let lda_b = lda * 2;
+        // SAFETY: the tiles are configured (`self` exists); the caller guarantees the C
+        // windows (32 rows × 128 bytes, `ldc_b` apart) are valid for reads and writes.
+        unsafe {
+            asm!(
+                "tileloadd tmm0, [{c0} + {s}*1]",
+                "tileloadd tmm1, [{c0} + {s}*1 + 64]",
+                "tileloadd tmm2, [{c1} + {s}*1]",
+                "tileloadd tmm3, [{c1} + {s}*1 + 64]",
+                c0 = in(reg) c,
+                c1 = in(reg) c.add(16 * ldc),
+                s = in(reg) ldc_b,
+                options(nostack, readonly),
+            );
+        }
+        for k in 0..kchunks {
+            // SAFETY: A rows 0..32 at column 32k and the two B tiles of chunk k are inside
+            // the caller's windows.
+            unsafe {
+                let a0 = a.add(32 * k);
+                let b0 = b.add(k * b_chunk);
+                asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tileloadd tmm7, [{b0} + {sb}*1 + 1024]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    a0 = in(reg) a0,
+                    a1 = in(reg) a0.add(16 * lda),
+                    b0 = in(reg) b0,
+                    sa = in(reg) lda_b,
+                    sb = in(reg) 64usize,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        // SAFETY: as for the loads; `c` is exclusive to the caller.
+        unsafe {
+            asm!(
+                "tilestored [{c0} + {s}*1], tmm0",
+                "tilestored [{c0} + {s}*1 + 64], tmm1",
+                "tilestored [{c1} + {s}*1], tmm2",
+                "tilestored [{c1} + {s}*1 + 64], tmm3",
+                c0 = in(reg) c,
+                c1 = in(reg) c.add(16 * ldc),
+                s = in(reg) ldc_b,
+                options(nostack),
+            );
+        }
+    }
+}
+
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        // SAFETY: the tiles were configured by `configure` on this thread (`Tiles` is neither
+        // Send nor Sync: its raw-pointer marker keeps it on the thread that made it).
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    }
+}
+
+/// `dst[i] = bf16(src[i])` (round to nearest even, subnormals flushed to zero as the
+/// hardware conversion does; bit-identical to [`crate::grad::bf16::round`]).
+///
+/// # Safety
+/// The CPU must have AVX512-F and AVX512-BF16; `dst.len() >= src.len()`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn to_bf16(src: &[f32], dst: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let n = src.len();
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 ≤ n ≤ dst.len(): both 32-element windows are in bounds.
+        unsafe {
+            let lo = _mm512_loadu_ps(src.as_ptr().add(i));
+            let hi = _mm512_loadu_ps(src.as_ptr().add(i + 16));
+            let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_storeu_si512(dst.as_mut_ptr().add(i).cast(), v);
+        }
+        i += 32;
+    }
+    for j in i..n {
+        dst[j] = crate::grad::bf16::round(src[j]);
+    }
+}
+
+/// `dst[i] = bf16(lo[i]) | bf16(hi[i]) << 16`: two rows of a `B` operand interleaved into the
+/// pairs of a VNNI tile row.
+///
+/// # Safety
+/// The CPU must have AVX512-F and AVX512-BF16; `lo`, `hi` and `dst` have the same length.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn interleave_bf16(lo: &[f32], hi: &[f32], dst: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let n = dst.len().min(lo.len()).min(hi.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 ≤ n: the three 16-element windows are in bounds.
+        unsafe {
+            let l = _mm512_cvtneps_pbh(_mm512_loadu_ps(lo.as_ptr().add(i)));
+            let h = _mm512_cvtneps_pbh(_mm512_loadu_ps(hi.as_ptr().add(i)));
+            let l = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(l));
+            let h = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(h));
+            let v = _mm512_or_si512(l, _mm512_slli_epi32::<16>(h));
+            _mm512_storeu_si512(dst.as_mut_ptr().add(i).cast(), v);
+        }
+        i += 16;
+    }
+    for j in i..n {
+        let (l, h) = (
+            crate::grad::bf16::round(lo[j]),
+            crate::grad::bf16::round(hi[j]),
+        );
+        dst[j] = u32::from(l) | u32::from(h) << 16;
+    }
+}
+
+/// One operand row of 32 consecutive K elements into column `col` of a VNNI `B` tile: pair
+/// `p` = (`src[2p]`, `src[2p + 1]`) goes to `tile[p · 16 + col]`.
+///
+/// # Safety
+/// The CPU must have AVX512-F and AVX512-BF16; `tile` must hold [`B_TILE`] elements and be
+/// writable; `col < 16`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn row_into_tile_column(src: &[f32; 32], tile: *mut u16, col: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: `src` is 32 floats; the scatter writes u32 `p · 16 + col` for p < 16, i.e. at
+    // most element 2 · (15 · 16 + 15) + 1 < B_TILE of the caller's tile.
+    unsafe {
+        let lo = _mm512_loadu_ps(src.as_ptr());
+        let hi = _mm512_loadu_ps(src.as_ptr().add(16));
+        let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        let idx = _mm512_set_epi32(
+            240, 224, 208, 192, 176, 160, 144, 128, 112, 96, 80, 64, 48, 32, 16, 0,
+        );
+        _mm512_i32scatter_epi32::<4>(tile.cast::<u32>().add(col).cast(), idx, v);
+    }
+}

@@ -1,0 +1,227 @@
+//! The bf16 training matmuls (`matmul_fwd_bf16`, `matmul_t_bf16`): every format × every bf16
+//! path this CPU has (emulated everywhere, AMX where present) × {1, 2, 3} threads, against the
+//! f64 product of the same operands rounded to bf16 (so only the f32 sums differ: 1e-5
+//! relative); each path gives the same bits on any number of threads; shapes cross the
+//! 32-token and 32-row blocks, the 64/256-column panels and the 1024-wide reduction chunks;
+//! weights at an odd byte offset, outputs pre-filled (overwritten by the forward, accumulated
+//! into by the backward).
+
+mod grad_common;
+use grad_common::*;
+
+use graft_kernels::grad::bf16::{round_f32, Bf16Path};
+use graft_kernels::grad::{matmul_fwd_bf16_with, matmul_fwd_with, matmul_t_bf16_with, Isa};
+use graft_quant::blocks::{dequantize, quantize};
+use graft_quant::QuantType;
+
+/// f32 sums of exact bf16 products against their f64 sum.
+const TOL: f64 = 1e-5;
+
+struct Case {
+    ty: QuantType,
+    rows: usize,
+    cols: usize,
+    n_tok: usize,
+    seed: u64,
+}
+
+impl Case {
+    fn run(&self) {
+        let Case {
+            ty,
+            rows,
+            cols,
+            n_tok,
+            seed,
+        } = *self;
+        let mut rng = Rng::new(seed);
+        let bytes = quantize(ty, &rng.vec(rows * cols, 1.0)).expect("quantize");
+        let mut store = vec![0u8; bytes.len() + 1];
+        store[1..].copy_from_slice(&bytes);
+        let wb = &store[1..];
+        let mut wd = vec![0f32; rows * cols];
+        dequantize(ty, &bytes, &mut wd).expect("dequantize");
+        let wr: Vec<f64> = wd.iter().map(|&v| f64::from(round_f32(v))).collect();
+        let x = rng.vec(n_tok * cols, 1.0);
+        let dy = rng.vec(n_tok * rows, 1.0);
+        let (xr, dyr): (Vec<f64>, Vec<f64>) = (
+            x.iter().map(|&v| f64::from(round_f32(v))).collect(),
+            dy.iter().map(|&v| f64::from(round_f32(v))).collect(),
+        );
+        let dx0 = rng.vec(n_tok * cols, 1.0);
+        let mut want_y = vec![0f64; n_tok * rows];
+        let mut want_dx: Vec<f64> = to64(&dx0);
+        for t in 0..n_tok {
+            for r in 0..rows {
+                want_y[t * rows + r] = (0..cols).map(|c| wr[r * cols + c] * xr[t * cols + c]).sum();
+            }
+            for c in 0..cols {
+                want_dx[t * cols + c] += (0..rows)
+                    .map(|r| wr[r * cols + c] * dyr[t * rows + r])
+                    .sum::<f64>();
+            }
+        }
+        let garbage = rng.vec(n_tok * rows, 100.0);
+        for path in Bf16Path::available() {
+            let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+            for threads in [1, 2, 3] {
+                let name = format!("{ty} {rows}x{cols} T={n_tok} {} x{threads}", path.name());
+                let mut y = garbage.clone();
+                matmul_fwd_bf16_with(path, ty, wb, rows, cols, &x, n_tok, &mut y, &pool(threads))
+                    .expect("forward");
+                check(&format!("{name} forward"), &y, &want_y, TOL);
+                let mut dx = dx0.clone();
+                matmul_t_bf16_with(
+                    path,
+                    ty,
+                    wb,
+                    rows,
+                    cols,
+                    &dy,
+                    n_tok,
+                    &mut dx,
+                    &pool(threads),
+                )
+                .expect("backward");
+                check(&format!("{name} backward"), &dx, &want_dx, TOL);
+                match &first {
+                    None => first = Some((y, dx)),
+                    Some((y1, dx1)) => {
+                        assert!(
+                            y.iter().zip(y1).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{name}: forward differs from one thread's"
+                        );
+                        assert!(
+                            dx.iter().zip(dx1).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{name}: backward differs from one thread's"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_format_every_bf16_path() {
+    let formats = [
+        QuantType::F32,
+        QuantType::F16,
+        QuantType::Q4_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q5_1,
+        QuantType::Q8_0,
+        QuantType::NF4,
+        QuantType::Q2_K,
+        QuantType::Q3_K,
+        QuantType::Q4_K,
+        QuantType::Q5_K,
+        QuantType::Q6_K,
+    ];
+    for (i, ty) in formats.into_iter().enumerate() {
+        // 150 rows: forward panels of 64, 64, 22 and 32-row blocks with a 22-row tail;
+        // 45 tokens: a full 32-token block and a 13-token tail.
+        let cols = match ty.block_size() {
+            256 => 512,
+            64 => 320,
+            _ => 288,
+        };
+        Case {
+            ty,
+            rows: 150,
+            cols,
+            n_tok: 45,
+            seed: 300 + i as u64,
+        }
+        .run();
+    }
+}
+
+#[test]
+fn reductions_longer_than_one_chunk() {
+    // 1,280 columns (forward) and 1,100 rows (backward): two 1024-wide reduction chunks, the
+    // second partial, odd in pairs of rows for the backward (1,100 = 34·32 + 12).
+    Case {
+        ty: QuantType::Q4_1,
+        rows: 1100,
+        cols: 1280,
+        n_tok: 70,
+        seed: 41,
+    }
+    .run();
+    Case {
+        ty: QuantType::Q4_K,
+        rows: 33,
+        cols: 2304,
+        n_tok: 64,
+        seed: 42,
+    }
+    .run();
+}
+
+#[test]
+fn float_weights_with_ragged_tails() {
+    // Odd reduction lengths: zero padding to the 32-wide chunks on both operands.
+    Case {
+        ty: QuantType::F32,
+        rows: 19,
+        cols: 75,
+        n_tok: 9,
+        seed: 43,
+    }
+    .run();
+    Case {
+        ty: QuantType::F16,
+        rows: 67,
+        cols: 301,
+        n_tok: 33,
+        seed: 44,
+    }
+    .run();
+}
+
+#[test]
+fn bf16_stays_close_to_f32() {
+    // Rounding both operands to 8-bit mantissas moves a length-576 dot product of unit-scale
+    // values by ~2^-8 relative to its spread; 2% of the largest output bounds it loosely.
+    let (rows, cols, n_tok) = (96, 576, 40);
+    let mut rng = Rng::new(7);
+    let bytes = quantize(QuantType::Q8_0, &rng.vec(rows * cols, 1.0)).expect("quantize");
+    let x = rng.vec(n_tok * cols, 1.0);
+    let mut f32y = vec![0f32; n_tok * rows];
+    matmul_fwd_with(
+        Isa::Scalar,
+        QuantType::Q8_0,
+        &bytes,
+        rows,
+        cols,
+        &x,
+        n_tok,
+        &mut f32y,
+        &pool(1),
+    )
+    .expect("f32");
+    for path in Bf16Path::available() {
+        let mut y = vec![0f32; n_tok * rows];
+        matmul_fwd_bf16_with(
+            path,
+            QuantType::Q8_0,
+            &bytes,
+            rows,
+            cols,
+            &x,
+            n_tok,
+            &mut y,
+            &pool(2),
+        )
+        .expect("bf16");
+        let e = rel_err(&y, &to64(&f32y));
+        println!("{}: bf16 vs f32 rel err {e:.3e}", path.name());
+        assert!(e < 2e-2, "{}: bf16 vs f32 rel err {e}", path.name());
+        assert!(
+            e > 0.0,
+            "bf16 rounding changed nothing: the path did not round"
+        );
+    }
+}
