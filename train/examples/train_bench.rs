@@ -5,10 +5,12 @@
 //! (VmHWM: model pages touched + activations + optimizer state) is its own. Prints a markdown
 //! table: tokens/s of the best step (wall and per CPU-second), peak RSS, optimizer state bytes.
 //!
-//! `cargo run --release -p graft-train --example train_bench -- [steps] [threads,..] [seqs,..]`
-//! (defaults: 2 steps, threads 1,2, seqs 256,512). `-- --child SEQ OPT CKPT THREADS STEPS`
-//! runs one configuration and prints one `RESULT` line (what the parent reads).
+//! `cargo run --release -p graft-train --example train_bench -- [steps] [threads,..] [seqs,..]
+//! [precisions,..]` (defaults: 2 steps, threads 1,2, seqs 256,512, precision f32; `f32,bf16`
+//! adds the bf16 rows). `-- --child SEQ OPT CKPT THREADS STEPS PRECISION` runs one
+//! configuration and prints one `RESULT` line (what the parent reads).
 
+use graft_kernels::grad::Precision;
 use graft_runtime::{Model, ModelParams};
 use graft_train::model::{Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable};
 use graft_train::optim::{AdamW, AdamW8bit, AdamWConfig, Optimizer};
@@ -22,7 +24,14 @@ const BATCH: usize = 4;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn child(seq: usize, opt: &str, ckpt: &str, threads: usize, steps: usize) -> Res<()> {
+fn child(
+    seq: usize,
+    opt: &str,
+    ckpt: &str,
+    threads: usize,
+    steps: usize,
+    precision: Precision,
+) -> Res<()> {
     let path = graft_quant::model_cache::test_model_path()?;
     let model = Model::load(&path, ModelParams { threads })?;
     let b = random_batch(BATCH, seq, model.config().n_vocab as u64)?;
@@ -42,6 +51,7 @@ fn child(seq: usize, opt: &str, ckpt: &str, threads: usize, steps: usize) -> Res
     let opts = TrainOptions {
         threads,
         checkpointing,
+        precision,
         ..TrainOptions::default()
     };
     let mut tr = Trainable::new(&model, lora, opts)?;
@@ -90,18 +100,26 @@ fn main() -> Res<()> {
     if first.as_deref() == Some("--child") {
         let mut next = || {
             args.next()
-                .ok_or("--child needs SEQ OPT CKPT THREADS STEPS")
+                .ok_or("--child needs SEQ OPT CKPT THREADS STEPS PRECISION")
         };
         let seq = next()?.parse()?;
         let opt = next()?;
         let ckpt = next()?;
         let threads = next()?.parse()?;
         let steps = next()?.parse()?;
-        return child(seq, &opt, &ckpt, threads, steps);
+        let precision = next()?.parse::<Precision>()?;
+        return child(seq, &opt, &ckpt, threads, steps, precision);
     }
     let steps: usize = first.map_or(Ok(2), |s| s.parse())?;
     let threads = list(args.next(), &[1, 2])?;
     let seqs = list(args.next(), &[256, 512])?;
+    let precisions = match args.next() {
+        None => vec![Precision::F32],
+        Some(s) => s
+            .split(',')
+            .map(|p| p.parse::<Precision>())
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let exe = std::env::current_exe()?;
     println!(
         "rank 16 on q,k,v,o,gate,up,down, batch {BATCH}, best of {steps} full optimizer steps; \
@@ -109,17 +127,25 @@ fn main() -> Res<()> {
     );
     println!();
     println!(
-        "| seq | optimizer | checkpointing | threads | tok/s | tok/s per CPU-s | peak RSS MB | \
-         optimizer state MB | loss |"
+        "bf16 products run on: {}",
+        graft_kernels::grad::Bf16Path::detect().name()
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for &seq in &seqs {
+    println!();
+    println!(
+        "| seq | precision | optimizer | checkpointing | threads | tok/s | tok/s per CPU-s | \
+         peak RSS MB | optimizer state MB | loss |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (&seq, &prec) in seqs
+        .iter()
+        .flat_map(|s| precisions.iter().map(move |p| (s, p)))
+    {
         for opt in ["adamw", "adamw8bit"] {
             for ckpt in ["off", "layer"] {
                 for &t in &threads {
                     let out = Command::new(&exe)
                         .args(["--child", &seq.to_string(), opt, ckpt])
-                        .args([t.to_string(), steps.to_string()])
+                        .args([t.to_string(), steps.to_string(), prec.to_string()])
                         .output()?;
                     let text = String::from_utf8_lossy(&out.stdout);
                     let Some(line) = text.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
@@ -135,7 +161,7 @@ fn main() -> Res<()> {
                     };
                     let state_mb = state.parse::<f64>().unwrap_or(f64::NAN) / 1e6;
                     println!(
-                        "| {seq} | {opt} | {ckpt} | {t} | {wall} | {cpu} | {rss} | \
+                        "| {seq} | {prec} | {opt} | {ckpt} | {t} | {wall} | {cpu} | {rss} | \
                          {state_mb:.1} | {loss} |"
                     );
                 }

@@ -3,9 +3,10 @@
 //! RSS (VmHWM, reset between the two runs through /proc/self/clear_refs).
 //!
 //! `cargo run --release -p graft-train --example train_step_speed -- [threads] [steps]
-//! [tiled|fast|exact] [both|off|layer]` (defaults: 1 thread, 1 step, the default base matmul,
-//! both checkpointing settings).
+//! [tiled|fast|exact] [both|off|layer] [f32|bf16]` (defaults: 1 thread, 1 step, the default
+//! base matmul, both checkpointing settings, f32).
 
+use graft_kernels::grad::Precision;
 use graft_runtime::{Model, ModelParams};
 use graft_train::model::{
     BaseMatmul, Checkpointing, LoraConfig, LoraParams, TrainOptions, Trainable,
@@ -40,14 +41,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("layer") => &[Checkpointing::EveryLayer],
         Some(other) => return Err(format!("unknown checkpointing {other:?}").into()),
     };
+    let precision: Precision = args.next().map_or(Ok(Precision::F32), |s| s.parse())?;
     let path = graft_quant::model_cache::test_model_path()?;
     let model = Model::load(&path, ModelParams { threads })?;
     let nv = model.config().n_vocab as u64;
     // Deterministic pseudo-random ids; every next token scored.
     let batch = random_batch(BATCH, SEQ, nv)?;
     println!(
-        "model {} | batch {BATCH} x seq {SEQ} | rank 16, all projections | {threads} thread(s) | base {base_matmul:?}",
-        path.display()
+        "model {} | batch {BATCH} x seq {SEQ} | rank 16, all projections | {threads} thread(s) | base {base_matmul:?} | {precision} on {}",
+        path.display(),
+        graft_kernels::grad::Bf16Path::detect().name()
     );
     for &ck in ckpts {
         reset_hwm();
@@ -63,6 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             threads,
             checkpointing: ck,
             base_matmul,
+            precision,
             ..TrainOptions::default()
         };
         let mut tr = Trainable::new(&model, lora, opts)?;

@@ -3,6 +3,7 @@
 
 use super::error::TrainModelError;
 use super::grad_ops::GradOps;
+use graft_kernels::grad::Precision;
 use graft_runtime::backend::CpuBackend;
 use graft_runtime::weights::Matrix;
 
@@ -33,6 +34,7 @@ const EXACT_ROWS: usize = 16;
 pub(crate) struct Base {
     cpu: CpuBackend,
     mode: BaseMatmul,
+    precision: Precision,
 }
 
 impl Base {
@@ -41,11 +43,13 @@ impl Base {
     pub(crate) fn new(
         threads: usize,
         mode: BaseMatmul,
+        precision: Precision,
         exact_activations: bool,
     ) -> Result<Base, TrainModelError> {
         Ok(Base {
             cpu: CpuBackend::new(threads.max(1))?.with_exact_activations(exact_activations),
             mode,
+            precision,
         })
     }
 
@@ -62,7 +66,7 @@ impl Base {
         n: usize,
         y: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        self.cpu.base_matmul(self.mode, m, x, n, y)
+        self.cpu.base_matmul(self.mode, self.precision, m, x, n, y)
     }
 
     /// `dx += Wᵀ dy` for `n` tokens (`dy`: `[n, rows]`, `dx`: `[n, cols]`).
@@ -73,7 +77,7 @@ impl Base {
         n: usize,
         dx: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        self.cpu.base_matmul_t(m, dy, n, dx)
+        self.cpu.base_matmul_t(self.precision, m, dy, n, dx)
     }
 }
 

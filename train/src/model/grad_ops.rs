@@ -9,26 +9,30 @@
 
 use super::base::BaseMatmul;
 use super::error::TrainModelError;
-use graft_kernels::grad::{self, parallel::for_each_piece, AttnShape, LoraShape};
+use graft_kernels::grad::{self, parallel::for_each_piece, AttnShape, LoraShape, Precision};
 use graft_runtime::backend::{CpuBackend, ForwardOps, RopeParams};
 use graft_runtime::spec::Activation;
 use graft_runtime::weights::Matrix;
 
 /// The backward ops of a device.
 pub trait GradOps: ForwardOps {
-    /// `y = W x` for `n` tokens, `W` frozen in its block format, computed as `mode` says.
+    /// `y = W x` for `n` tokens, `W` frozen in its block format, computed as `mode` says
+    /// ([`BaseMatmul::Tiled`] in `precision`; the other modes have their own numerics).
     fn base_matmul(
         &self,
         mode: BaseMatmul,
+        precision: Precision,
         w: &Matrix<'_>,
         x: Self::View<'_>,
         n: usize,
         y: Self::ViewMut<'_>,
     ) -> Result<(), TrainModelError>;
 
-    /// `dx += Wᵀ dy` for `n` tokens (`dy` `[n × w.rows]`, `dx` `[n × w.cols]`).
+    /// `dx += Wᵀ dy` for `n` tokens (`dy` `[n × w.rows]`, `dx` `[n × w.cols]`) in
+    /// `precision`.
     fn base_matmul_t(
         &self,
+        precision: Precision,
         w: &Matrix<'_>,
         dy: Self::View<'_>,
         n: usize,
@@ -151,6 +155,7 @@ impl GradOps for CpuBackend {
     fn base_matmul(
         &self,
         mode: BaseMatmul,
+        precision: Precision,
         w: &Matrix<'_>,
         x: &[f32],
         n: usize,
@@ -161,24 +166,33 @@ impl GradOps for CpuBackend {
             BaseMatmul::Fast => Ok(self.matmul(w, x, n, y)?),
             BaseMatmul::Exact => super::base::exact_forward(w, x, n, y),
             BaseMatmul::Tiled => {
-                grad::matmul_fwd(w.ty, w.bytes, w.rows, w.cols, x, n, y, self.pool()).map_err(
-                    |source| TrainModelError::Grad {
+                let run = match precision {
+                    Precision::F32 => grad::matmul_fwd,
+                    Precision::Bf16 => grad::matmul_fwd_bf16,
+                };
+                run(w.ty, w.bytes, w.rows, w.cols, x, n, y, self.pool()).map_err(|source| {
+                    TrainModelError::Grad {
                         tensor: w.name.clone(),
                         source,
-                    },
-                )
+                    }
+                })
             }
         }
     }
 
     fn base_matmul_t(
         &self,
+        precision: Precision,
         w: &Matrix<'_>,
         dy: &[f32],
         n: usize,
         dx: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        grad::matmul_t(
+        let run = match precision {
+            Precision::F32 => grad::matmul_t,
+            Precision::Bf16 => grad::matmul_t_bf16,
+        };
+        run(
             w.ty,
             w.bytes,
             w.rows,

@@ -11,6 +11,7 @@ use super::error::TrainModelError;
 use super::head::{head, HeadMode, HeadScratch};
 use super::layer::{Ctx, Scratch};
 use super::lora_params::{LoraParams, Target};
+use graft_kernels::grad::Precision;
 use graft_runtime::config::ModelConfig;
 use graft_runtime::spec::ModelSpec;
 use graft_runtime::weights::Weights;
@@ -35,6 +36,10 @@ pub struct TrainOptions {
     /// [`BaseMatmul::Fast`] the forward then equals inference's (`Session::eval_all`). The
     /// backward treats the rounding as identity. Off by default (exact gradients).
     pub kv_f16: bool,
+    /// Precision of the products with the frozen base: the backward's `Wᵀ·dy` always, and the
+    /// forward's `W·x` in [`BaseMatmul::Tiled`] mode (the other modes' forwards are their own
+    /// numerics). Default f32.
+    pub precision: Precision,
 }
 
 impl Default for TrainOptions {
@@ -45,6 +50,7 @@ impl Default for TrainOptions {
             base_matmul: BaseMatmul::Tiled,
             head_chunk: 256,
             kv_f16: false,
+            precision: Precision::F32,
         }
     }
 }
@@ -123,7 +129,7 @@ impl<'m> Trainable<'m> {
         }
         Ok(Trainable {
             plan: SegmentPlan::new(opts.checkpointing, cfg.n_layer)?,
-            base: Base::new(opts.threads, opts.base_matmul, !opts.kv_f16)?,
+            base: Base::new(opts.threads, opts.base_matmul, opts.precision, !opts.kv_f16)?,
             head: HeadScratch::new(cfg, opts.head_chunk),
             w: model.weights(),
             spec,

@@ -1,6 +1,7 @@
 //! [`TrainConfig`]: every hyperparameter of a training run, with the defaults of
 //! `graft train`'s flags, and the hash that ties a checkpoint to the run that wrote it.
 
+use graft_kernels::grad::Precision;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -258,6 +259,31 @@ pub struct TrainConfig {
     /// What the run optimizes (default supervised fine-tuning; not serialized then).
     #[serde(skip_serializing_if = "TrainMethod::is_sft")]
     pub method: TrainMethod,
+    /// Precision of the products with the frozen base weights (`f32`, or `bf16`: bf16
+    /// operands, f32 sums; see [`Precision`]). f32 is not serialized, so configurations and
+    /// checkpoints from before this field keep their hash.
+    #[serde(skip_serializing_if = "is_f32", with = "precision_name")]
+    pub precision: Precision,
+}
+
+fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
+}
+
+/// [`Precision`] in configurations and checkpoints: its `--precision` name.
+mod precision_name {
+    use graft_kernels::grad::Precision;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Precision, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for TrainConfig {
@@ -289,6 +315,7 @@ impl Default for TrainConfig {
             loss_mask: MaskPolicy::Completion,
             threads: 1,
             method: TrainMethod::Sft,
+            precision: Precision::F32,
         }
     }
 }

@@ -386,6 +386,7 @@ impl<'t, 'm> Run<'t, 'm> {
             TrainOptions {
                 threads: cfg.threads,
                 checkpointing: cfg.checkpointing.to_model(),
+                precision: cfg.precision,
                 ..TrainOptions::default()
             },
         )?;
