@@ -55,6 +55,7 @@ fn identical_gradients(arch: &str) {
             base_matmul: BaseMatmul::Fast,
             head_chunk: 7,
             kv_f16: false,
+            ..TrainOptions::default()
         };
         let mut tr = Trainable::new(&model, lora, opts).expect("trainable");
         tr.set_dropout_step(3);

@@ -116,6 +116,7 @@ fn opts(ck: Checkpointing, mode: BaseMatmul) -> TrainOptions {
         base_matmul: mode,
         head_chunk: 16,
         kv_f16: false,
+        ..TrainOptions::default()
     }
 }
 

@@ -37,6 +37,7 @@ fn thread_count_gives_identical_gradients() {
                 base_matmul,
                 head_chunk: 7,
                 kv_f16: false,
+                ..TrainOptions::default()
             };
             let mut tr = Trainable::new(&model, lora, opts).expect("trainable");
             tr.set_dropout_step(2);
@@ -84,6 +85,7 @@ fn changing_batch_length_gives_fresh_results() {
         base_matmul: BaseMatmul::Tiled,
         head_chunk: 7,
         kv_f16: false,
+        ..TrainOptions::default()
     };
     let fresh = |b: &graft_train::model::Batch| {
         let mut tr =

@@ -6,7 +6,7 @@
 //! through [`devices`] (a device whose views are not host slices stages through host copies, as
 //! ggml's suite compares each backend with the CPU).
 
-use graft_kernels::grad::{AttnShape, LoraShape};
+use graft_kernels::grad::{AttnShape, LoraShape, Precision};
 use graft_quant::QuantType;
 use graft_runtime::backend::{
     CpuBackend, ForwardOps, LoraInput, LoraMats, Positions, RopeParams, RopeStyle,
@@ -485,11 +485,29 @@ fn grad_ops_match_finite_differences() {
         };
         let dy = rnd(&mut rng, n * rows, 1.0);
         let mut dx = vec![0.0; n * cols];
-        ops.base_matmul_t(&m, &dy, n, &mut dx).expect("matmul_t");
+        ops.base_matmul_t(Precision::F32, &m, &dy, n, &mut dx)
+            .expect("matmul_t");
         let wf = f64s(&wv);
         let f = |x: &[f64]| matmul_ref(&wf, x, rows, cols);
         let probes = fd_probe(&f, &vec![0.0; n * cols], &f64s(&dy), 24, &mut rng);
         check_fd(&format!("{dev} base_matmul_t"), &dx, &probes, 1e-5);
+        // The same in bf16: the product of the bf16-rounded operands, f32 sums.
+        let mut dx16 = vec![0.0; n * cols];
+        ops.base_matmul_t(Precision::Bf16, &m, &dy, n, &mut dx16)
+            .expect("matmul_t bf16");
+        let r16 = |v: f32| f64::from(graft_kernels::grad::bf16::round_f32(v));
+        for t in 0..n {
+            for c in 0..cols {
+                let want: f64 = (0..rows)
+                    .map(|r| r16(wv[r * cols + c]) * r16(dy[t * rows + r]))
+                    .sum();
+                let got = f64::from(dx16[t * cols + c]);
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{dev} base_matmul_t bf16 [{t}, {c}]: {got} vs {want}"
+                );
+            }
+        }
         // LoRA backward: dA, dB and dx.
         let sh = LoraShape {
             n_tok: 4,

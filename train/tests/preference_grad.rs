@@ -46,6 +46,7 @@ fn opts_with(base_matmul: BaseMatmul) -> TrainOptions {
         base_matmul,
         head_chunk: 8,
         kv_f16: false,
+        ..TrainOptions::default()
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use graft_runtime::{Device, DeviceKind, Model, ModelParams};
+use graft_train::model::{Bf16Path, Precision};
 use graft_train::trainer::{
     CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress, Schedule,
     StopReason, TestSpec, TrainConfig, TrainIo, TrainMethod, Trainer, DEFAULT_BETA,
@@ -139,6 +140,11 @@ pub struct Args {
     /// Tokens the loss covers: completion (assistant / completion tokens) or all.
     #[arg(long = "loss-mask", default_value = "completion", value_parser = parse_mask)]
     loss_mask: MaskPolicy,
+    /// Precision of the products with the frozen base: auto (bf16 where the CPU has AMX-BF16
+    /// tiles, f32 elsewhere), f32, or bf16 (bf16 operands, f32 sums; without AMX it is
+    /// emulated: same numbers, no faster).
+    #[arg(long, default_value = "auto", value_parser = parse_precision)]
+    precision: PrecisionArg,
     /// No progress bar (one line per step on stderr instead).
     #[arg(long = "no-progress")]
     no_progress: bool,
@@ -333,6 +339,7 @@ pub fn run(args: Args) -> Result<()> {
         },
         _ => TrainMethod::Sft,
     };
+    let precision = args.precision.resolve();
     let config = TrainConfig {
         rank: args.rank,
         alpha: args.alpha,
@@ -358,6 +365,7 @@ pub fn run(args: Args) -> Result<()> {
         loss_mask: args.loss_mask,
         threads,
         method,
+        precision,
     };
     config.validate().context("bad training flags")?;
     let method_text = method_line(&config);
@@ -433,6 +441,7 @@ pub fn run(args: Args) -> Result<()> {
         threads
     );
     eprintln!("why: {}", trainer.plan_explanation());
+    eprintln!("{}", precision_line(args.precision, precision));
     if let Some(method) = &method_text {
         eprintln!("{method}");
     }
@@ -497,6 +506,50 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--precision`: a fixed precision, or the fastest one this CPU runs well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PrecisionArg {
+    /// bf16 where the bf16 products run on AMX tiles, f32 elsewhere.
+    Auto,
+    /// The precision named.
+    Fixed(Precision),
+}
+
+impl PrecisionArg {
+    /// The precision this run uses.
+    fn resolve(self) -> Precision {
+        match self {
+            PrecisionArg::Fixed(p) => p,
+            PrecisionArg::Auto if Bf16Path::detect() == Bf16Path::Amx => Precision::Bf16,
+            PrecisionArg::Auto => Precision::F32,
+        }
+    }
+}
+
+fn parse_precision(s: &str) -> Result<PrecisionArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(PrecisionArg::Auto);
+    }
+    s.parse::<Precision>()
+        .map(PrecisionArg::Fixed)
+        .map_err(|e| format!("{e}, or auto"))
+}
+
+/// The line printed before a run: which precision, where it runs, and how to change it.
+fn precision_line(arg: PrecisionArg, p: Precision) -> String {
+    let how = match (p, Bf16Path::detect()) {
+        (Precision::F32, _) => "f32 products and sums".to_string(),
+        (Precision::Bf16, path) => format!("bf16 products, f32 sums ({})", path.name()),
+    };
+    let why = match arg {
+        PrecisionArg::Auto => {
+            " (auto: bf16 only where AMX tiles run it; --precision f32|bf16 to choose)"
+        }
+        PrecisionArg::Fixed(_) => "",
+    };
+    format!("precision {p}: {how}{why}")
 }
 
 /// The preference method's settings, defaults included, for the lines printed before a run

@@ -31,5 +31,7 @@ pub use batch::Batch;
 pub use checkpoint::{Checkpointing, SegmentPlan};
 pub use error::TrainModelError;
 pub use grad_ops::GradOps;
+/// The precision of the frozen-base products ([`TrainOptions::precision`]) and where bf16 runs.
+pub use graft_kernels::grad::{Bf16Path, Precision};
 pub use lora_params::{LoraConfig, LoraParams, Target};
 pub use trainable::{TrainOptions, Trainable};

@@ -103,7 +103,8 @@ impl Tiles {
         Tiles(std::marker::PhantomData)
     }
 
-    /// `C[32 × 32] += A[32 × 32·kchunks] · B[32·kchunks × 32]` in bf16 products, f32 sums.
+    /// `C[32 × 32] += A[32 × 32·kchunks] · B[32·kchunks × 32]` in bf16 products, f32 sums
+    /// (`C = A·B` when `zero`: `C` is then only written).
     ///
     /// `a`: 32 rows of bf16, `lda` elements apart, each holding `32 · kchunks` elements.
     /// `b`: for each K chunk `k` (at `b + k · b_chunk`), two VNNI `B` tiles of [`B_TILE`]
@@ -123,22 +124,36 @@ impl Tiles {
         kchunks: usize,
         c: *mut f32,
         ldc: usize,
+        zero: bool,
     ) {
         let ldc_b = ldc * 4;
         let lda_b = lda * 2;
-        // SAFETY: the tiles are configured (`self` exists); the caller guarantees the C
-        // windows (32 rows × 128 bytes, `ldc_b` apart) are valid for reads and writes.
-        unsafe {
-            asm!(
-                "tileloadd tmm0, [{c0} + {s}*1]",
-                "tileloadd tmm1, [{c0} + {s}*1 + 64]",
-                "tileloadd tmm2, [{c1} + {s}*1]",
-                "tileloadd tmm3, [{c1} + {s}*1 + 64]",
-                c0 = in(reg) c,
-                c1 = in(reg) c.add(16 * ldc),
-                s = in(reg) ldc_b,
-                options(nostack, readonly),
-            );
+        if zero {
+            // SAFETY: the tiles are configured (`self` exists); tilezero touches no memory.
+            unsafe {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                )
+            };
+        } else {
+            // SAFETY: the tiles are configured (`self` exists); the caller guarantees the C
+            // windows (32 rows × 128 bytes, `ldc_b` apart) are valid for reads and writes.
+            unsafe {
+                asm!(
+                    "tileloadd tmm0, [{c0} + {s}*1]",
+                    "tileloadd tmm1, [{c0} + {s}*1 + 64]",
+                    "tileloadd tmm2, [{c1} + {s}*1]",
+                    "tileloadd tmm3, [{c1} + {s}*1 + 64]",
+                    c0 = in(reg) c,
+                    c1 = in(reg) c.add(16 * ldc),
+                    s = in(reg) ldc_b,
+                    options(nostack, readonly),
+                );
+            }
         }
         for k in 0..kchunks {
             // SAFETY: A rows 0..32 at column 32k and the two B tiles of chunk k are inside
@@ -248,12 +263,13 @@ pub(crate) unsafe fn interleave_bf16(lo: &[f32], hi: &[f32], dst: &mut [u32]) {
 /// `p` = (`src[2p]`, `src[2p + 1]`) goes to `tile[p · 16 + col]`.
 ///
 /// # Safety
-/// The CPU must have AVX512-F and AVX512-BF16; `tile` must hold [`B_TILE`] elements and be
-/// writable; `col < 16`.
+/// The CPU must have AVX512-F and AVX512-BF16; `src` must hold at least 32 floats; `tile` must
+/// hold [`B_TILE`] elements and be writable; `col < 16`.
 #[target_feature(enable = "avx512f,avx512bf16")]
-pub(crate) unsafe fn row_into_tile_column(src: &[f32; 32], tile: *mut u16, col: usize) {
+pub(crate) unsafe fn row_into_tile_column(src: &[f32], tile: *mut u16, col: usize) {
     use std::arch::x86_64::*;
-    // SAFETY: `src` is 32 floats; the scatter writes u32 `p · 16 + col` for p < 16, i.e. at
+    debug_assert!(src.len() >= 32 && col < 16);
+    // SAFETY: `src` holds 32 floats (caller); the scatter writes u32 `p · 16 + col` for p < 16, i.e. at
     // most element 2 · (15 · 16 + 15) + 1 < B_TILE of the caller's tile.
     unsafe {
         let lo = _mm512_loadu_ps(src.as_ptr());
