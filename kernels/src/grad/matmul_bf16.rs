@@ -242,15 +242,18 @@ mod amx_impl {
                             for cb in 0..pw.div_ceil(32) {
                                 let (cc, nc) = (c0 + cb * 32, 32.min(pw - cb * 32));
                                 let full = nt == 32 && nc == 32;
-                                // SAFETY (every raw window below): t0 + nt ≤ n_tok and
-                                // cc + nc ≤ n, so each out element named is inside `out`,
-                                // and only this item writes columns c0..c0+pw of its tokens.
+                                // Every raw window below: t0 + nt ≤ n_tok and cc + nc ≤ n,
+                                // so each out element named is inside `out`, and only this
+                                // item writes columns c0..c0+pw of its tokens.
                                 let (c, ldc) = if full {
+                                    // SAFETY: the 32 × 32 block at (t0, cc) is inside `out`.
                                     (unsafe { outp.get().add(t0 * n + cc) }, n)
                                 } else {
                                     cblk.fill(0.0);
                                     if !zero {
                                         for t in 0..nt {
+                                            // SAFETY: row t0 + t, columns cc..cc + nc
+                                            // of `out` (see above).
                                             let src = unsafe {
                                                 std::slice::from_raw_parts(
                                                     outp.get().add((t0 + t) * n + cc),
@@ -281,6 +284,8 @@ mod amx_impl {
                                 }
                                 if !full {
                                     for t in 0..nt {
+                                        // SAFETY: row t0 + t, columns cc..cc + nc of
+                                        // `out`, written by this item alone (see above).
                                         let dst = unsafe {
                                             std::slice::from_raw_parts_mut(
                                                 outp.get().add((t0 + t) * n + cc),
