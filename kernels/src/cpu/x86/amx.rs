@@ -281,3 +281,69 @@ pub(crate) unsafe fn row_into_tile_column(src: &[f32], tile: *mut u16, col: usiz
         _mm512_i32scatter_epi32::<4>(tile.cast::<u32>().add(col).cast(), idx, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grad::bf16::round;
+
+    /// Values that exercise every rounding case: ties, subnormals, infinities, NaN, overflow.
+    fn specials() -> Vec<f32> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            1.0,
+            1.0 + 1.0 / 256.0,
+            1.0 + 3.0 / 256.0,
+            -2.5,
+            f32::from_bits(1),
+            -f32::from_bits(0x007f_ffff),
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        let mut s = 0x1234_5678u32;
+        for _ in 0..200 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            v.push(f32::from_bits(s));
+        }
+        v
+    }
+
+    /// The AVX512-BF16 conversions give [`round`]'s bits (the scalar tails and the emulated
+    /// path use it), where the CPU has them.
+    #[test]
+    fn simd_conversions_match_scalar_rounding() {
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16"))
+        {
+            println!("no AVX512-BF16 here: the scalar rounding is the only one in use");
+            return;
+        }
+        let v = specials();
+        let mut out = vec![0u16; v.len()];
+        // SAFETY: AVX512-F/BF16 detected above; `out` is as long as `v`.
+        unsafe { to_bf16(&v, &mut out) };
+        for (x, h) in v.iter().zip(&out) {
+            if x.is_nan() {
+                assert!(crate::grad::bf16::widen(*h).is_nan(), "{x}");
+            } else {
+                assert_eq!(*h, round(*x), "{x:e} ({:#x})", x.to_bits());
+            }
+        }
+        let n = v.len() / 32 * 32;
+        let (lo, hi) = v[..n].split_at(n / 2);
+        let mut pairs = vec![0u32; n / 2];
+        // SAFETY: as above; the three slices have the same length.
+        unsafe { interleave_bf16(lo, hi, &mut pairs) };
+        for ((l, h), p) in lo.iter().zip(hi).zip(&pairs) {
+            if !l.is_nan() && !h.is_nan() {
+                assert_eq!(*p, u32::from(round(*l)) | u32::from(round(*h)) << 16);
+            }
+        }
+    }
+}
