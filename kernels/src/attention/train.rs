@@ -30,7 +30,7 @@ use crate::grad::isa;
 use crate::grad::isa::Isa;
 use crate::grad::parallel;
 use crate::grad::small_gemm::gemm;
-use crate::grad::vec::{axpy, dot, exp_fast};
+use crate::grad::vec::{axpy, dot, exp_fast, max as vec_max};
 
 /// Attention problem size, scale and window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,6 +125,30 @@ fn first_visible(mask: Mask<'_>, n_tok: usize) -> Vec<usize> {
         }
     }
     first
+}
+
+/// Each query's visible keys as one interval `first[i] ..= i`, where that is exact: always
+/// without segments (`first` holds the window's start), and with segments when every segment
+/// id forms one run of consecutive tokens (as packed rows do). `None` when an id comes back
+/// after another one: then only [`visible`] is exact.
+fn key_intervals<'f>(mask: Mask<'_>, first: &'f [usize]) -> Option<&'f [usize]> {
+    if let Some(seg) = mask.segments {
+        let mut seen = std::collections::HashSet::new();
+        for (i, &id) in seg.iter().enumerate() {
+            if (i == 0 || seg[i - 1] != id) && !seen.insert(id) {
+                return None;
+            }
+        }
+    }
+    Some(first)
+}
+
+/// Columns `c_lo..c_hi` of key block `j0..j0 + bk` that query `i` sees, when it sees keys
+/// `lo ..= i`.
+#[inline(always)]
+fn visible_cols(lo: usize, i: usize, j0: usize, bk: usize) -> (usize, usize) {
+    let c_hi = if i >= j0 { (i - j0 + 1).min(bk) } else { 0 };
+    (lo.saturating_sub(j0).min(c_hi), c_hi)
 }
 
 /// First key any query of block `i0..i1` can see.
@@ -316,6 +340,7 @@ fn fwd_head(
 ) {
     let scale = mask.scale;
     let first = first_visible(mask, n_tok);
+    let intervals = key_intervals(mask, &first);
     let mut kt = KeyTiles::new(&first, n_tok, hd);
     let mut acc = vec![0f32; BQ * hd];
     let mut sblk = [[0f32; BK]; BQ];
@@ -339,14 +364,27 @@ fn fwd_head(
                 let s = &mut sblk[r];
                 let prow = &mut p[r * BK..(r + 1) * BK];
                 let mut row_max = f32::NEG_INFINITY;
-                for (c, sc) in s.iter_mut().enumerate() {
-                    let j = j0 + c;
-                    *sc = if c < bk && j <= i && visible(mask, i, j) {
-                        scale * *sc
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                    row_max = row_max.max(*sc);
+                if let Some(lo) = intervals {
+                    // Branch-free over the columns (vectorized): the same values as below.
+                    let (c_lo, c_hi) = visible_cols(lo[i], i, j0, bk);
+                    for (c, sc) in s.iter_mut().enumerate() {
+                        *sc = if c >= c_lo && c < c_hi {
+                            scale * *sc
+                        } else {
+                            f32::NEG_INFINITY
+                        };
+                    }
+                    row_max = vec_max(&s[..]);
+                } else {
+                    for (c, sc) in s.iter_mut().enumerate() {
+                        let j = j0 + c;
+                        *sc = if c < bk && j <= i && visible(mask, i, j) {
+                            scale * *sc
+                        } else {
+                            f32::NEG_INFINITY
+                        };
+                        row_max = row_max.max(*sc);
+                    }
                 }
                 if row_max == f32::NEG_INFINITY {
                     prow.fill(0.0);
@@ -358,14 +396,16 @@ fn fwd_head(
                     acc[r * hd..][..hd].iter_mut().for_each(|a| *a *= c);
                     m[r] = row_max;
                 }
+                // The exponentials first (a loop with no carried sum vectorizes), then their sum.
+                let mr = m[r];
                 for (pv, &sc) in prow.iter_mut().zip(s.iter()) {
                     *pv = if sc != f32::NEG_INFINITY {
-                        exp_fast(sc - m[r])
+                        exp_fast(sc - mr)
                     } else {
                         0.0
                     };
-                    l[r] += *pv;
                 }
+                l[r] += prow.iter().sum::<f32>();
             }
             // acc += P · V (the tile's value rows are contiguous in the gathered head).
             gemm(
@@ -604,6 +644,7 @@ fn bwd_head(
 ) {
     let scale = mask.scale;
     let first = first_visible(mask, n_tok);
+    let intervals = key_intervals(mask, &first);
     let (mut kt, mut vt) = (
         KeyTiles::new(&first, n_tok, hd),
         KeyTiles::new(&first, n_tok, hd),
@@ -627,17 +668,33 @@ fn bwd_head(
             for i in i0..i1 {
                 let r = i - i0;
                 let (s, dp) = (&sblk[r], &dpblk[r]);
+                let (c_lo, c_hi) = match intervals {
+                    Some(lo) => visible_cols(lo[i], i, j0, bk),
+                    None => (0, BK),
+                };
+                // P and dS rows first (branch-free over the columns: vectorized), then their
+                // transposed copies.
+                let (li, di) = (lse[i], delta[i]);
+                let mut prow = [0f32; BK];
                 for c in 0..BK {
-                    let j = j0 + c;
-                    let pv = if c < bk && j <= i && visible(mask, i, j) {
-                        exp_fast(scale * s[c] - lse[i])
+                    let seen = if intervals.is_some() {
+                        c >= c_lo && c < c_hi
+                    } else {
+                        c < bk && j0 + c <= i && visible(mask, i, j0 + c)
+                    };
+                    prow[c] = if seen {
+                        exp_fast(scale * s[c] - li)
                     } else {
                         0.0
                     };
-                    let d = scale * pv * (dp[c] - delta[i]);
-                    ds[r * BK + c] = d;
-                    pt[c * BQ + r] = pv;
-                    dst[c * BQ + r] = d;
+                }
+                let drow = &mut ds[r * BK..(r + 1) * BK];
+                for c in 0..BK {
+                    drow[c] = scale * prow[c] * (dp[c] - di);
+                }
+                for c in 0..BK {
+                    pt[c * BQ + r] = prow[c];
+                    dst[c * BQ + r] = drow[c];
                 }
             }
             // dq_i += Σ_j dS_ij k_j  (key rows j0.. are contiguous).
