@@ -59,6 +59,16 @@
 // IPO on prompt/chosen/rejected pairs (`graft train --method ipo`).
 #define GRAFT_TRAIN_METHOD_IPO 2
 
+// Precision of the products with the frozen base: bf16 where the CPU runs them on AMX tiles,
+// f32 elsewhere (the default, as `graft train --precision auto`).
+#define GRAFT_PRECISION_AUTO 0
+
+// f32 operands and sums.
+#define GRAFT_PRECISION_F32 1
+
+// bf16 operands, f32 sums (AMX tiles where present; emulated, not faster, elsewhere).
+#define GRAFT_PRECISION_BF16 2
+
 // The result of every fallible graft function. `GRAFT_OK` is 0; on any other value
 // `graft_last_error()` describes what went wrong and where.
 typedef enum graft_status {
@@ -341,6 +351,9 @@ typedef struct graft_train_params {
   // loss (RPO); 0 turns it off. Negative (the default, -1) means 1, as `graft train
   // --rpo-alpha`. Ignored by SFT.
   double rpo_alpha;
+  // GRAFT_PRECISION_AUTO (default), GRAFT_PRECISION_F32 or GRAFT_PRECISION_BF16, as
+  // `graft train --precision`.
+  int32_t precision;
 } graft_train_params;
 
 // Progress after one optimizer step.

@@ -5,6 +5,7 @@ use crate::error::{graft_status, FfiError};
 use crate::guard::call;
 use crate::handle;
 use crate::model::{graft_model, MAX_THREADS};
+use graft_train::model::Precision;
 use graft_train::trainer::{
     Control, OptimizerKind, Progress, StopReason, TrainConfig, TrainError, TrainIo, TrainMethod,
     Trainer, DEFAULT_BETA, PREFERENCE_DEFAULT_RPO_ALPHA,
@@ -24,6 +25,14 @@ pub const GRAFT_TRAIN_METHOD_SFT: i32 = 0;
 pub const GRAFT_TRAIN_METHOD_DPO: i32 = 1;
 /// IPO on prompt/chosen/rejected pairs (`graft train --method ipo`).
 pub const GRAFT_TRAIN_METHOD_IPO: i32 = 2;
+
+/// Precision of the products with the frozen base: bf16 where the CPU runs them on AMX tiles,
+/// f32 elsewhere (the default, as `graft train --precision auto`).
+pub const GRAFT_PRECISION_AUTO: i32 = 0;
+/// f32 operands and sums.
+pub const GRAFT_PRECISION_F32: i32 = 1;
+/// bf16 operands, f32 sums (AMX tiles where present; emulated, not faster, elsewhere).
+pub const GRAFT_PRECISION_BF16: i32 = 2;
 
 /// Hyperparameters of a training run. Get the defaults (those of `graft train`) from
 /// `graft_train_params_default()` and change what you need.
@@ -83,6 +92,9 @@ pub struct graft_train_params {
     /// loss (RPO); 0 turns it off. Negative (the default, -1) means 1, as `graft train
     /// --rpo-alpha`. Ignored by SFT.
     pub rpo_alpha: f64,
+    /// GRAFT_PRECISION_AUTO (default), GRAFT_PRECISION_F32 or GRAFT_PRECISION_BF16, as
+    /// `graft train --precision`.
+    pub precision: i32,
 }
 
 /// The defaults of `graft train`.
@@ -125,6 +137,7 @@ pub extern "C" fn graft_train_params_default() -> graft_train_params {
         },
         init_adapter: std::ptr::null(),
         rpo_alpha: METHOD_DEFAULT,
+        precision: GRAFT_PRECISION_AUTO,
     }
 }
 
@@ -230,6 +243,17 @@ impl graft_train_params {
                 ))
             }
         };
+        let precision = match self.precision {
+            GRAFT_PRECISION_AUTO => Precision::fastest(),
+            GRAFT_PRECISION_F32 => Precision::F32,
+            GRAFT_PRECISION_BF16 => Precision::Bf16,
+            p => {
+                return bad(format!(
+                    "params.precision = {p} is not a GRAFT_PRECISION_* value \
+                     (AUTO = 0, F32 = 1, BF16 = 2)"
+                ))
+            }
+        };
         let mut c = TrainConfig {
             rank: self.rank as usize,
             alpha: self.alpha,
@@ -250,6 +274,7 @@ impl graft_train_params {
             max_steps: (self.max_steps > 0).then_some(self.max_steps),
             threads: self.threads as usize,
             method,
+            precision,
             ..TrainConfig::default()
         };
         if !self.targets.is_null() {

@@ -232,7 +232,7 @@ fn sft_progress_has_nan_preference_fields() {
 }
 
 #[test]
-fn bad_method_beta_and_missing_init_adapter_are_refused() {
+fn bad_method_precision_beta_and_missing_init_adapter_are_refused() {
     let model = Model::open();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = pairs_file(dir.path(), 2);
@@ -245,6 +245,17 @@ fn bad_method_beta_and_missing_init_adapter_are_refused() {
     let e = last_error();
     assert!(
         e.contains("method = 7") && e.contains("GRAFT_TRAIN_METHOD_"),
+        "{e}"
+    );
+    assert!(seen.is_empty());
+
+    let mut p = dpo_params();
+    p.precision = 5;
+    let (st, seen, _) = train(&model, &data, &out, &p);
+    assert_eq!(st, graft_status::GRAFT_ERR_INVALID_ARG);
+    let e = last_error();
+    assert!(
+        e.contains("precision = 5") && e.contains("GRAFT_PRECISION_"),
         "{e}"
     );
     assert!(seen.is_empty());

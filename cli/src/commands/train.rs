@@ -522,8 +522,7 @@ impl PrecisionArg {
     fn resolve(self) -> Precision {
         match self {
             PrecisionArg::Fixed(p) => p,
-            PrecisionArg::Auto if Bf16Path::detect() == Bf16Path::Amx => Precision::Bf16,
-            PrecisionArg::Auto => Precision::F32,
+            PrecisionArg::Auto => Precision::fastest(),
         }
     }
 }

@@ -22,6 +22,16 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// The default of `graft train --precision auto` and the C ABI: bf16 where its products
+    /// run on AMX tiles ([`Bf16Path::Amx`]), f32 elsewhere (emulated bf16 is no faster).
+    pub fn fastest() -> Precision {
+        if Bf16Path::detect() == Bf16Path::Amx {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }
+    }
+
     /// The name `--precision` takes.
     pub const fn name(self) -> &'static str {
         match self {
