@@ -188,7 +188,9 @@ pub(super) fn matmul_t_impl(
 pub(super) struct DxPtr(pub(super) *mut f32);
 
 impl DxPtr {
-    /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper).
+    /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper; used by
+    /// the AMX matmuls, x86_64 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) fn get(self) -> *mut f32 {
         self.0
     }
