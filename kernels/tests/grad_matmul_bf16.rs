@@ -104,22 +104,7 @@ impl Case {
 
 #[test]
 fn every_format_every_bf16_path() {
-    let formats = [
-        QuantType::F32,
-        QuantType::F16,
-        QuantType::Q4_0,
-        QuantType::Q4_1,
-        QuantType::Q5_0,
-        QuantType::Q5_1,
-        QuantType::Q8_0,
-        QuantType::NF4,
-        QuantType::Q2_K,
-        QuantType::Q3_K,
-        QuantType::Q4_K,
-        QuantType::Q5_K,
-        QuantType::Q6_K,
-    ];
-    for (i, ty) in formats.into_iter().enumerate() {
+    for (i, ty) in TILED_FORMATS.into_iter().enumerate() {
         // 150 rows: forward panels of 64, 64, 22 and 32-row blocks with a 22-row tail;
         // 45 tokens: a full 32-token block and a 13-token tail.
         let cols = match ty.block_size() {

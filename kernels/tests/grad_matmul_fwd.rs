@@ -10,22 +10,6 @@ use graft_kernels::grad::{available_isas, matmul_fwd, matmul_fwd_with, GradError
 use graft_quant::blocks::{dequantize, quantize};
 use graft_quant::QuantType;
 
-const FORMATS: [QuantType; 13] = [
-    QuantType::F32,
-    QuantType::F16,
-    QuantType::Q4_0,
-    QuantType::Q4_1,
-    QuantType::Q5_0,
-    QuantType::Q5_1,
-    QuantType::Q8_0,
-    QuantType::NF4,
-    QuantType::Q2_K,
-    QuantType::Q3_K,
-    QuantType::Q4_K,
-    QuantType::Q5_K,
-    QuantType::Q6_K,
-];
-
 /// Tolerance vs the f64 product of the same dequantized weights (f32 accumulation only).
 const TOL_F64: f64 = 1e-5;
 
@@ -76,7 +60,7 @@ fn case(ty: QuantType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
 
 #[test]
 fn every_format_every_isa() {
-    for (i, ty) in FORMATS.into_iter().enumerate() {
+    for (i, ty) in TILED_FORMATS.into_iter().enumerate() {
         // 150 rows: panels of 64, 64, 22 (the 16-wide strips and the column tail); 13 tokens
         // leave tails in the 6- and 4-token register blocks; 288 / 512 columns cross a
         // 256-column tile boundary.

@@ -9,22 +9,6 @@ use graft_kernels::grad::{available_isas, matmul_t, matmul_t_with, GradError, Is
 use graft_quant::blocks::{dequantize, quantize};
 use graft_quant::QuantType;
 
-const FORMATS: [QuantType; 13] = [
-    QuantType::F32,
-    QuantType::F16,
-    QuantType::Q4_0,
-    QuantType::Q4_1,
-    QuantType::Q5_0,
-    QuantType::Q5_1,
-    QuantType::Q8_0,
-    QuantType::NF4,
-    QuantType::Q2_K,
-    QuantType::Q3_K,
-    QuantType::Q4_K,
-    QuantType::Q5_K,
-    QuantType::Q6_K,
-];
-
 /// Tolerance vs the f64 product of the same dequantized weights (f32 accumulation only).
 const TOL_F64: f64 = 1e-5;
 
@@ -78,7 +62,7 @@ fn case(ty: QuantType, rows: usize, cols: usize, n_tok: usize, seed: u64) {
 
 #[test]
 fn every_format_every_isa() {
-    for (i, ty) in FORMATS.into_iter().enumerate() {
+    for (i, ty) in TILED_FORMATS.into_iter().enumerate() {
         // Legacy: 3 panels (64, 64, 32 columns); k-quants: 2 panels. rows 37 and 13 tokens
         // leave tails in the row chunk and in the 6- and 4-token register blocks.
         // NF4 (64-wide blocks): 3 panels of 64.

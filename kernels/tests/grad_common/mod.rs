@@ -2,6 +2,25 @@
 //! norm-relative error and thread pools.
 #![allow(dead_code)]
 
+use graft_quant::QuantType;
+
+/// Every weight format the tiled training matmuls take.
+pub const TILED_FORMATS: [QuantType; 13] = [
+    QuantType::F32,
+    QuantType::F16,
+    QuantType::Q4_0,
+    QuantType::Q4_1,
+    QuantType::Q5_0,
+    QuantType::Q5_1,
+    QuantType::Q8_0,
+    QuantType::NF4,
+    QuantType::Q2_K,
+    QuantType::Q3_K,
+    QuantType::Q4_K,
+    QuantType::Q5_K,
+    QuantType::Q6_K,
+];
+
 /// xorshift64* — deterministic, dependency-free test data.
 pub struct Rng(u64);
 
