@@ -96,6 +96,7 @@ fn tiny_run_writes_adapter_metadata_peft_metrics_and_curve() {
     assert_eq!(md.get_u32("graft.train.seq").ok(), Some(64));
     assert_eq!(md.get_str("graft.train.optimizer").ok(), Some("adamw8bit"));
     assert_eq!(md.get_u64("graft.train.seed").ok(), Some(0));
+    assert_eq!(md.get_str("graft.train.precision").ok(), Some("f32"));
     assert_eq!(md.get_str("graft.train.method").ok(), Some("sft"));
     assert!(md.get_f64("graft.train.beta").is_err(), "SFT has no β");
     assert_eq!(md.get_u64("graft.train.steps").ok(), Some(4));

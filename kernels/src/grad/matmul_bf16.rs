@@ -173,6 +173,9 @@ mod amx_impl {
     /// u32 pairs in one VNNI `B` tile.
     const TILE_PAIRS: usize = B_TILE / 2;
 
+    /// bf16 elements of one `A` tile (16 rows × 32).
+    const A_TILE: usize = 512;
+
     /// Smallest number of 32-token blocks a multi-threaded call cuts an item's tokens into.
     const MIN_TOKEN_BLOCKS: usize = 4;
 
@@ -193,23 +196,38 @@ mod amx_impl {
         np: usize,
         pack: impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
     ) -> Result<(), GradError> {
-        let lda = k.next_multiple_of(32);
+        // The activations in bf16, tile by tile: for each group of 16 tokens, for each
+        // 32-wide K chunk, one contiguous 16 × 32 `A` tile (1 KiB; contiguous tile loads are
+        // faster than rows `k` apart), zero past the tokens and past `k`.
+        let kchunks = k.div_ceil(32);
+        let group_len = kchunks * A_TILE;
         let blocks = n_tok.div_ceil(32);
         let outp = DxPtr(out.as_mut_ptr());
-        with_act_buffer(blocks * 32 * lda, |ab| {
+        with_act_buffer(blocks * 2 * group_len, |ab| {
             pool.for_each_row_mut(
                 ab,
-                lda,
-                32,
-                || (),
-                |_, t, dst| {
-                    if t < n_tok {
-                        // SAFETY: only reached on the AMX path, whose detection required
-                        // AVX512-F/BF16; `dst` (lda ≥ k elements) holds the row.
-                        unsafe { amx::to_bf16(&act[t * k..(t + 1) * k], &mut dst[..k]) };
-                        dst[k..].fill(0);
-                    } else {
-                        dst.fill(0);
+                group_len,
+                1,
+                || [0f32; 32],
+                |chunk, g, dst| {
+                    for r in 0..16 {
+                        let t = g * 16 + r;
+                        let row = &act[(t * k).min(act.len())..((t + 1) * k).min(act.len())];
+                        for kc in 0..kchunks {
+                            let tile_row = &mut dst[kc * A_TILE + r * 32..][..32];
+                            let c0 = kc * 32;
+                            let n = if t < n_tok { 32.min(k - c0) } else { 0 };
+                            if n == 32 {
+                                // SAFETY: only reached on the AMX path, whose detection
+                                // required AVX512-F/BF16; 32 elements each.
+                                unsafe { amx::to_bf16(&row[c0..c0 + 32], tile_row) };
+                            } else {
+                                chunk.fill(0.0);
+                                chunk[..n].copy_from_slice(&row[c0.min(row.len())..][..n]);
+                                // SAFETY: as above.
+                                unsafe { amx::to_bf16(&chunk[..], tile_row) };
+                            }
+                        }
                     }
                 },
             );
@@ -265,15 +283,17 @@ mod amx_impl {
                                     }
                                     (cblk.as_mut_ptr(), 32)
                                 };
-                                // SAFETY: tiles configured; A = 32 rows of `ab` (`lda`
-                                // apart) from column k0, kp ≤ lda − k0 elements each; B = the
+                                // SAFETY: tiles configured; A = the two 16-token groups of
+                                // block tb, chunks k0/32 .. + kp/32 (≤ kchunks); B = the
                                 // panel's chunks for column groups 2cb, 2cb + 1 (the panel has
                                 // `groups` ≥ 2cb + 2: pw ≤ np, np a multiple of 32); C = 32 ×
                                 // 32 at `c`, stride `ldc`.
                                 unsafe {
+                                    let a0 = ab.as_ptr().add(2 * tb * group_len + k0 / 32 * A_TILE);
                                     tiles.gemm_32x32(
-                                        ab.as_ptr().add(t0 * lda + k0),
-                                        lda,
+                                        [a0, a0.add(group_len)],
+                                        A_TILE,
+                                        32,
                                         panel.as_ptr().add(cb * 2 * TILE_PAIRS).cast(),
                                         groups * B_TILE,
                                         kp / 32,

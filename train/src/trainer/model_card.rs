@@ -201,6 +201,10 @@ pub fn model_card(f: &CardFacts<'_>) -> String {
             format!("{:?}", c.checkpointing).to_lowercase(),
         ),
         ("loss mask", format!("{:?}", c.loss_mask).to_lowercase()),
+        (
+            "precision of the base products",
+            c.precision.name().to_string(),
+        ),
         ("seed", c.seed.to_string()),
         (
             "eval every",

@@ -7,7 +7,7 @@
 //!
 //! GGUF metadata keys (all under `graft.train.`): `rank`, `alpha`, `dropout`, `targets`,
 //! `lr`, `epochs`, `batch`, `grad_accum`, `seq`, `optimizer`, `schedule`, `warmup`,
-//! `weight_decay`, `max_grad_norm`, `checkpointing`, `loss_mask`, `seed`, `steps`,
+//! `weight_decay`, `max_grad_norm`, `checkpointing`, `loss_mask`, `seed`, `precision`, `steps`,
 //! `total_steps`, `stop_reason`, `final_train_loss`, `final_val_loss`, `best_val_loss`,
 //! `best_step`, `tokens_trained`, `dataset_sha256`, `val_dataset_sha256`,
 //! `base_model_sha256`, `base_model`; and `graft.version`. Nothing depends on timing or the
@@ -113,6 +113,7 @@ pub fn annotate(
             }),
         ),
         ("seed", Value::U64(cfg.seed)),
+        ("precision", s(cfg.precision.name())),
         ("steps", Value::U64(rec.steps)),
         ("total_steps", Value::U64(rec.total_steps)),
         ("stop_reason", s(&rec.stop_reason)),

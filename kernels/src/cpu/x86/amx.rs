@@ -106,7 +106,9 @@ impl Tiles {
     /// `C[32 × 32] += A[32 × 32·kchunks] · B[32·kchunks × 32]` in bf16 products, f32 sums
     /// (`C = A·B` when `zero`: `C` is then only written).
     ///
-    /// `a`: 32 rows of bf16, `lda` elements apart, each holding `32 · kchunks` elements.
+    /// `a`: the two 16-row halves of `A`: the tile of K chunk `k` of half `h` starts at
+    /// `a[h] + k · a_chunk`, its 16 rows of 32 bf16 `lda` elements apart (row-major rows:
+    /// `a_chunk` 32; tile-contiguous: `a_chunk` 512 and `lda` 32).
     /// `b`: for each K chunk `k` (at `b + k · b_chunk`), two VNNI `B` tiles of [`B_TILE`]
     /// elements, back to back: columns 0..16 then 16..32. `c`: 32 rows of 32 f32, `ldc`
     /// floats apart, read and written.
@@ -117,7 +119,8 @@ impl Tiles {
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn gemm_32x32(
         &self,
-        a: *const u16,
+        a: [*const u16; 2],
+        a_chunk: usize,
         lda: usize,
         b: *const u16,
         b_chunk: usize,
@@ -156,10 +159,10 @@ impl Tiles {
             }
         }
         for k in 0..kchunks {
-            // SAFETY: A rows 0..32 at column 32k and the two B tiles of chunk k are inside
-            // the caller's windows.
+            // SAFETY: the two A tiles and the two B tiles of chunk k are inside the caller's
+            // windows.
             unsafe {
-                let a0 = a.add(32 * k);
+                let (a0, a1) = (a[0].add(k * a_chunk), a[1].add(k * a_chunk));
                 let b0 = b.add(k * b_chunk);
                 asm!(
                     "tileloadd tmm4, [{a0} + {sa}*1]",
@@ -171,7 +174,7 @@ impl Tiles {
                     "tdpbf16ps tmm2, tmm5, tmm6",
                     "tdpbf16ps tmm3, tmm5, tmm7",
                     a0 = in(reg) a0,
-                    a1 = in(reg) a0.add(16 * lda),
+                    a1 = in(reg) a1,
                     b0 = in(reg) b0,
                     sa = in(reg) lda_b,
                     sb = in(reg) 64usize,
