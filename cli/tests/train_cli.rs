@@ -124,10 +124,15 @@ fn sigkill_and_resume_gives_the_same_adapter() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = small_file(dir.path(), "train.jsonl", 200, 16);
 
-    // Uninterrupted run.
+    // Uninterrupted run, in f32 (explicitly: `--precision auto` is bf16 on AMX hosts).
+    let f32_args = |out: &Path, ckpt: &Path| {
+        let mut a = train_args(&model, &data, out, ckpt);
+        a.extend(["--precision".to_string(), "f32".to_string()]);
+        a
+    };
     let out_a = dir.path().join("a.gguf");
     let ckpt_a = dir.path().join("ckpt-a");
-    let o = graft(&train_args(&model, &data, &out_a, &ckpt_a));
+    let o = graft(&f32_args(&out_a, &ckpt_a));
     assert!(o.status.success(), "stderr: {}", text(&o.stderr));
     let stdout = text(&o.stdout);
     for want in [
@@ -147,7 +152,7 @@ fn sigkill_and_resume_gives_the_same_adapter() {
     let out_b = dir.path().join("b.gguf");
     let ckpt_b = dir.path().join("ckpt-b");
     let mut child = Command::new(env!("CARGO_BIN_EXE_graft"))
-        .args(train_args(&model, &data, &out_b, &ckpt_b))
+        .args(f32_args(&out_b, &ckpt_b))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -166,7 +171,8 @@ fn sigkill_and_resume_gives_the_same_adapter() {
     assert!(!out_b.exists(), "a killed run left an adapter");
     assert_complete(&ckpt_b, true);
 
-    // Resume from the checkpoint directory (its newest complete checkpoint).
+    // Resume from the checkpoint directory (its newest complete checkpoint), with
+    // `--precision` left on auto: the run continues in the checkpoint's f32.
     let mut args = train_args(&model, &data, &out_b, &ckpt_b);
     args.extend(["--resume".to_string(), s(&ckpt_b).to_string()]);
     let o = graft(&args);

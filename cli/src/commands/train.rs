@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use graft_runtime::{Device, DeviceKind, Model, ModelParams};
 use graft_train::model::{Bf16Path, Precision};
 use graft_train::trainer::{
-    CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress, Schedule,
-    StopReason, TestSpec, TrainConfig, TrainIo, TrainMethod, Trainer, DEFAULT_BETA,
+    checkpoint, CheckpointPolicy, Control, Event, MaskPolicy, Observer, OptimizerKind, Progress,
+    Schedule, StopReason, TestSpec, TrainConfig, TrainIo, TrainMethod, Trainer, DEFAULT_BETA,
     PREFERENCE_DEFAULT_RPO_ALPHA,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -339,7 +339,16 @@ pub fn run(args: Args) -> Result<()> {
         },
         _ => TrainMethod::Sft,
     };
-    let precision = args.precision.resolve();
+    // Resuming with --precision auto continues in the checkpoint's precision (a checkpoint
+    // from an f32 run resumes as f32 on an AMX host, whose auto is bf16).
+    let precision = match (&args.resume, args.precision) {
+        (Some(ck), PrecisionArg::Auto) => {
+            checkpoint::config(ck)
+                .with_context(|| format!("cannot read checkpoint {}", ck.display()))?
+                .precision
+        }
+        _ => args.precision.resolve(),
+    };
     let config = TrainConfig {
         rank: args.rank,
         alpha: args.alpha,
@@ -441,7 +450,10 @@ pub fn run(args: Args) -> Result<()> {
         threads
     );
     eprintln!("why: {}", trainer.plan_explanation());
-    eprintln!("{}", precision_line(args.precision, precision));
+    eprintln!(
+        "{}",
+        precision_line(args.precision, precision, args.resume.is_some())
+    );
     if let Some(method) = &method_text {
         eprintln!("{method}");
     }
@@ -537,12 +549,13 @@ fn parse_precision(s: &str) -> Result<PrecisionArg, String> {
 }
 
 /// The line printed before a run: which precision, where it runs, and how to change it.
-fn precision_line(arg: PrecisionArg, p: Precision) -> String {
+fn precision_line(arg: PrecisionArg, p: Precision, resumed: bool) -> String {
     let how = match (p, Bf16Path::detect()) {
         (Precision::F32, _) => "f32 products and sums".to_string(),
         (Precision::Bf16, path) => format!("bf16 products, f32 sums ({})", path.name()),
     };
     let why = match arg {
+        PrecisionArg::Auto if resumed => " (auto: the checkpoint's)",
         PrecisionArg::Auto => {
             " (auto: bf16 only where AMX tiles run it; --precision f32|bf16 to choose)"
         }

@@ -273,6 +273,20 @@ pub fn resolve(path: &Path) -> Result<PathBuf, TrainError> {
         })
 }
 
+/// The configuration of the run that wrote the checkpoint at `path` (a step directory, or a
+/// checkpoint directory: its newest), without checking anything else — for settings a
+/// resumed run takes over when the user left them on auto (`--precision auto`).
+pub fn config(path: &Path) -> Result<TrainConfig, TrainError> {
+    let dir = resolve(path)?;
+    let p = dir.join(STATE);
+    let bytes = std::fs::read(&p).map_err(|e| TrainError::io(&p, e))?;
+    let state: StateFile = serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
+        path: dir.clone(),
+        message: format!("{STATE}: {e}"),
+    })?;
+    Ok(state.config)
+}
+
 /// Loads the checkpoint at `path` (see [`resolve`]) and checks that it belongs to the run
 /// `id` and that its files are intact.
 pub fn load(path: &Path, id: &RunIdentity) -> Result<Checkpoint, TrainError> {
