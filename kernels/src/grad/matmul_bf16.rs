@@ -1,17 +1,15 @@
 //! The two tiled training matmuls on the frozen base in [`Precision::Bf16`]: bf16 operands,
-//! f32 sums. Same shapes and contracts as their f32 versions ([`super::matmul_fwd`]:
-//! `y = x·Wᵀ`, overwriting; [`super::matmul_t`]: `dx += dy·W`).
+//! f32 sums. Same shapes and contracts as their f32 versions ([`super::matmul_fwd_with`]:
+//! `y = x·Wᵀ`, overwriting; [`super::matmul_t_with`]: `dx += dy·W`).
 //!
-//! On AMX ([`Bf16Path::Amx`]) the weight is dequantized panel by panel, as in f32, but into
-//! bf16 in the tile unit's layout, and 32 × 32 output blocks run on the tiles
-//! ([`crate::cpu::x86::amx`]):
-//! - forward: `A` = 64 weight rows × up to [`KS`] columns (row-major bf16: the dequantized
-//!   rows as they come), `B` = the activations, converted once per call into VNNI tiles of 32
-//!   tokens; each 32 rows × 32 tokens block lands in a scratch block that is added, transposed,
-//!   into `y`;
-//! - backward: `A` = the output gradient converted once per call to bf16 rows, `B` = a panel
-//!   of weight columns with consecutive weight rows interleaved in pairs (VNNI); blocks
-//!   accumulate straight into `dx`.
+//! On AMX ([`Bf16Path::Amx`]) both are one product `out[T × n] (+)= act[T × k] · B[k × n]`
+//! (`cpu/x86/amx.rs`, 32 × 32 output blocks on the tiles): `A` = the activations
+//! (forward `x`, backward `dy`), converted once per call into contiguous bf16 tiles of 16 tokens
+//! × 32; `B` = the weight, never whole: per item, a panel of output columns × up to `KS` (1024) of
+//! the reduction is dequantized as in f32 and packed into VNNI tiles — forward (`B = Wᵀ`) each
+//! weight row becomes one tile column, backward (`B = W`) consecutive weight rows are
+//! interleaved in pairs. Full blocks are written (forward) or accumulated (backward) straight
+//! into the output; partial ones go through a 32 × 32 scratch block.
 //!
 //! Elsewhere ([`Bf16Path::Emulated`]) the rounded operands go through the f32 micro-GEMM.
 //! Items are (panel, 32-token block range) pairs on the caller's pool, as in f32, so results
