@@ -128,7 +128,9 @@ pub fn matmul_t_bf16_with(
 
 /// `v` with every element rounded to bf16 (the emulated path's activation operand).
 fn rounded_copy(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|&x| bf16::round_f32(x)).collect()
+    let mut r = v.to_vec();
+    bf16::round_slice(&mut r);
+    r
 }
 
 thread_local! {
@@ -210,18 +212,25 @@ mod amx_impl {
                 |chunk, g, dst| {
                     for r in 0..16 {
                         let t = g * 16 + r;
-                        let row = &act[(t * k).min(act.len())..((t + 1) * k).min(act.len())];
+                        // Tokens past n_tok (the last group's padding) are zero rows.
+                        let row: &[f32] = if t < n_tok {
+                            &act[t * k..(t + 1) * k]
+                        } else {
+                            &[]
+                        };
                         for kc in 0..kchunks {
                             let tile_row = &mut dst[kc * A_TILE + r * 32..][..32];
                             let c0 = kc * 32;
-                            let n = if t < n_tok { 32.min(k - c0) } else { 0 };
+                            let n = 32.min(row.len().saturating_sub(c0));
                             if n == 32 {
                                 // SAFETY: only reached on the AMX path, whose detection
                                 // required AVX512-F/BF16; 32 elements each.
                                 unsafe { amx::to_bf16(&row[c0..c0 + 32], tile_row) };
                             } else {
                                 chunk.fill(0.0);
-                                chunk[..n].copy_from_slice(&row[c0.min(row.len())..][..n]);
+                                if n > 0 {
+                                    chunk[..n].copy_from_slice(&row[c0..c0 + n]);
+                                }
                                 // SAFETY: as above.
                                 unsafe { amx::to_bf16(&chunk[..], tile_row) };
                             }
