@@ -253,7 +253,7 @@ fn portable() -> Isa {
 /// Whether the AVX-512 build of the bodies may run.
 #[cfg(target_arch = "x86_64")]
 fn avx512() -> bool {
-    isa::detect() == Isa::Avx512
+    isa::detect().simd() == Isa::Avx512
 }
 
 /// Forward: overwrites `out` with `softmax(scale·q kᵀ + mask) v` and `lse` with each row's

@@ -11,6 +11,10 @@ pub enum Isa {
     Avx2,
     /// x86_64 AVX-512 F/BW/VL/VNNI (plus AVX2/FMA/F16C).
     Avx512,
+    /// x86_64 AVX-512 plus Intel AMX tiles (AMX-INT8, AMX-BF16, AVX512-BF16; Sapphire Rapids
+    /// and later) that the OS lets this process use: the AVX-512 kernels, with prefill matmuls
+    /// on int8 tiles and bf16 training products on bf16 tiles.
+    Amx,
     /// aarch64 Advanced SIMD.
     Neon,
 }
@@ -22,6 +26,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Amx => "amx",
             Isa::Neon => "neon",
         }
     }
@@ -32,6 +37,7 @@ impl Isa {
             "scalar" => Some(Isa::Scalar),
             "avx2" => Some(Isa::Avx2),
             "avx512" => Some(Isa::Avx512),
+            "amx" => Some(Isa::Amx),
             "neon" => Some(Isa::Neon),
             _ => None,
         }
@@ -43,7 +49,17 @@ impl Isa {
             Isa::Scalar => true,
             Isa::Avx2 => has_avx2(),
             Isa::Avx512 => has_avx512(),
+            Isa::Amx => has_amx(),
             Isa::Neon => has_neon(),
+        }
+    }
+
+    /// The vector instruction set this path runs its SIMD code in: [`Isa::Avx512`] for
+    /// [`Isa::Amx`] (AMX adds tile kernels to the AVX-512 ones), the path itself otherwise.
+    pub const fn simd(self) -> Isa {
+        match self {
+            Isa::Amx => Isa::Avx512,
+            i => i,
         }
     }
 }
@@ -78,6 +94,15 @@ fn has_avx512() -> bool {
     false
 }
 
+#[cfg(target_arch = "x86_64")]
+fn has_amx() -> bool {
+    has_avx512() && crate::cpu::x86::amx::available()
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn has_amx() -> bool {
+    false
+}
+
 #[cfg(target_arch = "aarch64")]
 fn has_neon() -> bool {
     std::arch::is_aarch64_feature_detected!("neon")
@@ -89,7 +114,7 @@ fn has_neon() -> bool {
 
 /// Every path this machine can run, scalar first, best last.
 pub fn available_isas() -> Vec<Isa> {
-    [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon]
+    [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx, Isa::Neon]
         .into_iter()
         .filter(|i| i.is_available())
         .collect()
@@ -112,7 +137,7 @@ pub fn isa() -> Isa {
                 }
                 None => {
                     eprintln!(
-                        "graft: GRAFT_ISA={v} is not one of scalar|avx2|avx512|neon; using {best}"
+                        "graft: GRAFT_ISA={v} is not one of scalar|avx2|avx512|amx|neon; using {best}"
                     );
                     best
                 }

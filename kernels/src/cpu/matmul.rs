@@ -25,7 +25,10 @@
 //! repack on x86) take them for every token of batches of
 //! [`super::table::TILED_MIN_BATCH`] tokens or more, as llama.cpp's tiled K-quant matmul does.
 
+mod int8_tiles;
 mod packed;
+
+pub use int8_tiles::MIN_TOKENS as INT8_TILES_MIN_TOKENS;
 
 use super::table::{ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH};
 use super::threadpool::ThreadPool;
@@ -95,6 +98,9 @@ pub fn matmul(
     check_len("y", y.len(), n_tokens * rows)?;
     if rows == 0 || n_tokens == 0 {
         return Ok(());
+    }
+    if let Some(it) = fk.int8_tiles.filter(|_| n_tokens >= INT8_TILES_MIN_TOKENS) {
+        return int8_tiles::matmul(k, pool, &fk, &it, w, rows, row_bytes, cols, x, n_tokens, y);
     }
     let arow = fk.act.row_bytes(cols);
     ACT_SCRATCH.with(|scratch| {
@@ -282,5 +288,14 @@ impl OutPtr {
         // SAFETY: callers pass `i = t * rows + r` with t < n_tokens, r < rows, and
         // y.len() == n_tokens * rows was checked; see the Sync impl for exclusivity.
         unsafe { *self.0.add(i) = v }
+    }
+
+    /// Writes `v` to `y[i..i + v.len()]`.
+    #[inline(always)]
+    fn write_row(&self, i: usize, v: &[f32]) {
+        // SAFETY: callers pass `i = t * rows + r` and `v.len() ≤ rows - r` with t < n_tokens,
+        // so the window is inside y (length n_tokens * rows, checked); the rows r.. are the
+        // caller's chunk (see the Sync impl for exclusivity).
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), self.0.add(i), v.len()) }
     }
 }

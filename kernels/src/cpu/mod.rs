@@ -64,6 +64,7 @@ pub use silu_ggml::swiglu_ggml;
 pub use softmax::softmax;
 pub use swiglu::swiglu;
 pub use table::{
-    kernels, kernels_for, kernels_variants, ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH,
+    kernels, kernels_for, kernels_variants, ActFormat, FormatKernels, Int8Tiles, Kernels,
+    TILED_MIN_BATCH,
 };
 pub use threadpool::ThreadPool;

@@ -92,6 +92,34 @@ pub struct PackedGemm {
     pub tile: PackedTileFn,
 }
 
+/// Bytes of one block of an [`Int8Tiles`] panel: the 16 rows' 32 codes as one VNNI int8 tile
+/// (8 rows × 64 bytes: row `k` holds codes `4k..4k + 4` of each of the 16 weight rows), then
+/// the 16 rows' scales `d` and mins `m` as f32.
+pub const INT8_PANEL_BLOCK_BYTES: usize = 512 + 64 + 64;
+
+/// `tile(panel, blocks, act, arow, scales, out)` of an [`Int8Tiles`]: `out[t][i]` = weight
+/// row `i` of the panel · activation row `t`, for the `out.len()` (a multiple of 16)
+/// activation rows of `blocks` Q8_0/Q8_1 blocks, `arow` bytes apart in `act`. `scales` holds,
+/// per group of 16 activation rows and per block, the 16 rows' `d` then their `s` (Q8_1's
+/// `d · Σq`; unused for Q8_0) as f32.
+pub type Int8TileFn =
+    fn(panel: &[u8], blocks: usize, act: &[u8], arow: usize, scales: &[f32], out: &mut [[f32; 16]]);
+
+/// A prefill GEMM on int8 matrix tiles (AMX-INT8) for the formats of 32-element blocks: weight
+/// rows are unpacked 16 at a time into panels of int8 codes with f32 scales (and mins)
+/// ([`INT8_PANEL_BLOCK_BYTES`] per block), once per call, and a 16 tokens × 16 rows tile of
+/// the Q8 activations runs on the tile unit, one 32-element block per tile product, its exact
+/// int32 sums scaled in f32. Each block's integer sum is the one every other path computes;
+/// only the order of the f32 sum over blocks differs.
+#[derive(Clone, Copy)]
+pub struct Int8Tiles {
+    /// `pack(w, row_bytes, n, out)`: weight rows `0..n` of `w` (`n ≤ 16`, `row_bytes` apart)
+    /// into a panel (`out.len()` = blocks × [`INT8_PANEL_BLOCK_BYTES`]), rows `n..16` zero.
+    pub pack: fn(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]),
+    /// The tile product on a packed panel.
+    pub tile: Int8TileFn,
+}
+
 /// The kernels for one weight format.
 #[derive(Clone, Copy)]
 pub struct FormatKernels {
@@ -121,6 +149,10 @@ pub struct FormatKernels {
     /// [`crate::cpu::matmul`] uses these (one row × one activation row, × four activation
     /// rows) for every token of such batches, in place of all the other dot kernels.
     pub tiled: Option<(VecDotFn, VecDotX4Fn)>,
+    /// The int8 tile GEMM where the ISA has one (AMX): batches of
+    /// [`crate::cpu::matmul::INT8_TILES_MIN_TOKENS`] tokens or more take it for every token,
+    /// in place of all the kernels above.
+    pub int8_tiles: Option<Int8Tiles>,
 }
 
 /// Batches of at least this many tokens take the [`FormatKernels::tiled`] kernels (ggml's
@@ -215,6 +247,8 @@ pub fn kernels_for(isa: Isa) -> &'static Kernels {
         Isa::Avx2 => &super::x86::avx2::AVX2,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => &super::x86::avx512::AVX512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Amx => &super::x86::amx_int8::AMX,
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => super::neon::table(),
         #[allow(unreachable_patterns)]

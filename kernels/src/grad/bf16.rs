@@ -142,7 +142,7 @@ impl Bf16Path {
 
 #[cfg(target_arch = "x86_64")]
 fn amx_usable() -> bool {
-    crate::cpu::isa() == crate::cpu::Isa::Avx512 && crate::cpu::x86::amx::bf16_available()
+    crate::cpu::isa() == crate::cpu::Isa::Amx
 }
 
 #[cfg(not(target_arch = "x86_64"))]

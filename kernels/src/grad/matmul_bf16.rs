@@ -248,7 +248,7 @@ mod amx_impl {
                 MIN_TOKEN_BLOCKS,
                 || {
                     (
-                        // SAFETY: the AMX path is only entered after `bf16_available`.
+                        // SAFETY: the AMX path is only entered when `Isa::Amx` was detected (`amx::available`).
                         unsafe { Tiles::configure() },
                         vec![0u32; ks_max / 32 * groups * TILE_PAIRS],
                         vec![0f32; 32 * 32],

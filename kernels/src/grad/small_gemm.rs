@@ -86,7 +86,7 @@ pub(crate) unsafe fn tile_simd(
     c_s: usize,
     m: usize,
 ) -> bool {
-    match isa {
+    match isa.simd() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: forwarded from the caller (AVX-512F, AVX2 and FMA present; windows valid).
         Isa::Avx512 => unsafe { tile_avx512(tile, kr, pw, a, a_s, c, c_s, m) },

@@ -46,6 +46,7 @@ const fn fk(
         packed: None,
         quantize_x4: None,
         tiled: None,
+        int8_tiles: None,
     }
 }
 

@@ -44,6 +44,7 @@ const fn fk(act: ActFormat, vec_dot: super::table::VecDotFn) -> FormatKernels {
         packed: None,
         quantize_x4: None,
         tiled: None,
+        int8_tiles: None,
     }
 }
 

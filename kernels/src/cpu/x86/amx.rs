@@ -1,6 +1,7 @@
-//! Intel AMX (Advanced Matrix Extensions) for bf16 products with f32 sums: detection, the
-//! tile configuration and the 32 × 32 micro-kernel of the bf16 training matmuls
-//! ([`crate::grad::matmul_bf16`]).
+//! Intel AMX (Advanced Matrix Extensions): detection (for [`crate::cpu::Isa::Amx`]), and for
+//! bf16 products with f32 sums the tile configuration and the 32 × 32 micro-kernel of the bf16
+//! training matmuls ([`crate::grad::matmul_bf16`]). The int8 prefill tiles are in
+//! [`super::amx_int8`].
 //!
 //! AMX is eight 1 KiB tile registers (`tmm0`–`tmm7`, 16 rows × 64 bytes each) and one
 //! instruction that matters here: `tdpbf16ps C, A, B` adds to the 16 × 16 f32 tile `C` the
@@ -9,10 +10,11 @@
 //! `2p + 1` side by side). Every bf16 × bf16 product is exact in f32; sums are f32.
 //!
 //! Linux keeps the tile state off until a process asks for it (`arch_prctl(ARCH_REQ_XCOMP_PERM,
-//! XFEATURE_XTILEDATA)`); [`bf16_available`] asks once and reports AMX only when the CPU has
-//! AMX-TILE, AMX-BF16 and AVX512-BF16 (the packing uses its conversions) *and* the kernel
-//! granted the request. Everywhere else (other OSes, other CPUs, a refused request) the bf16
-//! matmuls take their portable path.
+//! XFEATURE_XTILEDATA)`); [`available`] asks once and reports AMX only when the CPU has
+//! AMX-TILE, AMX-BF16, AMX-INT8 and AVX512-BF16 (the packing uses its conversions) *and* the
+//! kernel granted the request. Everywhere else (other OSes, other CPUs, a refused request)
+//! [`crate::cpu::Isa::Amx`] is unavailable: the bf16 matmuls take their portable path and
+//! prefill the AVX-512 kernels.
 //!
 //! Rust has no stable AMX intrinsics, so the tile instructions are inline assembly (the
 //! assembler accepts them without a target feature; they only ever run after detection).
@@ -23,14 +25,14 @@ use std::sync::OnceLock;
 /// Elements of one bf16 `B` tile (16 pair rows × 16 columns × 2).
 pub(crate) const B_TILE: usize = 512;
 
-/// Whether this process can run the AMX bf16 kernels: CPU support (CPUID leaf 7: AMX-BF16,
-/// AMX-TILE; AVX512-F/BF16), and Linux granted the tile data state. Detected once.
-pub(crate) fn bf16_available() -> bool {
+/// Whether this process can run the AMX kernels: CPU support (CPUID leaf 7: AMX-BF16,
+/// AMX-TILE, AMX-INT8; AVX512-F/BF16), and Linux granted the tile data state. Detected once.
+pub(crate) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| cpu_has_amx_bf16() && request_tile_permission())
+    *AVAILABLE.get_or_init(|| cpu_has_amx() && request_tile_permission())
 }
 
-fn cpu_has_amx_bf16() -> bool {
+fn cpu_has_amx() -> bool {
     if !(std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bf16"))
     {
@@ -40,7 +42,8 @@ fn cpu_has_amx_bf16() -> bool {
     let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
     let amx_bf16 = leaf7.edx & (1 << 22) != 0;
     let amx_tile = leaf7.edx & (1 << 24) != 0;
-    amx_bf16 && amx_tile
+    let amx_int8 = leaf7.edx & (1 << 25) != 0;
+    amx_bf16 && amx_tile && amx_int8
 }
 
 #[cfg(target_os = "linux")]
@@ -84,6 +87,26 @@ impl TileConfig {
 
 static FULL_CONFIG: TileConfig = TileConfig::full();
 
+impl TileConfig {
+    /// The int8 prefill layout ([`super::amx_int8`]): `tmm0`, `tmm1` 16 × 16 i32 sums (16 rows
+    /// × 64 bytes); `tmm2`, `tmm3` 16 activation rows × 32 codes (16 × 32 bytes); `tmm4`,
+    /// `tmm5` VNNI weight tiles, 8 rows × 64 bytes (32 codes of 16 weight rows).
+    const fn int8() -> TileConfig {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        let shapes: [(u8, u8); 6] = [(64, 16), (64, 16), (32, 16), (32, 16), (64, 8), (64, 8)];
+        let mut t = 0;
+        while t < 6 {
+            c[16 + 2 * t] = shapes[t].0;
+            c[48 + t] = shapes[t].1;
+            t += 1;
+        }
+        TileConfig(c)
+    }
+}
+
+static INT8_CONFIG: TileConfig = TileConfig::int8();
+
 /// The tiles of the calling thread, configured for [`gemm_32x32`] while this value lives
 /// (released on drop, so the thread does not keep the 8 KiB tile state alive in context
 /// switches after the matmul).
@@ -93,12 +116,26 @@ impl Tiles {
     /// Configures the calling thread's tiles.
     ///
     /// # Safety
-    /// [`bf16_available`] must have returned true in this process.
+    /// [`available`] must have returned true in this process.
     pub(crate) unsafe fn configure() -> Tiles {
         // SAFETY: AMX is present and permitted (caller); the configuration is a valid
         // palette-1 layout, 64-byte aligned, and lives in a static.
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) FULL_CONFIG.0.as_ptr(), options(nostack, readonly))
+        };
+        Tiles(std::marker::PhantomData)
+    }
+
+    /// Configures the calling thread's tiles for the int8 prefill tiles
+    /// ([`super::amx_int8`]; the layout is [`TileConfig::int8`]'s).
+    ///
+    /// # Safety
+    /// [`available`] must have returned true in this process.
+    pub(crate) unsafe fn configure_int8() -> Tiles {
+        // SAFETY: AMX is present and permitted (caller); the configuration is a valid
+        // palette-1 layout, 64-byte aligned, and lives in a static.
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) INT8_CONFIG.0.as_ptr(), options(nostack, readonly))
         };
         Tiles(std::marker::PhantomData)
     }

@@ -1192,11 +1192,16 @@ macro_rules! x86_table {
                 packed: None,
                 quantize_x4: None,
                 tiled: None,
+                int8_tiles: None,
             }
         }
 
         /// The kernel table of this ISA.
-        pub(crate) static $name: Kernels = Kernels {
+        pub(crate) static $name: Kernels = TABLE;
+
+        /// The kernel table of this ISA, as a value (tables of extended ISAs start from it).
+        #[allow(dead_code)]
+        pub(crate) const TABLE: Kernels = Kernels {
             isa: $isa,
             f32: fk(ActFormat::F32, dot_f32, None),
             f16: fk(ActFormat::F32, dot_f16, None),

@@ -1,0 +1,135 @@
+//! The prefill loop of a format with an int8 tile GEMM ([`Int8Tiles`], AMX): activations are
+//! quantized once per call into rows padded to a whole number of 16-token groups (padding rows
+//! all zero), their scales gathered into f32 once, and each thread packs 16 weight rows at a
+//! time into a panel of its own and runs every group of 16 tokens over it.
+
+use super::{check_len, OutPtr};
+use crate::cpu::table::{ActFormat, FormatKernels, Int8Tiles, Kernels, INT8_PANEL_BLOCK_BYTES};
+use crate::cpu::threadpool::ThreadPool;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Batches of at least this many tokens take a format's int8 tile GEMM (a 16-token tile is
+/// the unit; below one tile the four-row and four-token kernels are as fast).
+pub const MIN_TOKENS: usize = 16;
+
+/// Tokens per tile product.
+const TILE: usize = 16;
+
+thread_local! {
+    static ACTS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static SCALES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PANEL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static OUT: RefCell<Vec<[f32; 16]>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `y = W x` through `it` (see [`super::matmul`] for the shapes, already checked there).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul(
+    k: &Kernels,
+    pool: &ThreadPool,
+    fk: &FormatKernels,
+    it: &Int8Tiles,
+    w: &[u8],
+    rows: usize,
+    row_bytes: usize,
+    cols: usize,
+    x: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+) -> Result<(), crate::KernelError> {
+    let act = fk.act;
+    debug_assert!(matches!(act, ActFormat::Q8_0 | ActFormat::Q8_1));
+    check_len("y", y.len(), n_tokens * rows)?;
+    let arow = act.row_bytes(cols);
+    let blocks = cols / act.block();
+    let n_pad = n_tokens.next_multiple_of(TILE);
+    let groups = n_pad / TILE;
+    ACTS.with_borrow_mut(|acts| {
+        SCALES.with_borrow_mut(|scales| {
+            acts.clear();
+            acts.resize(n_pad * arow, 0);
+            for (xr, ar) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(arow)) {
+                k.quantize_act(act, xr, ar);
+            }
+            // Per group of 16 tokens and per block: the 16 `d`, then the 16 `s` (Q8_1).
+            scales.clear();
+            scales.resize(groups * blocks * 32, 0.0);
+            let bb = act.block_bytes();
+            for (t, ar) in acts.chunks_exact(arow).enumerate().take(n_tokens) {
+                let (g, i) = (t / TILE, t % TILE);
+                for b in 0..blocks {
+                    let s = &mut scales[(g * blocks + b) * 32..][..32];
+                    s[i] = f16_at(ar, b * bb);
+                    if act == ActFormat::Q8_1 {
+                        s[16 + i] = f16_at(ar, b * bb + 2);
+                    }
+                }
+            }
+            run(
+                pool, it, w, rows, row_bytes, blocks, acts, arow, scales, n_tokens, y,
+            );
+        })
+    });
+    Ok(())
+}
+
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    pool: &ThreadPool,
+    it: &Int8Tiles,
+    w: &[u8],
+    rows: usize,
+    row_bytes: usize,
+    blocks: usize,
+    acts: &[u8],
+    arow: usize,
+    scales: &[f32],
+    n_tokens: usize,
+    y: &mut [f32],
+) {
+    let threads = pool.n_threads();
+    // Chunks of rows (multiples of 16) claimed dynamically: about 4 per thread.
+    let chunk = rows.div_ceil(4 * threads).div_ceil(TILE) * TILE;
+    let n_chunks = rows.div_ceil(chunk);
+    let next = AtomicUsize::new(0);
+    let out = OutPtr(y.as_mut_ptr());
+    let n_pad = acts.len() / arow;
+    let task = || {
+        PANEL.with_borrow_mut(|panel| {
+            OUT.with_borrow_mut(|o| {
+                panel.resize(blocks * INT8_PANEL_BLOCK_BYTES, 0);
+                o.resize(n_pad, [0.0; 16]);
+                loop {
+                    let c = next.fetch_add(1, Ordering::Relaxed);
+                    if c >= n_chunks {
+                        break;
+                    }
+                    let r1 = ((c + 1) * chunk).min(rows);
+                    for p0 in (c * chunk..r1).step_by(TILE) {
+                        let n = (r1 - p0).min(TILE);
+                        (it.pack)(
+                            &w[p0 * row_bytes..(p0 + n) * row_bytes],
+                            row_bytes,
+                            n,
+                            panel,
+                        );
+                        (it.tile)(panel, blocks, acts, arow, scales, o);
+                        for (t, ot) in o.iter().enumerate().take(n_tokens) {
+                            out.write_row(t * rows + p0, &ot[..n]);
+                        }
+                    }
+                }
+            })
+        })
+    };
+    if threads == 1 || n_chunks == 1 {
+        task();
+    } else {
+        pool.run(&task);
+    }
+}

@@ -1,0 +1,384 @@
+//! Prefill on AMX-INT8 tiles: the [`Isa::Amx`] kernel table (the AVX-512 table plus an
+//! [`Int8Tiles`] GEMM for the formats of 32-element blocks: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
+//!
+//! One `tdpbssd` multiplies a tile of 16 activation rows × 32 Q8 codes (one activation block,
+//! read in place from the quantized rows, `arow` bytes apart) by a VNNI tile of 32 codes × 16
+//! weight rows (one weight block of a panel packed by [`Int8Tiles::pack`]) into 16 × 16
+//! exact int32 block sums: the very sums the dot kernels form. The tile is stored and scaled
+//! in zmm registers (`acc[t] += sum[t] · d_w · d_a[t] (+ m_w · s_a[t])`, lanes = the 16 weight
+//! rows), one block at a time, because every block has its own scales. Only the f32 order of
+//! the per-block terms differs from the AVX-512 kernels (relative differences of ~1e-7 of
+//! `Σ |w x|`, see `kernels/tests/matmul.rs`).
+//!
+//! Packing gathers the dwords of 16 rows at once (`vpgatherdd`): a weight block's codes `4k..4k
+//! + 4` of every row are one gather (plus nibble and fifth-bit arithmetic), so a VNNI tile row
+//! comes out whole.
+
+use super::amx::Tiles;
+use crate::cpu::isa::Isa;
+use crate::cpu::table::{FormatKernels, Int8Tiles, Kernels, INT8_PANEL_BLOCK_BYTES};
+use std::arch::asm;
+use std::arch::x86_64::*;
+
+const PB: usize = INT8_PANEL_BLOCK_BYTES;
+
+/// The AMX kernel table: AVX-512's, with the int8 tile GEMM for the 32-element formats.
+pub(crate) static AMX: Kernels = {
+    let t = super::avx512::TABLE;
+    Kernels {
+        isa: Isa::Amx,
+        q4_0: with_tiles(t.q4_0, pack_q4_0, tile_q8_0),
+        q4_1: with_tiles(t.q4_1, pack_q4_1, tile_q8_1),
+        q5_0: with_tiles(t.q5_0, pack_q5_0, tile_q8_0),
+        q5_1: with_tiles(t.q5_1, pack_q5_1, tile_q8_1),
+        q8_0: with_tiles(t.q8_0, pack_q8_0, tile_q8_0),
+        ..t
+    }
+};
+
+const fn with_tiles(
+    fk: FormatKernels,
+    pack: fn(&[u8], usize, usize, &mut [u8]),
+    tile: crate::cpu::table::Int8TileFn,
+) -> FormatKernels {
+    FormatKernels {
+        int8_tiles: Some(Int8Tiles { pack, tile }),
+        ..fk
+    }
+}
+
+/// The weight formats' block layouts as the packer reads them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// 18 B: f16 d, 16 nibble bytes; codes `q - 8`.
+    Q4_0,
+    /// 20 B: f16 d, f16 m, 16 nibble bytes; codes `q`.
+    Q4_1,
+    /// 22 B: f16 d, u32 fifth bits, 16 nibble bytes; codes `q - 16`.
+    Q5_0,
+    /// 24 B: f16 d, f16 m, u32 fifth bits, 16 nibble bytes; codes `q`.
+    Q5_1,
+    /// 34 B: f16 d, 32 i8 codes.
+    Q8_0,
+}
+
+impl Layout {
+    const fn block_bytes(self) -> usize {
+        match self {
+            Layout::Q4_0 => 18,
+            Layout::Q4_1 => 20,
+            Layout::Q5_0 => 22,
+            Layout::Q5_1 => 24,
+            Layout::Q8_0 => 34,
+        }
+    }
+}
+
+fn pack_q4_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+    pack(Layout::Q4_0, w, row_bytes, n, out)
+}
+fn pack_q4_1(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+    pack(Layout::Q4_1, w, row_bytes, n, out)
+}
+fn pack_q5_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+    pack(Layout::Q5_0, w, row_bytes, n, out)
+}
+fn pack_q5_1(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+    pack(Layout::Q5_1, w, row_bytes, n, out)
+}
+fn pack_q8_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+    pack(Layout::Q8_0, w, row_bytes, n, out)
+}
+
+fn pack(layout: Layout, w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+    let bb = layout.block_bytes();
+    let blocks = row_bytes / bb;
+    assert!(
+        n >= 1
+            && n <= 16
+            && row_bytes == blocks * bb
+            && w.len() >= (n - 1) * row_bytes + row_bytes
+            && out.len() == blocks * PB
+            && row_bytes <= (i32::MAX as usize) / 16,
+        "amx int8 pack: bad shape"
+    );
+    // SAFETY: only reachable through the AMX table, handed out after detection (AVX-512 F/BW
+    // present); the shape was checked above.
+    unsafe { pack_impl(layout, w, row_bytes, n, blocks, out) }
+}
+
+/// Bit `i` (0..4) of each lane's `x` moved to bit `4 + 8i`: the fifth bits of four codes.
+#[inline(always)]
+unsafe fn spread4(x: __m512i) -> __m512i {
+    let b = |m: i32, sh: u32| -> __m512i {
+        // SAFETY: plain AVX-512F integer ops (the caller runs with the feature enabled).
+        unsafe {
+            _mm512_sllv_epi32(
+                _mm512_and_si512(x, _mm512_set1_epi32(m)),
+                _mm512_set1_epi32(sh as i32),
+            )
+        }
+    };
+    // SAFETY: as above.
+    unsafe {
+        _mm512_or_si512(
+            _mm512_or_si512(b(1, 4), b(2, 11)),
+            _mm512_or_si512(b(4, 18), b(8, 25)),
+        )
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn pack_impl(
+    layout: Layout,
+    w: &[u8],
+    row_bytes: usize,
+    n: usize,
+    blocks: usize,
+    out: &mut [u8],
+) {
+    let bb = layout.block_bytes();
+    let mask: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
+    let idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(row_bytes as i32),
+    );
+    let zero = _mm512_setzero_si512();
+    let lo4 = _mm512_set1_epi8(0x0F);
+    let base = w.as_ptr();
+    // SAFETY: every gather reads, for the lanes of `mask` (rows < n), 4 bytes at row offset
+    // `b * bb + off` with `off + 4 ≤ bb` (the d/m dword at 0, the fifth bits, the code
+    // dwords): inside row r of `w`. Stores go to block b of `out` (blocks * PB bytes).
+    unsafe {
+        let g = |off: usize| -> __m512i {
+            _mm512_mask_i32gather_epi32::<1>(zero, mask, idx, base.add(off) as *const i32)
+        };
+        for b in 0..blocks {
+            let o = out.as_mut_ptr().add(b * PB);
+            let at = b * bb;
+            let dm = g(at);
+            let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+            let m = match layout {
+                Layout::Q4_1 | Layout::Q5_1 => {
+                    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(dm)))
+                }
+                _ => _mm512_setzero_ps(),
+            };
+            _mm512_storeu_ps(o.add(512) as *mut f32, _mm512_maskz_mov_ps(mask, d));
+            _mm512_storeu_ps(o.add(576) as *mut f32, _mm512_maskz_mov_ps(mask, m));
+            let mut rows = [zero; 8];
+            match layout {
+                Layout::Q8_0 => {
+                    for (k, r) in rows.iter_mut().enumerate() {
+                        *r = g(at + 2 + 4 * k);
+                    }
+                }
+                _ => {
+                    let (qs, qh) = match layout {
+                        Layout::Q4_0 => (2, None),
+                        Layout::Q4_1 => (4, None),
+                        Layout::Q5_0 => (6, Some(2)),
+                        _ => (8, Some(4)),
+                    };
+                    let qh = qh.map(|o| g(at + o));
+                    for k in 0..4 {
+                        let q = g(at + qs + 4 * k);
+                        rows[k] = _mm512_and_si512(q, lo4);
+                        rows[k + 4] = _mm512_and_si512(_mm512_srli_epi32::<4>(q), lo4);
+                    }
+                    if let Some(qh) = qh {
+                        for (k, r) in rows.iter_mut().enumerate() {
+                            let bits = _mm512_srlv_epi32(qh, _mm512_set1_epi32(4 * k as i32));
+                            *r = _mm512_or_si512(*r, spread4(bits));
+                        }
+                    }
+                    let bias = match layout {
+                        Layout::Q4_0 => 8,
+                        Layout::Q5_0 => 16,
+                        _ => 0,
+                    };
+                    if bias != 0 {
+                        for r in rows.iter_mut() {
+                            *r = _mm512_sub_epi8(*r, _mm512_set1_epi8(bias));
+                        }
+                    }
+                }
+            }
+            for (k, r) in rows.iter().enumerate() {
+                _mm512_storeu_si512(
+                    o.add(64 * k) as *mut __m512i,
+                    _mm512_maskz_mov_epi32(mask, *r),
+                );
+            }
+        }
+    }
+}
+
+fn tile_q8_0(
+    panel: &[u8],
+    blocks: usize,
+    act: &[u8],
+    arow: usize,
+    scales: &[f32],
+    out: &mut [[f32; 16]],
+) {
+    tile::<false, 2>(panel, blocks, act, arow, scales, out)
+}
+
+fn tile_q8_1(
+    panel: &[u8],
+    blocks: usize,
+    act: &[u8],
+    arow: usize,
+    scales: &[f32],
+    out: &mut [[f32; 16]],
+) {
+    tile::<true, 4>(panel, blocks, act, arow, scales, out)
+}
+
+/// The tile GEMM on activation blocks of `QS + 32` bytes (codes at `QS`), with the weight
+/// mins' term where `MIN`.
+fn tile<const MIN: bool, const QS: usize>(
+    panel: &[u8],
+    blocks: usize,
+    act: &[u8],
+    arow: usize,
+    scales: &[f32],
+    out: &mut [[f32; 16]],
+) {
+    let tiles = out.len() / 16;
+    assert!(
+        out.len() == tiles * 16
+            && panel.len() >= blocks * PB
+            && arow >= blocks * (QS + 32)
+            && act.len() >= tiles * 16 * arow
+            && scales.len() >= tiles * blocks * 32,
+        "amx int8 tile: bad shape"
+    );
+    if tiles == 0 || blocks == 0 {
+        out.fill([0.0; 16]);
+        return;
+    }
+    // SAFETY: only reachable through the AMX table, handed out after `Isa::Amx` was detected
+    // (AMX-INT8 present and permitted, AVX-512 F/BW); the tiles are configured for this
+    // thread here and released when `t` drops.
+    unsafe {
+        let t = Tiles::configure_int8();
+        for (i, o) in out.chunks_exact_mut(16).enumerate() {
+            tile_16x16::<MIN, QS>(
+                &t,
+                panel,
+                blocks,
+                act.as_ptr().add(i * 16 * arow),
+                arow,
+                &scales[i * blocks * 32..],
+                o,
+            );
+        }
+    }
+}
+
+/// Two 16 × 16 int32 tiles, 64-byte aligned.
+#[repr(C, align(64))]
+struct Sums([i32; 512]);
+
+/// One 16 tokens × 16 rows output tile over all `blocks` (two blocks per round, on `tmm0` and
+/// `tmm1`, so the second tile product runs while the first one's sums are scaled).
+///
+/// # Safety
+/// `_t` configured this thread's tiles with the int8 layout; `act` points at 16 rows of at
+/// least `blocks * (QS + 32)` readable bytes, `arow` apart; `panel`, `scales` as checked by
+/// [`tile`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn tile_16x16<const MIN: bool, const QS: usize>(
+    _t: &Tiles,
+    panel: &[u8],
+    blocks: usize,
+    act: *const u8,
+    arow: usize,
+    scales: &[f32],
+    out: &mut [[f32; 16]],
+) {
+    let bb = QS + 32;
+    let mut acc = [_mm512_setzero_ps(); 16];
+    let mut sums = Sums([0; 512]);
+    let c = sums.0.as_mut_ptr();
+    let p = panel.as_ptr();
+    let sc = scales.as_ptr();
+    // Scales block `b`'s sums (at `cb`) into the accumulators.
+    let scale = |acc: &mut [__m512; 16], b: usize, cb: *const i32| {
+        // SAFETY: block b < blocks: its panel scales and the 32 token scales are inside the
+        // slices (checked by `tile`); `cb` is one of the two aligned 16 × 16 sum tiles.
+        unsafe {
+            let dw = _mm512_loadu_ps(p.add(b * PB + 512) as *const f32);
+            let mw = _mm512_loadu_ps(p.add(b * PB + 576) as *const f32);
+            for (t, a) in acc.iter_mut().enumerate() {
+                let s = _mm512_cvtepi32_ps(_mm512_load_si512(cb.add(16 * t) as *const __m512i));
+                *a = _mm512_fmadd_ps(
+                    _mm512_mul_ps(s, dw),
+                    _mm512_set1_ps(*sc.add(32 * b + t)),
+                    *a,
+                );
+                if MIN {
+                    *a = _mm512_fmadd_ps(mw, _mm512_set1_ps(*sc.add(32 * b + 16 + t)), *a);
+                }
+            }
+        }
+    };
+    let mut b = 0;
+    while b + 2 <= blocks {
+        // SAFETY: the two activation tiles (16 rows × 32 bytes at `act + b·bb + QS`, `arow`
+        // apart) and the two weight tiles (512 contiguous bytes at the panel blocks) are in
+        // bounds (caller); the sums go to the two local tiles.
+        unsafe {
+            asm!(
+                "tileloadd tmm2, [{a0} + {sa}*1]",
+                "tileloadd tmm4, [{w0} + {s64}*1]",
+                "tilezero tmm0",
+                "tdpbssd tmm0, tmm2, tmm4",
+                "tileloadd tmm3, [{a1} + {sa}*1]",
+                "tileloadd tmm5, [{w1} + {s64}*1]",
+                "tilezero tmm1",
+                "tdpbssd tmm1, tmm3, tmm5",
+                "tilestored [{c0} + {s64}*1], tmm0",
+                "tilestored [{c1} + {s64}*1], tmm1",
+                a0 = in(reg) act.add(b * bb + QS),
+                a1 = in(reg) act.add((b + 1) * bb + QS),
+                w0 = in(reg) p.add(b * PB),
+                w1 = in(reg) p.add((b + 1) * PB),
+                c0 = in(reg) c,
+                c1 = in(reg) c.add(256),
+                sa = in(reg) arow,
+                s64 = in(reg) 64usize,
+                options(nostack),
+            );
+        }
+        scale(&mut acc, b, c);
+        // SAFETY: c + 256 is the second sum tile.
+        scale(&mut acc, b + 1, unsafe { c.add(256) });
+        b += 2;
+    }
+    if b < blocks {
+        // SAFETY: as above, for the last block alone.
+        unsafe {
+            asm!(
+                "tileloadd tmm2, [{a0} + {sa}*1]",
+                "tileloadd tmm4, [{w0} + {s64}*1]",
+                "tilezero tmm0",
+                "tdpbssd tmm0, tmm2, tmm4",
+                "tilestored [{c0} + {s64}*1], tmm0",
+                a0 = in(reg) act.add(b * bb + QS),
+                w0 = in(reg) p.add(b * PB),
+                c0 = in(reg) c,
+                sa = in(reg) arow,
+                s64 = in(reg) 64usize,
+                options(nostack),
+            );
+        }
+        scale(&mut acc, b, c);
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        // SAFETY: `o` is 16 f32.
+        unsafe { _mm512_storeu_ps(o.as_mut_ptr(), a) };
+    }
+}
