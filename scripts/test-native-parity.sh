@@ -26,5 +26,7 @@ if [ -z "$ORACLE" ]; then
   ORACLE="$ROOT/target/oracle-native/release/llama-oracle"
 fi
 scripts/fetch-model.sh gemma3-270m >/dev/null
-GRAFT_LLAMA_ORACLE="$ORACLE" cargo test -p graft-runtime --release \
+# GRAFT_ISA=avx512: on an AMX host graft's default path runs prefill on AMX-INT8 tiles, whose
+# f32 order over blocks is not llama.cpp's; the AVX-512 kernels are the ones that follow it.
+GRAFT_ISA=avx512 GRAFT_LLAMA_ORACLE="$ORACLE" cargo test -p graft-runtime --release \
   --test tiny_parity --test model_gemma3 -- --ignored native_oracle

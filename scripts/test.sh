@@ -119,6 +119,14 @@ export GRAFT_TEST_ARTIFACTS_FROM_WORKSPACE=1
 # `cargo test --workspace`, with the test binaries two at a time (one per core; see the script:
 # several of the slowest spend minutes in one single-threaded test).
 scripts/test-parallel.sh
+if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+  # On AMX hosts the suite above ran the default path (AMX-INT8 prefill, within tolerance of
+  # llama.cpp); the model tests that hold graft's x86 kernels to llama.cpp's bits run again on
+  # the AVX-512 path.
+  step "cargo test: bit-exact model tests on the AVX-512 path (GRAFT_ISA=avx512, AMX host)"
+  GRAFT_ISA=avx512 scripts/test-parallel.sh --only model_smollm --only model_gemma3 \
+    --only lora_smollm
+fi
 
 step "faults: a full disk (64 MiB tmpfs) while writing models, splits, adapters, checkpoints"
 scripts/test-faults.sh

@@ -74,6 +74,20 @@ fn description_is_read_as_llama_cpp_reads_it() {
 /// round differently may pick either token.
 const NEAR_TIE: f64 = 0.25;
 
+/// Where graft's kernels sum in another f32 order than llama.cpp's x86 ones (scalar, NEON, AMX)
+/// a divergence may start at a wider margin: the scalar and AMX paths both leave llama.cpp's
+/// ids at a 0.318 margin ("Explain what a hash map is"), Q8 activations turning ulp-level
+/// differences into whole quantization steps over 18 layers.
+const OTHER_ORDER_TIE: f64 = 0.5;
+
+/// Whether the kernels in use are graft's x86 ones, which reproduce llama.cpp's x86 rounding
+/// (AVX2, AVX-512; not AMX: on AMX hosts `scripts/test.sh` reruns this file with
+/// `GRAFT_ISA=avx512`).
+fn x86_kernels() -> bool {
+    use graft_kernels::cpu::{isa, Isa};
+    matches!(isa(), Isa::Avx2 | Isa::Avx512)
+}
+
 #[test]
 fn greedy_continuations_follow_llama_cpp() {
     let m = load();
@@ -140,12 +154,33 @@ fn greedy_continuations_follow_llama_cpp() {
             margins[same],
             ours[same]
         ));
+        let tie = if x86_kernels() {
+            NEAR_TIE
+        } else {
+            OTHER_ORDER_TIE
+        };
         assert!(
-            margins[same] < NEAR_TIE,
+            margins[same] < tie,
             "{name:?} diverges from llama.cpp at a clear choice (margin {}):\n  ours   {got:?}\n  \
              theirs {want:?}",
             margins[same]
         );
+    }
+    if !x86_kernels() {
+        eprintln!(
+            "gemma3 greedy ({}: another f32 order than llama.cpp's x86 kernels): {full}/8 \
+             prompts equal for 32 tokens\n  {}",
+            graft_kernels::cpu::isa(),
+            report.join("\n  ")
+        );
+        // Measured (Intel Xeon, 2026-12-07): scalar 4/8, AMX 6/8, the others diverging at
+        // margins of 0.03–0.32. Half is the floor (the scalar path's); model_amx.rs holds AMX to
+        // the AVX-512 path directly.
+        assert!(
+            full >= 4,
+            "only {full}/8 prompts equal llama.cpp's: {report:?}"
+        );
+        return;
     }
     eprintln!(
         "gemma3 greedy: {full}/8 prompts equal for 32 tokens, {agreed}/{total} ids, margins \

@@ -219,7 +219,9 @@ fn greedy_continuations_match_llama_cpp_goldens() {
     }
 }
 
-/// Whether the kernels in use are graft's x86 ones, which reproduce llama.cpp's x86 rounding.
+/// Whether the kernels in use are graft's x86 ones, which reproduce llama.cpp's x86 rounding
+/// (AVX2, AVX-512; not AMX, whose int8 tiles sum the blocks in another f32 order: on AMX hosts
+/// `scripts/test.sh` reruns this file with `GRAFT_ISA=avx512`).
 fn x86_kernels() -> bool {
     use graft_kernels::cpu::{isa, Isa};
     matches!(isa(), Isa::Avx2 | Isa::Avx512)

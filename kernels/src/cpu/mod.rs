@@ -1,4 +1,4 @@
-//! CPU kernels: a scalar reference for every op and SIMD paths (AVX2, AVX-512, NEON) chosen once
+//! CPU kernels: a scalar reference for every op and SIMD paths (AVX2, AVX-512, AMX, NEON) chosen once
 //! at run time into a [`Kernels`] table.
 //!
 //! Layout: [`isa`](mod@isa) detects the instruction set, [`table`] holds the per-ISA function pointers,
@@ -23,6 +23,9 @@
 //! | Q5_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
 //! | Q6_K   | Q8_K | yes    | yes             | ymm VNNI                         | yes, 4 rows, 1×4 tokens   |
 //! | NF4    | f32  | yes    | yes (`vpermps`) | = AVX2                           | yes (`tbl`)               |
+//!
+//! AMX ([`Isa::Amx`]): the AVX-512 table, plus an int8 tile GEMM ([`Int8Tiles`],
+//! `x86/amx_int8.rs`) that takes batches of 16+ tokens of Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
 //!
 //! NEON: `sdot` (the dot-product extension) where the CPU has it, baseline NEON otherwise;
 //! both give the same bits, and the quantized NEON kernels equal the scalar ones bit for bit

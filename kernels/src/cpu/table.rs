@@ -118,6 +118,11 @@ pub struct Int8Tiles {
     pub pack: fn(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]),
     /// The tile product on a packed panel.
     pub tile: Int8TileFn,
+    /// `scales(act, arow, blocks, with_s, out)`: the `scales` operand of [`Self::tile`] for
+    /// the activation rows of `act` (a multiple of 16 rows, `arow` bytes apart, `blocks`
+    /// Q8_0 or Q8_1 blocks each): per group of 16 rows and per block, the rows' `d`, then their
+    /// `s` where `with_s` (Q8_1; zeros otherwise). `out.len()` = groups × blocks × 32.
+    pub scales: fn(act: &[u8], arow: usize, blocks: usize, with_s: bool, out: &mut [f32]),
 }
 
 /// The kernels for one weight format.

@@ -1,7 +1,7 @@
 //! The prefill loop of a format with an int8 tile GEMM ([`Int8Tiles`], AMX): activations are
-//! quantized once per call into rows padded to a whole number of 16-token groups (padding rows
-//! all zero), their scales gathered into f32 once, and each thread packs 16 weight rows at a
-//! time into a panel of its own and runs every group of 16 tokens over it.
+//! quantized once per call (on all threads) into rows padded to a whole number of 16-token
+//! groups (padding rows all zero), their scales gathered into f32 once, and each thread packs
+//! 16 weight rows at a time into a panel of its own and runs every group of 16 tokens over it.
 
 use super::{check_len, OutPtr};
 use crate::cpu::table::{ActFormat, FormatKernels, Int8Tiles, Kernels, INT8_PANEL_BLOCK_BYTES};
@@ -47,35 +47,46 @@ pub(super) fn matmul(
     let groups = n_pad / TILE;
     ACTS.with_borrow_mut(|acts| {
         SCALES.with_borrow_mut(|scales| {
-            acts.clear();
+            // Quantized on all threads, a group of 16 tokens at a time; padding rows zero.
             acts.resize(n_pad * arow, 0);
-            for (xr, ar) in x.chunks_exact(cols).zip(acts.chunks_exact_mut(arow)) {
-                k.quantize_act(act, xr, ar);
-            }
-            // Per group of 16 tokens and per block: the 16 `d`, then the 16 `s` (Q8_1).
-            scales.clear();
-            scales.resize(groups * blocks * 32, 0.0);
-            let bb = act.block_bytes();
-            for (t, ar) in acts.chunks_exact(arow).enumerate().take(n_tokens) {
-                let (g, i) = (t / TILE, t % TILE);
-                for b in 0..blocks {
-                    let s = &mut scales[(g * blocks + b) * 32..][..32];
-                    s[i] = f16_at(ar, b * bb);
-                    if act == ActFormat::Q8_1 {
-                        s[16 + i] = f16_at(ar, b * bb + 2);
+            pool.for_each_row_mut(
+                &mut acts[..n_pad * arow],
+                TILE * arow,
+                1,
+                || (),
+                |_, g, group| {
+                    for (i, ar) in group.chunks_exact_mut(arow).enumerate() {
+                        match x.chunks_exact(cols).nth(g * TILE + i) {
+                            Some(xr) => k.quantize_act(act, xr, ar),
+                            None => ar.fill(0),
+                        }
                     }
-                }
-            }
+                },
+            );
+            scales.resize(groups * blocks * 32, 0.0);
+            (it.scales)(
+                &acts[..n_pad * arow],
+                arow,
+                blocks,
+                act == ActFormat::Q8_1,
+                &mut scales[..groups * blocks * 32],
+            );
             run(
-                pool, it, w, rows, row_bytes, blocks, acts, arow, scales, n_tokens, y,
+                pool,
+                it,
+                w,
+                rows,
+                row_bytes,
+                blocks,
+                &acts[..n_pad * arow],
+                arow,
+                &scales[..groups * blocks * 32],
+                n_tokens,
+                y,
             );
         })
     });
     Ok(())
-}
-
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
 #[allow(clippy::too_many_arguments)]

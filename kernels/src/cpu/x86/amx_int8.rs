@@ -42,7 +42,7 @@ const fn with_tiles(
     tile: crate::cpu::table::Int8TileFn,
 ) -> FormatKernels {
     FormatKernels {
-        int8_tiles: Some(Int8Tiles { pack, tile }),
+        int8_tiles: Some(Int8Tiles { pack, tile, scales }),
         ..fk
     }
 }
@@ -209,6 +209,56 @@ unsafe fn pack_impl(
                     o.add(64 * k) as *mut __m512i,
                     _mm512_maskz_mov_epi32(mask, *r),
                 );
+            }
+        }
+    }
+}
+
+fn scales(act: &[u8], arow: usize, blocks: usize, with_s: bool, out: &mut [f32]) {
+    let groups = act.len() / (16 * arow).max(1);
+    let bb = if with_s { 36 } else { 34 };
+    assert!(
+        act.len() == groups * 16 * arow
+            && arow >= blocks * bb
+            && out.len() == groups * blocks * 32
+            && 16 * arow <= i32::MAX as usize,
+        "amx int8 scales: bad shape"
+    );
+    // SAFETY: only reachable through the AMX table, handed out after detection (AVX-512 F
+    // present); the shape was checked above.
+    unsafe { scales_impl(act, arow, blocks, bb, groups, out) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn scales_impl(
+    act: &[u8],
+    arow: usize,
+    blocks: usize,
+    bb: usize,
+    groups: usize,
+    out: &mut [f32],
+) {
+    let idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(arow as i32),
+    );
+    let with_s = bb == 36;
+    for g in 0..groups {
+        for b in 0..blocks {
+            // SAFETY: the gather reads 4 bytes at `(16g + t)·arow + b·bb` for t < 16: the
+            // block's d (and s) inside row 16g + t (b·bb + 4 ≤ arow); the stores are block
+            // (g, b)'s 32 floats of `out`.
+            unsafe {
+                let base = act.as_ptr().add(16 * g * arow + b * bb);
+                let ds = _mm512_i32gather_epi32::<1>(idx, base as *const i32);
+                let o = out.as_mut_ptr().add((g * blocks + b) * 32);
+                _mm512_storeu_ps(o, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(ds)));
+                let s = if with_s {
+                    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(ds)))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                _mm512_storeu_ps(o.add(16), s);
             }
         }
     }
