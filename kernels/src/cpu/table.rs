@@ -92,37 +92,34 @@ pub struct PackedGemm {
     pub tile: PackedTileFn,
 }
 
-/// Bytes of one block of an [`Int8Tiles`] panel: the 16 rows' 32 codes as one VNNI int8 tile
-/// (8 rows × 64 bytes: row `k` holds codes `4k..4k + 4` of each of the 16 weight rows), then
-/// the 16 rows' scales `d` and mins `m` as f32.
-pub const INT8_PANEL_BLOCK_BYTES: usize = 512 + 64 + 64;
-
 /// `tile(panel, blocks, act, arow, scales, out)` of an [`Int8Tiles`]: `out[t][i]` = weight
 /// row `i` of the panel · activation row `t`, for the `out.len()` (a multiple of 16)
-/// activation rows of `blocks` Q8_0/Q8_1 blocks, `arow` bytes apart in `act`. `scales` holds,
-/// per group of 16 activation rows and per block, the 16 rows' `d` then their `s` (Q8_1's
-/// `d · Σq`; unused for Q8_0) as f32.
+/// activation rows of `blocks` activation blocks (Q8_0, Q8_1 or Q8_K), `arow` bytes apart in
+/// `act`. `scales` is what [`Int8Tiles::scales`] made of the same rows.
 pub type Int8TileFn =
     fn(panel: &[u8], blocks: usize, act: &[u8], arow: usize, scales: &[f32], out: &mut [[f32; 16]]);
 
-/// A prefill GEMM on int8 matrix tiles (AMX-INT8) for the formats of 32-element blocks: weight
-/// rows are unpacked 16 at a time into panels of int8 codes with f32 scales (and mins)
-/// ([`INT8_PANEL_BLOCK_BYTES`] per block), once per call, and a 16 tokens × 16 rows tile of
-/// the Q8 activations runs on the tile unit, one 32-element block per tile product, its exact
-/// int32 sums scaled in f32. Each block's integer sum is the one every other path computes;
-/// only the order of the f32 sum over blocks differs.
+/// A prefill GEMM on int8 matrix tiles (AMX-INT8): weight rows are unpacked 16 at a time into
+/// a panel of int8 codes in the tile unit's layout with f32 scales ([`Self::panel_block_bytes`]
+/// per weight block), once per call, and tiles of 16 tokens × 16 rows of the Q8 activations
+/// run on it, one 32-element (sub-)block per tile product, its exact int32 sums scaled in f32.
+/// Each (sub-)block's integer sum is the one every other path computes; only the f32 order of
+/// the scaled terms differs.
 #[derive(Clone, Copy)]
 pub struct Int8Tiles {
+    /// Bytes of one weight block (for K-quants, one 256-element super-block) in a panel of 16
+    /// rows.
+    pub panel_block_bytes: usize,
     /// `pack(w, row_bytes, n, out)`: weight rows `0..n` of `w` (`n ≤ 16`, `row_bytes` apart)
-    /// into a panel (`out.len()` = blocks × [`INT8_PANEL_BLOCK_BYTES`]), rows `n..16` zero.
+    /// into a panel (`out.len()` = blocks × [`Self::panel_block_bytes`]), rows `n..16` zero.
     pub pack: fn(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]),
     /// The tile product on a packed panel.
     pub tile: Int8TileFn,
-    /// `scales(act, arow, blocks, with_s, out)`: the `scales` operand of [`Self::tile`] for
-    /// the activation rows of `act` (a multiple of 16 rows, `arow` bytes apart, `blocks`
-    /// Q8_0 or Q8_1 blocks each): per group of 16 rows and per block, the rows' `d`, then their
-    /// `s` where `with_s` (Q8_1; zeros otherwise). `out.len()` = groups × blocks × 32.
-    pub scales: fn(act: &[u8], arow: usize, blocks: usize, with_s: bool, out: &mut [f32]),
+    /// `scales(act, arow, blocks, out)`: the `scales` operand of [`Self::tile`] for the
+    /// activation rows of `act` (a multiple of 16 rows, `arow` bytes apart, `blocks` activation
+    /// blocks each): per group of 16 rows and per block, 32 f32 (the rows' `d`, then for Q8_1
+    /// their `s = d · Σq`). `out.len()` = groups × blocks × 32.
+    pub scales: fn(act: &[u8], arow: usize, blocks: usize, out: &mut [f32]),
 }
 
 /// The kernels for one weight format.

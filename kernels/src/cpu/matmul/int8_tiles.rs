@@ -4,7 +4,7 @@
 //! 16 weight rows at a time into a panel of its own and runs every group of 16 tokens over it.
 
 use super::{check_len, OutPtr};
-use crate::cpu::table::{ActFormat, FormatKernels, Int8Tiles, Kernels, INT8_PANEL_BLOCK_BYTES};
+use crate::cpu::table::{FormatKernels, Int8Tiles, Kernels};
 use crate::cpu::threadpool::ThreadPool;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +39,6 @@ pub(super) fn matmul(
     y: &mut [f32],
 ) -> Result<(), crate::KernelError> {
     let act = fk.act;
-    debug_assert!(matches!(act, ActFormat::Q8_0 | ActFormat::Q8_1));
     check_len("y", y.len(), n_tokens * rows)?;
     let arow = act.row_bytes(cols);
     let blocks = cols / act.block();
@@ -68,7 +67,6 @@ pub(super) fn matmul(
                 &acts[..n_pad * arow],
                 arow,
                 blocks,
-                act == ActFormat::Q8_1,
                 &mut scales[..groups * blocks * 32],
             );
             run(
@@ -113,7 +111,7 @@ fn run(
     let task = || {
         PANEL.with_borrow_mut(|panel| {
             OUT.with_borrow_mut(|o| {
-                panel.resize(blocks * INT8_PANEL_BLOCK_BYTES, 0);
+                panel.resize(blocks * it.panel_block_bytes, 0);
                 o.resize(n_pad, [0.0; 16]);
                 loop {
                     let c = next.fetch_add(1, Ordering::Relaxed);

@@ -88,15 +88,24 @@ impl TileConfig {
 static FULL_CONFIG: TileConfig = TileConfig::full();
 
 impl TileConfig {
-    /// The int8 prefill layout ([`super::amx_int8`]): `tmm0`, `tmm1` 16 × 16 i32 sums (16 rows
-    /// × 64 bytes); `tmm2`, `tmm3` 16 activation rows × 32 codes (16 × 32 bytes); `tmm4`,
-    /// `tmm5` VNNI weight tiles, 8 rows × 64 bytes (32 codes of 16 weight rows).
+    /// The int8 prefill layout ([`super::amx_int8`]): `tmm0`, `tmm1`, `tmm6` 16 × 16 i32 sums
+    /// (16 rows × 64 bytes); `tmm2`, `tmm3` 16 activation rows × 32 codes (16 × 32 bytes);
+    /// `tmm4`, `tmm5`, `tmm7` VNNI weight tiles, 8 rows × 64 bytes (32 codes of 16 weight rows).
     const fn int8() -> TileConfig {
         let mut c = [0u8; 64];
         c[0] = 1;
-        let shapes: [(u8, u8); 6] = [(64, 16), (64, 16), (32, 16), (32, 16), (64, 8), (64, 8)];
+        let shapes: [(u8, u8); 8] = [
+            (64, 16),
+            (64, 16),
+            (32, 16),
+            (32, 16),
+            (64, 8),
+            (64, 8),
+            (64, 16),
+            (64, 8),
+        ];
         let mut t = 0;
-        while t < 6 {
+        while t < 8 {
             c[16 + 2 * t] = shapes[t].0;
             c[48 + t] = shapes[t].1;
             t += 1;

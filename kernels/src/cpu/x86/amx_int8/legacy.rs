@@ -1,51 +1,24 @@
-//! Prefill on AMX-INT8 tiles: the [`Isa::Amx`] kernel table (the AVX-512 table plus an
-//! [`Int8Tiles`] GEMM for the formats of 32-element blocks: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
+//! The 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 × Q8_0/Q8_1) on AMX-INT8 tiles.
 //!
 //! One `tdpbssd` multiplies a tile of 16 activation rows × 32 Q8 codes (one activation block,
 //! read in place from the quantized rows, `arow` bytes apart) by a VNNI tile of 32 codes × 16
-//! weight rows (one weight block of a panel packed by [`Int8Tiles::pack`]) into 16 × 16
-//! exact int32 block sums: the very sums the dot kernels form. The tile is stored and scaled
-//! in zmm registers (`acc[t] += sum[t] · d_w · d_a[t] (+ m_w · s_a[t])`, lanes = the 16 weight
-//! rows), one block at a time, because every block has its own scales. Only the f32 order of
-//! the per-block terms differs from the AVX-512 kernels (relative differences of ~1e-7 of
-//! `Σ |w x|`, see `kernels/tests/matmul.rs`).
+//! weight rows (one weight block of a packed panel) into 16 × 16 exact int32 block sums: the
+//! very sums the dot kernels form. The tile is stored and scaled in zmm registers (`acc[t] +=
+//! sum[t] · d_w · d_a[t] (+ m_w · s_a[t])`, lanes = the 16 weight rows), one block at a time,
+//! because every block has its own scales.
 //!
-//! Packing gathers the dwords of 16 rows at once (`vpgatherdd`): a weight block's codes `4k..4k
-//! + 4` of every row are one gather (plus nibble and fifth-bit arithmetic), so a VNNI tile row
-//! comes out whole.
+//! Packing gathers the dwords of 16 rows at once (`vpgatherdd`): a weight block's codes
+//! `4k..4k + 4` of every row are one gather (plus nibble and fifth-bit arithmetic), so a VNNI
+//! tile row comes out whole.
 
-use super::amx::Tiles;
-use crate::cpu::isa::Isa;
-use crate::cpu::table::{FormatKernels, Int8Tiles, Kernels, INT8_PANEL_BLOCK_BYTES};
+use super::super::amx::Tiles;
 use std::arch::asm;
 use std::arch::x86_64::*;
 
-const PB: usize = INT8_PANEL_BLOCK_BYTES;
-
-/// The AMX kernel table: AVX-512's, with the int8 tile GEMM for the 32-element formats.
-pub(crate) static AMX: Kernels = {
-    let t = super::avx512::TABLE;
-    Kernels {
-        isa: Isa::Amx,
-        q4_0: with_tiles(t.q4_0, pack_q4_0, tile_q8_0),
-        q4_1: with_tiles(t.q4_1, pack_q4_1, tile_q8_1),
-        q5_0: with_tiles(t.q5_0, pack_q5_0, tile_q8_0),
-        q5_1: with_tiles(t.q5_1, pack_q5_1, tile_q8_1),
-        q8_0: with_tiles(t.q8_0, pack_q8_0, tile_q8_0),
-        ..t
-    }
-};
-
-const fn with_tiles(
-    fk: FormatKernels,
-    pack: fn(&[u8], usize, usize, &mut [u8]),
-    tile: crate::cpu::table::Int8TileFn,
-) -> FormatKernels {
-    FormatKernels {
-        int8_tiles: Some(Int8Tiles { pack, tile, scales }),
-        ..fk
-    }
-}
+/// Bytes of one block of a panel: the 16 rows' 32 codes as one VNNI int8 tile (8 rows × 64
+/// bytes: row `k` holds codes `4k..4k + 4` of each of the 16 weight rows), then the 16 rows'
+/// scales `d` and mins `m` as f32.
+pub(super) const PB: usize = 512 + 64 + 64;
 
 /// The weight formats' block layouts as the packer reads them.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,19 +47,19 @@ impl Layout {
     }
 }
 
-fn pack_q4_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+pub(super) fn pack_q4_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
     pack(Layout::Q4_0, w, row_bytes, n, out)
 }
-fn pack_q4_1(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+pub(super) fn pack_q4_1(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
     pack(Layout::Q4_1, w, row_bytes, n, out)
 }
-fn pack_q5_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+pub(super) fn pack_q5_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
     pack(Layout::Q5_0, w, row_bytes, n, out)
 }
-fn pack_q5_1(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+pub(super) fn pack_q5_1(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
     pack(Layout::Q5_1, w, row_bytes, n, out)
 }
-fn pack_q8_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
+pub(super) fn pack_q8_0(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
     pack(Layout::Q8_0, w, row_bytes, n, out)
 }
 
@@ -94,8 +67,7 @@ fn pack(layout: Layout, w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
     let bb = layout.block_bytes();
     let blocks = row_bytes / bb;
     assert!(
-        n >= 1
-            && n <= 16
+        (1..=16).contains(&n)
             && row_bytes == blocks * bb
             && w.len() >= (n - 1) * row_bytes + row_bytes
             && out.len() == blocks * PB
@@ -214,6 +186,16 @@ unsafe fn pack_impl(
     }
 }
 
+/// The scales of Q8_0 activations: per group of 16 rows and block, the rows' `d`.
+pub(super) fn scales_q8_0(act: &[u8], arow: usize, blocks: usize, out: &mut [f32]) {
+    scales(act, arow, blocks, false, out)
+}
+
+/// The scales of Q8_1 activations: per group of 16 rows and block, the rows' `d` then `s`.
+pub(super) fn scales_q8_1(act: &[u8], arow: usize, blocks: usize, out: &mut [f32]) {
+    scales(act, arow, blocks, true, out)
+}
+
 fn scales(act: &[u8], arow: usize, blocks: usize, with_s: bool, out: &mut [f32]) {
     let groups = act.len() / (16 * arow).max(1);
     let bb = if with_s { 36 } else { 34 };
@@ -264,7 +246,7 @@ unsafe fn scales_impl(
     }
 }
 
-fn tile_q8_0(
+pub(super) fn tile_q8_0(
     panel: &[u8],
     blocks: usize,
     act: &[u8],
@@ -275,7 +257,7 @@ fn tile_q8_0(
     tile::<false, 2>(panel, blocks, act, arow, scales, out)
 }
 
-fn tile_q8_1(
+pub(super) fn tile_q8_1(
     panel: &[u8],
     blocks: usize,
     act: &[u8],
