@@ -21,7 +21,7 @@ const TOL: f64 = 2e-6;
 const TOL_GROUPED: f64 = 5e-4;
 
 /// The formats with an int8 tile GEMM on AMX.
-const TILE_FORMATS: [QuantType; 7] = [
+const TILE_FORMATS: [QuantType; 8] = [
     QuantType::Q4_0,
     QuantType::Q4_1,
     QuantType::Q5_0,
@@ -29,6 +29,7 @@ const TILE_FORMATS: [QuantType; 7] = [
     QuantType::Q8_0,
     QuantType::Q4_K,
     QuantType::Q5_K,
+    QuantType::Q6_K,
 ];
 
 #[allow(clippy::too_many_arguments)]

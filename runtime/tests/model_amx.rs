@@ -9,7 +9,7 @@
 //! as well as the scalar path does, less two points, and its perplexity may be as far from the
 //! AVX-512 path's as the scalar path's is, plus half a point. Measured on the Intel Xeon
 //! (2026-12-07): SmolLM2 AMX 494/510, perplexity 22.1467 vs 22.1313; scalar 491/510, 22.0148.
-//! Gemma 3 (more sensitive) AMX 478/510, 31.2124 vs 31.7727; scalar 483/510, 31.2816.
+//! Gemma 3 (more sensitive) AMX 484/510, 31.1738 vs 31.7727; scalar 483/510, 31.2816.
 
 mod model_common;
 mod tok_common;

@@ -25,8 +25,8 @@
 //! | NF4    | f32  | yes    | yes (`vpermps`) | = AVX2                           | yes (`tbl`)               |
 //!
 //! AMX ([`Isa::Amx`]): the AVX-512 table, plus an int8 tile GEMM ([`Int8Tiles`],
-//! `x86/amx_int8/`) that takes batches of 16+ tokens of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and
-//! Q5_K.
+//! `x86/amx_int8/`) that takes batches of 16+ tokens of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+//! Q5_K and Q6_K.
 //!
 //! NEON: `sdot` (the dot-product extension) where the CPU has it, baseline NEON otherwise;
 //! both give the same bits, and the quantized NEON kernels equal the scalar ones bit for bit

@@ -116,6 +116,26 @@ impl TileConfig {
 
 static INT8_CONFIG: TileConfig = TileConfig::int8();
 
+impl TileConfig {
+    /// The int8 layout for 16-element sub-blocks (Q6_K, [`super::amx_int8`]): `tmm0`, `tmm1`
+    /// 16 × 16 i32 sums; `tmm2`, `tmm3` 16 activation rows × 16 codes (16 × 16 bytes); `tmm4`,
+    /// `tmm5` VNNI weight tiles of 4 rows × 64 bytes (16 codes of 16 weight rows).
+    const fn int8_k16() -> TileConfig {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        let shapes: [(u8, u8); 6] = [(64, 16), (64, 16), (16, 16), (16, 16), (64, 4), (64, 4)];
+        let mut t = 0;
+        while t < 6 {
+            c[16 + 2 * t] = shapes[t].0;
+            c[48 + t] = shapes[t].1;
+            t += 1;
+        }
+        TileConfig(c)
+    }
+}
+
+static INT8_K16_CONFIG: TileConfig = TileConfig::int8_k16();
+
 /// The tiles of the calling thread, configured for [`gemm_32x32`] while this value lives
 /// (released on drop, so the thread does not keep the 8 KiB tile state alive in context
 /// switches after the matmul).
@@ -145,6 +165,24 @@ impl Tiles {
         // palette-1 layout, 64-byte aligned, and lives in a static.
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) INT8_CONFIG.0.as_ptr(), options(nostack, readonly))
+        };
+        Tiles(std::marker::PhantomData)
+    }
+
+    /// Configures the calling thread's tiles for int8 products of 16-element sub-blocks
+    /// ([`TileConfig::int8_k16`]'s layout).
+    ///
+    /// # Safety
+    /// [`available`] must have returned true in this process.
+    pub(crate) unsafe fn configure_int8_k16() -> Tiles {
+        // SAFETY: AMX is present and permitted (caller); the configuration is a valid
+        // palette-1 layout, 64-byte aligned, and lives in a static.
+        unsafe {
+            asm!(
+                "ldtilecfg [{}]",
+                in(reg) INT8_K16_CONFIG.0.as_ptr(),
+                options(nostack, readonly)
+            )
         };
         Tiles(std::marker::PhantomData)
     }

@@ -1,4 +1,4 @@
-//! Q4_K and Q5_K (× Q8_K) on AMX-INT8 tiles.
+//! Q4_K and Q5_K (× Q8_K) on AMX-INT8 tiles (Q6_K, 16-element sub-blocks: [`super::q6_k`]).
 //!
 //! A 256-element super-block is eight 32-element sub-blocks, each with its own 6-bit scale
 //! `sc` and min `m` (`w = d · sc · q − dmin · m`, `q` 4 or 5 bits). Per sub-block one `tdpbssd`
@@ -22,7 +22,7 @@ const SCD: usize = MINS + 8 * 64;
 const DMIN: usize = SCD + 8 * 64;
 
 /// Bytes of a Q8_K block: f32 `d`, 256 codes, 16 i16 sums.
-const Q8K: usize = 292;
+pub(super) const Q8K: usize = 292;
 
 pub(super) fn pack_q4_k(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
     pack::<false>(w, row_bytes, n, out)
@@ -229,9 +229,36 @@ pub(super) fn tile(
     }
 }
 
+/// `acc[t] += (or -= where `sub`) sums[t] · v · da[t]` for the 16 rows of int32 sums at `cb`.
+///
+/// # Safety
+/// `cb` is a 64-byte aligned 16 × 16 int32 tile; `da` points at 16 readable f32.
+#[inline(always)]
+pub(super) unsafe fn fold(
+    acc: &mut [__m512; 16],
+    v: __m512,
+    cb: *const i32,
+    da: *const f32,
+    sub: bool,
+) {
+    // SAFETY: the caller's windows; AVX-512F (the callers' target features).
+    unsafe {
+        for (t, a) in acc.iter_mut().enumerate() {
+            let s = _mm512_cvtepi32_ps(_mm512_load_si512(cb.add(16 * t) as *const __m512i));
+            let d = _mm512_set1_ps(*da.add(t));
+            let sv = _mm512_mul_ps(s, v);
+            *a = if sub {
+                _mm512_fnmadd_ps(sv, d, *a)
+            } else {
+                _mm512_fmadd_ps(sv, d, *a)
+            };
+        }
+    }
+}
+
 /// Three 16 × 16 int32 tiles (two sub-blocks' sums, the min sums), 64-byte aligned.
 #[repr(C, align(64))]
-struct Sums([i32; 768]);
+pub(super) struct Sums(pub(super) [i32; 768]);
 
 /// One 16 tokens × 16 rows output tile over all `blocks` super-blocks.
 ///
@@ -253,23 +280,6 @@ unsafe fn tile_16x16(
     let c = sums.0.as_mut_ptr();
     let p = panel.as_ptr();
     let sc = scales.as_ptr();
-    // acc[t] -= (or +=) sums[t] · v · d_a[t] for the 16 sums rows at `cb`.
-    let fold = |acc: &mut [__m512; 16], v: __m512, cb: *const i32, b: usize, sub: bool| {
-        // SAFETY: `cb` is one of the aligned 16 × 16 sum tiles; block b's 16 token scales are
-        // inside `scales` (checked by `tile`).
-        unsafe {
-            for (t, a) in acc.iter_mut().enumerate() {
-                let s = _mm512_cvtepi32_ps(_mm512_load_si512(cb.add(16 * t) as *const __m512i));
-                let da = _mm512_set1_ps(*sc.add(32 * b + t));
-                let sv = _mm512_mul_ps(s, v);
-                *a = if sub {
-                    _mm512_fnmadd_ps(sv, da, *a)
-                } else {
-                    _mm512_fmadd_ps(sv, da, *a)
-                };
-            }
-        }
-    };
     for b in 0..blocks {
         // SAFETY: block b's panel (PB bytes) is inside `panel`; its activation codes are at
         // `act + 292b + 4`, 256 bytes in each of the 16 rows.
@@ -312,8 +322,8 @@ unsafe fn tile_16x16(
                 );
                 let v0 = _mm512_loadu_ps(pb.add(SCD + 64 * s) as *const f32);
                 let v1 = _mm512_loadu_ps(pb.add(SCD + 64 * (s + 1)) as *const f32);
-                fold(&mut acc, v0, c, b, false);
-                fold(&mut acc, v1, c.add(256), b, false);
+                fold(&mut acc, v0, c, sc.add(32 * b), false);
+                fold(&mut acc, v1, c.add(256), sc.add(32 * b), false);
             }
         }
         // SAFETY: the third local tile receives the min sums; the dmin vector is in the panel.
@@ -325,7 +335,7 @@ unsafe fn tile_16x16(
                 options(nostack),
             );
             let dmin = _mm512_loadu_ps(pb.add(DMIN) as *const f32);
-            fold(&mut acc, dmin, c.add(512), b, true);
+            fold(&mut acc, dmin, c.add(512), sc.add(32 * b), true);
         }
     }
     for (o, a) in out.iter_mut().zip(acc) {

@@ -1,16 +1,16 @@
 //! Prefill on AMX-INT8 tiles: the [`Isa::Amx`] kernel table, the AVX-512 table plus an
 //! [`Int8Tiles`] GEMM for the 32-element formats ([`legacy`]: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
-//! and the K-quants of 32-element sub-blocks ([`kquants`]: Q4_K, Q5_K).
+//! and the K-quants ([`kquants`]: Q4_K, Q5_K; [`q6_k`]: Q6_K's 16-element sub-blocks).
 //!
 //! Both run one `tdpbssd` per 32-element (sub-)block for a tile of 16 tokens × 16 weight rows:
 //! exact int32 sums, the ones every other path forms, scaled into f32 accumulators with
 //! AVX-512 (the scales differ per block, so each block's sums leave the tile unit). Only the f32
 //! order of the scaled terms differs from the AVX-512 kernels (within 1e-6 of `Σ |w x|`, see
-//! `kernels/tests/int8_tiles.rs`). Q6_K (16-element sub-blocks with their own scales) keeps the
-//! AVX-512 kernels.
+//! `kernels/tests/int8_tiles.rs`). Q2_K and Q3_K keep the AVX-512 kernels.
 
 mod kquants;
 mod legacy;
+mod q6_k;
 
 use crate::cpu::isa::Isa;
 use crate::cpu::table::{FormatKernels, Int8TileFn, Int8Tiles, Kernels};
@@ -69,6 +69,7 @@ pub(crate) static AMX: Kernels = {
             kquants::tile,
             kquants::scales,
         ),
+        q6_k: with_tiles(t.q6_k, q6_k::PB, q6_k::pack, q6_k::tile, kquants::scales),
         ..t
     }
 };
