@@ -10,9 +10,10 @@
 
 mod common;
 
+use common::run_matmul as run;
 use common::*;
 use graft_kernels::cpu::matmul::INT8_TILES_MIN_TOKENS;
-use graft_kernels::cpu::{available_isas, kernels_for, matmul, Isa, ThreadPool};
+use graft_kernels::cpu::{available_isas, kernels_for, Isa, ThreadPool};
 use graft_quant::QuantType;
 
 const TOL: f64 = 2e-6;
@@ -31,22 +32,6 @@ const TILE_FORMATS: [QuantType; 8] = [
     QuantType::Q5_K,
     QuantType::Q6_K,
 ];
-
-#[allow(clippy::too_many_arguments)]
-fn run(
-    isa: Isa,
-    pool: &ThreadPool,
-    ty: QuantType,
-    w: &[u8],
-    rows: usize,
-    cols: usize,
-    x: &[f32],
-    n: usize,
-) -> Vec<f32> {
-    let mut y = vec![f32::NAN; rows * n];
-    matmul(kernels_for(isa), pool, ty, w, rows, cols, x, n, &mut y).expect("matmul");
-    y
-}
 
 /// The scalar kernels' `vec_dot` of every (row, token) on activations quantized row by row
 /// (the quantizer the tiles use for every format).

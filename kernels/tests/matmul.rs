@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::run_matmul as run;
 use common::*;
 use graft_kernels::cpu::{available_isas, kernels_for, matmul, Isa, ThreadPool};
 use graft_quant::QuantType;
@@ -22,22 +23,6 @@ fn col_sizes(ty: QuantType) -> &'static [usize] {
     } else {
         &[256, 576, 608, 1536] // 608: an odd block count (tail paths)
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run(
-    isa: Isa,
-    pool: &ThreadPool,
-    ty: QuantType,
-    w: &[u8],
-    rows: usize,
-    cols: usize,
-    x: &[f32],
-    n: usize,
-) -> Vec<f32> {
-    let mut y = vec![f32::NAN; rows * n];
-    matmul(kernels_for(isa), pool, ty, w, rows, cols, x, n, &mut y).expect("matmul");
-    y
 }
 
 #[test]

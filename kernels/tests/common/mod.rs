@@ -1,6 +1,7 @@
 //! Shared helpers for the kernel tests: seeded random data and f64 oracles.
 #![allow(dead_code, missing_docs)]
 
+use graft_kernels::cpu::{kernels_for, matmul, Isa, ThreadPool};
 use graft_quant::QuantType;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -82,4 +83,22 @@ pub fn oracle(
         }
     }
     (y, a)
+}
+
+/// `matmul` with `isa`'s kernel table into a fresh output (NaN-filled, so an element the
+/// kernels skip shows).
+#[allow(clippy::too_many_arguments)]
+pub fn run_matmul(
+    isa: Isa,
+    pool: &ThreadPool,
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
+    let mut y = vec![f32::NAN; rows * n];
+    matmul(kernels_for(isa), pool, ty, w, rows, cols, x, n, &mut y).expect("matmul");
+    y
 }

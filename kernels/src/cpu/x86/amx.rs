@@ -67,74 +67,48 @@ fn request_tile_permission() -> bool {
     false
 }
 
-/// The 64-byte tile configuration (palette 1): all eight tiles 16 rows × 64 bytes.
+/// A 64-byte tile configuration (palette 1): bytes per row and rows of each tile.
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
 
 impl TileConfig {
-    const fn full() -> TileConfig {
+    /// Palette 1 with tile `t` of `shapes[t].1` rows of `shapes[t].0` bytes (the other tiles
+    /// unused).
+    const fn with_shapes(shapes: &[(u8, u8)]) -> TileConfig {
         let mut c = [0u8; 64];
         c[0] = 1; // palette 1
         let mut t = 0;
-        while t < 8 {
-            c[16 + 2 * t] = 64; // bytes per row (little-endian u16)
-            c[48 + t] = 16; // rows
+        while t < shapes.len() {
+            c[16 + 2 * t] = shapes[t].0; // bytes per row (little-endian u16)
+            c[48 + t] = shapes[t].1; // rows
             t += 1;
         }
         TileConfig(c)
     }
 }
 
-static FULL_CONFIG: TileConfig = TileConfig::full();
+/// The bf16 training layout: all eight tiles 16 rows × 64 bytes.
+static FULL_CONFIG: TileConfig = TileConfig::with_shapes(&[(64, 16); 8]);
 
-impl TileConfig {
-    /// The int8 prefill layout ([`super::amx_int8`]): `tmm0`, `tmm1`, `tmm6` 16 × 16 i32 sums
-    /// (16 rows × 64 bytes); `tmm2`, `tmm3` 16 activation rows × 32 codes (16 × 32 bytes);
-    /// `tmm4`, `tmm5`, `tmm7` VNNI weight tiles, 8 rows × 64 bytes (32 codes of 16 weight rows).
-    const fn int8() -> TileConfig {
-        let mut c = [0u8; 64];
-        c[0] = 1;
-        let shapes: [(u8, u8); 8] = [
-            (64, 16),
-            (64, 16),
-            (32, 16),
-            (32, 16),
-            (64, 8),
-            (64, 8),
-            (64, 16),
-            (64, 8),
-        ];
-        let mut t = 0;
-        while t < 8 {
-            c[16 + 2 * t] = shapes[t].0;
-            c[48 + t] = shapes[t].1;
-            t += 1;
-        }
-        TileConfig(c)
-    }
-}
+/// The int8 prefill layout ([`super::amx_int8`]): `tmm0`, `tmm1`, `tmm6` 16 × 16 i32 sums (16
+/// rows × 64 bytes); `tmm2`, `tmm3` 16 activation rows × 32 codes (16 × 32 bytes); `tmm4`,
+/// `tmm5`, `tmm7` VNNI weight tiles, 8 rows × 64 bytes (32 codes of 16 weight rows).
+static INT8_CONFIG: TileConfig = TileConfig::with_shapes(&[
+    (64, 16),
+    (64, 16),
+    (32, 16),
+    (32, 16),
+    (64, 8),
+    (64, 8),
+    (64, 16),
+    (64, 8),
+]);
 
-static INT8_CONFIG: TileConfig = TileConfig::int8();
-
-impl TileConfig {
-    /// The int8 layout for 16-element sub-blocks (Q6_K, [`super::amx_int8`]): `tmm0`, `tmm1`
-    /// 16 × 16 i32 sums; `tmm2`, `tmm3` 16 activation rows × 16 codes (16 × 16 bytes); `tmm4`,
-    /// `tmm5` VNNI weight tiles of 4 rows × 64 bytes (16 codes of 16 weight rows).
-    const fn int8_k16() -> TileConfig {
-        let mut c = [0u8; 64];
-        c[0] = 1;
-        let shapes: [(u8, u8); 6] = [(64, 16), (64, 16), (16, 16), (16, 16), (64, 4), (64, 4)];
-        let mut t = 0;
-        while t < 6 {
-            c[16 + 2 * t] = shapes[t].0;
-            c[48 + t] = shapes[t].1;
-            t += 1;
-        }
-        TileConfig(c)
-    }
-}
-
-static INT8_K16_CONFIG: TileConfig = TileConfig::int8_k16();
+/// The int8 layout for 16-element sub-blocks (Q6_K, [`super::amx_int8`]): `tmm0`, `tmm1` 16 × 16
+/// i32 sums; `tmm2`, `tmm3` 16 activation rows × 16 codes (16 × 16 bytes); `tmm4`, `tmm5` VNNI
+/// weight tiles of 4 rows × 64 bytes (16 codes of 16 weight rows).
+static INT8_K16_CONFIG: TileConfig =
+    TileConfig::with_shapes(&[(64, 16), (64, 16), (16, 16), (16, 16), (64, 4), (64, 4)]);
 
 /// The tiles of the calling thread, configured for [`gemm_32x32`] while this value lives
 /// (released on drop, so the thread does not keep the 8 KiB tile state alive in context
@@ -156,7 +130,7 @@ impl Tiles {
     }
 
     /// Configures the calling thread's tiles for the int8 prefill tiles
-    /// ([`super::amx_int8`]; the layout is [`TileConfig::int8`]'s).
+    /// ([`super::amx_int8`]; the layout is [`INT8_CONFIG`]'s).
     ///
     /// # Safety
     /// [`available`] must have returned true in this process.
@@ -170,7 +144,7 @@ impl Tiles {
     }
 
     /// Configures the calling thread's tiles for int8 products of 16-element sub-blocks
-    /// ([`TileConfig::int8_k16`]'s layout).
+    /// ([`INT8_K16_CONFIG`]'s layout).
     ///
     /// # Safety
     /// [`available`] must have returned true in this process.

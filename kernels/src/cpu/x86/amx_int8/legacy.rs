@@ -12,6 +12,7 @@
 //! tile row comes out whole.
 
 use super::super::amx::Tiles;
+use super::{run_groups, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -278,36 +279,21 @@ fn tile<const MIN: bool, const QS: usize>(
     scales: &[f32],
     out: &mut [[f32; 16]],
 ) {
-    let tiles = out.len() / 16;
-    assert!(
-        out.len() == tiles * 16
-            && panel.len() >= blocks * PB
-            && arow >= blocks * (QS + 32)
-            && act.len() >= tiles * 16 * arow
-            && scales.len() >= tiles * blocks * 32,
-        "amx int8 tile: bad shape"
-    );
-    if tiles == 0 || blocks == 0 {
-        out.fill([0.0; 16]);
-        return;
-    }
-    // SAFETY: only reachable through the AMX table, handed out after `Isa::Amx` was detected
-    // (AMX-INT8 present and permitted, AVX-512 F/BW); the tiles are configured for this
-    // thread here and released when `t` drops.
-    unsafe {
-        let t = Tiles::configure_int8();
-        for (i, o) in out.chunks_exact_mut(16).enumerate() {
-            tile_16x16::<MIN, QS>(
-                &t,
-                panel,
-                blocks,
-                act.as_ptr().add(i * 16 * arow),
-                arow,
-                &scales[i * blocks * 32..],
-                o,
-            );
-        }
-    }
+    let shape = TileShape {
+        panel_block_bytes: PB,
+        act_block_bytes: QS + 32,
+        k16: false,
+    };
+    run_groups(
+        shape,
+        tile_16x16::<MIN, QS>,
+        panel,
+        blocks,
+        act,
+        arow,
+        scales,
+        out,
+    )
 }
 
 /// Two 16 × 16 int32 tiles, 64-byte aligned.

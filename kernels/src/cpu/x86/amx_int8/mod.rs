@@ -12,6 +12,7 @@ mod kquants;
 mod legacy;
 mod q6_k;
 
+use super::amx::Tiles;
 use crate::cpu::isa::Isa;
 use crate::cpu::table::{FormatKernels, Int8TileFn, Int8Tiles, Kernels};
 
@@ -89,5 +90,71 @@ const fn with_tiles(
             scales,
         }),
         ..fk
+    }
+}
+
+/// The kernel of one output tile: `(tiles, panel, blocks, act, arow, scales, out)`, `act`
+/// pointing at the first of 16 activation rows `arow` apart, `scales` the group's, `out` its 16
+/// rows. Unsafe: the tiles must be configured for the kernel's layout and every window valid.
+type TileBody = unsafe fn(&Tiles, &[u8], usize, *const u8, usize, &[f32], &mut [[f32; 16]]);
+
+/// How a tile kernel reads its operands.
+struct TileShape {
+    /// Panel bytes per weight block.
+    panel_block_bytes: usize,
+    /// Activation bytes per block (Q8_0 34, Q8_1 36, Q8_K 292).
+    act_block_bytes: usize,
+    /// Whether the kernel runs 16-element products ([`Tiles::configure_int8_k16`]) rather than
+    /// 32-element ones ([`Tiles::configure_int8`]).
+    k16: bool,
+}
+
+/// An [`Int8TileFn`] around `body`: checks the operands against `shape`, configures this
+/// thread's tiles for it and runs `body` on every group of 16 activation rows.
+#[allow(clippy::too_many_arguments)]
+fn run_groups(
+    shape: TileShape,
+    body: TileBody,
+    panel: &[u8],
+    blocks: usize,
+    act: &[u8],
+    arow: usize,
+    scales: &[f32],
+    out: &mut [[f32; 16]],
+) {
+    let groups = out.len() / 16;
+    assert!(
+        out.len() == groups * 16
+            && panel.len() >= blocks * shape.panel_block_bytes
+            && arow >= blocks * shape.act_block_bytes
+            && act.len() >= groups * 16 * arow
+            && scales.len() >= groups * blocks * 32,
+        "amx int8 tile: bad shape"
+    );
+    if groups == 0 || blocks == 0 {
+        out.fill([0.0; 16]);
+        return;
+    }
+    // SAFETY: only reachable through the AMX table, handed out after `Isa::Amx` was detected
+    // (AMX-INT8 present and permitted, AVX-512 F/BW); the tiles are configured for this thread
+    // in the layout `shape` names (released when `t` drops); every group's 16 activation rows,
+    // the panel and the scales are inside the slices checked above.
+    unsafe {
+        let t = if shape.k16 {
+            Tiles::configure_int8_k16()
+        } else {
+            Tiles::configure_int8()
+        };
+        for (i, o) in out.chunks_exact_mut(16).enumerate() {
+            body(
+                &t,
+                panel,
+                blocks,
+                act.as_ptr().add(i * 16 * arow),
+                arow,
+                &scales[i * blocks * 32..],
+                o,
+            );
+        }
     }
 }

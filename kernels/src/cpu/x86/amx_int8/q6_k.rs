@@ -9,6 +9,7 @@
 
 use super::super::amx::Tiles;
 use super::kquants::{fold, Sums, Q8K};
+use super::{run_groups, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -116,36 +117,12 @@ pub(super) fn tile(
     scales: &[f32],
     out: &mut [[f32; 16]],
 ) {
-    let tiles = out.len() / 16;
-    assert!(
-        out.len() == tiles * 16
-            && panel.len() >= blocks * PB
-            && arow >= blocks * Q8K
-            && act.len() >= tiles * 16 * arow
-            && scales.len() >= tiles * blocks * 32,
-        "amx int8 q6_k tile: bad shape"
-    );
-    if tiles == 0 || blocks == 0 {
-        out.fill([0.0; 16]);
-        return;
-    }
-    // SAFETY: only reachable through the AMX table, handed out after `Isa::Amx` was detected
-    // (AMX-INT8 present and permitted, AVX-512 F/BW); the tiles are configured for this
-    // thread here and released when `t` drops.
-    unsafe {
-        let t = Tiles::configure_int8_k16();
-        for (i, o) in out.chunks_exact_mut(16).enumerate() {
-            tile_16x16(
-                &t,
-                panel,
-                blocks,
-                act.as_ptr().add(i * 16 * arow),
-                arow,
-                &scales[i * blocks * 32..],
-                o,
-            );
-        }
-    }
+    let shape = TileShape {
+        panel_block_bytes: PB,
+        act_block_bytes: Q8K,
+        k16: true,
+    };
+    run_groups(shape, tile_16x16, panel, blocks, act, arow, scales, out)
 }
 
 /// One 16 tokens × 16 rows output tile over all `blocks` super-blocks.
