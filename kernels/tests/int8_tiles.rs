@@ -115,6 +115,8 @@ fn amx_tiles_match_scalar_and_avx512() {
                 (64, 32),
                 (33, 50),
                 (192, 128),
+                // More than the driver's 8 panels written together per chunk, a partial last.
+                (600, 20),
             ] {
                 let (w, deq) = weights(&mut r, ty, rows, cols);
                 let (wbuf, off) = misaligned(&w);
