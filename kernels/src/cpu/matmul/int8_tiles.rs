@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Batches of at least this many tokens take a format's int8 tile GEMM (a 16-token tile is
-/// the unit; below one tile the four-row and four-token kernels are as fast).
+/// the unit; shorter batches, decode among them, keep the table's other kernels).
 pub const MIN_TOKENS: usize = 16;
 
 /// Tokens (and weight rows) per tile product.
