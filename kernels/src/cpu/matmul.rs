@@ -99,7 +99,13 @@ pub fn matmul(
     if rows == 0 || n_tokens == 0 {
         return Ok(());
     }
-    if let Some(it) = fk.int8_tiles.filter(|_| n_tokens >= INT8_TILES_MIN_TOKENS) {
+    // The tile kernels gather 16 rows at once with 32-bit offsets: rows of more than 128 MiB
+    // (weights or quantized activations) take the other kernels.
+    let gatherable = 16 * row_bytes.max(fk.act.row_bytes(cols)) <= i32::MAX as usize;
+    if let Some(it) = fk
+        .int8_tiles
+        .filter(|_| n_tokens >= INT8_TILES_MIN_TOKENS && gatherable)
+    {
         return int8_tiles::matmul(k, pool, &fk, &it, w, rows, row_bytes, cols, x, n_tokens, y);
     }
     let arow = fk.act.row_bytes(cols);
