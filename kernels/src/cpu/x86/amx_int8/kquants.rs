@@ -10,6 +10,7 @@
 //! order.
 
 use super::super::amx::Tiles;
+use super::rows16::Rows16;
 use super::{run_groups, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -59,15 +60,9 @@ unsafe fn pack_impl<const Q5: bool>(
 ) {
     let bb = if Q5 { 176 } else { 144 };
     let qs = if Q5 { 48 } else { 16 };
-    let mask: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
-    let idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(row_bytes as i32),
-    );
     let zero = _mm512_setzero_si512();
     let lo4 = _mm512_set1_epi8(0x0F);
     let bit0 = _mm512_set1_epi8(1);
-    let base = w.as_ptr();
     // Byte `i` of each lane.
     let byte = |v: __m512i, i: usize| -> __m512i {
         _mm512_and_si512(
@@ -75,20 +70,19 @@ unsafe fn pack_impl<const Q5: bool>(
             _mm512_set1_epi32(0xFF),
         )
     };
-    // SAFETY: every gather reads, for the lanes of `mask` (rows < n), 4 bytes at row offset
-    // `b·bb + off` with `off + 4 ≤ bb` (d/dmin at 0, the scales at 4..16, the fifth bits at
-    // 16..48, the codes after): inside row r of `w`. Stores go to block b of `out`.
+    // SAFETY: every gather reads, for rows < n, 4 bytes at row offset `b·bb + off` with
+    // `off + 4 ≤ bb` (d/dmin at 0, the scales at 4..16, the fifth bits at 16..48, the codes
+    // after): inside row r of `w`. Stores go to block b of `out`.
     unsafe {
-        let g = |off: usize| -> __m512i {
-            _mm512_mask_i32gather_epi32::<1>(zero, mask, idx, base.add(off) as *const i32)
-        };
+        let rows16 = Rows16::new(w.as_ptr(), row_bytes, n);
+        let g = |off: usize| rows16.dword(off);
         for b in 0..blocks {
             let o = out.as_mut_ptr().add(b * PB);
             let at = b * bb;
             let dd = g(at);
             let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
             let dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(dd)));
-            _mm512_storeu_ps(o.add(DMIN) as *mut f32, _mm512_maskz_mov_ps(mask, dmin));
+            _mm512_storeu_ps(o.add(DMIN) as *mut f32, rows16.keep_ps(dmin));
             let (s0, s1, s2) = (g(at + 4), g(at + 8), g(at + 12));
             for j in 0..8 {
                 let (sc, m) = if j < 4 {
@@ -110,15 +104,9 @@ unsafe fn pack_impl<const Q5: bool>(
                     )
                 };
                 let scd = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), d);
-                _mm512_storeu_ps(
-                    o.add(SCD + 64 * j) as *mut f32,
-                    _mm512_maskz_mov_ps(mask, scd),
-                );
+                _mm512_storeu_ps(o.add(SCD + 64 * j) as *mut f32, rows16.keep_ps(scd));
                 let m4 = _mm512_mullo_epi32(m, _mm512_set1_epi32(0x0101_0101));
-                _mm512_storeu_si512(
-                    o.add(MINS + 64 * j) as *mut __m512i,
-                    _mm512_maskz_mov_epi32(mask, m4),
-                );
+                _mm512_storeu_si512(o.add(MINS + 64 * j) as *mut __m512i, rows16.keep(m4));
             }
             let mut qh = [zero; 8];
             if Q5 {
@@ -141,49 +129,13 @@ unsafe fn pack_impl<const Q5: bool>(
                     }
                     _mm512_storeu_si512(
                         o.add(512 * (2 * j) + 64 * k) as *mut __m512i,
-                        _mm512_maskz_mov_epi32(mask, lo),
+                        rows16.keep(lo),
                     );
                     _mm512_storeu_si512(
                         o.add(512 * (2 * j + 1) + 64 * k) as *mut __m512i,
-                        _mm512_maskz_mov_epi32(mask, hi),
+                        rows16.keep(hi),
                     );
                 }
-            }
-        }
-    }
-}
-
-/// The scales of Q8_K activations: per group of 16 rows and super-block, the rows' `d`.
-pub(super) fn scales(act: &[u8], arow: usize, blocks: usize, out: &mut [f32]) {
-    let groups = act.len() / (16 * arow).max(1);
-    assert!(
-        act.len() == groups * 16 * arow
-            && arow >= blocks * Q8K
-            && out.len() == groups * blocks * 32
-            && 16 * arow <= i32::MAX as usize,
-        "amx int8 q8_k scales: bad shape"
-    );
-    // SAFETY: only reachable through the AMX table, handed out after detection (AVX-512 F
-    // present); the shape was checked above.
-    unsafe { scales_impl(act, arow, blocks, groups, out) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn scales_impl(act: &[u8], arow: usize, blocks: usize, groups: usize, out: &mut [f32]) {
-    let idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(arow as i32),
-    );
-    for g in 0..groups {
-        for b in 0..blocks {
-            // SAFETY: the gather reads the f32 `d` at `(16g + t)·arow + b·292` for t < 16,
-            // inside row 16g + t; the stores are block (g, b)'s 32 floats of `out`.
-            unsafe {
-                let base = act.as_ptr().add(16 * g * arow + b * Q8K);
-                let d = _mm512_i32gather_epi32::<1>(idx, base as *const i32);
-                let o = out.as_mut_ptr().add((g * blocks + b) * 32);
-                _mm512_storeu_ps(o, _mm512_castsi512_ps(d));
-                _mm512_storeu_ps(o.add(16), _mm512_setzero_ps());
             }
         }
     }

@@ -12,6 +12,7 @@
 //! tile row comes out whole.
 
 use super::super::amx::Tiles;
+use super::rows16::Rows16;
 use super::{run_groups, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -111,21 +112,14 @@ unsafe fn pack_impl(
     out: &mut [u8],
 ) {
     let bb = layout.block_bytes();
-    let mask: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
-    let idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(row_bytes as i32),
-    );
     let zero = _mm512_setzero_si512();
     let lo4 = _mm512_set1_epi8(0x0F);
-    let base = w.as_ptr();
-    // SAFETY: every gather reads, for the lanes of `mask` (rows < n), 4 bytes at row offset
-    // `b * bb + off` with `off + 4 ≤ bb` (the d/m dword at 0, the fifth bits, the code
-    // dwords): inside row r of `w`. Stores go to block b of `out` (blocks * PB bytes).
+    // SAFETY: every gather reads, for rows < n, 4 bytes at row offset `b * bb + off` with
+    // `off + 4 ≤ bb` (the d/m dword at 0, the fifth bits, the code dwords): inside row r of
+    // `w`. Stores go to block b of `out` (blocks * PB bytes).
     unsafe {
-        let g = |off: usize| -> __m512i {
-            _mm512_mask_i32gather_epi32::<1>(zero, mask, idx, base.add(off) as *const i32)
-        };
+        let rows16 = Rows16::new(w.as_ptr(), row_bytes, n);
+        let g = |off: usize| rows16.dword(off);
         for b in 0..blocks {
             let o = out.as_mut_ptr().add(b * PB);
             let at = b * bb;
@@ -137,8 +131,8 @@ unsafe fn pack_impl(
                 }
                 _ => _mm512_setzero_ps(),
             };
-            _mm512_storeu_ps(o.add(512) as *mut f32, _mm512_maskz_mov_ps(mask, d));
-            _mm512_storeu_ps(o.add(576) as *mut f32, _mm512_maskz_mov_ps(mask, m));
+            _mm512_storeu_ps(o.add(512) as *mut f32, rows16.keep_ps(d));
+            _mm512_storeu_ps(o.add(576) as *mut f32, rows16.keep_ps(m));
             let mut rows = [zero; 8];
             match layout {
                 Layout::Q8_0 => {
@@ -178,70 +172,7 @@ unsafe fn pack_impl(
                 }
             }
             for (k, r) in rows.iter().enumerate() {
-                _mm512_storeu_si512(
-                    o.add(64 * k) as *mut __m512i,
-                    _mm512_maskz_mov_epi32(mask, *r),
-                );
-            }
-        }
-    }
-}
-
-/// The scales of Q8_0 activations: per group of 16 rows and block, the rows' `d`.
-pub(super) fn scales_q8_0(act: &[u8], arow: usize, blocks: usize, out: &mut [f32]) {
-    scales(act, arow, blocks, false, out)
-}
-
-/// The scales of Q8_1 activations: per group of 16 rows and block, the rows' `d` then `s`.
-pub(super) fn scales_q8_1(act: &[u8], arow: usize, blocks: usize, out: &mut [f32]) {
-    scales(act, arow, blocks, true, out)
-}
-
-fn scales(act: &[u8], arow: usize, blocks: usize, with_s: bool, out: &mut [f32]) {
-    let groups = act.len() / (16 * arow).max(1);
-    let bb = if with_s { 36 } else { 34 };
-    assert!(
-        act.len() == groups * 16 * arow
-            && arow >= blocks * bb
-            && out.len() == groups * blocks * 32
-            && 16 * arow <= i32::MAX as usize,
-        "amx int8 scales: bad shape"
-    );
-    // SAFETY: only reachable through the AMX table, handed out after detection (AVX-512 F
-    // present); the shape was checked above.
-    unsafe { scales_impl(act, arow, blocks, bb, groups, out) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn scales_impl(
-    act: &[u8],
-    arow: usize,
-    blocks: usize,
-    bb: usize,
-    groups: usize,
-    out: &mut [f32],
-) {
-    let idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(arow as i32),
-    );
-    let with_s = bb == 36;
-    for g in 0..groups {
-        for b in 0..blocks {
-            // SAFETY: the gather reads 4 bytes at `(16g + t)·arow + b·bb` for t < 16: the
-            // block's d (and s) inside row 16g + t (b·bb + 4 ≤ arow); the stores are block
-            // (g, b)'s 32 floats of `out`.
-            unsafe {
-                let base = act.as_ptr().add(16 * g * arow + b * bb);
-                let ds = _mm512_i32gather_epi32::<1>(idx, base as *const i32);
-                let o = out.as_mut_ptr().add((g * blocks + b) * 32);
-                _mm512_storeu_ps(o, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(ds)));
-                let s = if with_s {
-                    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(ds)))
-                } else {
-                    _mm512_setzero_ps()
-                };
-                _mm512_storeu_ps(o.add(16), s);
+                _mm512_storeu_si512(o.add(64 * k) as *mut __m512i, rows16.keep(*r));
             }
         }
     }

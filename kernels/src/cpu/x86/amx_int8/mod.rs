@@ -8,9 +8,11 @@
 //! order of the scaled terms differs from the AVX-512 kernels (within 1e-6 of `Σ |w x|`, see
 //! `kernels/tests/int8_tiles.rs`). Q2_K and Q3_K keep the AVX-512 kernels.
 
+mod act_scales;
 mod kquants;
 mod legacy;
 mod q6_k;
+mod rows16;
 
 use super::amx::Tiles;
 use crate::cpu::isa::Isa;
@@ -26,51 +28,57 @@ pub(crate) static AMX: Kernels = {
             legacy::PB,
             legacy::pack_q4_0,
             legacy::tile_q8_0,
-            legacy::scales_q8_0,
+            act_scales::scales_q8_0,
         ),
         q4_1: with_tiles(
             t.q4_1,
             legacy::PB,
             legacy::pack_q4_1,
             legacy::tile_q8_1,
-            legacy::scales_q8_1,
+            act_scales::scales_q8_1,
         ),
         q5_0: with_tiles(
             t.q5_0,
             legacy::PB,
             legacy::pack_q5_0,
             legacy::tile_q8_0,
-            legacy::scales_q8_0,
+            act_scales::scales_q8_0,
         ),
         q5_1: with_tiles(
             t.q5_1,
             legacy::PB,
             legacy::pack_q5_1,
             legacy::tile_q8_1,
-            legacy::scales_q8_1,
+            act_scales::scales_q8_1,
         ),
         q8_0: with_tiles(
             t.q8_0,
             legacy::PB,
             legacy::pack_q8_0,
             legacy::tile_q8_0,
-            legacy::scales_q8_0,
+            act_scales::scales_q8_0,
         ),
         q4_k: with_tiles(
             t.q4_k,
             kquants::PB,
             kquants::pack_q4_k,
             kquants::tile,
-            kquants::scales,
+            act_scales::scales_q8_k,
         ),
         q5_k: with_tiles(
             t.q5_k,
             kquants::PB,
             kquants::pack_q5_k,
             kquants::tile,
-            kquants::scales,
+            act_scales::scales_q8_k,
         ),
-        q6_k: with_tiles(t.q6_k, q6_k::PB, q6_k::pack, q6_k::tile, kquants::scales),
+        q6_k: with_tiles(
+            t.q6_k,
+            q6_k::PB,
+            q6_k::pack,
+            q6_k::tile,
+            act_scales::scales_q8_k,
+        ),
         ..t
     }
 };

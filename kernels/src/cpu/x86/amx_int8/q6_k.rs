@@ -9,6 +9,7 @@
 
 use super::super::amx::Tiles;
 use super::kquants::{fold, Sums, Q8K};
+use super::rows16::Rows16;
 use super::{run_groups, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -39,24 +40,16 @@ pub(super) fn pack(w: &[u8], row_bytes: usize, n: usize, out: &mut [u8]) {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn pack_impl(w: &[u8], row_bytes: usize, n: usize, blocks: usize, out: &mut [u8]) {
-    let mask: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
-    let idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(row_bytes as i32),
-    );
-    let zero = _mm512_setzero_si512();
     let lo4 = _mm512_set1_epi8(0x0F);
-    let two = _mm512_set1_epi8(3);
+    let bits2 = _mm512_set1_epi8(3);
     let c32 = _mm512_set1_epi8(32);
-    let base = w.as_ptr();
-    // SAFETY: every gather reads, for the lanes of `mask` (rows < n), 4 bytes at row offset
-    // `b·210 + off` with `off + 4 ≤ 210` (the low nibbles at 0..128, the high bits at
-    // 128..192, the scales at 192..208, `d` read as the dword at 206..210): inside row r of
-    // `w`. Stores go to block b of `out`.
+    // SAFETY: every gather reads, for rows < n, 4 bytes at row offset `b·210 + off` with
+    // `off + 4 ≤ 210` (the low nibbles at 0..128, the high bits at 128..192, the scales at
+    // 192..208, `d` read as the dword at 206..210): inside row r of `w`. Stores go to block b
+    // of `out`.
     unsafe {
-        let g = |off: usize| -> __m512i {
-            _mm512_mask_i32gather_epi32::<1>(zero, mask, idx, base.add(off) as *const i32)
-        };
+        let rows16 = Rows16::new(w.as_ptr(), row_bytes, n);
+        let g = |off: usize| rows16.dword(off);
         for b in 0..blocks {
             let o = out.as_mut_ptr().add(b * PB);
             let at = b * BB;
@@ -72,7 +65,7 @@ unsafe fn pack_impl(w: &[u8], row_bytes: usize, n: usize, blocks: usize, out: &m
                     let scd = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), d);
                     _mm512_storeu_ps(
                         o.add(SCD + 64 * (4 * j + i)) as *mut f32,
-                        _mm512_maskz_mov_ps(mask, scd),
+                        rows16.keep_ps(scd),
                     );
                 }
             }
@@ -89,7 +82,7 @@ unsafe fn pack_impl(w: &[u8], row_bytes: usize, n: usize, blocks: usize, out: &m
                         ] {
                             let hb = _mm512_and_si512(
                                 _mm512_srlv_epi32(qh, _mm512_set1_epi32(2 * gr as i32)),
-                                two,
+                                bits2,
                             );
                             let q = _mm512_sub_epi8(
                                 _mm512_or_si512(nib, _mm512_slli_epi32::<4>(hb)),
@@ -98,7 +91,7 @@ unsafe fn pack_impl(w: &[u8], row_bytes: usize, n: usize, blocks: usize, out: &m
                             let group = 4 * h + gr;
                             _mm512_storeu_si512(
                                 o.add(512 * group + 64 * k) as *mut __m512i,
-                                _mm512_maskz_mov_epi32(mask, q),
+                                rows16.keep(q),
                             );
                         }
                     }
