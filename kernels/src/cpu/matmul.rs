@@ -106,7 +106,8 @@ pub fn matmul(
         .int8_tiles
         .filter(|_| n_tokens >= INT8_TILES_MIN_TOKENS && gatherable)
     {
-        return int8_tiles::matmul(k, pool, &fk, &it, w, rows, row_bytes, cols, x, n_tokens, y);
+        int8_tiles::matmul(k, pool, &fk, &it, w, rows, row_bytes, cols, x, n_tokens, y);
+        return Ok(());
     }
     let arow = fk.act.row_bytes(cols);
     ACT_SCRATCH.with(|scratch| {

@@ -3,7 +3,7 @@
 //! groups (padding rows all zero), their scales gathered into f32 once, and each thread packs
 //! 16 weight rows at a time into a panel of its own and runs every group of 16 tokens over it.
 
-use super::{check_len, OutPtr};
+use super::OutPtr;
 use crate::cpu::table::{FormatKernels, Int8Tiles, Kernels};
 use crate::cpu::threadpool::ThreadPool;
 use std::cell::RefCell;
@@ -26,7 +26,7 @@ thread_local! {
     static OUT: RefCell<Vec<[f32; 16]>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `y = W x` through `it` (see [`super::matmul`] for the shapes, already checked there).
+/// `y = W x` through `it` (see [`super::matmul`] for the shapes, checked there).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
     k: &Kernels,
@@ -40,19 +40,18 @@ pub(super) fn matmul(
     x: &[f32],
     n_tokens: usize,
     y: &mut [f32],
-) -> Result<(), crate::KernelError> {
+) {
     let act = fk.act;
-    check_len("y", y.len(), n_tokens * rows)?;
     let arow = act.row_bytes(cols);
     let blocks = cols / act.block();
     let n_pad = n_tokens.next_multiple_of(TILE);
-    let groups = n_pad / TILE;
     ACTS.with_borrow_mut(|acts| {
         SCALES.with_borrow_mut(|scales| {
             // Quantized on all threads, a group of 16 tokens at a time; padding rows zero.
+            // (`resize` leaves exactly the lengths the kernels expect.)
             acts.resize(n_pad * arow, 0);
             pool.for_each_row_mut(
-                &mut acts[..n_pad * arow],
+                acts,
                 TILE * arow,
                 1,
                 || (),
@@ -65,29 +64,13 @@ pub(super) fn matmul(
                     }
                 },
             );
-            scales.resize(groups * blocks * 32, 0.0);
-            (it.scales)(
-                &acts[..n_pad * arow],
-                arow,
-                blocks,
-                &mut scales[..groups * blocks * 32],
-            );
+            scales.resize(n_pad / TILE * blocks * 32, 0.0);
+            (it.scales)(acts, arow, blocks, scales);
             run(
-                pool,
-                it,
-                w,
-                rows,
-                row_bytes,
-                blocks,
-                &acts[..n_pad * arow],
-                arow,
-                &scales[..groups * blocks * 32],
-                n_tokens,
-                y,
+                pool, it, w, rows, row_bytes, blocks, acts, arow, scales, n_tokens, y,
             );
         })
     });
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
