@@ -11,7 +11,7 @@
 
 use super::super::amx::Tiles;
 use super::rows16::Rows16;
-use super::{run_groups, TileShape};
+use super::{fold, run_groups, Sums, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -157,37 +157,6 @@ pub(super) fn tile(
     };
     run_groups(shape, tile_16x16, panel, blocks, act, arow, scales, out)
 }
-
-/// `acc[t] += (or -= where `sub`) sums[t] · v · da[t]` for the 16 rows of int32 sums at `cb`.
-///
-/// # Safety
-/// `cb` is a 64-byte aligned 16 × 16 int32 tile; `da` points at 16 readable f32.
-#[inline(always)]
-pub(super) unsafe fn fold(
-    acc: &mut [__m512; 16],
-    v: __m512,
-    cb: *const i32,
-    da: *const f32,
-    sub: bool,
-) {
-    // SAFETY: the caller's windows; AVX-512F (the callers' target features).
-    unsafe {
-        for (t, a) in acc.iter_mut().enumerate() {
-            let s = _mm512_cvtepi32_ps(_mm512_load_si512(cb.add(16 * t) as *const __m512i));
-            let d = _mm512_set1_ps(*da.add(t));
-            let sv = _mm512_mul_ps(s, v);
-            *a = if sub {
-                _mm512_fnmadd_ps(sv, d, *a)
-            } else {
-                _mm512_fmadd_ps(sv, d, *a)
-            };
-        }
-    }
-}
-
-/// Three 16 × 16 int32 tiles (two sub-blocks' sums, the min sums), 64-byte aligned.
-#[repr(C, align(64))]
-pub(super) struct Sums(pub(super) [i32; 768]);
 
 /// One 16 tokens × 16 rows output tile over all `blocks` super-blocks.
 ///

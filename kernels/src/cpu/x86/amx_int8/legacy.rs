@@ -13,7 +13,7 @@
 
 use super::super::amx::Tiles;
 use super::rows16::Rows16;
-use super::{run_groups, TileShape};
+use super::{fold, run_groups, Sums, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -227,10 +227,6 @@ fn tile<const MIN: bool, const QS: usize>(
     )
 }
 
-/// Two 16 × 16 int32 tiles, 64-byte aligned.
-#[repr(C, align(64))]
-struct Sums([i32; 512]);
-
 /// One 16 tokens × 16 rows output tile over all `blocks` (two blocks per round, on `tmm0` and
 /// `tmm1`, so the second tile product runs while the first one's sums are scaled).
 ///
@@ -250,7 +246,7 @@ unsafe fn tile_16x16<const MIN: bool, const QS: usize>(
 ) {
     let bb = QS + 32;
     let mut acc = [_mm512_setzero_ps(); 16];
-    let mut sums = Sums([0; 512]);
+    let mut sums = Sums([0; 768]);
     let c = sums.0.as_mut_ptr();
     let p = panel.as_ptr();
     let sc = scales.as_ptr();
@@ -260,15 +256,10 @@ unsafe fn tile_16x16<const MIN: bool, const QS: usize>(
         // slices (checked by `tile`); `cb` is one of the two aligned 16 × 16 sum tiles.
         unsafe {
             let dw = _mm512_loadu_ps(p.add(b * PB + 512) as *const f32);
-            let mw = _mm512_loadu_ps(p.add(b * PB + 576) as *const f32);
-            for (t, a) in acc.iter_mut().enumerate() {
-                let s = _mm512_cvtepi32_ps(_mm512_load_si512(cb.add(16 * t) as *const __m512i));
-                *a = _mm512_fmadd_ps(
-                    _mm512_mul_ps(s, dw),
-                    _mm512_set1_ps(*sc.add(32 * b + t)),
-                    *a,
-                );
-                if MIN {
+            fold(acc, dw, cb, sc.add(32 * b), false);
+            if MIN {
+                let mw = _mm512_loadu_ps(p.add(b * PB + 576) as *const f32);
+                for (t, a) in acc.iter_mut().enumerate() {
                     *a = _mm512_fmadd_ps(mw, _mm512_set1_ps(*sc.add(32 * b + 16 + t)), *a);
                 }
             }

@@ -17,6 +17,7 @@ mod rows16;
 use super::amx::Tiles;
 use crate::cpu::isa::Isa;
 use crate::cpu::table::{FormatKernels, Int8TileFn, Int8Tiles, Kernels};
+use std::arch::x86_64::*;
 
 /// The AMX kernel table: AVX-512's, with the int8 tile GEMMs.
 pub(crate) static AMX: Kernels = {
@@ -166,3 +167,29 @@ fn run_groups(
         }
     }
 }
+
+/// `acc[t] += (or -= where `sub`) sums[t] · v · da[t]` for the 16 rows of int32 sums at `cb`.
+///
+/// # Safety
+/// `cb` is a 64-byte aligned 16 × 16 int32 tile; `da` points at 16 readable f32.
+#[inline(always)]
+unsafe fn fold(acc: &mut [__m512; 16], v: __m512, cb: *const i32, da: *const f32, sub: bool) {
+    // SAFETY: the caller's windows; AVX-512F (the callers' target features).
+    unsafe {
+        for (t, a) in acc.iter_mut().enumerate() {
+            let s = _mm512_cvtepi32_ps(_mm512_load_si512(cb.add(16 * t) as *const __m512i));
+            let d = _mm512_set1_ps(*da.add(t));
+            let sv = _mm512_mul_ps(s, v);
+            *a = if sub {
+                _mm512_fnmadd_ps(sv, d, *a)
+            } else {
+                _mm512_fmadd_ps(sv, d, *a)
+            };
+        }
+    }
+}
+
+/// Three 16 × 16 int32 tiles for the kernels' stored sums (two (sub-)blocks' sums and the
+/// K-quants' min sums), 64-byte aligned.
+#[repr(C, align(64))]
+struct Sums([i32; 768]);

@@ -8,9 +8,9 @@
 //! sub-block sums of the dot kernels, in another f32 order.
 
 use super::super::amx::Tiles;
-use super::kquants::{fold, Sums, Q8K};
+use super::kquants::Q8K;
 use super::rows16::Rows16;
-use super::{run_groups, TileShape};
+use super::{fold, run_groups, Sums, TileShape};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
