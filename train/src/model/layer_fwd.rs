@@ -28,6 +28,9 @@ struct TrainHooks<'c, 'a> {
     lse: &'c mut [f32],
     /// Scratch for the dropped LoRA input.
     xd: &'c mut [f32],
+    /// The attention output and log-sum-exp this layer's forward kept (`[n_tok, q_dim]`,
+    /// `[n_tok, n_head]`): the backward's recompute copies them instead of attending again.
+    kept_attn: Option<(&'c [f32], &'c [f32])>,
 }
 
 impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
@@ -63,6 +66,13 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
             for x in k.iter_mut().chain(v.iter_mut()) {
                 *x = half::f16::from_f32(*x).to_f32();
             }
+        }
+        if let Some((kept_att, kept_lse)) = self.kept_attn {
+            // The forward's own values (same inputs, same bits as attending again).
+            let n = ctx.batch.n_tokens();
+            att[..n * qd].copy_from_slice(&kept_att[..n * qd]);
+            self.lse[..n * cfg.n_head].copy_from_slice(&kept_lse[..n * cfg.n_head]);
+            return Ok(());
         }
         let sh = ctx.attn_shape(layer);
         if !ctx.kv_f16 {
@@ -222,7 +232,9 @@ impl Ctx<'_> {
     /// layer whose successor's input is kept) the output is not computed: the down projection
     /// is skipped — about a quarter of the layer's multiply-adds — and only its adapter's
     /// `A·drop(act)` is (layers with post-norms still compute `Wd·act`, which their backward
-    /// reads); `out` is then scratch.
+    /// reads); `out` is then scratch. `kept_attn`: the attention output and log-sum-exp the
+    /// forward kept for this layer, copied instead of attending again (the keys and values
+    /// are still computed: the backward reads them).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_forward(
         &self,
@@ -233,6 +245,7 @@ impl Ctx<'_> {
         out: &mut [f32],
         xd: &mut [f32],
         need_out: bool,
+        kept_attn: Option<(&[f32], &[f32])>,
     ) -> Result<(), TrainModelError> {
         let ops = self.base.cpu();
         let n = self.batch.n_tokens();
@@ -242,6 +255,7 @@ impl Ctx<'_> {
             u: a.u,
             lse: a.lse,
             xd,
+            kept_attn,
         };
         let (qk, post) = (self.layers[layer].qk_norm, self.layers[layer].post_norms);
         let bufs = BlockBufs::<CpuBackend> {

@@ -73,6 +73,12 @@ struct Buffers {
     ckpt: Vec<f32>,
     /// Output of the layer just run / final residual stream `[n_tok, d]`.
     xout: Vec<f32>,
+    /// The attention output of every layer the backward recomputes (`[kept layers, n_tok,
+    /// q_dim]`), kept by the forward so the recompute skips attention (O(T²) work for
+    /// `T · q_dim` floats).
+    kept_att: Vec<f32>,
+    /// Their attention log-sum-exp (`[kept layers, n_tok, n_head]`).
+    kept_lse: Vec<f32>,
     scratch: Scratch,
 }
 
@@ -170,11 +176,19 @@ impl<'m> Trainable<'m> {
         self.dropout_step = step;
     }
 
-    /// Bytes of activation memory held (arena, checkpoints, work buffers).
+    /// Bytes of activation memory held (arena, checkpoints, kept attention outputs, work
+    /// buffers).
     pub fn activation_bytes(&self) -> usize {
-        self.bufs
-            .as_ref()
-            .map_or(0, |b| b.arena.bytes() + 4 * (b.ckpt.len() + b.xout.len()))
+        self.bufs.as_ref().map_or(0, |b| {
+            b.arena.bytes()
+                + 4 * (b.ckpt.len() + b.xout.len() + b.kept_att.len() + b.kept_lse.len())
+        })
+    }
+
+    /// Layers whose attention output the forward keeps: those the backward recomputes (every
+    /// segment's but the last's; none without checkpointing).
+    fn kept_layers(&self) -> usize {
+        self.plan.segments.last().map_or(0, |&(l0, _)| l0)
     }
 
     /// Bytes the activation buffers take for micro-batches of `n_tok` tokens (the arena of
@@ -192,6 +206,9 @@ impl<'m> Trainable<'m> {
         let ckpt = (self.plan.segments.len() as u64 + 1)
             .checked_mul(d)?
             .checked_mul(n)?;
+        let kept = (self.kept_layers() as u64)
+            .checked_mul((cfg.q_dim() + cfg.n_head) as u64)?
+            .checked_mul(n)?;
         let wide = cfg.n_embd.max(cfg.n_ff).max(cfg.q_dim()) as u64;
         let work = (2 * wide
             + 3 * d
@@ -202,6 +219,7 @@ impl<'m> Trainable<'m> {
         let head = (cfg.n_vocab as u64).checked_mul(n)?;
         arena
             .checked_add(ckpt)?
+            .checked_add(kept)?
             .checked_add(work)?
             .checked_add(head)?
             .checked_mul(4)
@@ -223,14 +241,18 @@ impl<'m> Trainable<'m> {
     /// in ~1 GB of fresh pages per step at seq 256 × batch 4.
     fn ensure_buffers(&mut self, n_tok: usize) {
         let dims = LayerDims::new(&self.spec, n_tok, self.ranks());
-        let d = self.spec.config.n_embd;
+        let cfg = &self.spec.config;
+        let d = cfg.n_embd;
+        let kept = self.kept_layers() * n_tok;
         if let Some(b) = self.bufs.as_mut() {
             if b.n_tok != n_tok {
                 b.n_tok = n_tok;
                 b.arena.relayout(dims);
                 b.ckpt.resize(self.plan.segments.len() * n_tok * d, 0.0);
                 b.xout.resize(n_tok * d, 0.0);
-                b.scratch.resize(&self.spec.config, n_tok);
+                b.kept_att.resize(kept * cfg.q_dim(), 0.0);
+                b.kept_lse.resize(kept * cfg.n_head, 0.0);
+                b.scratch.resize(cfg, n_tok);
             }
             return;
         }
@@ -239,7 +261,9 @@ impl<'m> Trainable<'m> {
             arena: Activations::new(dims, self.plan.seg_len),
             ckpt: vec![0.0; self.plan.segments.len() * n_tok * d],
             xout: vec![0.0; n_tok * d],
-            scratch: Scratch::new(&self.spec.config, n_tok),
+            kept_att: vec![0.0; kept * cfg.q_dim()],
+            kept_lse: vec![0.0; kept * cfg.n_head],
+            scratch: Scratch::new(cfg, n_tok),
         });
     }
 
@@ -485,22 +509,38 @@ fn run_segment(
     need_out: bool,
 ) -> Result<(), TrainModelError> {
     let nd = b.n_tok * ctx.cfg.n_embd;
+    let (na, nl) = (b.n_tok * ctx.cfg.q_dim(), b.n_tok * ctx.cfg.n_head);
     for j in 0..cnt {
+        let l = l0 + j;
+        // This layer's kept attention output: filled by the forward, read by the recompute.
+        let kept = b.kept_att.len() >= (l + 1) * na;
         let a = b.arena.slot(j);
         if j == 0 {
             a.x_in.copy_from_slice(&b.ckpt[s * nd..(s + 1) * nd]);
         } else {
             a.x_in.copy_from_slice(&b.xout);
         }
+        let kept_attn = (kept && !need_out).then(|| {
+            (
+                &b.kept_att[l * na..(l + 1) * na],
+                &b.kept_lse[l * nl..(l + 1) * nl],
+            )
+        });
         ctx.layer_forward(
-            &w.layers[l0 + j],
+            &w.layers[l],
             lora,
-            l0 + j,
+            l,
             a,
             &mut b.xout,
             &mut b.scratch.xd,
             need_out || j + 1 < cnt,
+            kept_attn,
         )?;
+        if kept && need_out {
+            let a = b.arena.slot(j);
+            b.kept_att[l * na..(l + 1) * na].copy_from_slice(a.att);
+            b.kept_lse[l * nl..(l + 1) * nl].copy_from_slice(a.lse);
+        }
     }
     Ok(())
 }
