@@ -202,3 +202,44 @@ mod tests {
         assert_eq!(BenchTest::Generate(32).name_at_depth(4096), "tg32 @ d4096");
     }
 }
+
+/// What the CPU backend's threads can read: the bound of a decode step, which reads every weight
+/// of [`crate::weights::Weights::decode_matrices`] once.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadBound {
+    /// Weight bytes one decoded token reads.
+    pub bytes_per_token: u64,
+    /// Bytes per second the backend's threads read those same bytes at (GB/s × 1e9), total
+    /// bytes over total time of the passes measured.
+    pub bytes_per_s: f64,
+}
+
+impl ReadBound {
+    /// Decode's tok/s as a fraction of this bound (`tok_s × bytes_per_token / bytes_per_s`).
+    pub fn fraction(&self, tok_s: f64) -> f64 {
+        tok_s * self.bytes_per_token as f64 / self.bytes_per_s
+    }
+}
+
+/// Reads the model's decode weights `passes` times on the CPU backend's thread pool (after one
+/// untimed pass) and returns the speed; `None` when the model is not on the CPU or `passes` is 0.
+pub fn read_bound(model: &Model, passes: usize) -> Option<ReadBound> {
+    let cpu = model.device().as_cpu()?;
+    if passes == 0 {
+        return None;
+    }
+    let parts = model.weights().decode_matrices();
+    let bytes_per_token: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let pool = cpu.pool();
+    let mut witness = graft_kernels::cpu::read_speed::read_all(pool, &parts);
+    let t0 = Instant::now();
+    for _ in 0..passes {
+        witness ^= graft_kernels::cpu::read_speed::read_all(pool, &parts);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    std::hint::black_box(witness);
+    Some(ReadBound {
+        bytes_per_token,
+        bytes_per_s: (bytes_per_token * passes as u64) as f64 / secs.max(1e-9),
+    })
+}

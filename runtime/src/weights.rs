@@ -172,6 +172,18 @@ impl<'a> Weights<'a> {
     }
 }
 
+impl<'a> Weights<'a> {
+    /// The matrices one decoded token reads in full: every layer's projections and the output
+    /// head (of the token embedding, when it is not the head, a token reads one row).
+    pub fn decode_matrices(&self) -> Vec<&'a [u8]> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.projs.iter().map(|m| m.bytes))
+            .chain(std::iter::once(self.output.bytes))
+            .collect()
+    }
+}
+
 fn shape_str(shape: &[u64]) -> String {
     let v: Vec<String> = shape.iter().map(|x| x.to_string()).collect();
     format!("[{}]", v.join(", "))

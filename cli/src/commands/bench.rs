@@ -1,10 +1,13 @@
 //! `graft bench`: llama-bench's pp/tg table (mean ± stddev tok/s) at the given context depths,
 //! plus peak RSS and load time; on a GPU, the queue submits and bytes read back per generated
-//! token.
+//! token; on the CPU with `--read-bound`, decode's speed as a fraction of what the same threads
+//! can read.
 
 use super::model_args::{parse_device, ModelArgs};
 use anyhow::{bail, Result};
-use graft_runtime::bench::{peak_rss_bytes, run_test_at_depth, BenchResult, BenchTest};
+use graft_runtime::bench::{
+    peak_rss_bytes, read_bound, run_test_at_depth, BenchResult, BenchTest, ReadBound,
+};
 use graft_runtime::tokenizer::Tokenizer;
 use graft_runtime::{DeviceKind, Model};
 
@@ -57,6 +60,11 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// On the CPU: around every generation test, time the test's threads reading the weights a
+    /// decoded token reads (10 passes before the test and 10 after) and report decode's speed
+    /// as a fraction of that read speed (the memory-bandwidth bound, measured in the same run).
+    #[arg(long = "read-bound")]
+    read_bound: bool,
     /// LoRA adapters applied during every test.
     #[command(flatten)]
     lora: super::model_args::LoraArgs,
@@ -186,9 +194,26 @@ pub fn run(a: BenchArgs) -> Result<()> {
             .and_then(|tok| tok.added_bos());
         for &test in &tests {
             for &depth in &a.n_depth {
+                let is_gen = matches!(test, BenchTest::Generate(_));
+                let passes = if a.read_bound && is_gen {
+                    READ_PASSES
+                } else {
+                    0
+                };
+                let read_before = read_bound(&model, passes);
                 let before = gpu_counts(&model);
                 let r = run_test_at_depth(&model, test, depth, a.reps, a.n_batch, bos, &adapters)?;
                 let gpu = per_token(test, a.reps, before, gpu_counts(&model));
+                let read = match (read_before, read_bound(&model, passes)) {
+                    (Some(b), Some(a)) => Some(ReadBound {
+                        bytes_per_token: b.bytes_per_token,
+                        bytes_per_s: (b.bytes_per_s + a.bytes_per_s) / 2.0,
+                    }),
+                    _ => None,
+                };
+                if a.read_bound && is_gen && read.is_none() {
+                    bail!("--read-bound measures the CPU's threads; this model runs on {backend}");
+                }
                 if !a.json {
                     eprintln!(
                         "{} t={t}: {:.2} ± {:.2} tok/s",
@@ -197,7 +222,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
                         r.stddev()
                     );
                 }
-                rows.push(Row { threads: t, r, gpu });
+                rows.push(Row {
+                    threads: t,
+                    r,
+                    gpu,
+                    read,
+                });
             }
         }
     }
@@ -206,27 +236,41 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.json {
         let results: Vec<_> = rows
             .iter()
-            .map(|Row { threads, r, gpu }| {
-                let mut v = serde_json::json!({
-                    "test": r.name(),
-                    "threads": threads,
-                    "n_tokens": r.test.n_tokens(),
-                    "n_depth": r.depth,
-                    "avg_ts": r.mean(),
-                    "stddev_ts": r.stddev(),
-                    "samples_ts": r.samples,
-                });
-                if let Some(g) = gpu {
-                    v["gpu_per_token"] = serde_json::json!({
-                        "tokens": g.tokens,
-                        "submits": g.submits,
-                        "dispatches": g.dispatches,
-                        "readbacks": g.readbacks,
-                        "readback_bytes": g.readback_bytes,
+            .map(
+                |Row {
+                     threads,
+                     r,
+                     gpu,
+                     read,
+                 }| {
+                    let mut v = serde_json::json!({
+                        "test": r.name(),
+                        "threads": threads,
+                        "n_tokens": r.test.n_tokens(),
+                        "n_depth": r.depth,
+                        "avg_ts": r.mean(),
+                        "stddev_ts": r.stddev(),
+                        "samples_ts": r.samples,
                     });
-                }
-                v
-            })
+                    if let Some(g) = gpu {
+                        v["gpu_per_token"] = serde_json::json!({
+                            "tokens": g.tokens,
+                            "submits": g.submits,
+                            "dispatches": g.dispatches,
+                            "readbacks": g.readbacks,
+                            "readback_bytes": g.readback_bytes,
+                        });
+                    }
+                    if let Some(b) = read {
+                        v["read_bound"] = serde_json::json!({
+                            "bytes_per_token": b.bytes_per_token,
+                            "read_bytes_per_s": b.bytes_per_s,
+                            "fraction": b.fraction(r.mean()),
+                        });
+                    }
+                    v
+                },
+            )
             .collect();
         let v = serde_json::json!({
             "model": name,
@@ -258,7 +302,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     println!();
     println!("device: {backend}");
-    for Row { threads, r, gpu } in &rows {
+    for Row {
+        threads,
+        r,
+        gpu,
+        read,
+    } in &rows
+    {
+        if let Some(b) = read {
+            println!(
+                "{} t={threads}: decode reads {:.1} MB/token: {:.2} GB/s = {:.1}% of the {:.2} GB/s \
+                 {threads} thread(s) read the same weights at (measured around the test)",
+                r.name(),
+                b.bytes_per_token as f64 / 1e6,
+                r.mean() * b.bytes_per_token as f64 / 1e9,
+                100.0 * b.fraction(r.mean()),
+                b.bytes_per_s / 1e9
+            );
+        }
         if let Some(g) = gpu {
             println!(
                 "{} t={threads}: {:.1} queue submits, {:.0} bytes read back per generated token",
@@ -278,9 +339,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// One measured test: the thread count, the speeds, the GPU work per token.
+/// One measured test: the thread count, the speeds, the GPU work per token, the read bound.
 struct Row {
     threads: usize,
     r: BenchResult,
     gpu: Option<GpuPerToken>,
+    read: Option<ReadBound>,
 }
+
+/// Passes of `--read-bound`'s read before and after a test.
+const READ_PASSES: usize = 10;

@@ -44,6 +44,7 @@ pub mod isa;
 pub mod matmul;
 pub mod nf4;
 mod norm;
+pub mod read_speed;
 pub mod rope;
 pub(crate) mod scalar;
 pub(crate) mod silu_ggml;
