@@ -1,9 +1,10 @@
 //! LoRA forward vs an f64 reference; LoRA backward (dA, dB, dx) vs f64 central finite
-//! differences of `Σ r ⊙ (s·B(A x))`.
+//! differences of `Σ r ⊙ (s·B(A x))`; the threaded products give the one-thread bits.
 
 mod grad_common;
 use grad_common::*;
 
+use graft_kernels::cpu::ThreadPool;
 use graft_kernels::grad::{available_isas, lora_backward_with, lora_forward_with, Isa, LoraShape};
 
 /// f32 kernel vs f64 finite differences (FD error ~1e-9, so this is the kernel's f32 error).
@@ -55,7 +56,8 @@ fn case(isa: Isa, sh: LoraShape) {
 
     let mut u = vec![0f32; sh.n_tok * sh.rank];
     let mut y = y0.clone();
-    lora_forward_with(isa, sh, &x, &a, &b, s, &mut u, &mut y);
+    let pool = ThreadPool::new(2).expect("thread pool");
+    lora_forward_with(isa, sh, &x, &a, &b, s, &mut u, &mut y, &pool);
     let want: Vec<f64> = fwd64(sh, &to64(&x), &to64(&a), &to64(&b), 2.0)
         .iter()
         .zip(&y0)
@@ -79,6 +81,7 @@ fn case(isa: Isa, sh: LoraShape) {
         &mut da,
         &mut db,
         Some(&mut dx),
+        &pool,
     );
 
     let (x6, a6, b6) = (to64(&x), to64(&a), to64(&b));
@@ -93,7 +96,65 @@ fn case(isa: Isa, sh: LoraShape) {
     // Accumulation: a second call adds the same amount again; dx = None leaves dx alone.
     let mut da2 = da.clone();
     let mut db2 = db.clone();
-    lora_backward_with(isa, sh, &x, &a, &b, s, &u, &dy, &mut da2, &mut db2, None);
+    lora_backward_with(
+        isa, sh, &x, &a, &b, s, &u, &dy, &mut da2, &mut db2, None, &pool,
+    );
     let twice: Vec<f64> = ga.iter().map(|g| 2.0 * g).collect();
     check("lora dA accumulates", &da2, &twice, TOL);
+}
+
+/// Every output of one forward and backward (`u`, `y`, `dA`, `dB`, `dx`) on a pool of
+/// `threads`.
+fn run_on(isa: Isa, sh: LoraShape, threads: usize) -> [Vec<f32>; 5] {
+    let pool = ThreadPool::new(threads).expect("thread pool");
+    let mut rng = Rng::new(11);
+    let x = rng.vec(sh.n_tok * sh.n_in, 1.0);
+    let a = rng.vec(sh.rank * sh.n_in, 0.5);
+    let b = rng.vec(sh.n_out * sh.rank, 0.5);
+    let dy = rng.vec(sh.n_tok * sh.n_out, 1.0);
+    let mut u = vec![0f32; sh.n_tok * sh.rank];
+    let mut y = rng.vec(sh.n_tok * sh.n_out, 1.0);
+    lora_forward_with(isa, sh, &x, &a, &b, 0.5, &mut u, &mut y, &pool);
+    let (mut da, mut db) = (rng.vec(a.len(), 0.1), rng.vec(b.len(), 0.1));
+    let mut dx = rng.vec(x.len(), 0.1);
+    lora_backward_with(
+        isa,
+        sh,
+        &x,
+        &a,
+        &b,
+        0.5,
+        &u,
+        &dy,
+        &mut da,
+        &mut db,
+        Some(&mut dx),
+        &pool,
+    );
+    [u, y, da, db, dx]
+}
+
+#[test]
+fn threaded_products_give_the_one_thread_bits() {
+    // 200 tokens: the token products go in row blocks; 300 and 200 columns: dA and dB go in
+    // 64-column blocks, the last one with the 16-wide strips and the scalar tail.
+    let sh = LoraShape {
+        n_tok: 200,
+        n_in: 300,
+        n_out: 200,
+        rank: 16,
+    };
+    for isa in available_isas() {
+        let one = run_on(isa, sh, 1);
+        for threads in [2, 3] {
+            let many = run_on(isa, sh, threads);
+            for (name, (p, q)) in ["u", "y", "dA", "dB", "dx"]
+                .iter()
+                .zip(one.iter().zip(&many))
+            {
+                let same = p.iter().zip(q).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{isa:?} {name}: {threads} threads differ from one");
+            }
+        }
+    }
 }

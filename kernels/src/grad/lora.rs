@@ -2,14 +2,17 @@
 //! `A` is `[r, n_in]`, `B` is `[n_out, r]`, `x` is `[T, n_in]`, `y` is `[T, n_out]`, all f32
 //! row-major. The SIMD paths (AVX2, AVX-512, NEON; picked at run time, `GRAFT_ISA` honoured) run
 //! every product as a small GEMM on `matmul_t`'s register-blocked micro-kernel (6 tokens × a
-//! 16/64-wide strip), with the transposes they need made once per call. The scalar reference
+//! 16/64-wide strip), with the transposes they need made once per call, spread over the
+//! caller's thread pool (blocks of tokens, or of 64-column multiples for the rank-row products
+//! `dA` and `dB`): the same bits on any thread count. The scalar reference
 //! processes tokens 4 at a time so each row of `A`, `B`, `dA`, `dB` is read (and written) once
 //! per 4 tokens. The small `r` (8–64) keeps `[T, r]` intermediates in cache.
 
 use super::isa::{self, Isa};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-use super::small_gemm::gemm;
+use super::small_gemm::gemm_par;
 use super::vec::dot;
+use crate::cpu::ThreadPool;
 
 /// Tokens per register/cache block.
 const MR: usize = 4;
@@ -28,7 +31,8 @@ pub struct LoraShape {
 }
 
 /// Forward: writes `u = x Aᵀ` (`[T, r]`, keep it for [`lora_backward`]) and adds
-/// `s · u Bᵀ` to `y` (`[T, n_out]`).
+/// `s · u Bᵀ` to `y` (`[T, n_out]`), on `pool`'s threads.
+#[allow(clippy::too_many_arguments)]
 pub fn lora_forward(
     sh: LoraShape,
     x: &[f32],
@@ -37,8 +41,9 @@ pub fn lora_forward(
     s: f32,
     u: &mut [f32],
     y: &mut [f32],
+    pool: &ThreadPool,
 ) {
-    lora_forward_with(isa::detect(), sh, x, a, b, s, u, y);
+    lora_forward_with(isa::detect(), sh, x, a, b, s, u, y, pool);
 }
 
 /// [`lora_forward`] on path `isa` (an unsupported one runs the scalar reference). The SIMD
@@ -54,6 +59,7 @@ pub fn lora_forward_with(
     s: f32,
     u: &mut [f32],
     y: &mut [f32],
+    pool: &ThreadPool,
 ) {
     let (u, y) = (&mut u[..sh.n_tok * sh.rank], &mut y[..sh.n_tok * sh.n_out]);
     let (x, a, b) = (
@@ -61,32 +67,52 @@ pub fn lora_forward_with(
         &a[..sh.rank * sh.n_in],
         &b[..sh.n_out * sh.rank],
     );
-    // Bᵀ ([r, n_out]) so the output update is a contiguous axpy per rank component.
-    let bt = transpose(b, sh.n_out, sh.rank);
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if isa::supported(isa) && isa != Isa::Scalar {
-        let at = transpose(a, sh.rank, sh.n_in);
-        u.fill(0.0);
-        gemm(isa, &at, sh.n_in, sh.rank, x, sh.n_in, u, sh.rank, sh.n_tok);
-        let su: Vec<f32> = u.iter().map(|&v| s * v).collect();
-        gemm(
-            isa, &bt, sh.rank, sh.n_out, &su, sh.rank, y, sh.n_out, sh.n_tok,
-        );
+        let (n_in, r, n_out, n) = (sh.n_in, sh.rank, sh.n_out, sh.n_tok);
+        with_scratch(r * n_in + r * n_out + n * r, |buf| {
+            let (at, rest) = buf.split_at_mut(r * n_in);
+            let (bt, su) = rest.split_at_mut(r * n_out);
+            transpose_into(a, r, n_in, at);
+            transpose_into(b, n_out, r, bt);
+            u.fill(0.0);
+            gemm_par(pool, isa, at, n_in, r, x, n_in, u, r, n);
+            su.iter_mut().zip(u.iter()).for_each(|(d, &v)| *d = s * v);
+            gemm_par(pool, isa, bt, r, n_out, su, r, y, n_out, n);
+        });
         return;
     }
-    let _ = isa;
+    let _ = (isa, pool);
+    // Bᵀ ([r, n_out]) so the output update is a contiguous axpy per rank component.
+    let mut bt = vec![0f32; sh.rank * sh.n_out];
+    transpose_into(b, sh.n_out, sh.rank, &mut bt);
     forward_body(sh, x, a, &bt, s, u, y);
 }
 
-/// `m[rows, cols]` → `[cols, rows]`.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; rows * cols];
+thread_local! {
+    /// The calling thread's LoRA scratch (transposes and `[T, r]` intermediates), kept between
+    /// calls so a training step allocates nothing here.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `n` floats of this thread's scratch (contents unspecified).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|s| {
+        if s.len() < n {
+            s.resize(n, 0.0);
+        }
+        f(&mut s[..n])
+    })
+}
+
+/// `m[rows, cols]` → `t[cols, rows]`.
+fn transpose_into(m: &[f32], rows: usize, cols: usize, t: &mut [f32]) {
     for r in 0..rows {
         for c in 0..cols {
             t[c * rows + r] = m[r * cols + c];
         }
     }
-    t
 }
 
 fn forward_body(
@@ -140,8 +166,9 @@ pub fn lora_backward(
     da: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut [f32]>,
+    pool: &ThreadPool,
 ) {
-    lora_backward_with(isa::detect(), sh, x, a, b, s, u, dy, da, db, dx);
+    lora_backward_with(isa::detect(), sh, x, a, b, s, u, dy, da, db, dx, pool);
 }
 
 /// [`lora_backward`] on path `isa` (an unsupported one runs the scalar reference). The SIMD
@@ -159,6 +186,7 @@ pub fn lora_backward_with(
     da: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut [f32]>,
+    pool: &ThreadPool,
 ) {
     let LoraShape {
         n_tok,
@@ -177,29 +205,36 @@ pub fn lora_backward_with(
     let dx = dx.map(|d| &mut d[..n_tok * n_in]);
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if isa::supported(isa) && isa != Isa::Scalar {
-        // g = s · dy B  ([T, r]; B is already the [n_out, r] tile).
-        let mut g = vec![0f32; n_tok * rank];
-        gemm(isa, b, n_out, rank, dy, n_out, &mut g, rank, n_tok);
-        g.iter_mut().for_each(|v| *v *= s);
-        // dA += gᵀ x: rows of gᵀ against x as the [T, n_in] tile.
-        let gt = transpose(&g, n_tok, rank);
-        gemm(isa, x, n_tok, n_in, &gt, n_tok, da, n_in, rank);
-        // dBᵀ = s · uᵀ dy ([r, n_out]), then added transposed.
-        let sut: Vec<f32> = transpose(u, n_tok, rank).iter().map(|&v| s * v).collect();
-        let mut dbt = vec![0f32; rank * n_out];
-        gemm(isa, dy, n_tok, n_out, &sut, n_tok, &mut dbt, n_out, rank);
-        for o in 0..n_out {
-            for k in 0..rank {
-                db[o * rank + k] += dbt[k * n_out + o];
+        let tr = n_tok * rank;
+        with_scratch(3 * tr + rank * n_out, |buf| {
+            let (g, rest) = buf.split_at_mut(tr);
+            let (gt, rest) = rest.split_at_mut(tr);
+            let (sut, dbt) = rest.split_at_mut(tr);
+            // g = s · dy B  ([T, r]; B is already the [n_out, r] tile).
+            g.fill(0.0);
+            gemm_par(pool, isa, b, n_out, rank, dy, n_out, g, rank, n_tok);
+            g.iter_mut().for_each(|v| *v *= s);
+            // dA += gᵀ x: rows of gᵀ against x as the [T, n_in] tile.
+            transpose_into(g, n_tok, rank, gt);
+            gemm_par(pool, isa, x, n_tok, n_in, gt, n_tok, da, n_in, rank);
+            // dBᵀ = s · uᵀ dy ([r, n_out]), then added transposed.
+            transpose_into(u, n_tok, rank, sut);
+            sut.iter_mut().for_each(|v| *v *= s);
+            dbt.fill(0.0);
+            gemm_par(pool, isa, dy, n_tok, n_out, sut, n_tok, dbt, n_out, rank);
+            for o in 0..n_out {
+                for k in 0..rank {
+                    db[o * rank + k] += dbt[k * n_out + o];
+                }
             }
-        }
-        // dx += g A (A is the [r, n_in] tile).
-        if let Some(dx) = dx {
-            gemm(isa, a, rank, n_in, &g, rank, dx, n_in, n_tok);
-        }
+            // dx += g A (A is the [r, n_in] tile).
+            if let Some(dx) = dx {
+                gemm_par(pool, isa, a, rank, n_in, g, rank, dx, n_in, n_tok);
+            }
+        });
         return;
     }
-    let _ = isa;
+    let _ = (isa, pool);
     backward_body(sh, x, a, b, s, u, dy, da, db, dx);
 }
 

@@ -161,6 +161,7 @@ impl Job<'_> {
                 small_gemm::tile_simd(
                     self.isa,
                     tile.as_ptr(),
+                    pw,
                     kc,
                     pw,
                     self.x.as_ptr().add(t0 * self.cols + c0),

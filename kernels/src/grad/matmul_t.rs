@@ -253,6 +253,7 @@ impl Job<'_> {
                 small_gemm::tile_simd(
                     self.isa,
                     tile.as_ptr(),
+                    pw,
                     kr,
                     pw,
                     self.dy.as_ptr().add(t0 * self.rows + r0),

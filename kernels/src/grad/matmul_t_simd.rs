@@ -6,16 +6,20 @@
 use std::arch::x86_64::*;
 
 /// `dx[t, j] += Σ_k dy[t, k] · tile[k, j]` for `t < n_tok`, `k < kr`, `j < pw`, where
-/// `dy` rows are `dy_stride` apart and `dx` rows `dx_stride` apart.
+/// tile rows are `ld` (≥ `pw`) floats apart, `dy` rows `dy_stride` apart and `dx` rows
+/// `dx_stride` apart. Each output is one FMA chain over `k` in order (from zero, then added
+/// to `dx`) whichever strip it falls in, so a window of columns (starting at a multiple of 64)
+/// gives the same bits as the whole tile.
 ///
 /// # Safety
-/// AVX-512F must be available; `tile` must hold `kr·pw` floats, `dy` an `n_tok × kr` window
+/// AVX-512F must be available; `tile` must hold a `kr × pw` window (row stride `ld`), `dy` an `n_tok × kr` window
 /// (stride `dy_stride`) and `dx` an `n_tok × pw` window (stride `dx_stride`) that no other
 /// thread accesses during the call.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn tile_avx512(
     tile: *const f32,
+    ld: usize,
     kr: usize,
     pw: usize,
     dy: *const f32,
@@ -29,24 +33,26 @@ pub(crate) unsafe fn tile_avx512(
     unsafe {
         while t + 6 <= n_tok {
             let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
-            rows_avx512::<6>(tile, kr, pw, g, dy_stride, o, dx_stride);
+            rows_avx512::<6>(tile, ld, kr, pw, g, dy_stride, o, dx_stride);
             t += 6;
         }
         let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
         match n_tok - t {
-            1 => rows_avx512::<1>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            2 => rows_avx512::<2>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            3 => rows_avx512::<3>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            4 => rows_avx512::<4>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            5 => rows_avx512::<5>(tile, kr, pw, g, dy_stride, o, dx_stride),
+            1 => rows_avx512::<1>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            2 => rows_avx512::<2>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            3 => rows_avx512::<3>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            4 => rows_avx512::<4>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            5 => rows_avx512::<5>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
             _ => {}
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows_avx512<const MR: usize>(
     tile: *const f32,
+    ld: usize,
     kr: usize,
     pw: usize,
     dy: *const f32,
@@ -54,14 +60,15 @@ unsafe fn rows_avx512<const MR: usize>(
     dx: *mut f32,
     dx_stride: usize,
 ) {
-    // SAFETY: every load/store below stays inside tile[kr·pw], dy[MR rows × kr] and
-    // dx[MR rows × pw] (j + width ≤ pw, k < kr, i < MR), as the caller guarantees.
+    // SAFETY: every load/store below stays inside the tile window (rows k < kr, `ld` apart,
+    // columns j + width ≤ pw), dy[MR rows × kr] and dx[MR rows × pw] (i < MR), as the caller
+    // guarantees.
     unsafe {
         let mut j = 0;
         while j + 64 <= pw {
             let mut acc = [[_mm512_setzero_ps(); 4]; MR];
             for k in 0..kr {
-                let wp = tile.add(k * pw + j);
+                let wp = tile.add(k * ld + j);
                 let w = [
                     _mm512_loadu_ps(wp),
                     _mm512_loadu_ps(wp.add(16)),
@@ -86,7 +93,7 @@ unsafe fn rows_avx512<const MR: usize>(
         while j + 16 <= pw {
             let mut acc = [_mm512_setzero_ps(); MR];
             for k in 0..kr {
-                let w = _mm512_loadu_ps(tile.add(k * pw + j));
+                let w = _mm512_loadu_ps(tile.add(k * ld + j));
                 for (i, a) in acc.iter_mut().enumerate() {
                     *a = _mm512_fmadd_ps(w, _mm512_set1_ps(*dy.add(i * dy_stride + k)), *a);
                 }
@@ -97,7 +104,7 @@ unsafe fn rows_avx512<const MR: usize>(
             }
             j += 16;
         }
-        tail_scalar::<MR>(tile, kr, pw, pw, j, dy, dy_stride, dx, dx_stride);
+        tail_scalar::<MR>(tile, kr, ld, pw, j, dy, dy_stride, dx, dx_stride);
     }
 }
 
@@ -159,6 +166,7 @@ const PACK_MIN_TOKENS: usize = 48;
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn tile_avx2(
     tile: *const f32,
+    ld: usize,
     kr: usize,
     pw: usize,
     dy: *const f32,
@@ -171,7 +179,7 @@ pub(crate) unsafe fn tile_avx2(
     if strips >= 2 && n_tok >= PACK_MIN_TOKENS && kr * strips * 16 <= PACK_FLOATS {
         let mut buf = std::mem::MaybeUninit::<StripBuf>::uninit();
         let packed = buf.as_mut_ptr().cast::<f32>();
-        // SAFETY: the copies read tile[k·pw + 16s ..][..16] (16s + 16 ≤ pw, k < kr) and write
+        // SAFETY: the copies read tile[k·ld + 16s ..][..16] (16s + 16 ≤ pw, k < kr) and write
         // packed[(s·kr + k)·16 ..][..16] < kr·strips·16 ≤ PACK_FLOATS: every float of the
         // strips is written before the kernels read it. The kernel calls stay in the caller's
         // windows (columns 16s..16s+16 and the rest, rows < n_tok).
@@ -179,7 +187,7 @@ pub(crate) unsafe fn tile_avx2(
             for k in 0..kr {
                 for s in 0..strips {
                     std::ptr::copy_nonoverlapping(
-                        tile.add(k * pw + 16 * s),
+                        tile.add(k * ld + 16 * s),
                         packed.add((s * kr + k) * 16),
                         16,
                     );
@@ -200,7 +208,7 @@ pub(crate) unsafe fn tile_avx2(
                         m,
                         tile.add(rest),
                         kr,
-                        pw,
+                        ld,
                         pw - rest,
                         g,
                         dy_stride,
@@ -219,7 +227,7 @@ pub(crate) unsafe fn tile_avx2(
         while t < n_tok {
             let m = (n_tok - t).min(6);
             let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
-            rows_avx2_n(m, tile, kr, pw, pw, g, dy_stride, o, dx_stride);
+            rows_avx2_n(m, tile, kr, ld, pw, g, dy_stride, o, dx_stride);
             t += m;
         }
     }

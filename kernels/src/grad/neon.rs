@@ -9,15 +9,16 @@ use crate::cpu::neon::dot4::f16_at;
 use std::arch::aarch64::*;
 
 /// `dx[t, j] += Σ_k dy[t, k] · tile[k, j]` for `t < n_tok`, `k < kr`, `j < pw`, where
-/// `dy` rows are `dy_stride` apart and `dx` rows `dx_stride` apart (the NEON twin of the x86
+/// tile rows are `ld` (≥ `pw`) floats apart, `dy` rows are `dy_stride` apart and `dx` rows `dx_stride` apart (the NEON twin of the x86
 /// `tile_avx2`).
 ///
 /// # Safety
-/// `tile` must hold `kr·pw` floats, `dy` an `n_tok × kr` window (stride `dy_stride`) and `dx`
+/// `tile` must hold a `kr × pw` window (row stride `ld`), `dy` an `n_tok × kr` window (stride `dy_stride`) and `dx`
 /// an `n_tok × pw` window (stride `dx_stride`) that no other thread accesses during the call.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile_neon(
     tile: *const f32,
+    ld: usize,
     kr: usize,
     pw: usize,
     dy: *const f32,
@@ -31,16 +32,16 @@ pub(crate) unsafe fn tile_neon(
     unsafe {
         while t + 6 <= n_tok {
             let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
-            rows::<6>(tile, kr, pw, g, dy_stride, o, dx_stride);
+            rows::<6>(tile, ld, kr, pw, g, dy_stride, o, dx_stride);
             t += 6;
         }
         let (g, o) = (dy.add(t * dy_stride), dx.add(t * dx_stride));
         match n_tok - t {
-            1 => rows::<1>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            2 => rows::<2>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            3 => rows::<3>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            4 => rows::<4>(tile, kr, pw, g, dy_stride, o, dx_stride),
-            5 => rows::<5>(tile, kr, pw, g, dy_stride, o, dx_stride),
+            1 => rows::<1>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            2 => rows::<2>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            3 => rows::<3>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            4 => rows::<4>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
+            5 => rows::<5>(tile, ld, kr, pw, g, dy_stride, o, dx_stride),
             _ => {}
         }
     }
@@ -50,9 +51,11 @@ pub(crate) unsafe fn tile_neon(
 ///
 /// # Safety
 /// As [`tile_neon`] with `n_tok = MR`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn rows<const MR: usize>(
     tile: *const f32,
+    ld: usize,
     kr: usize,
     pw: usize,
     dy: *const f32,
@@ -60,14 +63,14 @@ unsafe fn rows<const MR: usize>(
     dx: *mut f32,
     dx_stride: usize,
 ) {
-    // SAFETY: every load/store below stays inside tile[kr·pw], dy[MR rows × kr] and
+    // SAFETY: every load/store below stays inside the tile window (rows `ld` apart), dy[MR rows × kr] and
     // dx[MR rows × pw] (j + width ≤ pw, k < kr, i < MR), as the caller guarantees.
     unsafe {
         let mut j = 0;
         while j + 16 <= pw {
             let mut acc = [[vdupq_n_f32(0.0); 4]; MR];
             for k in 0..kr {
-                let wp = tile.add(k * pw + j);
+                let wp = tile.add(k * ld + j);
                 let w = [
                     vld1q_f32(wp),
                     vld1q_f32(wp.add(4)),
@@ -92,7 +95,7 @@ unsafe fn rows<const MR: usize>(
         while j + 4 <= pw {
             let mut acc = [vdupq_n_f32(0.0); MR];
             for k in 0..kr {
-                let w = vld1q_f32(tile.add(k * pw + j));
+                let w = vld1q_f32(tile.add(k * ld + j));
                 for (i, a) in acc.iter_mut().enumerate() {
                     *a = vfmaq_n_f32(*a, w, *dy.add(i * dy_stride + k));
                 }
@@ -107,7 +110,7 @@ unsafe fn rows<const MR: usize>(
             for jj in j..pw {
                 let mut s = 0f32;
                 for k in 0..kr {
-                    s += *dy.add(i * dy_stride + k) * *tile.add(k * pw + jj);
+                    s += *dy.add(i * dy_stride + k) * *tile.add(k * ld + jj);
                 }
                 *dx.add(i * dx_stride + jj) += s;
             }

@@ -218,7 +218,7 @@ impl GradOps for CpuBackend {
         u: &mut [f32],
         y: &mut [f32],
     ) {
-        grad::lora_forward(sh, x, a, b, s, u, y)
+        grad::lora_forward(sh, x, a, b, s, u, y, self.pool())
     }
 
     fn lora_backward(
@@ -234,7 +234,7 @@ impl GradOps for CpuBackend {
         db: &mut [f32],
         dx: Option<&mut [f32]>,
     ) {
-        grad::lora_backward(sh, x, a, b, s, u, dy, da, db, dx)
+        grad::lora_backward(sh, x, a, b, s, u, dy, da, db, dx, self.pool())
     }
 
     fn rmsnorm_backward(
