@@ -210,3 +210,64 @@ fn bf16_stays_close_to_f32() {
         );
     }
 }
+
+/// A weight packed once ([`PackedBf16`]) gives the per-call packing's bits, forward and
+/// backward, across partial panels, several 1024-row reduction chunks and 2 threads; a pack
+/// for one product refuses the other; packs exist exactly where the AMX path runs.
+#[test]
+fn packed_weights_give_the_per_call_bits() {
+    use graft_kernels::cpu::ThreadPool;
+    use graft_kernels::grad::{matmul_fwd_bf16, matmul_t_bf16, GradError, PackedBf16, PackedFor};
+    let pool = ThreadPool::new(2).expect("thread pool");
+    for (ty, rows, cols, n_tok) in [
+        (QuantType::Q8_0, 1100, 96, 45),
+        (QuantType::Q4_1, 200, 2080, 33),
+        (QuantType::Q4_K, 130, 512, 70),
+    ] {
+        let mut rng = Rng::new(5);
+        let w = quantize(ty, &rng.vec(rows * cols, 1.0)).expect("quantize");
+        let x = rng.vec(n_tok * cols, 1.0);
+        let dy = rng.vec(n_tok * rows, 1.0);
+        let fwd = PackedBf16::new(PackedFor::Forward, ty, &w, rows, cols, &pool).expect("pack");
+        let bwd = PackedBf16::new(PackedFor::Backward, ty, &w, rows, cols, &pool).expect("pack");
+        let (Some(fwd), Some(bwd)) = (fwd, bwd) else {
+            assert!(
+                !Bf16Path::Amx.is_available(),
+                "{ty}: no pack although the AMX path is available"
+            );
+            continue;
+        };
+        assert_eq!(
+            fwd.bytes(),
+            PackedBf16::bytes_for(PackedFor::Forward, ty, rows, cols)
+        );
+        assert_eq!(
+            bwd.bytes(),
+            PackedBf16::bytes_for(PackedFor::Backward, ty, rows, cols)
+        );
+        let (mut y1, mut y2) = (vec![0f32; n_tok * rows], vec![1f32; n_tok * rows]);
+        matmul_fwd_bf16(ty, &w, rows, cols, &x, n_tok, &mut y1, &pool).expect("fwd");
+        fwd.matmul_fwd(&x, n_tok, &mut y2, &pool)
+            .expect("packed fwd");
+        assert!(
+            y1.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{ty} forward"
+        );
+        let dx0 = rng.vec(n_tok * cols, 1.0);
+        let (mut d1, mut d2) = (dx0.clone(), dx0);
+        matmul_t_bf16(ty, &w, rows, cols, &dy, n_tok, &mut d1, &pool).expect("bwd");
+        bwd.matmul_t(&dy, n_tok, &mut d2, &pool)
+            .expect("packed bwd");
+        assert!(
+            d1.iter().zip(&d2).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{ty} backward"
+        );
+        let wrong = fwd.matmul_t(&dy, n_tok, &mut d2, &pool);
+        assert!(
+            matches!(wrong, Err(GradError::PackedForOther { .. })),
+            "{wrong:?}"
+        );
+        let short = fwd.matmul_fwd(&x[1..], n_tok, &mut y2, &pool);
+        assert!(matches!(short, Err(GradError::Shape { .. })), "{short:?}");
+    }
+}

@@ -39,6 +39,14 @@ pub enum GradError {
         /// Vocabulary size.
         vocab: usize,
     },
+    /// A weight packed for one of the two bf16 products was handed to the other.
+    #[error("{op}: the weight was packed for the {packed} product")]
+    PackedForOther {
+        /// The kernel.
+        op: &'static str,
+        /// The product it was packed for (`forward` or `backward`).
+        packed: &'static str,
+    },
     /// The reference dequantizer refused a block range.
     #[error("matmul_t: dequantization failed: {0}")]
     Quant(#[from] QuantError),

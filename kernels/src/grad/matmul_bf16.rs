@@ -152,6 +152,133 @@ fn with_act_buffer<R>(len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
     r
 }
 
+/// Which of the two bf16 products a [`PackedBf16`] serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackedFor {
+    /// `y = x·Wᵀ` ([`matmul_fwd_bf16`]).
+    Forward,
+    /// `dx += dy·W` ([`matmul_t_bf16`]).
+    Backward,
+}
+
+impl PackedFor {
+    fn name(self) -> &'static str {
+        match self {
+            PackedFor::Forward => "forward",
+            PackedFor::Backward => "backward",
+        }
+    }
+}
+
+/// A frozen weight's `B` operand packed once, whole, into the AMX tiles' bf16 VNNI layout for
+/// one of the two products, so calls that reuse the weight (the output head, once per chunk of
+/// tokens, forward and backward) skip dequantizing and packing it each time. The same tiles as
+/// the per-call packing, so the same bits. About `2 · rows · cols` bytes (padded to whole
+/// panels and 32-row chunks: [`PackedBf16::bytes_for`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub struct PackedBf16 {
+    packed_for: PackedFor,
+    rows: usize,
+    cols: usize,
+    /// Columns of `B` per panel.
+    np: usize,
+    /// u32 per (panel, reduction chunk).
+    chunk_len: usize,
+    /// Reduction chunks per panel.
+    kchunks: usize,
+    data: Vec<u32>,
+}
+
+impl PackedBf16 {
+    /// Bytes a [`PackedBf16`] of a `rows × cols` weight of `ty` for `packed_for` takes.
+    pub fn bytes_for(packed_for: PackedFor, ty: QuantType, rows: usize, cols: usize) -> usize {
+        let (k, n, np) = match packed_for {
+            PackedFor::Forward => (cols, rows, 64),
+            PackedFor::Backward => (rows, cols, if ty.block_size() == 256 { 256 } else { 64 }),
+        };
+        let chunk = KS.min(k).next_multiple_of(32) * np;
+        n.div_ceil(np) * k.div_ceil(KS) * chunk * 2
+    }
+
+    /// Packs the `rows × cols` weight `w` of `ty` for `packed_for` on `pool`'s threads; `None`
+    /// where bf16 products do not run on AMX tiles here (the emulated path has no tiles to
+    /// keep).
+    pub fn new(
+        packed_for: PackedFor,
+        ty: QuantType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        pool: &ThreadPool,
+    ) -> Result<Option<PackedBf16>, GradError> {
+        #[cfg(target_arch = "x86_64")]
+        if Bf16Path::Amx.is_available() {
+            return amx_impl::pack(packed_for, ty, w, rows, cols, pool).map(Some);
+        }
+        let _ = (packed_for, ty, w, rows, cols, pool);
+        Ok(None)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 4
+    }
+
+    /// The product it serves.
+    pub fn packed_for(&self) -> PackedFor {
+        self.packed_for
+    }
+
+    /// `y = x·Wᵀ` as [`matmul_fwd_bf16`] (same bits) from the packed weight (packed for
+    /// [`PackedFor::Forward`]).
+    pub fn matmul_fwd(
+        &self,
+        x: &[f32],
+        n_tok: usize,
+        y: &mut [f32],
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        self.expect(PackedFor::Forward, "matmul_fwd_bf16")?;
+        #[cfg(target_arch = "x86_64")]
+        return amx_impl::forward_packed(self, x, n_tok, y, pool);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (x, n_tok, y, pool);
+            unreachable!("PackedBf16 is only built on x86_64 with AMX")
+        }
+    }
+
+    /// `dx += dy·W` as [`matmul_t_bf16`] (same bits) from the packed weight (packed for
+    /// [`PackedFor::Backward`]).
+    pub fn matmul_t(
+        &self,
+        dy: &[f32],
+        n_tok: usize,
+        dx: &mut [f32],
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        self.expect(PackedFor::Backward, "matmul_t_bf16")?;
+        #[cfg(target_arch = "x86_64")]
+        return amx_impl::backward_packed(self, dy, n_tok, dx, pool);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (dy, n_tok, dx, pool);
+            unreachable!("PackedBf16 is only built on x86_64 with AMX")
+        }
+    }
+
+    fn expect(&self, want: PackedFor, op: &'static str) -> Result<(), GradError> {
+        if self.packed_for == want {
+            Ok(())
+        } else {
+            Err(GradError::PackedForOther {
+                op,
+                packed: self.packed_for.name(),
+            })
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod amx_impl {
     //! The AMX path (only compiled on x86_64, only entered after detection). Both matmuls
@@ -179,13 +306,68 @@ mod amx_impl {
     /// Smallest number of 32-token blocks a multi-threaded call cuts an item's tokens into.
     const MIN_TOKEN_BLOCKS: usize = 4;
 
+    /// Where [`run`] gets `B`'s panels from.
+    pub(super) enum Panels<'a, F> {
+        /// Packed per item: for output panel `p` (columns `p·np ..`, `np` a multiple of 32)
+        /// and reduction rows `k0 .. k0 + ks`, `pack(panel, p, k0, ks)` fills `panel`
+        /// (`ks.next_multiple_of(32) / 32` chunks of `np / 16` tiles of [`TILE_PAIRS`] u32)
+        /// with zeros past the matrix.
+        Pack(F),
+        /// Packed once beforehand ([`pack_all`]): panel `p`'s reduction chunk `k0 / KS` at
+        /// `data[(p · kchunks + k0 / KS) · chunk_len ..]`.
+        Cached {
+            data: &'a [u32],
+            chunk_len: usize,
+            kchunks: usize,
+        },
+    }
+
+    /// u32 of one panel's chunk of `ks_max` reduction rows ([`Panels`]).
+    fn chunk_len(np: usize, k: usize) -> usize {
+        KS.min(k).div_ceil(32) * (np / 16) * TILE_PAIRS
+    }
+
+    /// Every panel of `B` (`k × n`, panels of `np` columns) packed by `pack` into one buffer laid
+    /// out as [`Panels::Cached`] reads it: `(data, chunk_len, kchunks)`. Panels are packed on
+    /// `pool`'s threads.
+    pub(super) fn pack_all(
+        pool: &ThreadPool,
+        k: usize,
+        n: usize,
+        np: usize,
+        pack: impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
+    ) -> Result<(Vec<u32>, usize, usize), GradError> {
+        let (chunk_len, kchunks) = (chunk_len(np, k), k.div_ceil(KS));
+        let mut data = vec![0u32; n.div_ceil(np) * kchunks * chunk_len];
+        let first_err = std::sync::Mutex::new(None);
+        pool.for_each_row_mut(
+            &mut data,
+            kchunks * chunk_len,
+            1,
+            || (),
+            |_, p, dst| {
+                for kc in 0..kchunks {
+                    let (k0, ks) = (kc * KS, KS.min(k - kc * KS));
+                    if let Err(e) = pack(&mut dst[kc * chunk_len..][..chunk_len], p, k0, ks) {
+                        first_err
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
+            },
+        );
+        match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok((data, chunk_len, kchunks)),
+        }
+    }
+
     /// `out[t, ·] (+)= act[t, ·] · B` for `t < n_tok`: `act` is `[n_tok, k]`, `out` is
-    /// `[n_tok, n]`, overwritten unless `accumulate`. `B` (`k × n`) is never whole: for output
-    /// panel `p` (columns `p·np ..`, `np` a multiple of 32) and reduction rows `k0 .. k0 + ks`,
-    /// `pack(panel, p, k0, ks)` fills `panel` (`ks.next_multiple_of(32) / 32` chunks of
-    /// `np / 16` tiles of [`TILE_PAIRS`] u32) with zeros past the matrix.
+    /// `[n_tok, n]`, overwritten unless `accumulate`. `B` (`k × n`) comes in panels of `np`
+    /// columns from `panels`; the same tiles either way, so the same bits.
     #[allow(clippy::too_many_arguments)]
-    fn run(
+    pub(super) fn run<F>(
         pool: &ThreadPool,
         act: &[f32],
         n_tok: usize,
@@ -194,8 +376,11 @@ mod amx_impl {
         out: &mut [f32],
         accumulate: bool,
         np: usize,
-        pack: impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
-    ) -> Result<(), GradError> {
+        panels: Panels<'_, F>,
+    ) -> Result<(), GradError>
+    where
+        F: Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
+    {
         // The activations in bf16, tile by tile: for each group of 16 tokens, for each
         // 32-wide K chunk, one contiguous 16 × 32 `A` tile (1 KiB; contiguous tile loads are
         // faster than rows `k` apart), zero past the tokens and past `k`.
@@ -239,8 +424,8 @@ mod amx_impl {
                 },
             );
             let ab = &*ab;
-            let ks_max = KS.min(k).next_multiple_of(32);
             let groups = np / 16;
+            let own_panel = matches!(panels, Panels::Pack(_));
             parallel::for_each_panel_block(
                 pool,
                 n.div_ceil(np),
@@ -250,7 +435,7 @@ mod amx_impl {
                     (
                         // SAFETY: the AMX path is only entered when `Isa::Amx` was detected (`amx::available`).
                         unsafe { Tiles::configure() },
-                        vec![0u32; ks_max / 32 * groups * TILE_PAIRS],
+                        vec![0u32; if own_panel { chunk_len(np, k) } else { 0 }],
                         vec![0f32; 32 * 32],
                     )
                 },
@@ -260,7 +445,17 @@ mod amx_impl {
                     for k0 in (0..k).step_by(KS) {
                         let ks = KS.min(k - k0);
                         let kp = ks.next_multiple_of(32);
-                        pack(panel, p, k0, ks)?;
+                        let b: &[u32] = match &panels {
+                            Panels::Pack(pack) => {
+                                pack(panel, p, k0, ks)?;
+                                panel
+                            }
+                            Panels::Cached {
+                                data,
+                                chunk_len,
+                                kchunks,
+                            } => &data[(p * kchunks + k0 / KS) * chunk_len..][..*chunk_len],
+                        };
                         let zero = !accumulate && k0 == 0;
                         for tb in tbs.clone() {
                             let (t0, nt) = (tb * 32, 32.min(n_tok - tb * 32));
@@ -292,7 +487,7 @@ mod amx_impl {
                                 };
                                 // SAFETY: tiles configured; A = the two 16-token groups of
                                 // block tb, chunks k0/32 .. + kp/32 (≤ kchunks); B = the
-                                // panel's chunks for column groups 2cb, 2cb + 1 (the panel has
+                                // panel chunk `b`'s tiles for column groups 2cb, 2cb + 1 (it has
                                 // `groups` ≥ 2cb + 2: pw ≤ np, np a multiple of 32); C = 32 ×
                                 // 32 at `c`, stride `ldc`.
                                 unsafe {
@@ -301,7 +496,7 @@ mod amx_impl {
                                         [a0, a0.add(group_len)],
                                         A_TILE,
                                         32,
-                                        panel.as_ptr().add(cb * 2 * TILE_PAIRS).cast(),
+                                        b.as_ptr().add(cb * 2 * TILE_PAIRS).cast(),
                                         groups * B_TILE,
                                         kp / 32,
                                         c,
@@ -374,7 +569,7 @@ mod amx_impl {
             y.fill(0.0);
             return Ok(());
         }
-        let groups = FWD_PANEL / 16;
+        let pack = fwd_packer(base);
         run(
             pool,
             x,
@@ -384,28 +579,114 @@ mod amx_impl {
             y,
             false,
             FWD_PANEL,
-            |panel, p, k0, ks| {
-                let kp = ks.next_multiple_of(32);
-                let mut row = [0f32; KS];
-                for j in 0..FWD_PANEL {
-                    let r = p * FWD_PANEL + j;
-                    if r < rows {
-                        base.span(r, k0, &mut row[..ks])?;
-                        row[ks..kp].fill(0.0);
-                    } else {
-                        row[..kp].fill(0.0);
-                    }
-                    for kc in 0..kp / 32 {
-                        let tile = &mut panel[(kc * groups + j / 16) * TILE_PAIRS..][..TILE_PAIRS];
-                        let src = &row[kc * 32..kc * 32 + 32];
-                        // SAFETY: AVX512-BF16 is present (AMX path); `src` is 32 floats,
-                        // `tile` holds one whole tile and j % 16 < 16.
-                        unsafe { amx::row_into_tile_column(src, tile.as_mut_ptr().cast(), j % 16) };
-                    }
-                }
-                Ok(())
-            },
+            Panels::Pack(pack),
         )
+    }
+
+    /// The forward's `B = Wᵀ` packer ([`Panels::Pack`]): each dequantized weight row of the
+    /// panel becomes one column of its tiles.
+    pub(super) fn fwd_packer(
+        base: Base<'_>,
+    ) -> impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync + '_ {
+        let (groups, rows) = (FWD_PANEL / 16, base.rows);
+        move |panel, p, k0, ks| {
+            let kp = ks.next_multiple_of(32);
+            let mut row = [0f32; KS];
+            for j in 0..FWD_PANEL {
+                let r = p * FWD_PANEL + j;
+                if r < rows {
+                    base.span(r, k0, &mut row[..ks])?;
+                    row[ks..kp].fill(0.0);
+                } else {
+                    row[..kp].fill(0.0);
+                }
+                for kc in 0..kp / 32 {
+                    let tile = &mut panel[(kc * groups + j / 16) * TILE_PAIRS..][..TILE_PAIRS];
+                    let src = &row[kc * 32..kc * 32 + 32];
+                    // SAFETY: AVX512-BF16 is present (AMX path); `src` is 32 floats,
+                    // `tile` holds one whole tile and j % 16 < 16.
+                    unsafe { amx::row_into_tile_column(src, tile.as_mut_ptr().cast(), j % 16) };
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Packs the whole weight for `packed_for` ([`super::PackedBf16::new`]).
+    pub(super) fn pack(
+        packed_for: super::PackedFor,
+        ty: QuantType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        pool: &ThreadPool,
+    ) -> Result<super::PackedBf16, GradError> {
+        let (op, k, n, np) = match packed_for {
+            super::PackedFor::Forward => ("matmul_fwd_bf16", cols, rows, FWD_PANEL),
+            super::PackedFor::Backward => ("matmul_t_bf16", rows, cols, t_panel(ty)),
+        };
+        let base = base(op, ty, w, rows, cols)?;
+        let (data, chunk_len, kchunks) = match packed_for {
+            super::PackedFor::Forward => pack_all(pool, k, n, np, fwd_packer(base))?,
+            super::PackedFor::Backward => pack_all(pool, k, n, np, bwd_packer(base))?,
+        };
+        Ok(super::PackedBf16 {
+            packed_for,
+            rows,
+            cols,
+            np,
+            chunk_len,
+            kchunks,
+            data,
+        })
+    }
+
+    /// A packer for [`Panels::Cached`] runs (never called).
+    type NoPacker = fn(&mut [u32], usize, usize, usize) -> Result<(), GradError>;
+
+    /// [`forward`] from a weight packed for it.
+    pub(super) fn forward_packed(
+        p: &super::PackedBf16,
+        x: &[f32],
+        n_tok: usize,
+        y: &mut [f32],
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let (rows, cols) = (p.rows, p.cols);
+        check_len("matmul_fwd_bf16", "x", x.len(), n_tok * cols)?;
+        check_len("matmul_fwd_bf16", "y", y.len(), n_tok * rows)?;
+        if rows == 0 || cols == 0 || n_tok == 0 {
+            y.fill(0.0);
+            return Ok(());
+        }
+        let panels: Panels<'_, NoPacker> = Panels::Cached {
+            data: &p.data,
+            chunk_len: p.chunk_len,
+            kchunks: p.kchunks,
+        };
+        run(pool, x, n_tok, cols, rows, y, false, p.np, panels)
+    }
+
+    /// [`backward`] from a weight packed for it.
+    pub(super) fn backward_packed(
+        p: &super::PackedBf16,
+        dy: &[f32],
+        n_tok: usize,
+        dx: &mut [f32],
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let (rows, cols) = (p.rows, p.cols);
+        check_len("matmul_t_bf16", "dy", dy.len(), n_tok * rows)?;
+        check_len("matmul_t_bf16", "dx", dx.len(), n_tok * cols)?;
+        if rows == 0 || cols == 0 || n_tok == 0 {
+            return Ok(());
+        }
+        let panels: Panels<'_, NoPacker> = Panels::Cached {
+            data: &p.data,
+            chunk_len: p.chunk_len,
+            kchunks: p.kchunks,
+        };
+        run(pool, dy, n_tok, rows, cols, dx, true, p.np, panels)
     }
 
     /// Columns per backward panel: 64, or one 256-column block for the k-quants.
@@ -437,7 +718,7 @@ mod amx_impl {
             return Ok(());
         }
         let np = t_panel(ty);
-        let groups = np / 16;
+        let pack = bwd_packer(base);
         run(
             pool,
             dy,
@@ -447,34 +728,44 @@ mod amx_impl {
             dx,
             true,
             np,
-            |panel, p, k0, ks| {
-                let c0 = p * np;
-                let pw = np.min(cols - c0);
-                let (mut lo, mut hi) = ([0f32; 256], [0f32; 256]);
-                for pair in 0..ks.next_multiple_of(32) / 2 {
-                    for (r, buf) in [(k0 + 2 * pair, &mut lo), (k0 + 2 * pair + 1, &mut hi)] {
-                        if r < k0 + ks {
-                            base.span(r, c0, &mut buf[..pw])?;
-                            buf[pw..np].fill(0.0);
-                        } else {
-                            buf[..np].fill(0.0);
-                        }
-                    }
-                    let (chunk, pr) = (pair / 16, pair % 16);
-                    for g in 0..groups {
-                        let at = (chunk * groups + g) * TILE_PAIRS + pr * 16;
-                        // SAFETY: AVX512-BF16 is present (AMX path); 16 elements of each.
-                        unsafe {
-                            amx::interleave_bf16(
-                                &lo[g * 16..][..16],
-                                &hi[g * 16..][..16],
-                                &mut panel[at..at + 16],
-                            )
-                        };
+            Panels::Pack(pack),
+        )
+    }
+
+    /// The backward's `B = W` packer ([`Panels::Pack`]): VNNI pair row `p` of a chunk
+    /// interleaves weight rows `2p` and `2p + 1` of the panel's columns.
+    pub(super) fn bwd_packer(
+        base: Base<'_>,
+    ) -> impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync + '_ {
+        let np = t_panel(base.ty);
+        let (groups, cols) = (np / 16, base.cols);
+        move |panel, p, k0, ks| {
+            let c0 = p * np;
+            let pw = np.min(cols - c0);
+            let (mut lo, mut hi) = ([0f32; 256], [0f32; 256]);
+            for pair in 0..ks.next_multiple_of(32) / 2 {
+                for (r, buf) in [(k0 + 2 * pair, &mut lo), (k0 + 2 * pair + 1, &mut hi)] {
+                    if r < k0 + ks {
+                        base.span(r, c0, &mut buf[..pw])?;
+                        buf[pw..np].fill(0.0);
+                    } else {
+                        buf[..np].fill(0.0);
                     }
                 }
-                Ok(())
-            },
-        )
+                let (chunk, pr) = (pair / 16, pair % 16);
+                for g in 0..groups {
+                    let at = (chunk * groups + g) * TILE_PAIRS + pr * 16;
+                    // SAFETY: AVX512-BF16 is present (AMX path); 16 elements of each.
+                    unsafe {
+                        amx::interleave_bf16(
+                            &lo[g * 16..][..16],
+                            &hi[g * 16..][..16],
+                            &mut panel[at..at + 16],
+                        )
+                    };
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -119,7 +119,7 @@ pub(crate) fn head(
             Some(out) => &mut out[c0 * nv..(c0 + m) * nv],
             None => &mut s.logits[..m * nv],
         };
-        base.forward(&w.output, xn, m, logits)?;
+        base.head_forward(&w.output, xn, m, logits)?;
         if let Some(cap) = softcap {
             base.cpu().softcap(logits, cap, m * nv)?;
             if dx_out.is_some() {
@@ -179,7 +179,7 @@ pub(crate) fn head(
             }
             let dxn = &mut s.dxn[..m * d];
             dxn.fill(0.0);
-            base.backward(&w.output, logits, m, dxn)?;
+            base.head_backward(&w.output, logits, m, dxn)?;
             let dxc = &mut dx[c0 * d..(c0 + m) * d];
             dxc.fill(0.0);
             base.cpu()

@@ -193,8 +193,9 @@ impl<'m> Trainable<'m> {
 
     /// Bytes the activation buffers take for micro-batches of `n_tok` tokens (the arena of
     /// one checkpoint segment, the segment inputs, the work buffers) plus the output head's
-    /// logits for every token (an upper bound: only scored tokens go through it); `None` if
-    /// that overflows. What [`Trainable`] allocates for such a batch, computed first.
+    /// logits for every token (an upper bound: only scored tokens go through it) and the head
+    /// packed once for the bf16 products where it is; `None` if that overflows. What
+    /// [`Trainable`] allocates for such a batch, computed first.
     pub fn batch_bytes(&self, n_tok: usize) -> Option<u64> {
         let cfg = &self.spec.config;
         let n = n_tok as u64;
@@ -222,7 +223,8 @@ impl<'m> Trainable<'m> {
             .checked_add(kept)?
             .checked_add(work)?
             .checked_add(head)?
-            .checked_mul(4)
+            .checked_mul(4)?
+            .checked_add(self.base.head_pack_bytes(&self.w.output) as u64)
     }
 
     fn ranks(&self) -> [usize; 7] {
