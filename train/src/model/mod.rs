@@ -34,4 +34,4 @@ pub use grad_ops::GradOps;
 /// The precision of the frozen-base products ([`TrainOptions::precision`]) and where bf16 runs.
 pub use graft_kernels::grad::{Bf16Path, Precision};
 pub use lora_params::{LoraConfig, LoraParams, Target};
-pub use trainable::{TrainOptions, Trainable};
+pub use trainable::{TrainOptions, Trainable, HEAD_CHUNK, HEAD_CHUNK_PACKED};
