@@ -37,10 +37,44 @@ pub fn swiglu_ggml(gate: &mut [f32], up: &[f32]) {
     body(gate, up)
 }
 
+/// `out[i] = silu(gate[i]) * up[i]`: [`swiglu_ggml`]'s values (the same bits) written to `out`,
+/// without first copying `gate` there.
+pub fn swiglu_ggml_into(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    assert!(
+        gate.len() == up.len() && out.len() == up.len(),
+        "swiglu_ggml_into: length mismatch"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::Isa::Avx2.is_available() {
+        // SAFETY: AVX2 and FMA were detected just above.
+        unsafe { body_into_fma(gate, up, out) };
+        return;
+    }
+    body_into(gate, up, out)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn body_fma(gate: &mut [f32], up: &[f32]) {
     body(gate, up)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn body_into_fma(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    body_into(gate, up, out)
+}
+
+/// `silu(g) · u` for one element: ggml's vectorized expf where the main loop runs, libm's in
+/// the tail of fewer than 16 (as llama.cpp's leftover loop).
+#[inline(always)]
+fn silu_times(g: f32, u: f32, vectorized: bool) -> f32 {
+    let e = if vectorized {
+        ggml_v_expf(-g)
+    } else {
+        (-g).exp()
+    };
+    g / (1.0 + e) * u
 }
 
 #[inline(always)]
@@ -48,16 +82,47 @@ fn body(gate: &mut [f32], up: &[f32]) {
     let n16 = gate.len() / 16 * 16;
     let (gv, gt) = gate.split_at_mut(n16);
     for (g, &u) in gv.iter_mut().zip(up) {
-        *g = *g / (1.0 + ggml_v_expf(-*g)) * u;
+        *g = silu_times(*g, u, true);
     }
     for (g, &u) in gt.iter_mut().zip(&up[n16..]) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+        *g = silu_times(*g, u, false);
+    }
+}
+
+#[inline(always)]
+fn body_into(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let n16 = gate.len() / 16 * 16;
+    let (ov, ot) = out.split_at_mut(n16);
+    for ((o, &g), &u) in ov.iter_mut().zip(gate).zip(up) {
+        *o = silu_times(g, u, true);
+    }
+    for ((o, &g), &u) in ot.iter_mut().zip(&gate[n16..]).zip(&up[n16..]) {
+        *o = silu_times(g, u, false);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn into_gives_the_in_place_bits() {
+        for n in [0, 5, 16, 37, 1000] {
+            let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 6.0).collect();
+            let u: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut in_place = g.clone();
+            swiglu_ggml(&mut in_place, &u);
+            let mut out = vec![f32::NAN; n];
+            swiglu_ggml_into(&g, &u, &mut out);
+            assert!(
+                in_place
+                    .iter()
+                    .zip(&out)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "n = {n}"
+            );
+        }
+    }
 
     #[test]
     fn ggml_expf_is_close_to_exp_and_saturates() {

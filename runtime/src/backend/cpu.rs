@@ -208,10 +208,7 @@ impl ForwardOps for CpuBackend {
     fn swiglu(&self, gate: &[f32], up: &[f32], len: usize, out: &mut [f32]) -> Result<(), OpError> {
         check_len("swiglu", &[gate.len(), up.len(), out.len()], len)?;
         // llama.cpp's rounding (its AVX-512 expf), so greedy runs compare with it exactly.
-        self.glu_pieces(gate, up, len, out, |o, g, u| {
-            o.copy_from_slice(g);
-            k::swiglu_ggml(o, u);
-        });
+        self.glu_pieces(gate, up, len, out, |o, g, u| k::swiglu_ggml_into(g, u, o));
         Ok(())
     }
 
