@@ -247,6 +247,27 @@ fn bench_on_a_gpu_reports_the_work_per_generated_token() {
     assert!(submits >= 1.0, "every token is at least one submit: {v}");
     let bytes = g["readback_bytes"].as_f64().expect("readback_bytes");
     assert!(bytes > 0.0, "every token reads something back: {v}");
+    // The read bound measures the CPU's threads: a clear error on a GPU, before any test runs.
+    let out = graft_env(
+        &[
+            "bench",
+            "-m",
+            &m,
+            "-p",
+            "0",
+            "-n",
+            "2",
+            "-r",
+            "1",
+            "--device",
+            "gpu",
+            "--read-bound",
+        ],
+        &[],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("--read-bound measures the CPU"), "{err}");
 }
 
 /// `--device cuda` on a model command: whatever this build and machine have, a clear error

@@ -215,6 +215,47 @@ fn bench_json_has_the_tests_depths_rss_and_load_time() {
 }
 
 #[test]
+fn bench_read_bound_reports_decode_against_the_read_speed() {
+    let out = graft(&[
+        "bench",
+        "-m",
+        &model(),
+        "-p",
+        "8",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "-t",
+        "1",
+        "--read-bound",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let size = j["model_size"].as_f64().expect("model_size");
+    let results = j["results"].as_array().expect("results");
+    // Only the generation test is measured against the read.
+    assert!(results[0].get("read_bound").is_none(), "{j}");
+    let rb = &results[1]["read_bound"];
+    let bytes = rb["bytes_per_token"].as_f64().expect("bytes_per_token");
+    // Every projection and the head: most of the file, never more.
+    assert!(bytes > 0.5 * size && bytes <= size, "{bytes} of {size}");
+    let speed = rb["read_bytes_per_s"].as_f64().expect("read_bytes_per_s");
+    let fraction = rb["fraction"].as_f64().expect("fraction");
+    let tok_s = results[1]["avg_ts"].as_f64().expect("avg_ts");
+    assert!(speed > 0.0 && fraction > 0.0, "{j}");
+    assert!(
+        (fraction - tok_s * bytes / speed).abs() <= 1e-9 * fraction.max(1.0),
+        "{j}"
+    );
+}
+
+#[test]
 fn chat_answers_and_exits() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_graft"))
         .args(["chat", "-m", &model(), "--temp", "0", "-n", "24"])

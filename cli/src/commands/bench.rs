@@ -189,6 +189,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         });
         backend = model.device().name();
         device_id = model.device().kind().name();
+        if a.read_bound && model.device().as_cpu().is_none() {
+            bail!("--read-bound measures the CPU's threads; this model runs on {backend}");
+        }
         let bos = Tokenizer::from_gguf(model.gguf().metadata())
             .ok()
             .and_then(|tok| tok.added_bos());
@@ -211,9 +214,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     }),
                     _ => None,
                 };
-                if a.read_bound && is_gen && read.is_none() {
-                    bail!("--read-bound measures the CPU's threads; this model runs on {backend}");
-                }
                 if !a.json {
                     eprintln!(
                         "{} t={t}: {:.2} ± {:.2} tok/s",

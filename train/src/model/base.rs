@@ -131,11 +131,8 @@ impl Base {
         }
         let pack = if self.head_pack_bytes(m) > 0 {
             let pool = self.cpu.pool();
-            let err = |source| TrainModelError::Grad {
-                tensor: m.name.clone(),
-                source,
-            };
-            let new = |f| PackedBf16::new(f, m.ty, m.bytes, m.rows, m.cols, pool).map_err(err);
+            let new =
+                |f| PackedBf16::new(f, m.ty, m.bytes, m.rows, m.cols, pool).map_err(grad_error(m));
             match (new(PackedFor::Forward)?, new(PackedFor::Backward)?) {
                 (Some(fwd), Some(bwd)) => Some(HeadPack {
                     key: HeadPack::key(m),
@@ -162,13 +159,9 @@ impl Base {
         y: &mut [f32],
     ) -> Result<(), TrainModelError> {
         match self.head_pack(m)? {
-            Some(p) => p
-                .fwd
+            Some(p) => (p.fwd)
                 .matmul_fwd(&x[..n * m.cols], n, &mut y[..n * m.rows], self.cpu.pool())
-                .map_err(|source| TrainModelError::Grad {
-                    tensor: m.name.clone(),
-                    source,
-                }),
+                .map_err(grad_error(m)),
             None => self.forward(m, x, n, y),
         }
     }
@@ -182,15 +175,21 @@ impl Base {
         dx: &mut [f32],
     ) -> Result<(), TrainModelError> {
         match self.head_pack(m)? {
-            Some(p) => p
-                .bwd
+            Some(p) => (p.bwd)
                 .matmul_t(&dy[..n * m.rows], n, &mut dx[..n * m.cols], self.cpu.pool())
-                .map_err(|source| TrainModelError::Grad {
-                    tensor: m.name.clone(),
-                    source,
-                }),
+                .map_err(grad_error(m)),
             None => self.backward(m, dy, n, dx),
         }
+    }
+}
+
+/// A kernel error on matrix `m`, as the trainer reports it.
+fn grad_error<'a>(
+    m: &'a Matrix<'_>,
+) -> impl Fn(graft_kernels::grad::GradError) -> TrainModelError + 'a {
+    |source| TrainModelError::Grad {
+        tensor: m.name.clone(),
+        source,
     }
 }
 
