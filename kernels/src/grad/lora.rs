@@ -115,6 +115,15 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, t: &mut [f32]) {
     }
 }
 
+/// `t[cols, rows] += m[rows, cols]ᵀ` (the gradient `dB` from its transposed `dBᵀ`).
+fn add_transposed(m: &[f32], rows: usize, cols: usize, t: &mut [f32]) {
+    for c in 0..cols {
+        for r in 0..rows {
+            t[c * rows + r] += m[r * cols + c];
+        }
+    }
+}
+
 fn forward_body(
     sh: LoraShape,
     x: &[f32],
@@ -222,11 +231,7 @@ pub fn lora_backward_with(
             sut.iter_mut().for_each(|v| *v *= s);
             dbt.fill(0.0);
             gemm_par(pool, isa, dy, n_tok, n_out, sut, n_tok, dbt, n_out, rank);
-            for o in 0..n_out {
-                for k in 0..rank {
-                    db[o * rank + k] += dbt[k * n_out + o];
-                }
-            }
+            add_transposed(dbt, rank, n_out, db);
             // dx += g A (A is the [r, n_in] tile).
             if let Some(dx) = dx {
                 gemm_par(pool, isa, a, rank, n_in, g, rank, dx, n_in, n_tok);
@@ -259,11 +264,7 @@ fn backward_body(
     } = sh;
     // Bᵀ and dBᵀ ([r, n_out]): both products with dy become long contiguous loops.
     let mut bt = vec![0f32; rank * n_out];
-    for o in 0..n_out {
-        for k in 0..rank {
-            bt[k * n_out + o] = b[o * rank + k];
-        }
-    }
+    transpose_into(b, n_out, rank, &mut bt);
     let mut dbt = vec![0f32; rank * n_out];
     // g for a block of MR tokens, pre-multiplied by s.
     let mut g = vec![0f32; MR * rank];
@@ -306,9 +307,5 @@ fn backward_body(
             }
         }
     }
-    for o in 0..n_out {
-        for k in 0..rank {
-            db[o * rank + k] += dbt[k * n_out + o];
-        }
-    }
+    add_transposed(&dbt, rank, n_out, db);
 }

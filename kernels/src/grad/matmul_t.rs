@@ -189,14 +189,14 @@ pub(super) struct DxPtr(pub(super) *mut f32);
 
 impl DxPtr {
     /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper; used by
-    /// the AMX matmuls, x86_64 only).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    /// the AMX matmuls and `small_gemm::gemm_par`).
     pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }
 // SAFETY: each thread writes only the windows of the items it claimed (disjoint: matmul_t's
-// (panel, token block) windows, matmul_fwd's (row panel, token block) windows), and the pool
+// (panel, token block) windows, matmul_fwd's (row panel, token block) windows, gemm_par's
+// (row block, column block) windows), and the pool
 // returns only when every thread is done, before the `&mut dx` borrow that produced the
 // pointer ends.
 unsafe impl Send for DxPtr {}

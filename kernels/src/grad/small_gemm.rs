@@ -4,11 +4,11 @@
 //! one product over a thread pool with the same bits as [`gemm`].
 
 use super::isa::{self, Isa};
+use super::matmul_t::DxPtr;
 #[cfg(target_arch = "x86_64")]
 use super::matmul_t_simd::{tile_avx2, tile_avx512};
 use super::vec::axpy;
 use crate::cpu::ThreadPool;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `c[i, j] += Σ_k a[i, k] · tile[k, j]` for `i < m`, `k < kr`, `j < pw`; `tile` is
 /// `[kr, pw]` dense, `a` and `c` have row strides `a_s` ≥ `kr` and `c_s` ≥ `pw`. Panics if a
@@ -117,44 +117,32 @@ pub(crate) fn gemm_par(
         (m, pw.div_ceil(4 * threads).div_ceil(64).max(1) * 64)
     };
     let (n_r, n_c) = (m.div_ceil(rows_per), pw.div_ceil(cols_per));
-    let next = AtomicUsize::new(0);
-    let out = SendPtr(c.as_mut_ptr());
-    let task = || loop {
-        let it = next.fetch_add(1, Ordering::Relaxed);
-        if it >= n_r * n_c {
-            break;
+    let out = DxPtr(c.as_mut_ptr());
+    pool.for_each_chunk(n_r * n_c, 1, &|items| {
+        for it in items {
+            let (r0, c0) = (it / n_c * rows_per, it % n_c * cols_per);
+            let (mr, w) = (rows_per.min(m - r0), cols_per.min(pw - c0));
+            // SAFETY: `isa` is supported; `check` put the whole windows inside the slices, so
+            // the item's sub-windows (rows r0..r0 + mr of `a` and `c`, columns c0..c0 + w of
+            // `tile` and `c`, tile rows `pw` apart) are too; items cover disjoint windows of
+            // `c`, and `c` is borrowed mutably until the pool call returns.
+            unsafe {
+                tile_simd(
+                    isa,
+                    tile.as_ptr().add(c0),
+                    pw,
+                    kr,
+                    w,
+                    a.as_ptr().add(r0 * a_s),
+                    a_s,
+                    out.get().add(r0 * c_s + c0),
+                    c_s,
+                    mr,
+                );
+            }
         }
-        let (r0, c0) = (it / n_c * rows_per, it % n_c * cols_per);
-        let (mr, w) = (rows_per.min(m - r0), cols_per.min(pw - c0));
-        let out = &out;
-        // SAFETY: `isa` is supported; `check` put the whole windows inside the slices, so the
-        // item's sub-windows (rows r0..r0 + mr of `a` and `c`, columns c0..c0 + w of `tile`
-        // and `c`, tile rows `pw` apart) are too; items cover disjoint windows of `c`, and `c`
-        // is borrowed mutably for the whole pool run.
-        unsafe {
-            tile_simd(
-                isa,
-                tile.as_ptr().add(c0),
-                pw,
-                kr,
-                w,
-                a.as_ptr().add(r0 * a_s),
-                a_s,
-                out.0.add(r0 * c_s + c0),
-                c_s,
-                mr,
-            );
-        }
-    };
-    pool.run(&task);
+    });
 }
-
-/// `c`'s base pointer, shared by the items of one [`gemm_par`] call (each writes its own
-/// window).
-struct SendPtr(*mut f32);
-// SAFETY: the pointer is only dereferenced inside `gemm_par`'s pool run, where `c` is borrowed
-// mutably and every item writes a disjoint window.
-unsafe impl Sync for SendPtr {}
 
 /// `c[i, j] += Σ_k a[i, k] · tile[k, j]` (the windows of [`gemm`], as raw pointers; tile rows
 /// `ld` ≥ `pw` floats apart) on `isa`'s register-blocked micro-kernel: AVX-512 or AVX2
