@@ -184,7 +184,7 @@ impl Base {
 }
 
 /// A kernel error on matrix `m`, as the trainer reports it.
-fn grad_error<'a>(
+pub(super) fn grad_error<'a>(
     m: &'a Matrix<'_>,
 ) -> impl Fn(graft_kernels::grad::GradError) -> TrainModelError + 'a {
     |source| TrainModelError::Grad {

@@ -7,7 +7,7 @@
 //! Gradients of inputs **accumulate** (`dx += ...`) except RoPE's (in place on the gradient) and
 //! cross-entropy's (written over the logits), as `graft_kernels::grad`.
 
-use super::base::BaseMatmul;
+use super::base::{grad_error, BaseMatmul};
 use super::error::TrainModelError;
 use graft_kernels::grad::{self, parallel::for_each_piece, AttnShape, LoraShape, Precision};
 use graft_runtime::backend::{CpuBackend, ForwardOps, RopeParams};
@@ -170,12 +170,7 @@ impl GradOps for CpuBackend {
                     Precision::F32 => grad::matmul_fwd,
                     Precision::Bf16 => grad::matmul_fwd_bf16,
                 };
-                run(w.ty, w.bytes, w.rows, w.cols, x, n, y, self.pool()).map_err(|source| {
-                    TrainModelError::Grad {
-                        tensor: w.name.clone(),
-                        source,
-                    }
-                })
+                run(w.ty, w.bytes, w.rows, w.cols, x, n, y, self.pool()).map_err(grad_error(w))
             }
         }
     }
@@ -202,10 +197,7 @@ impl GradOps for CpuBackend {
             &mut dx[..n * w.cols],
             self.pool(),
         )
-        .map_err(|source| TrainModelError::Grad {
-            tensor: w.name.clone(),
-            source,
-        })
+        .map_err(grad_error(w))
     }
 
     fn lora_forward(

@@ -104,10 +104,6 @@ pub(crate) fn head(
     if let Some(lp) = logp_out.as_deref_mut() {
         lp[..n_tok].fill(0.0);
     }
-    let ce_err = |source| TrainModelError::Grad {
-        tensor: w.output.name.clone(),
-        source,
-    };
     let mut total = 0f64;
     for c0 in (0..n_tok).step_by(s.chunk) {
         let m = s.chunk.min(n_tok - c0);
@@ -157,7 +153,7 @@ pub(crate) fn head(
         let l = base
             .cpu()
             .cross_entropy(logits, nv, tc, mc)
-            .map_err(ce_err)?;
+            .map_err(super::base::grad_error(&w.output))?;
         if logp_out.is_none() {
             total += f64::from(l) * chunk_scored as f64;
         }
