@@ -152,6 +152,24 @@ fn with_act_buffer<R>(len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
     r
 }
 
+/// Weight rows per forward panel (output columns of the forward).
+const FWD_PANEL: usize = 64;
+
+/// Columns per backward panel: 64, or one 256-column block for the k-quants.
+fn t_panel(ty: QuantType) -> usize {
+    if ty.block_size() == 256 {
+        256
+    } else {
+        64
+    }
+}
+
+/// u32 (VNNI bf16 pairs) of one `np`-column panel's chunk of up to [`KS`] reduction rows
+/// (padded to 32) of a `k`-row `B`.
+fn chunk_len(np: usize, k: usize) -> usize {
+    KS.min(k).div_ceil(32) * 16 * np
+}
+
 /// Which of the two bf16 products a [`PackedBf16`] serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PackedFor {
@@ -168,6 +186,15 @@ impl PackedFor {
             PackedFor::Backward => "backward",
         }
     }
+
+    /// `B`'s reduction rows `k`, columns `n` and panel width for a `rows × cols` weight of
+    /// `ty` (forward `B = Wᵀ`, backward `B = W`).
+    fn layout(self, ty: QuantType, rows: usize, cols: usize) -> (usize, usize, usize) {
+        match self {
+            PackedFor::Forward => (cols, rows, FWD_PANEL),
+            PackedFor::Backward => (rows, cols, t_panel(ty)),
+        }
+    }
 }
 
 /// A frozen weight's `B` operand packed once, whole, into the AMX tiles' bf16 VNNI layout for
@@ -182,22 +209,15 @@ pub struct PackedBf16 {
     cols: usize,
     /// Columns of `B` per panel.
     np: usize,
-    /// u32 per (panel, reduction chunk).
-    chunk_len: usize,
-    /// Reduction chunks per panel.
-    kchunks: usize,
+    /// Panel by panel, each panel's [`KS`]-row reduction chunks of [`chunk_len`] u32.
     data: Vec<u32>,
 }
 
 impl PackedBf16 {
     /// Bytes a [`PackedBf16`] of a `rows × cols` weight of `ty` for `packed_for` takes.
     pub fn bytes_for(packed_for: PackedFor, ty: QuantType, rows: usize, cols: usize) -> usize {
-        let (k, n, np) = match packed_for {
-            PackedFor::Forward => (cols, rows, 64),
-            PackedFor::Backward => (rows, cols, if ty.block_size() == 256 { 256 } else { 64 }),
-        };
-        let chunk = KS.min(k).next_multiple_of(32) * np;
-        n.div_ceil(np) * k.div_ceil(KS) * chunk * 2
+        let (k, n, np) = packed_for.layout(ty, rows, cols);
+        n.div_ceil(np) * k.div_ceil(KS) * chunk_len(np, k) * 4
     }
 
     /// Packs the `rows × cols` weight `w` of `ty` for `packed_for` on `pool`'s threads; `None`
@@ -293,7 +313,7 @@ mod amx_impl {
     use super::super::matmul_t::{check_len, check_weight, DxPtr};
     use super::super::parallel;
     use super::super::GradError;
-    use super::{with_act_buffer, KS};
+    use super::{chunk_len, t_panel, with_act_buffer, FWD_PANEL, KS};
     use crate::cpu::x86::amx::{self, Tiles, B_TILE};
     use crate::cpu::ThreadPool;
 
@@ -314,29 +334,19 @@ mod amx_impl {
         /// with zeros past the matrix.
         Pack(F),
         /// Packed once beforehand ([`pack_all`]): panel `p`'s reduction chunk `k0 / KS` at
-        /// `data[(p · kchunks + k0 / KS) · chunk_len ..]`.
-        Cached {
-            data: &'a [u32],
-            chunk_len: usize,
-            kchunks: usize,
-        },
-    }
-
-    /// u32 of one panel's chunk of `ks_max` reduction rows ([`Panels`]).
-    fn chunk_len(np: usize, k: usize) -> usize {
-        KS.min(k).div_ceil(32) * (np / 16) * TILE_PAIRS
+        /// `data[(p · k.div_ceil(KS) + k0 / KS) · chunk_len(np, k) ..]`.
+        Cached(&'a [u32]),
     }
 
     /// Every panel of `B` (`k × n`, panels of `np` columns) packed by `pack` into one buffer laid
-    /// out as [`Panels::Cached`] reads it: `(data, chunk_len, kchunks)`. Panels are packed on
-    /// `pool`'s threads.
+    /// out as [`Panels::Cached`] reads it. Panels are packed on `pool`'s threads.
     pub(super) fn pack_all(
         pool: &ThreadPool,
         k: usize,
         n: usize,
         np: usize,
         pack: impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
-    ) -> Result<(Vec<u32>, usize, usize), GradError> {
+    ) -> Result<Vec<u32>, GradError> {
         let (chunk_len, kchunks) = (chunk_len(np, k), k.div_ceil(KS));
         let mut data = vec![0u32; n.div_ceil(np) * kchunks * chunk_len];
         let first_err = std::sync::Mutex::new(None);
@@ -359,7 +369,7 @@ mod amx_impl {
         );
         match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => Err(e),
-            None => Ok((data, chunk_len, kchunks)),
+            None => Ok(data),
         }
     }
 
@@ -450,11 +460,10 @@ mod amx_impl {
                                 pack(panel, p, k0, ks)?;
                                 panel
                             }
-                            Panels::Cached {
-                                data,
-                                chunk_len,
-                                kchunks,
-                            } => &data[(p * kchunks + k0 / KS) * chunk_len..][..*chunk_len],
+                            Panels::Cached(data) => {
+                                let len = chunk_len(np, k);
+                                &data[(p * k.div_ceil(KS) + k0 / KS) * len..][..len]
+                            }
                         };
                         let zero = !accumulate && k0 == 0;
                         for tb in tbs.clone() {
@@ -546,9 +555,6 @@ mod amx_impl {
         })
     }
 
-    /// Weight rows per forward panel (output columns of the forward).
-    const FWD_PANEL: usize = 64;
-
     /// The AMX forward: `y = x · Wᵀ` with bf16 operands. `B = Wᵀ`: column `r` of `B` is
     /// weight row `r`, so each dequantized weight row fills one column of the panel's tiles.
     #[allow(clippy::too_many_arguments)]
@@ -621,12 +627,13 @@ mod amx_impl {
         cols: usize,
         pool: &ThreadPool,
     ) -> Result<super::PackedBf16, GradError> {
-        let (op, k, n, np) = match packed_for {
-            super::PackedFor::Forward => ("matmul_fwd_bf16", cols, rows, FWD_PANEL),
-            super::PackedFor::Backward => ("matmul_t_bf16", rows, cols, t_panel(ty)),
+        let (k, n, np) = packed_for.layout(ty, rows, cols);
+        let op = match packed_for {
+            super::PackedFor::Forward => "matmul_fwd_bf16",
+            super::PackedFor::Backward => "matmul_t_bf16",
         };
         let base = base(op, ty, w, rows, cols)?;
-        let (data, chunk_len, kchunks) = match packed_for {
+        let data = match packed_for {
             super::PackedFor::Forward => pack_all(pool, k, n, np, fwd_packer(base))?,
             super::PackedFor::Backward => pack_all(pool, k, n, np, bwd_packer(base))?,
         };
@@ -635,8 +642,6 @@ mod amx_impl {
             rows,
             cols,
             np,
-            chunk_len,
-            kchunks,
             data,
         })
     }
@@ -659,11 +664,7 @@ mod amx_impl {
             y.fill(0.0);
             return Ok(());
         }
-        let panels: Panels<'_, NoPacker> = Panels::Cached {
-            data: &p.data,
-            chunk_len: p.chunk_len,
-            kchunks: p.kchunks,
-        };
+        let panels: Panels<'_, NoPacker> = Panels::Cached(&p.data);
         run(pool, x, n_tok, cols, rows, y, false, p.np, panels)
     }
 
@@ -681,21 +682,8 @@ mod amx_impl {
         if rows == 0 || cols == 0 || n_tok == 0 {
             return Ok(());
         }
-        let panels: Panels<'_, NoPacker> = Panels::Cached {
-            data: &p.data,
-            chunk_len: p.chunk_len,
-            kchunks: p.kchunks,
-        };
+        let panels: Panels<'_, NoPacker> = Panels::Cached(&p.data);
         run(pool, dy, n_tok, rows, cols, dx, true, p.np, panels)
-    }
-
-    /// Columns per backward panel: 64, or one 256-column block for the k-quants.
-    fn t_panel(ty: QuantType) -> usize {
-        if ty.block_size() == 256 {
-            256
-        } else {
-            64
-        }
     }
 
     /// The AMX backward: `dx += dy · W` with bf16 operands. `B = W`: VNNI pair row `p` of a
