@@ -65,7 +65,7 @@ pub use isa::{available_isas, isa, Isa};
 pub use matmul::matmul;
 pub use norm::rmsnorm_rows_ggml;
 pub use rope::{rope_normal, rotate_back, rotate_ggml, rotate_pairs_ggml, RopeParams, RopeStyle};
-pub use silu_ggml::{swiglu_ggml, swiglu_ggml_into};
+pub use silu_ggml::swiglu_ggml_into;
 pub use softmax::softmax;
 pub use swiglu::swiglu;
 pub use table::{
