@@ -3,9 +3,12 @@
 //! one 8-lane accumulator, one block per step — so their sums round exactly as llama.cpp's do
 //! on this CPU (512-bit two-blocks-per-step kernels were a little faster but round differently,
 //! which flips greedy near-ties against llama.cpp). Decode takes four rows at a time
-//! ([`imp::dot_q4_1_r4_512`], [`imp::dot_q8_0_r4_512`]): two rows per zmm, each 8-lane half
-//! exactly the single-row chain, so results stay bit-identical while the independent FMA chains
-//! overlap. Interleaved row streams defeat the hardware prefetcher on Zen 4 (measured up to
+//! ([`imp::dot_q4_1_r4_512`], [`imp::dot_q8_0_r4_512`]), every row's 8-lane chain exactly the
+//! single-row chain, so results stay bit-identical while the independent FMA chains overlap:
+//! Q4_1 puts the four rows' code bytes in the four 128-bit lanes of one zmm and meets them with
+//! the activation's halves broadcast (no shuffle of the codes), Q8_0 two rows per zmm with the
+//! codes made unsigned by one `xor` (their shuffles and sign fix-ups were the kernels' limit:
+//! 14 → 20 GB/s for Q4_1 in L2, `matvec_speed`). Interleaved row streams defeat the hardware prefetcher on Zen 4 (measured up to
 //! 2.5× slower streamed from memory), so these kernels software-prefetch the rows a few groups
 //! ahead in one linear sweep.
 //!
@@ -43,110 +46,135 @@ mod imp {
         _mm256_dpwssd_epi32(acc, a, b)
     }
 
-    /// The 4 bytes at `p` and at `q` as f16 pairs → `[p0, p1, q0, q1]` in f32.
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    #[inline]
-    unsafe fn f16x2x2(p: *const u8, q: *const u8) -> __m128 {
-        // SAFETY: callers point `p` and `q` at 4 readable bytes each.
-        let (a, b) = unsafe {
-            (
-                std::ptr::read_unaligned(p as *const i32),
-                std::ptr::read_unaligned(q as *const i32),
-            )
-        };
-        _mm_cvtph_ps(_mm_insert_epi32::<1>(_mm_cvtsi32_si128(a), b))
-    }
-
-    /// Q4_1 rows `r..r + 4` (`row_bytes` apart) · one Q8_1 row in two zmm accumulators, rows
-    /// `r + 2k` in lanes 0..8 and `r + 2k + 1` in lanes 8..16 of register `k`: each 8-lane half
-    /// is exactly [`dot_q4_1`]'s chain (same products, same FMA per block, same order), so all
-    /// four results equal the single-row kernel's (and llama.cpp's) bit for bit, while the two
-    /// independent FMA chains overlap.
+    /// Q4_1 rows `r..r + 4` (`row_bytes` apart) · one Q8_1 row. One zmm holds the block's
+    /// 16 code bytes of all four rows (row `t` in 128-bit lane `t`); its low nibbles (codes
+    /// 0..16) meet the activation's first 16 bytes broadcast to every lane, its high nibbles
+    /// (codes 16..32) the last 16, in two `vpdpbusd`. So i32 lane `4t + g` of the low product
+    /// is lane `g` of [`dot_q4_1`]'s product for row `t` and lane `4t + g` of the high one is
+    /// its lane `4 + g`: two zmm accumulators hold the four rows' 8-lane chains, each lane the
+    /// same FMA of the same operands in the same order, and the final `lo + hi` is `hsum`'s
+    /// first step for all four rows at once. All four results equal the single-row kernel's
+    /// (and llama.cpp's) bit for bit, with no cross-lane shuffle on the codes.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub(crate) unsafe fn dot_q4_1_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
         let nb = row_bytes / 20;
         assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 36);
         let m4 = _mm512_set1_epi8(0x0F);
-        let perm = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
-        let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-        let mut acc = [_mm512_setzero_ps(); 2];
-        let mut sm = [_mm_setzero_ps(); 2];
+        // d_t = d_w(t) * d_a, at f32 lane 2t of `dm`, to the four lanes of 128-bit lane t.
+        let dperm = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
+        let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        // Lane 2t + 1: row t's summs chain, fma(m_w, s_a, summs) (even lanes unused).
+        let mut sm = _mm256_setzero_ps();
         // SAFETY: block b reads w[t * row_bytes + 20b..][..20] for t < 4 and a[36b..][..36],
         // inside the slices (checked above).
         unsafe {
+            let w0 = w.as_ptr();
+            let (w1, w2, w3) = (
+                w0.add(row_bytes),
+                w0.add(2 * row_bytes),
+                w0.add(3 * row_bytes),
+            );
             for b in 0..nb {
                 let ap = a.as_ptr().add(36 * b);
-                prefetch_ahead(w.as_ptr(), 4 * row_bytes, 80 * b, 2);
-                let am = f16x2x2(ap, ap);
-                let y = _mm512_broadcast_i64x4(_mm256_loadu_si256(ap.add(4) as *const __m256i));
-                for k in 0..2 {
-                    let w0 = w.as_ptr().add(2 * k * row_bytes + 20 * b);
-                    let w1 = w0.add(row_bytes);
-                    let wm = f16x2x2(w0, w1);
-                    let dm = _mm_mul_ps(wm, am);
-                    sm[k] = _mm_fmadd_ps(wm, am, sm[k]);
-                    let t = _mm256_set_m128i(
-                        _mm_loadu_si128(w1.add(4) as *const __m128i),
-                        _mm_loadu_si128(w0.add(4) as *const __m128i),
-                    );
-                    let t = _mm512_inserti64x4::<1>(
-                        _mm512_castsi256_si512(t),
-                        _mm256_srli_epi16::<4>(t),
-                    );
-                    let q = _mm512_permutexvar_epi64(perm, _mm512_and_si512(t, m4));
-                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
-                    let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(dm));
-                    acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[k]);
-                }
+                let o = 20 * b;
+                prefetch_ahead(w0, 4 * row_bytes, 80 * b, 2);
+                // [d_a, s_a] four times, and [d_w, m_w] of rows 0..4.
+                let am =
+                    _mm256_cvtph_ps(_mm_set1_epi32(std::ptr::read_unaligned(ap as *const i32)));
+                let h = |p: *const u8| std::ptr::read_unaligned(p.add(o) as *const u32) as u64;
+                let wm = _mm256_cvtph_ps(_mm_set_epi64x(
+                    (h(w2) | h(w3) << 32) as i64,
+                    (h(w0) | h(w1) << 32) as i64,
+                ));
+                let dm = _mm256_mul_ps(wm, am);
+                sm = _mm256_fmadd_ps(wm, am, sm);
+                let d = _mm512_permutexvar_ps(dperm, _mm512_castps256_ps512(dm));
+                let ld16 = |p: *const u8| _mm_loadu_si128(p.add(o + 4) as *const __m128i);
+                let q = _mm512_castsi128_si512(ld16(w0));
+                let q = _mm512_inserti32x4::<1>(q, ld16(w1));
+                let q = _mm512_inserti32x4::<2>(q, ld16(w2));
+                let q = _mm512_inserti32x4::<3>(q, ld16(w3));
+                let ylo = _mm512_broadcast_i32x4(_mm_loadu_si128(ap.add(4) as *const __m128i));
+                let yhi = _mm512_broadcast_i32x4(_mm_loadu_si128(ap.add(20) as *const __m128i));
+                let zero = _mm512_setzero_si512();
+                let plo = _mm512_dpbusd_epi32(zero, _mm512_and_si512(q, m4), ylo);
+                let phi =
+                    _mm512_dpbusd_epi32(zero, _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4), yhi);
+                lo = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(plo), lo);
+                hi = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(phi), hi);
             }
-            for k in 0..2 {
-                let s = _mm_movehdup_ps(sm[k]);
-                out[2 * k] = hsum_ps(_mm512_castps512_ps256(acc[k])) + _mm_cvtss_f32(s);
-                out[2 * k + 1] = hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                    _mm512_castps_pd(acc[k]),
-                ))) + _mm_cvtss_f32(_mm_movehl_ps(s, s));
+            let s = _mm512_add_ps(lo, hi);
+            let lanes = [
+                _mm512_castps512_ps128(s),
+                _mm512_extractf32x4_ps::<1>(s),
+                _mm512_extractf32x4_ps::<2>(s),
+                _mm512_extractf32x4_ps::<3>(s),
+            ];
+            let (sm_lo, sm_hi) = (_mm256_castps256_ps128(sm), _mm256_extractf128_ps::<1>(sm));
+            let summs = [
+                _mm_movehdup_ps(sm_lo),
+                _mm_movehl_ps(sm_lo, _mm_movehdup_ps(sm_lo)),
+                _mm_movehdup_ps(sm_hi),
+                _mm_movehl_ps(sm_hi, _mm_movehdup_ps(sm_hi)),
+            ];
+            for t in 0..4 {
+                let x = lanes[t];
+                let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+                let x = _mm_add_ss(x, _mm_movehdup_ps(x));
+                out[t] = _mm_cvtss_f32(x) + _mm_cvtss_f32(summs[t]);
             }
         }
     }
 
-    /// Q8_0 rows `r..r + 4` (`row_bytes` apart) · one Q8_0 row in two zmm accumulators laid
-    /// out as in [`dot_q4_1_r4_512`]: each half is exactly [`dot_q8_0`]'s chain (|w|·(sign(w)
-    /// a) through `vpdpbusd`, scale `d_w * d_a` in f32, one FMA per block), so all four results
-    /// equal the single-row kernel's bit for bit.
+    /// Q8_0 rows `r..r + 4` (`row_bytes` apart) · one Q8_0 row in two zmm accumulators, rows
+    /// `r + 2k` in lanes 0..8 and `r + 2k + 1` in lanes 8..16 of register `k`. The codes go
+    /// into `vpdpbusd` unsigned (`w + 128`, one `xor`) with `-128 Σ y` of each 4-byte group
+    /// (computed once per block for all four rows) as the starting value, which leaves every
+    /// i32 lane equal to [`dot_q8_0`]'s `|w|·(sign(w) a)` sum; the scales `d_w * d_a` of the
+    /// four rows come from one conversion and one multiply, one FMA per block and row. Each
+    /// 8-lane half is exactly the single-row chain, so all four results equal it bit for bit.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub(crate) unsafe fn dot_q8_0_r4_512(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32; 4]) {
         let nb = row_bytes / 34;
         assert!(w.len() >= 4 * row_bytes && a.len() >= nb * 34);
-        let sperm = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        let sperm = [
+            _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+            _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+        ];
+        let c128 = _mm512_set1_epi8(0x80u8 as i8);
         let zero = _mm512_setzero_si512();
         let mut acc = [_mm512_setzero_ps(); 2];
         // SAFETY: block b reads w[t * row_bytes + 34b..][..34] for t < 4 and a[34b..][..34],
         // inside the slices (checked above).
         unsafe {
+            let w0 = w.as_ptr();
+            let rows = [
+                w0,
+                w0.add(row_bytes),
+                w0.add(2 * row_bytes),
+                w0.add(3 * row_bytes),
+            ];
             for b in 0..nb {
                 let ap = a.as_ptr().add(34 * b);
-                prefetch_ahead(w.as_ptr(), 4 * row_bytes, 136 * b, 3);
-                let da = _mm_set1_ps(f16_1(ap));
+                let o = 34 * b;
+                prefetch_ahead(w0, 4 * row_bytes, 136 * b, 3);
                 let y = _mm512_broadcast_i64x4(_mm256_loadu_si256(ap.add(2) as *const __m256i));
+                // -128 Σ y over each 4-byte group: the offset the unsigned codes add.
+                let base = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c128, y));
+                let h = |t: usize| std::ptr::read_unaligned(rows[t].add(o) as *const u16) as u64;
+                let dw = _mm_cvtph_ps(_mm_cvtsi64_si128(
+                    (h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48) as i64,
+                ));
+                let dm = _mm_mul_ps(dw, _mm_set1_ps(f16_1(ap)));
                 for (k, acc) in acc.iter_mut().enumerate() {
-                    let w0 = w.as_ptr().add(2 * k * row_bytes + 34 * b);
-                    let w1 = w0.add(row_bytes);
-                    let (s0, s1) = (
-                        std::ptr::read_unaligned(w0 as *const u16) as i32,
-                        std::ptr::read_unaligned(w1 as *const u16) as i32,
-                    );
-                    let dw = _mm_cvtph_ps(_mm_cvtsi32_si128(s0 | (s1 << 16)));
-                    let dm = _mm_mul_ps(dw, da);
                     let x = _mm512_inserti64x4::<1>(
-                        _mm512_castsi256_si512(_mm256_loadu_si256(w0.add(2) as *const __m256i)),
-                        _mm256_loadu_si256(w1.add(2) as *const __m256i),
+                        _mm512_castsi256_si512(_mm256_loadu_si256(
+                            rows[2 * k].add(o + 2) as *const __m256i
+                        )),
+                        _mm256_loadu_si256(rows[2 * k + 1].add(o + 2) as *const __m256i),
                     );
-                    // sign(y, x) as _mm256_sign_epi8 does (zero where x is zero doesn't matter:
-                    // |x| is zero there too).
-                    let neg = _mm512_movepi8_mask(x);
-                    let sy = _mm512_mask_sub_epi8(y, neg, zero, y);
-                    let p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(x), sy);
-                    let d = _mm512_permutexvar_ps(sperm, _mm512_castps128_ps512(dm));
+                    let p = _mm512_dpbusd_epi32(base, _mm512_xor_si512(x, c128), y);
+                    let d = _mm512_permutexvar_ps(sperm[k], _mm512_castps128_ps512(dm));
                     *acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), *acc);
                 }
             }
