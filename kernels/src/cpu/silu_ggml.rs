@@ -32,12 +32,65 @@ pub fn swiglu_ggml_into(gate: &[f32], up: &[f32], out: &mut [f32]) {
         "swiglu_ggml_into: length mismatch"
     );
     #[cfg(target_arch = "x86_64")]
+    if super::isa::Isa::Avx512.is_available() {
+        // SAFETY: AVX-512 F was detected just above.
+        unsafe { body_into_avx512(gate, up, out) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if super::isa::Isa::Avx2.is_available() {
         // SAFETY: AVX2 and FMA were detected just above.
         unsafe { body_into_fma(gate, up, out) };
         return;
     }
     body_into(gate, up, out)
+}
+
+/// [`body_into`] sixteen lanes at a time with ggml's own AVX-512 instructions (`ggml_v_expf`'s
+/// FMAs and `vscalefps`, `ggml_v_silu`'s division): the same operations as the one-lane
+/// [`ggml_v_expf`] (whose f64 product is `scalef`'s single rounding), so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn body_into_avx512(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let c = |bits: u32| _mm512_set1_ps(f32::from_bits(bits));
+    let n16 = gate.len() / 16 * 16;
+    for i in (0..n16).step_by(16) {
+        // SAFETY: i + 16 <= n16 <= the length of all three slices (checked by the caller).
+        let (g, u) = unsafe {
+            (
+                _mm512_loadu_ps(gate.as_ptr().add(i)),
+                _mm512_loadu_ps(up.as_ptr().add(i)),
+            )
+        };
+        let x = _mm512_sub_ps(_mm512_setzero_ps(), g);
+        let r = c(0x4b40_0000);
+        let n = _mm512_sub_ps(_mm512_fmadd_ps(x, c(0x3fb8_aa3b), r), r);
+        let b = _mm512_fnmadd_ps(n, c(0x35bf_be8e), _mm512_fnmadd_ps(n, c(0x3f31_7200), x));
+        let big = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_abs_ps(n), _mm512_set1_ps(192.0));
+        let bb = _mm512_mul_ps(b, b);
+        let j = _mm512_fmadd_ps(
+            _mm512_fmadd_ps(
+                _mm512_fmadd_ps(c(0x3c07_2010), b, c(0x3d2b_9f17)),
+                bb,
+                _mm512_fmadd_ps(c(0x3e2a_af33), b, c(0x3eff_fedb)),
+            ),
+            bb,
+            _mm512_fmadd_ps(c(0x3f7f_fff6), b, _mm512_set1_ps(1.0)),
+        );
+        let mut e = _mm512_scalef_ps(j, n);
+        if big != 0 {
+            let le0 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(n, _mm512_setzero_ps());
+            let alt = _mm512_mask_blend_ps(le0, _mm512_set1_ps(f32::INFINITY), _mm512_setzero_ps());
+            e = _mm512_mask_blend_ps(big, e, alt);
+        }
+        let silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0), e));
+        // SAFETY: as for the loads.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(i), _mm512_mul_ps(silu, u)) };
+    }
+    for ((o, &g), &u) in out[n16..].iter_mut().zip(&gate[n16..]).zip(&up[n16..]) {
+        *o = silu_times(g, u, false);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -76,8 +129,28 @@ mod tests {
 
     #[test]
     fn whole_sixteens_take_ggml_expf_and_the_tail_libm() {
-        for n in [0, 5, 16, 37, 1000] {
-            let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 6.0).collect();
+        for n in [0, 5, 16, 37, 1000, 4099] {
+            // Up to ±140 (and ±1e30, ±inf) at n = 4099: saturating exponentials (|n| > 192
+            // after the range reduction), results that are subnormal or zero, and the f32
+            // rounding of the `scalef` step all go through the SIMD path.
+            let amp = if n > 1000 { 140.0 } else { 6.0 };
+            let mut g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * amp).collect();
+            let specials = [
+                1e30,
+                -1e30,
+                f32::INFINITY,
+                -f32::INFINITY,
+                88.7,
+                -88.7,
+                103.9,
+            ];
+            for (x, s) in g
+                .iter_mut()
+                .step_by(7)
+                .zip(specials.iter().filter(|_| n > 1000))
+            {
+                *x = *s;
+            }
             let u: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
             let mut out = vec![f32::NAN; n];
             swiglu_ggml_into(&g, &u, &mut out);
