@@ -10,6 +10,7 @@
 //! - [`train`]: the training forward/backward (flash-attention style, f32), re-exported as
 //!   `graft_kernels::grad::{attention_forward, attention_backward, AttnShape}`.
 
+mod bufs;
 pub mod ggml_rows;
 pub mod ggml_rows_f16;
 mod infer;

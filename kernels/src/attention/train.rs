@@ -24,6 +24,7 @@
 //! Token `i` sees token `j` iff `j ≤ i`, when `segments` is given `segments[j] == segments[i]`
 //! (packed sequences), and with a sliding window `i − j < window`.
 
+use super::bufs::{self, Buf};
 use crate::cpu::ThreadPool;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use crate::grad::isa;
@@ -190,24 +191,26 @@ fn items(n_head: usize, ranges: &[(usize, usize)]) -> Vec<(usize, usize, usize)>
 
 /// Everything one item's kernels read: dense `[n, hd]` rows.
 struct Head {
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    q: Buf,
+    k: Buf,
+    v: Buf,
 }
 
 impl AttnShape {
     /// Head `h`'s q and its kv group's k and v over tokens `a..b`.
     fn gather(&self, q: &[f32], k: &[f32], v: &[f32], h: usize, a: usize, b: usize) -> Head {
         let (hd, g) = (self.head_dim, self.kv_head(h));
+        let n = (b - a) * hd;
         let mut head = Head {
-            q: Vec::with_capacity((b - a) * hd),
-            k: Vec::with_capacity((b - a) * hd),
-            v: Vec::with_capacity((b - a) * hd),
+            q: bufs::take(n),
+            k: bufs::take(n),
+            v: bufs::take(n),
         };
         for t in a..b {
-            head.q.extend_from_slice(&q[self.q_at(t, h)..][..hd]);
-            head.k.extend_from_slice(&k[self.kv_at(t, g)..][..hd]);
-            head.v.extend_from_slice(&v[self.kv_at(t, g)..][..hd]);
+            let r = (t - a) * hd;
+            head.q[r..r + hd].copy_from_slice(&q[self.q_at(t, h)..][..hd]);
+            head.k[r..r + hd].copy_from_slice(&k[self.kv_at(t, g)..][..hd]);
+            head.v[r..r + hd].copy_from_slice(&v[self.kv_at(t, g)..][..hd]);
         }
         head
     }
@@ -277,8 +280,8 @@ pub fn attention_forward(
         let (h, a, b) = items[i];
         let (n, mask) = (b - a, mask.range(a, b));
         let head = sh.gather(q, k, v, h, a, b);
-        let mut o = vec![0f32; n * hd];
-        let mut l = vec![0f32; n];
+        let mut o = bufs::zeroed(n * hd);
+        let mut l = bufs::zeroed(n);
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             // SAFETY: `avx512()` is true only when AVX-512F (with AVX2, FMA) was detected.
@@ -454,7 +457,8 @@ struct KeyTiles {
     hd: usize,
     n_tok: usize,
     origin: usize,
-    tiles: Vec<f32>,
+    /// Contents unspecified until built ([`transpose_tile`] writes the whole tile).
+    tiles: Buf,
     built: Vec<bool>,
     scratch: Vec<f32>,
 }
@@ -467,7 +471,7 @@ impl KeyTiles {
             hd,
             n_tok,
             origin,
-            tiles: vec![0f32; n_tiles * hd * BK],
+            tiles: bufs::take(n_tiles * hd * BK),
             built: vec![false; n_tiles],
             scratch: Vec::new(),
         }
@@ -523,9 +527,9 @@ fn scores_rows<const R: usize>(x: &[f32], hd: usize, tile: &[f32], out: &mut [[f
 
 /// One head's backward results: dq `[T, hd]`, and its contributions to its group's dk, dv.
 struct HeadGrad {
-    dq: Vec<f32>,
-    dk: Vec<f32>,
-    dv: Vec<f32>,
+    dq: Buf,
+    dk: Buf,
+    dv: Buf,
 }
 
 /// Backward: given `dout`, the forward's `out` and `lse`, accumulates `dq`, `dk`, `dv`, on
@@ -554,19 +558,17 @@ pub fn attention_backward(
         let (h, a, b) = items[i];
         let (n, mask) = (b - a, mask.range(a, b));
         let head = sh.gather(q, k, v, h, a, b);
-        let mut delta = vec![0f32; n];
-        let mut d_o = Vec::with_capacity(n * hd);
-        let mut l = Vec::with_capacity(n);
+        let (mut delta, mut d_o, mut l) = (bufs::take(n), bufs::take(n * hd), bufs::take(n));
         for t in a..b {
-            let at = sh.q_at(t, h);
-            d_o.extend_from_slice(&dout[at..][..hd]);
-            delta[t - a] = dot(&dout[at..][..hd], &out[at..][..hd]);
-            l.push(lse[t * sh.n_head + h]);
+            let (at, r) = (sh.q_at(t, h), t - a);
+            d_o[r * hd..(r + 1) * hd].copy_from_slice(&dout[at..][..hd]);
+            delta[r] = dot(&dout[at..][..hd], &out[at..][..hd]);
+            l[r] = lse[t * sh.n_head + h];
         }
         let mut g = HeadGrad {
-            dq: vec![0f32; n * hd],
-            dk: vec![0f32; n * hd],
-            dv: vec![0f32; n * hd],
+            dq: bufs::zeroed(n * hd),
+            dk: bufs::zeroed(n * hd),
+            dv: bufs::zeroed(n * hd),
         };
         #[cfg(target_arch = "x86_64")]
         if avx512() {
