@@ -10,7 +10,9 @@ mod grad_common;
 use grad_common::*;
 
 use graft_kernels::grad::bf16::{round_f32, Bf16Path};
-use graft_kernels::grad::{matmul_fwd_bf16_with, matmul_fwd_with, matmul_t_bf16_with, Isa};
+use graft_kernels::grad::{
+    matmul_fwd_bf16_with, matmul_fwd_with, matmul_t_bf16_set, matmul_t_bf16_with, Isa,
+};
 use graft_quant::blocks::{dequantize, quantize};
 use graft_quant::QuantType;
 
@@ -84,6 +86,23 @@ impl Case {
                 )
                 .expect("backward");
                 check(&format!("{name} backward"), &dx, &want_dx, TOL);
+                if path == Bf16Path::detect() {
+                    // The overwriting backward: the bits of accumulating into zeros, whatever
+                    // the buffer held (NaN here).
+                    let mut want = vec![0f32; n_tok * cols];
+                    let p = pool(threads);
+                    matmul_t_bf16_with(path, ty, wb, rows, cols, &dy, n_tok, &mut want, &p)
+                        .expect("backward into zeros");
+                    let mut set = vec![f32::NAN; n_tok * cols];
+                    matmul_t_bf16_set(ty, wb, rows, cols, &dy, n_tok, &mut set, &p)
+                        .expect("overwriting backward");
+                    assert!(
+                        set.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{name}: the overwriting backward differs from accumulating into zeros"
+                    );
+                }
                 match &first {
                     None => first = Some((y, dx)),
                     Some((y1, dx1)) => {

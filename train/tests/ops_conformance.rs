@@ -13,7 +13,7 @@ use graft_runtime::backend::{
 };
 use graft_runtime::spec::Activation;
 use graft_runtime::weights::Matrix;
-use graft_train::model::GradOps;
+use graft_train::model::{Accumulate, GradOps};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -485,7 +485,7 @@ fn grad_ops_match_finite_differences() {
         };
         let dy = rnd(&mut rng, n * rows, 1.0);
         let mut dx = vec![0.0; n * cols];
-        ops.base_matmul_t(Precision::F32, &m, &dy, n, &mut dx)
+        ops.base_matmul_t(Precision::F32, &m, &dy, n, &mut dx, Accumulate::Add)
             .expect("matmul_t");
         let wf = f64s(&wv);
         let f = |x: &[f64]| matmul_ref(&wf, x, rows, cols);
@@ -493,8 +493,20 @@ fn grad_ops_match_finite_differences() {
         check_fd(&format!("{dev} base_matmul_t"), &dx, &probes, 1e-5);
         // The same in bf16: the product of the bf16-rounded operands, f32 sums.
         let mut dx16 = vec![0.0; n * cols];
-        ops.base_matmul_t(Precision::Bf16, &m, &dy, n, &mut dx16)
+        ops.base_matmul_t(Precision::Bf16, &m, &dy, n, &mut dx16, Accumulate::Add)
             .expect("matmul_t bf16");
+        // Overwriting gives the bits of adding to zeros, whatever the buffer held.
+        for (p, want) in [(Precision::F32, &dx), (Precision::Bf16, &dx16)] {
+            let mut set = vec![f32::NAN; n * cols];
+            ops.base_matmul_t(p, &m, &dy, n, &mut set, Accumulate::Overwrite)
+                .expect("matmul_t overwrite");
+            assert!(
+                set.iter()
+                    .zip(want.iter())
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{dev} base_matmul_t {p:?} overwrite differs from adding to zeros"
+            );
+        }
         let r16 = |v: f32| f64::from(graft_kernels::grad::bf16::round_f32(v));
         for t in 0..n {
             for c in 0..cols {

@@ -108,7 +108,7 @@ pub fn matmul_t_bf16_with(
 ) -> Result<(), GradError> {
     #[cfg(target_arch = "x86_64")]
     if path == Bf16Path::Amx && path.is_available() {
-        return amx_impl::backward(ty, w, rows, cols, dy, n_tok, dx, pool);
+        return amx_impl::backward(ty, w, rows, cols, dy, n_tok, dx, true, pool);
     }
     let _ = path;
     let dyr = rounded_copy(dy);
@@ -124,6 +124,30 @@ pub fn matmul_t_bf16_with(
         pool,
         Precision::Bf16,
     )
+}
+
+/// [`matmul_t_bf16`] that overwrites: `dx[t, c] = Σ_r bf16(W[r, c]) · bf16(dy[t, r])`, the
+/// same bits as accumulating into zeros. On AMX the output tiles start from zero instead of
+/// being loaded, so the caller skips zero-filling `dx` (a training step filled ~800 MB of
+/// gradient buffers that way); elsewhere `dx` is zeroed here first.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_t_bf16_set(
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    dy: &[f32],
+    n_tok: usize,
+    dx: &mut [f32],
+    pool: &ThreadPool,
+) -> Result<(), GradError> {
+    let path = Bf16Path::detect();
+    #[cfg(target_arch = "x86_64")]
+    if path == Bf16Path::Amx && path.is_available() {
+        return amx_impl::backward(ty, w, rows, cols, dy, n_tok, dx, false, pool);
+    }
+    dx.fill(0.0);
+    matmul_t_bf16_with(path, ty, w, rows, cols, dy, n_tok, dx, pool)
 }
 
 /// `v` with every element rounded to bf16 (the emulated path's activation operand).
@@ -686,8 +710,9 @@ mod amx_impl {
         run(pool, dy, n_tok, rows, cols, dx, true, p.np, panels)
     }
 
-    /// The AMX backward: `dx += dy · W` with bf16 operands. `B = W`: VNNI pair row `p` of a
-    /// chunk interleaves weight rows `2p` and `2p + 1`.
+    /// The AMX backward: `dx += dy · W` (`dx = dy · W` without `accumulate`) with bf16
+    /// operands. `B = W`: VNNI pair row `p` of a chunk interleaves weight rows `2p` and
+    /// `2p + 1`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn backward(
         ty: QuantType,
@@ -697,12 +722,16 @@ mod amx_impl {
         dy: &[f32],
         n_tok: usize,
         dx: &mut [f32],
+        accumulate: bool,
         pool: &ThreadPool,
     ) -> Result<(), GradError> {
         let base = base("matmul_t_bf16", ty, w, rows, cols)?;
         check_len("matmul_t_bf16", "dy", dy.len(), n_tok * rows)?;
         check_len("matmul_t_bf16", "dx", dx.len(), n_tok * cols)?;
         if rows == 0 || cols == 0 || n_tok == 0 {
+            if !accumulate {
+                dx.fill(0.0);
+            }
             return Ok(());
         }
         let np = t_panel(ty);
@@ -714,7 +743,7 @@ mod amx_impl {
             rows,
             cols,
             dx,
-            true,
+            accumulate,
             np,
             Panels::Pack(pack),
         )

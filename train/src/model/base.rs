@@ -2,7 +2,7 @@
 //! kept in its GGUF block format, on the trainer's device ([`GradOps`]).
 
 use super::error::TrainModelError;
-use super::grad_ops::GradOps;
+use super::grad_ops::{Accumulate, GradOps};
 use graft_kernels::grad::{Bf16Path, PackedBf16, PackedFor, Precision};
 use graft_runtime::backend::CpuBackend;
 use graft_runtime::weights::Matrix;
@@ -93,15 +93,17 @@ impl Base {
         self.cpu.base_matmul(self.mode, self.precision, m, x, n, y)
     }
 
-    /// `dx += Wᵀ dy` for `n` tokens (`dy`: `[n, rows]`, `dx`: `[n, cols]`).
+    /// `dx += Wᵀ dy` (or `dx = Wᵀ dy`, [`Accumulate::Overwrite`]) for `n` tokens (`dy`:
+    /// `[n, rows]`, `dx`: `[n, cols]`).
     pub(crate) fn backward(
         &self,
         m: &Matrix<'_>,
         dy: &[f32],
         n: usize,
         dx: &mut [f32],
+        acc: Accumulate,
     ) -> Result<(), TrainModelError> {
-        self.cpu.base_matmul_t(self.precision, m, dy, n, dx)
+        self.cpu.base_matmul_t(self.precision, m, dy, n, dx, acc)
     }
 
     /// Bytes the output head `m` takes packed for both bf16 products: nonzero only where it
@@ -178,7 +180,7 @@ impl Base {
             Some(p) => (p.bwd)
                 .matmul_t(&dy[..n * m.rows], n, &mut dx[..n * m.cols], self.cpu.pool())
                 .map_err(grad_error(m)),
-            None => self.backward(m, dy, n, dx),
+            None => self.backward(m, dy, n, dx, Accumulate::Add),
         }
     }
 }

@@ -4,8 +4,10 @@
 //! and the fused cross-entropy. The trainer calls these instead of CPU kernels, so another
 //! device (CUDA next) implements this trait rather than a second trainer.
 //!
-//! Gradients of inputs **accumulate** (`dx += ...`) except RoPE's (in place on the gradient) and
-//! cross-entropy's (written over the logits), as `graft_kernels::grad`.
+//! Gradients of inputs **accumulate** (`dx += ...`) except RoPE's (in place on the gradient),
+//! cross-entropy's (written over the logits), as `graft_kernels::grad`, and the base backward
+//! when asked to overwrite ([`Accumulate::Overwrite`]: the first product into a gradient buffer,
+//! which then needs no zero-fill).
 
 use super::base::{grad_error, BaseMatmul};
 use super::error::TrainModelError;
@@ -13,6 +15,16 @@ use graft_kernels::grad::{self, parallel::for_each_piece, AttnShape, LoraShape, 
 use graft_runtime::backend::{CpuBackend, ForwardOps, RopeParams};
 use graft_runtime::spec::Activation;
 use graft_runtime::weights::Matrix;
+
+/// How a backward product writes its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accumulate {
+    /// Adds to what the output holds.
+    Add,
+    /// Replaces it (the first product into a gradient buffer, which then needs no zero-fill
+    /// first): the bits of adding to zeros.
+    Overwrite,
+}
 
 /// The backward ops of a device.
 pub trait GradOps: ForwardOps {
@@ -28,8 +40,9 @@ pub trait GradOps: ForwardOps {
         y: Self::ViewMut<'_>,
     ) -> Result<(), TrainModelError>;
 
-    /// `dx += Wᵀ dy` for `n` tokens (`dy` `[n × w.rows]`, `dx` `[n × w.cols]`) in
-    /// `precision`.
+    /// `dx += Wᵀ dy` (or `dx = Wᵀ dy`, [`Accumulate::Overwrite`]) for `n` tokens (`dy`
+    /// `[n × w.rows]`, `dx` `[n × w.cols]`) in `precision`.
+    #[allow(clippy::too_many_arguments)]
     fn base_matmul_t(
         &self,
         precision: Precision,
@@ -37,6 +50,7 @@ pub trait GradOps: ForwardOps {
         dy: Self::View<'_>,
         n: usize,
         dx: Self::ViewMut<'_>,
+        acc: Accumulate,
     ) -> Result<(), TrainModelError>;
 
     /// `u = A x`, `y += s·B u` for a trainable pair (`a`, `b` host f32, row-major).
@@ -182,10 +196,17 @@ impl GradOps for CpuBackend {
         dy: &[f32],
         n: usize,
         dx: &mut [f32],
+        acc: Accumulate,
     ) -> Result<(), TrainModelError> {
-        let run = match precision {
-            Precision::F32 => grad::matmul_t,
-            Precision::Bf16 => grad::matmul_t_bf16,
+        let run = match (precision, acc) {
+            (Precision::Bf16, Accumulate::Overwrite) => grad::matmul_t_bf16_set,
+            (Precision::Bf16, Accumulate::Add) => grad::matmul_t_bf16,
+            (Precision::F32, acc) => {
+                if acc == Accumulate::Overwrite {
+                    dx[..n * w.cols].fill(0.0);
+                }
+                grad::matmul_t
+            }
         };
         run(
             w.ty,

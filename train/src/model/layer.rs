@@ -10,7 +10,7 @@ use super::activations::LayerActs;
 use super::base::Base;
 use super::batch::Batch;
 use super::error::TrainModelError;
-use super::grad_ops::GradOps;
+use super::grad_ops::{Accumulate, GradOps};
 use std::cell::Cell;
 
 use super::anchor;
@@ -168,13 +168,14 @@ impl Ctx<'_> {
         u: &[f32],
         dy: &[f32],
         mut dx: Option<&mut [f32]>,
+        acc: Accumulate,
         xd: &mut [f32],
         tmp: &mut [f32],
     ) -> Result<(), TrainModelError> {
         let m = lw.proj(t);
         let n = self.batch.n_tokens();
         if let Some(dx) = dx.as_deref_mut() {
-            self.base.backward(m, dy, n, dx)?;
+            self.base.backward(m, dy, n, dx, acc)?;
         }
         let (rank, scale, weight) = (lora.config().rank, lora.scale(), lora.config().anchor);
         let Some((a, b)) = lora.pair_mut(layer, t) else {
@@ -303,7 +304,6 @@ impl Ctx<'_> {
             &s.dres
         };
         let dact = &mut s.dact[..n * ff];
-        dact.fill(0.0);
         self.linear_bwd(
             lw,
             lora,
@@ -313,6 +313,7 @@ impl Ctx<'_> {
             udn,
             dy_down,
             Some(dact),
+            Accumulate::Overwrite,
             xd,
             tmp,
         )?;
@@ -321,7 +322,6 @@ impl Ctx<'_> {
         du.fill(0.0);
         ops.glu_backward(spec.act, a.gate, a.up, dact, dg, du, ff);
         let dxn = &mut s.dxn[..n * d];
-        dxn.fill(0.0);
         self.linear_bwd(
             lw,
             lora,
@@ -331,6 +331,7 @@ impl Ctx<'_> {
             ug,
             dg,
             Some(dxn),
+            Accumulate::Overwrite,
             xd,
             tmp,
         )?;
@@ -343,6 +344,7 @@ impl Ctx<'_> {
             uu,
             du,
             Some(dxn),
+            Accumulate::Add,
             xd,
             tmp,
         )?;
@@ -363,7 +365,6 @@ impl Ctx<'_> {
             &s.dres
         };
         let datt = &mut s.datt[..n * qd];
-        datt.fill(0.0);
         self.linear_bwd(
             lw,
             lora,
@@ -373,6 +374,7 @@ impl Ctx<'_> {
             uo,
             dy_o,
             Some(datt),
+            Accumulate::Overwrite,
             xd,
             tmp,
         )?;
@@ -428,7 +430,6 @@ impl Ctx<'_> {
         } else {
             (dq, dk)
         };
-        dxn.fill(0.0);
         let mut dxn_opt = need_dx.then_some(&mut *dxn);
         self.linear_bwd(
             lw,
@@ -439,6 +440,7 @@ impl Ctx<'_> {
             uq,
             dq,
             dxn_opt.as_deref_mut(),
+            Accumulate::Overwrite,
             xd,
             tmp,
         )?;
@@ -451,10 +453,24 @@ impl Ctx<'_> {
             uk,
             dk,
             dxn_opt.as_deref_mut(),
+            Accumulate::Add,
             xd,
             tmp,
         )?;
-        self.linear_bwd(lw, lora, layer, Target::V, a.xn1, uv, dv, dxn_opt, xd, tmp)?;
+        let add = Accumulate::Add;
+        self.linear_bwd(
+            lw,
+            lora,
+            layer,
+            Target::V,
+            a.xn1,
+            uv,
+            dv,
+            dxn_opt,
+            add,
+            xd,
+            tmp,
+        )?;
         if need_dx {
             ops.rmsnorm_backward(
                 a.x_in,

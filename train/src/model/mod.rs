@@ -30,7 +30,7 @@ pub use base::BaseMatmul;
 pub use batch::Batch;
 pub use checkpoint::{Checkpointing, SegmentPlan};
 pub use error::TrainModelError;
-pub use grad_ops::GradOps;
+pub use grad_ops::{Accumulate, GradOps};
 /// The precision of the frozen-base products ([`TrainOptions::precision`]) and where bf16 runs.
 pub use graft_kernels::grad::{Bf16Path, Precision};
 pub use lora_params::{LoraConfig, LoraParams, Target};
