@@ -613,6 +613,11 @@ mod amx_impl {
         )
     }
 
+    thread_local! {
+        /// The forward packer's sixteen dequantized weight rows (kept between calls).
+        static PACK_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
     /// The forward's `B = Wᵀ` packer ([`Panels::Pack`]): each dequantized weight row of the
     /// panel becomes one column of its tiles.
     pub(super) fn fwd_packer(
@@ -621,24 +626,33 @@ mod amx_impl {
         let (groups, rows) = (FWD_PANEL / 16, base.rows);
         move |panel, p, k0, ks| {
             let kp = ks.next_multiple_of(32);
-            let mut row = [0f32; KS];
-            for j in 0..FWD_PANEL {
-                let r = p * FWD_PANEL + j;
-                if r < rows {
-                    base.span(r, k0, &mut row[..ks])?;
-                    row[ks..kp].fill(0.0);
-                } else {
-                    row[..kp].fill(0.0);
+            // Sixteen weight rows at a time (one tile column group), transposed into the
+            // group's tiles in registers; the rows in this thread's scratch.
+            PACK_ROWS.with_borrow_mut(|block| {
+                if block.len() < 16 * kp {
+                    block.resize(16 * kp, 0.0);
                 }
-                for kc in 0..kp / 32 {
-                    let tile = &mut panel[(kc * groups + j / 16) * TILE_PAIRS..][..TILE_PAIRS];
-                    let src = &row[kc * 32..kc * 32 + 32];
-                    // SAFETY: AVX512-BF16 is present (AMX path); `src` is 32 floats,
-                    // `tile` holds one whole tile and j % 16 < 16.
-                    unsafe { amx::row_into_tile_column(src, tile.as_mut_ptr().cast(), j % 16) };
+                let block = &mut block[..16 * kp];
+                for g in 0..groups {
+                    for (j, row) in block.chunks_exact_mut(kp).enumerate() {
+                        let r = p * FWD_PANEL + g * 16 + j;
+                        if r < rows {
+                            base.span(r, k0, &mut row[..ks])?;
+                            row[ks..].fill(0.0);
+                        } else {
+                            row.fill(0.0);
+                        }
+                    }
+                    let rows16: [&[f32]; 16] = std::array::from_fn(|j| &block[j * kp..][..kp]);
+                    for kc in 0..kp / 32 {
+                        let tile = &mut panel[(kc * groups + g) * TILE_PAIRS..][..TILE_PAIRS];
+                        // SAFETY: AVX512-BF16 is present (AMX path); every row holds kp ≥
+                        // 32·kc + 32 floats; `tile` holds one whole tile.
+                        unsafe { amx::rows_into_tile(&rows16, kc * 32, tile.as_mut_ptr().cast()) };
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         }
     }
 

@@ -326,6 +326,8 @@ pub(crate) unsafe fn interleave_bf16(lo: &[f32], hi: &[f32], dst: &mut [u32]) {
 /// # Safety
 /// The CPU must have AVX512-F and AVX512-BF16; `src` must hold at least 32 floats; `tile` must
 /// hold [`B_TILE`] elements and be writable; `col < 16`.
+/// (The reference [`rows_into_tile`] is tested against.)
+#[cfg(test)]
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub(crate) unsafe fn row_into_tile_column(src: &[f32], tile: *mut u16, col: usize) {
     use std::arch::x86_64::*;
@@ -343,10 +345,98 @@ pub(crate) unsafe fn row_into_tile_column(src: &[f32], tile: *mut u16, col: usiz
     }
 }
 
+/// Sixteen operand rows of 32 consecutive K elements into one VNNI `B` tile: pair `p` of row
+/// `j` (`rows[j][off + 2p]`, `rows[j][off + 2p + 1]`) goes to `tile[p · 16 + j]`, as
+/// [`row_into_tile_column`] does for one row, with the sixteen converted rows transposed in
+/// registers (a 16 × 16 transpose of u32) instead of scattered (sixteen `vpscatterdd`).
+///
+/// # Safety
+/// The CPU must have AVX512-F and AVX512-BF16; every row must hold at least `off + 32` floats;
+/// `tile` must hold [`B_TILE`] elements and be writable.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(crate) unsafe fn rows_into_tile(rows: &[&[f32]; 16], off: usize, tile: *mut u16) {
+    use std::arch::x86_64::*;
+    // SAFETY: each row holds off + 32 floats (caller); the stores write the tile's 16 rows of
+    // 16 u32 (B_TILE u16, caller).
+    unsafe {
+        let mut v: [__m512i; 16] = std::array::from_fn(|j| {
+            let src = rows[j].as_ptr().add(off);
+            let lo = _mm512_loadu_ps(src);
+            let hi = _mm512_loadu_ps(src.add(16));
+            std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+        });
+        // Stage 1: 32-bit interleave of row pairs (2i, 2i + 1).
+        let mut t = [_mm512_setzero_si512(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+        }
+        // Stage 2: 64-bit interleave of (4i + 0/1, 4i + 2/3).
+        for i in 0..4 {
+            v[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+            v[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+            v[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+            v[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+        }
+        // Now 128-bit lane L of v[4i + c] holds pair 4L + c of rows 4i..4i + 4. Stages 3 and
+        // 4 gather, for each pair, the four lanes of rows 0..4, 4..8, 8..12, 12..16.
+        for c in 0..4 {
+            let (a, b, e, f) = (v[c], v[4 + c], v[8 + c], v[12 + c]);
+            // Lanes (0, 2) and (1, 3) of a and b: pairs c and 8 + c / 4 + c and 12 + c.
+            let ab02 = _mm512_shuffle_i32x4::<0x88>(a, b);
+            let ab13 = _mm512_shuffle_i32x4::<0xdd>(a, b);
+            let ef02 = _mm512_shuffle_i32x4::<0x88>(e, f);
+            let ef13 = _mm512_shuffle_i32x4::<0xdd>(e, f);
+            let out = [
+                _mm512_shuffle_i32x4::<0x88>(ab02, ef02),
+                _mm512_shuffle_i32x4::<0x88>(ab13, ef13),
+                _mm512_shuffle_i32x4::<0xdd>(ab02, ef02),
+                _mm512_shuffle_i32x4::<0xdd>(ab13, ef13),
+            ];
+            for (l, o) in out.into_iter().enumerate() {
+                let p = 4 * l + c;
+                _mm512_storeu_si512(tile.cast::<u32>().add(16 * p).cast(), o);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::grad::bf16::round;
+
+    /// The in-register transpose puts every pair where the scatter of [`row_into_tile_column`]
+    /// does, bit for bit.
+    #[test]
+    fn rows_into_tile_equals_sixteen_column_scatters() {
+        if !(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16"))
+        {
+            println!("no AVX512-BF16 here: neither kernel can run");
+            return;
+        }
+        let v = specials();
+        let data: Vec<Vec<f32>> = (0..16)
+            .map(|j| {
+                (0..40)
+                    .map(|i| v[(j * 37 + i * 11) % v.len()] * (1.0 + j as f32))
+                    .collect()
+            })
+            .collect();
+        let rows: [&[f32]; 16] = std::array::from_fn(|j| &data[j][..]);
+        for off in [0, 3, 8] {
+            let mut want = vec![0u16; B_TILE];
+            for (j, row) in rows.iter().enumerate() {
+                // SAFETY: AVX512-F/BF16 detected above; 32 floats from `off`, a whole tile.
+                unsafe { row_into_tile_column(&row[off..], want.as_mut_ptr(), j) };
+            }
+            let mut got = vec![0xAAAAu16; B_TILE];
+            // SAFETY: as above; every row holds off + 32 floats.
+            unsafe { rows_into_tile(&rows, off, got.as_mut_ptr()) };
+            assert_eq!(got, want, "offset {off}");
+        }
+    }
 
     /// Values that exercise every rounding case: ties, subnormals, infinities, NaN, overflow.
     fn specials() -> Vec<f32> {
