@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 /// Buffers kept for reuse at most (the rest are freed): a step's items hold a few dozen at
 /// once (three gradients per head, nine heads, two threads' scratch). What stays allocated
-/// between steps is at most this many buffers of the largest item's `[n, head_dim]` (6.6 MB
-/// at 1,024 tokens, 26 buffers in use).
+/// between steps is at most this many buffers of the largest item's `[n, head_dim]` (a few MB
+/// at 1,024 tokens, 256 KiB each).
 const KEEP: usize = 64;
 
 static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
