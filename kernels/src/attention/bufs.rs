@@ -1,6 +1,6 @@
 //! Reusable f32 buffers for the training attention's per-(head, range) work items. Every item
 //! of every layer needs a few `[n_tok, head_dim]` buffers (its gathered q/k/v, transposed key
-//! tiles, its output or gradients): 256 KiB each at 1,024 tokens, which the allocator handed
+//! tiles, its output or gradients): 64 KiB each for a 256-token sequence, which the allocator handed
 //! out as fresh pages each time (page faults, zeroing, and TLB-shootdown interrupts when it gave
 //! them back: about 5% of a two-thread training step). A [`Buf`] goes back to a small shared
 //! free list when dropped (on whatever thread drops it: item results are made on the pool's
@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 /// Buffers kept for reuse at most (the rest are freed): a step's items hold a few dozen at
 /// once (three gradients per head, nine heads, two threads' scratch). What stays allocated
-/// between steps is at most this many buffers of the largest item's `[n, head_dim]` (a few MB
-/// at 1,024 tokens, 256 KiB each).
+/// between steps is at most this many buffers of the largest item's `[n, head_dim]` (64 KiB
+/// each for 256-token sequences of 64-wide heads).
 const KEEP: usize = 64;
 
 static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
