@@ -347,8 +347,9 @@ pub(crate) unsafe fn row_into_tile_column(src: &[f32], tile: *mut u16, col: usiz
 
 /// Sixteen operand rows of 32 consecutive K elements into one VNNI `B` tile: pair `p` of row
 /// `j` (`rows[j][off + 2p]`, `rows[j][off + 2p + 1]`) goes to `tile[p · 16 + j]`, as
-/// `row_into_tile_column` (the test-only reference) does for one row, with the sixteen converted rows transposed in
-/// registers (a 16 × 16 transpose of u32) instead of scattered (sixteen `vpscatterdd`).
+/// `row_into_tile_column` (the test-only reference) does for one row, with the sixteen
+/// converted rows transposed in registers (a 16 × 16 transpose of u32) instead of scattered
+/// (sixteen `vpscatterdd`).
 ///
 /// # Safety
 /// The CPU must have AVX512-F and AVX512-BF16; every row must hold at least `off + 32` floats;
