@@ -156,7 +156,8 @@ impl Ctx<'_> {
 
     /// Backward of a projection's forward ([`super::layer_fwd`]): LoRA gradients accumulate
     /// into the tensors' `grad`;
-    /// `dx += Wᵀ dy + (s·(dy B) A) ⊙ mask` when `dx` is given.
+    /// `dx += Wᵀ dy + (s·(dy B) A) ⊙ mask` when `dx` is given (`dx = …` with
+    /// [`Accumulate::Overwrite`]: whatever `dx` held is replaced).
     #[allow(clippy::too_many_arguments)]
     fn linear_bwd(
         &self,
