@@ -2,20 +2,38 @@
 //! AVX-512: `silu(g) = g / (1 + ggml_v_expf(-g))`, times `up`), so runs compare with it
 //! bit for bit. Elements past the last multiple of 16 use libm `expf`, as ggml's tail does.
 
+/// `ggml_v_expf`'s constants (its hex-float literals), shared by the one-lane and the
+/// sixteen-lane code so both stay ggml's.
+mod expf {
+    /// `0x1.8p23`: adding and subtracting it rounds to an integer.
+    pub const ROUND: f32 = f32::from_bits(0x4b40_0000);
+    /// `log2(e)`.
+    pub const LOG2E: f32 = f32::from_bits(0x3fb8_aa3b);
+    /// `ln 2` in two parts (high, low) for the range reduction.
+    pub const LN2_HI: f32 = f32::from_bits(0x3f31_7200);
+    /// See [`LN2_HI`].
+    pub const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
+    /// The polynomial's coefficients, `b⁵` down to `b`.
+    pub const P: [f32; 5] = [
+        f32::from_bits(0x3c07_2010),
+        f32::from_bits(0x3d2b_9f17),
+        f32::from_bits(0x3e2a_af33),
+        f32::from_bits(0x3eff_fedb),
+        f32::from_bits(0x3f7f_fff6),
+    ];
+}
+
 /// `ggml_v_expf` (AVX-512 variant) for one lane: a range reduction by `ln 2` in two FMAs, a
 /// degree-5 polynomial, `scalef`; `|n| > 192` saturates to 0 or +inf.
 #[inline(always)]
 pub(crate) fn ggml_v_expf(x: f32) -> f32 {
-    let c = f32::from_bits;
-    let r = c(0x4b40_0000); // 0x1.8p23
-    let z = x.mul_add(c(0x3fb8_aa3b), r);
-    let n = z - r;
-    let b = (-n).mul_add(c(0x35bf_be8e), (-n).mul_add(c(0x3f31_7200), x));
+    use expf::*;
+    let z = x.mul_add(LOG2E, ROUND);
+    let n = z - ROUND;
+    let b = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
     let u = b * b;
-    let j = c(0x3c07_2010)
-        .mul_add(b, c(0x3d2b_9f17))
-        .mul_add(u, c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb)));
-    let j = j.mul_add(u, c(0x3f7f_fff6).mul_add(b, 1.0));
+    let j = P[0].mul_add(b, P[1]).mul_add(u, P[2].mul_add(b, P[3]));
+    let j = j.mul_add(u, P[4].mul_add(b, 1.0));
     if n.abs() > 192.0 {
         return if n <= 0.0 { 0.0 } else { f32::INFINITY };
     }
@@ -52,8 +70,9 @@ pub fn swiglu_ggml_into(gate: &[f32], up: &[f32], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn body_into_avx512(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    use expf::*;
     use std::arch::x86_64::*;
-    let c = |bits: u32| _mm512_set1_ps(f32::from_bits(bits));
+    let c = _mm512_set1_ps;
     let n16 = gate.len() / 16 * 16;
     for i in (0..n16).step_by(16) {
         // SAFETY: i + 16 <= n16 <= the length of all three slices (checked by the caller).
@@ -64,19 +83,19 @@ unsafe fn body_into_avx512(gate: &[f32], up: &[f32], out: &mut [f32]) {
             )
         };
         let x = _mm512_sub_ps(_mm512_setzero_ps(), g);
-        let r = c(0x4b40_0000);
-        let n = _mm512_sub_ps(_mm512_fmadd_ps(x, c(0x3fb8_aa3b), r), r);
-        let b = _mm512_fnmadd_ps(n, c(0x35bf_be8e), _mm512_fnmadd_ps(n, c(0x3f31_7200), x));
+        let r = c(ROUND);
+        let n = _mm512_sub_ps(_mm512_fmadd_ps(x, c(LOG2E), r), r);
+        let b = _mm512_fnmadd_ps(n, c(LN2_LO), _mm512_fnmadd_ps(n, c(LN2_HI), x));
         let big = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_abs_ps(n), _mm512_set1_ps(192.0));
         let bb = _mm512_mul_ps(b, b);
         let j = _mm512_fmadd_ps(
             _mm512_fmadd_ps(
-                _mm512_fmadd_ps(c(0x3c07_2010), b, c(0x3d2b_9f17)),
+                _mm512_fmadd_ps(c(P[0]), b, c(P[1])),
                 bb,
-                _mm512_fmadd_ps(c(0x3e2a_af33), b, c(0x3eff_fedb)),
+                _mm512_fmadd_ps(c(P[2]), b, c(P[3])),
             ),
             bb,
-            _mm512_fmadd_ps(c(0x3f7f_fff6), b, _mm512_set1_ps(1.0)),
+            _mm512_fmadd_ps(c(P[4]), b, _mm512_set1_ps(1.0)),
         );
         let mut e = _mm512_scalef_ps(j, n);
         if big != 0 {
