@@ -37,6 +37,7 @@
 
 pub mod act_quant;
 pub mod act_quant_x4;
+pub(crate) mod aligned;
 mod dequant;
 mod gelu_ggml;
 mod get_rows;

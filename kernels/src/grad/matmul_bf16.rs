@@ -22,6 +22,7 @@ use graft_quant::QuantType;
 use super::bf16::{self, Bf16Path, Precision};
 use super::isa;
 use super::GradError;
+use crate::cpu::aligned::AlignedBuf;
 use crate::cpu::ThreadPool;
 
 /// Columns of the reduction dimension packed at a time (a multiple of every block size).
@@ -161,17 +162,14 @@ thread_local! {
     /// The calling thread's bf16 activation buffer, reused across calls (taken out while a
     /// call runs, put back after).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    static ACT_BF16: Cell<Vec<u16>> = const { Cell::new(Vec::new()) };
+    static ACT_BF16: Cell<AlignedBuf> = const { Cell::new(AlignedBuf::new()) };
 }
 
 /// Runs `f` on the calling thread's reusable bf16 buffer, grown to `len` elements.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn with_act_buffer<R>(len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
     let mut buf = ACT_BF16.with(Cell::take);
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
-    let r = f(&mut buf[..len]);
+    let r = f(buf.slice_mut(len));
     ACT_BF16.with(|c| c.set(buf));
     r
 }
@@ -233,8 +231,9 @@ pub struct PackedBf16 {
     cols: usize,
     /// Columns of `B` per panel.
     np: usize,
-    /// Panel by panel, each panel's [`KS`]-row reduction chunks of [`chunk_len`] u32.
-    data: Vec<u32>,
+    /// Panel by panel, each panel's [`KS`]-row reduction chunks of [`chunk_len`] u32
+    /// (cache-line aligned, as tile loads want).
+    data: AlignedBuf,
 }
 
 impl PackedBf16 {
@@ -265,7 +264,7 @@ impl PackedBf16 {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len() * 4
+        self.data.bytes()
     }
 
     /// The product it serves.
@@ -338,6 +337,7 @@ mod amx_impl {
     use super::super::parallel;
     use super::super::GradError;
     use super::{chunk_len, t_panel, with_act_buffer, FWD_PANEL, KS};
+    use crate::cpu::aligned::AlignedBuf;
     use crate::cpu::x86::amx::{self, Tiles, B_TILE};
     use crate::cpu::ThreadPool;
 
@@ -370,12 +370,12 @@ mod amx_impl {
         n: usize,
         np: usize,
         pack: impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
-    ) -> Result<Vec<u32>, GradError> {
+    ) -> Result<AlignedBuf, GradError> {
         let (chunk_len, kchunks) = (chunk_len(np, k), k.div_ceil(KS));
-        let mut data = vec![0u32; n.div_ceil(np) * kchunks * chunk_len];
+        let mut data = AlignedBuf::new();
         let first_err = std::sync::Mutex::new(None);
         pool.for_each_row_mut(
-            &mut data,
+            data.slice_mut(n.div_ceil(np) * kchunks * chunk_len),
             kchunks * chunk_len,
             1,
             || (),
@@ -469,11 +469,12 @@ mod amx_impl {
                     (
                         // SAFETY: the AMX path is only entered when `Isa::Amx` was detected (`amx::available`).
                         unsafe { Tiles::configure() },
-                        vec![0u32; if own_panel { chunk_len(np, k) } else { 0 }],
-                        vec![0f32; 32 * 32],
+                        AlignedBuf::zeroed::<u32>(if own_panel { chunk_len(np, k) } else { 0 }),
+                        AlignedBuf::zeroed::<f32>(32 * 32),
                     )
                 },
                 |(tiles, panel, cblk), p, tbs| {
+                    let cblk = cblk.slice_mut::<f32>(32 * 32);
                     let c0 = p * np;
                     let pw = np.min(n - c0);
                     for k0 in (0..k).step_by(KS) {
@@ -481,8 +482,9 @@ mod amx_impl {
                         let kp = ks.next_multiple_of(32);
                         let b: &[u32] = match &panels {
                             Panels::Pack(pack) => {
+                                let panel = panel.slice_mut(chunk_len(np, k));
                                 pack(panel, p, k0, ks)?;
-                                panel
+                                &*panel
                             }
                             Panels::Cached(data) => {
                                 let len = chunk_len(np, k);
@@ -702,7 +704,7 @@ mod amx_impl {
             y.fill(0.0);
             return Ok(());
         }
-        let panels: Panels<'_, NoPacker> = Panels::Cached(&p.data);
+        let panels: Panels<'_, NoPacker> = Panels::Cached(p.data.as_slice());
         run(pool, x, n_tok, cols, rows, y, false, p.np, panels)
     }
 
@@ -720,7 +722,7 @@ mod amx_impl {
         if rows == 0 || cols == 0 || n_tok == 0 {
             return Ok(());
         }
-        let panels: Panels<'_, NoPacker> = Panels::Cached(&p.data);
+        let panels: Panels<'_, NoPacker> = Panels::Cached(p.data.as_slice());
         run(pool, dy, n_tok, rows, cols, dx, true, p.np, panels)
     }
 
@@ -797,6 +799,32 @@ mod amx_impl {
                 }
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tile loads read the activation buffer and the packed panels: both start on a cache
+    /// line, at any size (a misaligned start made every tile row straddle two lines).
+    #[test]
+    fn tile_buffers_start_on_cache_lines() {
+        for len in [1, 1000, 70_000] {
+            with_act_buffer(len, |b| {
+                assert_eq!(b.as_ptr() as usize % 64, 0, "{len}");
+                assert_eq!(b.len(), len);
+            });
+        }
+        let (rows, cols) = (64, 64);
+        let w = graft_quant::blocks::quantize(QuantType::Q4_1, &vec![0.25f32; rows * cols])
+            .expect("quantize");
+        let pool = ThreadPool::new(1).expect("pool");
+        match PackedBf16::new(PackedFor::Forward, QuantType::Q4_1, &w, rows, cols, &pool) {
+            Ok(Some(p)) => assert_eq!(p.data.as_slice::<u32>().as_ptr() as usize % 64, 0),
+            Ok(None) => println!("no AMX here: nothing is packed"),
+            Err(e) => panic!("{e}"),
         }
     }
 }
