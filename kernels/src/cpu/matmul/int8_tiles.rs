@@ -4,6 +4,7 @@
 //! 16 weight rows at a time into a panel of its own and runs every group of 16 tokens over it.
 
 use super::OutPtr;
+use crate::cpu::aligned::AlignedBuf;
 use crate::cpu::table::{FormatKernels, Int8Tiles, Kernels};
 use crate::cpu::threadpool::ThreadPool;
 use std::cell::RefCell;
@@ -20,9 +21,9 @@ const TILE: usize = 16;
 const WRITE_PANELS: usize = 8;
 
 thread_local! {
-    static ACTS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static ACTS: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
     static SCALES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static PANEL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static PANEL: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
     static OUT: RefCell<Vec<[f32; 16]>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -49,7 +50,7 @@ pub(super) fn matmul(
         SCALES.with_borrow_mut(|scales| {
             // Quantized on all threads, a group of 16 tokens at a time; padding rows zero.
             // (`resize` leaves exactly the lengths the kernels expect.)
-            acts.resize(n_pad * arow, 0);
+            let acts = acts.slice_mut::<u8>(n_pad * arow);
             pool.for_each_row_mut(
                 acts,
                 TILE * arow,
@@ -97,7 +98,7 @@ fn run(
     let task = || {
         PANEL.with_borrow_mut(|panel| {
             OUT.with_borrow_mut(|o| {
-                panel.resize(blocks * it.panel_block_bytes, 0);
+                let panel = panel.slice_mut::<u8>(blocks * it.panel_block_bytes);
                 o.resize(WRITE_PANELS * n_pad, [0.0; 16]);
                 loop {
                     let c = next.fetch_add(1, Ordering::Relaxed);
