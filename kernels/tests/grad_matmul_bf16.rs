@@ -2,7 +2,8 @@
 //! path this CPU has (emulated everywhere, AMX where present) × {1, 2, 3} threads, against the
 //! f64 product of the same operands rounded to bf16 (so only the f32 sums differ: 1e-5
 //! relative); each path gives the same bits on any number of threads; shapes cross the
-//! 32-token and 32-row blocks, the 64/256-column panels and the 1024-wide reduction chunks;
+//! 32-token and 32-row blocks, the 128-token items, the 64/256-column panels, the 1024-wide
+//! reduction chunks and the 4 MiB ranges of packed panels;
 //! weights at an odd byte offset, outputs pre-filled (overwritten by the forward, accumulated
 //! into by the backward).
 
@@ -160,6 +161,20 @@ fn reductions_longer_than_one_chunk() {
         cols: 2304,
         n_tok: 64,
         seed: 42,
+    }
+    .run();
+}
+
+#[test]
+fn batches_of_several_token_items() {
+    // 300 tokens: the AMX path's items of 128 tokens (128, 128 and a 44-token tail, its last
+    // 32-token block partial), each item over every panel.
+    Case {
+        ty: QuantType::Q8_0,
+        rows: 150,
+        cols: 288,
+        n_tok: 300,
+        seed: 45,
     }
     .run();
 }

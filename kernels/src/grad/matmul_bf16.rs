@@ -3,17 +3,20 @@
 //! `y = x·Wᵀ`, overwriting; [`super::matmul_t_with`]: `dx += dy·W`).
 //!
 //! On AMX ([`Bf16Path::Amx`]) both are one product `out[T × n] (+)= act[T × k] · B[k × n]`
-//! (`cpu/x86/amx.rs`, 32 × 32 output blocks on the tiles): `A` = the activations
-//! (forward `x`, backward `dy`), converted once per call into contiguous bf16 tiles of 16 tokens
-//! × 32; `B` = the weight, never whole: per item, a panel of output columns × up to `KS` (1024) of
-//! the reduction is dequantized as in f32 and packed into VNNI tiles — forward (`B = Wᵀ`) each
-//! weight row becomes one tile column, backward (`B = W`) consecutive weight rows are
-//! interleaved in pairs. Full blocks are written (forward) or accumulated (backward) straight
-//! into the output; partial ones go through a 32 × 32 scratch block.
+//! (`cpu/x86/amx.rs`, 32 × 32 output blocks on the tiles). `B` = the weight, dequantized as
+//! in f32 and packed into VNNI tiles once per call, all panels on all threads, into a reused
+//! buffer (at most 4 MiB at a time; [`PackedBf16`] keeps a packed weight across calls) —
+//! forward (`B = Wᵀ`) each weight row becomes one tile column, backward (`B = W`)
+//! consecutive weight rows are interleaved in pairs. Then items of 128 tokens: each converts
+//! its tokens' activations (forward `x`, backward `dy`) into contiguous bf16 tiles of 16
+//! tokens × 32 that stay in L2 while it runs them past every panel (a whole batch's tiles, 3
+//! MiB at `k` = 1536, were streamed from L3 once per panel). Full blocks are written
+//! (forward) or accumulated (backward) straight into the output; partial ones go through a
+//! 32 × 32 scratch block. Each output element is summed in the same order whatever the
+//! items, so results do not depend on the number of threads.
 //!
-//! Elsewhere ([`Bf16Path::Emulated`]) the rounded operands go through the f32 micro-GEMM.
-//! Items are (panel, 32-token block range) pairs on the caller's pool, as in f32, so results
-//! do not depend on the number of threads.
+//! Elsewhere ([`Bf16Path::Emulated`]) the rounded operands go through the f32 micro-GEMM,
+//! whose items are (panel, 32-token block range) pairs on the caller's pool, as in f32.
 
 use std::cell::Cell;
 
@@ -344,17 +347,26 @@ mod amx_impl {
     /// u32 pairs in one VNNI `B` tile.
     const TILE_PAIRS: usize = B_TILE / 2;
 
+    /// Where, in one packed chunk of `B` (up to [`KS`] reduction rows of a panel), the tile of
+    /// column group `g` (16 columns) and 32-row step `kc` starts, in u32; `kcmax` is the steps
+    /// per chunk (`KS.min(k).div_ceil(32)`). Column groups go in pairs (the two `B` tiles of
+    /// one 32-column block, side by side for each step) and each pair's steps are contiguous:
+    /// a block's `B` is one run of memory that stays in L1 across the token blocks that reuse
+    /// it. (Step-major chunks put a block's tiles 4 KiB apart, all in the same L1 sets: they
+    /// were evicted and reloaded from L2 for every token block.)
+    fn tile_at(kcmax: usize, g: usize, kc: usize) -> usize {
+        ((g / 2 * kcmax + kc) * 2 + g % 2) * TILE_PAIRS
+    }
+
     /// bf16 elements of one `A` tile (16 rows × 32).
     const A_TILE: usize = 512;
-
-    /// Smallest number of 32-token blocks a multi-threaded call cuts an item's tokens into.
-    const MIN_TOKEN_BLOCKS: usize = 4;
 
     /// Where [`run`] gets `B`'s panels from.
     pub(super) enum Panels<'a, F> {
         /// Packed per item: for output panel `p` (columns `p·np ..`, `np` a multiple of 32)
         /// and reduction rows `k0 .. k0 + ks`, `pack(panel, p, k0, ks)` fills `panel`
-        /// (`ks.next_multiple_of(32) / 32` chunks of `np / 16` tiles of [`TILE_PAIRS`] u32)
+        /// (`np / 16` column groups × `ks.next_multiple_of(32) / 32` steps of one tile of
+        /// [`TILE_PAIRS`] u32 each, laid out by [`tile_at`])
         /// with zeros past the matrix.
         Pack(F),
         /// Packed once beforehand ([`pack_all`]): panel `p`'s reduction chunk `k0 / KS` at
@@ -371,35 +383,26 @@ mod amx_impl {
         np: usize,
         pack: impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
     ) -> Result<AlignedBuf, GradError> {
-        let (chunk_len, kchunks) = (chunk_len(np, k), k.div_ceil(KS));
+        let panel_len = k.div_ceil(KS) * chunk_len(np, k);
         let mut data = AlignedBuf::new();
-        let first_err = std::sync::Mutex::new(None);
-        pool.for_each_row_mut(
-            data.slice_mut(n.div_ceil(np) * kchunks * chunk_len),
-            kchunks * chunk_len,
-            1,
-            || (),
-            |_, p, dst| {
-                for kc in 0..kchunks {
-                    let (k0, ks) = (kc * KS, KS.min(k - kc * KS));
-                    if let Err(e) = pack(&mut dst[kc * chunk_len..][..chunk_len], p, k0, ks) {
-                        first_err
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_or_insert(e);
-                    }
-                }
-            },
-        );
-        match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(data),
-        }
+        pack_into(
+            pool,
+            k,
+            0,
+            data.slice_mut(n.div_ceil(np) * panel_len),
+            panel_len,
+            &pack,
+        )?;
+        Ok(data)
     }
 
     /// `out[t, ·] (+)= act[t, ·] · B` for `t < n_tok`: `act` is `[n_tok, k]`, `out` is
     /// `[n_tok, n]`, overwritten unless `accumulate`. `B` (`k × n`) comes in panels of `np`
     /// columns from `panels`; the same tiles either way, so the same bits.
+    ///
+    /// A [`Panels::Pack`] `B` is packed first, every panel once, on all threads, into the
+    /// calling thread's reusable buffer (in ranges of at most [`PACK_BYTES`]); then [`compute`]
+    /// runs the tiles over it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run<F>(
         pool: &ThreadPool,
@@ -415,151 +418,272 @@ mod amx_impl {
     where
         F: Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
     {
-        // The activations in bf16, tile by tile: for each group of 16 tokens, for each
-        // 32-wide K chunk, one contiguous 16 × 32 `A` tile (1 KiB; contiguous tile loads are
-        // faster than rows `k` apart), zero past the tokens and past `k`.
+        let n_panels = n.div_ceil(np);
+        let panel_len = k.div_ceil(KS) * chunk_len(np, k);
+        let shape = Shape {
+            n_tok,
+            k,
+            n,
+            np,
+            panel_len,
+            accumulate,
+        };
+        let pack = match panels {
+            Panels::Cached(data) => return compute(pool, act, out, &shape, 0..n_panels, data),
+            Panels::Pack(pack) => pack,
+        };
+        let per_range = (PACK_BYTES / (4 * panel_len)).max(1);
+        let mut buf = PACKED_B.with(std::cell::Cell::take);
+        let mut r = Ok(());
+        for p0 in (0..n_panels).step_by(per_range) {
+            let range = p0..n_panels.min(p0 + per_range);
+            let data = buf.slice_mut::<u32>(range.len() * panel_len);
+            r = pack_into(pool, k, range.start, data, panel_len, &pack)
+                .and_then(|()| compute(pool, act, out, &shape, range, data));
+            if r.is_err() {
+                break;
+            }
+        }
+        PACKED_B.with(|c| c.set(buf));
+        r
+    }
+
+    /// Bytes of packed `B` one [`run`] holds at a time (the weights of SmolLM2-sized layers
+    /// fit whole; larger ones are packed and multiplied a range of panels at a time).
+    const PACK_BYTES: usize = 4 << 20;
+
+    /// Tokens per [`compute`] item: their bf16 activations (at most 384 KiB for `k` = 1536)
+    /// stay in L2 while every panel of `B` meets them.
+    const ITEM_TOKENS: usize = 128;
+
+    thread_local! {
+        /// The calling thread's packed `B` (reused across calls).
+        static PACKED_B: std::cell::Cell<AlignedBuf> = const { std::cell::Cell::new(AlignedBuf::new()) };
+    }
+
+    /// The sizes one [`run`] works with.
+    struct Shape {
+        n_tok: usize,
+        k: usize,
+        n: usize,
+        np: usize,
+        /// u32 of one packed panel (all its [`KS`] chunks).
+        panel_len: usize,
+        accumulate: bool,
+    }
+
+    /// Packs panels `first ..` into `data` (`panel_len` u32 each) with `pack`, one panel per
+    /// pool item.
+    fn pack_into<F>(
+        pool: &ThreadPool,
+        k: usize,
+        first: usize,
+        data: &mut [u32],
+        panel_len: usize,
+        pack: &F,
+    ) -> Result<(), GradError>
+    where
+        F: Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
+    {
+        let clen = panel_len / k.div_ceil(KS);
+        let first_err = std::sync::Mutex::new(None);
+        pool.for_each_row_mut(
+            data,
+            panel_len,
+            1,
+            || (),
+            |_, i, dst| {
+                for (kc, chunk) in dst.chunks_exact_mut(clen).enumerate() {
+                    let (k0, ks) = (kc * KS, KS.min(k - kc * KS));
+                    if let Err(e) = pack(chunk, first + i, k0, ks) {
+                        first_err
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
+            },
+        );
+        match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The tile products of output panels `panels` (packed in `data`, panel `p` at
+    /// `(p - panels.start) · panel_len`). Items are (group of [`ITEM_TOKENS`] tokens, group of
+    /// panels) pairs claimed one at a time: an item converts its tokens' activations to bf16
+    /// tiles (16 tokens × 32, contiguous: 1 KiB each, zero past the tokens and past `k`) in
+    /// its thread's buffer, then multiplies them by each of its panels. Panels are grouped
+    /// only as far as needed to give every thread two items. Each output element is summed in
+    /// the same order whatever the items and threads.
+    fn compute(
+        pool: &ThreadPool,
+        act: &[f32],
+        out: &mut [f32],
+        sh: &Shape,
+        panels: std::ops::Range<usize>,
+        data: &[u32],
+    ) -> Result<(), GradError> {
+        let Shape {
+            n_tok,
+            k,
+            n,
+            np,
+            panel_len,
+            accumulate,
+        } = *sh;
         let kchunks = k.div_ceil(32);
         let group_len = kchunks * A_TILE;
-        let blocks = n_tok.div_ceil(32);
+        let n_items_t = n_tok.div_ceil(ITEM_TOKENS);
+        let threads = pool.n_threads();
+        let n_pg = if threads == 1 {
+            1
+        } else {
+            (1..=panels.len())
+                .find(|&g| n_items_t * g >= 2 * threads)
+                .unwrap_or(panels.len())
+        };
+        let per_group = panels.len().div_ceil(n_pg);
+        let n_pg = panels.len().div_ceil(per_group);
+        let n_items = n_items_t * n_pg;
+        let kcmax = KS.min(k).div_ceil(32);
         let outp = DxPtr(out.as_mut_ptr());
-        with_act_buffer(blocks * 2 * group_len, |ab| {
-            pool.for_each_row_mut(
-                ab,
-                group_len,
-                1,
-                || [0f32; 32],
-                |chunk, g, dst| {
-                    for r in 0..16 {
-                        let t = g * 16 + r;
-                        // Tokens past n_tok (the last group's padding) are zero rows.
-                        let row: &[f32] = if t < n_tok {
-                            &act[t * k..(t + 1) * k]
-                        } else {
-                            &[]
-                        };
-                        for kc in 0..kchunks {
-                            let tile_row = &mut dst[kc * A_TILE + r * 32..][..32];
-                            let c0 = kc * 32;
-                            let n = 32.min(row.len().saturating_sub(c0));
-                            if n == 32 {
-                                // SAFETY: only reached on the AMX path, whose detection
-                                // required AVX512-F/BF16; 32 elements each.
-                                unsafe { amx::to_bf16(&row[c0..c0 + 32], tile_row) };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || -> Result<(), GradError> {
+            // SAFETY: the AMX path is only entered when `Isa::Amx` was detected
+            // (`amx::available`).
+            let tiles = unsafe { Tiles::configure() };
+            let mut cblk_buf = AlignedBuf::zeroed::<f32>(32 * 32);
+            let cblk = cblk_buf.slice_mut::<f32>(32 * 32);
+            let mut chunk = [0f32; 32];
+            let items_tokens = ITEM_TOKENS.min(n_tok.next_multiple_of(32));
+            with_act_buffer(items_tokens.div_ceil(16) * group_len, |ab| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n_items {
+                        return Ok(());
+                    }
+                    let (it, pg) = (i / n_pg, i % n_pg);
+                    let t_first = it * ITEM_TOKENS;
+                    let nt_item = ITEM_TOKENS.min(n_tok - t_first);
+                    // The item's activations in bf16 tiles: for each group of 16 tokens, for
+                    // each 32-wide K chunk, one contiguous 16 × 32 tile.
+                    for (g, dst) in ab
+                        .chunks_exact_mut(group_len)
+                        .take(nt_item.div_ceil(32) * 2)
+                        .enumerate()
+                    {
+                        for r in 0..16 {
+                            let t = g * 16 + r;
+                            // Tokens past the item's (the last block's padding) are zero rows.
+                            let row: &[f32] = if t < nt_item {
+                                &act[(t_first + t) * k..(t_first + t + 1) * k]
                             } else {
-                                chunk.fill(0.0);
-                                if n > 0 {
-                                    chunk[..n].copy_from_slice(&row[c0..c0 + n]);
+                                &[]
+                            };
+                            for kc in 0..kchunks {
+                                let tile_row = &mut dst[kc * A_TILE + r * 32..][..32];
+                                let c0 = kc * 32;
+                                let m = 32.min(row.len().saturating_sub(c0));
+                                if m == 32 {
+                                    // SAFETY: only reached on the AMX path, whose detection
+                                    // required AVX512-F/BF16; 32 elements each.
+                                    unsafe { amx::to_bf16(&row[c0..c0 + 32], tile_row) };
+                                } else {
+                                    chunk.fill(0.0);
+                                    if m > 0 {
+                                        chunk[..m].copy_from_slice(&row[c0..c0 + m]);
+                                    }
+                                    // SAFETY: as above.
+                                    unsafe { amx::to_bf16(&chunk[..], tile_row) };
                                 }
-                                // SAFETY: as above.
-                                unsafe { amx::to_bf16(&chunk[..], tile_row) };
                             }
                         }
                     }
-                },
-            );
-            let ab = &*ab;
-            let groups = np / 16;
-            let own_panel = matches!(panels, Panels::Pack(_));
-            parallel::for_each_panel_block(
-                pool,
-                n.div_ceil(np),
-                blocks,
-                MIN_TOKEN_BLOCKS,
-                || {
-                    (
-                        // SAFETY: the AMX path is only entered when `Isa::Amx` was detected (`amx::available`).
-                        unsafe { Tiles::configure() },
-                        AlignedBuf::zeroed::<u32>(if own_panel { chunk_len(np, k) } else { 0 }),
-                        AlignedBuf::zeroed::<f32>(32 * 32),
-                    )
-                },
-                |(tiles, panel, cblk), p, tbs| {
-                    let cblk = cblk.slice_mut::<f32>(32 * 32);
-                    let c0 = p * np;
-                    let pw = np.min(n - c0);
-                    for k0 in (0..k).step_by(KS) {
-                        let ks = KS.min(k - k0);
-                        let kp = ks.next_multiple_of(32);
-                        let b: &[u32] = match &panels {
-                            Panels::Pack(pack) => {
-                                let panel = panel.slice_mut(chunk_len(np, k));
-                                pack(panel, p, k0, ks)?;
-                                &*panel
-                            }
-                            Panels::Cached(data) => {
-                                let len = chunk_len(np, k);
-                                &data[(p * k.div_ceil(KS) + k0 / KS) * len..][..len]
-                            }
-                        };
-                        let zero = !accumulate && k0 == 0;
-                        for tb in tbs.clone() {
-                            let (t0, nt) = (tb * 32, 32.min(n_tok - tb * 32));
-                            for cb in 0..pw.div_ceil(32) {
-                                let (cc, nc) = (c0 + cb * 32, 32.min(pw - cb * 32));
-                                let full = nt == 32 && nc == 32;
-                                // Every raw window below: t0 + nt ≤ n_tok and cc + nc ≤ n,
-                                // so each out element named is inside `out`, and only this
-                                // item writes columns c0..c0+pw of its tokens.
-                                let (c, ldc) = if full {
-                                    // SAFETY: the 32 × 32 block at (t0, cc) is inside `out`.
-                                    (unsafe { outp.get().add(t0 * n + cc) }, n)
-                                } else {
-                                    cblk.fill(0.0);
-                                    if !zero {
+                    let p_first = panels.start + pg * per_group;
+                    for p in p_first..panels.end.min(p_first + per_group) {
+                        let c0 = p * np;
+                        let pw = np.min(n - c0);
+                        let pdata = &data[(p - panels.start) * panel_len..][..panel_len];
+                        let clen = chunk_len(np, k);
+                        for (kc, b) in pdata.chunks_exact(clen).enumerate() {
+                            let k0 = kc * KS;
+                            let kp = KS.min(k - k0).next_multiple_of(32);
+                            let zero = !accumulate && k0 == 0;
+                            for tb in 0..nt_item.div_ceil(32) {
+                                let (t0, nt) = (t_first + tb * 32, 32.min(nt_item - tb * 32));
+                                for cb in 0..pw.div_ceil(32) {
+                                    let (cc, nc) = (c0 + cb * 32, 32.min(pw - cb * 32));
+                                    let full = nt == 32 && nc == 32;
+                                    // Every raw window below: t0 + nt ≤ n_tok and cc + nc ≤ n,
+                                    // so each out element named is inside `out`, and only this
+                                    // item writes columns c0..c0+pw of its tokens.
+                                    let (c, ldc) = if full {
+                                        // SAFETY: the 32 × 32 block at (t0, cc) is inside `out`.
+                                        (unsafe { outp.get().add(t0 * n + cc) }, n)
+                                    } else {
+                                        cblk.fill(0.0);
+                                        if !zero {
+                                            for t in 0..nt {
+                                                // SAFETY: row t0 + t, columns cc..cc + nc
+                                                // of `out` (see above).
+                                                let src = unsafe {
+                                                    std::slice::from_raw_parts(
+                                                        outp.get().add((t0 + t) * n + cc),
+                                                        nc,
+                                                    )
+                                                };
+                                                cblk[t * 32..t * 32 + nc].copy_from_slice(src);
+                                            }
+                                        }
+                                        (cblk.as_mut_ptr(), 32)
+                                    };
+                                    // SAFETY: tiles configured; A = the two 16-token groups of
+                                    // block tb of this item's tiles, chunks k0/32 .. + kp/32
+                                    // (≤ kchunks); B = the panel chunk `b`'s tiles for column
+                                    // groups 2cb, 2cb + 1, steps 0 .. kp/32 ≤ kcmax ([`tile_at`]:
+                                    // the chunk has np / 16 ≥ 2cb + 2 groups, pw ≤ np and np a
+                                    // multiple of 32); C = 32 × 32 at `c`, stride `ldc`.
+                                    unsafe {
+                                        let a0 =
+                                            ab.as_ptr().add(2 * tb * group_len + k0 / 32 * A_TILE);
+                                        tiles.gemm_32x32(
+                                            [a0, a0.add(group_len)],
+                                            A_TILE,
+                                            32,
+                                            b.as_ptr().add(tile_at(kcmax, 2 * cb, 0)).cast(),
+                                            2 * B_TILE,
+                                            kp / 32,
+                                            c,
+                                            ldc,
+                                            zero && full,
+                                        );
+                                    }
+                                    if !full {
                                         for t in 0..nt {
-                                            // SAFETY: row t0 + t, columns cc..cc + nc
-                                            // of `out` (see above).
-                                            let src = unsafe {
-                                                std::slice::from_raw_parts(
+                                            // SAFETY: row t0 + t, columns cc..cc + nc of
+                                            // `out`, written by this item alone (see above).
+                                            let dst = unsafe {
+                                                std::slice::from_raw_parts_mut(
                                                     outp.get().add((t0 + t) * n + cc),
                                                     nc,
                                                 )
                                             };
-                                            cblk[t * 32..t * 32 + nc].copy_from_slice(src);
+                                            dst.copy_from_slice(&cblk[t * 32..t * 32 + nc]);
                                         }
-                                    }
-                                    (cblk.as_mut_ptr(), 32)
-                                };
-                                // SAFETY: tiles configured; A = the two 16-token groups of
-                                // block tb, chunks k0/32 .. + kp/32 (≤ kchunks); B = the
-                                // panel chunk `b`'s tiles for column groups 2cb, 2cb + 1 (it has
-                                // `groups` ≥ 2cb + 2: pw ≤ np, np a multiple of 32); C = 32 ×
-                                // 32 at `c`, stride `ldc`.
-                                unsafe {
-                                    let a0 = ab.as_ptr().add(2 * tb * group_len + k0 / 32 * A_TILE);
-                                    tiles.gemm_32x32(
-                                        [a0, a0.add(group_len)],
-                                        A_TILE,
-                                        32,
-                                        b.as_ptr().add(cb * 2 * TILE_PAIRS).cast(),
-                                        groups * B_TILE,
-                                        kp / 32,
-                                        c,
-                                        ldc,
-                                        zero && full,
-                                    );
-                                }
-                                if !full {
-                                    for t in 0..nt {
-                                        // SAFETY: row t0 + t, columns cc..cc + nc of
-                                        // `out`, written by this item alone (see above).
-                                        let dst = unsafe {
-                                            std::slice::from_raw_parts_mut(
-                                                outp.get().add((t0 + t) * n + cc),
-                                                nc,
-                                            )
-                                        };
-                                        dst.copy_from_slice(&cblk[t * 32..t * 32 + nc]);
                                     }
                                 }
                             }
                         }
                     }
-                    let _ = &tiles;
-                    Ok(())
-                },
-            )
-        })
+                }
+            })
+        };
+        if threads == 1 || n_items == 1 {
+            return work();
+        }
+        parallel::try_run(pool, work)
     }
 
     /// Checks the weight and builds its [`Base`].
@@ -626,6 +750,7 @@ mod amx_impl {
         base: Base<'_>,
     ) -> impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync + '_ {
         let (groups, rows) = (FWD_PANEL / 16, base.rows);
+        let kcmax = KS.min(base.cols).div_ceil(32);
         move |panel, p, k0, ks| {
             let kp = ks.next_multiple_of(32);
             // Sixteen weight rows at a time (one tile column group), transposed into the
@@ -647,7 +772,7 @@ mod amx_impl {
                     }
                     let rows16: [&[f32]; 16] = std::array::from_fn(|j| &block[j * kp..][..kp]);
                     for kc in 0..kp / 32 {
-                        let tile = &mut panel[(kc * groups + g) * TILE_PAIRS..][..TILE_PAIRS];
+                        let tile = &mut panel[tile_at(kcmax, g, kc)..][..TILE_PAIRS];
                         // SAFETY: AVX512-BF16 is present (AMX path); every row holds kp ≥
                         // 32·kc + 32 floats; `tile` holds one whole tile.
                         unsafe { amx::rows_into_tile(&rows16, kc * 32, tile.as_mut_ptr().cast()) };
@@ -772,6 +897,7 @@ mod amx_impl {
     ) -> impl Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync + '_ {
         let np = t_panel(base.ty);
         let (groups, cols) = (np / 16, base.cols);
+        let kcmax = KS.min(base.rows).div_ceil(32);
         move |panel, p, k0, ks| {
             let c0 = p * np;
             let pw = np.min(cols - c0);
@@ -787,7 +913,7 @@ mod amx_impl {
                 }
                 let (chunk, pr) = (pair / 16, pair % 16);
                 for g in 0..groups {
-                    let at = (chunk * groups + g) * TILE_PAIRS + pr * 16;
+                    let at = tile_at(kcmax, g, chunk) + pr * 16;
                     // SAFETY: AVX512-BF16 is present (AMX path); 16 elements of each.
                     unsafe {
                         amx::interleave_bf16(
