@@ -357,6 +357,7 @@ fn fwd_head(
         for j0 in (block_start(&first, i0, i1)..i1).step_by(BK) {
             let bk = BK.min(i1 - j0);
             scores_block(
+                fused(isa),
                 &head.q[i0 * hd..i1 * hd],
                 hd,
                 kt.get(&head.k, j0),
@@ -408,7 +409,7 @@ fn fwd_head(
                         0.0
                     };
                 }
-                l[r] += prow.iter().sum::<f32>();
+                l[r] += sum_tree(prow);
             }
             // acc += P · V (the tile's value rows are contiguous in the gathered head).
             gemm(
@@ -500,29 +501,69 @@ impl KeyTiles {
 /// Each sum runs over `d` in order; the rows are interleaved inside the `d` loop so their
 /// sums are independent dependency chains (a full block keeps all of them in registers).
 #[inline(always)]
-fn scores_block(x: &[f32], hd: usize, tile: &[f32], out: &mut [[f32; BK]; BQ]) {
+fn scores_block(fma: bool, x: &[f32], hd: usize, tile: &[f32], out: &mut [[f32; BK]; BQ]) {
     let nr = x.len() / hd;
-    if nr == BQ {
-        scores_rows::<BQ>(x, hd, tile, out);
-    } else {
-        for (r, o) in out.iter_mut().enumerate().take(nr) {
-            scores_rows::<1>(&x[r * hd..(r + 1) * hd], hd, tile, std::slice::from_mut(o));
+    match (nr == BQ, fma) {
+        (true, true) => scores_rows::<BQ, true>(x, hd, tile, out),
+        (true, false) => scores_rows::<BQ, false>(x, hd, tile, out),
+        (false, _) => {
+            for (r, o) in out.iter_mut().enumerate().take(nr) {
+                let (x, o) = (&x[r * hd..(r + 1) * hd], std::slice::from_mut(o));
+                if fma {
+                    scores_rows::<1, true>(x, hd, tile, o)
+                } else {
+                    scores_rows::<1, false>(x, hd, tile, o)
+                }
+            }
         }
     }
 }
 
+/// Whether the bodies built for `isa` fuse the score GEMM's multiply-adds (one rounding:
+/// every SIMD path has FMA; the scalar reference keeps separate products and sums, as
+/// software `fma` would be slow).
 #[inline(always)]
-fn scores_rows<const R: usize>(x: &[f32], hd: usize, tile: &[f32], out: &mut [[f32; BK]]) {
+fn fused(isa: Isa) -> bool {
+    isa != Isa::Scalar
+}
+
+#[inline(always)]
+fn scores_rows<const R: usize, const FMA: bool>(
+    x: &[f32],
+    hd: usize,
+    tile: &[f32],
+    out: &mut [[f32; BK]],
+) {
     let mut acc = [[0f32; BK]; R];
     for (d, t) in tile.chunks_exact(BK).enumerate().take(hd) {
         for (r, a) in acc.iter_mut().enumerate() {
             let xv = x[r * hd + d];
             for (sc, &tv) in a.iter_mut().zip(t) {
-                *sc += xv * tv;
+                *sc = if FMA {
+                    xv.mul_add(tv, *sc)
+                } else {
+                    *sc + xv * tv
+                };
             }
         }
     }
     out[..R].copy_from_slice(&acc);
+}
+
+/// The sum of a score row (`BK` = 16 values) as a fixed tree of halves: four dependent
+/// vector adds where a left-to-right sum was sixteen dependent scalar ones.
+#[inline(always)]
+fn sum_tree(p: &[f32]) -> f32 {
+    let mut h = [0f32; BK];
+    h.copy_from_slice(&p[..BK]);
+    let mut w = BK / 2;
+    while w > 0 {
+        for i in 0..w {
+            h[i] += h[i + w];
+        }
+        w /= 2;
+    }
+    h[0]
 }
 
 /// One head's backward results: dq `[T, hd]`, and its contributions to its group's dk, dv.
@@ -661,12 +702,19 @@ fn bwd_head(
             let bk = BK.min(i1 - j0);
             // P and dS for the BQ × BK tile (GEMM rows vectorized across the keys).
             scores_block(
+                fused(isa),
                 &head.q[i0 * hd..i1 * hd],
                 hd,
                 kt.get(&head.k, j0),
                 &mut sblk,
             );
-            scores_block(&dout[i0 * hd..i1 * hd], hd, vt.get(&head.v, j0), &mut dpblk);
+            scores_block(
+                fused(isa),
+                &dout[i0 * hd..i1 * hd],
+                hd,
+                vt.get(&head.v, j0),
+                &mut dpblk,
+            );
             for i in i0..i1 {
                 let r = i - i0;
                 let (s, dp) = (&sblk[r], &dpblk[r]);

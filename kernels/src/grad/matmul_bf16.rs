@@ -337,7 +337,6 @@ mod amx_impl {
     use super::super::base_span::Base;
     use super::super::isa;
     use super::super::matmul_t::{check_len, check_weight, DxPtr};
-    use super::super::parallel;
     use super::super::GradError;
     use super::{chunk_len, t_panel, with_act_buffer, FWD_PANEL, KS};
     use crate::cpu::aligned::AlignedBuf;
@@ -510,12 +509,80 @@ mod amx_impl {
         }
     }
 
+    /// How [`compute`] cuts its work: items of `tokens` tokens (a multiple of 32) × `panels`
+    /// panels.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) struct Items {
+        pub(super) tokens: usize,
+        pub(super) panels: usize,
+    }
+
+    /// The coarsest cut of `n_tok` tokens × `n_panels` panels into [`Items`] that gives each of
+    /// `threads` threads the same number of equal items, at least two each: tokens in groups of
+    /// [`ITEM_TOKENS`], 64 or 32, panels undivided or in equal groups. Without one (prime panel
+    /// counts, few tokens), items of one panel and [`ITEM_TOKENS`] tokens. One thread: one
+    /// group of panels.
+    pub(super) fn items(n_tok: usize, n_panels: usize, threads: usize) -> Items {
+        let whole = Items {
+            tokens: ITEM_TOKENS.min(n_tok.next_multiple_of(32)),
+            panels: n_panels,
+        };
+        if threads <= 1 {
+            return whole;
+        }
+        for tokens in [ITEM_TOKENS, 64, 32] {
+            let n_t = n_tok.div_ceil(tokens);
+            for n_pg in (1..=n_panels).filter(|g| n_panels % g == 0) {
+                let items = n_t * n_pg;
+                if items % threads == 0 && items >= 2 * threads {
+                    return Items {
+                        tokens: tokens.min(n_tok.next_multiple_of(32)),
+                        panels: n_panels / n_pg,
+                    };
+                }
+            }
+        }
+        Items { panels: 1, ..whole }
+    }
+
+    /// Converts the 16 tokens of group `g` (tokens `16g ..`, zero rows past `n_tok`) of `act`
+    /// (`[n_tok, k]`) into `dst`: one contiguous 16 × 32 bf16 tile per 32-wide chunk of `k`
+    /// (zero past `k`).
+    fn convert_group(act: &[f32], k: usize, n_tok: usize, g: usize, dst: &mut [u16]) {
+        let mut chunk = [0f32; 32];
+        for r in 0..16 {
+            let t = g * 16 + r;
+            let row: &[f32] = if t < n_tok {
+                &act[t * k..(t + 1) * k]
+            } else {
+                &[]
+            };
+            for kc in 0..k.div_ceil(32) {
+                let tile_row = &mut dst[kc * A_TILE + r * 32..][..32];
+                let c0 = kc * 32;
+                let m = 32.min(row.len().saturating_sub(c0));
+                if m == 32 {
+                    // SAFETY: only reached on the AMX path, whose detection required
+                    // AVX512-F/BF16; 32 elements each.
+                    unsafe { amx::to_bf16(&row[c0..c0 + 32], tile_row) };
+                } else {
+                    chunk.fill(0.0);
+                    if m > 0 {
+                        chunk[..m].copy_from_slice(&row[c0..c0 + m]);
+                    }
+                    // SAFETY: as above.
+                    unsafe { amx::to_bf16(&chunk[..], tile_row) };
+                }
+            }
+        }
+    }
+
     /// The tile products of output panels `panels` (packed in `data`, panel `p` at
-    /// `(p - panels.start) · panel_len`). Items are (group of [`ITEM_TOKENS`] tokens, group of
-    /// panels) pairs claimed one at a time: an item converts its tokens' activations to bf16
-    /// tiles (16 tokens × 32, contiguous: 1 KiB each, zero past the tokens and past `k`) in
-    /// its thread's buffer, then multiplies them by each of its panels. Panels are grouped
-    /// only as far as needed to give every thread two items. Each output element is summed in
+    /// `(p - panels.start) · panel_len`), cut into [`items`] claimed one at a time. The
+    /// activations become bf16 tiles (16 tokens × 32, contiguous: 1 KiB each): when every item
+    /// has all the panels, each item converts its own tokens into its thread's buffer, where
+    /// they stay in L2 while every panel meets them; otherwise all tokens are converted once
+    /// beforehand, on all threads, into one shared buffer. Each output element is summed in
     /// the same order whatever the items and threads.
     fn compute(
         pool: &ThreadPool,
@@ -533,157 +600,153 @@ mod amx_impl {
             panel_len,
             accumulate,
         } = *sh;
-        let kchunks = k.div_ceil(32);
-        let group_len = kchunks * A_TILE;
-        let n_items_t = n_tok.div_ceil(ITEM_TOKENS);
+        let group_len = k.div_ceil(32) * A_TILE;
         let threads = pool.n_threads();
-        let n_pg = if threads == 1 {
-            1
-        } else {
-            (1..=panels.len())
-                .find(|&g| n_items_t * g >= 2 * threads)
-                .unwrap_or(panels.len())
-        };
-        let per_group = panels.len().div_ceil(n_pg);
-        let n_pg = panels.len().div_ceil(per_group);
-        let n_items = n_items_t * n_pg;
+        let cut = items(n_tok, panels.len(), threads);
+        let n_ti = n_tok.div_ceil(cut.tokens);
+        let n_pg = panels.len().div_ceil(cut.panels);
+        let n_items = n_ti * n_pg;
+        let own_tokens = n_pg == 1;
         let kcmax = KS.min(k).div_ceil(32);
+        let clen = chunk_len(np, k);
         let outp = DxPtr(out.as_mut_ptr());
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let work = || -> Result<(), GradError> {
-            // SAFETY: the AMX path is only entered when `Isa::Amx` was detected
-            // (`amx::available`).
-            let tiles = unsafe { Tiles::configure() };
-            let mut cblk_buf = AlignedBuf::zeroed::<f32>(32 * 32);
-            let cblk = cblk_buf.slice_mut::<f32>(32 * 32);
-            let mut chunk = [0f32; 32];
-            let items_tokens = ITEM_TOKENS.min(n_tok.next_multiple_of(32));
-            with_act_buffer(items_tokens.div_ceil(16) * group_len, |ab| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= n_items {
-                        return Ok(());
-                    }
-                    let (it, pg) = (i / n_pg, i % n_pg);
-                    let t_first = it * ITEM_TOKENS;
-                    let nt_item = ITEM_TOKENS.min(n_tok - t_first);
-                    // The item's activations in bf16 tiles: for each group of 16 tokens, for
-                    // each 32-wide K chunk, one contiguous 16 × 32 tile.
-                    for (g, dst) in ab
-                        .chunks_exact_mut(group_len)
-                        .take(nt_item.div_ceil(32) * 2)
-                        .enumerate()
-                    {
-                        for r in 0..16 {
-                            let t = g * 16 + r;
-                            // Tokens past the item's (the last block's padding) are zero rows.
-                            let row: &[f32] = if t < nt_item {
-                                &act[(t_first + t) * k..(t_first + t + 1) * k]
+        // Item `i` with its tokens' tiles at `ab` (group 0 = the item's first 16 tokens).
+        let item = |tiles: &Tiles, cblk: &mut [f32], ab: &[u16], i: usize| {
+            let (it, pg) = (i / n_pg, i % n_pg);
+            let t_first = it * cut.tokens;
+            let nt_item = cut.tokens.min(n_tok - t_first);
+            let p_first = panels.start + pg * cut.panels;
+            for p in p_first..panels.end.min(p_first + cut.panels) {
+                let c0 = p * np;
+                let pw = np.min(n - c0);
+                let pdata = &data[(p - panels.start) * panel_len..][..panel_len];
+                for (kc, b) in pdata.chunks_exact(clen).enumerate() {
+                    let k0 = kc * KS;
+                    let kp = KS.min(k - k0).next_multiple_of(32);
+                    let zero = !accumulate && k0 == 0;
+                    for tb in 0..nt_item.div_ceil(32) {
+                        let (t0, nt) = (t_first + tb * 32, 32.min(nt_item - tb * 32));
+                        for cb in 0..pw.div_ceil(32) {
+                            let (cc, nc) = (c0 + cb * 32, 32.min(pw - cb * 32));
+                            let full = nt == 32 && nc == 32;
+                            // Every raw window below: t0 + nt ≤ n_tok and cc + nc ≤ n, so
+                            // each out element named is inside `out`, and only this item
+                            // writes columns c0..c0+pw of its tokens.
+                            let (c, ldc) = if full {
+                                // SAFETY: the 32 × 32 block at (t0, cc) is inside `out`.
+                                (unsafe { outp.get().add(t0 * n + cc) }, n)
                             } else {
-                                &[]
-                            };
-                            for kc in 0..kchunks {
-                                let tile_row = &mut dst[kc * A_TILE + r * 32..][..32];
-                                let c0 = kc * 32;
-                                let m = 32.min(row.len().saturating_sub(c0));
-                                if m == 32 {
-                                    // SAFETY: only reached on the AMX path, whose detection
-                                    // required AVX512-F/BF16; 32 elements each.
-                                    unsafe { amx::to_bf16(&row[c0..c0 + 32], tile_row) };
-                                } else {
-                                    chunk.fill(0.0);
-                                    if m > 0 {
-                                        chunk[..m].copy_from_slice(&row[c0..c0 + m]);
+                                cblk.fill(0.0);
+                                if !zero {
+                                    for t in 0..nt {
+                                        // SAFETY: row t0 + t, columns cc..cc + nc of `out`
+                                        // (see above).
+                                        let src = unsafe {
+                                            std::slice::from_raw_parts(
+                                                outp.get().add((t0 + t) * n + cc),
+                                                nc,
+                                            )
+                                        };
+                                        cblk[t * 32..t * 32 + nc].copy_from_slice(src);
                                     }
-                                    // SAFETY: as above.
-                                    unsafe { amx::to_bf16(&chunk[..], tile_row) };
                                 }
+                                (cblk.as_mut_ptr(), 32)
+                            };
+                            let a0 = &ab[2 * tb * group_len + k0 / 32 * A_TILE..];
+                            assert!(a0.len() >= group_len + (kp / 32 - 1) * A_TILE + A_TILE);
+                            // SAFETY: tiles configured; A = the two 16-token groups of block
+                            // tb, chunks k0/32 .. + kp/32 (in `ab`, asserted); B = the panel
+                            // chunk `b`'s tiles for column groups 2cb, 2cb + 1, steps
+                            // 0 .. kp/32 ≤ kcmax ([`tile_at`]: the chunk has np / 16 ≥ 2cb + 2
+                            // groups, pw ≤ np and np a multiple of 32); C = 32 × 32 at `c`,
+                            // stride `ldc`.
+                            unsafe {
+                                let a0 = a0.as_ptr();
+                                tiles.gemm_32x32(
+                                    [a0, a0.add(group_len)],
+                                    A_TILE,
+                                    32,
+                                    b.as_ptr().add(tile_at(kcmax, 2 * cb, 0)).cast(),
+                                    2 * B_TILE,
+                                    kp / 32,
+                                    c,
+                                    ldc,
+                                    zero && full,
+                                );
                             }
-                        }
-                    }
-                    let p_first = panels.start + pg * per_group;
-                    for p in p_first..panels.end.min(p_first + per_group) {
-                        let c0 = p * np;
-                        let pw = np.min(n - c0);
-                        let pdata = &data[(p - panels.start) * panel_len..][..panel_len];
-                        let clen = chunk_len(np, k);
-                        for (kc, b) in pdata.chunks_exact(clen).enumerate() {
-                            let k0 = kc * KS;
-                            let kp = KS.min(k - k0).next_multiple_of(32);
-                            let zero = !accumulate && k0 == 0;
-                            for tb in 0..nt_item.div_ceil(32) {
-                                let (t0, nt) = (t_first + tb * 32, 32.min(nt_item - tb * 32));
-                                for cb in 0..pw.div_ceil(32) {
-                                    let (cc, nc) = (c0 + cb * 32, 32.min(pw - cb * 32));
-                                    let full = nt == 32 && nc == 32;
-                                    // Every raw window below: t0 + nt ≤ n_tok and cc + nc ≤ n,
-                                    // so each out element named is inside `out`, and only this
-                                    // item writes columns c0..c0+pw of its tokens.
-                                    let (c, ldc) = if full {
-                                        // SAFETY: the 32 × 32 block at (t0, cc) is inside `out`.
-                                        (unsafe { outp.get().add(t0 * n + cc) }, n)
-                                    } else {
-                                        cblk.fill(0.0);
-                                        if !zero {
-                                            for t in 0..nt {
-                                                // SAFETY: row t0 + t, columns cc..cc + nc
-                                                // of `out` (see above).
-                                                let src = unsafe {
-                                                    std::slice::from_raw_parts(
-                                                        outp.get().add((t0 + t) * n + cc),
-                                                        nc,
-                                                    )
-                                                };
-                                                cblk[t * 32..t * 32 + nc].copy_from_slice(src);
-                                            }
-                                        }
-                                        (cblk.as_mut_ptr(), 32)
+                            if !full {
+                                for t in 0..nt {
+                                    // SAFETY: row t0 + t, columns cc..cc + nc of `out`,
+                                    // written by this item alone (see above).
+                                    let dst = unsafe {
+                                        std::slice::from_raw_parts_mut(
+                                            outp.get().add((t0 + t) * n + cc),
+                                            nc,
+                                        )
                                     };
-                                    // SAFETY: tiles configured; A = the two 16-token groups of
-                                    // block tb of this item's tiles, chunks k0/32 .. + kp/32
-                                    // (≤ kchunks); B = the panel chunk `b`'s tiles for column
-                                    // groups 2cb, 2cb + 1, steps 0 .. kp/32 ≤ kcmax ([`tile_at`]:
-                                    // the chunk has np / 16 ≥ 2cb + 2 groups, pw ≤ np and np a
-                                    // multiple of 32); C = 32 × 32 at `c`, stride `ldc`.
-                                    unsafe {
-                                        let a0 =
-                                            ab.as_ptr().add(2 * tb * group_len + k0 / 32 * A_TILE);
-                                        tiles.gemm_32x32(
-                                            [a0, a0.add(group_len)],
-                                            A_TILE,
-                                            32,
-                                            b.as_ptr().add(tile_at(kcmax, 2 * cb, 0)).cast(),
-                                            2 * B_TILE,
-                                            kp / 32,
-                                            c,
-                                            ldc,
-                                            zero && full,
-                                        );
-                                    }
-                                    if !full {
-                                        for t in 0..nt {
-                                            // SAFETY: row t0 + t, columns cc..cc + nc of
-                                            // `out`, written by this item alone (see above).
-                                            let dst = unsafe {
-                                                std::slice::from_raw_parts_mut(
-                                                    outp.get().add((t0 + t) * n + cc),
-                                                    nc,
-                                                )
-                                            };
-                                            dst.copy_from_slice(&cblk[t * 32..t * 32 + nc]);
-                                        }
-                                    }
+                                    dst.copy_from_slice(&cblk[t * 32..t * 32 + nc]);
                                 }
                             }
                         }
                     }
                 }
-            })
+            }
         };
-        if threads == 1 || n_items == 1 {
-            return work();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let claim = || {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (i < n_items).then_some(i)
+        };
+        let work = |shared: Option<&[u16]>| {
+            // SAFETY: the AMX path is only entered when `Isa::Amx` was detected
+            // (`amx::available`).
+            let tiles = unsafe { Tiles::configure() };
+            let mut cblk = AlignedBuf::zeroed::<f32>(32 * 32);
+            let cblk = cblk.slice_mut::<f32>(32 * 32);
+            match shared {
+                Some(ab) => {
+                    while let Some(i) = claim() {
+                        let from = i / n_pg * cut.tokens / 16 * group_len;
+                        item(&tiles, cblk, &ab[from..], i);
+                    }
+                }
+                None => with_act_buffer(cut.tokens / 16 * group_len, |ab| {
+                    while let Some(i) = claim() {
+                        let t_first = i / n_pg * cut.tokens;
+                        let groups = cut.tokens.min(n_tok - t_first).div_ceil(32) * 2;
+                        for (g, dst) in ab.chunks_exact_mut(group_len).take(groups).enumerate() {
+                            convert_group(act, k, n_tok, t_first / 16 + g, dst);
+                        }
+                        item(&tiles, cblk, ab, i);
+                    }
+                }),
+            }
+        };
+        let single = threads == 1 || n_items == 1;
+        if own_tokens {
+            if single {
+                work(None);
+            } else {
+                pool.run(&|| work(None));
+            }
+            return Ok(());
         }
-        parallel::try_run(pool, work)
+        with_act_buffer(n_tok.div_ceil(32) * 2 * group_len, |ab| {
+            pool.for_each_row_mut(
+                ab,
+                group_len,
+                1,
+                || (),
+                |_, g, dst| convert_group(act, k, n_tok, g, dst),
+            );
+            let ab = &*ab;
+            if single {
+                work(Some(ab));
+            } else {
+                pool.run(&|| work(Some(ab)));
+            }
+        });
+        Ok(())
     }
 
     /// Checks the weight and builds its [`Base`].
@@ -952,5 +1015,28 @@ mod tests {
             Ok(None) => println!("no AMX here: nothing is packed"),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// The AMX driver's cut: whole 128-token items over all panels where they balance the
+    /// threads; panel groups, then smaller token groups where they do not.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn amx_items_balance_the_threads() {
+        use super::amx_impl::{items, Items};
+        let it = |tokens, panels| Items { tokens, panels };
+        // A base layer's batch: 8 items of 128 tokens, every panel each.
+        assert_eq!(items(1024, 9, 2), it(128, 9));
+        assert_eq!(items(1024, 24, 1), it(128, 24));
+        // One thread: one group of panels, even for a short batch.
+        assert_eq!(items(40, 9, 1), it(64, 9));
+        // The head's backward (9 panels, 128 tokens, 2 threads): 3 and 9 are odd, so 2 × 64
+        // tokens × 3 groups of 3 panels (3:3, not 5:4 or 2:1).
+        assert_eq!(items(128, 9, 2), it(64, 3));
+        // The head's forward (768 panels): 4 groups of 192.
+        assert_eq!(items(128, 768, 2), it(128, 192));
+        // Nothing balances 7 panels of 32 tokens on 2 threads: one panel per item.
+        assert_eq!(items(32, 7, 2), it(32, 1));
+        // Three threads, 256 tokens: 2 token items × 3 panel groups.
+        assert_eq!(items(256, 9, 3), it(128, 3));
     }
 }
