@@ -532,9 +532,9 @@ mod amx_impl {
         }
         for tokens in [ITEM_TOKENS, 64, 32] {
             let n_t = n_tok.div_ceil(tokens);
-            for n_pg in (1..=n_panels).filter(|g| n_panels % g == 0) {
+            for n_pg in (1..=n_panels).filter(|&g| n_panels.is_multiple_of(g)) {
                 let items = n_t * n_pg;
-                if items % threads == 0 && items >= 2 * threads {
+                if items.is_multiple_of(threads) && items >= 2 * threads {
                     return Items {
                         tokens: tokens.min(n_tok.next_multiple_of(32)),
                         panels: n_panels / n_pg,
