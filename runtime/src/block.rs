@@ -29,6 +29,25 @@ pub trait BlockHooks<O: ForwardOps> {
         y: O::ViewMut<'_>,
     ) -> Result<(), OpError>;
 
+    /// [`Self::linear`] for projections that share their input (`ys[i] = W_i x` plus the
+    /// adapters of `(layer, projs[i])`). The default calls [`Self::linear`] once per
+    /// projection; inference runs the base products as one [`ForwardOps::matmul_group`].
+    #[allow(clippy::too_many_arguments)]
+    fn linear_group(
+        &mut self,
+        ops: &O,
+        layer: usize,
+        projs: &[Proj],
+        ws: &[&Matrix<'_>],
+        x: O::View<'_>,
+        ys: &mut [O::ViewMut<'_>],
+    ) -> Result<(), OpError> {
+        for ((&p, w), y) in projs.iter().zip(ws).zip(ys.iter_mut()) {
+            self.linear(ops, layer, p, w, x, O::rw(y))?;
+        }
+        Ok(())
+    }
+
     /// Causal attention of `q` over the keys and values of this call (and, in inference, the
     /// cached ones), with the layer's window and scale: writes `[n × q_dim]` to `out`. `q`,
     /// `k`, `v` may be rewritten (rounded to the cache's precision, used as scratch).
@@ -125,6 +144,30 @@ fn project<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
     Ok(())
 }
 
+/// [`project`] for projections that share their input `x`, through
+/// [`BlockHooks::linear_group`] (`ys[i]` gets `projs[i]`).
+#[allow(clippy::too_many_arguments)]
+fn project_group<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
+    ops: &O,
+    hooks: &mut H,
+    spec: &LayerSpec,
+    layer: usize,
+    w: &BlockWeights<'_, 'v, O>,
+    projs: &[Proj],
+    n: usize,
+    x: O::View<'_>,
+    ys: &mut [O::ViewMut<'_>],
+) -> Result<(), OpError> {
+    let ms: Vec<&Matrix<'_>> = projs.iter().map(|&p| (w.proj)(p)).collect();
+    hooks.linear_group(ops, layer, projs, &ms, x, ys)?;
+    for ((&p, m), y) in projs.iter().zip(&ms).zip(ys.iter_mut()) {
+        if spec.bias[p.index()] {
+            ops.add_bias(O::rw(y), w.need(layer, LayerVec::Bias(p))?, n, m.rows)?;
+        }
+    }
+    Ok(())
+}
+
 /// `y = post(W x)`: [`project`], then, when the layer has post-norms, the RMSNorm `post.0`
 /// of the projection (written first to the pre-norm buffer `post.1`).
 #[allow(clippy::too_many_arguments)]
@@ -151,6 +194,9 @@ fn project_post<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
     let wn = w.need(layer, norm)?;
     ops.rmsnorm(O::ro(&pre), wn, cfg.rms_eps, n, cfg.n_embd, y)
 }
+
+/// The attention projections, which share the normed input.
+const QKV: [Proj; 3] = [Proj::Q, Proj::K, Proj::V];
 
 /// Runs block `layer` (described by `spec`, weights `w`) on `n` tokens.
 #[allow(clippy::too_many_arguments)]
@@ -196,8 +242,10 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
     if spec.qk_norm {
         let missing = || OpError::new("block", "per-head q/k norm without q_pre/k_pre buffers");
         let (mut qp, mut kp) = (q_pre.ok_or_else(missing)?, k_pre.ok_or_else(missing)?);
-        project(ops, hooks, spec, layer, w, Proj::Q, n, xn1, O::rw(&mut qp))?;
-        project(ops, hooks, spec, layer, w, Proj::K, n, xn1, O::rw(&mut kp))?;
+        {
+            let mut ys = [O::rw(&mut qp), O::rw(&mut kp), O::rw(&mut v)];
+            project_group(ops, hooks, spec, layer, w, &QKV, n, xn1, &mut ys)?;
+        }
         let (qn, kn) = (
             w.need(layer, LayerVec::QNorm)?,
             w.need(layer, LayerVec::KNorm)?,
@@ -205,10 +253,9 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         ops.rmsnorm(O::ro(&qp), qn, eps, n * cfg.n_head, hd, O::rw(&mut q))?;
         ops.rmsnorm(O::ro(&kp), kn, eps, n * cfg.n_head_kv, hd, O::rw(&mut k))?;
     } else {
-        project(ops, hooks, spec, layer, w, Proj::Q, n, xn1, O::rw(&mut q))?;
-        project(ops, hooks, spec, layer, w, Proj::K, n, xn1, O::rw(&mut k))?;
+        let mut ys = [O::rw(&mut q), O::rw(&mut k), O::rw(&mut v)];
+        project_group(ops, hooks, spec, layer, w, &QKV, n, xn1, &mut ys)?;
     }
-    project(ops, hooks, spec, layer, w, Proj::V, n, xn1, O::rw(&mut v))?;
     if let Some(rope) = &spec.rope {
         let pos = hooks.positions();
         ops.rope(O::rw(&mut q), n, cfg.n_head, hd, pos, rope)?;
@@ -247,18 +294,20 @@ pub fn block_forward<'v, O: ForwardOps + 'v, H: BlockHooks<O>>(
         O::rw(&mut xn2),
     )?;
     let xn2 = O::ro(&xn2);
-    project(
-        ops,
-        hooks,
-        spec,
-        layer,
-        w,
-        Proj::Gate,
-        n,
-        xn2,
-        O::rw(&mut gate),
-    )?;
-    project(ops, hooks, spec, layer, w, Proj::Up, n, xn2, O::rw(&mut up))?;
+    {
+        let mut ys = [O::rw(&mut gate), O::rw(&mut up)];
+        project_group(
+            ops,
+            hooks,
+            spec,
+            layer,
+            w,
+            &[Proj::Gate, Proj::Up],
+            n,
+            xn2,
+            &mut ys,
+        )?;
+    }
     match spec.act {
         Activation::Silu => ops.swiglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,
         Activation::GeluTanh => ops.geglu(O::ro(&gate), O::ro(&up), n * ff, O::rw(&mut act))?,

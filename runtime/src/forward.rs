@@ -154,6 +154,32 @@ impl<B: Backend> BlockHooks<B> for InferHooks<'_, '_, B> {
         self.lora.apply(b, target, LoraInput::Dense(x), n, y)
     }
 
+    fn linear_group(
+        &mut self,
+        b: &B,
+        layer: usize,
+        projs: &[Proj],
+        ws: &[&Matrix<'_>],
+        x: B::View<'_>,
+        ys: &mut [B::ViewMut<'_>],
+    ) -> Result<(), OpError> {
+        let n = self.shape.n_tokens;
+        if let Some(obs) = self.observer.as_deref_mut() {
+            let xs = B::host_floats(x)
+                .ok_or_else(|| OpError::new("observe", "matmul observers need the CPU backend"))?;
+            for w in ws {
+                obs.observe(&w.name, w.cols, &xs[..n * w.cols]);
+            }
+        }
+        b.matmul_group(ws, x, n, ys)?;
+        for (&p, y) in projs.iter().zip(ys.iter_mut()) {
+            let target = Target::Layer(layer, p);
+            self.lora
+                .apply(b, target, LoraInput::Dense(x), n, B::rw(y))?;
+        }
+        Ok(())
+    }
+
     fn attend(
         &mut self,
         b: &B,

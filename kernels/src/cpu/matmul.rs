@@ -25,9 +25,11 @@
 //! repack on x86) take them for every token of batches of
 //! [`super::table::TILED_MIN_BATCH`] tokens or more, as llama.cpp's tiled K-quant matmul does.
 
+mod group;
 mod int8_tiles;
 mod packed;
 
+pub use group::{groupable, matmul_group, GroupPart};
 pub use int8_tiles::MIN_TOKENS as INT8_TILES_MIN_TOKENS;
 
 use super::table::{ActFormat, FormatKernels, Kernels, TILED_MIN_BATCH};

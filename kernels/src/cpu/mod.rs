@@ -63,7 +63,7 @@ pub use dequant::dequantize_row;
 pub use gelu_ggml::{geglu_exact, geglu_ggml, gelu_ggml, gelu_table, gelu_tanh_f32};
 pub use get_rows::get_rows;
 pub use isa::{available_isas, isa, Isa};
-pub use matmul::matmul;
+pub use matmul::{groupable, matmul, matmul_group, GroupPart};
 pub use norm::rmsnorm_rows_ggml;
 pub use rope::{rope_normal, rotate_back, rotate_ggml, rotate_pairs_ggml, RopeParams, RopeStyle};
 pub use silu_ggml::swiglu_ggml_into;

@@ -148,6 +148,59 @@ impl ForwardOps for CpuBackend {
         .map_err(|e| OpError::new("matmul", format!("{}: {e}", w.name)))
     }
 
+    fn matmul_group(
+        &self,
+        ws: &[&Matrix<'_>],
+        x: &[f32],
+        n: usize,
+        ys: &mut [&mut [f32]],
+    ) -> Result<(), OpError> {
+        let types: Vec<_> = ws.iter().map(|w| w.ty).collect();
+        let same_cols = ws.iter().all(|w| w.cols == ws[0].cols);
+        if n != 1 || ws.len() != ys.len() || !same_cols || !k::groupable(self.kernels, &types) {
+            if ws.len() != ys.len() {
+                return Err(OpError::new(
+                    "matmul_group",
+                    format!("{} matrices, {} outputs", ws.len(), ys.len()),
+                ));
+            }
+            for (w, y) in ws.iter().zip(ys.iter_mut()) {
+                self.matmul(w, x, n, y)?;
+            }
+            return Ok(());
+        }
+        let cols = ws[0].cols;
+        if x.len() < cols {
+            return Err(OpError::new(
+                "matmul_group",
+                format!("{}: a view of {} floats for one token", ws[0].name, x.len()),
+            ));
+        }
+        let mut parts = Vec::with_capacity(ws.len());
+        for (w, y) in ws.iter().zip(ys.iter_mut()) {
+            if y.len() < w.rows {
+                return Err(OpError::new(
+                    "matmul_group",
+                    format!("{}: an output view of {} floats", w.name, y.len()),
+                ));
+            }
+            parts.push(k::GroupPart {
+                ty: w.ty,
+                w: w.bytes,
+                rows: w.rows,
+                y: &mut y[..w.rows],
+            });
+        }
+        let names = || {
+            ws.iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        k::matmul_group(self.kernels, &self.pool, &mut parts, cols, &x[..cols])
+            .map_err(|e| OpError::new("matmul_group", format!("{}: {e}", names())))
+    }
+
     fn rmsnorm(
         &self,
         x: &[f32],

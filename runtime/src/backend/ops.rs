@@ -88,6 +88,29 @@ pub trait ForwardOps {
         y: Self::ViewMut<'_>,
     ) -> Result<(), OpError>;
 
+    /// `ys[i][t] = W_i · x[t]` for matrices that share their input (a block's q, k and v; its
+    /// FFN gate and up): every `ws[i]` has `x`'s width as `cols`. The default runs
+    /// [`Self::matmul`] once per matrix; a device may run them as one pass (the CPU does, for
+    /// one token: one barrier instead of one per matrix), with the same results.
+    fn matmul_group(
+        &self,
+        ws: &[&Matrix<'_>],
+        x: Self::View<'_>,
+        n_tokens: usize,
+        ys: &mut [Self::ViewMut<'_>],
+    ) -> Result<(), OpError> {
+        if ws.len() != ys.len() {
+            return Err(OpError::new(
+                "matmul_group",
+                format!("{} matrices, {} outputs", ws.len(), ys.len()),
+            ));
+        }
+        for (w, y) in ws.iter().zip(ys.iter_mut()) {
+            self.matmul(w, x, n_tokens, Self::rw(y))?;
+        }
+        Ok(())
+    }
+
     /// Row-wise RMSNorm of `x` (`[n × dim]`) times `w` (`[dim]`) into `out`.
     fn rmsnorm(
         &self,
