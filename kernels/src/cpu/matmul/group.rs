@@ -1,10 +1,11 @@
 //! Decode products that share their input in one pool run: `y_i = W_i x` for one token (a
 //! block's q, k and v; its FFN gate and up).
 //!
-//! The activation is quantized once per activation format and the threads claim row chunks
-//! across all the matrices from one counter, so a block pays one barrier where it paid three
+//! The activation is quantized once per activation format and the threads claim runs of rows
+//! across all the matrices from one cursor, so a block pays one barrier where it paid three
 //! (or two): a two-thread decode step ran about eight pool calls per layer, each ending with one
-//! thread waiting for the other's last chunk. The rows go through the same kernels as in
+//! thread waiting for the other's last chunk. Runs shrink as the rows run out (half the
+//! remainder over the threads), so the threads finish nearly together. The rows go through the same kernels as in
 //! [`super::matmul`]'s one-token path (four at a time through `vec_dot_r4`, the rest through
 //! `vec_dot`, each bit-identical to `vec_dot`), so the results are its bits.
 
@@ -26,6 +27,34 @@ pub struct GroupPart<'a> {
     pub rows: usize,
     /// The output, `rows` floats.
     pub y: &'a mut [f32],
+}
+
+/// Claims the next run of `0..total` rows from `cursor`: half the remainder over the
+/// `threads`, in multiples of 4 (at least 4), so the last claims are small and the threads
+/// finish together; a run starting at `at` ends by `limit(at)` (≤ `total`). `None` when every
+/// row is claimed.
+fn claim_rows(
+    cursor: &AtomicUsize,
+    total: usize,
+    threads: usize,
+    limit: impl Fn(usize) -> usize,
+) -> Option<(usize, usize)> {
+    let mut at = cursor.load(Ordering::Relaxed);
+    loop {
+        if at >= total {
+            return None;
+        }
+        let end = (at + ((total - at) / (2 * threads) / 4 * 4).max(4)).min(limit(at));
+        match cursor.compare_exchange_weak(at, end, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some((at, end)),
+            Err(now) => at = now,
+        }
+    }
+}
+
+/// Rows of part `i`, from the running ends of the parts.
+fn parts_rows(ends: &[usize], i: usize) -> usize {
+    ends[i] - if i == 0 { 0 } else { ends[i - 1] }
 }
 
 /// Whether [`matmul_group`] takes these types (otherwise call [`super::matmul`] once per
@@ -88,24 +117,30 @@ pub fn matmul_group(
     } else {
         pool.n_threads()
     };
-    // Chunks as `matmul` cuts one matrix (multiples of 4 rows, about four per thread), listed
-    // part after part.
-    let mut chunks: Vec<(usize, usize, usize)> = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let chunk = p.rows.div_ceil(4 * threads).div_ceil(4).max(1) * 4;
-        for r0 in (0..p.rows).step_by(chunk) {
-            chunks.push((i, r0, (r0 + chunk).min(p.rows)));
-        }
-    }
+    // The parts' rows end to end; threads claim shrinking runs of them (half the remainder
+    // over the threads, in multiples of 4, never across a part's end), so the last claims are
+    // small and the threads finish together.
+    let ends: Vec<usize> = parts
+        .iter()
+        .scan(0, |e, p| {
+            *e += p.rows;
+            Some(*e)
+        })
+        .collect();
+    let total = ends.last().copied().unwrap_or(0);
     let ws: Vec<&[u8]> = parts.iter().map(|p| p.w).collect();
     let outs: Vec<OutPtr> = parts.iter_mut().map(|p| OutPtr(p.y.as_mut_ptr())).collect();
-    let next = AtomicUsize::new(0);
+    let cursor = AtomicUsize::new(0);
     let scratch = &scratch[..];
-    let task = || loop {
-        let c = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&(i, r0, r1)) = chunks.get(c) else {
-            break;
-        };
+    let part_of = |at: usize| ends.iter().position(|&e| e > at).unwrap_or(0);
+    let claim = || {
+        // A claim never crosses a part's end.
+        let (at, end) = claim_rows(&cursor, total, threads, |at| ends[part_of(at)])?;
+        let i = part_of(at);
+        let start = ends[i] - parts_rows(&ends, i);
+        Some((i, at - start, end - start))
+    };
+    let run_rows = |i: usize, r0: usize, r1: usize| {
         let (fk, row_bytes, at) = plan[i];
         let act = &scratch[at..at + fk.act.row_bytes(cols)];
         let (w, out) = (ws[i], outs[i]);
@@ -130,6 +165,11 @@ pub fn matmul_group(
                     r += 1;
                 }
             }
+        }
+    };
+    let task = || {
+        while let Some((i, r0, r1)) = claim() {
+            run_rows(i, r0, r1);
         }
     };
     if threads == 1 {
