@@ -27,6 +27,7 @@ impl AlignedBuf {
     }
 
     /// A buffer of `len` zeroed `T`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn zeroed<T: Pod>(len: usize) -> Self {
         let mut b = AlignedBuf::new();
         b.slice_mut::<T>(len);
@@ -46,6 +47,7 @@ impl AlignedBuf {
     }
 
     /// Every whole `T` held, read-only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn as_slice<T: Pod>(&self) -> &[T] {
         bytemuck::cast_slice(&self.lines[..])
     }
