@@ -356,6 +356,39 @@ fn forward_ops_match_f64_references() {
             ops.matmul(&m, &x, n, &mut y).expect("matmul");
             let want = matmul_ref(&f64s(&wd), &f64s(&x), rows, cols);
             check(&format!("{dev} matmul {ty}"), &y, &want, tol);
+            // matmul_group: this matrix with a Q8_0 one of 20 rows on the same input, for one
+            // token (the CPU's one-pass path) and for n (one matmul per matrix): the bits of
+            // matmul on each.
+            let w2 = rnd(&mut rng, 20 * cols, 1.0);
+            let bytes2 = graft_quant::blocks::quantize(QuantType::Q8_0, &w2).expect("quantize");
+            let m2 = Matrix {
+                name: "w2.q8_0".into(),
+                ty: QuantType::Q8_0,
+                rows: 20,
+                cols,
+                bytes: &bytes2,
+            };
+            for nt in [1, n] {
+                let (mut g1, mut g2) = (vec![f32::NAN; nt * rows], vec![f32::NAN; nt * 20]);
+                ops.matmul_group(&[&m, &m2], &x[..nt * cols], nt, &mut [&mut g1, &mut g2])
+                    .expect("matmul_group");
+                let (mut s1, mut s2) = (vec![0.0; nt * rows], vec![0.0; nt * 20]);
+                ops.matmul(&m, &x[..nt * cols], nt, &mut s1)
+                    .expect("matmul");
+                ops.matmul(&m2, &x[..nt * cols], nt, &mut s2)
+                    .expect("matmul");
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&g1),
+                    bits(&s1),
+                    "{dev} matmul_group {ty} ({nt} tokens)"
+                );
+                assert_eq!(
+                    bits(&g2),
+                    bits(&s2),
+                    "{dev} matmul_group q8_0 ({nt} tokens)"
+                );
+            }
         }
         // lora on activations and on token ids.
         let (r, n_in, n_out, n) = (4, 40, 24, 5);
