@@ -119,7 +119,7 @@ fn swiglu_backward_vs_fd() {
                 .collect::<Vec<_>>(),
         )
     });
-    let (mut dg, mut du) = (vec![0f32; n], vec![0f32; n]);
+    let (mut dg, mut du) = (vec![f32::NAN; n], vec![f32::NAN; n]);
     swiglu_backward(&g, &u, &dh, &mut dg, &mut du);
     check("swiglu dg vs FD", &dg, &fg, TOL);
     check("swiglu du vs FD", &du, &fu, TOL);

@@ -494,7 +494,8 @@ fn grad_ops_match_finite_differences() {
                 rnd(&mut rng, len, 1.0),
                 rnd(&mut rng, len, 1.0),
             );
-            let (mut dg, mut du) = (vec![0.0; len], vec![0.0; len]);
+            // NaN-filled: the backward overwrites, reading nothing of what was there.
+            let (mut dg, mut du) = (vec![f32::NAN; len], vec![f32::NAN; len]);
             ops.glu_backward(act, &ga, &up, &dh, &mut dg, &mut du, width);
             let upf = f64s(&up);
             let fg = |g: &[f64]| r(g, &upf);

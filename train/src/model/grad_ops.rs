@@ -106,8 +106,8 @@ pub trait GradOps: ForwardOps {
         rope: &RopeParams,
     );
 
-    /// `dg += ∂out/∂gate · dh`, `du += ∂out/∂up · dh` of `out = act(gate) ⊙ up`, rows of
-    /// `width`.
+    /// `dg = ∂out/∂gate · dh`, `du = ∂out/∂up · dh` of `out = act(gate) ⊙ up`, rows of
+    /// `width` (both overwritten).
     #[allow(clippy::too_many_arguments)]
     fn glu_backward(
         &self,

@@ -319,8 +319,6 @@ impl Ctx<'_> {
             tmp,
         )?;
         let (dg, du) = (&mut s.dgate[..n * ff], &mut s.dup[..n * ff]);
-        dg.fill(0.0);
-        du.fill(0.0);
         ops.glu_backward(spec.act, a.gate, a.up, dact, dg, du, ff);
         let dxn = &mut s.dxn[..n * d];
         self.linear_bwd(
