@@ -305,3 +305,77 @@ fn packed_weights_give_the_per_call_bits() {
         assert!(matches!(short, Err(GradError::Shape { .. })), "{short:?}");
     }
 }
+
+/// The forward with an adapter term in the same tile pass (`matmul_fwd_bf16_lora`): `x·Wᵀ +
+/// s·u·Bᵀ` against the f64 sum of the bf16-rounded products (`u` and `s·B` rounded as the
+/// tiles take them), across panels and 128-token items, ranks 16 and 32 and a rank that
+/// leaves most of the step zero, 1–3 threads with the same bits; AMX only (elsewhere it
+/// declines and touches nothing).
+#[test]
+fn forward_with_a_lora_tail() {
+    use graft_kernels::grad::{matmul_fwd_bf16_lora, LoraTail};
+    for (rows, cols, n_tok, rank, seed) in [
+        (150, 288, 45, 16, 50),
+        (96, 1280, 300, 32, 51),
+        (70, 64, 33, 3, 52),
+    ] {
+        let mut rng = Rng::new(seed);
+        let ty = QuantType::Q4_1;
+        let bytes = quantize(ty, &rng.vec(rows * cols, 1.0)).expect("quantize");
+        let mut wd = vec![0f32; rows * cols];
+        dequantize(ty, &bytes, &mut wd).expect("dequantize");
+        let x = rng.vec(n_tok * cols, 1.0);
+        let u = rng.vec(n_tok * rank, 1.0);
+        let b = rng.vec(rows * rank, 0.5);
+        let s = 2.0f32;
+        let r64 = |v: f32| f64::from(round_f32(v));
+        let mut want = vec![0f64; n_tok * rows];
+        for t in 0..n_tok {
+            for r in 0..rows {
+                let base: f64 = (0..cols)
+                    .map(|c| r64(wd[r * cols + c]) * r64(x[t * cols + c]))
+                    .sum();
+                let tail: f64 = (0..rank)
+                    .map(|j| r64(u[t * rank + j]) * r64(s * b[r * rank + j]))
+                    .sum();
+                want[t * rows + r] = base + tail;
+            }
+        }
+        let tail = LoraTail {
+            u: &u,
+            b: &b,
+            rank,
+            scale: s,
+        };
+        let mut first: Option<Vec<f32>> = None;
+        for threads in [1, 2, 3] {
+            let mut y = vec![f32::NAN; n_tok * rows];
+            let fused = matmul_fwd_bf16_lora(
+                ty,
+                &bytes,
+                rows,
+                cols,
+                &x,
+                n_tok,
+                &mut y,
+                &tail,
+                &pool(threads),
+            )
+            .expect("fused forward");
+            if !fused {
+                assert!(y.iter().all(|v| v.is_nan()), "declined but wrote");
+                println!("bf16 products do not run on AMX here: the fused forward declines");
+                return;
+            }
+            let name = format!("lora tail {rows}x{cols} T={n_tok} r={rank} x{threads}");
+            check(&name, &y, &want, TOL);
+            match &first {
+                None => first = Some(y),
+                Some(y1) => assert!(
+                    y.iter().zip(y1).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{name}: differs from one thread's"
+                ),
+            }
+        }
+    }
+}

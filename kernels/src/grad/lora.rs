@@ -89,6 +89,31 @@ pub fn lora_forward_with(
     forward_body(sh, x, a, &bt, s, u, y);
 }
 
+/// `u = x Aᵀ` alone (`[T, r]`): the first half of [`lora_forward`], with its bits, for a
+/// caller that adds `s · u Bᵀ` elsewhere (in the base product's tile pass:
+/// [`super::matmul_fwd_bf16_lora`]).
+pub fn lora_project(sh: LoraShape, x: &[f32], a: &[f32], u: &mut [f32], pool: &ThreadPool) {
+    let isa = isa::detect();
+    let u = &mut u[..sh.n_tok * sh.rank];
+    let (x, a) = (&x[..sh.n_tok * sh.n_in], &a[..sh.rank * sh.n_in]);
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if isa::supported(isa) && isa != Isa::Scalar {
+        let (n_in, r, n) = (sh.n_in, sh.rank, sh.n_tok);
+        with_scratch(r * n_in, |at| {
+            transpose_into(a, r, n_in, at);
+            u.fill(0.0);
+            gemm_par(pool, isa, at, n_in, r, x, n_in, u, r, n);
+        });
+        return;
+    }
+    let _ = (isa, pool);
+    for (ut, xt) in u.chunks_exact_mut(sh.rank).zip(x.chunks_exact(sh.n_in)) {
+        for (uk, ak) in ut.iter_mut().zip(a.chunks_exact(sh.n_in)) {
+            *uk = dot(ak, xt);
+        }
+    }
+}
+
 thread_local! {
     /// The calling thread's LoRA scratch (transposes and `[T, r]` intermediates), kept between
     /// calls so a training step allocates nothing here.

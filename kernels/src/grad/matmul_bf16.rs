@@ -130,6 +130,49 @@ pub fn matmul_t_bf16_with(
     )
 }
 
+/// The adapter term a bf16 forward can add in its own tile pass:
+/// [`matmul_fwd_bf16_lora`]'s `s · u · Bᵀ`.
+#[derive(Clone, Copy, Debug)]
+pub struct LoraTail<'a> {
+    /// `A·x` of the call's tokens, `[n_tok × rank]`.
+    pub u: &'a [f32],
+    /// `B`, `[rows × rank]` (one row per output of the weight).
+    pub b: &'a [f32],
+    /// The rank (at most [`LORA_TAIL_MAX_RANK`]).
+    pub rank: usize,
+    /// `s`.
+    pub scale: f32,
+}
+
+/// The largest rank [`matmul_fwd_bf16_lora`] takes: one 32-wide reduction step of the tiles.
+pub const LORA_TAIL_MAX_RANK: usize = 32;
+
+/// `y = x·Wᵀ + s·u·Bᵀ` in bf16 products (f32 sums) in one pass over the AMX tiles: the
+/// adapter's term is one more 32-wide reduction step of each output block (`u` and `s·B`
+/// rounded to bf16) instead of a second pass over `y`. `Ok(false)`, touching nothing, where
+/// bf16 products do not run on AMX tiles here or the rank exceeds [`LORA_TAIL_MAX_RANK`]: the
+/// caller then runs [`matmul_fwd_bf16`] and its own LoRA update.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_fwd_bf16_lora(
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    y: &mut [f32],
+    lora: &LoraTail<'_>,
+    pool: &ThreadPool,
+) -> Result<bool, GradError> {
+    #[cfg(target_arch = "x86_64")]
+    if Bf16Path::Amx.is_available() && lora.rank <= LORA_TAIL_MAX_RANK {
+        amx_impl::forward_lora(ty, w, rows, cols, x, n_tok, y, lora, pool)?;
+        return Ok(true);
+    }
+    let _ = (ty, w, rows, cols, x, n_tok, y, lora, pool);
+    Ok(false)
+}
+
 /// [`matmul_t_bf16`] that overwrites: `dx[t, c] = Σ_r bf16(W[r, c]) · bf16(dy[t, r])`, the
 /// same bits as accumulating into zeros. On AMX the output tiles start from zero instead of
 /// being loaded, so the caller skips zero-filling `dx` (a training step filled ~800 MB of
@@ -413,6 +456,7 @@ mod amx_impl {
         accumulate: bool,
         np: usize,
         panels: Panels<'_, F>,
+        tail: Option<&Tail<'_>>,
     ) -> Result<(), GradError>
     where
         F: Fn(&mut [u32], usize, usize, usize) -> Result<(), GradError> + Sync,
@@ -426,6 +470,7 @@ mod amx_impl {
             np,
             panel_len,
             accumulate,
+            tail,
         };
         let pack = match panels {
             Panels::Cached(data) => return compute(pool, act, out, &shape, 0..n_panels, data),
@@ -461,7 +506,7 @@ mod amx_impl {
     }
 
     /// The sizes one [`run`] works with.
-    struct Shape {
+    struct Shape<'a> {
         n_tok: usize,
         k: usize,
         n: usize,
@@ -469,6 +514,19 @@ mod amx_impl {
         /// u32 of one packed panel (all its [`KS`] chunks).
         panel_len: usize,
         accumulate: bool,
+        tail: Option<&'a Tail<'a>>,
+    }
+
+    /// A low-rank term added in the same tile pass: `out += u · Cᵀ` with `u` `[n_tok × rank]`
+    /// (rank ≤ 32) and `C` `[n × rank]`, as one more 32-wide reduction step of every output
+    /// block after the last of the main product's.
+    pub(super) struct Tail<'a> {
+        /// `[n_tok × rank]` f32, converted to bf16 tiles per item.
+        pub(super) u: &'a [f32],
+        pub(super) rank: usize,
+        /// `C` packed: panel `p`'s `np / 16` tiles (one reduction step each: rows `0..rank`,
+        /// zero past it) at `p · np / 16 · TILE_PAIRS` u32.
+        pub(super) c: &'a [u32],
     }
 
     /// Packs panels `first ..` into `data` (`panel_len` u32 each) with `pack`, one panel per
@@ -599,7 +657,9 @@ mod amx_impl {
             np,
             panel_len,
             accumulate,
+            tail,
         } = *sh;
+        let last_kc = k.div_ceil(KS) - 1;
         let group_len = k.div_ceil(32) * A_TILE;
         let threads = pool.n_threads();
         let cut = items(n_tok, panels.len(), threads);
@@ -611,10 +671,25 @@ mod amx_impl {
         let clen = chunk_len(np, k);
         let outp = DxPtr(out.as_mut_ptr());
         // Item `i` with its tokens' tiles at `ab` (group 0 = the item's first 16 tokens).
-        let item = |tiles: &Tiles, cblk: &mut [f32], ab: &[u16], i: usize| {
+        let item = |tiles: &Tiles, cblk: &mut [f32], ab: &[u16], ut: &mut [u16], i: usize| {
             let (it, pg) = (i / n_pg, i % n_pg);
             let t_first = it * cut.tokens;
             let nt_item = cut.tokens.min(n_tok - t_first);
+            if let Some(tl) = tail {
+                // The tail's `u` rows of the item's tokens, one 16 × 32 tile per 16 tokens.
+                let mut row = [0f32; 32];
+                for (g, tile) in ut.chunks_exact_mut(A_TILE).enumerate() {
+                    for r in 0..16 {
+                        let t = t_first + g * 16 + r;
+                        row.fill(0.0);
+                        if t < (t_first + nt_item) {
+                            row[..tl.rank].copy_from_slice(&tl.u[t * tl.rank..][..tl.rank]);
+                        }
+                        // SAFETY: AMX path (AVX512-BF16 present); 32 elements each.
+                        unsafe { amx::to_bf16(&row, &mut tile[r * 32..][..32]) };
+                    }
+                }
+            }
             let p_first = panels.start + pg * cut.panels;
             for p in p_first..panels.end.min(p_first + cut.panels) {
                 let c0 = p * np;
@@ -674,6 +749,30 @@ mod amx_impl {
                                     zero && full,
                                 );
                             }
+                            if let Some(tl) = tail.filter(|_| kc == last_kc) {
+                                let tc = &tl.c[(p * np / 16 + 2 * cb) * TILE_PAIRS..];
+                                assert!(
+                                    tc.len() >= 2 * TILE_PAIRS && ut.len() >= (2 * tb + 2) * A_TILE
+                                );
+                                // SAFETY: tiles configured; A = the item's two `u` tiles of
+                                // block tb (asserted in `ut`), B = the tail's two tiles of
+                                // column groups 2cb, 2cb + 1 of panel p (asserted), one
+                                // reduction step; C as above, now holding the main product.
+                                unsafe {
+                                    let u0 = ut.as_ptr().add(2 * tb * A_TILE);
+                                    tiles.gemm_32x32(
+                                        [u0, u0.add(A_TILE)],
+                                        A_TILE,
+                                        32,
+                                        tc.as_ptr().cast(),
+                                        2 * B_TILE,
+                                        1,
+                                        c,
+                                        ldc,
+                                        false,
+                                    );
+                                }
+                            }
                             if !full {
                                 for t in 0..nt {
                                     // SAFETY: row t0 + t, columns cc..cc + nc of `out`,
@@ -703,11 +802,17 @@ mod amx_impl {
             let tiles = unsafe { Tiles::configure() };
             let mut cblk = AlignedBuf::zeroed::<f32>(32 * 32);
             let cblk = cblk.slice_mut::<f32>(32 * 32);
+            let mut ut = AlignedBuf::new();
+            let ut = ut.slice_mut::<u16>(if tail.is_some() {
+                cut.tokens / 16 * A_TILE
+            } else {
+                0
+            });
             match shared {
                 Some(ab) => {
                     while let Some(i) = claim() {
                         let from = i / n_pg * cut.tokens / 16 * group_len;
-                        item(&tiles, cblk, &ab[from..], i);
+                        item(&tiles, cblk, &ab[from..], ut, i);
                     }
                 }
                 None => with_act_buffer(cut.tokens / 16 * group_len, |ab| {
@@ -717,7 +822,7 @@ mod amx_impl {
                         for (g, dst) in ab.chunks_exact_mut(group_len).take(groups).enumerate() {
                             convert_group(act, k, n_tok, t_first / 16 + g, dst);
                         }
-                        item(&tiles, cblk, ab, i);
+                        item(&tiles, cblk, ab, ut, i);
                     }
                 }),
             }
@@ -799,6 +904,71 @@ mod amx_impl {
             false,
             FWD_PANEL,
             Panels::Pack(pack),
+            None,
+        )
+    }
+
+    /// [`forward`] plus `s · u · Bᵀ` (`u` `[n_tok × rank]`, `b` `[rows × rank]`, rank ≤ 32) as
+    /// a [`Tail`] of the same tile pass.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward_lora(
+        ty: QuantType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n_tok: usize,
+        y: &mut [f32],
+        lora: &super::LoraTail<'_>,
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let base = base("matmul_fwd_bf16_lora", ty, w, rows, cols)?;
+        check_len("matmul_fwd_bf16_lora", "x", x.len(), n_tok * cols)?;
+        check_len("matmul_fwd_bf16_lora", "y", y.len(), n_tok * rows)?;
+        let rank = lora.rank;
+        check_len("matmul_fwd_bf16_lora", "u", lora.u.len(), n_tok * rank)?;
+        check_len("matmul_fwd_bf16_lora", "b", lora.b.len(), rows * rank)?;
+        if rows == 0 || cols == 0 || n_tok == 0 {
+            y.fill(0.0);
+            return Ok(());
+        }
+        // s·Bᵀ as one reduction step per panel: each row of B (an output) one tile column.
+        let groups = FWD_PANEL / 16;
+        let n_panels = rows.div_ceil(FWD_PANEL);
+        let mut cbuf = AlignedBuf::new();
+        let c = cbuf.slice_mut::<u32>(n_panels * groups * TILE_PAIRS);
+        let mut block = [[0f32; 32]; 16];
+        for (gi, tile) in c.chunks_exact_mut(TILE_PAIRS).enumerate() {
+            for (j, row) in block.iter_mut().enumerate() {
+                let r = gi * 16 + j;
+                row.fill(0.0);
+                if r < rows {
+                    for (d, &v) in row.iter_mut().zip(&lora.b[r * rank..][..rank]) {
+                        *d = lora.scale * v;
+                    }
+                }
+            }
+            let rows16: [&[f32]; 16] = std::array::from_fn(|j| &block[j][..]);
+            // SAFETY: AVX512-BF16 is present (AMX path); every row holds 32 floats; `tile`
+            // holds one whole tile.
+            unsafe { amx::rows_into_tile(&rows16, 0, tile.as_mut_ptr().cast()) };
+        }
+        let tail = Tail {
+            u: lora.u,
+            rank,
+            c: &c[..],
+        };
+        run(
+            pool,
+            x,
+            n_tok,
+            cols,
+            rows,
+            y,
+            false,
+            FWD_PANEL,
+            Panels::Pack(fwd_packer(base)),
+            Some(&tail),
         )
     }
 
@@ -893,7 +1063,7 @@ mod amx_impl {
             return Ok(());
         }
         let panels: Panels<'_, NoPacker> = Panels::Cached(p.data.as_slice());
-        run(pool, x, n_tok, cols, rows, y, false, p.np, panels)
+        run(pool, x, n_tok, cols, rows, y, false, p.np, panels, None)
     }
 
     /// [`backward`] from a weight packed for it.
@@ -911,7 +1081,7 @@ mod amx_impl {
             return Ok(());
         }
         let panels: Panels<'_, NoPacker> = Panels::Cached(p.data.as_slice());
-        run(pool, dy, n_tok, rows, cols, dx, true, p.np, panels)
+        run(pool, dy, n_tok, rows, cols, dx, true, p.np, panels, None)
     }
 
     /// The AMX backward: `dx += dy · W` (`dx = dy · W` without `accumulate`) with bf16
@@ -950,6 +1120,7 @@ mod amx_impl {
             accumulate,
             np,
             Panels::Pack(pack),
+            None,
         )
     }
 

@@ -93,6 +93,29 @@ impl Base {
         self.cpu.base_matmul(self.mode, self.precision, m, x, n, y)
     }
 
+    /// Whether [`Self::forward_lora`] takes a rank-`rank` adapter's term into the base
+    /// product here ([`BaseMatmul::Tiled`] in bf16 on AMX tiles, rank ≤ 32).
+    pub(crate) fn fuses_lora(&self, rank: usize) -> bool {
+        self.mode == BaseMatmul::Tiled
+            && self.precision == Precision::Bf16
+            && Bf16Path::Amx.is_available()
+            && rank <= graft_kernels::grad::LORA_TAIL_MAX_RANK
+    }
+
+    /// `y = W x + s·B u` in one pass where the base product can take the adapter's term
+    /// ([`GradOps::base_matmul_lora`]): `Ok(true)`; `Ok(false)` with nothing written otherwise.
+    pub(crate) fn forward_lora(
+        &self,
+        m: &Matrix<'_>,
+        x: &[f32],
+        n: usize,
+        lora: &graft_kernels::grad::LoraTail<'_>,
+        y: &mut [f32],
+    ) -> Result<bool, TrainModelError> {
+        self.cpu
+            .base_matmul_lora(self.mode, self.precision, m, x, n, lora, y)
+    }
+
     /// `dx += Wᵀ dy` (or `dx = Wᵀ dy`, [`Accumulate::Overwrite`]) for `n` tokens (`dy`:
     /// `[n, rows]`, `dx`: `[n, cols]`).
     pub(crate) fn backward(

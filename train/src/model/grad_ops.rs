@@ -53,6 +53,28 @@ pub trait GradOps: ForwardOps {
         acc: Accumulate,
     ) -> Result<(), TrainModelError>;
 
+    /// `y = W x + s·B u` in one pass over the base product where the device has one
+    /// ([`BaseMatmul::Tiled`] in bf16 on AMX tiles, rank ≤ 32; `u` `[n × rank]`, `b`
+    /// `[w.rows × rank]`): `Ok(true)`. `Ok(false)` with nothing written elsewhere (the default):
+    /// the caller runs [`GradOps::base_matmul`] and the adapter's own update.
+    #[allow(clippy::too_many_arguments)]
+    fn base_matmul_lora(
+        &self,
+        mode: BaseMatmul,
+        precision: Precision,
+        w: &Matrix<'_>,
+        x: Self::View<'_>,
+        n: usize,
+        lora: &grad::LoraTail<'_>,
+        y: Self::ViewMut<'_>,
+    ) -> Result<bool, TrainModelError> {
+        let _ = (mode, precision, w, x, n, lora, y);
+        Ok(false)
+    }
+
+    /// `u = A x` alone: [`GradOps::lora_forward`]'s first half, with its bits.
+    fn lora_project(&self, sh: LoraShape, x: Self::View<'_>, a: &[f32], u: &mut [f32]);
+
     /// `u = A x`, `y += s·B u` for a trainable pair (`a`, `b` host f32, row-major).
     #[allow(clippy::too_many_arguments)]
     fn lora_forward(
@@ -187,6 +209,28 @@ impl GradOps for CpuBackend {
                 run(w.ty, w.bytes, w.rows, w.cols, x, n, y, self.pool()).map_err(grad_error(w))
             }
         }
+    }
+
+    fn base_matmul_lora(
+        &self,
+        mode: BaseMatmul,
+        precision: Precision,
+        w: &Matrix<'_>,
+        x: &[f32],
+        n: usize,
+        lora: &grad::LoraTail<'_>,
+        y: &mut [f32],
+    ) -> Result<bool, TrainModelError> {
+        if mode != BaseMatmul::Tiled || precision != Precision::Bf16 {
+            return Ok(false);
+        }
+        let (x, y) = (&x[..n * w.cols], &mut y[..n * w.rows]);
+        grad::matmul_fwd_bf16_lora(w.ty, w.bytes, w.rows, w.cols, x, n, y, lora, self.pool())
+            .map_err(grad_error(w))
+    }
+
+    fn lora_project(&self, sh: LoraShape, x: &[f32], a: &[f32], u: &mut [f32]) {
+        grad::lora_project(sh, x, a, u, self.pool())
     }
 
     fn base_matmul_t(

@@ -9,7 +9,7 @@ use super::error::TrainModelError;
 use super::grad_ops::GradOps;
 use super::layer::Ctx;
 use super::lora_params::{LoraParams, Target};
-use graft_kernels::grad::LoraShape;
+use graft_kernels::grad::{LoraShape, LoraTail};
 use graft_runtime::backend::{
     AttnOpts, AttnShape as RtAttnShape, Backend, CpuBackend, ForwardOps, LoraInput, LoraMats,
     OpError, Positions,
@@ -155,8 +155,42 @@ impl Ctx<'_> {
         y: &mut [f32],
         xd: &mut [f32],
     ) -> Result<(), TrainModelError> {
-        self.base.forward(m, x, self.batch.n_tokens(), y)?;
+        let n = self.batch.n_tokens();
+        let fuse = !self.kv_f16 && self.base.fuses_lora(lora.config().rank);
+        if let (true, Some((a, b))) = (fuse, lora.pair(layer, t)) {
+            // The adapter's `s·B u` as one more reduction step of the base product's tiles,
+            // where it runs on them (bf16 on AMX), instead of a second pass over `y`.
+            let sh = LoraShape {
+                n_tok: n,
+                n_in: m.cols,
+                n_out: m.rows,
+                rank: lora.config().rank,
+            };
+            let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
+            let u = &mut u[..n * sh.rank];
+            ops.lora_project(sh, xin, &a.values, u);
+            let tail = LoraTail {
+                u,
+                b: &b.values,
+                rank: sh.rank,
+                scale: lora.scale(),
+            };
+            if self.base.forward_lora(m, x, n, &tail, y)? {
+                self.add_anchor(lora, u, &b.values, sh.rank, m.rows);
+                return Ok(());
+            }
+        }
+        self.base.forward(m, x, n, y)?;
         self.lora_fwd(ops, m, lora, layer, t, x, u, y, xd)
+    }
+
+    /// Adds projection `(u, b)`'s term to the base anchor's penalty when the forward keeps one.
+    fn add_anchor(&self, lora: &LoraParams, u: &[f32], b: &[f32], rank: usize, rows: usize) {
+        if let Some(sum) = self.anchor_sum {
+            let (w, s) = (lora.config().anchor, lora.scale());
+            let mask = &self.batch.mask[..self.batch.n_tokens()];
+            sum.set(sum.get() + anchor::penalty(w, s, mask, u, b, rank, rows));
+        }
     }
 
     /// `y += s·B A drop(x)` for projection `t` (`A drop(x)` kept in `u`), adding to the base
@@ -187,11 +221,7 @@ impl Ctx<'_> {
         let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
         let y = &mut y[..n * m.rows];
         let res = self.lora_update(ops, m, lora, sh, xin, &a.values, &b.values, u, y);
-        if let Some(sum) = self.anchor_sum {
-            let (w, s) = (lora.config().anchor, lora.scale());
-            let mask = &self.batch.mask[..n];
-            sum.set(sum.get() + anchor::penalty(w, s, mask, u, &b.values, sh.rank, m.rows));
-        }
+        self.add_anchor(lora, u, &b.values, sh.rank, m.rows);
         res
     }
 
