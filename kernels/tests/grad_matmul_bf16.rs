@@ -379,3 +379,83 @@ fn forward_with_a_lora_tail() {
         }
     }
 }
+
+/// The backward with the adapter's input gradient in the same tile pass
+/// (`matmul_t_bf16_lora`): `dx (+)= dy·W + g·A` against the f64 sum of the bf16-rounded
+/// products, accumulating and overwriting (NaN-filled), across 64/256-column panels, two
+/// 1024-row reduction chunks and 128-token items; 1–3 threads with the same bits; AMX only.
+#[test]
+fn backward_with_a_lora_tail() {
+    use graft_kernels::grad::matmul_t_bf16_lora;
+    for (ty, rows, cols, n_tok, rank, seed) in [
+        (QuantType::Q4_1, 150, 288, 45, 16, 60),
+        (QuantType::Q8_0, 1100, 96, 300, 32, 61),
+        (QuantType::Q4_K, 40, 512, 33, 5, 62),
+    ] {
+        let mut rng = Rng::new(seed);
+        let bytes = quantize(ty, &rng.vec(rows * cols, 1.0)).expect("quantize");
+        let mut wd = vec![0f32; rows * cols];
+        dequantize(ty, &bytes, &mut wd).expect("dequantize");
+        let dy = rng.vec(n_tok * rows, 1.0);
+        let g = rng.vec(n_tok * rank, 1.0);
+        let a = rng.vec(rank * cols, 0.5);
+        let dx0 = rng.vec(n_tok * cols, 1.0);
+        let r64 = |v: f32| f64::from(round_f32(v));
+        let mut prod = vec![0f64; n_tok * cols];
+        for t in 0..n_tok {
+            for c in 0..cols {
+                let base: f64 = (0..rows)
+                    .map(|r| r64(wd[r * cols + c]) * r64(dy[t * rows + r]))
+                    .sum();
+                let tail: f64 = (0..rank)
+                    .map(|j| r64(g[t * rank + j]) * r64(a[j * cols + c]))
+                    .sum();
+                prod[t * cols + c] = base + tail;
+            }
+        }
+        let added: Vec<f64> = prod
+            .iter()
+            .zip(&dx0)
+            .map(|(p, &d)| p + f64::from(d))
+            .collect();
+        for accumulate in [true, false] {
+            let want = if accumulate { &added } else { &prod };
+            let mut first: Option<Vec<f32>> = None;
+            for threads in [1, 2, 3] {
+                let mut dx = if accumulate {
+                    dx0.clone()
+                } else {
+                    vec![f32::NAN; n_tok * cols]
+                };
+                let fused = matmul_t_bf16_lora(
+                    ty,
+                    &bytes,
+                    rows,
+                    cols,
+                    &dy,
+                    n_tok,
+                    &mut dx,
+                    accumulate,
+                    &g,
+                    &a,
+                    rank,
+                    &pool(threads),
+                )
+                .expect("fused backward");
+                if !fused {
+                    println!("bf16 products do not run on AMX here: the fused backward declines");
+                    return;
+                }
+                let name = format!("{ty} lora tail backward {rows}x{cols} T={n_tok} r={rank} acc={accumulate} x{threads}");
+                check(&name, &dx, want, TOL);
+                match &first {
+                    None => first = Some(dx),
+                    Some(d1) => assert!(
+                        dx.iter().zip(d1).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{name}: differs from one thread's"
+                    ),
+                }
+            }
+        }
+    }
+}

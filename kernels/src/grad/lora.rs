@@ -222,6 +222,26 @@ pub fn lora_backward_with(
     dx: Option<&mut [f32]>,
     pool: &ThreadPool,
 ) {
+    backward_impl(isa, sh, x, a, b, s, u, dy, da, db, dx, None, pool)
+}
+
+/// [`lora_backward_with`], also copying `g = s · dy B` to `g_out` where given.
+#[allow(clippy::too_many_arguments)]
+fn backward_impl(
+    isa: Isa,
+    sh: LoraShape,
+    x: &[f32],
+    a: &[f32],
+    b: &[f32],
+    s: f32,
+    u: &[f32],
+    dy: &[f32],
+    da: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+    g_out: Option<&mut [f32]>,
+    pool: &ThreadPool,
+) {
     let LoraShape {
         n_tok,
         n_in,
@@ -261,11 +281,62 @@ pub fn lora_backward_with(
             if let Some(dx) = dx {
                 gemm_par(pool, isa, a, rank, n_in, g, rank, dx, n_in, n_tok);
             }
+            if let Some(go) = g_out {
+                go[..tr].copy_from_slice(g);
+            }
         });
         return;
     }
     let _ = (isa, pool);
+    if let Some(go) = g_out {
+        for (gt, dyt) in go[..n_tok * rank]
+            .chunks_exact_mut(rank)
+            .zip(dy.chunks_exact(n_out))
+        {
+            for (k, gk) in gt.iter_mut().enumerate() {
+                let mut acc = 0f32;
+                for (o, &d) in dyt.iter().enumerate() {
+                    acc += d * b[o * rank + k];
+                }
+                *gk = s * acc;
+            }
+        }
+    }
     backward_body(sh, x, a, b, s, u, dy, da, db, dx);
+}
+
+/// [`lora_backward`] without its `dx` product: `dA`, `dB` as there, and `g = s · dy B`
+/// (`[T, r]`) written to `g` for a caller that adds `g A` to `dx` elsewhere (in the base
+/// backward's tile pass: [`super::matmul_t_bf16_lora`]). `g` has `lora_backward`'s bits.
+#[allow(clippy::too_many_arguments)]
+pub fn lora_backward_g(
+    sh: LoraShape,
+    x: &[f32],
+    a: &[f32],
+    b: &[f32],
+    s: f32,
+    u: &[f32],
+    dy: &[f32],
+    da: &mut [f32],
+    db: &mut [f32],
+    g: &mut [f32],
+    pool: &ThreadPool,
+) {
+    backward_impl(
+        isa::detect(),
+        sh,
+        x,
+        a,
+        b,
+        s,
+        u,
+        dy,
+        da,
+        db,
+        None,
+        Some(g),
+        pool,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

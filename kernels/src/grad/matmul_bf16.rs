@@ -173,6 +173,39 @@ pub fn matmul_fwd_bf16_lora(
     Ok(false)
 }
 
+/// `dx (+)= dy·W + g·A` (`+=` when `accumulate`, else `=`) in bf16 products (f32 sums) in one
+/// pass over the AMX tiles: the adapter's input gradient (`g = s·dy·B` `[n_tok × rank]`, `A`
+/// `[rank × cols]`, both rounded to bf16) is one more 32-wide reduction step of each output
+/// block. `Ok(false)`, touching nothing, where bf16 products do not run on AMX tiles here or
+/// the rank exceeds [`LORA_TAIL_MAX_RANK`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_t_bf16_lora(
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    dy: &[f32],
+    n_tok: usize,
+    dx: &mut [f32],
+    accumulate: bool,
+    g: &[f32],
+    a: &[f32],
+    rank: usize,
+    pool: &ThreadPool,
+) -> Result<bool, GradError> {
+    #[cfg(target_arch = "x86_64")]
+    if Bf16Path::Amx.is_available() && rank <= LORA_TAIL_MAX_RANK {
+        amx_impl::backward_lora(
+            ty, w, rows, cols, dy, n_tok, dx, accumulate, g, a, rank, pool,
+        )?;
+        return Ok(true);
+    }
+    let _ = (
+        ty, w, rows, cols, dy, n_tok, dx, accumulate, g, a, rank, pool,
+    );
+    Ok(false)
+}
+
 /// [`matmul_t_bf16`] that overwrites: `dx[t, c] = Σ_r bf16(W[r, c]) · bf16(dy[t, r])`, the
 /// same bits as accumulating into zeros. On AMX the output tiles start from zero instead of
 /// being loaded, so the caller skips zero-filling `dx` (a training step filled ~800 MB of
@@ -908,6 +941,82 @@ mod amx_impl {
         )
     }
 
+    /// A [`Tail`]'s `C` for `groups` groups of 16 output columns: output `col`'s row of `C`
+    /// (`val(col, j)` for `j < 32`, zero past the rank and past the outputs) is one tile column
+    /// of its group's tile.
+    fn pack_tail(groups: usize, val: impl Fn(usize, usize) -> f32) -> AlignedBuf {
+        let mut buf = AlignedBuf::new();
+        let c = buf.slice_mut::<u32>(groups * TILE_PAIRS);
+        let mut block = [[0f32; 32]; 16];
+        for (gi, tile) in c.chunks_exact_mut(TILE_PAIRS).enumerate() {
+            for (j, row) in block.iter_mut().enumerate() {
+                for (kk, v) in row.iter_mut().enumerate() {
+                    *v = val(gi * 16 + j, kk);
+                }
+            }
+            let rows16: [&[f32]; 16] = std::array::from_fn(|j| &block[j][..]);
+            // SAFETY: AVX512-BF16 is present (AMX path); every row holds 32 floats; `tile`
+            // holds one whole tile.
+            unsafe { amx::rows_into_tile(&rows16, 0, tile.as_mut_ptr().cast()) };
+        }
+        buf
+    }
+
+    /// [`backward`] plus `g · A` (`g` `[n_tok × rank]`, `a` `[rank × cols]`, rank ≤ 32) as a
+    /// [`Tail`] of the same tile pass (`C = Aᵀ`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn backward_lora(
+        ty: QuantType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        dy: &[f32],
+        n_tok: usize,
+        dx: &mut [f32],
+        accumulate: bool,
+        g: &[f32],
+        a: &[f32],
+        rank: usize,
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let base = base("matmul_t_bf16_lora", ty, w, rows, cols)?;
+        check_len("matmul_t_bf16_lora", "dy", dy.len(), n_tok * rows)?;
+        check_len("matmul_t_bf16_lora", "dx", dx.len(), n_tok * cols)?;
+        check_len("matmul_t_bf16_lora", "g", g.len(), n_tok * rank)?;
+        check_len("matmul_t_bf16_lora", "a", a.len(), rank * cols)?;
+        if rows == 0 || cols == 0 || n_tok == 0 {
+            if !accumulate {
+                dx.fill(0.0);
+            }
+            return Ok(());
+        }
+        let np = t_panel(ty);
+        let cbuf = pack_tail(cols.div_ceil(np) * np / 16, |c, j| {
+            if c < cols && j < rank {
+                a[j * cols + c]
+            } else {
+                0.0
+            }
+        });
+        let tail = Tail {
+            u: g,
+            rank,
+            c: cbuf.as_slice::<u32>(),
+        };
+        run(
+            pool,
+            dy,
+            n_tok,
+            rows,
+            cols,
+            dx,
+            accumulate,
+            np,
+            Panels::Pack(bwd_packer(base)),
+            Some(&tail),
+        )
+    }
+
     /// [`forward`] plus `s · u · Bᵀ` (`u` `[n_tok × rank]`, `b` `[rows × rank]`, rank ≤ 32) as
     /// a [`Tail`] of the same tile pass.
     #[allow(clippy::too_many_arguments)]
@@ -933,31 +1042,16 @@ mod amx_impl {
             return Ok(());
         }
         // s·Bᵀ as one reduction step per panel: each row of B (an output) one tile column.
-        let groups = FWD_PANEL / 16;
         let n_panels = rows.div_ceil(FWD_PANEL);
-        let mut cbuf = AlignedBuf::new();
-        let c = cbuf.slice_mut::<u32>(n_panels * groups * TILE_PAIRS);
-        let mut block = [[0f32; 32]; 16];
-        for (gi, tile) in c.chunks_exact_mut(TILE_PAIRS).enumerate() {
-            for (j, row) in block.iter_mut().enumerate() {
-                let r = gi * 16 + j;
-                row.fill(0.0);
-                if r < rows {
-                    for (d, &v) in row.iter_mut().zip(&lora.b[r * rank..][..rank]) {
-                        *d = lora.scale * v;
-                    }
-                }
+        let cbuf = pack_tail(n_panels * FWD_PANEL / 16, |r, j| {
+            if r < rows && j < rank {
+                lora.scale * lora.b[r * rank + j]
+            } else {
+                0.0
             }
-            let rows16: [&[f32]; 16] = std::array::from_fn(|j| &block[j][..]);
-            // SAFETY: AVX512-BF16 is present (AMX path); every row holds 32 floats; `tile`
-            // holds one whole tile.
-            unsafe { amx::rows_into_tile(&rows16, 0, tile.as_mut_ptr().cast()) };
-        }
-        let tail = Tail {
-            u: lora.u,
-            rank,
-            c: &c[..],
-        };
+        });
+        let c = cbuf.as_slice::<u32>();
+        let tail = Tail { u: lora.u, rank, c };
         run(
             pool,
             x,

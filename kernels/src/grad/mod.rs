@@ -35,11 +35,12 @@ pub use cross_entropy::cross_entropy;
 pub use error::GradError;
 pub use isa::{available as available_isas, Isa};
 pub use lora::{
-    lora_backward, lora_backward_with, lora_forward, lora_forward_with, lora_project, LoraShape,
+    lora_backward, lora_backward_g, lora_backward_with, lora_forward, lora_forward_with,
+    lora_project, LoraShape,
 };
 pub use matmul_bf16::{
-    matmul_fwd_bf16, matmul_fwd_bf16_lora, matmul_fwd_bf16_with, matmul_t_bf16, matmul_t_bf16_set,
-    matmul_t_bf16_with, LoraTail, PackedBf16, PackedFor, LORA_TAIL_MAX_RANK,
+    matmul_fwd_bf16, matmul_fwd_bf16_lora, matmul_fwd_bf16_with, matmul_t_bf16, matmul_t_bf16_lora,
+    matmul_t_bf16_set, matmul_t_bf16_with, LoraTail, PackedBf16, PackedFor, LORA_TAIL_MAX_RANK,
 };
 pub use matmul_fwd::{matmul_fwd, matmul_fwd_with};
 pub use matmul_t::{matmul_t, matmul_t_with};

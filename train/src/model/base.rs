@@ -129,6 +129,24 @@ impl Base {
         self.cpu.base_matmul_t(self.precision, m, dy, n, dx, acc)
     }
 
+    /// `dx (+)= Wᵀ dy + Aᵀ g` in one pass where [`Self::fuses_lora`] (see
+    /// [`GradOps::base_matmul_t_lora`]): `Ok(true)`; `Ok(false)` with nothing written otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_lora(
+        &self,
+        m: &Matrix<'_>,
+        dy: &[f32],
+        n: usize,
+        dx: &mut [f32],
+        acc: Accumulate,
+        g: &[f32],
+        a: &[f32],
+        rank: usize,
+    ) -> Result<bool, TrainModelError> {
+        self.cpu
+            .base_matmul_t_lora(self.precision, m, dy, n, dx, acc, g, a, rank)
+    }
+
     /// Bytes the output head `m` takes packed for both bf16 products: nonzero only where it
     /// is packed once ([`BaseMatmul::Tiled`] in bf16 on AMX tiles, at most
     /// [`HEAD_PACK_MAX_BYTES`]).

@@ -105,6 +105,43 @@ pub trait GradOps: ForwardOps {
         dx: Option<Self::ViewMut<'_>>,
     );
 
+    /// [`GradOps::lora_backward`] without its `dx` product: `da`, `db` as there, and `g = s·dy B`
+    /// (`[n × rank]`) into `g`, for [`GradOps::base_matmul_t_lora`].
+    #[allow(clippy::too_many_arguments)]
+    fn lora_backward_g(
+        &self,
+        sh: LoraShape,
+        x: Self::View<'_>,
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &[f32],
+        dy: Self::View<'_>,
+        da: &mut [f32],
+        db: &mut [f32],
+        g: &mut [f32],
+    );
+
+    /// `dx (+)= Wᵀ dy + Aᵀ g` in one pass over the base product where the device has one (bf16
+    /// on AMX tiles, rank ≤ 32; `g` `[n × rank]`, `a` `[rank × w.cols]`): `Ok(true)`.
+    /// `Ok(false)` with nothing written elsewhere (the default).
+    #[allow(clippy::too_many_arguments)]
+    fn base_matmul_t_lora(
+        &self,
+        precision: Precision,
+        w: &Matrix<'_>,
+        dy: Self::View<'_>,
+        n: usize,
+        dx: Self::ViewMut<'_>,
+        acc: Accumulate,
+        g: &[f32],
+        a: &[f32],
+        rank: usize,
+    ) -> Result<bool, TrainModelError> {
+        let _ = (precision, w, dy, n, dx, acc, g, a, rank);
+        Ok(false)
+    }
+
     /// `dx += ∂(rmsnorm(x)·w)/∂x · dy` for each `dim`-row.
     #[allow(clippy::too_many_arguments)]
     fn rmsnorm_backward(
@@ -292,6 +329,54 @@ impl GradOps for CpuBackend {
         dx: Option<&mut [f32]>,
     ) {
         grad::lora_backward(sh, x, a, b, s, u, dy, da, db, dx, self.pool())
+    }
+
+    fn lora_backward_g(
+        &self,
+        sh: LoraShape,
+        x: &[f32],
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &[f32],
+        dy: &[f32],
+        da: &mut [f32],
+        db: &mut [f32],
+        g: &mut [f32],
+    ) {
+        grad::lora_backward_g(sh, x, a, b, s, u, dy, da, db, g, self.pool())
+    }
+
+    fn base_matmul_t_lora(
+        &self,
+        precision: Precision,
+        w: &Matrix<'_>,
+        dy: &[f32],
+        n: usize,
+        dx: &mut [f32],
+        acc: Accumulate,
+        g: &[f32],
+        a: &[f32],
+        rank: usize,
+    ) -> Result<bool, TrainModelError> {
+        if precision != Precision::Bf16 {
+            return Ok(false);
+        }
+        grad::matmul_t_bf16_lora(
+            w.ty,
+            w.bytes,
+            w.rows,
+            w.cols,
+            &dy[..n * w.rows],
+            n,
+            &mut dx[..n * w.cols],
+            acc == Accumulate::Add,
+            &g[..n * rank],
+            &a[..rank * w.cols],
+            rank,
+            self.pool(),
+        )
+        .map_err(grad_error(w))
     }
 
     fn rmsnorm_backward(

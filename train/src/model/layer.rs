@@ -175,10 +175,20 @@ impl Ctx<'_> {
     ) -> Result<(), TrainModelError> {
         let m = lw.proj(t);
         let n = self.batch.n_tokens();
-        if let Some(dx) = dx.as_deref_mut() {
-            self.base.backward(m, dy, n, dx, acc)?;
-        }
         let (rank, scale, weight) = (lora.config().rank, lora.scale(), lora.config().anchor);
+        // Without dropout the adapter's `Aᵀ g` can ride the base backward's tiles (bf16 on
+        // AMX): the base product then runs after the adapter's `g`, below.
+        let fuse = self.dropout == 0.0
+            && dx.is_some()
+            && lora.pair(layer, t).is_some()
+            && rank <= m.cols
+            && self.base.fuses_lora(rank);
+        let dy_base = &dy[..n * m.rows];
+        if !fuse {
+            if let Some(dx) = dx.as_deref_mut() {
+                self.base.backward(m, dy, n, dx, acc)?;
+            }
+        }
         let Some((a, b)) = lora.pair_mut(layer, t) else {
             return Ok(());
         };
@@ -212,6 +222,26 @@ impl Ctx<'_> {
             &dy[..n * m.rows]
         };
         let ops = self.base.cpu();
+        if let (true, Some(dx)) = (fuse, dx.as_deref_mut()) {
+            let g = &mut tmp[..n * rank];
+            ops.lora_backward_g(sh, &x[..len], av, bv, scale, u, dy, ag, bg, g);
+            let g = &tmp[..n * rank];
+            if !self
+                .base
+                .backward_lora(m, dy_base, n, dx, acc, g, av, rank)?
+            {
+                // Not taken after all: the base product, then `Aᵀ g` added here.
+                self.base.backward(m, dy_base, n, dx, acc)?;
+                for (dxt, gt) in dx[..len].chunks_exact_mut(m.cols).zip(g.chunks_exact(rank)) {
+                    for (&gk, ak) in gt.iter().zip(av.chunks_exact(m.cols)) {
+                        for (d, &aw) in dxt.iter_mut().zip(ak) {
+                            *d += gk * aw;
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
         if self.dropout == 0.0 {
             ops.lora_backward(
                 sh,
