@@ -920,13 +920,25 @@ mod amx_impl {
         pool: &ThreadPool,
     ) -> Result<(), GradError> {
         let base = base("matmul_fwd_bf16", ty, w, rows, cols)?;
+        forward_with(base, x, n_tok, y, None, pool)
+    }
+
+    /// [`forward`] on a checked weight, with an optional [`Tail`].
+    fn forward_with(
+        base: Base<'_>,
+        x: &[f32],
+        n_tok: usize,
+        y: &mut [f32],
+        tail: Option<&Tail<'_>>,
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let (rows, cols) = (base.rows, base.cols);
         check_len("matmul_fwd_bf16", "x", x.len(), n_tok * cols)?;
         check_len("matmul_fwd_bf16", "y", y.len(), n_tok * rows)?;
         if rows == 0 || cols == 0 || n_tok == 0 {
             y.fill(0.0);
             return Ok(());
         }
-        let pack = fwd_packer(base);
         run(
             pool,
             x,
@@ -936,8 +948,8 @@ mod amx_impl {
             y,
             false,
             FWD_PANEL,
-            Panels::Pack(pack),
-            None,
+            Panels::Pack(fwd_packer(base)),
+            tail,
         )
     }
 
@@ -980,16 +992,8 @@ mod amx_impl {
         pool: &ThreadPool,
     ) -> Result<(), GradError> {
         let base = base("matmul_t_bf16_lora", ty, w, rows, cols)?;
-        check_len("matmul_t_bf16_lora", "dy", dy.len(), n_tok * rows)?;
-        check_len("matmul_t_bf16_lora", "dx", dx.len(), n_tok * cols)?;
         check_len("matmul_t_bf16_lora", "g", g.len(), n_tok * rank)?;
         check_len("matmul_t_bf16_lora", "a", a.len(), rank * cols)?;
-        if rows == 0 || cols == 0 || n_tok == 0 {
-            if !accumulate {
-                dx.fill(0.0);
-            }
-            return Ok(());
-        }
         let np = t_panel(ty);
         let cbuf = pack_tail(cols.div_ceil(np) * np / 16, |c, j| {
             if c < cols && j < rank {
@@ -1003,18 +1007,7 @@ mod amx_impl {
             rank,
             c: cbuf.as_slice::<u32>(),
         };
-        run(
-            pool,
-            dy,
-            n_tok,
-            rows,
-            cols,
-            dx,
-            accumulate,
-            np,
-            Panels::Pack(bwd_packer(base)),
-            Some(&tail),
-        )
+        backward_with(base, dy, n_tok, dx, accumulate, Some(&tail), pool)
     }
 
     /// [`forward`] plus `s · u · Bᵀ` (`u` `[n_tok × rank]`, `b` `[rows × rank]`, rank ≤ 32) as
@@ -1032,38 +1025,23 @@ mod amx_impl {
         pool: &ThreadPool,
     ) -> Result<(), GradError> {
         let base = base("matmul_fwd_bf16_lora", ty, w, rows, cols)?;
-        check_len("matmul_fwd_bf16_lora", "x", x.len(), n_tok * cols)?;
-        check_len("matmul_fwd_bf16_lora", "y", y.len(), n_tok * rows)?;
         let rank = lora.rank;
         check_len("matmul_fwd_bf16_lora", "u", lora.u.len(), n_tok * rank)?;
         check_len("matmul_fwd_bf16_lora", "b", lora.b.len(), rows * rank)?;
-        if rows == 0 || cols == 0 || n_tok == 0 {
-            y.fill(0.0);
-            return Ok(());
-        }
         // s·Bᵀ as one reduction step per panel: each row of B (an output) one tile column.
-        let n_panels = rows.div_ceil(FWD_PANEL);
-        let cbuf = pack_tail(n_panels * FWD_PANEL / 16, |r, j| {
+        let cbuf = pack_tail(rows.div_ceil(FWD_PANEL) * FWD_PANEL / 16, |r, j| {
             if r < rows && j < rank {
                 lora.scale * lora.b[r * rank + j]
             } else {
                 0.0
             }
         });
-        let c = cbuf.as_slice::<u32>();
-        let tail = Tail { u: lora.u, rank, c };
-        run(
-            pool,
-            x,
-            n_tok,
-            cols,
-            rows,
-            y,
-            false,
-            FWD_PANEL,
-            Panels::Pack(fwd_packer(base)),
-            Some(&tail),
-        )
+        let tail = Tail {
+            u: lora.u,
+            rank,
+            c: cbuf.as_slice::<u32>(),
+        };
+        forward_with(base, x, n_tok, y, Some(&tail), pool)
     }
 
     thread_local! {
@@ -1194,6 +1172,20 @@ mod amx_impl {
         pool: &ThreadPool,
     ) -> Result<(), GradError> {
         let base = base("matmul_t_bf16", ty, w, rows, cols)?;
+        backward_with(base, dy, n_tok, dx, accumulate, None, pool)
+    }
+
+    /// [`backward`] on a checked weight, with an optional [`Tail`].
+    fn backward_with(
+        base: Base<'_>,
+        dy: &[f32],
+        n_tok: usize,
+        dx: &mut [f32],
+        accumulate: bool,
+        tail: Option<&Tail<'_>>,
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let (rows, cols, ty) = (base.rows, base.cols, base.ty);
         check_len("matmul_t_bf16", "dy", dy.len(), n_tok * rows)?;
         check_len("matmul_t_bf16", "dx", dx.len(), n_tok * cols)?;
         if rows == 0 || cols == 0 || n_tok == 0 {
@@ -1203,7 +1195,6 @@ mod amx_impl {
             return Ok(());
         }
         let np = t_panel(ty);
-        let pack = bwd_packer(base);
         run(
             pool,
             dy,
@@ -1213,8 +1204,8 @@ mod amx_impl {
             dx,
             accumulate,
             np,
-            Panels::Pack(pack),
-            None,
+            Panels::Pack(bwd_packer(base)),
+            tail,
         )
     }
 
