@@ -368,6 +368,14 @@ fn forward_ops_match_f64_references() {
                 cols,
                 bytes: &bytes2,
             };
+            // An empty group is nothing to do; a group with fewer outputs than matrices is
+            // an error, not a panic.
+            ops.matmul_group(&[], &x[..cols], 1, &mut [])
+                .expect("empty matmul_group");
+            let mut only = vec![0.0; rows];
+            assert!(ops
+                .matmul_group(&[&m, &m2], &x[..cols], 1, &mut [&mut only])
+                .is_err());
             for nt in [1, n] {
                 let (mut g1, mut g2) = (vec![f32::NAN; nt * rows], vec![f32::NAN; nt * 20]);
                 ops.matmul_group(&[&m, &m2], &x[..nt * cols], nt, &mut [&mut g1, &mut g2])

@@ -155,15 +155,16 @@ impl ForwardOps for CpuBackend {
         n: usize,
         ys: &mut [&mut [f32]],
     ) -> Result<(), OpError> {
+        if ws.len() != ys.len() {
+            return Err(OpError::new(
+                "matmul_group",
+                format!("{} matrices, {} outputs", ws.len(), ys.len()),
+            ));
+        }
         let types: Vec<_> = ws.iter().map(|w| w.ty).collect();
         let same_cols = ws.iter().all(|w| w.cols == ws[0].cols);
-        if n != 1 || ws.len() != ys.len() || !same_cols || !k::groupable(self.kernels, &types) {
-            if ws.len() != ys.len() {
-                return Err(OpError::new(
-                    "matmul_group",
-                    format!("{} matrices, {} outputs", ws.len(), ys.len()),
-                ));
-            }
+        if n != 1 || ws.is_empty() || !same_cols || !k::groupable(self.kernels, &types) {
+            // Batches (and groups the one-pass kernel does not take): one matmul each.
             for (w, y) in ws.iter().zip(ys.iter_mut()) {
                 self.matmul(w, x, n, y)?;
             }

@@ -17,6 +17,7 @@ use super::anchor;
 use super::lora_params::{splitmix64, unit_f32, LoraParams, Target};
 use crate::optim::ParamTensor;
 use graft_kernels::grad::{AttnShape, LoraShape};
+use graft_runtime::backend::OpError;
 use graft_runtime::config::ModelConfig;
 use graft_runtime::spec::{LayerSpec, LayerVec};
 use graft_runtime::weights::LayerWeights;
@@ -226,19 +227,20 @@ impl Ctx<'_> {
             let g = &mut tmp[..n * rank];
             ops.lora_backward_g(sh, &x[..len], av, bv, scale, u, dy, ag, bg, g);
             let g = &tmp[..n * rank];
+            // `fuses_lora` and the fused product check the same conditions, so it never
+            // declines here; if it did, dA and dB are already added, so stop with an error.
             if !self
                 .base
                 .backward_lora(m, dy_base, n, dx, acc, g, av, rank)?
             {
-                // Not taken after all: the base product, then `Aᵀ g` added here.
-                self.base.backward(m, dy_base, n, dx, acc)?;
-                for (dxt, gt) in dx[..len].chunks_exact_mut(m.cols).zip(g.chunks_exact(rank)) {
-                    for (&gk, ak) in gt.iter().zip(av.chunks_exact(m.cols)) {
-                        for (d, &aw) in dxt.iter_mut().zip(ak) {
-                            *d += gk * aw;
-                        }
-                    }
-                }
+                return Err(OpError::new(
+                    "lora backward",
+                    format!(
+                        "{}: the fused base backward declined the adapter term",
+                        m.name
+                    ),
+                )
+                .into());
             }
             return Ok(());
         }
