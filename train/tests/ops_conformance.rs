@@ -580,6 +580,7 @@ fn grad_ops_match_finite_differences() {
         let dy = rnd(&mut rng, 4 * 12, 1.0);
         let (mut da, mut db, mut dx) = (vec![0.0; a.len()], vec![0.0; b.len()], vec![0.0; x.len()]);
         ops.lora_backward(
+            Precision::F32,
             sh,
             &x,
             &a,
@@ -602,6 +603,32 @@ fn grad_ops_match_finite_differences() {
         check_fd(&format!("{dev} lora_backward dA"), &da, &probes, 1e-4);
         let probes = fd_probe(&|b: &[f64]| lora(&xf, &af, b), &bf, &dyf, 16, &mut rng);
         check_fd(&format!("{dev} lora_backward dB"), &db, &probes, 1e-4);
+        // The same in bf16 products (AMX tiles where present, else the f32 kernels): within
+        // bf16 rounding (2⁻⁸ relative per operand) of the f32 gradients.
+        let (mut da16, mut db16, mut dx16) =
+            (vec![0.0; a.len()], vec![0.0; b.len()], vec![0.0; x.len()]);
+        ops.lora_backward(
+            Precision::Bf16,
+            sh,
+            &x,
+            &a,
+            &b,
+            0.7,
+            &u,
+            &dy,
+            &mut da16,
+            &mut db16,
+            Some(&mut dx16),
+        );
+        for (name, got, want) in [("dA", &da16, &da), ("dB", &db16, &db), ("dx", &dx16, &dx)] {
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (g, w) in got.iter().zip(want.iter()) {
+                assert!(
+                    (g - w).abs() <= 2e-2 * scale,
+                    "{dev} lora_backward bf16 {name}: {g} vs f32 {w}"
+                );
+            }
+        }
         // attention backward over packed segments: dq, dk, dv.
         let sh = AttnShape {
             n_tok: 10,

@@ -121,8 +121,7 @@ thread_local! {
 }
 
 /// Runs `f` on `n` floats of this thread's scratch (contents unspecified).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with_borrow_mut(|s| {
         if s.len() < n {
             s.resize(n, 0.0);
@@ -303,6 +302,34 @@ fn backward_impl(
         }
     }
     backward_body(sh, x, a, b, s, u, dy, da, db, dx);
+}
+
+/// `dx += g A` (`g` `[T, r]`, `A` `[r, n_in]`, `dx` `[T, n_in]`): the input-gradient product of
+/// [`lora_backward`], with its bits, for a caller that has `g` from elsewhere
+/// ([`super::lora_bf16`]).
+pub(super) fn input_grad(sh: LoraShape, g: &[f32], a: &[f32], dx: &mut [f32], pool: &ThreadPool) {
+    let LoraShape {
+        n_tok, n_in, rank, ..
+    } = sh;
+    let (g, a, dx) = (
+        &g[..n_tok * rank],
+        &a[..rank * n_in],
+        &mut dx[..n_tok * n_in],
+    );
+    let isa = isa::detect();
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if isa::supported(isa) && isa != Isa::Scalar {
+        gemm_par(pool, isa, a, rank, n_in, g, rank, dx, n_in, n_tok);
+        return;
+    }
+    let _ = (isa, pool);
+    for (dxt, gt) in dx.chunks_exact_mut(n_in).zip(g.chunks_exact(rank)) {
+        for (&c, ak) in gt.iter().zip(a.chunks_exact(n_in)) {
+            for (d, &av) in dxt.iter_mut().zip(ak) {
+                *d += c * av;
+            }
+        }
+    }
 }
 
 /// [`lora_backward`] without its `dx` product: `dA`, `dB` as there, and `g = s · dy B`

@@ -16,6 +16,7 @@ pub mod cross_entropy;
 mod error;
 pub mod isa;
 pub mod lora;
+pub mod lora_bf16;
 pub mod matmul_bf16;
 pub mod matmul_fwd;
 pub mod matmul_t;
@@ -38,6 +39,7 @@ pub use lora::{
     lora_backward, lora_backward_g, lora_backward_with, lora_forward, lora_forward_with,
     lora_project, LoraShape,
 };
+pub use lora_bf16::{lora_backward_bf16, lora_backward_g_bf16, lora_project_bf16};
 pub use matmul_bf16::{
     matmul_fwd_bf16, matmul_fwd_bf16_lora, matmul_fwd_bf16_with, matmul_t_bf16, matmul_t_bf16_lora,
     matmul_t_bf16_set, matmul_t_bf16_with, LoraTail, PackedBf16, PackedFor, LORA_TAIL_MAX_RANK,

@@ -93,6 +93,16 @@ impl Base {
         self.cpu.base_matmul(self.mode, self.precision, m, x, n, y)
     }
 
+    /// The precision of the adapter's own products ([`GradOps::lora_project`],
+    /// [`GradOps::lora_backward`]): the base products' in [`BaseMatmul::Tiled`] mode, f32 in
+    /// the modes with their own numerics.
+    pub(crate) fn lora_precision(&self) -> Precision {
+        match self.mode {
+            BaseMatmul::Tiled => self.precision,
+            BaseMatmul::Fast | BaseMatmul::Exact => Precision::F32,
+        }
+    }
+
     /// Whether [`Self::forward_lora`] takes a rank-`rank` adapter's term into the base
     /// product here ([`BaseMatmul::Tiled`] in bf16 on AMX tiles, rank ≤ 32).
     pub(crate) fn fuses_lora(&self, rank: usize) -> bool {

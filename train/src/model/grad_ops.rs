@@ -72,8 +72,17 @@ pub trait GradOps: ForwardOps {
         Ok(false)
     }
 
-    /// `u = A x` alone: [`GradOps::lora_forward`]'s first half, with its bits.
-    fn lora_project(&self, sh: LoraShape, x: Self::View<'_>, a: &[f32], u: &mut [f32]);
+    /// `u = A x` alone: [`GradOps::lora_forward`]'s first half (with its bits in
+    /// [`Precision::F32`]; in [`Precision::Bf16`] bf16 products with f32 sums where the device
+    /// runs them fast — AMX tiles on the CPU).
+    fn lora_project(
+        &self,
+        precision: Precision,
+        sh: LoraShape,
+        x: Self::View<'_>,
+        a: &[f32],
+        u: &mut [f32],
+    );
 
     /// `u = A x`, `y += s·B u` for a trainable pair (`a`, `b` host f32, row-major).
     #[allow(clippy::too_many_arguments)]
@@ -89,10 +98,11 @@ pub trait GradOps: ForwardOps {
     );
 
     /// Backward of [`GradOps::lora_forward`]: `da += ...`, `db += ...`, and `dx += ...` when
-    /// given.
+    /// given; `precision` as [`GradOps::lora_project`]'s (the `dx` product stays f32).
     #[allow(clippy::too_many_arguments)]
     fn lora_backward(
         &self,
+        precision: Precision,
         sh: LoraShape,
         x: Self::View<'_>,
         a: &[f32],
@@ -110,6 +120,7 @@ pub trait GradOps: ForwardOps {
     #[allow(clippy::too_many_arguments)]
     fn lora_backward_g(
         &self,
+        precision: Precision,
         sh: LoraShape,
         x: Self::View<'_>,
         a: &[f32],
@@ -266,7 +277,17 @@ impl GradOps for CpuBackend {
             .map_err(grad_error(w))
     }
 
-    fn lora_project(&self, sh: LoraShape, x: &[f32], a: &[f32], u: &mut [f32]) {
+    fn lora_project(
+        &self,
+        precision: Precision,
+        sh: LoraShape,
+        x: &[f32],
+        a: &[f32],
+        u: &mut [f32],
+    ) {
+        if precision == Precision::Bf16 && grad::lora_project_bf16(sh, x, a, u, self.pool()) {
+            return;
+        }
         grad::lora_project(sh, x, a, u, self.pool())
     }
 
@@ -317,6 +338,7 @@ impl GradOps for CpuBackend {
 
     fn lora_backward(
         &self,
+        precision: Precision,
         sh: LoraShape,
         x: &[f32],
         a: &[f32],
@@ -326,13 +348,31 @@ impl GradOps for CpuBackend {
         dy: &[f32],
         da: &mut [f32],
         db: &mut [f32],
-        dx: Option<&mut [f32]>,
+        mut dx: Option<&mut [f32]>,
     ) {
+        if precision == Precision::Bf16
+            && grad::lora_backward_bf16(
+                sh,
+                x,
+                a,
+                b,
+                s,
+                u,
+                dy,
+                da,
+                db,
+                dx.as_deref_mut(),
+                self.pool(),
+            )
+        {
+            return;
+        }
         grad::lora_backward(sh, x, a, b, s, u, dy, da, db, dx, self.pool())
     }
 
     fn lora_backward_g(
         &self,
+        precision: Precision,
         sh: LoraShape,
         x: &[f32],
         a: &[f32],
@@ -344,6 +384,11 @@ impl GradOps for CpuBackend {
         db: &mut [f32],
         g: &mut [f32],
     ) {
+        if precision == Precision::Bf16
+            && grad::lora_backward_g_bf16(sh, x, b, s, u, dy, da, db, g, self.pool())
+        {
+            return;
+        }
         grad::lora_backward_g(sh, x, a, b, s, u, dy, da, db, g, self.pool())
     }
 

@@ -222,10 +222,10 @@ impl Ctx<'_> {
         } else {
             &dy[..n * m.rows]
         };
-        let ops = self.base.cpu();
+        let (ops, prec) = (self.base.cpu(), self.base.lora_precision());
         if let (true, Some(dx)) = (fuse, dx.as_deref_mut()) {
             let g = &mut tmp[..n * rank];
-            ops.lora_backward_g(sh, &x[..len], av, bv, scale, u, dy, ag, bg, g);
+            ops.lora_backward_g(prec, sh, &x[..len], av, bv, scale, u, dy, ag, bg, g);
             let g = &tmp[..n * rank];
             // `fuses_lora` and the fused product check the same conditions, so it never
             // declines here; if it did, dA and dB are already added, so stop with an error.
@@ -246,6 +246,7 @@ impl Ctx<'_> {
         }
         if self.dropout == 0.0 {
             ops.lora_backward(
+                prec,
                 sh,
                 &x[..len],
                 av,
@@ -261,11 +262,11 @@ impl Ctx<'_> {
         }
         let xin = self.lora_input(layer, t, &x[..len], xd);
         match dx {
-            None => ops.lora_backward(sh, xin, av, bv, scale, u, dy, ag, bg, None),
+            None => ops.lora_backward(prec, sh, xin, av, bv, scale, u, dy, ag, bg, None),
             Some(dx) => {
                 let tmp = &mut tmp[..len];
                 tmp.fill(0.0);
-                ops.lora_backward(sh, xin, av, bv, scale, u, dy, ag, bg, Some(tmp));
+                ops.lora_backward(prec, sh, xin, av, bv, scale, u, dy, ag, bg, Some(tmp));
                 let s = self.stream(layer, t);
                 for (i, (d, &g)) in dx[..len].iter_mut().zip(tmp.iter()).enumerate() {
                     *d += g * self.keep(s, i);

@@ -168,7 +168,7 @@ impl Ctx<'_> {
             };
             let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
             let u = &mut u[..n * sh.rank];
-            ops.lora_project(sh, xin, &a.values, u);
+            ops.lora_project(self.base.lora_precision(), sh, xin, &a.values, u);
             let tail = LoraTail {
                 u,
                 b: &b.values,

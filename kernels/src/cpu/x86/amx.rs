@@ -11,7 +11,8 @@
 //!
 //! Linux keeps the tile state off until a process asks for it (`arch_prctl(ARCH_REQ_XCOMP_PERM,
 //! XFEATURE_XTILEDATA)`); [`available`] asks once and reports AMX only when the CPU has
-//! AMX-TILE, AMX-BF16, AMX-INT8 and AVX512-BF16 (the packing uses its conversions) *and* the
+//! AMX-TILE, AMX-BF16, AMX-INT8, AVX512-BW and AVX512-BF16 (the packing uses their conversions
+//! and word permutes) *and* the
 //! kernel granted the request. Everywhere else (other OSes, other CPUs, a refused request)
 //! [`crate::cpu::Isa::Amx`] is unavailable: the bf16 matmuls take their portable path and
 //! prefill the AVX-512 kernels.
@@ -26,7 +27,7 @@ use std::sync::OnceLock;
 pub(crate) const B_TILE: usize = 512;
 
 /// Whether this process can run the AMX kernels: CPU support (CPUID leaf 7: AMX-BF16,
-/// AMX-TILE, AMX-INT8; AVX512-F/BF16), and Linux granted the tile data state. Detected once.
+/// AMX-TILE, AMX-INT8; AVX512-F/BW/BF16), and Linux granted the tile data state. Detected once.
 pub(crate) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| cpu_has_amx() && request_tile_permission())
@@ -34,6 +35,7 @@ pub(crate) fn available() -> bool {
 
 fn cpu_has_amx() -> bool {
     if !(std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512bf16"))
     {
         return false;
@@ -250,6 +252,109 @@ impl Tiles {
                 c0 = in(reg) c,
                 c1 = in(reg) c.add(16 * ldc),
                 s = in(reg) ldc_b,
+                options(nostack),
+            );
+        }
+    }
+}
+
+impl Tiles {
+    /// Zeroes the four accumulator tiles `tmm0`–`tmm3` of [`Tiles::dot_1x4`] /
+    /// [`Tiles::dot_4x1`].
+    #[inline]
+    pub(crate) fn zero_4(&self) {
+        // SAFETY: the tiles are configured (`self` exists); tilezero touches no memory.
+        unsafe {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            )
+        };
+    }
+
+    /// One reduction step of a 16 × 64 output: `tmm0..tmm3 += A · B_j` for the 16 × 32 bf16
+    /// `A` tile at `a` (rows `lda` elements apart) and the four VNNI `B` tiles at
+    /// `b + j · B_TILE` (64-byte rows, back to back). The accumulators stay in the tile
+    /// registers between calls (nothing else on this thread uses them while `self` lives);
+    /// [`Tiles::store_4`] writes them out.
+    ///
+    /// # Safety
+    /// `a` must hold 16 rows of 32 elements `lda` apart and `b` four [`B_TILE`]-element tiles.
+    #[inline]
+    pub(crate) unsafe fn dot_1x4(&self, a: *const u16, lda: usize, b: *const u16) {
+        // SAFETY: the tiles are configured (`self`); the loads read the windows the caller
+        // vouched for.
+        unsafe {
+            asm!(
+                "tileloadd tmm4, [{a} + {sa}*1]",
+                "tileloadd tmm5, [{b} + {sb}*1]",
+                "tileloadd tmm6, [{b} + {sb}*1 + 1024]",
+                "tdpbf16ps tmm0, tmm4, tmm5",
+                "tileloadd tmm7, [{b} + {sb}*1 + 2048]",
+                "tdpbf16ps tmm1, tmm4, tmm6",
+                "tileloadd tmm5, [{b} + {sb}*1 + 3072]",
+                "tdpbf16ps tmm2, tmm4, tmm7",
+                "tdpbf16ps tmm3, tmm4, tmm5",
+                a = in(reg) a,
+                b = in(reg) b,
+                sa = in(reg) lda * 2,
+                sb = in(reg) 64usize,
+                options(nostack, readonly),
+            );
+        }
+    }
+
+    /// One reduction step of a 64 × 16 output: `tmm_i += A_i · B` (`i < 4`) for the four
+    /// 16 × 32 bf16 `A` tiles at `a + i · 512` (64-byte rows, back to back) and the VNNI `B`
+    /// tile at `b`. Accumulators as [`Tiles::dot_1x4`]'s.
+    ///
+    /// # Safety
+    /// `a` must hold four 512-element tiles and `b` one [`B_TILE`]-element tile.
+    #[inline]
+    pub(crate) unsafe fn dot_4x1(&self, a: *const u16, b: *const u16) {
+        // SAFETY: the tiles are configured (`self`); the loads read the windows the caller
+        // vouched for.
+        unsafe {
+            asm!(
+                "tileloadd tmm6, [{b} + {s}*1]",
+                "tileloadd tmm4, [{a} + {s}*1]",
+                "tileloadd tmm5, [{a} + {s}*1 + 1024]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{a} + {s}*1 + 2048]",
+                "tdpbf16ps tmm1, tmm5, tmm6",
+                "tileloadd tmm4, [{a} + {s}*1 + 3072]",
+                "tdpbf16ps tmm2, tmm7, tmm6",
+                "tdpbf16ps tmm3, tmm4, tmm6",
+                a = in(reg) a,
+                b = in(reg) b,
+                s = in(reg) 64usize,
+                options(nostack, readonly),
+            );
+        }
+    }
+
+    /// Writes the accumulators `tmm0..tmm3`: tile `i` (16 rows of 16 f32) to `c[i]`, rows
+    /// `ldc` floats apart.
+    ///
+    /// # Safety
+    /// Each `c[i]` must be writable for 16 rows of 16 floats `ldc` apart, by this thread alone.
+    #[inline]
+    pub(crate) unsafe fn store_4(&self, c: [*mut f32; 4], ldc: usize) {
+        // SAFETY: the tiles are configured (`self`); the stores write the caller's windows.
+        unsafe {
+            asm!(
+                "tilestored [{c0} + {s}*1], tmm0",
+                "tilestored [{c1} + {s}*1], tmm1",
+                "tilestored [{c2} + {s}*1], tmm2",
+                "tilestored [{c3} + {s}*1], tmm3",
+                c0 = in(reg) c[0],
+                c1 = in(reg) c[1],
+                c2 = in(reg) c[2],
+                c3 = in(reg) c[3],
+                s = in(reg) ldc * 4,
                 options(nostack),
             );
         }
