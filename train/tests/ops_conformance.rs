@@ -451,7 +451,7 @@ fn forward_ops_match_f64_references() {
         let k = rnd(&mut rng, 20 * 32, 1.0);
         let v = rnd(&mut rng, 20 * 32, 1.0);
         let (mut out, mut lse) = (vec![0.0; 20 * 64], vec![0.0; 20 * 4]);
-        ops.attention_train(sh, &q, &k, &v, &seg, &mut out, &mut lse);
+        ops.attention_train(Precision::F32, sh, &q, &k, &v, &seg, &mut out, &mut lse);
         let want = attention_ref(sh, &f64s(&q), &f64s(&k), &f64s(&v), &seg);
         check(&format!("{dev} attention_train"), &out, &want, 1e-4);
     }
@@ -645,11 +645,22 @@ fn grad_ops_match_finite_differences() {
             rnd(&mut rng, 10 * 16, 1.0),
         );
         let (mut out, mut lse) = (vec![0.0; 10 * 32], vec![0.0; 10 * 4]);
-        ops.attention_train(sh, &q, &k, &v, &seg, &mut out, &mut lse);
+        ops.attention_train(Precision::F32, sh, &q, &k, &v, &seg, &mut out, &mut lse);
         let dout = rnd(&mut rng, 10 * 32, 1.0);
         let (mut dq, mut dk, mut dv) = (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
         ops.attention_backward(
-            sh, &q, &k, &v, &seg, &out, &lse, &dout, &mut dq, &mut dk, &mut dv,
+            Precision::F32,
+            sh,
+            &q,
+            &k,
+            &v,
+            &seg,
+            &out,
+            &lse,
+            &dout,
+            &mut dq,
+            &mut dk,
+            &mut dv,
         );
         let (qf, kf, vf, df) = (f64s(&q), f64s(&k), f64s(&v), f64s(&dout));
         let probes = fd_probe(

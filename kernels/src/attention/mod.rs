@@ -8,13 +8,16 @@
 //!   definition), and [`ggml_rows_f16`](mod@ggml_rows_f16): the same kernels on the f16 cache
 //!   (bit-identical).
 //! - [`train`]: the training forward/backward (flash-attention style, f32), re-exported as
-//!   `graft_kernels::grad::{attention_forward, attention_backward, AttnShape}`.
+//!   `graft_kernels::grad::{attention_forward, attention_backward, AttnShape}`; `train_amx.rs`:
+//!   the same in bf16 products on AMX tiles (`attention_forward_bf16`, `attention_backward_bf16`).
 
 mod bufs;
 pub mod ggml_rows;
 pub mod ggml_rows_f16;
 mod infer;
 pub mod train;
+#[cfg(target_arch = "x86_64")]
+mod train_amx;
 
 pub use ggml_rows::{
     attn_row_ggml, attn_row_ggml_tiled, k_tiles_len, transpose_k_tiles, FA_TILE_KV,

@@ -63,7 +63,7 @@ impl AttnShape {
         }
     }
 
-    fn mask<'a>(&self, segments: Option<&'a [u32]>) -> Mask<'a> {
+    pub(super) fn mask<'a>(&self, segments: Option<&'a [u32]>) -> Mask<'a> {
         Mask {
             segments,
             window: self.window,
@@ -74,20 +74,20 @@ impl AttnShape {
 
 /// Which keys a query sees, and the score scale.
 #[derive(Clone, Copy)]
-struct Mask<'a> {
-    segments: Option<&'a [u32]>,
-    window: Option<usize>,
-    scale: f32,
+pub(super) struct Mask<'a> {
+    pub(super) segments: Option<&'a [u32]>,
+    pub(super) window: Option<usize>,
+    pub(super) scale: f32,
 }
 
 impl AttnShape {
-    fn kv_head(&self, h: usize) -> usize {
+    pub(super) fn kv_head(&self, h: usize) -> usize {
         h / (self.n_head / self.n_kv)
     }
-    fn q_at(&self, t: usize, h: usize) -> usize {
+    pub(super) fn q_at(&self, t: usize, h: usize) -> usize {
         (t * self.n_head + h) * self.head_dim
     }
-    fn kv_at(&self, t: usize, g: usize) -> usize {
+    pub(super) fn kv_at(&self, t: usize, g: usize) -> usize {
         (t * self.n_kv + g) * self.head_dim
     }
 }
@@ -103,13 +103,13 @@ const BK: usize = 16;
 const MIN_RANGE: usize = 64;
 
 /// Whether query `i` sees key `j ≤ i`.
-fn visible(mask: Mask<'_>, i: usize, j: usize) -> bool {
+pub(super) fn visible(mask: Mask<'_>, i: usize, j: usize) -> bool {
     mask.segments.is_none_or(|s| s[i] == s[j]) && mask.window.is_none_or(|w| i - j < w)
 }
 
 /// For each token, the first key it can see (its segment's first token, or the window's):
 /// keys before it are invisible, so packed sequences skip every earlier sequence's keys.
-fn first_visible(mask: Mask<'_>, n_tok: usize) -> Vec<usize> {
+pub(super) fn first_visible(mask: Mask<'_>, n_tok: usize) -> Vec<usize> {
     let mut first: Vec<usize> = match mask.segments {
         None => vec![0; n_tok],
         Some(seg) => {
@@ -132,7 +132,7 @@ fn first_visible(mask: Mask<'_>, n_tok: usize) -> Vec<usize> {
 /// without segments (`first` holds the window's start), and with segments when every segment
 /// id forms one run of consecutive tokens (as packed rows do). `None` when an id comes back
 /// after another one: then only [`visible`] is exact.
-fn key_intervals<'f>(mask: Mask<'_>, first: &'f [usize]) -> Option<&'f [usize]> {
+pub(super) fn key_intervals<'f>(mask: Mask<'_>, first: &'f [usize]) -> Option<&'f [usize]> {
     if let Some(seg) = mask.segments {
         let mut seen = std::collections::HashSet::new();
         for (i, &id) in seg.iter().enumerate() {
@@ -147,20 +147,20 @@ fn key_intervals<'f>(mask: Mask<'_>, first: &'f [usize]) -> Option<&'f [usize]> 
 /// Columns `c_lo..c_hi` of key block `j0..j0 + bk` that query `i` sees, when it sees keys
 /// `lo ..= i`.
 #[inline(always)]
-fn visible_cols(lo: usize, i: usize, j0: usize, bk: usize) -> (usize, usize) {
+pub(super) fn visible_cols(lo: usize, i: usize, j0: usize, bk: usize) -> (usize, usize) {
     let c_hi = if i >= j0 { (i - j0 + 1).min(bk) } else { 0 };
     (lo.saturating_sub(j0).min(c_hi), c_hi)
 }
 
 /// First key any query of block `i0..i1` can see.
-fn block_start(first: &[usize], i0: usize, i1: usize) -> usize {
+pub(super) fn block_start(first: &[usize], i0: usize, i1: usize) -> usize {
     first[i0..i1].iter().copied().min().unwrap_or(i0)
 }
 
 /// Consecutive ranges `[a, b)` covering `0..n_tok` in which no query sees a key before `a`
 /// (so no key of a range is seen from a later one), each of at least [`MIN_RANGE`] tokens but
 /// the last: attention splits into independent problems along them.
-fn independent_ranges(mask: Mask<'_>, n_tok: usize) -> Vec<(usize, usize)> {
+pub(super) fn independent_ranges(mask: Mask<'_>, n_tok: usize) -> Vec<(usize, usize)> {
     if n_tok == 0 {
         return Vec::new();
     }
@@ -183,7 +183,7 @@ fn independent_ranges(mask: Mask<'_>, n_tok: usize) -> Vec<(usize, usize)> {
 }
 
 /// The (query head, token range) items of a call, heads outermost.
-fn items(n_head: usize, ranges: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
+pub(super) fn items(n_head: usize, ranges: &[(usize, usize)]) -> Vec<(usize, usize, usize)> {
     (0..n_head)
         .flat_map(|h| ranges.iter().map(move |&(a, b)| (h, a, b)))
         .collect()
@@ -217,7 +217,11 @@ impl AttnShape {
 }
 
 /// Runs `f(i)` for every item `i < n` on the threads of `pool`; results in item order.
-fn per_item<R: Send>(n: usize, pool: &ThreadPool, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+pub(super) fn per_item<R: Send>(
+    n: usize,
+    pool: &ThreadPool,
+    f: impl Fn(usize) -> R + Sync,
+) -> Vec<R> {
     if pool.n_threads() == 1 {
         return (0..n).map(f).collect();
     }
@@ -226,7 +230,7 @@ fn per_item<R: Send>(n: usize, pool: &ThreadPool, f: impl Fn(usize) -> R + Sync)
 
 impl Mask<'_> {
     /// The mask of tokens `a..b` on their own (an independent range).
-    fn range(&self, a: usize, b: usize) -> Mask<'_> {
+    pub(super) fn range(&self, a: usize, b: usize) -> Mask<'_> {
         Mask {
             segments: self.segments.map(|s| &s[a..b]),
             ..*self
@@ -302,6 +306,32 @@ pub fn attention_forward(
             out[sh.q_at(t, h)..][..hd].copy_from_slice(&o[(t - a) * hd..][..hd]);
             lse[t * sh.n_head + h] = l[t - a];
         }
+    }
+}
+
+/// [`attention_forward`] in bf16 products (f32 sums, f32 softmax) on AMX tiles
+/// (`train_amx.rs`), for [`crate::grad::Precision::Bf16`] training: `true` when it ran;
+/// `false`, touching nothing, where bf16 products do not run on AMX tiles here or the head
+/// size is not a multiple of 32 (up to 256): the caller then runs [`attention_forward`].
+#[allow(clippy::too_many_arguments)]
+pub fn attention_forward_bf16(
+    sh: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    segments: Option<&[u32]>,
+    out: &mut [f32],
+    lse: &mut [f32],
+    pool: &ThreadPool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::train_amx::forward(sh, q, k, v, segments, out, lse, pool)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (sh, q, k, v, segments, out, lse, pool);
+        false
     }
 }
 
@@ -637,6 +667,34 @@ pub fn attention_backward(
             axpy(1.0, &g.dk[r..][..hd], &mut dk[ka..][..hd]);
             axpy(1.0, &g.dv[r..][..hd], &mut dv[ka..][..hd]);
         }
+    }
+}
+
+/// [`attention_backward`] in bf16 products on AMX tiles, as [`attention_forward_bf16`]:
+/// `false`, touching nothing, where it does not run here.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_bf16(
+    sh: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    segments: Option<&[u32]>,
+    out: &[f32],
+    lse: &[f32],
+    dout: &[f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    pool: &ThreadPool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::train_amx::backward(sh, q, k, v, segments, out, lse, dout, dq, dk, dv, pool)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (sh, q, k, v, segments, out, lse, dout, dq, dk, dv, pool);
+        false
     }
 }
 

@@ -4,9 +4,10 @@
 //! product with the frozen base weight (the dequantized weight and the activation or output
 //! gradient) are rounded to bf16 (8-bit mantissa), each product is exact in f32 and the sums
 //! are f32. Where those products run on AMX tiles the adapter's own products (`u = A x`, and in
-//! the backward `g = s·dy·B`, `dA`, `dB`: [`crate::grad::lora_bf16`]) are bf16 products too; the
-//! LoRA factors and their gradients are held in f32, and attention, norms and the optimizer
-//! stay f32.
+//! the backward `g = s·dy·B`, `dA`, `dB`: [`crate::grad::lora_bf16`]) and attention's (`Q·Kᵀ`,
+//! `P·V` and their backward: [`crate::grad::attention_forward_bf16`]) are bf16 products too,
+//! with the softmax in f32; the LoRA factors and their gradients are held in f32, and norms and
+//! the optimizer stay f32.
 //! On a CPU with AMX-BF16 the products run on the tile unit ([`crate::grad::matmul_bf16`]);
 //! elsewhere the same rounded operands go through the f32 micro-GEMM (same function up to the
 //! order of the f32 sums, no faster than f32).

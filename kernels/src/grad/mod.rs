@@ -30,7 +30,10 @@ pub(crate) mod small_gemm;
 pub mod swiglu;
 pub(crate) mod vec;
 
-pub use crate::attention::train::{attention_backward, attention_forward, AttnShape};
+pub use crate::attention::train::{
+    attention_backward, attention_backward_bf16, attention_forward, attention_forward_bf16,
+    AttnShape,
+};
 pub use bf16::{Bf16Path, Precision};
 pub use cross_entropy::cross_entropy;
 pub use error::GradError;

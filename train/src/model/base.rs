@@ -93,10 +93,11 @@ impl Base {
         self.cpu.base_matmul(self.mode, self.precision, m, x, n, y)
     }
 
-    /// The precision of the adapter's own products ([`GradOps::lora_project`],
-    /// [`GradOps::lora_backward`]): the base products' in [`BaseMatmul::Tiled`] mode, f32 in
+    /// The precision of the trainer's products besides the base weight's — the adapter's
+    /// ([`GradOps::lora_project`], [`GradOps::lora_backward`]) and attention's
+    /// ([`GradOps::attention_train`]): the base products' in [`BaseMatmul::Tiled`] mode, f32 in
     /// the modes with their own numerics.
-    pub(crate) fn lora_precision(&self) -> Precision {
+    pub(crate) fn op_precision(&self) -> Precision {
         match self.mode {
             BaseMatmul::Tiled => self.precision,
             BaseMatmul::Fast | BaseMatmul::Exact => Precision::F32,

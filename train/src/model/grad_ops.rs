@@ -191,10 +191,12 @@ pub trait GradOps: ForwardOps {
     );
 
     /// Causal attention of one packed row (tokens attend within their `segments` only),
-    /// keeping the log-sum-exp per token and head for the backward.
+    /// keeping the log-sum-exp per token and head for the backward; in [`Precision::Bf16`] its
+    /// products are bf16 (f32 sums and softmax) where the device runs them fast (AMX tiles).
     #[allow(clippy::too_many_arguments)]
     fn attention_train(
         &self,
+        precision: Precision,
         sh: AttnShape,
         q: Self::View<'_>,
         k: Self::View<'_>,
@@ -208,6 +210,7 @@ pub trait GradOps: ForwardOps {
     #[allow(clippy::too_many_arguments)]
     fn attention_backward(
         &self,
+        precision: Precision,
         sh: AttnShape,
         q: Self::View<'_>,
         k: Self::View<'_>,
@@ -484,6 +487,7 @@ impl GradOps for CpuBackend {
 
     fn attention_train(
         &self,
+        precision: Precision,
         sh: AttnShape,
         q: &[f32],
         k: &[f32],
@@ -492,11 +496,18 @@ impl GradOps for CpuBackend {
         out: &mut [f32],
         lse: &mut [f32],
     ) {
-        grad::attention_forward(sh, q, k, v, Some(segments), out, lse, self.pool())
+        let seg = Some(segments);
+        if precision == Precision::Bf16
+            && grad::attention_forward_bf16(sh, q, k, v, seg, out, lse, self.pool())
+        {
+            return;
+        }
+        grad::attention_forward(sh, q, k, v, seg, out, lse, self.pool())
     }
 
     fn attention_backward(
         &self,
+        precision: Precision,
         sh: AttnShape,
         q: &[f32],
         k: &[f32],
@@ -509,6 +520,24 @@ impl GradOps for CpuBackend {
         dk: &mut [f32],
         dv: &mut [f32],
     ) {
+        if precision == Precision::Bf16
+            && grad::attention_backward_bf16(
+                sh,
+                q,
+                k,
+                v,
+                Some(segments),
+                out,
+                lse,
+                dout,
+                dq,
+                dk,
+                dv,
+                self.pool(),
+            )
+        {
+            return;
+        }
         grad::attention_backward(
             sh,
             q,

@@ -16,7 +16,7 @@ use std::cell::Cell;
 use super::anchor;
 use super::lora_params::{splitmix64, unit_f32, LoraParams, Target};
 use crate::optim::ParamTensor;
-use graft_kernels::grad::{AttnShape, LoraShape};
+use graft_kernels::grad::{AttnShape, LoraShape, Precision};
 use graft_runtime::backend::OpError;
 use graft_runtime::config::ModelConfig;
 use graft_runtime::spec::{LayerSpec, LayerVec};
@@ -222,7 +222,7 @@ impl Ctx<'_> {
         } else {
             &dy[..n * m.rows]
         };
-        let (ops, prec) = (self.base.cpu(), self.base.lora_precision());
+        let (ops, prec) = (self.base.cpu(), self.base.op_precision());
         if let (true, Some(dx)) = (fuse, dx.as_deref_mut()) {
             let g = &mut tmp[..n * rank];
             ops.lora_backward_g(prec, sh, &x[..len], av, bv, scale, u, dy, ag, bg, g);
@@ -423,7 +423,13 @@ impl Ctx<'_> {
             n_tok: n,
             ..self.attn_shape(layer)
         };
+        let precision = if self.kv_f16 {
+            Precision::F32
+        } else {
+            self.base.op_precision()
+        };
         ops.attention_backward(
+            precision,
             sh,
             &a.q[..n * qd],
             &a.k[..n * kvd],

@@ -9,7 +9,7 @@ use super::error::TrainModelError;
 use super::grad_ops::GradOps;
 use super::layer::Ctx;
 use super::lora_params::{LoraParams, Target};
-use graft_kernels::grad::{LoraShape, LoraTail};
+use graft_kernels::grad::{LoraShape, LoraTail, Precision};
 use graft_runtime::backend::{
     AttnOpts, AttnShape as RtAttnShape, Backend, CpuBackend, ForwardOps, LoraInput, LoraMats,
     OpError, Positions,
@@ -81,6 +81,7 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
             let whole = graft_kernels::grad::AttnShape { n_tok: n, ..sh };
             let lse = &mut self.lse[..n * cfg.n_head];
             ops.attention_train(
+                ctx.base.op_precision(),
                 whole,
                 &q[..n * qd],
                 &k[..n * kvd],
@@ -130,7 +131,9 @@ impl BlockHooks<CpuBackend> for TrainHooks<'_, '_> {
                 &mut att[t0 * qd..t1 * qd]
             };
             let lse = &mut self.lse[t0 * cfg.n_head..t1 * cfg.n_head];
-            ops.attention_train(sh, qr, kr, vr, seg, out, lse);
+            // The runtime-numerics mode keeps the f32 kernel (its log-sum-exp goes with the runtime's
+            // values).
+            ops.attention_train(Precision::F32, sh, qr, kr, vr, seg, out, lse);
         }
         Ok(())
     }
@@ -168,7 +171,7 @@ impl Ctx<'_> {
             };
             let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
             let u = &mut u[..n * sh.rank];
-            ops.lora_project(self.base.lora_precision(), sh, xin, &a.values, u);
+            ops.lora_project(self.base.op_precision(), sh, xin, &a.values, u);
             let tail = LoraTail {
                 u,
                 b: &b.values,
