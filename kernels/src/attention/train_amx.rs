@@ -24,9 +24,8 @@ use super::train::{
     visible_cols, AttnShape, Mask,
 };
 use crate::cpu::aligned::AlignedBuf;
-use crate::cpu::x86::amx::{rows_into_tile, Tiles, B_TILE};
+use crate::cpu::x86::amx::{rows_into_tile, transpose_16x16, Tiles, B_TILE};
 use crate::cpu::ThreadPool;
-use crate::grad::bf16;
 use crate::grad::vec::exp_fast;
 
 /// Elements of one 16 × 32 bf16 `A` tile.
@@ -398,9 +397,9 @@ unsafe fn bwd_item(
         a_tiles(dout, zeros, np, da);
         bt_tiles(v, zeros, np, vtb);
         pair_tiles(k, zeros, np, kp);
+        t_tiles(q, zeros, np, qt);
+        t_tiles(dout, zeros, np, dot);
     }
-    t_tiles(q, np, qt);
-    t_tiles(dout, np, dot);
     let sbuf = sbuf.slice_mut::<f32>(BLK * BLK);
     let dpbuf = dpbuf.slice_mut::<f32>(BLK * BLK);
     // dS as A tiles (rows = queries), then P and dS as B tiles of interleaved query pairs.
@@ -683,20 +682,34 @@ unsafe fn pair_tiles(rows: Rows<'_>, zeros: &[f32], np: usize, dst: &mut [u16]) 
 }
 
 /// The transposed rows as bf16 `A` tiles (`[hd, np]`, zero past `n`): for each 16-row group
-/// `dg` of `hd` and 32-column chunk `qc` of the tokens, the tile at `(dg · np/32 + qc) · 512`.
-fn t_tiles(rows: Rows<'_>, np: usize, dst: &mut [u16]) {
+/// `dg` of `hd` and 32-column chunk `qc` of the tokens, the tile at `(dg · np/32 + qc) · 512`
+/// (two 16 × 16 f32 transposes in registers per tile, then one conversion per tile row).
+///
+/// # Safety
+/// As [`a_tiles`].
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn t_tiles(rows: Rows<'_>, zeros: &[f32], np: usize, dst: &mut [u16]) {
     let (hd, nqc) = (rows.hd, np / BLK);
     assert!(dst.len() >= np * hd);
-    for t in 0..np {
-        let (qc, col) = (t / BLK, t % BLK);
-        if t < rows.n {
-            let src = &rows.src[rows.off + t * rows.stride..][..hd];
-            for (d, &x) in src.iter().enumerate() {
-                dst[((d / 16) * nqc + qc) * A_TILE + (d % 16) * 32 + col] = bf16::round(x);
-            }
-        } else {
-            for d in 0..hd {
-                dst[((d / 16) * nqc + qc) * A_TILE + (d % 16) * 32 + col] = 0;
+    for qc in 0..nqc {
+        for dg in 0..hd / 16 {
+            // SAFETY: each row holds hd ≥ 16dg + 16 floats; the tile is 512 elements of `dst`.
+            unsafe {
+                let half = |h: usize| {
+                    transpose_16x16(std::array::from_fn(|j| {
+                        let r = rows.row(qc * BLK + 16 * h + j, zeros);
+                        _mm512_castps_si512(_mm512_loadu_ps(r.as_ptr().add(16 * dg)))
+                    }))
+                };
+                let (lo, hi) = (half(0), half(1));
+                let tile = dst.as_mut_ptr().add((dg * nqc + qc) * A_TILE);
+                for p in 0..16 {
+                    let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(
+                        _mm512_castsi512_ps(hi[p]),
+                        _mm512_castsi512_ps(lo[p]),
+                    ));
+                    _mm512_storeu_si512(tile.add(32 * p).cast(), v);
+                }
             }
         }
     }

@@ -465,46 +465,58 @@ pub(crate) unsafe fn rows_into_tile(rows: &[&[f32]; 16], off: usize, tile: *mut 
     // SAFETY: each row holds off + 32 floats (caller); the stores write the tile's 16 rows of
     // 16 u32 (B_TILE u16, caller).
     unsafe {
-        let mut v: [__m512i; 16] = std::array::from_fn(|j| {
+        let v: [__m512i; 16] = std::array::from_fn(|j| {
             let src = rows[j].as_ptr().add(off);
             let lo = _mm512_loadu_ps(src);
             let hi = _mm512_loadu_ps(src.add(16));
             std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
         });
-        // Stage 1: 32-bit interleave of row pairs (2i, 2i + 1).
-        let mut t = [_mm512_setzero_si512(); 16];
-        for i in 0..8 {
-            t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
-        }
-        // Stage 2: 64-bit interleave of (4i + 0/1, 4i + 2/3).
-        for i in 0..4 {
-            v[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-            v[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-            v[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-            v[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-        }
-        // Now 128-bit lane L of v[4i + c] holds pair 4L + c of rows 4i..4i + 4. Stages 3 and
-        // 4 gather, for each pair, the four lanes of rows 0..4, 4..8, 8..12, 12..16.
-        for c in 0..4 {
-            let (a, b, e, f) = (v[c], v[4 + c], v[8 + c], v[12 + c]);
-            // Lanes (0, 2) and (1, 3) of a and b: pairs c and 8 + c / 4 + c and 12 + c.
-            let ab02 = _mm512_shuffle_i32x4::<0x88>(a, b);
-            let ab13 = _mm512_shuffle_i32x4::<0xdd>(a, b);
-            let ef02 = _mm512_shuffle_i32x4::<0x88>(e, f);
-            let ef13 = _mm512_shuffle_i32x4::<0xdd>(e, f);
-            let out = [
-                _mm512_shuffle_i32x4::<0x88>(ab02, ef02),
-                _mm512_shuffle_i32x4::<0x88>(ab13, ef13),
-                _mm512_shuffle_i32x4::<0xdd>(ab02, ef02),
-                _mm512_shuffle_i32x4::<0xdd>(ab13, ef13),
-            ];
-            for (l, o) in out.into_iter().enumerate() {
-                let p = 4 * l + c;
-                _mm512_storeu_si512(tile.cast::<u32>().add(16 * p).cast(), o);
-            }
+        for (p, o) in transpose_16x16(v).into_iter().enumerate() {
+            _mm512_storeu_si512(tile.cast::<u32>().add(16 * p).cast(), o);
         }
     }
+}
+
+/// The 16 × 16 transpose of 32-bit elements: element `j` of output `p` is element `p` of input
+/// `j` (f32 rows as `__m512i` bits transpose the same way).
+///
+/// # Safety
+/// The CPU must have AVX512-F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn transpose_16x16(
+    mut v: [std::arch::x86_64::__m512i; 16],
+) -> [std::arch::x86_64::__m512i; 16] {
+    use std::arch::x86_64::*;
+    // Stage 1: 32-bit interleave of row pairs (2i, 2i + 1).
+    let mut t = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    // Stage 2: 64-bit interleave of (4i + 0/1, 4i + 2/3).
+    for i in 0..4 {
+        v[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        v[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        v[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        v[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    // Now 128-bit lane L of v[4i + c] holds element 4L + c of rows 4i..4i + 4. Stages 3 and 4
+    // gather, for each element, the four lanes of rows 0..4, 4..8, 8..12, 12..16.
+    let mut out = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let (a, b, e, f) = (v[c], v[4 + c], v[8 + c], v[12 + c]);
+        // Lanes (0, 2) and (1, 3) of a and b: elements c and 8 + c / 4 + c and 12 + c.
+        let ab02 = _mm512_shuffle_i32x4::<0x88>(a, b);
+        let ab13 = _mm512_shuffle_i32x4::<0xdd>(a, b);
+        let ef02 = _mm512_shuffle_i32x4::<0x88>(e, f);
+        let ef13 = _mm512_shuffle_i32x4::<0xdd>(e, f);
+        out[c] = _mm512_shuffle_i32x4::<0x88>(ab02, ef02);
+        out[4 + c] = _mm512_shuffle_i32x4::<0x88>(ab13, ef13);
+        out[8 + c] = _mm512_shuffle_i32x4::<0xdd>(ab02, ef02);
+        out[12 + c] = _mm512_shuffle_i32x4::<0xdd>(ab13, ef13);
+    }
+    out
 }
 
 #[cfg(test)]
