@@ -1,6 +1,7 @@
 //! The activation arena (llm.c style): one allocation holding, for each layer slot, every
 //! tensor the backward of that layer reads, handed out as named views.
 
+use super::line_vec::{LineVec, LINE};
 use super::lora_params::Target;
 use graft_runtime::spec::ModelSpec;
 
@@ -45,23 +46,56 @@ impl LayerDims {
         }
     }
 
-    /// Floats per token of one slot.
-    fn per_token(&self) -> usize {
-        let pre = if self.qk_norm { self.qd + self.kvd } else { 0 };
-        let post = if self.post_norms { 2 * self.d } else { 0 };
-        4 * self.d
-            + post
-            + 2 * self.qd
-            + 2 * self.kvd
-            + pre
-            + 3 * self.ff
-            + self.n_head
-            + self.ranks.iter().sum::<usize>()
+    /// Floats of each view of one slot but the adapter intermediates, in
+    /// [`Activations::slot`]'s order (empty views are 0).
+    fn parts(&self) -> [usize; 16] {
+        let n = self.n_tok;
+        let (pre, post) = (usize::from(self.qk_norm), usize::from(self.post_norms));
+        [
+            n * self.d,
+            n * self.d,
+            pre * n * self.qd,
+            pre * n * self.kvd,
+            n * self.qd,
+            n * self.kvd,
+            n * self.kvd,
+            n * self.qd,
+            n * self.n_head,
+            post * n * self.d,
+            post * n * self.d,
+            n * self.d,
+            n * self.d,
+            n * self.ff,
+            n * self.ff,
+            n * self.ff,
+        ]
     }
 
-    /// Floats of one slot.
+    /// [`LayerDims::slot_len`] for `n_tok` tokens, from the dims of one token (`self.n_tok` = 1;
+    /// `None` where it overflows): exact, as every view's length is linear in the tokens.
+    pub fn slot_len_for(&self, n_tok: u64) -> Option<u64> {
+        let mut views = self.parts().into_iter().chain(self.ranks);
+        views.try_fold(0u64, |sum, per_tok| {
+            let len = (per_tok as u64).checked_mul(n_tok)?;
+            sum.checked_add(len.checked_next_multiple_of(LINE as u64)?)
+        })
+    }
+
+    /// Floats of one slot: every view rounded up to whole cache lines, so each starts on one
+    /// (the arena itself does: [`LineVec`]); the adapter intermediates `u` (one per target)
+    /// likewise.
     pub fn slot_len(&self) -> usize {
-        self.n_tok * self.per_token()
+        let u: usize = self
+            .ranks
+            .iter()
+            .map(|&r| (self.n_tok * r).next_multiple_of(LINE))
+            .sum();
+        let parts = self.parts();
+        parts
+            .iter()
+            .map(|p| p.next_multiple_of(LINE))
+            .sum::<usize>()
+            + u
     }
 }
 
@@ -104,16 +138,17 @@ pub struct LayerActs<'a> {
     pub u: [&'a mut [f32]; 7],
 }
 
+/// The next `n` floats of `rest`, which then starts at the next whole cache line.
 fn take<'a>(rest: &mut &'a mut [f32], n: usize) -> &'a mut [f32] {
     let all = std::mem::take(rest);
-    let (head, tail) = all.split_at_mut(n);
+    let (head, tail) = all.split_at_mut(n.next_multiple_of(LINE));
     *rest = tail;
-    head
+    &mut head[..n]
 }
 
 /// `n_slots` layer slots in one buffer.
 pub struct Activations {
-    buf: Vec<f32>,
+    buf: LineVec,
     dims: LayerDims,
     n_slots: usize,
 }
@@ -122,7 +157,7 @@ impl Activations {
     /// An arena of `n_slots` slots (zeroed; pages become resident when written).
     pub fn new(dims: LayerDims, n_slots: usize) -> Activations {
         Activations {
-            buf: vec![0.0; dims.slot_len() * n_slots],
+            buf: LineVec::zeroed(dims.slot_len() * n_slots),
             dims,
             n_slots,
         }
@@ -133,7 +168,7 @@ impl Activations {
     /// allocating (and faulting in) a fresh buffer. Contents are unspecified afterwards, as
     /// they are between steps.
     pub fn relayout(&mut self, dims: LayerDims) {
-        self.buf.resize(dims.slot_len() * self.n_slots, 0.0);
+        self.buf.resize(dims.slot_len() * self.n_slots);
         self.dims = dims;
     }
 
@@ -149,7 +184,7 @@ impl Activations {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.buf.len() * 4
+        self.buf.bytes()
     }
 
     /// The named views of slot `j` (< `n_slots`).
@@ -195,6 +230,46 @@ impl Activations {
             act,
             down_pre,
             u,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(n_tok: usize) -> LayerDims {
+        LayerDims {
+            n_tok,
+            d: 72,
+            qd: 72,
+            kvd: 24,
+            ff: 190,
+            n_head: 3,
+            qk_norm: true,
+            post_norms: true,
+            ranks: [8, 0, 8, 5, 16, 16, 16],
+        }
+    }
+
+    /// Every view starts on a cache line (the arena does, and each view is padded to whole
+    /// lines), views do not overlap, and the one-token bound is the slot length exactly.
+    #[test]
+    fn views_start_on_cache_lines_and_the_sizes_agree() {
+        for n in [1, 7, 33] {
+            let d = dims(n);
+            assert_eq!(dims(1).slot_len_for(n as u64), Some(d.slot_len() as u64));
+            let mut arena = Activations::new(d, 2);
+            let a = arena.slot(1);
+            let views: Vec<&[f32]> = [&*a.x_in, &*a.xn1, &*a.q_pre, &*a.q, &*a.lse, &*a.gate]
+                .into_iter()
+                .chain(a.u.iter().map(|u| &**u))
+                .collect();
+            for v in &views {
+                assert_eq!(v.as_ptr() as usize % 64, 0);
+            }
+            assert_eq!(a.lse.len(), 3 * n);
+            assert_eq!(a.u[3].len(), 5 * n);
         }
     }
 }

@@ -14,6 +14,7 @@ use super::grad_ops::{Accumulate, GradOps};
 use std::cell::Cell;
 
 use super::anchor;
+use super::line_vec::LineVec;
 use super::lora_params::{splitmix64, unit_f32, LoraParams, Target};
 use crate::optim::ParamTensor;
 use graft_kernels::grad::{AttnShape, LoraShape, Precision};
@@ -49,25 +50,25 @@ pub(crate) struct Ctx<'a> {
 #[derive(Default)]
 pub(crate) struct Scratch {
     /// Dropped LoRA input.
-    pub xd: Vec<f32>,
+    pub xd: LineVec,
     /// LoRA input gradient before the dropout mask.
-    pub tmp: Vec<f32>,
+    pub tmp: LineVec,
     /// Gradient of the residual stream (in: of the layer output; out: of the layer input).
-    pub dres: Vec<f32>,
+    pub dres: LineVec,
     /// Gradient of a normed input (`[n_tok, d]`).
-    pub dxn: Vec<f32>,
+    pub dxn: LineVec,
     /// Gradient of an output before its post-norm (`[n_tok, d]`, models with post-norms).
-    pub dpost: Vec<f32>,
-    pub dq: Vec<f32>,
-    pub dk: Vec<f32>,
+    pub dpost: LineVec,
+    pub dq: LineVec,
+    pub dk: LineVec,
     /// Gradients of the queries and keys before their per-head norm (models with q/k norms).
-    pub dq_pre: Vec<f32>,
-    pub dk_pre: Vec<f32>,
-    pub dv: Vec<f32>,
-    pub datt: Vec<f32>,
-    pub dgate: Vec<f32>,
-    pub dup: Vec<f32>,
-    pub dact: Vec<f32>,
+    pub dq_pre: LineVec,
+    pub dk_pre: LineVec,
+    pub dv: LineVec,
+    pub datt: LineVec,
+    pub dgate: LineVec,
+    pub dup: LineVec,
+    pub dact: LineVec,
 }
 
 impl Scratch {
@@ -107,7 +108,7 @@ impl Scratch {
             &mut self.dact,
         ];
         for (b, w) in bufs.into_iter().zip(widths) {
-            b.resize(n * w, 0.0);
+            b.resize(n * w);
         }
     }
 

@@ -23,6 +23,7 @@ pub mod grad_ops;
 mod head;
 mod layer;
 mod layer_fwd;
+mod line_vec;
 pub mod lora_params;
 pub mod trainable;
 

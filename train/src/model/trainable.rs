@@ -10,6 +10,7 @@ use super::checkpoint::{Checkpointing, SegmentPlan};
 use super::error::TrainModelError;
 use super::head::{head, HeadMode, HeadScratch};
 use super::layer::{Ctx, Scratch};
+use super::line_vec::LineVec;
 use super::lora_params::{LoraParams, Target};
 use graft_kernels::grad::Precision;
 use graft_runtime::config::ModelConfig;
@@ -82,15 +83,15 @@ struct Buffers {
     n_tok: usize,
     arena: Activations,
     /// Input of each segment `[n_seg, n_tok, d]`.
-    ckpt: Vec<f32>,
+    ckpt: LineVec,
     /// Output of the layer just run / final residual stream `[n_tok, d]`.
-    xout: Vec<f32>,
+    xout: LineVec,
     /// The attention output of every layer the backward recomputes (`[kept layers, n_tok,
     /// q_dim]`), kept by the forward so the recompute skips attention (O(T²) work for
     /// `T · q_dim` floats).
-    kept_att: Vec<f32>,
+    kept_att: LineVec,
     /// Their attention log-sum-exp (`[kept layers, n_tok, n_head]`).
-    kept_lse: Vec<f32>,
+    kept_lse: LineVec,
     scratch: Scratch,
 }
 
@@ -218,9 +219,9 @@ impl<'m> Trainable<'m> {
         let cfg = &self.spec.config;
         let n = n_tok as u64;
         let dims = LayerDims::new(&self.spec, 1, self.ranks());
-        let arena = (dims.slot_len() as u64)
-            .checked_mul(self.plan.seg_len as u64)?
-            .checked_mul(n)?;
+        let arena = dims
+            .slot_len_for(n)?
+            .checked_mul(self.plan.seg_len as u64)?;
         let d = cfg.n_embd as u64;
         let ckpt = (self.plan.segments.len() as u64 + 1)
             .checked_mul(d)?
@@ -268,10 +269,10 @@ impl<'m> Trainable<'m> {
             if b.n_tok != n_tok {
                 b.n_tok = n_tok;
                 b.arena.relayout(dims);
-                b.ckpt.resize(self.plan.segments.len() * n_tok * d, 0.0);
-                b.xout.resize(n_tok * d, 0.0);
-                b.kept_att.resize(kept * cfg.q_dim(), 0.0);
-                b.kept_lse.resize(kept * cfg.n_head, 0.0);
+                b.ckpt.resize(self.plan.segments.len() * n_tok * d);
+                b.xout.resize(n_tok * d);
+                b.kept_att.resize(kept * cfg.q_dim());
+                b.kept_lse.resize(kept * cfg.n_head);
                 b.scratch.resize(cfg, n_tok);
             }
             return;
@@ -279,10 +280,10 @@ impl<'m> Trainable<'m> {
         self.bufs = Some(Buffers {
             n_tok,
             arena: Activations::new(dims, self.plan.seg_len),
-            ckpt: vec![0.0; self.plan.segments.len() * n_tok * d],
-            xout: vec![0.0; n_tok * d],
-            kept_att: vec![0.0; kept * cfg.q_dim()],
-            kept_lse: vec![0.0; kept * cfg.n_head],
+            ckpt: LineVec::zeroed(self.plan.segments.len() * n_tok * d),
+            xout: LineVec::zeroed(n_tok * d),
+            kept_att: LineVec::zeroed(kept * cfg.q_dim()),
+            kept_lse: LineVec::zeroed(kept * cfg.n_head),
             scratch: Scratch::new(cfg, n_tok),
         });
     }
