@@ -459,3 +459,75 @@ fn backward_with_a_lora_tail() {
         }
     }
 }
+
+/// The forward that computes the adapter's `u = x·Aᵀ` in its own pass
+/// (`matmul_fwd_bf16_lora_project`): `u` against the f64 sum of the rounded products, and `y`
+/// equal bit for bit to `matmul_fwd_bf16_lora` given that `u`; across 128-token items and panel
+/// splits (1–3 threads, one set of bits), ranks 16, 32 and 5, a 1024+-wide reduction; AMX only.
+#[test]
+fn forward_that_projects_its_lora_input() {
+    use graft_kernels::grad::{matmul_fwd_bf16_lora, matmul_fwd_bf16_lora_project, LoraTail};
+    for (rows, cols, n_tok, rank, seed) in [
+        (150, 288, 45, 16, 70),
+        (96, 1280, 300, 32, 71),
+        (70, 64, 33, 5, 72),
+    ] {
+        let mut rng = Rng::new(seed);
+        let ty = QuantType::Q4_1;
+        let bytes = quantize(ty, &rng.vec(rows * cols, 1.0)).expect("quantize");
+        let x = rng.vec(n_tok * cols, 1.0);
+        let a = rng.vec(rank * cols, 0.5);
+        let b = rng.vec(rows * rank, 0.5);
+        let s = 2.0f32;
+        let r64 = |v: f32| f64::from(round_f32(v));
+        let mut want_u = vec![0f64; n_tok * rank];
+        for t in 0..n_tok {
+            for j in 0..rank {
+                want_u[t * rank + j] = (0..cols)
+                    .map(|c| r64(x[t * cols + c]) * r64(a[j * cols + c]))
+                    .sum();
+            }
+        }
+        let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+        for threads in [1, 2, 3] {
+            let p = pool(threads);
+            let (mut y, mut u) = (vec![f32::NAN; n_tok * rows], vec![f32::NAN; n_tok * rank]);
+            let fused = matmul_fwd_bf16_lora_project(
+                ty, &bytes, rows, cols, &x, n_tok, &mut y, &a, &b, rank, s, &mut u, &p,
+            )
+            .expect("projecting forward");
+            if !fused {
+                assert!(y.iter().chain(&u).all(|v| v.is_nan()), "declined but wrote");
+                println!("bf16 products do not run on AMX here: the projecting forward declines");
+                return;
+            }
+            let name = format!("lora project {rows}x{cols} T={n_tok} r={rank} x{threads}");
+            check(&name, &u, &want_u, TOL);
+            let tail = LoraTail {
+                u: &u,
+                b: &b,
+                rank,
+                scale: s,
+            };
+            let mut y2 = vec![f32::NAN; n_tok * rows];
+            assert!(
+                matmul_fwd_bf16_lora(ty, &bytes, rows, cols, &x, n_tok, &mut y2, &tail, &p)
+                    .expect("fused forward")
+            );
+            assert!(
+                y.iter().zip(&y2).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{name}: y differs from the forward given that u"
+            );
+            match &first {
+                None => first = Some((y, u)),
+                Some((y1, u1)) => assert!(
+                    y.iter()
+                        .zip(y1)
+                        .chain(u.iter().zip(u1))
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{name}: differs from one thread's"
+                ),
+            }
+        }
+    }
+}

@@ -133,7 +133,7 @@ pub fn lora_backward_bf16(
 }
 
 #[cfg(target_arch = "x86_64")]
-mod amx {
+pub(super) mod amx {
     use std::arch::x86_64::*;
 
     use crate::cpu::aligned::AlignedBuf;
@@ -149,7 +149,7 @@ mod amx {
     /// `R` (`k × r`, element `(kk, j)` from `val`) as VNNI `B` tiles: for each 16-column block
     /// of `r`, for each 32-row chunk of `k`, one [`B_TILE`] tile (pair row `p`, column `n` =
     /// `(R[32c + 2p, n], R[32c + 2p + 1, n])`), zero past `k` and `r`.
-    pub(super) fn pack_r(k: usize, r: usize, val: impl Fn(usize, usize) -> f32) -> AlignedBuf {
+    pub(crate) fn pack_r(k: usize, r: usize, val: impl Fn(usize, usize) -> f32) -> AlignedBuf {
         let kc = k.div_ceil(32);
         let mut buf = AlignedBuf::new();
         let out = buf.slice_mut::<u16>(r.div_ceil(16) * kc * B_TILE);

@@ -173,6 +173,37 @@ pub fn matmul_fwd_bf16_lora(
     Ok(false)
 }
 
+/// [`matmul_fwd_bf16_lora`] that also computes the adapter's `u = x·Aᵀ` (`a` `[rank × cols]`,
+/// written to `u`, `[n_tok × rank]`) in the same pass, from the activation tiles each item
+/// already holds, instead of reading and converting `x` again in a separate product
+/// ([`super::lora_project_bf16`]): `y = x·Wᵀ + s·u·Bᵀ` with `u` = bf16(x)·bf16(A)ᵀ (f32 sums,
+/// then rounded to bf16 for the tail as there). `Ok(false)`, touching nothing, where bf16
+/// products do not run on AMX tiles here or the rank exceeds [`LORA_TAIL_MAX_RANK`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_fwd_bf16_lora_project(
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_tok: usize,
+    y: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    rank: usize,
+    scale: f32,
+    u: &mut [f32],
+    pool: &ThreadPool,
+) -> Result<bool, GradError> {
+    #[cfg(target_arch = "x86_64")]
+    if Bf16Path::Amx.is_available() && rank <= LORA_TAIL_MAX_RANK {
+        amx_impl::forward_lora_project(ty, w, rows, cols, x, n_tok, y, a, b, rank, scale, u, pool)?;
+        return Ok(true);
+    }
+    let _ = (ty, w, rows, cols, x, n_tok, y, a, b, rank, scale, u, pool);
+    Ok(false)
+}
+
 /// `dx (+)= dy·W + g·A` (`+=` when `accumulate`, else `=`) in bf16 products (f32 sums) in one
 /// pass over the AMX tiles: the adapter's input gradient (`g = s·dy·B` `[n_tok × rank]`, `A`
 /// `[rank × cols]`, both rounded to bf16) is one more 32-wide reduction step of each output
@@ -554,8 +585,12 @@ mod amx_impl {
     /// (rank ≤ 32) and `C` `[n × rank]`, as one more 32-wide reduction step of every output
     /// block after the last of the main product's.
     pub(super) struct Tail<'a> {
-        /// `[n_tok × rank]` f32, converted to bf16 tiles per item.
+        /// `[n_tok × rank]` f32, converted to bf16 tiles per item (unused with `proj`).
         pub(super) u: &'a [f32],
+        /// Where given, `u` is computed here instead, from the item's activation tiles: `u =
+        /// act · R` with `R` packed as [`super::super::lora_bf16`]'s `pack_r` lays it out, and
+        /// written (f32) to the pointer, `[n_tok × rank]`.
+        pub(super) proj: Option<(&'a [u16], DxPtr)>,
         pub(super) rank: usize,
         /// `C` packed: panel `p`'s `np / 16` tiles (one reduction step each: rows `0..rank`,
         /// zero past it) at `p · np / 16 · TILE_PAIRS` u32.
@@ -735,12 +770,53 @@ mod amx_impl {
             if let Some(tl) = tail {
                 // The tail's `u` rows of the item's tokens, one 16 × 32 tile per 16 tokens.
                 let mut row = [0f32; 32];
+                let mut uc = [0f32; 2 * 256];
+                let kch = k.div_ceil(32);
                 for (g, tile) in ut.chunks_exact_mut(A_TILE).enumerate() {
+                    if let (Some((rp, _)), true) = (tl.proj, g * 16 < nt_item) {
+                        // u of the group's 16 tokens: 16 × 16 per block of 16 ranks.
+                        for rb in 0..tl.rank.div_ceil(16) {
+                            let a = &ab[g * group_len..][..group_len];
+                            let b = &rp[rb * kch * B_TILE..][..kch * B_TILE];
+                            // SAFETY: tiles configured; A = the group's `kch` tiles (whole
+                            // `k`, contiguous), B = `kch` tiles of R's block rb; C = 16 rows
+                            // of 16 in `uc` (column block rb of a 16 × 32 block).
+                            unsafe {
+                                tiles.gemm_16x16(
+                                    a.as_ptr(),
+                                    A_TILE,
+                                    b.as_ptr(),
+                                    B_TILE,
+                                    kch,
+                                    uc.as_mut_ptr().add(16 * rb),
+                                    32,
+                                );
+                            }
+                        }
+                    }
                     for r in 0..16 {
                         let t = t_first + g * 16 + r;
                         row.fill(0.0);
                         if t < (t_first + nt_item) {
-                            row[..tl.rank].copy_from_slice(&tl.u[t * tl.rank..][..tl.rank]);
+                            match tl.proj {
+                                None => {
+                                    row[..tl.rank].copy_from_slice(&tl.u[t * tl.rank..][..tl.rank])
+                                }
+                                Some((_, out)) => {
+                                    row[..tl.rank].copy_from_slice(&uc[r * 32..][..tl.rank]);
+                                    if pg == 0 {
+                                        // SAFETY: row t of the `[n_tok × rank]` output: the
+                                        // item with pg 0 of these tokens is the only writer.
+                                        let dst = unsafe {
+                                            std::slice::from_raw_parts_mut(
+                                                out.get().add(t * tl.rank),
+                                                tl.rank,
+                                            )
+                                        };
+                                        dst.copy_from_slice(&row[..tl.rank]);
+                                    }
+                                }
+                            }
                         }
                         // SAFETY: AMX path (AVX512-BF16 present); 32 elements each.
                         unsafe { amx::to_bf16(&row, &mut tile[r * 32..][..32]) };
@@ -1030,6 +1106,7 @@ mod amx_impl {
             u: g,
             rank,
             c: cbuf.as_slice::<u32>(),
+            proj: None,
         };
         backward_with(base, dy, n_tok, dx, accumulate, Some(&tail), pool)
     }
@@ -1064,6 +1141,46 @@ mod amx_impl {
             u: lora.u,
             rank,
             c: cbuf.as_slice::<u32>(),
+            proj: None,
+        };
+        forward_with(base, x, n_tok, y, Some(&tail), pool)
+    }
+
+    /// [`forward_lora`] that computes `u = x · Aᵀ` (`a` `[rank × cols]`) in the same pass, from
+    /// each item's activation tiles, and writes it to `u` (`[n_tok × rank]`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward_lora_project(
+        ty: QuantType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n_tok: usize,
+        y: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        rank: usize,
+        scale: f32,
+        u: &mut [f32],
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let base = base("matmul_fwd_bf16_lora_project", ty, w, rows, cols)?;
+        check_len("matmul_fwd_bf16_lora_project", "u", u.len(), n_tok * rank)?;
+        check_len("matmul_fwd_bf16_lora_project", "a", a.len(), rank * cols)?;
+        check_len("matmul_fwd_bf16_lora_project", "b", b.len(), rows * rank)?;
+        let cbuf = pack_tail(rows.div_ceil(FWD_PANEL) * FWD_PANEL / 16, |r, j| {
+            if r < rows && j < rank {
+                scale * b[r * rank + j]
+            } else {
+                0.0
+            }
+        });
+        let r_pack = super::super::lora_bf16::amx::pack_r(cols, rank, |kk, j| a[j * cols + kk]);
+        let tail = Tail {
+            u: &[],
+            rank,
+            c: cbuf.as_slice::<u32>(),
+            proj: Some((r_pack.as_slice::<u16>(), DxPtr(u.as_mut_ptr()))),
         };
         forward_with(base, x, n_tok, y, Some(&tail), pool)
     }

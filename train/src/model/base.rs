@@ -127,6 +127,37 @@ impl Base {
             .base_matmul_lora(self.mode, self.precision, m, x, n, lora, y)
     }
 
+    /// [`Self::forward_lora`] that also computes `u = A x` in the same pass
+    /// ([`GradOps::base_matmul_lora_project`]): `Ok(true)`; `Ok(false)` with nothing written
+    /// otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_lora_project(
+        &self,
+        m: &Matrix<'_>,
+        x: &[f32],
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        rank: usize,
+        scale: f32,
+        u: &mut [f32],
+        y: &mut [f32],
+    ) -> Result<bool, TrainModelError> {
+        self.cpu.base_matmul_lora_project(
+            self.mode,
+            self.precision,
+            m,
+            x,
+            n,
+            a,
+            b,
+            rank,
+            scale,
+            u,
+            y,
+        )
+    }
+
     /// `dx += Wᵀ dy` (or `dx = Wᵀ dy`, [`Accumulate::Overwrite`]) for `n` tokens (`dy`:
     /// `[n, rows]`, `dx`: `[n, cols]`).
     pub(crate) fn backward(

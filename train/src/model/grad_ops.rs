@@ -72,6 +72,29 @@ pub trait GradOps: ForwardOps {
         Ok(false)
     }
 
+    /// [`GradOps::base_matmul_lora`] that also computes `u = A x` (`a` `[rank × w.cols]`, into
+    /// `u`) in the same pass where the device can (bf16 on AMX tiles: from the activation tiles
+    /// the base product already holds): `Ok(true)`. `Ok(false)` with nothing written elsewhere
+    /// (the default): the caller runs [`GradOps::lora_project`] and then the fused product.
+    #[allow(clippy::too_many_arguments)]
+    fn base_matmul_lora_project(
+        &self,
+        mode: BaseMatmul,
+        precision: Precision,
+        w: &Matrix<'_>,
+        x: Self::View<'_>,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        rank: usize,
+        scale: f32,
+        u: &mut [f32],
+        y: Self::ViewMut<'_>,
+    ) -> Result<bool, TrainModelError> {
+        let _ = (mode, precision, w, x, n, a, b, rank, scale, u, y);
+        Ok(false)
+    }
+
     /// `u = A x` alone: [`GradOps::lora_forward`]'s first half (with its bits in
     /// [`Precision::F32`]; in [`Precision::Bf16`] bf16 products with f32 sums where the device
     /// runs them fast — AMX tiles on the CPU).
@@ -278,6 +301,42 @@ impl GradOps for CpuBackend {
         let (x, y) = (&x[..n * w.cols], &mut y[..n * w.rows]);
         grad::matmul_fwd_bf16_lora(w.ty, w.bytes, w.rows, w.cols, x, n, y, lora, self.pool())
             .map_err(grad_error(w))
+    }
+
+    fn base_matmul_lora_project(
+        &self,
+        mode: BaseMatmul,
+        precision: Precision,
+        w: &Matrix<'_>,
+        x: &[f32],
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        rank: usize,
+        scale: f32,
+        u: &mut [f32],
+        y: &mut [f32],
+    ) -> Result<bool, TrainModelError> {
+        if mode != BaseMatmul::Tiled || precision != Precision::Bf16 {
+            return Ok(false);
+        }
+        let (x, y, u) = (&x[..n * w.cols], &mut y[..n * w.rows], &mut u[..n * rank]);
+        grad::matmul_fwd_bf16_lora_project(
+            w.ty,
+            w.bytes,
+            w.rows,
+            w.cols,
+            x,
+            n,
+            y,
+            a,
+            b,
+            rank,
+            scale,
+            u,
+            self.pool(),
+        )
+        .map_err(grad_error(w))
     }
 
     fn lora_project(

@@ -169,8 +169,19 @@ impl Ctx<'_> {
                 n_out: m.rows,
                 rank: lora.config().rank,
             };
-            let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
             let u = &mut u[..n * sh.rank];
+            if self.dropout == 0.0 {
+                // `u = A x` from the tiles the base product converts `x` into anyway.
+                let (av, bv, s) = (&a.values, &b.values, lora.scale());
+                if self
+                    .base
+                    .forward_lora_project(m, x, n, av, bv, sh.rank, s, u, y)?
+                {
+                    self.add_anchor(lora, u, &b.values, sh.rank, m.rows);
+                    return Ok(());
+                }
+            }
+            let xin = self.lora_input(layer, t, &x[..n * m.cols], xd);
             ops.lora_project(self.base.op_precision(), sh, xin, &a.values, u);
             let tail = LoraTail {
                 u,

@@ -259,6 +259,51 @@ impl Tiles {
 }
 
 impl Tiles {
+    /// `C[16 × 16] = A[16 × 32·kchunks] · B[32·kchunks × 16]` in bf16 products, f32 sums:
+    /// chunk `k`'s `A` tile (16 rows of 32, 64-byte rows) at `a + k · a_chunk`, its VNNI `B` tile
+    /// at `b + k · b_chunk`; `c` 16 rows of 16 f32, `ldc` floats apart, written.
+    ///
+    /// # Safety
+    /// Every window named above must be readable (and `c`'s writable, exclusively).
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn gemm_16x16(
+        &self,
+        a: *const u16,
+        a_chunk: usize,
+        b: *const u16,
+        b_chunk: usize,
+        kchunks: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        // SAFETY: the tiles are configured (`self`); tilezero touches no memory.
+        unsafe { asm!("tilezero tmm0", options(nostack, nomem)) };
+        for k in 0..kchunks {
+            // SAFETY: chunk k's A and B tiles are inside the caller's windows.
+            unsafe {
+                asm!(
+                    "tileloadd tmm4, [{a} + {s}*1]",
+                    "tileloadd tmm6, [{b} + {s}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    a = in(reg) a.add(k * a_chunk),
+                    b = in(reg) b.add(k * b_chunk),
+                    s = in(reg) 64usize,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        // SAFETY: the caller's C window (16 rows × 64 bytes, `ldc` floats apart) is writable.
+        unsafe {
+            asm!(
+                "tilestored [{c} + {s}*1], tmm0",
+                c = in(reg) c,
+                s = in(reg) ldc * 4,
+                options(nostack),
+            );
+        }
+    }
+
     /// Zeroes the four accumulator tiles `tmm0`–`tmm3` of [`Tiles::dot_1x4`] /
     /// [`Tiles::dot_4x1`].
     #[inline]
