@@ -531,3 +531,83 @@ fn forward_that_projects_its_lora_input() {
         }
     }
 }
+
+/// The backward that computes the adapter's `g = s·dy·B` in its own pass
+/// (`matmul_t_bf16_lora_project`): `g` against the f64 sum of the rounded products (scaled),
+/// and `dx` equal bit for bit to `matmul_t_bf16_lora` given that `g`, accumulating and
+/// overwriting; 64/256-column panels, two 1024-row reduction chunks, 1–3 threads with one set
+/// of bits; AMX only.
+#[test]
+fn backward_that_projects_its_lora_gradient() {
+    use graft_kernels::grad::{matmul_t_bf16_lora, matmul_t_bf16_lora_project};
+    for (ty, rows, cols, n_tok, rank, seed) in [
+        (QuantType::Q4_1, 150, 288, 45, 16, 80),
+        (QuantType::Q8_0, 1100, 96, 300, 32, 81),
+        (QuantType::Q4_K, 40, 512, 33, 5, 82),
+    ] {
+        let mut rng = Rng::new(seed);
+        let bytes = quantize(ty, &rng.vec(rows * cols, 1.0)).expect("quantize");
+        let dy = rng.vec(n_tok * rows, 1.0);
+        let a = rng.vec(rank * cols, 0.5);
+        let b = rng.vec(rows * rank, 0.5);
+        let dx0 = rng.vec(n_tok * cols, 1.0);
+        let s = 1.5f32;
+        let r64 = |v: f32| f64::from(round_f32(v));
+        let mut want_g = vec![0f64; n_tok * rank];
+        for t in 0..n_tok {
+            for j in 0..rank {
+                let sum: f64 = (0..rows)
+                    .map(|o| r64(dy[t * rows + o]) * r64(b[o * rank + j]))
+                    .sum();
+                want_g[t * rank + j] = f64::from(s) * sum;
+            }
+        }
+        for accumulate in [true, false] {
+            let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+            for threads in [1, 2, 3] {
+                let p = pool(threads);
+                let start = || {
+                    if accumulate {
+                        dx0.clone()
+                    } else {
+                        vec![f32::NAN; n_tok * cols]
+                    }
+                };
+                let (mut dx, mut g) = (start(), vec![f32::NAN; n_tok * rank]);
+                let fused = matmul_t_bf16_lora_project(
+                    ty, &bytes, rows, cols, &dy, n_tok, &mut dx, accumulate, &a, &b, rank, s,
+                    &mut g, &p,
+                )
+                .expect("projecting backward");
+                if !fused {
+                    assert!(g.iter().all(|v| v.is_nan()), "declined but wrote");
+                    println!(
+                        "bf16 products do not run on AMX here: the projecting backward declines"
+                    );
+                    return;
+                }
+                let name = format!("{ty} lora project backward {rows}x{cols} T={n_tok} r={rank} acc={accumulate} x{threads}");
+                check(&name, &g, &want_g, TOL);
+                let mut dx2 = start();
+                assert!(matmul_t_bf16_lora(
+                    ty, &bytes, rows, cols, &dy, n_tok, &mut dx2, accumulate, &g, &a, rank, &p,
+                )
+                .expect("fused backward"));
+                assert!(
+                    dx.iter().zip(&dx2).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{name}: dx differs from the backward given that g"
+                );
+                match &first {
+                    None => first = Some((dx, g)),
+                    Some((d1, g1)) => assert!(
+                        dx.iter()
+                            .zip(d1)
+                            .chain(g.iter().zip(g1))
+                            .all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{name}: differs from one thread's"
+                    ),
+                }
+            }
+        }
+    }
+}

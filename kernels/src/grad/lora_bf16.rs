@@ -87,6 +87,43 @@ pub fn lora_backward_g_bf16(
         // g = s · dy B.
         let r_pack = amx::pack_r(n_out, rank, |k, j| b[k * rank + j]);
         amx::narrow(pool, dy, n_tok, n_out, &r_pack, rank, s, g);
+        return lora_weight_grads_bf16(sh, x, s, u, dy, g, da, db, pool);
+    }
+    let _ = (sh, x, b, s, u, dy, da, db, g, pool);
+    false
+}
+
+/// The adapter's weight gradients given `g = s·dy·B` (`[T, r]`, from elsewhere: the base
+/// backward's pass, [`super::matmul_t_bf16_lora_project`]), in bf16 products on AMX tiles:
+/// `dA += bf16(g)ᵀ·bf16(x)`, `dB += s·(bf16(u)ᵀ·bf16(dy))ᵀ`. `false`, touching nothing, where
+/// bf16 products do not run on tiles here.
+#[allow(clippy::too_many_arguments)]
+pub fn lora_weight_grads_bf16(
+    sh: LoraShape,
+    x: &[f32],
+    s: f32,
+    u: &[f32],
+    dy: &[f32],
+    g: &[f32],
+    da: &mut [f32],
+    db: &mut [f32],
+    pool: &ThreadPool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if Bf16Path::Amx.is_available() {
+        let LoraShape {
+            n_tok,
+            n_in,
+            n_out,
+            rank,
+        } = sh;
+        let (x, u, dy, g) = (
+            &x[..n_tok * n_in],
+            &u[..n_tok * rank],
+            &dy[..n_tok * n_out],
+            &g[..n_tok * rank],
+        );
+        let (da, db) = (&mut da[..rank * n_in], &mut db[..n_out * rank]);
         // dA += gᵀ x.
         let gt = amx::pack_pt(g, n_tok, rank);
         amx::tok_reduce(pool, &gt, x, n_tok, n_in, rank, |i, c, v| {
@@ -99,7 +136,7 @@ pub fn lora_backward_g_bf16(
         });
         return true;
     }
-    let _ = (sh, x, b, s, u, dy, da, db, g, pool);
+    let _ = (sh, x, s, u, dy, g, da, db, pool);
     false
 }
 

@@ -237,6 +237,41 @@ pub fn matmul_t_bf16_lora(
     Ok(false)
 }
 
+/// [`matmul_t_bf16_lora`] that also computes the adapter's `g = s·dy·B` (`b` `[rows × rank]`,
+/// written to `g`, `[n_tok × rank]`) in the same pass, from the `dy` tiles each item already
+/// holds: `dx (+)= dy·W + g·A` with `g = s·(bf16(dy)·bf16(B))` (f32 sums, then rounded to bf16
+/// for the tail). `Ok(false)`, touching nothing, where bf16 products do not run on AMX tiles
+/// here or the rank exceeds [`LORA_TAIL_MAX_RANK`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_t_bf16_lora_project(
+    ty: QuantType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    dy: &[f32],
+    n_tok: usize,
+    dx: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    b: &[f32],
+    rank: usize,
+    scale: f32,
+    g: &mut [f32],
+    pool: &ThreadPool,
+) -> Result<bool, GradError> {
+    #[cfg(target_arch = "x86_64")]
+    if Bf16Path::Amx.is_available() && rank <= LORA_TAIL_MAX_RANK {
+        amx_impl::backward_lora_project(
+            ty, w, rows, cols, dy, n_tok, dx, accumulate, a, b, rank, scale, g, pool,
+        )?;
+        return Ok(true);
+    }
+    let _ = (
+        ty, w, rows, cols, dy, n_tok, dx, accumulate, a, b, rank, scale, g, pool,
+    );
+    Ok(false)
+}
+
 /// [`matmul_t_bf16`] that overwrites: `dx[t, c] = Σ_r bf16(W[r, c]) · bf16(dy[t, r])`, the
 /// same bits as accumulating into zeros. On AMX the output tiles start from zero instead of
 /// being loaded, so the caller skips zero-filling `dx` (a training step filled ~800 MB of
@@ -588,13 +623,23 @@ mod amx_impl {
         /// `[n_tok × rank]` f32, converted to bf16 tiles per item (unused with `proj`).
         pub(super) u: &'a [f32],
         /// Where given, `u` is computed here instead, from the item's activation tiles: `u =
-        /// act · R` with `R` packed as [`super::super::lora_bf16`]'s `pack_r` lays it out, and
-        /// written (f32) to the pointer, `[n_tok × rank]`.
-        pub(super) proj: Option<(&'a [u16], DxPtr)>,
+        /// scale · act · R` with `R` packed as [`super::super::lora_bf16`]'s `pack_r` lays it
+        /// out, and written (f32) to the pointer, `[n_tok × rank]`.
+        pub(super) proj: Option<Proj<'a>>,
         pub(super) rank: usize,
         /// `C` packed: panel `p`'s `np / 16` tiles (one reduction step each: rows `0..rank`,
         /// zero past it) at `p · np / 16 · TILE_PAIRS` u32.
         pub(super) c: &'a [u32],
+    }
+
+    /// A [`Tail`] whose `u` is computed in the pass: `u = scale · act · R`.
+    #[derive(Clone, Copy)]
+    pub(super) struct Proj<'a> {
+        /// `R` as `pack_r` lays it out (per 16 ranks, one VNNI tile per 32-wide reduction step).
+        pub(super) r: &'a [u16],
+        /// `[n_tok × rank]` f32, written once per token.
+        pub(super) out: DxPtr,
+        pub(super) scale: f32,
     }
 
     /// Packs panels `first ..` into `data` (`panel_len` u32 each) with `pack`, one panel per
@@ -773,11 +818,11 @@ mod amx_impl {
                 let mut uc = [0f32; 2 * 256];
                 let kch = k.div_ceil(32);
                 for (g, tile) in ut.chunks_exact_mut(A_TILE).enumerate() {
-                    if let (Some((rp, _)), true) = (tl.proj, g * 16 < nt_item) {
+                    if let (Some(pj), true) = (tl.proj, g * 16 < nt_item) {
                         // u of the group's 16 tokens: 16 × 16 per block of 16 ranks.
                         for rb in 0..tl.rank.div_ceil(16) {
                             let a = &ab[g * group_len..][..group_len];
-                            let b = &rp[rb * kch * B_TILE..][..kch * B_TILE];
+                            let b = &pj.r[rb * kch * B_TILE..][..kch * B_TILE];
                             // SAFETY: tiles configured; A = the group's `kch` tiles (whole
                             // `k`, contiguous), B = `kch` tiles of R's block rb; C = 16 rows
                             // of 16 in `uc` (column block rb of a 16 × 32 block).
@@ -802,14 +847,16 @@ mod amx_impl {
                                 None => {
                                     row[..tl.rank].copy_from_slice(&tl.u[t * tl.rank..][..tl.rank])
                                 }
-                                Some((_, out)) => {
-                                    row[..tl.rank].copy_from_slice(&uc[r * 32..][..tl.rank]);
+                                Some(pj) => {
+                                    for (d, &v) in row.iter_mut().zip(&uc[r * 32..][..tl.rank]) {
+                                        *d = pj.scale * v;
+                                    }
                                     if pg == 0 {
                                         // SAFETY: row t of the `[n_tok × rank]` output: the
                                         // item with pg 0 of these tokens is the only writer.
                                         let dst = unsafe {
                                             std::slice::from_raw_parts_mut(
-                                                out.get().add(t * tl.rank),
+                                                pj.out.get().add(t * tl.rank),
                                                 tl.rank,
                                             )
                                         };
@@ -1111,6 +1158,51 @@ mod amx_impl {
         backward_with(base, dy, n_tok, dx, accumulate, Some(&tail), pool)
     }
 
+    /// [`backward_lora`] that computes `g = s · dy · B` (`b` `[rows × rank]`) in the same pass,
+    /// from each item's `dy` tiles, and writes it to `g` (`[n_tok × rank]`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn backward_lora_project(
+        ty: QuantType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        dy: &[f32],
+        n_tok: usize,
+        dx: &mut [f32],
+        accumulate: bool,
+        a: &[f32],
+        b: &[f32],
+        rank: usize,
+        scale: f32,
+        g: &mut [f32],
+        pool: &ThreadPool,
+    ) -> Result<(), GradError> {
+        let base = base("matmul_t_bf16_lora_project", ty, w, rows, cols)?;
+        check_len("matmul_t_bf16_lora_project", "g", g.len(), n_tok * rank)?;
+        check_len("matmul_t_bf16_lora_project", "a", a.len(), rank * cols)?;
+        check_len("matmul_t_bf16_lora_project", "b", b.len(), rows * rank)?;
+        let np = t_panel(ty);
+        let cbuf = pack_tail(cols.div_ceil(np) * np / 16, |c, j| {
+            if c < cols && j < rank {
+                a[j * cols + c]
+            } else {
+                0.0
+            }
+        });
+        let r_pack = super::super::lora_bf16::amx::pack_r(rows, rank, |o, j| b[o * rank + j]);
+        let tail = Tail {
+            u: &[],
+            rank,
+            c: cbuf.as_slice::<u32>(),
+            proj: Some(Proj {
+                r: r_pack.as_slice::<u16>(),
+                out: DxPtr(g.as_mut_ptr()),
+                scale,
+            }),
+        };
+        backward_with(base, dy, n_tok, dx, accumulate, Some(&tail), pool)
+    }
+
     /// [`forward`] plus `s · u · Bᵀ` (`u` `[n_tok × rank]`, `b` `[rows × rank]`, rank ≤ 32) as
     /// a [`Tail`] of the same tile pass.
     #[allow(clippy::too_many_arguments)]
@@ -1180,7 +1272,11 @@ mod amx_impl {
             u: &[],
             rank,
             c: cbuf.as_slice::<u32>(),
-            proj: Some((r_pack.as_slice::<u16>(), DxPtr(u.as_mut_ptr()))),
+            proj: Some(Proj {
+                r: r_pack.as_slice::<u16>(),
+                out: DxPtr(u.as_mut_ptr()),
+                scale: 1.0,
+            }),
         };
         forward_with(base, x, n_tok, y, Some(&tail), pool)
     }

@@ -42,11 +42,13 @@ pub use lora::{
     lora_backward, lora_backward_g, lora_backward_with, lora_forward, lora_forward_with,
     lora_project, LoraShape,
 };
-pub use lora_bf16::{lora_backward_bf16, lora_backward_g_bf16, lora_project_bf16};
+pub use lora_bf16::{
+    lora_backward_bf16, lora_backward_g_bf16, lora_project_bf16, lora_weight_grads_bf16,
+};
 pub use matmul_bf16::{
     matmul_fwd_bf16, matmul_fwd_bf16_lora, matmul_fwd_bf16_lora_project, matmul_fwd_bf16_with,
-    matmul_t_bf16, matmul_t_bf16_lora, matmul_t_bf16_set, matmul_t_bf16_with, LoraTail, PackedBf16,
-    PackedFor, LORA_TAIL_MAX_RANK,
+    matmul_t_bf16, matmul_t_bf16_lora, matmul_t_bf16_lora_project, matmul_t_bf16_set,
+    matmul_t_bf16_with, LoraTail, PackedBf16, PackedFor, LORA_TAIL_MAX_RANK,
 };
 pub use matmul_fwd::{matmul_fwd, matmul_fwd_with};
 pub use matmul_t::{matmul_t, matmul_t_with};

@@ -189,6 +189,47 @@ impl Base {
             .base_matmul_t_lora(self.precision, m, dy, n, dx, acc, g, a, rank)
     }
 
+    /// The adapter's whole backward with the base's in one pass where the device can
+    /// ([`GradOps::base_matmul_t_lora_backward`]): `Ok(true)`; `Ok(false)` with nothing written
+    /// otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_lora_full(
+        &self,
+        m: &Matrix<'_>,
+        sh: graft_kernels::grad::LoraShape,
+        x: &[f32],
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        acc: Accumulate,
+        da: &mut [f32],
+        db: &mut [f32],
+        g: &mut [f32],
+    ) -> Result<bool, TrainModelError> {
+        if self.mode != BaseMatmul::Tiled {
+            return Ok(false);
+        }
+        self.cpu.base_matmul_t_lora_backward(
+            self.precision,
+            m,
+            sh,
+            x,
+            a,
+            b,
+            s,
+            u,
+            dy,
+            dx,
+            acc,
+            da,
+            db,
+            g,
+        )
+    }
+
     /// Bytes the output head `m` takes packed for both bf16 products: nonzero only where it
     /// is packed once ([`BaseMatmul::Tiled`] in bf16 on AMX tiles, at most
     /// [`HEAD_PACK_MAX_BYTES`]).

@@ -12,7 +12,7 @@
 use super::base::{grad_error, BaseMatmul};
 use super::error::TrainModelError;
 use graft_kernels::grad::{self, parallel::for_each_piece, AttnShape, LoraShape, Precision};
-use graft_runtime::backend::{CpuBackend, ForwardOps, RopeParams};
+use graft_runtime::backend::{CpuBackend, ForwardOps, OpError, RopeParams};
 use graft_runtime::spec::Activation;
 use graft_runtime::weights::Matrix;
 
@@ -92,6 +92,34 @@ pub trait GradOps: ForwardOps {
         y: Self::ViewMut<'_>,
     ) -> Result<bool, TrainModelError> {
         let _ = (mode, precision, w, x, n, a, b, rank, scale, u, y);
+        Ok(false)
+    }
+
+    /// The adapter's whole backward in one pass with the base's, where the device can (bf16
+    /// on AMX tiles, rank ≤ 32): `dx (+)= Wᵀ dy + Aᵀ g` with `g = s·dy B` computed from the `dy`
+    /// tiles the base product holds (written to `g`, `[n × rank]`), then `da += gᵀ x`,
+    /// `db += s·(uᵀ dy)ᵀ`: `Ok(true)`. `Ok(false)` with nothing written elsewhere (the
+    /// default): the caller runs [`GradOps::lora_backward_g`] and
+    /// [`GradOps::base_matmul_t_lora`].
+    #[allow(clippy::too_many_arguments)]
+    fn base_matmul_t_lora_backward(
+        &self,
+        precision: Precision,
+        w: &Matrix<'_>,
+        sh: LoraShape,
+        x: Self::View<'_>,
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &[f32],
+        dy: Self::View<'_>,
+        dx: Self::ViewMut<'_>,
+        acc: Accumulate,
+        da: &mut [f32],
+        db: &mut [f32],
+        g: &mut [f32],
+    ) -> Result<bool, TrainModelError> {
+        let _ = (precision, w, sh, x, a, b, s, u, dy, dx, acc, da, db, g);
         Ok(false)
     }
 
@@ -337,6 +365,63 @@ impl GradOps for CpuBackend {
             self.pool(),
         )
         .map_err(grad_error(w))
+    }
+
+    fn base_matmul_t_lora_backward(
+        &self,
+        precision: Precision,
+        w: &Matrix<'_>,
+        sh: LoraShape,
+        x: &[f32],
+        a: &[f32],
+        b: &[f32],
+        s: f32,
+        u: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        acc: Accumulate,
+        da: &mut [f32],
+        db: &mut [f32],
+        g: &mut [f32],
+    ) -> Result<bool, TrainModelError> {
+        let (n, rank) = (sh.n_tok, sh.rank);
+        if precision != Precision::Bf16 || (w.rows, w.cols) != (sh.n_out, sh.n_in) {
+            return Ok(false);
+        }
+        let g = &mut g[..n * rank];
+        let fused = grad::matmul_t_bf16_lora_project(
+            w.ty,
+            w.bytes,
+            w.rows,
+            w.cols,
+            &dy[..n * w.rows],
+            n,
+            &mut dx[..n * w.cols],
+            acc == Accumulate::Add,
+            a,
+            b,
+            rank,
+            s,
+            g,
+            self.pool(),
+        )
+        .map_err(grad_error(w))?;
+        if !fused {
+            return Ok(false);
+        }
+        // The same condition (bf16 products on AMX tiles) as the pass above, so it runs; if it
+        // did not, dx is already written: stop with an error rather than return half a backward.
+        if !grad::lora_weight_grads_bf16(sh, x, s, u, dy, g, da, db, self.pool()) {
+            return Err(OpError::new(
+                "lora backward",
+                format!(
+                    "{}: the bf16 weight gradients declined after the fused pass",
+                    w.name
+                ),
+            )
+            .into());
+        }
+        Ok(true)
     }
 
     fn lora_project(

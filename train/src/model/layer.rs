@@ -226,6 +226,27 @@ impl Ctx<'_> {
         let (ops, prec) = (self.base.cpu(), self.base.op_precision());
         if let (true, Some(dx)) = (fuse, dx.as_deref_mut()) {
             let g = &mut tmp[..n * rank];
+            // Without the anchor's term the adapter's `g = s·dy B` comes from the `dy` tiles
+            // of the base backward itself, and dA, dB after it.
+            if weight == 0.0
+                && self.base.backward_lora_full(
+                    m,
+                    sh,
+                    &x[..len],
+                    av,
+                    bv,
+                    scale,
+                    u,
+                    dy_base,
+                    dx,
+                    acc,
+                    ag,
+                    bg,
+                    g,
+                )?
+            {
+                return Ok(());
+            }
             ops.lora_backward_g(prec, sh, &x[..len], av, bv, scale, u, dy, ag, bg, g);
             let g = &tmp[..n * rank];
             // `fuses_lora` and the fused product check the same conditions, so it never
