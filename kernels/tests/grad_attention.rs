@@ -10,50 +10,6 @@ use graft_kernels::grad::{attention_backward, attention_forward, AttnShape};
 /// f32 kernel vs f64 finite differences (FD error ~1e-9, so this is the kernel's f32 error).
 const TOL: f64 = 1e-4;
 
-/// Dense f64 reference: returns (out, lse).
-fn attn64(
-    sh: AttnShape,
-    q: &[f64],
-    k: &[f64],
-    v: &[f64],
-    seg: Option<&[u32]>,
-) -> (Vec<f64>, Vec<f64>) {
-    let hd = sh.head_dim;
-    let scale = sh.scale.map_or(1.0 / (hd as f64).sqrt(), f64::from);
-    let mut out = vec![0f64; q.len()];
-    let mut lse = vec![0f64; sh.n_tok * sh.n_head];
-    for i in 0..sh.n_tok {
-        for h in 0..sh.n_head {
-            let g = h / (sh.n_head / sh.n_kv);
-            let qi = &q[(i * sh.n_head + h) * hd..][..hd];
-            let js: Vec<usize> = (0..=i)
-                .filter(|&j| seg.is_none_or(|s| s[i] == s[j]))
-                .filter(|&j| sh.window.is_none_or(|w| i - j < w))
-                .collect();
-            let sc: Vec<f64> = js
-                .iter()
-                .map(|&j| {
-                    scale
-                        * qi.iter()
-                            .zip(&k[(j * sh.n_kv + g) * hd..][..hd])
-                            .map(|(a, b)| a * b)
-                            .sum::<f64>()
-                })
-                .collect();
-            let m = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let z: f64 = sc.iter().map(|s| (s - m).exp()).sum();
-            lse[i * sh.n_head + h] = m + z.ln();
-            for (&j, s) in js.iter().zip(&sc) {
-                let p = (s - m).exp() / z;
-                for d in 0..hd {
-                    out[(i * sh.n_head + h) * hd + d] += p * v[(j * sh.n_kv + g) * hd + d];
-                }
-            }
-        }
-    }
-    (out, lse)
-}
-
 fn run(seg: Option<&[u32]>, seed: u64, threads: usize) {
     run_with(seg, seed, threads, None, None)
 }

@@ -26,59 +26,14 @@ fn exact(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// The f64 forward (out, lse).
-fn attn64(
-    sh: AttnShape,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    seg: Option<&[u32]>,
-) -> (Vec<f64>, Vec<f64>) {
-    let hd = sh.head_dim;
-    let scale = f64::from(sh.scale.unwrap_or(1.0 / (hd as f32).sqrt()));
-    let mut out = vec![0f64; q.len()];
-    let mut lse = vec![0f64; sh.n_tok * sh.n_head];
-    for i in 0..sh.n_tok {
-        for h in 0..sh.n_head {
-            let g = h / (sh.n_head / sh.n_kv);
-            let qi = &q[(i * sh.n_head + h) * hd..][..hd];
-            let js: Vec<usize> = (0..=i)
-                .filter(|&j| seg.is_none_or(|s| s[i] == s[j]))
-                .filter(|&j| sh.window.is_none_or(|w| i - j < w))
-                .collect();
-            let sc: Vec<f64> = js
-                .iter()
-                .map(|&j| {
-                    let kj = &k[(j * sh.n_kv + g) * hd..][..hd];
-                    scale
-                        * qi.iter()
-                            .zip(kj)
-                            .map(|(a, b)| f64::from(a * b))
-                            .sum::<f64>()
-                })
-                .collect();
-            let m = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let z: f64 = sc.iter().map(|s| (s - m).exp()).sum();
-            lse[i * sh.n_head + h] = m + z.ln();
-            for (&j, s) in js.iter().zip(&sc) {
-                let p = (s - m).exp() / z;
-                for d in 0..hd {
-                    out[(i * sh.n_head + h) * hd + d] +=
-                        p * f64::from(v[(j * sh.n_kv + g) * hd + d]);
-                }
-            }
-        }
-    }
-    (out, lse)
-}
-
 fn case(sh: AttnShape, seg: Option<&[u32]>, seed: u64) {
     let mut rng = Rng::new(seed);
     let q = exact(&mut rng, sh.n_tok * sh.n_head * sh.head_dim, 2.0);
     let k = exact(&mut rng, sh.n_tok * sh.n_kv * sh.head_dim, 2.0);
     let v = exact(&mut rng, k.len(), 2.0);
     let dout = exact(&mut rng, q.len(), 2.0);
-    let (o64, l64) = attn64(sh, &q, &k, &v, seg);
+    // f64 of bf16-exact values: the reference's products are the kernel's, exactly.
+    let (o64, l64) = attn64(sh, &to64(&q), &to64(&k), &to64(&v), seg);
     let tag = format!(
         "T={} hd={} {:?} window {:?}",
         sh.n_tok,

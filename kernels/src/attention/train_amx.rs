@@ -226,6 +226,39 @@ fn seen_bits(mask: Mask<'_>, intervals: Option<&[usize]>, n: usize, i: usize, j0
     }
 }
 
+/// `out[32 × 32] = X · Yᵀ` for query block `qb` of `x` ([`a_tiles`]) and key block `jb` of `y`
+/// ([`bt_tiles`]), over the head's `ds` 32-wide chunks: the score block `S = Q·Kᵀ`, or
+/// `dP = dO·Vᵀ`.
+fn block_product(
+    tiles: &Tiles,
+    x: &[u16],
+    y: &[u16],
+    qb: usize,
+    jb: usize,
+    ds: usize,
+    out: &mut [f32],
+) {
+    assert!(x.len() >= (2 * qb + 2) * ds * A_TILE && y.len() >= (jb + 1) * ds * 2 * B_TILE);
+    assert!(out.len() >= BLK * BLK);
+    // SAFETY: tiles configured (`tiles` exists); A = block qb's two 16-row groups (ds chunks
+    // each) and B = block jb's ds chunks of two tiles, both inside the slices (asserted); C = the
+    // 32 × 32 `out`.
+    unsafe {
+        let a0 = x.as_ptr().add(2 * qb * ds * A_TILE);
+        tiles.gemm_32x32(
+            [a0, a0.add(ds * A_TILE)],
+            A_TILE,
+            32,
+            y.as_ptr().add(jb * ds * 2 * B_TILE),
+            2 * B_TILE,
+            ds,
+            out.as_mut_ptr(),
+            BLK,
+            true,
+        );
+    }
+}
+
 /// The forward of one item: `out` (`[n, hd]`) and `lse` (`[n]`) of queries `q` against keys
 /// `k` and values `v` (all `n` rows) under `mask`.
 ///
@@ -271,22 +304,7 @@ unsafe fn fwd_item(
         let (mut m, mut l) = ([f32::NEG_INFINITY; BLK], [0f32; BLK]);
         for jb in block_start(&first, i0, i1) / BLK..=(i1 - 1) / BLK {
             let j0 = jb * BLK;
-            // SAFETY: tiles configured; A = the two 16-query groups of block qb (ds chunks
-            // each, in `qa`), B = key block jb's tiles (ds chunks of two in `kb`), C = `sbuf`.
-            unsafe {
-                let a0 = qa.as_ptr().add(2 * qb * ds * A_TILE);
-                tiles.gemm_32x32(
-                    [a0, a0.add(ds * A_TILE)],
-                    A_TILE,
-                    32,
-                    kb.as_ptr().add(jb * ds * 2 * B_TILE),
-                    2 * B_TILE,
-                    ds,
-                    sbuf.as_mut_ptr(),
-                    BLK,
-                    true,
-                );
-            }
+            block_product(&tiles, qa, kb, qb, jb, ds, sbuf);
             for r in 0..BLK {
                 let i = i0 + r;
                 let prow = &mut pa[(r / 16) * A_TILE + (r % 16) * 32..][..32];
@@ -421,34 +439,8 @@ unsafe fn bwd_item(
         let (i0, i1) = (qb * BLK, (qb * BLK + BLK).min(n));
         for jb in block_start(&first, i0, i1) / BLK..=(i1 - 1) / BLK {
             let j0 = jb * BLK;
-            // SAFETY: tiles configured; A = block qb's two 16-row groups of Q (dO), B = key
-            // block jb's tiles of Kᵀ (Vᵀ), C = `sbuf` (`dpbuf`).
-            unsafe {
-                let a0 = qa.as_ptr().add(2 * qb * ds * A_TILE);
-                tiles.gemm_32x32(
-                    [a0, a0.add(ds * A_TILE)],
-                    A_TILE,
-                    32,
-                    kb.as_ptr().add(jb * ds * 2 * B_TILE),
-                    2 * B_TILE,
-                    ds,
-                    sbuf.as_mut_ptr(),
-                    BLK,
-                    true,
-                );
-                let a0 = da.as_ptr().add(2 * qb * ds * A_TILE);
-                tiles.gemm_32x32(
-                    [a0, a0.add(ds * A_TILE)],
-                    A_TILE,
-                    32,
-                    vtb.as_ptr().add(jb * ds * 2 * B_TILE),
-                    2 * B_TILE,
-                    ds,
-                    dpbuf.as_mut_ptr(),
-                    BLK,
-                    true,
-                );
-            }
+            block_product(&tiles, qa, kb, qb, jb, ds, sbuf);
+            block_product(&tiles, da, vtb, qb, jb, ds, dpbuf);
             // P and dS, two query rows at a time (a pair row of the B tiles).
             for r in (0..BLK).step_by(2) {
                 let mut p = [[zero; 2]; 2];
