@@ -24,7 +24,7 @@ use super::train::{
     visible_cols, AttnShape, Mask,
 };
 use crate::cpu::aligned::AlignedBuf;
-use crate::cpu::x86::amx::{rows_into_tile, transpose_16x16, Tiles, B_TILE};
+use crate::cpu::x86::amx::{rows_into_tile, transpose_16x16, Tiles, B_TILE, VNNI_INTERLEAVE};
 use crate::cpu::ThreadPool;
 use crate::grad::vec::exp_fast;
 
@@ -434,7 +434,7 @@ unsafe fn bwd_item(
     let scale = _mm512_set1_ps(mask.scale);
     let zero = _mm512_setzero_ps();
     // SAFETY: a 64-byte static.
-    let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()) };
+    let idx = unsafe { _mm512_loadu_si512(VNNI_INTERLEAVE.as_ptr().cast()) };
     for qb in 0..nqc {
         let (i0, i1) = (qb * BLK, (qb * BLK + BLK).min(n));
         for jb in block_start(&first, i0, i1) / BLK..=(i1 - 1) / BLK {
@@ -553,18 +553,6 @@ unsafe fn bwd_item(
     }
 }
 
-/// Word `2n` from word `n` (the low half: the even row), `2n + 1` from `16 + n`.
-static INTERLEAVE: [u16; 32] = {
-    let mut idx = [0u16; 32];
-    let mut n = 0;
-    while n < 16 {
-        idx[2 * n] = n as u16;
-        idx[2 * n + 1] = 16 + n as u16;
-        n += 1;
-    }
-    idx
-};
-
 /// `exp(x)` per lane with [`exp_fast`]'s range reduction and polynomial (relative error
 /// ~2e-7), FMA-contracted.
 #[inline]
@@ -653,7 +641,7 @@ unsafe fn pair_tiles(rows: Rows<'_>, zeros: &[f32], np: usize, dst: &mut [u16]) 
     let db = rows.hd / 32;
     assert!(dst.len() >= np * rows.hd);
     // SAFETY: a 64-byte static.
-    let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()) };
+    let idx = unsafe { _mm512_loadu_si512(VNNI_INTERLEAVE.as_ptr().cast()) };
     for t in (0..np).step_by(2) {
         let (lo, hi) = (rows.row(t, zeros), rows.row(t + 1, zeros));
         let (jb, p) = (t / BLK, (t % BLK) / 2);

@@ -174,7 +174,7 @@ pub(super) mod amx {
     use std::arch::x86_64::*;
 
     use crate::cpu::aligned::AlignedBuf;
-    use crate::cpu::x86::amx::{Tiles, B_TILE};
+    use crate::cpu::x86::amx::{lanes16, Tiles, B_TILE, VNNI_INTERLEAVE};
     use crate::cpu::ThreadPool;
     use crate::grad::bf16;
 
@@ -293,7 +293,7 @@ pub(super) mod amx {
         let (kc, nt) = (k.div_ceil(32), p.len() / k);
         assert!(nt <= ITEM && dst.len() >= kc * 4 * A_TILE);
         let tail = k - 32 * (kc - 1);
-        let (m_lo, m_hi) = (mask16(tail), mask16(tail.saturating_sub(16)));
+        let (m_lo, m_hi) = (lanes16(tail), lanes16(tail.saturating_sub(16)));
         for i in 0..ITEM {
             let row = (i / 16) * A_TILE + (i % 16) * 32;
             for c in 0..kc {
@@ -396,22 +396,11 @@ pub(super) mod amx {
     /// AVX512-F, AVX512-BW and AVX512-BF16 must be available.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     unsafe fn cols_to_vnni(q: &[f32], n_tok: usize, n: usize, c0: usize, dst: &mut [u16]) {
-        /// Word `2n` from word `n` (the low half: the even token), `2n + 1` from `16 + n`.
-        static INTERLEAVE: [u16; 32] = {
-            let mut idx = [0u16; 32];
-            let mut n = 0;
-            while n < 16 {
-                idx[2 * n] = n as u16;
-                idx[2 * n + 1] = 16 + n as u16;
-                n += 1;
-            }
-            idx
-        };
         let chunks = n_tok.div_ceil(32);
         assert!(q.len() >= n_tok * n && dst.len() >= chunks * 4 * B_TILE);
         // SAFETY: a 64-byte static.
-        let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()) };
-        let masks: [__mmask16; 4] = std::array::from_fn(|j| mask16(n.saturating_sub(c0 + 16 * j)));
+        let idx = unsafe { _mm512_loadu_si512(VNNI_INTERLEAVE.as_ptr().cast()) };
+        let masks: [__mmask16; 4] = std::array::from_fn(|j| lanes16(n.saturating_sub(c0 + 16 * j)));
         let zero = _mm512_setzero_ps();
         for t in (0..chunks * 32).step_by(2) {
             let (kc, pr) = (t / 32, (t % 32) / 2);
@@ -431,15 +420,6 @@ pub(super) mod amx {
                     _mm512_storeu_si512(d.cast(), _mm512_permutexvar_epi16(idx, v));
                 }
             }
-        }
-    }
-
-    /// The low `n` (≤ 16) lanes.
-    fn mask16(n: usize) -> __mmask16 {
-        if n >= 16 {
-            0xffff
-        } else {
-            (1u16 << n) - 1
         }
     }
 }

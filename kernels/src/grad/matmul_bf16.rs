@@ -735,14 +735,7 @@ mod amx_impl {
         let kc = k.div_ceil(32);
         assert!(dst.len() >= kc * A_TILE && act.len() >= n_tok * k);
         let tail = k - 32 * (kc - 1);
-        let lanes = |n: usize| -> __mmask16 {
-            if n >= 16 {
-                0xffff
-            } else {
-                (1u16 << n) - 1
-            }
-        };
-        let (m_lo, m_hi) = (lanes(tail), lanes(tail.saturating_sub(16)));
+        let (m_lo, m_hi) = (amx::lanes16(tail), amx::lanes16(tail.saturating_sub(16)));
         for r in 0..16 {
             let t = g * 16 + r;
             for c in 0..kc {

@@ -414,6 +414,28 @@ impl Drop for Tiles {
     }
 }
 
+/// `vpermw` indices that turn `cvtne2ps_pbh(hi, lo)` (16 bf16 of `lo`, then 16 of `hi`) into one
+/// VNNI pair row: word `2n` from word `n` (`lo`), `2n + 1` from `16 + n` (`hi`).
+pub(crate) static VNNI_INTERLEAVE: [u16; 32] = {
+    let mut idx = [0u16; 32];
+    let mut n = 0;
+    while n < 16 {
+        idx[2 * n] = n as u16;
+        idx[2 * n + 1] = 16 + n as u16;
+        n += 1;
+    }
+    idx
+};
+
+/// The mask of the low `n` (clamped to 16) lanes of a 16-lane vector.
+pub(crate) fn lanes16(n: usize) -> u16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        (1u16 << n) - 1
+    }
+}
+
 /// `dst[i] = bf16(src[i])` (round to nearest even, subnormals flushed to zero as the
 /// hardware conversion does; bit-identical to [`crate::grad::bf16::round`]).
 ///
