@@ -301,6 +301,19 @@ pub fn attention_forward(
         fwd_head(portable(), n, hd, &head, mask, &mut o, &mut l);
         (o, l)
     });
+    scatter_outputs(&sh, &items, results, out, lse);
+}
+
+/// Each item's `out` rows and log-sum-exp (`results`, in item order) into their places in
+/// `out` (`[T, n_head, hd]`) and `lse` (`[T, n_head]`).
+pub(super) fn scatter_outputs(
+    sh: &AttnShape,
+    items: &[(usize, usize, usize)],
+    results: Vec<(Buf, Buf)>,
+    out: &mut [f32],
+    lse: &mut [f32],
+) {
+    let hd = sh.head_dim;
     for (&(h, a, b), (o, l)) in items.iter().zip(results) {
         for t in a..b {
             out[sh.q_at(t, h)..][..hd].copy_from_slice(&o[(t - a) * hd..][..hd]);
@@ -597,10 +610,10 @@ fn sum_tree(p: &[f32]) -> f32 {
 }
 
 /// One head's backward results: dq `[T, hd]`, and its contributions to its group's dk, dv.
-struct HeadGrad {
-    dq: Buf,
-    dk: Buf,
-    dv: Buf,
+pub(super) struct HeadGrad {
+    pub(super) dq: Buf,
+    pub(super) dk: Buf,
+    pub(super) dv: Buf,
 }
 
 /// Backward: given `dout`, the forward's `out` and `lse`, accumulates `dq`, `dk`, `dv`, on
@@ -656,8 +669,21 @@ pub fn attention_backward(
         bwd_head(portable(), n, hd, &head, mask, &l, &delta, &d_o, &mut g);
         g
     });
-    // Items in head order, so each head's dk/dv (shared by its kv group) are summed in the
-    // same order whatever the thread count.
+    add_gradients(&sh, &items, results, dq, dk, dv);
+}
+
+/// Adds each item's gradients (`results`, in item order) to `dq`, `dk`, `dv`. Items go in head
+/// order, so each head's dk/dv (shared by its kv group) are summed in the same order whatever
+/// the thread count.
+pub(super) fn add_gradients(
+    sh: &AttnShape,
+    items: &[(usize, usize, usize)],
+    results: Vec<HeadGrad>,
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+) {
+    let hd = sh.head_dim;
     for (&(h, a, b), g) in items.iter().zip(results) {
         let kv = sh.kv_head(h);
         for t in a..b {

@@ -18,10 +18,10 @@
 use std::arch::x86_64::*;
 use std::cell::Cell;
 
-use super::bufs::{self, Buf};
+use super::bufs;
 use super::train::{
-    block_start, first_visible, independent_ranges, items, key_intervals, per_item, visible,
-    visible_cols, AttnShape, Mask,
+    add_gradients, block_start, first_visible, independent_ranges, items, key_intervals, per_item,
+    scatter_outputs, visible, visible_cols, AttnShape, HeadGrad, Mask,
 };
 use crate::cpu::aligned::AlignedBuf;
 use crate::cpu::x86::amx::{rows_into_tile, transpose_16x16, Tiles, B_TILE, VNNI_INTERLEAVE};
@@ -109,12 +109,7 @@ pub(super) fn forward(
         });
         (o, l)
     });
-    for (&(h, a, b), (o, l)) in items.iter().zip(results) {
-        for t in a..b {
-            out[sh.q_at(t, h)..][..hd].copy_from_slice(&o[(t - a) * hd..][..hd]);
-            lse[t * sh.n_head + h] = l[t - a];
-        }
-    }
+    scatter_outputs(&sh, &items, results, out, lse);
     true
 }
 
@@ -152,25 +147,18 @@ pub(super) fn backward(
             delta[t - a] = crate::grad::vec::dot(&dout[at..][..hd], &out[at..][..hd]);
             l[t - a] = lse[t * sh.n_head + h];
         }
-        let mut g = [bufs::take(n * hd), bufs::take(n * hd), bufs::take(n * hd)];
+        let mut g = HeadGrad {
+            dq: bufs::take(n * hd),
+            dk: bufs::take(n * hd),
+            dv: bufs::take(n * hd),
+        };
         with_scratch(|sc| {
             // SAFETY: `runs` checked AMX (with AVX-512 F/BW/BF16) is available.
             unsafe { bwd_item(sc, qr, kr, vr, dor, mask.range(a, b), &l, &delta, &mut g) }
         });
         g
     });
-    // Items in head order, so each head's dk/dv (shared by its kv group) are summed in the
-    // same order whatever the thread count.
-    for (&(h, a, b), [gq, gk, gv]) in items.iter().zip(results) {
-        let kv = sh.kv_head(h);
-        for t in a..b {
-            let (qa, ka) = (sh.q_at(t, h), sh.kv_at(t, kv));
-            let r = (t - a) * hd;
-            crate::grad::vec::axpy(1.0, &gq[r..][..hd], &mut dq[qa..][..hd]);
-            crate::grad::vec::axpy(1.0, &gk[r..][..hd], &mut dk[ka..][..hd]);
-            crate::grad::vec::axpy(1.0, &gv[r..][..hd], &mut dv[ka..][..hd]);
-        }
-    }
+    add_gradients(&sh, &items, results, dq, dk, dv);
     true
 }
 
@@ -374,7 +362,7 @@ unsafe fn fwd_item(
     }
 }
 
-/// The backward of one item: `g` = [dq, dk, dv] (`[n, hd]` each, overwritten) of the item's
+/// The backward of one item: `g`'s dq, dk, dv (`[n, hd]` each, overwritten) of the item's
 /// rows, given `dout`'s rows, the forward's log-sum-exp `lse` and `delta_i = dout_i · out_i`.
 ///
 /// # Safety
@@ -390,7 +378,7 @@ unsafe fn bwd_item(
     mask: Mask<'_>,
     lse: &[f32],
     delta: &[f32],
-    g: &mut [Buf; 3],
+    g: &mut HeadGrad,
 ) {
     let (n, hd) = (q.n, q.hd);
     let (np, ds, db) = (n.next_multiple_of(BLK), hd / 32, hd / 32);
@@ -543,7 +531,11 @@ unsafe fn bwd_item(
             }
         }
     }
-    let [gq, gk, gv] = g;
+    let HeadGrad {
+        dq: gq,
+        dk: gk,
+        dv: gv,
+    } = g;
     gq.copy_from_slice(&dq[..n * hd]);
     for t in 0..n {
         for d in 0..hd {
